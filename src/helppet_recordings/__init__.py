@@ -1,0 +1,106 @@
+"""helppet_recordings: direct-to-S3 audio uploads with a tracked, verified life cycle.
+
+The public surface is listed in ``__all__``. Backends that need an optional
+extra (``S3Storage`` needs ``[s3]``, ``SqlAlchemyRepository`` needs ``[sql]``)
+are imported on first use, so importing the package never requires them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from helppet_recordings.errors import (
+    FileTooLargeError,
+    InvalidStatusTransitionError,
+    MissingDependencyError,
+    PermissionDeniedError,
+    RecordingError,
+    RecordingNotFoundError,
+    RepositoryError,
+    RepositoryUnavailableError,
+    StorageError,
+    StorageUnavailableError,
+    UnavailableError,
+    UnsupportedContentTypeError,
+    UploadNotFoundError,
+    UploadSizeMismatchError,
+    UploadTimeoutError,
+    UploadVerificationError,
+    ValidationError,
+)
+from helppet_recordings.models import Recording, StoredObject, UploadTicket
+from helppet_recordings.ports import RecordingRepository, RecordingStorage
+from helppet_recordings.repositories.memory import InMemoryRepository
+from helppet_recordings.schemas import (
+    CompleteUploadRequest,
+    DownloadUrlResponse,
+    ErrorResponse,
+    InitiateUploadRequest,
+    InitiateUploadResponse,
+    RecordingListResponse,
+    RecordingResponse,
+)
+from helppet_recordings.service import RecordingService
+from helppet_recordings.settings import RecordingSettings
+from helppet_recordings.status import RecordingStatus, RecordingType
+
+if TYPE_CHECKING:
+    from helppet_recordings.storage.s3 import S3Storage
+
+__all__ = [
+    "CompleteUploadRequest",
+    "DownloadUrlResponse",
+    "ErrorResponse",
+    "FileTooLargeError",
+    "InMemoryRepository",
+    "InitiateUploadRequest",
+    "InitiateUploadResponse",
+    "InvalidStatusTransitionError",
+    "MissingDependencyError",
+    "PermissionDeniedError",
+    "Recording",
+    "RecordingError",
+    "RecordingListResponse",
+    "RecordingNotFoundError",
+    "RecordingRepository",
+    "RecordingResponse",
+    "RecordingService",
+    "RecordingSettings",
+    "RecordingStatus",
+    "RecordingStorage",
+    "RecordingType",
+    "RepositoryError",
+    "RepositoryUnavailableError",
+    "S3Storage",
+    "StorageError",
+    "StorageUnavailableError",
+    "StoredObject",
+    "UnavailableError",
+    "UnsupportedContentTypeError",
+    "UploadNotFoundError",
+    "UploadSizeMismatchError",
+    "UploadTicket",
+    "UploadTimeoutError",
+    "UploadVerificationError",
+    "ValidationError",
+]
+
+_LAZY = {
+    "S3Storage": "helppet_recordings.storage.s3",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import optional backends on first use (they need extras)."""
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module 'helppet_recordings' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

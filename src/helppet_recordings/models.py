@@ -1,0 +1,126 @@
+"""Domain objects: the recording entity and the values that pass between ports.
+
+These are plain attrs classes. They know nothing of JSON (see ``schemas``),
+SQL or S3; backends map their own representations to and from them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from helppet_recordings.status import RecordingStatus, RecordingType
+
+__all__ = [
+    "Recording",
+    "RecordingFilter",
+    "RecordingPage",
+    "StoredObject",
+    "UploadTicket",
+]
+
+
+@attrs.define(kw_only=True)
+class Recording:
+    """One audio recording and everything known about it.
+
+    The fields mirror the design's ``recordings`` table, plus
+    ``upload_expires_at``: the deadline after which an upload that never
+    arrived is declared failed. Change ``status`` only through the service,
+    which checks every change against the transition table.
+    """
+
+    id: uuid.UUID
+    recorded_by_user_id: uuid.UUID
+    appointment_id: uuid.UUID | None = None
+    visit_id: uuid.UUID | None = None
+    recording_type: RecordingType = RecordingType.VISIT_AUDIO
+    status: RecordingStatus = RecordingStatus.UPLOADING
+    filename: str
+    original_filename: str | None = None
+    file_size_bytes: int | None = None
+    duration_seconds: float | None = None
+    mime_type: str | None = None
+    s3_bucket: str
+    s3_key: str
+    s3_url: str | None = None
+    transcript_text: str | None = None
+    transcript_confidence: float | None = None
+    transcript_language: str | None = None
+    transcription_service: str | None = None
+    processing_started_at: dt.datetime | None = None
+    processing_completed_at: dt.datetime | None = None
+    processing_error: str | None = None
+    recording_metadata: dict[str, Any] | None = None
+    is_deleted: bool = False
+    deleted_at: dt.datetime | None = None
+    deleted_by_user_id: uuid.UUID | None = None
+    upload_expires_at: dt.datetime | None = None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    def copy(self, **changes: Any) -> Recording:
+        """Return a copy with ``changes`` applied (the metadata dict is copied too)."""
+        if "recording_metadata" not in changes and self.recording_metadata is not None:
+            changes["recording_metadata"] = dict(self.recording_metadata)
+        return attrs.evolve(self, **changes)
+
+    def is_owned_by(self, user_id: uuid.UUID) -> bool:
+        """Return whether ``user_id`` recorded this recording."""
+        return self.recorded_by_user_id == user_id
+
+
+@attrs.frozen(kw_only=True)
+class UploadTicket:
+    """What a client needs to upload one object: a POST URL and the form fields to send."""
+
+    url: str
+    fields: Mapping[str, str]
+    key: str
+    bucket: str
+    expires_in: int
+    max_size: int
+
+
+@attrs.frozen(kw_only=True)
+class StoredObject:
+    """What storage reports about an object it holds."""
+
+    key: str
+    size: int
+    content_type: str | None = None
+    etag: str | None = None
+    server_side_encryption: str | None = None
+    last_modified: dt.datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RecordingFilter:
+    """Which recordings a listing returns: one owner's live recordings, optionally narrowed."""
+
+    user_id: uuid.UUID
+    appointment_id: uuid.UUID | None = None
+    visit_id: uuid.UUID | None = None
+    status: RecordingStatus | None = None
+
+    def matches(self, recording: Recording) -> bool:
+        """Return whether ``recording`` belongs in a listing with this filter."""
+        return (
+            not recording.is_deleted
+            and recording.recorded_by_user_id == self.user_id
+            and (self.appointment_id is None or recording.appointment_id == self.appointment_id)
+            and (self.visit_id is None or recording.visit_id == self.visit_id)
+            and (self.status is None or recording.status == self.status)
+        )
+
+
+@attrs.frozen(kw_only=True)
+class RecordingPage:
+    """One page of a listing and the number of recordings matching its filter."""
+
+    items: list[Recording]
+    total: int

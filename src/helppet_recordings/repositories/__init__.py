@@ -1,0 +1,1 @@
+"""Repository backends: in-memory (always available) and SQLAlchemy (the ``sql`` extra)."""

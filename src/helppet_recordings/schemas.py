@@ -1,0 +1,204 @@
+"""The wire: pydantic models of every request and response (the design's JSON shapes).
+
+This is the only module that knows JSON shapes. Shape rules (types, ranges,
+filename characters, metadata size) are checked here, so a bad request fails
+the same way through the service and through an HTTP framework. Rules that
+depend on configuration or carry their own error code (content types, the
+maximum file size) are checked by the service.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+)
+
+from helppet_recordings import policy
+from helppet_recordings.errors import RecordingError
+from helppet_recordings.models import Recording
+from helppet_recordings.status import RecordingStatus, RecordingType
+
+__all__ = [
+    "CompleteUploadRequest",
+    "DownloadUrlResponse",
+    "ErrorResponse",
+    "InitiateUploadRequest",
+    "InitiateUploadResponse",
+    "RecordingListResponse",
+    "RecordingResponse",
+]
+
+
+def _as_recording_error(check: Any) -> Any:
+    """Run a policy check, turning its RecordingError into the ValueError pydantic expects."""
+
+    def run(value: Any) -> Any:
+        try:
+            return check(value)
+        except RecordingError as exc:
+            errors = exc.details.get("errors") or [{"message": exc.message}]
+            raise ValueError(errors[0]["message"]) from exc
+
+    return run
+
+
+Duration = Annotated[
+    float, Field(strict=True, ge=0, le=policy.MAX_DURATION_SECONDS, allow_inf_nan=False)
+]
+"""Seconds of audio: finite, from 0 to one day."""
+
+Filename = Annotated[
+    str,
+    Field(max_length=policy.MAX_FILENAME_LENGTH * 4),
+    AfterValidator(_as_recording_error(policy.check_filename)),
+]
+"""A plain file name; see :func:`helppet_recordings.policy.check_filename`."""
+
+
+def _not_nil(value: uuid.UUID) -> uuid.UUID:
+    if value.int == 0:
+        msg = "must not be the nil UUID"
+        raise ValueError(msg)
+    return value
+
+
+ContextId = Annotated[uuid.UUID, AfterValidator(_not_nil)]
+"""An appointment or visit id: any UUID but the nil one."""
+
+ContentType = Annotated[str, Field(min_length=1, max_length=policy.MAX_CONTENT_TYPE_LENGTH)]
+"""A MIME type as the client declared it; checked against the allow-list by the service."""
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=False)
+
+
+class InitiateUploadRequest(_Request):
+    """Ask for an upload ticket for one recording."""
+
+    appointment_id: ContextId | None = None
+    visit_id: ContextId | None = None
+    recording_type: RecordingType = RecordingType.VISIT_AUDIO
+    filename: Filename
+    content_type: ContentType
+    estimated_duration_seconds: Duration | None = None
+
+
+class CompleteUploadRequest(_Request):
+    """Tell the service an upload finished, with what the client knows about it."""
+
+    file_size_bytes: Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
+    duration_seconds: Duration | None = None
+    recording_metadata: dict[str, Any] | None = None
+
+    @field_validator("recording_metadata")
+    @classmethod
+    def _metadata_fits(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            _as_recording_error(policy.dump_metadata)(value)
+        return value
+
+
+class InitiateUploadResponse(BaseModel):
+    """An upload ticket: POST every ``upload_fields`` entry, then the file as ``file``."""
+
+    recording_id: uuid.UUID
+    upload_url: str
+    upload_fields: dict[str, str]
+    s3_key: str
+    bucket: str
+    expires_in: int
+    max_file_size: int
+
+
+class RecordingResponse(BaseModel):
+    """Everything a client may know about one recording."""
+
+    id: uuid.UUID
+    appointment_id: uuid.UUID | None
+    visit_id: uuid.UUID | None
+    recorded_by_user_id: uuid.UUID
+    recording_type: RecordingType
+    status: RecordingStatus
+    filename: str
+    original_filename: str | None
+    file_size_bytes: int | None
+    duration_seconds: float | None
+    mime_type: str | None
+    s3_bucket: str
+    s3_key: str
+    transcript_text: str | None
+    transcript_confidence: float | None
+    transcript_language: str | None
+    transcription_service: str | None
+    processing_started_at: dt.datetime | None
+    processing_completed_at: dt.datetime | None
+    processing_error: str | None
+    recording_metadata: dict[str, Any] | None
+    is_deleted: bool
+    upload_expires_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def from_recording(cls, recording: Recording) -> RecordingResponse:
+        """Build the response for a domain recording."""
+        return cls(
+            id=recording.id,
+            appointment_id=recording.appointment_id,
+            visit_id=recording.visit_id,
+            recorded_by_user_id=recording.recorded_by_user_id,
+            recording_type=recording.recording_type,
+            status=recording.status,
+            filename=recording.filename,
+            original_filename=recording.original_filename,
+            file_size_bytes=recording.file_size_bytes,
+            duration_seconds=recording.duration_seconds,
+            mime_type=recording.mime_type,
+            s3_bucket=recording.s3_bucket,
+            s3_key=recording.s3_key,
+            transcript_text=recording.transcript_text,
+            transcript_confidence=recording.transcript_confidence,
+            transcript_language=recording.transcript_language,
+            transcription_service=recording.transcription_service,
+            processing_started_at=recording.processing_started_at,
+            processing_completed_at=recording.processing_completed_at,
+            processing_error=recording.processing_error,
+            recording_metadata=recording.recording_metadata,
+            is_deleted=recording.is_deleted,
+            upload_expires_at=recording.upload_expires_at,
+            created_at=recording.created_at,
+            updated_at=recording.updated_at,
+        )
+
+
+class RecordingListResponse(BaseModel):
+    """One page of a caller's recordings."""
+
+    items: list[RecordingResponse]
+    total: int
+    limit: int
+    offset: int
+
+
+class DownloadUrlResponse(BaseModel):
+    """A signed, expiring URL to download a recording's audio."""
+
+    download_url: str
+    expires_in: int
+
+
+class ErrorResponse(BaseModel):
+    """The error body: what went wrong, a stable code, and what to fix."""
+
+    message: str
+    error_code: str
+    details: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,97 @@
+"""Settings read from the environment (names from the design document)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from helppet_recordings.keys import normalize_prefix
+
+__all__ = ["MAX_SUPPORTED_FILE_SIZE", "RecordingSettings"]
+
+MAX_SUPPORTED_FILE_SIZE: Final = 2**31 - 1
+"""Largest ``max_file_size`` supported: ``file_size_bytes`` is an INTEGER column."""
+
+_SEVEN_DAYS: Final = 7 * 24 * 60 * 60  # the longest a SigV4 presigned URL may live
+
+
+def _env(name: str, field: str) -> AliasChoices:
+    return AliasChoices(field, name)
+
+
+class RecordingSettings(BaseSettings):
+    """Configuration of a :class:`~helppet_recordings.RecordingService`.
+
+    Values come from keyword arguments, then the environment, then the defaults:
+
+    ===============================  ================================  ============================
+    field                            environment variable              default
+    ===============================  ================================  ============================
+    ``aws_region``                   ``AWS_REGION``                    ``us-east-1``
+    ``s3_bucket_name``               ``S3_BUCKET_NAME``                ``helppet-audio-recordings``
+    ``s3_recordings_prefix``         ``S3_RECORDINGS_PREFIX``          ``recordings/``
+    ``s3_presigned_url_expiration``  ``S3_PRESIGNED_URL_EXPIRATION``   ``3600``
+    ``max_file_size``                ``HELPPET_MAX_FILE_SIZE``         ``104857600`` (100 MiB)
+    ``upload_grace_seconds``         ``HELPPET_UPLOAD_GRACE_SECONDS``  ``900``
+    ``list_max_limit``               ``HELPPET_LIST_MAX_LIMIT``        ``200``
+    ===============================  ================================  ============================
+    """
+
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, case_sensitive=False
+    )
+
+    aws_region: Annotated[
+        str, Field(min_length=1, validation_alias=_env("AWS_REGION", "aws_region"))
+    ] = "us-east-1"
+    s3_bucket_name: Annotated[
+        str,
+        Field(
+            min_length=3,
+            max_length=63,
+            pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$",
+            validation_alias=_env("S3_BUCKET_NAME", "s3_bucket_name"),
+        ),
+    ] = "helppet-audio-recordings"
+    s3_recordings_prefix: Annotated[
+        str, Field(validation_alias=_env("S3_RECORDINGS_PREFIX", "s3_recordings_prefix"))
+    ] = "recordings/"
+    s3_presigned_url_expiration: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=_SEVEN_DAYS,
+            validation_alias=_env("S3_PRESIGNED_URL_EXPIRATION", "s3_presigned_url_expiration"),
+        ),
+    ] = 3600
+    max_file_size: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=MAX_SUPPORTED_FILE_SIZE,
+            validation_alias=_env("HELPPET_MAX_FILE_SIZE", "max_file_size"),
+        ),
+    ] = 104_857_600
+    upload_grace_seconds: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=_SEVEN_DAYS,
+            validation_alias=_env("HELPPET_UPLOAD_GRACE_SECONDS", "upload_grace_seconds"),
+            description=(
+                "How long after an upload URL expires a recording may still be completed "
+                "before the sweeper declares it failed; covers uploads still in flight."
+            ),
+        ),
+    ] = 900
+    list_max_limit: Annotated[
+        int,
+        Field(ge=1, le=10_000, validation_alias=_env("HELPPET_LIST_MAX_LIMIT", "list_max_limit")),
+    ] = 200
+
+    @field_validator("s3_recordings_prefix")
+    @classmethod
+    def _safe_prefix(cls, value: str) -> str:
+        return normalize_prefix(value)

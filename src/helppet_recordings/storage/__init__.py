@@ -1,0 +1,1 @@
+"""Storage backends: S3 (the ``s3`` extra) and the local filesystem."""

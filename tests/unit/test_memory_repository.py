@@ -1,0 +1,16 @@
+"""The in-memory repository passes the repository contract."""
+
+from __future__ import annotations
+
+import pytest
+
+from helppet_recordings import InMemoryRepository
+from helppet_recordings.ports import RecordingRepository
+from tests.contract.repository_contract import RepositoryContract
+
+
+class TestInMemoryRepository(RepositoryContract):
+    @pytest.fixture
+    def repository(self) -> RecordingRepository:
+        """A fresh in-memory repository."""
+        return InMemoryRepository()
