@@ -51,15 +51,15 @@ class KeyParts:
 def normalize_prefix(prefix: str) -> str:
     """Return ``prefix`` as ``""`` or ``"a/b/"``; raise ``ValueError`` if it is unsafe.
 
-    Segments are letters, digits, ``.``, ``_`` and ``-``, never ``.`` or ``..``,
-    and the prefix never starts with ``/``.
+    Segments are letters, digits, ``.``, ``_`` and ``-``, start with a letter
+    or digit and never contain ``..``; the prefix never starts with ``/``.
     """
     stripped = prefix.strip("/")
     if not stripped:
         return ""
     segments = stripped.split("/")
     for segment in segments:
-        if segment in {".", ".."} or not _PREFIX_SEGMENT.fullmatch(segment):
+        if ".." in segment or not _PREFIX_SEGMENT.fullmatch(segment):
             msg = f"unsafe key prefix segment {segment!r} in {prefix!r}"
             raise ValueError(msg)
     return "/".join(segments) + "/"

@@ -117,7 +117,7 @@ class S3Storage:
                 Conditions=conditions,
                 ExpiresIn=expires_in,
             )
-        except botocore.exceptions.BotoCoreError as exc:
+        except (botocore.exceptions.BotoCoreError, AttributeError) as exc:
             _raise_translated(exc)
         return UploadTicket(
             url=post["url"],
@@ -143,7 +143,7 @@ class S3Storage:
                 },
                 ExpiresIn=expires_in,
             )
-        except botocore.exceptions.BotoCoreError as exc:
+        except (botocore.exceptions.BotoCoreError, AttributeError) as exc:
             _raise_translated(exc)
 
     def object_url(self, key: str) -> str:
@@ -250,6 +250,13 @@ def _raise_translated(exc: Exception) -> NoReturn:
             "S3 could not be reached; retry later",
             retry_after=_DEFAULT_RETRY_AFTER,
             storage_error=type(exc).__name__,
+        ) from exc
+    if isinstance(exc, AttributeError):
+        # botocore's POST presigner dereferences missing credentials instead of raising
+        # NoCredentialsError; nothing else in a presign call raises AttributeError.
+        raise StorageError(
+            "S3 request could not be signed: NoCredentialsError (no AWS credentials found)",
+            storage_error="NoCredentialsError",
         ) from exc
     raise StorageError(
         f"S3 request could not be made: {type(exc).__name__}", storage_error=type(exc).__name__

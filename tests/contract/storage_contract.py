@@ -1,0 +1,243 @@
+"""The contract every RecordingStorage backend passes.
+
+:class:`StorageContract` covers what the service asks of storage. A backend's
+test module subclasses it and supplies ``storage`` (an empty store) and
+``put_object`` (stores bytes at a key the way a finished upload would).
+
+:class:`HttpStorageContract` adds what a phone sees: real multipart POST
+uploads against the ticket's policy and real GETs of download URLs, over
+HTTP. Backends that serve HTTP (SeaweedFS, LocalStorage) run it; moto does
+not, because it enforces none of a POST policy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+
+import httpx
+import pytest
+
+from helppet_recordings.models import UploadTicket
+from helppet_recordings.ports import RecordingStorage
+
+PutObject = Callable[[str, bytes, str], None]
+"""``put_object(key, body, content_type)``: store an object as a finished upload would."""
+
+AUDIO = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 8
+MAX_SIZE = 64 * 1024
+
+
+def _md5(body: bytes) -> str:
+    return hashlib.md5(body).hexdigest()  # noqa: S324 - S3 ETags are MD5 by definition
+
+
+class StorageContract:
+    """Behaviour shared by every storage backend."""
+
+    prefix = "recordings/"
+
+    @pytest.fixture
+    def storage(self) -> RecordingStorage:
+        """An empty storage backend."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    def put_object(self, storage: RecordingStorage) -> PutObject:
+        """Store bytes at a key as a finished upload would."""
+        raise NotImplementedError
+
+    def key(self, name: str) -> str:
+        """A key under the test prefix."""
+        return f"{self.prefix}u/ctx/{name}"
+
+    def test_satisfies_the_port(self, storage: RecordingStorage) -> None:
+        """The backend structurally implements the storage protocol."""
+        assert isinstance(storage, RecordingStorage)
+
+    def test_ticket_pins_key_type_size_and_expiry(self, storage: RecordingStorage) -> None:
+        """A ticket names the key, the bucket, the content type, the limits and a POST URL."""
+        key = self.key("ticket.m4a")
+        ticket = storage.create_upload(
+            key=key, content_type="audio/mp4", max_size=MAX_SIZE, expires_in=600
+        )
+        assert isinstance(ticket, UploadTicket)
+        assert (ticket.key, ticket.bucket) == (key, storage.bucket)
+        assert (ticket.expires_in, ticket.max_size) == (600, MAX_SIZE)
+        assert ticket.fields["key"] == key
+        assert ticket.fields["Content-Type"] == "audio/mp4"
+        assert ticket.url.startswith(("http://", "https://"))
+        assert all(isinstance(v, str) for v in ticket.fields.values())
+
+    def test_head_reports_size_type_and_md5(
+        self, storage: RecordingStorage, put_object: PutObject
+    ) -> None:
+        """HEAD of a stored object gives its size, content type and MD5 ETag."""
+        key = self.key("head.wav")
+        put_object(key, AUDIO, "audio/wav")
+        stored = storage.head(key)
+        assert stored is not None
+        assert (stored.key, stored.size, stored.content_type) == (key, len(AUDIO), "audio/wav")
+        assert stored.etag == _md5(AUDIO)
+        assert stored.server_side_encryption in {None, "AES256"}
+
+    def test_head_of_missing_object_is_none(self, storage: RecordingStorage) -> None:
+        """A key that holds nothing is None, not an error."""
+        assert storage.head(self.key("missing.m4a")) is None
+
+    def test_delete_removes_and_is_idempotent(
+        self, storage: RecordingStorage, put_object: PutObject
+    ) -> None:
+        """Deleting removes the object; deleting again, or a missing key, is fine."""
+        key = self.key("gone.m4a")
+        put_object(key, AUDIO, "audio/mp4")
+        storage.delete(key)
+        assert storage.head(key) is None
+        storage.delete(key)
+        storage.delete(self.key("never-existed.m4a"))
+
+    def test_iter_objects_lists_only_the_prefix(
+        self, storage: RecordingStorage, put_object: PutObject
+    ) -> None:
+        """Listing yields every object under the prefix and nothing outside it."""
+        inside = [self.key(f"n{i}.m4a") for i in range(3)]
+        for key in inside:
+            put_object(key, AUDIO, "audio/mp4")
+        put_object("elsewhere/x.m4a", AUDIO, "audio/mp4")
+        listed = {obj.key: obj.size for obj in storage.iter_objects(self.prefix)}
+        assert listed == dict.fromkeys(inside, len(AUDIO))
+
+    def test_object_url_names_the_object(self, storage: RecordingStorage) -> None:
+        """The record URI is stable and contains the key."""
+        key = self.key("uri.m4a")
+        assert storage.object_url(key) == storage.object_url(key)
+        assert key in storage.object_url(key)
+
+
+class HttpStorageContract(StorageContract):
+    """What a phone sees: real POST uploads and GET downloads, with the policy enforced."""
+
+    signature_field: str
+    """The upload field that carries the signature."""
+
+    def post(
+        self,
+        ticket: UploadTicket,
+        body: bytes,
+        *,
+        fields: Mapping[str, str] | None = None,
+        url: str | None = None,
+    ) -> httpx.Response:
+        """POST a multipart upload: every field, then the file as ``file``."""
+        data = dict(ticket.fields if fields is None else fields)
+        content_type = data.get("Content-Type", "application/octet-stream")
+        return httpx.post(
+            url or ticket.url,
+            data=data,
+            files={"file": ("recording", body, content_type)},
+            timeout=30,
+        )
+
+    def ticket(
+        self, storage: RecordingStorage, name: str, *, expires_in: int = 600
+    ) -> UploadTicket:
+        """A ticket for an audio/mp4 upload of at most ``MAX_SIZE`` bytes."""
+        return storage.create_upload(
+            key=self.key(name), content_type="audio/mp4", max_size=MAX_SIZE, expires_in=expires_in
+        )
+
+    def assert_refused(self, response: httpx.Response, storage: RecordingStorage, key: str) -> None:
+        """The server answered 4xx and stored nothing at ``key``."""
+        assert 400 <= response.status_code < 500, (response.status_code, response.text)
+        assert storage.head(key) is None
+
+    def test_valid_upload_lands(self, storage: RecordingStorage) -> None:
+        """A POST of exactly the ticket's fields stores the bytes with the signed type."""
+        ticket = self.ticket(storage, "valid.m4a")
+        response = self.post(ticket, AUDIO)
+        assert 200 <= response.status_code < 300, response.text
+        stored = storage.head(ticket.key)
+        assert stored is not None
+        assert (stored.size, stored.content_type, stored.etag) == (
+            len(AUDIO),
+            "audio/mp4",
+            _md5(AUDIO),
+        )
+
+    def test_upload_of_exactly_max_size_lands(self, storage: RecordingStorage) -> None:
+        """The size range includes its upper bound."""
+        ticket = self.ticket(storage, "max.m4a")
+        response = self.post(ticket, b"a" * MAX_SIZE)
+        assert 200 <= response.status_code < 300, response.text
+        stored = storage.head(ticket.key)
+        assert stored is not None
+        assert stored.size == MAX_SIZE
+
+    def test_oversize_upload_is_refused(self, storage: RecordingStorage) -> None:
+        """One byte over the limit is refused and nothing is stored."""
+        ticket = self.ticket(storage, "big.m4a")
+        self.assert_refused(self.post(ticket, b"a" * (MAX_SIZE + 1)), storage, ticket.key)
+
+    def test_empty_upload_is_refused(self, storage: RecordingStorage) -> None:
+        """An empty file is outside the 1..max range."""
+        ticket = self.ticket(storage, "empty.m4a")
+        self.assert_refused(self.post(ticket, b""), storage, ticket.key)
+
+    def test_other_content_type_is_refused(self, storage: RecordingStorage) -> None:
+        """Changing the Content-Type field breaks the policy."""
+        ticket = self.ticket(storage, "type.m4a")
+        fields = {**ticket.fields, "Content-Type": "text/html"}
+        self.assert_refused(self.post(ticket, AUDIO, fields=fields), storage, ticket.key)
+
+    def test_other_key_is_refused(self, storage: RecordingStorage) -> None:
+        """A ticket cannot be reused for another key."""
+        ticket = self.ticket(storage, "key.m4a")
+        other = self.key("someone-else.m4a")
+        response = self.post(ticket, AUDIO, fields={**ticket.fields, "key": other})
+        self.assert_refused(response, storage, ticket.key)
+        assert storage.head(other) is None
+
+    def test_tampered_signature_is_refused(self, storage: RecordingStorage) -> None:
+        """Changing one character of the signature is refused."""
+        ticket = self.ticket(storage, "sig.m4a")
+        signature = ticket.fields[self.signature_field]
+        flipped = ("0" if signature[0] != "0" else "1") + signature[1:]
+        fields = {**ticket.fields, self.signature_field: flipped}
+        self.assert_refused(self.post(ticket, AUDIO, fields=fields), storage, ticket.key)
+
+    def test_expired_ticket_is_refused(self, storage: RecordingStorage) -> None:
+        """A ticket used after its expiry is refused."""
+        ticket = self.ticket(storage, "late.m4a", expires_in=1)
+        time.sleep(2.2)
+        self.assert_refused(self.post(ticket, AUDIO), storage, ticket.key)
+
+    def test_download_url_serves_bytes_as_attachment(self, storage: RecordingStorage) -> None:
+        """A signed download URL returns the bytes, the type and the download filename."""
+        ticket = self.ticket(storage, "down.m4a")
+        assert self.post(ticket, AUDIO).is_success
+        url = storage.create_download_url(
+            key=ticket.key, expires_in=60, content_type="audio/mp4", filename="Bello's visit.m4a"
+        )
+        response = httpx.get(url, timeout=30)
+        assert response.status_code == 200
+        assert response.content == AUDIO
+        assert response.headers["content-type"] == "audio/mp4"
+        disposition = response.headers["content-disposition"]
+        assert disposition.startswith("attachment;")
+        assert urllib.parse.quote("Bello's visit.m4a", safe="") in disposition
+
+    def test_tampered_download_url_is_refused(self, storage: RecordingStorage) -> None:
+        """Pointing a signed download URL at another key is refused."""
+        first, second = self.ticket(storage, "d1.m4a"), self.ticket(storage, "d2.m4a")
+        assert self.post(first, AUDIO).is_success
+        assert self.post(second, b"secret" * 10).is_success
+        url = storage.create_download_url(
+            key=first.key, expires_in=60, content_type="audio/mp4", filename="a.m4a"
+        )
+        tampered = url.replace("d1.m4a", "d2.m4a")
+        assert tampered != url
+        response = httpx.get(tampered, timeout=30)
+        assert response.status_code == 403
+        assert b"secret" not in response.content

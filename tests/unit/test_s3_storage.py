@@ -1,0 +1,223 @@
+"""S3Storage mechanics on in-process S3 (moto), and botocore errors translated."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import urllib.parse
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.exceptions
+import pytest
+from botocore.config import Config
+from botocore.stub import Stubber
+
+from helppet_recordings import S3Storage, StorageError, StorageUnavailableError
+from helppet_recordings.ports import RecordingStorage
+from tests.contract.storage_contract import PutObject, StorageContract
+from tests.support.moto_s3 import BUCKET, moto_bucket, s3v4_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+@pytest.fixture
+def s3_client() -> Iterator[S3Client]:
+    """An in-process S3 with the recordings bucket."""
+    with moto_bucket() as client:
+        yield client
+
+
+class TestS3StorageOnMoto(StorageContract):
+    @pytest.fixture
+    def storage(self, s3_client: S3Client) -> RecordingStorage:
+        """S3Storage over moto."""
+        return S3Storage(BUCKET, client=s3_client)
+
+    @pytest.fixture
+    def put_object(self, s3_client: S3Client) -> PutObject:
+        """Store an object as a finished POST upload would (moto cannot enforce the policy)."""
+
+        def put(key: str, body: bytes, content_type: str) -> None:
+            s3_client.put_object(
+                Bucket=BUCKET,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                ServerSideEncryption="AES256",
+            )
+
+        return put
+
+
+def _policy(fields: dict[str, str]) -> dict[str, Any]:
+    decoded: dict[str, Any] = json.loads(base64.b64decode(fields["policy"]))
+    return decoded
+
+
+def test_policy_pins_bucket_key_type_encryption_size_and_expiry(s3_client: S3Client) -> None:
+    """The signed policy holds exactly the conditions the contract lists."""
+    storage = S3Storage(BUCKET, client=s3_client)
+    before = dt.datetime.now(dt.UTC)
+    ticket = storage.create_upload(
+        key="recordings/u/c/a.m4a", content_type="audio/m4a", max_size=1234, expires_in=900
+    )
+    policy = _policy(dict(ticket.fields))
+    conditions = policy["conditions"]
+    assert {"bucket": BUCKET} in conditions
+    assert {"key": "recordings/u/c/a.m4a"} in conditions
+    assert {"Content-Type": "audio/m4a"} in conditions
+    assert {"x-amz-server-side-encryption": "AES256"} in conditions
+    assert ["content-length-range", 1, 1234] in conditions
+    assert not any(isinstance(c, list) and c[0] == "starts-with" for c in conditions)
+    expiration = dt.datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
+    assert dt.timedelta(seconds=895) <= expiration - before <= dt.timedelta(seconds=905)
+    assert ticket.fields["x-amz-algorithm"] == "AWS4-HMAC-SHA256"
+    assert ticket.fields["x-amz-server-side-encryption"] == "AES256"
+    assert {"x-amz-credential", "x-amz-date", "x-amz-signature"} <= set(ticket.fields)
+
+
+def test_aws_urls_are_virtual_hosted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an endpoint the upload URL is the bucket's virtual-hosted AWS address."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    storage = S3Storage(BUCKET, region_name="us-east-1")
+    ticket = storage.create_upload(key="k.m4a", content_type="audio/mp4", max_size=9, expires_in=60)
+    assert ticket.url == f"https://{BUCKET}.s3.amazonaws.com/"
+    assert storage.client.meta.config.signature_version == "s3v4"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("variable", ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"])
+def test_endpoint_from_environment_uses_path_style(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """An endpoint from the standard environment switches to path-style addressing."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    storage = S3Storage(BUCKET)
+    ticket = storage.create_upload(key="k.m4a", content_type="audio/mp4", max_size=9, expires_in=60)
+    assert ticket.url == f"http://127.0.0.1:9/{BUCKET}"
+    url = storage.create_download_url(
+        key="k.m4a", expires_in=60, content_type="audio/mp4", filename="k.m4a"
+    )
+    assert url.startswith(f"http://127.0.0.1:9/{BUCKET}/k.m4a?")
+    assert "X-Amz-Signature=" in url
+
+
+def test_sigv2_client_is_refused() -> None:
+    """A client that would presign with SigV2 is refused with a clear message."""
+    sigv2 = boto3.client("s3", region_name="us-east-1", config=Config(signature_version="s3"))
+    with pytest.raises(ValueError, match="s3v4"):
+        S3Storage(BUCKET, client=sigv2)
+
+
+def test_download_url_carries_type_and_disposition(s3_client: S3Client) -> None:
+    """The presigned GET overrides Content-Type and names the download (RFC 6266)."""
+    storage = S3Storage(BUCKET, client=s3_client)
+    url = storage.create_download_url(
+        key="recordings/a.m4a", expires_in=120, content_type="audio/mp4", filename='Zoë "B".m4a'
+    )
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    assert query["response-content-type"] == ["audio/mp4"]
+    (disposition,) = query["response-content-disposition"]
+    assert disposition.startswith('attachment; filename="Zo_ _B_.m4a"; ')
+    assert disposition.endswith("filename*=UTF-8''Zo%C3%AB%20%22B%22.m4a")
+    assert query["X-Amz-Expires"] == ["120"]
+
+
+# --- botocore errors translated at the boundary ---------------------------------------
+
+
+@pytest.fixture
+def stubbed() -> Iterator[tuple[S3Storage, Stubber]]:
+    """S3Storage over a client whose answers the test scripts."""
+    client = s3v4_client()
+    with Stubber(client) as stubber:
+        yield S3Storage(BUCKET, client=client), stubber
+
+
+@pytest.mark.parametrize("code", ["404", "NoSuchKey", "NotFound"])
+def test_head_not_found_is_none(stubbed: tuple[S3Storage, Stubber], code: str) -> None:
+    """Every spelling of not-found means no object."""
+    storage, stubber = stubbed
+    stubber.add_client_error("head_object", service_error_code=code, http_status_code=404)
+    assert storage.head("k") is None
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("SlowDown", 503), ("ServiceUnavailable", 503), ("InternalError", 500), ("Weird", 502)],
+)
+def test_throttling_and_server_errors_are_retryable(
+    stubbed: tuple[S3Storage, Stubber], code: str, status: int
+) -> None:
+    """Throttling and 5xx answers are STORAGE_UNAVAILABLE with a retry_after."""
+    storage, stubber = stubbed
+    stubber.add_client_error("head_object", service_error_code=code, http_status_code=status)
+    with pytest.raises(StorageUnavailableError) as info:
+        storage.head("k")
+    assert info.value.error_code == "STORAGE_UNAVAILABLE"
+    assert info.value.http_status == 503
+    assert info.value.retry_after > 0
+    assert isinstance(info.value.__cause__, botocore.exceptions.ClientError)
+
+
+def test_retry_after_header_is_honoured(stubbed: tuple[S3Storage, Stubber]) -> None:
+    """A Retry-After from S3 is passed on to the caller."""
+    storage, stubber = stubbed
+    stubber.add_client_error(
+        "delete_object",
+        service_error_code="SlowDown",
+        http_status_code=503,
+        response_meta={"HTTPHeaders": {"retry-after": "17"}},
+    )
+    with pytest.raises(StorageUnavailableError) as info:
+        storage.delete("k")
+    assert info.value.details["retry_after"] == 17
+
+
+def test_access_denied_is_a_storage_error(stubbed: tuple[S3Storage, Stubber]) -> None:
+    """A refusal that retrying cannot fix is STORAGE_ERROR, not unavailable."""
+    storage, stubber = stubbed
+    stubber.add_client_error("head_object", service_error_code="AccessDenied", http_status_code=403)
+    with pytest.raises(StorageError) as info:
+        storage.head("k")
+    assert not isinstance(info.value, StorageUnavailableError)
+    assert info.value.details["storage_error"] == "AccessDenied"
+
+
+def test_unreachable_endpoint_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A closed port is STORAGE_UNAVAILABLE, chained to botocore's connection error."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    storage = S3Storage(
+        BUCKET, endpoint_url="http://127.0.0.1:9", max_attempts=1, connect_timeout=1
+    )
+    for call in (
+        lambda: storage.head("k"),
+        lambda: storage.delete("k"),
+        lambda: list(storage.iter_objects("r/")),
+    ):
+        with pytest.raises(StorageUnavailableError) as info:
+            call()
+        assert isinstance(info.value.__cause__, botocore.exceptions.EndpointConnectionError)
+
+
+def test_missing_credentials_is_a_storage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Presigning without credentials fails with a clear STORAGE_ERROR."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    storage = S3Storage(BUCKET, region_name="us-east-1")
+    with pytest.raises(StorageError, match="NoCredentialsError"):
+        storage.create_upload(key="k", content_type="audio/mp4", max_size=1, expires_in=60)

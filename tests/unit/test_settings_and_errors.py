@@ -1,0 +1,124 @@
+"""Settings from the environment, the error tree and the public import surface."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+import helppet_recordings
+from helppet_recordings import RecordingError, RecordingSettings, errors
+
+
+def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an empty environment the contract's defaults apply."""
+    for name in (
+        "AWS_REGION",
+        "S3_BUCKET_NAME",
+        "S3_RECORDINGS_PREFIX",
+        "S3_PRESIGNED_URL_EXPIRATION",
+        "HELPPET_MAX_FILE_SIZE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    settings = RecordingSettings()
+    assert settings.aws_region == "us-east-1"
+    assert settings.s3_bucket_name == "helppet-audio-recordings"
+    assert settings.s3_recordings_prefix == "recordings/"
+    assert settings.s3_presigned_url_expiration == 3600
+    assert settings.max_file_size == 104_857_600
+
+
+def test_environment_is_read_and_keywords_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each contract variable is read; keyword arguments win over the environment."""
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    monkeypatch.setenv("S3_BUCKET_NAME", "clinic-audio")
+    monkeypatch.setenv("S3_RECORDINGS_PREFIX", "audio/visits")
+    monkeypatch.setenv("S3_PRESIGNED_URL_EXPIRATION", "900")
+    monkeypatch.setenv("HELPPET_MAX_FILE_SIZE", "5000000")
+    settings = RecordingSettings()
+    assert (settings.aws_region, settings.s3_bucket_name) == ("eu-central-1", "clinic-audio")
+    assert settings.s3_recordings_prefix == "audio/visits/"
+    assert (settings.s3_presigned_url_expiration, settings.max_file_size) == (900, 5_000_000)
+    override = RecordingSettings(s3_bucket_name="other-bucket", max_file_size=10)
+    assert (override.s3_bucket_name, override.max_file_size) == ("other-bucket", 10)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"s3_presigned_url_expiration": 0},
+        {"s3_presigned_url_expiration": 604_801},
+        {"max_file_size": 0},
+        {"max_file_size": 2**31},
+        {"s3_bucket_name": "Bad_Bucket"},
+        {"s3_recordings_prefix": "../escape"},
+        {"no_such_setting": 1},
+    ],
+)
+def test_bad_settings_are_refused(kwargs: dict[str, object]) -> None:
+    """Settings outside what S3 and the schema allow fail at construction."""
+    with pytest.raises(pydantic.ValidationError):
+        RecordingSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_every_error_has_a_code_status_and_wire_shape() -> None:
+    """Each RecordingError subclass has a distinct code, an HTTP status and to_dict()."""
+    classes = [
+        cls
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, RecordingError) and "error_code" in vars(cls)
+    ]
+    codes = [cls.error_code for cls in classes]
+    assert len(codes) == len(set(codes))
+    contract = {
+        "VALIDATION_ERROR": 422,
+        "UNSUPPORTED_CONTENT_TYPE": 415,
+        "FILE_TOO_LARGE": 413,
+        "RECORDING_NOT_FOUND": 404,
+        "PERMISSION_DENIED": 403,
+        "INVALID_STATUS_TRANSITION": 409,
+        "UPLOAD_NOT_FOUND": 409,
+        "UPLOAD_SIZE_MISMATCH": 409,
+        "UPLOAD_TIMEOUT": 410,
+        "STORAGE_UNAVAILABLE": 503,
+    }
+    by_code = {cls.error_code: cls.http_status for cls in classes}
+    assert {code: by_code[code] for code in contract} == contract
+    error = errors.StorageUnavailableError(retry_after=7, storage_error="SlowDown")
+    assert error.to_dict() == {
+        "message": "Storage is temporarily unavailable",
+        "error_code": "STORAGE_UNAVAILABLE",
+        "details": {"retry_after": 7, "storage_error": "SlowDown"},
+    }
+    assert error.retry_after == 7
+
+
+def test_all_is_complete_and_sorted() -> None:
+    """__all__ lists every public name once, sorted, and each one imports."""
+    names = helppet_recordings.__all__
+    assert names == sorted(names)
+    assert len(names) == len(set(names))
+    for name in names:
+        assert getattr(helppet_recordings, name) is not None
+    contract = {
+        "RecordingService",
+        "RecordingSettings",
+        "S3Storage",
+        "InMemoryRepository",
+        "RecordingStatus",
+        "RecordingType",
+        "InitiateUploadRequest",
+        "InitiateUploadResponse",
+        "CompleteUploadRequest",
+        "RecordingResponse",
+        "RecordingListResponse",
+        "DownloadUrlResponse",
+        "ErrorResponse",
+        "RecordingError",
+    }
+    assert contract <= set(names)
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    """The lazy import hook does not swallow typos."""
+    with pytest.raises(AttributeError, match="NoSuchThing"):
+        _ = helppet_recordings.NoSuchThing
