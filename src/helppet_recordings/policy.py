@@ -150,7 +150,9 @@ def check_filename(filename: str) -> str:
         problem = "must be a file name, not a path"
     elif filename != filename.strip():
         problem = "must not start or end with white space"
-    elif any(unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in filename):
+    elif not (filename.isascii() and filename.isprintable()) and any(
+        unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in filename
+    ):  # the ASCII test is a fast path: printable ASCII holds no forbidden character
         problem = "must not contain control or invisible formatting characters"
     if problem is not None:
         raise ValidationError.for_field("filename", problem)

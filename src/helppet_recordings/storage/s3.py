@@ -121,7 +121,7 @@ class S3Storage:
             _raise_translated(exc)
         return UploadTicket(
             url=post["url"],
-            fields={name: str(value) for name, value in post["fields"].items()},
+            fields=dict(post["fields"]),  # botocore builds every field as a str
             key=key,
             bucket=self._bucket,
             expires_in=expires_in,
