@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from helppet_recordings.errors import (
     FileTooLargeError,
+    IdempotencyConflictError,
     InvalidStatusTransitionError,
     MissingDependencyError,
     PermissionDeniedError,
@@ -29,7 +30,7 @@ from helppet_recordings.errors import (
     UploadVerificationError,
     ValidationError,
 )
-from helppet_recordings.models import Recording, StoredObject, UploadTicket
+from helppet_recordings.models import ReconcileReport, Recording, StoredObject, UploadTicket
 from helppet_recordings.ports import RecordingRepository, RecordingStorage
 from helppet_recordings.repositories.memory import InMemoryRepository
 from helppet_recordings.schemas import (
@@ -53,12 +54,14 @@ __all__ = [
     "DownloadUrlResponse",
     "ErrorResponse",
     "FileTooLargeError",
+    "IdempotencyConflictError",
     "InMemoryRepository",
     "InitiateUploadRequest",
     "InitiateUploadResponse",
     "InvalidStatusTransitionError",
     "MissingDependencyError",
     "PermissionDeniedError",
+    "ReconcileReport",
     "Recording",
     "RecordingError",
     "RecordingListResponse",

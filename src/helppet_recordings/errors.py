@@ -18,6 +18,7 @@ The tree::
     ├── UploadSizeMismatchError        UPLOAD_SIZE_MISMATCH        409
     ├── UploadVerificationError        UPLOAD_VERIFICATION_FAILED  409
     ├── UploadTimeoutError             UPLOAD_TIMEOUT              410
+    ├── IdempotencyConflictError       IDEMPOTENCY_CONFLICT        409
     ├── StorageError                   STORAGE_ERROR               502
     ├── UnavailableError (retryable; ``details["retry_after"]`` in seconds)
     │   ├── StorageUnavailableError    STORAGE_UNAVAILABLE         503
@@ -35,6 +36,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "FileTooLargeError",
+    "IdempotencyConflictError",
     "InvalidStatusTransitionError",
     "MissingDependencyError",
     "PermissionDeniedError",
@@ -161,6 +163,14 @@ class UploadTimeoutError(RecordingError):
     error_code = "UPLOAD_TIMEOUT"
     http_status = 410
     default_message = "The upload deadline has passed"
+
+
+class IdempotencyConflictError(RecordingError):
+    """An idempotency key was reused for a different request."""
+
+    error_code = "IDEMPOTENCY_CONFLICT"
+    http_status = 409
+    default_message = "This idempotency key was already used for a different recording"
 
 
 class StorageError(RecordingError):

@@ -17,6 +17,7 @@ import attrs
 from helppet_recordings.status import RecordingStatus, RecordingType
 
 __all__ = [
+    "ReconcileReport",
     "Recording",
     "RecordingFilter",
     "RecordingPage",
@@ -29,9 +30,16 @@ __all__ = [
 class Recording:
     """One audio recording and everything known about it.
 
-    The fields mirror the design's ``recordings`` table, plus
-    ``upload_expires_at``: the deadline after which an upload that never
-    arrived is declared failed. Change ``status`` only through the service,
+    The fields mirror the design's ``recordings`` table, plus:
+
+    - ``upload_expires_at``: the deadline after which an upload that never
+      arrived is declared failed;
+    - ``idempotency_key``: the client's key that makes a retried initiate
+      return this recording instead of creating another;
+    - ``content_md5`` / ``content_sha256``: checksums the client declared
+      (lower-case hex), checked against what storage reports;
+    - ``purged_at``: when a soft-deleted recording's audio was removed and its
+      personal fields scrubbed. Change ``status`` only through the service,
     which checks every change against the transition table.
 
     The class keeps a ``__dict__`` (no slots) so that :meth:`copy` is cheap.
@@ -63,6 +71,10 @@ class Recording:
     deleted_at: dt.datetime | None = None
     deleted_by_user_id: uuid.UUID | None = None
     upload_expires_at: dt.datetime | None = None
+    idempotency_key: str | None = None
+    content_md5: str | None = None
+    content_sha256: str | None = None
+    purged_at: dt.datetime | None = None
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -114,6 +126,16 @@ class StoredObject:
     etag: str | None = None
     server_side_encryption: str | None = None
     last_modified: dt.datetime | None = None
+    sha256: str | None = None
+    """Lower-case hex SHA-256 of the body, where the backend knows it."""
+
+    @property
+    def md5(self) -> str | None:
+        """The body's MD5 (lower-case hex) when the ETag is one: a single-part, non-KMS upload."""
+        etag = (self.etag or "").lower()
+        if len(etag) == 32 and all(ch in "0123456789abcdef" for ch in etag):
+            return etag
+        return None
 
 
 @attrs.frozen(kw_only=True)
@@ -134,6 +156,21 @@ class RecordingFilter:
             and (self.visit_id is None or recording.visit_id == self.visit_id)
             and (self.status is None or recording.status == self.status)
         )
+
+
+@attrs.frozen(kw_only=True)
+class ReconcileReport:
+    """What a reconcile pass found (and, unless a dry run, deleted)."""
+
+    scanned_objects: int
+    scanned_recordings: int
+    orphan_keys: list[str]
+    """Objects under the prefix that no recording owns."""
+    missing_objects: list[uuid.UUID]
+    """Live, verified recordings whose object is gone from storage."""
+    deleted_orphans: int
+    """How many orphans were deleted (0 on a dry run)."""
+    dry_run: bool
 
 
 @attrs.frozen(kw_only=True)

@@ -6,6 +6,8 @@ Pure functions, no I/O. Each check raises the contract's error with
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import unicodedata
@@ -34,6 +36,7 @@ __all__ = [
     "check_filename",
     "dump_metadata",
     "filename_extension",
+    "normalize_checksum",
     "normalize_content_type",
     "resolve_audio_type",
 ]
@@ -208,6 +211,32 @@ def dump_metadata(metadata: Mapping[str, Any]) -> str:
             f"is {len(text)} characters as JSON; the maximum is {MAX_METADATA_LENGTH}",
         )
     return text
+
+
+def normalize_checksum(value: str, *, algorithm: str) -> str:
+    """Return an MD5 or SHA-256 digest as lower-case hex; accept hex or base64.
+
+    ``algorithm`` is ``"md5"`` or ``"sha256"``. Raises ``ValueError`` for
+    anything that is not a digest of that size in either encoding.
+    """
+    size = _DIGEST_SIZES[algorithm]
+    text = value.strip()
+    if len(text) == size * 2:
+        try:
+            return bytes.fromhex(text).hex()
+        except ValueError:
+            pass
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != size:
+        msg = f"must be a {algorithm.upper()} digest as {size * 2} hex characters or base64"
+        raise ValueError(msg)
+    return raw.hex()
+
+
+_DIGEST_SIZES: Final = {"md5": 16, "sha256": 32}
 
 
 def _check_depth(value: object) -> None:

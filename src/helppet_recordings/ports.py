@@ -70,7 +70,10 @@ class RecordingStorage(Protocol):
         ...
 
     def iter_objects(self, prefix: str) -> Iterator[StoredObject]:
-        """Yield every object whose key starts with ``prefix``."""
+        """Yield every object whose key starts with ``prefix``, in ascending key order.
+
+        Keys compare as strings (code point order, which is S3's UTF-8 byte order).
+        """
         ...
 
 
@@ -84,7 +87,11 @@ class RecordingRepository(Protocol):
     """
 
     def add(self, recording: Recording) -> None:
-        """Store a new recording; raise ``ValueError`` if its id or key already exists."""
+        """Store a new recording.
+
+        Raise ``ValueError`` if its id, its key, or its owner's idempotency key
+        is already used.
+        """
         ...
 
     def get(self, recording_id: uuid.UUID) -> Recording | None:
@@ -105,4 +112,41 @@ class RecordingRepository(Protocol):
 
     def list_stale_uploads(self, *, now: dt.datetime, limit: int) -> list[Recording]:
         """Return up to ``limit`` live uploading recordings whose deadline is before ``now``."""
+        ...
+
+    def claim_stale_uploads(
+        self, *, now: dt.datetime, limit: int, lease_until: dt.datetime
+    ) -> list[Recording]:
+        """Atomically take up to ``limit`` stale uploads for one sweeper, oldest deadline first.
+
+        Claiming moves each one's ``upload_expires_at`` to ``lease_until`` (after
+        ``now``), so a concurrent sweeper does not take it too; should this
+        sweeper die, the recording is stale again once the lease runs out.
+        Returns the recordings as they were claimed (with the new deadline).
+        """
+        ...
+
+    def find_by_idempotency_key(self, user_id: uuid.UUID, key: str) -> Recording | None:
+        """Return the user's recording created with this idempotency key, deleted ones included."""
+        ...
+
+    def list_by_key(self, *, prefix: str, after: str | None, limit: int) -> list[Recording]:
+        """Return up to ``limit`` recordings whose key starts with ``prefix``, by ascending key.
+
+        Only keys greater than ``after`` (when given) are returned, so a caller
+        can walk every key in pages. Keys compare in code point order. Deleted
+        recordings are included.
+        """
+        ...
+
+    def list_purgeable(self, *, deleted_before: dt.datetime, limit: int) -> list[Recording]:
+        """Return up to ``limit`` soft-deleted, not yet purged recordings deleted before then."""
+        ...
+
+    def mark_purged(self, recording: Recording) -> bool:
+        """Write a scrubbed copy of a soft-deleted recording, setting ``purged_at``.
+
+        Returns False, changing nothing, unless the stored recording is
+        soft-deleted and not yet purged.
+        """
         ...

@@ -73,6 +73,23 @@ def _not_nil(value: uuid.UUID) -> uuid.UUID:
 ContextId = Annotated[uuid.UUID, AfterValidator(_not_nil)]
 """An appointment or visit id: any UUID but the nil one."""
 
+
+def _checksum(algorithm: str) -> Any:
+    def normalize(value: str) -> str:
+        return policy.normalize_checksum(value, algorithm=algorithm)
+
+    return normalize
+
+
+Md5 = Annotated[str, Field(max_length=64), AfterValidator(_checksum("md5"))]
+"""An MD5 digest, hex or base64 (as in ``Content-MD5``); stored as lower-case hex."""
+
+Sha256 = Annotated[str, Field(max_length=96), AfterValidator(_checksum("sha256"))]
+"""A SHA-256 digest, hex or base64; stored as lower-case hex."""
+
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
+"""A client-chosen key (a UUID, say) that makes retrying an initiate safe."""
+
 ContentType = Annotated[str, Field(min_length=1, max_length=policy.MAX_CONTENT_TYPE_LENGTH)]
 """A MIME type as the client declared it; checked against the allow-list by the service."""
 
@@ -90,6 +107,9 @@ class InitiateUploadRequest(_Request):
     filename: Filename
     content_type: ContentType
     estimated_duration_seconds: Duration | None = None
+    idempotency_key: IdempotencyKey | None = None
+    content_md5: Md5 | None = None
+    content_sha256: Sha256 | None = None
 
 
 class CompleteUploadRequest(_Request):
@@ -98,6 +118,8 @@ class CompleteUploadRequest(_Request):
     file_size_bytes: Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
     duration_seconds: Duration | None = None
     recording_metadata: dict[str, Any] | None = None
+    content_md5: Md5 | None = None
+    content_sha256: Sha256 | None = None
 
     @field_validator("recording_metadata")
     @classmethod

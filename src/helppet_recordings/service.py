@@ -11,7 +11,7 @@ import datetime as dt
 import math
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final, TypeVar
 
 import pydantic
@@ -19,6 +19,7 @@ import pydantic
 from helppet_recordings import policy
 from helppet_recordings.errors import (
     FileTooLargeError,
+    IdempotencyConflictError,
     InvalidStatusTransitionError,
     PermissionDeniedError,
     RecordingError,
@@ -30,7 +31,13 @@ from helppet_recordings.errors import (
     ValidationError,
 )
 from helppet_recordings.keys import build_key
-from helppet_recordings.models import Recording, RecordingFilter, StoredObject
+from helppet_recordings.models import (
+    ReconcileReport,
+    Recording,
+    RecordingFilter,
+    StoredObject,
+    UploadTicket,
+)
 from helppet_recordings.ports import RecordingRepository, RecordingStorage
 from helppet_recordings.schemas import (
     CompleteUploadRequest,
@@ -59,9 +66,6 @@ _SAVE_ATTEMPTS: Final = (
 _REQUIRED_ENCRYPTION: Final = "AES256"
 _MAX_ERROR_LENGTH: Final = 10_000
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,2}")
-_DOWNLOADABLE: Final = frozenset(
-    {RecordingStatus.UPLOADED, RecordingStatus.PROCESSING, RecordingStatus.TRANSCRIBED}
-)
 
 
 def _utc_now() -> dt.datetime:
@@ -104,6 +108,11 @@ class RecordingService:
     ) -> InitiateUploadResponse:
         """Create an ``uploading`` recording and return a signed upload ticket for it.
 
+        With an ``idempotency_key``, repeating the same request (a phone
+        retrying after a lost answer) returns the same recording with a fresh
+        ticket instead of creating another; reusing the key for a different
+        request is ``IDEMPOTENCY_CONFLICT``.
+
         Raises ``VALIDATION_ERROR``, ``UNSUPPORTED_CONTENT_TYPE``,
         ``PERMISSION_DENIED`` or ``STORAGE_UNAVAILABLE``; on any error no
         recording is created.
@@ -119,6 +128,10 @@ class RecordingService:
                 appointment_id=_str_or_none(req.appointment_id),
                 visit_id=_str_or_none(req.visit_id),
             )
+        if req.idempotency_key is not None:
+            existing = self._repository.find_by_idempotency_key(owner, req.idempotency_key)
+            if existing is not None:
+                return self._repeat_initiate(existing, req, mime_type)
 
         now = self._now()
         settings = self._settings
@@ -130,10 +143,7 @@ class RecordingService:
             extension=audio.extension,
             created_at=now,
         )
-        expires_in = settings.s3_presigned_url_expiration
-        ticket = self._storage.create_upload(
-            key=key, content_type=mime_type, max_size=settings.max_file_size, expires_in=expires_in
-        )
+        ticket = self._sign_upload(key, mime_type)
         recording = Recording(
             id=uuid.uuid4(),
             recorded_by_user_id=owner,
@@ -147,21 +157,42 @@ class RecordingService:
             s3_bucket=ticket.bucket,
             s3_key=key,
             s3_url=self._storage.object_url(key),
-            upload_expires_at=now
-            + dt.timedelta(seconds=expires_in + settings.upload_grace_seconds),
+            upload_expires_at=self._upload_deadline(now),
+            idempotency_key=req.idempotency_key,
+            content_md5=req.content_md5,
+            content_sha256=req.content_sha256,
             created_at=now,
             updated_at=now,
         )
-        self._repository.add(recording)
-        return InitiateUploadResponse(
-            recording_id=recording.id,
-            upload_url=ticket.url,
-            upload_fields=dict(ticket.fields),
-            s3_key=key,
-            bucket=ticket.bucket,
-            expires_in=ticket.expires_in,
-            max_file_size=ticket.max_size,
-        )
+        try:
+            self._repository.add(recording)
+        except ValueError:
+            # Only a concurrent initiate with the same idempotency key can collide
+            # (keys carry 64 random bits); that request won, so answer as it did.
+            if req.idempotency_key is None:
+                raise
+            existing = self._repository.find_by_idempotency_key(owner, req.idempotency_key)
+            if existing is None:
+                raise
+            return self._repeat_initiate(existing, req, mime_type)
+        return _ticket_response(recording, ticket)
+
+    def renew_upload(
+        self, user_id: uuid.UUID | str, recording_id: uuid.UUID | str
+    ) -> InitiateUploadResponse:
+        """Return a fresh upload ticket for an ``uploading`` recording whose URL expired.
+
+        The upload deadline moves forward with the new ticket. The key, the
+        content type and the size limit stay those of the recording.
+        """
+        owner = _user_id(user_id)
+        rid = _recording_id(recording_id)
+        for _ in range(_SAVE_ATTEMPTS):
+            recording = self._owned(owner, rid)
+            response = self._renewed(recording)
+            if response is not None:
+                return response
+        raise _contended(rid)
 
     def complete_upload(
         self,
@@ -188,10 +219,16 @@ class RecordingService:
             recording = self._owned(owner, rid)
             if recording.status is not RecordingStatus.UPLOADING:
                 return self._repeated_completion(recording, req)
+            expected = recording.copy(
+                content_md5=_one_checksum("content_md5", recording.content_md5, req.content_md5),
+                content_sha256=_one_checksum(
+                    "content_sha256", recording.content_sha256, req.content_sha256
+                ),
+            )
             stored = self._storage.head(recording.s3_key)
             now = self._now()
             try:
-                self._verify_upload(recording, stored, declared_size=req.file_size_bytes)
+                self._verify_upload(expected, stored, declared_size=req.file_size_bytes)
             except RecordingError as exc:
                 self._fail_if_past_deadline(recording, exc, now)
                 raise
@@ -203,6 +240,8 @@ class RecordingService:
                 file_size_bytes=stored.size,
                 duration_seconds=req.duration_seconds,
                 recording_metadata=req.recording_metadata,
+                content_md5=stored.md5 or expected.content_md5,
+                content_sha256=stored.sha256 or expected.content_sha256,
             )
             if self._repository.save(uploaded, expected_status=RecordingStatus.UPLOADING):
                 return RecordingResponse.from_recording(uploaded)
@@ -259,10 +298,7 @@ class RecordingService:
         while it is still ``uploading`` or when it failed before arriving.
         """
         recording = self._owned(_user_id(user_id), _recording_id(recording_id))
-        verified = recording.file_size_bytes is not None
-        if recording.status not in _DOWNLOADABLE and not (
-            recording.status is RecordingStatus.FAILED and verified
-        ):
+        if not _has_verified_upload(recording):
             raise InvalidStatusTransitionError(
                 f"A recording that is {recording.status.value} has no audio to download yet",
                 recording_id=str(recording.id),
@@ -359,24 +395,135 @@ class RecordingService:
             },
         )
 
-    def expire_stale_uploads(self, *, now: dt.datetime | None = None, batch_size: int = 100) -> int:
+    def expire_stale_uploads(
+        self,
+        *,
+        now: dt.datetime | None = None,
+        batch_size: int = 100,
+        lease_seconds: int = 300,
+    ) -> int:
         """Settle every ``uploading`` recording whose upload deadline has passed.
 
         Storage is asked first: an object that did arrive (the client's
         completion call was lost) and passes verification promotes the
         recording to ``uploaded``. The others become ``failed`` with
-        ``processing_error`` saying why. Works in batches of ``batch_size``;
-        safe to run concurrently (a recording another sweeper settled is
-        skipped). Returns how many recordings became ``failed``.
+        ``processing_error`` saying why. Returns how many became ``failed``.
+
+        Work is claimed in batches of ``batch_size``: claiming pushes each
+        recording's deadline ``lease_seconds`` ahead, so sweepers running at
+        the same time (cron on several hosts, say) never take the same
+        recording; one that dies mid-batch leaves its claims to expire and be
+        taken again. A storage outage raises ``STORAGE_UNAVAILABLE`` and
+        leaves the unsettled recordings ``uploading``.
         """
         moment = self._now() if now is None else _aware(now, "now")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValidationError.for_field("batch_size", "must be a positive integer")
+        _check_positive(batch_size, "batch_size")
+        _check_positive(lease_seconds, "lease_seconds")
+        lease_until = moment + dt.timedelta(seconds=lease_seconds)
         failed = 0
-        while batch := self._repository.list_stale_uploads(now=moment, limit=batch_size):
+        while batch := self._repository.claim_stale_uploads(
+            now=moment, limit=batch_size, lease_until=lease_until
+        ):
             for recording in batch:
                 failed += self._settle_stale_upload(recording, moment)
         return failed
+
+    def reconcile(
+        self,
+        *,
+        delete_orphans: bool = False,
+        orphan_min_age_seconds: int = 3600,
+        now: dt.datetime | None = None,
+        page_size: int = 1000,
+    ) -> ReconcileReport:
+        """Compare storage with the recordings: a dry run unless ``delete_orphans``.
+
+        Walks the objects under the key prefix and the recordings in key
+        order side by side (memory stays bounded by ``page_size``) and
+        reports objects that no recording owns, and live, verified
+        recordings whose object is gone. Each finding is checked once more
+        on its own before it is reported, so activity during the walk cannot
+        produce a false finding. With ``delete_orphans``, orphans last
+        modified more than ``orphan_min_age_seconds`` ago are deleted.
+        Soft-deleted recordings own their objects until purged.
+        """
+        moment = self._now() if now is None else _aware(now, "now")
+        _check_positive(page_size, "page_size")
+        prefix = self._settings.s3_recordings_prefix
+        oldest_orphan = moment - dt.timedelta(seconds=orphan_min_age_seconds)
+        orphans: list[str] = []
+        missing: list[uuid.UUID] = []
+        deleted = scanned_objects = scanned_recordings = 0
+        recordings = self._recordings_by_key(prefix, page_size)
+        recording = next(recordings, None)
+        for stored in self._storage.iter_objects(prefix):
+            scanned_objects += 1
+            while recording is not None and recording.s3_key < stored.key:
+                scanned_recordings += 1
+                if self._object_missing(recording):
+                    missing.append(recording.id)
+                recording = next(recordings, None)
+            if recording is not None and recording.s3_key == stored.key:
+                scanned_recordings += 1
+                recording = next(recordings, None)
+                continue
+            if self._key_is_owned(stored.key):
+                continue  # its recording was created while we walked
+            orphans.append(stored.key)
+            old_enough = stored.last_modified is None or stored.last_modified < oldest_orphan
+            if delete_orphans and old_enough:
+                self._storage.delete(stored.key)
+                deleted += 1
+        while recording is not None:
+            scanned_recordings += 1
+            if self._object_missing(recording):
+                missing.append(recording.id)
+            recording = next(recordings, None)
+        return ReconcileReport(
+            scanned_objects=scanned_objects,
+            scanned_recordings=scanned_recordings,
+            orphan_keys=orphans,
+            missing_objects=missing,
+            deleted_orphans=deleted,
+            dry_run=not delete_orphans,
+        )
+
+    def purge_deleted(
+        self,
+        *,
+        retention_days: int | None = None,
+        now: dt.datetime | None = None,
+        batch_size: int = 100,
+    ) -> int:
+        """Remove the audio of recordings soft-deleted longer ago than the retention period.
+
+        Each purged recording's object is deleted and its row scrubbed of
+        personal content (original filename, transcript, metadata, errors),
+        keeping ids, keys and timestamps for the audit trail and setting
+        ``purged_at``. Returns how many were purged. Retention defaults to
+        ``settings.deleted_retention_days``.
+        """
+        moment = self._now() if now is None else _aware(now, "now")
+        _check_positive(batch_size, "batch_size")
+        days = self._settings.deleted_retention_days if retention_days is None else retention_days
+        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+            raise ValidationError.for_field("retention_days", "must be a non-negative integer")
+        cutoff = moment - dt.timedelta(days=days)
+        purged = 0
+        while batch := self._repository.list_purgeable(deleted_before=cutoff, limit=batch_size):
+            for recording in batch:
+                self._storage.delete(recording.s3_key)
+                scrubbed = recording.copy(
+                    original_filename=None,
+                    transcript_text=None,
+                    recording_metadata=None,
+                    processing_error=None,
+                    s3_url=None,
+                    purged_at=moment,
+                    updated_at=moment,
+                )
+                purged += self._repository.mark_purged(scrubbed)
+        return purged
 
     # -------------------------------------------------------------------------- internals
 
@@ -388,6 +535,56 @@ class RecordingService:
         if recording is None or recording.is_deleted or not recording.is_owned_by(owner):
             raise RecordingNotFoundError(recording_id=str(rid))
         return recording
+
+    def _upload_deadline(self, now: dt.datetime) -> dt.datetime:
+        settings = self._settings
+        return now + dt.timedelta(
+            seconds=settings.s3_presigned_url_expiration + settings.upload_grace_seconds
+        )
+
+    def _sign_upload(self, key: str, mime_type: str) -> UploadTicket:
+        return self._storage.create_upload(
+            key=key,
+            content_type=mime_type,
+            max_size=self._settings.max_file_size,
+            expires_in=self._settings.s3_presigned_url_expiration,
+        )
+
+    def _repeat_initiate(
+        self, existing: Recording, req: InitiateUploadRequest, mime_type: str
+    ) -> InitiateUploadResponse:
+        """Answer a repeated initiate: the same recording, a fresh ticket."""
+        same_request = (
+            not existing.is_deleted
+            and existing.original_filename == req.filename
+            and existing.mime_type == mime_type
+            and existing.appointment_id == req.appointment_id
+            and existing.visit_id == req.visit_id
+            and existing.recording_type == req.recording_type
+        )
+        if not same_request:
+            raise IdempotencyConflictError(idempotency_key=req.idempotency_key)
+        for _ in range(_SAVE_ATTEMPTS):
+            response = self._renewed(existing)
+            if response is not None:
+                return response
+            existing = self._live(existing.id)
+        raise _contended(existing.id)
+
+    def _renewed(self, recording: Recording) -> InitiateUploadResponse | None:
+        """Sign a new ticket and push the deadline; None if the recording changed meanwhile."""
+        if recording.status is not RecordingStatus.UPLOADING:
+            raise InvalidStatusTransitionError(
+                f"A recording that is {recording.status.value} takes no new upload",
+                recording_id=str(recording.id),
+                current_status=recording.status.value,
+            )
+        ticket = self._sign_upload(recording.s3_key, recording.mime_type or "")
+        now = self._now()
+        renewed = recording.copy(upload_expires_at=self._upload_deadline(now), updated_at=now)
+        if not self._repository.save(renewed, expected_status=RecordingStatus.UPLOADING):
+            return None
+        return _ticket_response(renewed, ticket)
 
     def _live(self, rid: uuid.UUID) -> Recording:
         recording = self._repository.get(rid)
@@ -460,6 +657,18 @@ class RecordingService:
                 stored_encryption=encryption,
                 **where,
             )
+        for name, declared, reported in (
+            ("content_md5", recording.content_md5, stored.md5),
+            ("content_sha256", recording.content_sha256, stored.sha256),
+        ):
+            if declared is not None and reported is not None and declared != reported:
+                raise UploadVerificationError(
+                    f"The stored file's checksum does not match {name}",
+                    checksum=name,
+                    expected_checksum=declared,
+                    stored_checksum=reported,
+                    **where,
+                )
 
     def _fail_if_past_deadline(
         self, recording: Recording, cause: RecordingError, now: dt.datetime
@@ -483,6 +692,22 @@ class RecordingService:
                 deadline=deadline.isoformat(),
                 **cause.details,
             ) from cause
+
+    def _recordings_by_key(self, prefix: str, page_size: int) -> Iterator[Recording]:
+        after: str | None = None
+        while page := self._repository.list_by_key(prefix=prefix, after=after, limit=page_size):
+            yield from page
+            after = page[-1].s3_key
+
+    def _key_is_owned(self, key: str) -> bool:
+        found = self._repository.list_by_key(prefix=key, after=None, limit=1)
+        return bool(found) and found[0].s3_key == key
+
+    def _object_missing(self, recording: Recording) -> bool:
+        """Whether a live recording whose upload was verified has lost its object."""
+        if recording.is_deleted or not _has_verified_upload(recording):
+            return False
+        return self._storage.head(recording.s3_key) is None
 
     def _settle_stale_upload(self, recording: Recording, now: dt.datetime) -> int:
         stored = self._storage.head(recording.s3_key)
@@ -511,6 +736,25 @@ def _moved(
     """Return ``recording`` moved to ``target``: the one place a status is changed."""
     check_transition(recording.status, target)
     return recording.copy(status=target, updated_at=now, **changes)
+
+
+def _ticket_response(recording: Recording, ticket: UploadTicket) -> InitiateUploadResponse:
+    return InitiateUploadResponse(
+        recording_id=recording.id,
+        upload_url=ticket.url,
+        upload_fields=dict(ticket.fields),
+        s3_key=recording.s3_key,
+        bucket=ticket.bucket,
+        expires_in=ticket.expires_in,
+        max_file_size=ticket.max_size,
+    )
+
+
+def _one_checksum(field: str, at_initiate: str | None, at_complete: str | None) -> str | None:
+    """Return the checksum the client declared, refusing two different declarations."""
+    if at_initiate is not None and at_complete is not None and at_initiate != at_complete:
+        raise ValidationError.for_field(field, "differs from the checksum given at initiate")
+    return at_complete or at_initiate
 
 
 def _contended(rid: uuid.UUID) -> InvalidStatusTransitionError:
@@ -591,6 +835,22 @@ def _optional_status(value: object) -> RecordingStatus | None:
 
 
 _STATUS_VALUES: Final = tuple(s.value for s in RecordingStatus)
+
+
+def _has_verified_upload(recording: Recording) -> bool:
+    """Whether the recording's object arrived and passed verification (so it can be read).
+
+    That is every status after ``uploading``, except a ``failed`` recording
+    whose upload never arrived.
+    """
+    return recording.status is not RecordingStatus.UPLOADING and (
+        recording.file_size_bytes is not None
+    )
+
+
+def _check_positive(value: object, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError.for_field(name, "must be a positive integer")
 
 
 def _aware(value: dt.datetime, name: str) -> dt.datetime:

@@ -35,6 +35,7 @@ class RecordingSettings(BaseSettings):
     ``s3_presigned_url_expiration``  ``S3_PRESIGNED_URL_EXPIRATION``   ``3600``
     ``max_file_size``                ``HELPPET_MAX_FILE_SIZE``         ``104857600`` (100 MiB)
     ``upload_grace_seconds``         ``HELPPET_UPLOAD_GRACE_SECONDS``  ``900``
+    ``deleted_retention_days``       ``HELPPET_DELETED_RETENTION_DAYS``  ``30``
     ``list_max_limit``               ``HELPPET_LIST_MAX_LIMIT``        ``200``
     ===============================  ================================  ============================
     """
@@ -86,6 +87,17 @@ class RecordingSettings(BaseSettings):
             ),
         ),
     ] = 900
+    deleted_retention_days: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=36_500,
+            validation_alias=_env("HELPPET_DELETED_RETENTION_DAYS", "deleted_retention_days"),
+            description=(
+                "How long soft-deleted recordings keep their audio before a purge may remove it."
+            ),
+        ),
+    ] = 30
     list_max_limit: Annotated[
         int,
         Field(ge=1, le=10_000, validation_alias=_env("HELPPET_LIST_MAX_LIMIT", "list_max_limit")),

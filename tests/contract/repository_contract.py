@@ -251,3 +251,119 @@ class RepositoryContract:
         assert stored is not None
         assert stored.status is RecordingStatus.UPLOADED
         assert stored.file_size_bytes == results.index(True) + 1
+
+    # --- idempotency, sweeping, reconciling and purging --------------------------------
+
+    def test_idempotency_keys_are_unique_per_user(self, repository: RecordingRepository) -> None:
+        """One user cannot hold two recordings with one idempotency key; two users can."""
+        user = uuid.uuid4()
+        first = make_recording(recorded_by_user_id=user, idempotency_key="retry-1")
+        repository.add(first)
+        with pytest.raises(ValueError, match=r"idempotency|exists|already"):
+            repository.add(make_recording(recorded_by_user_id=user, idempotency_key="retry-1"))
+        repository.add(make_recording(idempotency_key="retry-1"))
+        assert repository.find_by_idempotency_key(user, "retry-1") == first
+        assert repository.find_by_idempotency_key(user, "retry-2") is None
+        assert repository.find_by_idempotency_key(uuid.uuid4(), "retry-1") is None
+
+    def test_racing_adds_with_one_idempotency_key_keep_one(
+        self, repository: RecordingRepository
+    ) -> None:
+        """Many threads adding with the same user and key: exactly one row lands."""
+        user = uuid.uuid4()
+        threads = 12
+        barrier = threading.Barrier(threads)
+
+        def attempt(_: int) -> bool:
+            recording = make_recording(recorded_by_user_id=user, idempotency_key="k")
+            barrier.wait()
+            try:
+                repository.add(recording)
+            except ValueError:
+                return False
+            return True
+
+        with ThreadPoolExecutor(threads) as pool:
+            results = list(pool.map(attempt, range(threads)))
+        assert results.count(True) == 1
+        assert repository.find(RecordingFilter(user_id=user), limit=50, offset=0).total == 1
+
+    def test_claiming_stale_uploads_leases_them(self, repository: RecordingRepository) -> None:
+        """A claim takes stale uploads once: it pushes their deadline to the lease."""
+        now = BASE_TIME + dt.timedelta(hours=3)
+        lease = now + dt.timedelta(minutes=5)
+        stale = [make_recording(upload_expires_at=now - dt.timedelta(minutes=m)) for m in (1, 3, 2)]
+        for recording in stale:
+            repository.add(recording)
+        first = repository.claim_stale_uploads(now=now, limit=2, lease_until=lease)
+        assert [r.id for r in first] == [stale[1].id, stale[2].id]
+        assert all(r.upload_expires_at == lease for r in first)
+        second = repository.claim_stale_uploads(now=now, limit=2, lease_until=lease)
+        assert [r.id for r in second] == [stale[0].id]
+        assert repository.claim_stale_uploads(now=now, limit=2, lease_until=lease) == []
+        stored = repository.get(stale[1].id)
+        assert stored is not None
+        assert stored.upload_expires_at == lease
+        later = lease + dt.timedelta(seconds=1)
+        again = repository.claim_stale_uploads(now=later, limit=10, lease_until=later)
+        assert len(again) == 3
+
+    def test_concurrent_claims_never_overlap(self, repository: RecordingRepository) -> None:
+        """Sweepers claiming at once split the stale uploads between them, without overlap."""
+        now = BASE_TIME + dt.timedelta(hours=3)
+        ids = set()
+        for i in range(40):
+            recording = make_recording(upload_expires_at=now - dt.timedelta(seconds=i + 1))
+            repository.add(recording)
+            ids.add(recording.id)
+        threads = 8
+        barrier = threading.Barrier(threads)
+
+        def sweep(_: int) -> list[uuid.UUID]:
+            barrier.wait()
+            taken: list[uuid.UUID] = []
+            while batch := repository.claim_stale_uploads(
+                now=now, limit=3, lease_until=now + dt.timedelta(minutes=5)
+            ):
+                taken.extend(r.id for r in batch)
+            return taken
+
+        with ThreadPoolExecutor(threads) as pool:
+            claimed = [rid for taken in pool.map(sweep, range(threads)) for rid in taken]
+        assert sorted(claimed) == sorted(ids)
+
+    def test_list_by_key_walks_keys_in_order(self, repository: RecordingRepository) -> None:
+        """Keys under a prefix come back in code point order, page after page."""
+        keys = ["p/a", "p/B", "p/b", "p/é", "p/a/1", "q/a", "p/Z"]
+        for key in keys:
+            repository.add(make_recording(s3_key=key))
+        walked: list[str] = []
+        after: str | None = None
+        while page := repository.list_by_key(prefix="p/", after=after, limit=2):
+            walked.extend(r.s3_key for r in page)
+            after = page[-1].s3_key
+        assert walked == sorted(k for k in keys if k.startswith("p/"))
+        exact = repository.list_by_key(prefix="p/a", after=None, limit=1)
+        assert [r.s3_key for r in exact] == ["p/a"]
+
+    def test_purging_scrubs_deleted_recordings_once(self, repository: RecordingRepository) -> None:
+        """Only soft-deleted, unpurged recordings deleted before the cutoff are purgeable."""
+        cutoff = BASE_TIME + dt.timedelta(days=30)
+        old = make_recording(transcript_text="secret", status=RecordingStatus.UPLOADED)
+        recent = make_recording()
+        live = make_recording()
+        for recording in (old, recent, live):
+            repository.add(recording)
+        for recording, deleted_at in ((old, BASE_TIME), (recent, cutoff + dt.timedelta(days=1))):
+            repository.save(
+                recording.copy(is_deleted=True, deleted_at=deleted_at),
+                expected_status=recording.status,
+            )
+        purgeable = repository.list_purgeable(deleted_before=cutoff, limit=10)
+        assert [r.id for r in purgeable] == [old.id]
+        scrubbed = purgeable[0].copy(transcript_text=None, purged_at=cutoff)
+        assert repository.mark_purged(scrubbed) is True
+        assert repository.get(old.id) == scrubbed
+        assert repository.mark_purged(scrubbed) is False
+        assert repository.mark_purged(live.copy(purged_at=cutoff)) is False
+        assert repository.list_purgeable(deleted_before=cutoff, limit=10) == []

@@ -21,12 +21,14 @@ class InMemoryRepository:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._rows: dict[uuid.UUID, Recording] = {}
         self._keys: set[str] = set()
+        self._idempotency: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
 
     def add(self, recording: Recording) -> None:
-        """Store a new recording; raise ``ValueError`` if its id or key already exists."""
+        """Store a new recording; raise ``ValueError`` if its id, key or idempotency key is used."""
+        idempotency = _idempotency_slot(recording)
         with self._lock:
             if recording.id in self._rows:
                 msg = f"recording {recording.id} already exists"
@@ -34,8 +36,13 @@ class InMemoryRepository:
             if recording.s3_key in self._keys:
                 msg = f"storage key {recording.s3_key!r} is already used"
                 raise ValueError(msg)
+            if idempotency is not None and idempotency in self._idempotency:
+                msg = "this idempotency key already exists for this user"
+                raise ValueError(msg)
             self._rows[recording.id] = recording.copy()
             self._keys.add(recording.s3_key)
+            if idempotency is not None:
+                self._idempotency[idempotency] = recording.id
 
     def get(self, recording_id: uuid.UUID) -> Recording | None:
         """Return a copy of the recording with this id (deleted ones included), or None."""
@@ -49,8 +56,8 @@ class InMemoryRepository:
             row = self._rows.get(recording.id)
             if row is None or row.is_deleted or row.status != expected_status:
                 return False
-            if recording.s3_key != row.s3_key:
-                msg = "a recording's storage key never changes"
+            if (recording.s3_key, recording.idempotency_key) != (row.s3_key, row.idempotency_key):
+                msg = "a recording's storage key and idempotency key never change"
                 raise ValueError(msg)
             self._rows[recording.id] = recording.copy()
             return True
@@ -65,7 +72,7 @@ class InMemoryRepository:
 
     def list_stale_uploads(self, *, now: dt.datetime, limit: int) -> list[Recording]:
         """Return up to ``limit`` live uploading recordings whose deadline is before ``now``."""
-        with self._lock:
+        with self._lock:  # re-entrant: claim_stale_uploads calls this holding the lock
             stale = [
                 row
                 for row in self._rows.values()
@@ -76,3 +83,60 @@ class InMemoryRepository:
             ]
         stale.sort(key=lambda row: (row.upload_expires_at or now, row.id.bytes))
         return [row.copy() for row in stale[:limit]]
+
+    def claim_stale_uploads(
+        self, *, now: dt.datetime, limit: int, lease_until: dt.datetime
+    ) -> list[Recording]:
+        """Take up to ``limit`` stale uploads, pushing their deadline to ``lease_until``."""
+        with self._lock:
+            claimed = self.list_stale_uploads(now=now, limit=limit)
+            for row in claimed:
+                row.upload_expires_at = lease_until
+                self._rows[row.id] = row.copy()
+        return claimed
+
+    def find_by_idempotency_key(self, user_id: uuid.UUID, key: str) -> Recording | None:
+        """Return the user's recording created with this idempotency key, or None."""
+        with self._lock:
+            recording_id = self._idempotency.get((user_id, key))
+            return None if recording_id is None else self._rows[recording_id].copy()
+
+    def list_by_key(self, *, prefix: str, after: str | None, limit: int) -> list[Recording]:
+        """Return up to ``limit`` recordings under ``prefix`` with keys after ``after``, by key."""
+        with self._lock:
+            rows = [
+                row
+                for row in self._rows.values()
+                if row.s3_key.startswith(prefix) and (after is None or row.s3_key > after)
+            ]
+        rows.sort(key=lambda row: row.s3_key)
+        return [row.copy() for row in rows[:limit]]
+
+    def list_purgeable(self, *, deleted_before: dt.datetime, limit: int) -> list[Recording]:
+        """Return up to ``limit`` soft-deleted, unpurged recordings deleted before then."""
+        with self._lock:
+            rows = [
+                row
+                for row in self._rows.values()
+                if row.is_deleted
+                and row.purged_at is None
+                and row.deleted_at is not None
+                and row.deleted_at < deleted_before
+            ]
+        rows.sort(key=lambda row: (row.deleted_at or deleted_before, row.id.bytes))
+        return [row.copy() for row in rows[:limit]]
+
+    def mark_purged(self, recording: Recording) -> bool:
+        """Store a scrubbed copy of a soft-deleted, unpurged recording."""
+        with self._lock:
+            row = self._rows.get(recording.id)
+            if row is None or not row.is_deleted or row.purged_at is not None:
+                return False
+            self._rows[recording.id] = recording.copy()
+            return True
+
+
+def _idempotency_slot(recording: Recording) -> tuple[uuid.UUID, str] | None:
+    if recording.idempotency_key is None:
+        return None
+    return (recording.recorded_by_user_id, recording.idempotency_key)

@@ -1,0 +1,316 @@
+"""Idempotent initiate, renewed tickets, checksums, the sweeper, reconcile and purge."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from helppet_recordings import (
+    IdempotencyConflictError,
+    InvalidStatusTransitionError,
+    RecordingNotFoundError,
+    RecordingService,
+    RecordingStatus,
+    UploadVerificationError,
+    ValidationError,
+)
+from tests.support.faults import FaultyStorage
+from tests.unit.conftest import Harness
+
+USER = uuid.UUID("5f0c6c1e-0a7e-4b8e-9d5e-0c2b7b7f1a01")
+OTHER = uuid.UUID("9a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
+BODY = b"\x00\x00\x00\x18ftypM4A " + b"b" * 4000
+MD5_HEX = hashlib.md5(BODY).hexdigest()  # noqa: S324 - S3's ETag is an MD5
+MD5_B64 = base64.b64encode(hashlib.md5(BODY).digest()).decode()  # noqa: S324
+
+
+def request(**overrides: Any) -> dict[str, Any]:
+    """An initiate request body."""
+    return {"filename": "visit.m4a", "content_type": "audio/mp4", **overrides}
+
+
+def key_of(h: Harness, rid: uuid.UUID) -> str:
+    """The storage key of a recording."""
+    recording = h.repository.get(rid)
+    assert recording is not None
+    return recording.s3_key
+
+
+# --- idempotent initiate -----------------------------------------------------------------
+
+
+def test_retried_initiate_returns_the_same_recording_with_a_fresh_ticket(harness: Harness) -> None:
+    """The same idempotency key and request give the same recording and key, a new deadline."""
+    first = harness.service.initiate_upload(USER, request(idempotency_key="visit-42"))
+    deadline = harness.repository.get(first.recording_id)
+    harness.clock.advance(minutes=20)
+    again = harness.service.initiate_upload(USER, request(idempotency_key="visit-42"))
+    assert (again.recording_id, again.s3_key) == (first.recording_id, first.s3_key)
+    assert again.upload_fields["key"] == first.s3_key
+    renewed = harness.repository.get(first.recording_id)
+    assert deadline is not None
+    assert renewed is not None
+    assert deadline.upload_expires_at is not None
+    assert renewed.upload_expires_at == deadline.upload_expires_at + dt.timedelta(minutes=20)
+    assert harness.service.list_recordings(USER).total == 1
+
+
+def test_idempotency_key_reused_for_another_request_conflicts(harness: Harness) -> None:
+    """A key used for one request cannot create or return a different one."""
+    harness.service.initiate_upload(USER, request(idempotency_key="k1"))
+    with pytest.raises(IdempotencyConflictError) as info:
+        harness.service.initiate_upload(USER, request(idempotency_key="k1", filename="other.m4a"))
+    assert info.value.http_status == 409
+    assert harness.service.list_recordings(USER).total == 1
+
+
+def test_idempotency_keys_belong_to_their_user(harness: Harness) -> None:
+    """Another user's identical key is an independent recording."""
+    mine = harness.service.initiate_upload(USER, request(idempotency_key="k"))
+    theirs = harness.service.initiate_upload(OTHER, request(idempotency_key="k"))
+    assert mine.recording_id != theirs.recording_id
+
+
+def test_retried_initiate_after_completion_is_refused(harness: Harness) -> None:
+    """Once uploaded, a retried initiate gets no ticket that could overwrite the audio."""
+    first = harness.service.initiate_upload(USER, request(idempotency_key="k"))
+    harness.put(first.s3_key, BODY)
+    harness.service.complete_upload(USER, first.recording_id, {"file_size_bytes": len(BODY)})
+    with pytest.raises(InvalidStatusTransitionError) as info:
+        harness.service.initiate_upload(USER, request(idempotency_key="k"))
+    assert info.value.details["recording_id"] == str(first.recording_id)
+
+
+@pytest.mark.parametrize("key", ["", "has space", "x" * 129, "semi;colon", "ü"])
+def test_malformed_idempotency_keys_are_refused(harness: Harness, key: str) -> None:
+    """Idempotency keys are 1 to 128 URL-safe characters."""
+    with pytest.raises(ValidationError):
+        harness.service.initiate_upload(USER, request(idempotency_key=key))
+
+
+def test_concurrent_retries_create_one_recording(harness: Harness) -> None:
+    """Sixteen simultaneous initiates with one key all answer with the same recording."""
+    threads = 16
+    barrier = threading.Barrier(threads)
+
+    def attempt(_: int) -> uuid.UUID:
+        barrier.wait()
+        return harness.service.initiate_upload(USER, request(idempotency_key="same")).recording_id
+
+    with ThreadPoolExecutor(threads) as pool:
+        ids = set(pool.map(attempt, range(threads)))
+    assert len(ids) == 1
+    assert harness.service.list_recordings(USER).total == 1
+
+
+# --- renewed tickets ---------------------------------------------------------------------
+
+
+def test_renew_upload_gives_a_fresh_ticket_for_the_same_key(harness: Harness) -> None:
+    """An expired URL is replaced: same recording and key, new signature, later deadline."""
+    first = harness.service.initiate_upload(USER, request())
+    harness.clock.advance(minutes=30)
+    renewed = harness.service.renew_upload(USER, first.recording_id)
+    assert (renewed.recording_id, renewed.s3_key) == (first.recording_id, first.s3_key)
+    assert renewed.upload_fields["key"] == first.s3_key
+    row = harness.repository.get(first.recording_id)
+    assert row is not None
+    assert row.upload_expires_at == harness.clock.now + dt.timedelta(seconds=600 + 900)
+
+
+def test_renew_upload_only_while_uploading_and_only_for_the_owner(harness: Harness) -> None:
+    """Renewal is refused after completion, and another user's recording does not exist."""
+    first = harness.service.initiate_upload(USER, request())
+    with pytest.raises(RecordingNotFoundError):
+        harness.service.renew_upload(OTHER, first.recording_id)
+    harness.put(first.s3_key, BODY)
+    harness.service.complete_upload(USER, first.recording_id, {"file_size_bytes": len(BODY)})
+    with pytest.raises(InvalidStatusTransitionError):
+        harness.service.renew_upload(USER, first.recording_id)
+
+
+def test_renew_during_a_storage_outage_changes_nothing(harness: Harness) -> None:
+    """If signing fails, the deadline stays where it was."""
+    first = harness.service.initiate_upload(USER, request())
+    before = harness.repository.get(first.recording_id)
+    storage = FaultyStorage(harness.storage)
+    storage.failing = {"create_upload"}
+    service = RecordingService(storage, harness.repository, harness.service.settings)
+    with pytest.raises(Exception, match="injected outage"):
+        service.renew_upload(USER, first.recording_id)
+    assert harness.repository.get(first.recording_id) == before
+
+
+# --- checksums ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("declared", [MD5_HEX, MD5_HEX.upper(), MD5_B64])
+def test_matching_md5_completes_and_is_recorded(harness: Harness, declared: str) -> None:
+    """An MD5 in hex or base64 that matches the ETag completes; the recording keeps it."""
+    ticket = harness.service.initiate_upload(USER, request(content_md5=declared))
+    harness.put(ticket.s3_key, BODY)
+    done = harness.service.complete_upload(
+        USER, ticket.recording_id, {"file_size_bytes": len(BODY)}
+    )
+    assert done.status is RecordingStatus.UPLOADED
+    row = harness.repository.get(ticket.recording_id)
+    assert row is not None
+    assert row.content_md5 == MD5_HEX
+
+
+def test_mismatching_md5_keeps_the_recording_uploading(harness: Harness) -> None:
+    """A body that is not what the client hashed does not complete."""
+    ticket = harness.service.initiate_upload(USER, request())
+    harness.put(ticket.s3_key, BODY[:-1] + b"X")
+    with pytest.raises(UploadVerificationError) as info:
+        harness.service.complete_upload(
+            USER, ticket.recording_id, {"file_size_bytes": len(BODY), "content_md5": MD5_B64}
+        )
+    assert info.value.details["checksum"] == "content_md5"
+    assert harness.service.get_recording(USER, ticket.recording_id).status is (
+        RecordingStatus.UPLOADING
+    )
+
+
+def test_checksums_given_twice_must_agree(harness: Harness) -> None:
+    """A checksum at complete that contradicts the one at initiate is a validation error."""
+    ticket = harness.service.initiate_upload(USER, request(content_md5=MD5_HEX))
+    harness.put(ticket.s3_key, BODY)
+    with pytest.raises(ValidationError):
+        harness.service.complete_upload(
+            USER, ticket.recording_id, {"file_size_bytes": len(BODY), "content_md5": "0" * 32}
+        )
+
+
+@pytest.mark.parametrize("bad", ["abc", "g" * 32, "=" * 24, MD5_HEX + "00"])
+def test_malformed_checksums_are_refused(harness: Harness, bad: str) -> None:
+    """A checksum that is not a digest of the right size is VALIDATION_ERROR."""
+    with pytest.raises(ValidationError):
+        harness.service.initiate_upload(USER, request(content_md5=bad))
+
+
+# --- the sweeper -------------------------------------------------------------------------
+
+
+def test_concurrent_sweepers_do_no_double_work(harness: Harness) -> None:
+    """Four sweepers at once fail each stale upload once and ask storage once per recording."""
+    storage = FaultyStorage(harness.storage)
+    service = RecordingService(
+        storage,
+        harness.repository,
+        harness.service.settings,
+        clock=harness.clock,
+    )
+    ids = [service.initiate_upload(USER, request()).recording_id for _ in range(30)]
+    harness.clock.advance(hours=1)
+    barrier = threading.Barrier(4)
+
+    def sweep(_: int) -> int:
+        barrier.wait()
+        return service.expire_stale_uploads(batch_size=3)
+
+    with ThreadPoolExecutor(4) as pool:
+        failed = sum(pool.map(sweep, range(4)))
+    assert failed == 30
+    assert storage.calls["head"] == 30
+    assert {service.get_recording(USER, rid).status for rid in ids} == {RecordingStatus.FAILED}
+
+
+def test_sweeper_outage_leaves_recordings_uploading_until_the_lease_ends(harness: Harness) -> None:
+    """A storage outage mid-sweep changes nothing; once the lease ends the next sweep settles."""
+    storage = FaultyStorage(harness.storage)
+    service = RecordingService(
+        storage,
+        harness.repository,
+        harness.service.settings,
+        clock=harness.clock,
+    )
+    rid = service.initiate_upload(USER, request()).recording_id
+    harness.clock.advance(hours=1)
+    storage.failing = {"head"}
+    with pytest.raises(Exception, match="injected outage"):
+        service.expire_stale_uploads(lease_seconds=60)
+    assert service.get_recording(USER, rid).status is RecordingStatus.UPLOADING
+    storage.failing = set()
+    assert service.expire_stale_uploads() == 0  # still leased
+    harness.clock.advance(seconds=61)
+    assert service.expire_stale_uploads() == 1
+
+
+# --- reconcile and purge -----------------------------------------------------------------
+
+
+def test_reconcile_finds_orphans_and_missing_objects(harness: Harness) -> None:
+    """Objects nobody owns and verified recordings without objects are reported; dry run first."""
+    done = harness.service.initiate_upload(USER, request())
+    harness.put(done.s3_key, BODY)
+    harness.service.complete_upload(USER, done.recording_id, {"file_size_bytes": len(BODY)})
+    lost = harness.service.initiate_upload(USER, request())
+    harness.put(lost.s3_key, BODY)
+    harness.service.complete_upload(USER, lost.recording_id, {"file_size_bytes": len(BODY)})
+    harness.storage.delete(lost.s3_key)
+    pending = harness.service.initiate_upload(USER, request())
+    deleted = harness.service.initiate_upload(USER, request())
+    harness.put(deleted.s3_key, BODY)
+    harness.service.delete_recording(USER, deleted.recording_id)
+    orphan = f"recordings/{USER}/unassigned/20200101_000000_0123456789abcdef.m4a"
+    harness.put(orphan, b"stray")
+    harness.put("elsewhere/not-ours.m4a", b"outside the prefix")
+
+    report = harness.service.reconcile()
+    assert report.dry_run is True
+    assert report.orphan_keys == [orphan]
+    assert report.missing_objects == [lost.recording_id]
+    assert report.deleted_orphans == 0
+    assert (report.scanned_objects, report.scanned_recordings) == (3, 4)
+    assert harness.storage.head(orphan) is not None
+    assert harness.storage.head(pending.s3_key) is None
+
+    young = harness.service.reconcile(delete_orphans=True, now=dt.datetime.now(dt.UTC))
+    assert young.deleted_orphans == 0  # too recent to delete
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    cleaned = harness.service.reconcile(delete_orphans=True, now=later)
+    assert (cleaned.deleted_orphans, cleaned.dry_run) == (1, False)
+    assert harness.storage.head(orphan) is None
+    assert harness.storage.head(deleted.s3_key) is not None
+    assert harness.storage.head("elsewhere/not-ours.m4a") is not None
+
+
+def test_purge_removes_audio_and_scrubs_after_retention(harness: Harness) -> None:
+    """Soft-deleted recordings keep their audio for the retention period, then lose it once."""
+    ticket = harness.service.initiate_upload(USER, request(filename="Bello visit.m4a"))
+    harness.put(ticket.s3_key, BODY)
+    harness.service.complete_upload(
+        USER, ticket.recording_id, {"file_size_bytes": len(BODY), "recording_metadata": {"a": 1}}
+    )
+    harness.service.start_processing(ticket.recording_id)
+    harness.service.record_transcript(ticket.recording_id, text="private words")
+    harness.service.delete_recording(USER, ticket.recording_id)
+    assert harness.service.purge_deleted() == 0
+    harness.clock.advance(days=31)
+    assert harness.service.purge_deleted() == 1
+    assert harness.storage.head(ticket.s3_key) is None
+    row = harness.repository.get(ticket.recording_id)
+    assert row is not None
+    assert (row.original_filename, row.transcript_text, row.recording_metadata) == (
+        None,
+        None,
+        None,
+    )
+    assert row.purged_at == harness.clock.now
+    assert (row.id, row.s3_key, row.status) == (
+        ticket.recording_id,
+        ticket.s3_key,
+        RecordingStatus.TRANSCRIBED,
+    )
+    assert harness.service.purge_deleted() == 0
+    assert harness.service.purge_deleted(retention_days=0) == 0
+    with pytest.raises(ValidationError):
+        harness.service.purge_deleted(retention_days=-1)
