@@ -823,7 +823,12 @@ def _recording_id(value: object) -> uuid.UUID:
 
 
 def _optional_uuid(value: object, field: str) -> uuid.UUID | None:
-    return None if value is None else _uuid(value, field)
+    if value is None:
+        return None
+    parsed = _uuid(value, field)
+    if parsed.int == 0:
+        raise ValidationError.for_field(field, "must not be the nil UUID")
+    return parsed
 
 
 def _optional_status(value: object) -> RecordingStatus | None:
