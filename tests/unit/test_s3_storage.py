@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import urllib.parse
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 import botocore.exceptions
@@ -221,3 +221,83 @@ def test_missing_credentials_is_a_storage_error(monkeypatch: pytest.MonkeyPatch)
     storage = S3Storage(BUCKET, region_name="us-east-1")
     with pytest.raises(StorageError, match="NoCredentialsError"):
         storage.create_upload(key="k", content_type="audio/mp4", max_size=1, expires_in=60)
+
+
+# --- the cached POST signer ---------------------------------------------------------------
+
+
+def _client_for(region: str, endpoint: str | None, token: str | None = None) -> S3Client:
+    style: Literal["path", "virtual"] = "path" if endpoint else "virtual"
+    return boto3.client(
+        "s3",
+        region_name=region,
+        endpoint_url=endpoint,
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="secret",
+        aws_session_token=token,
+        config=Config(signature_version="s3v4", s3={"addressing_style": style}),
+    )
+
+
+def _comparable(post: Any) -> tuple[str, set[str], list[Any]]:
+    fields = dict(post["fields"])
+    return post["url"], set(fields), _policy(fields)["conditions"]
+
+
+@pytest.mark.parametrize(
+    ("region", "endpoint", "token"),
+    [
+        ("us-east-1", None, None),
+        ("eu-central-1", None, None),
+        ("us-east-1", "http://127.0.0.1:8333", None),
+        ("us-west-2", None, "FwoGZXIvYXdzEXAMPLETOKEN"),
+    ],
+)
+def test_cached_signer_matches_boto3(region: str, endpoint: str | None, token: str | None) -> None:
+    """The fast path gives the same URL, fields and policy as generate_presigned_post."""
+    client = _client_for(region, endpoint, token)
+    storage = S3Storage(BUCKET, client=client)
+    key = "recordings/u/appointment-x/20261124_093015_0123456789abcdef.m4a"
+    ticket = storage.create_upload(key=key, content_type="audio/mp4", max_size=99, expires_in=300)
+    reference = client.generate_presigned_post(
+        Bucket=BUCKET,
+        Key=key,
+        Fields={"Content-Type": "audio/mp4", "x-amz-server-side-encryption": "AES256"},
+        Conditions=[
+            {"Content-Type": "audio/mp4"},
+            {"x-amz-server-side-encryption": "AES256"},
+            ["content-length-range", 1, 99],
+        ],
+        ExpiresIn=300,
+    )
+    assert _comparable({"url": ticket.url, "fields": ticket.fields}) == _comparable(reference)
+    assert ticket.fields["x-amz-credential"].split("/")[2] == region
+    assert ("x-amz-security-token" in ticket.fields) is (token is not None)
+    assert storage._post_signer.cached
+
+
+def test_signer_falls_back_to_boto3_when_internals_differ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If botocore's internals are not as expected, tickets come from the public API."""
+    client = _client_for("us-east-1", None)
+    real = client._resolve_endpoint_ruleset  # type: ignore[attr-defined]
+
+    def changed_once(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(client, "_resolve_endpoint_ruleset", real)
+        raise TypeError("internals changed")
+
+    monkeypatch.setattr(client, "_resolve_endpoint_ruleset", changed_once)
+    storage = S3Storage(BUCKET, client=client)
+    assert not storage._post_signer.cached
+    ticket = storage.create_upload(key="k.m4a", content_type="audio/mp4", max_size=9, expires_in=60)
+    assert ticket.url == f"https://{BUCKET}.s3.amazonaws.com/"
+    assert {"key": "k.m4a"} in _policy(dict(ticket.fields))["conditions"]
+
+
+def test_cached_signer_uses_fresh_credentials(s3_client: S3Client) -> None:
+    """Each ticket is signed at the moment it is made: two tickets differ only in time fields."""
+    storage = S3Storage(BUCKET, client=s3_client)
+    first = storage.create_upload(key="a.m4a", content_type="audio/mp4", max_size=9, expires_in=60)
+    second = storage.create_upload(key="b.m4a", content_type="audio/mp4", max_size=9, expires_in=60)
+    assert first.fields["key"] == "a.m4a"
+    assert second.fields["key"] == "b.m4a"
+    assert {"key": "a.m4a"} not in _policy(dict(second.fields))["conditions"]
