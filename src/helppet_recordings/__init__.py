@@ -3,6 +3,8 @@
 The public surface is listed in ``__all__``. Backends that need an optional
 extra (``S3Storage`` needs ``[s3]``, ``SqlAlchemyRepository`` needs ``[sql]``)
 are imported on first use, so importing the package never requires them.
+``LocalStorage`` needs only the standard library (its upload receiver needs
+``[local]``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from helppet_recordings.schemas import (
 from helppet_recordings.service import RecordingService
 from helppet_recordings.settings import RecordingSettings
 from helppet_recordings.status import RecordingStatus, RecordingType
+from helppet_recordings.storage.local import LocalStorage
 
 if TYPE_CHECKING:
     from helppet_recordings.storage.s3 import S3Storage
@@ -59,6 +62,7 @@ __all__ = [
     "InitiateUploadRequest",
     "InitiateUploadResponse",
     "InvalidStatusTransitionError",
+    "LocalStorage",
     "MissingDependencyError",
     "PermissionDeniedError",
     "ReconcileReport",

@@ -888,3 +888,38 @@ def test_unread_download_can_be_closed(stored: tuple[LocalStorage, FakeClock]) -
     response.close()
     assert response.stream is not None
     assert list(response.stream) == []
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def _put(storage: LocalStorage, key: str, body: bytes = b"payload") -> None:
+    content_type, encoded = _encode(_ticket(storage, key=key).fields.items(), body)
+    assert _receive(storage, content_type, [encoded]).status == 204
+
+
+def test_iter_objects_is_in_code_point_key_order(tmp_path: Path) -> None:
+    """Listing follows string order even where directories and files interleave."""
+    storage = _storage(tmp_path)
+    keys = ["a0", "a/x", "a.b", "a-c", "a/b/c", "a/b0", "b", "a/é", "a/z", "A"]
+    for key in keys:
+        _put(storage, key)
+    assert [obj.key for obj in storage.iter_objects("")] == sorted(keys)
+    assert [obj.key for obj in storage.iter_objects("a/b")] == ["a/b/c", "a/b0"]
+    assert [obj.key for obj in storage.iter_objects("a/")] == sorted(
+        k for k in keys if k.startswith("a/")
+    )
+    assert list(storage.iter_objects("nothing/")) == []
+    assert list(storage.iter_objects("../")) == []
+
+
+def test_head_reports_the_sha256(tmp_path: Path) -> None:
+    """HEAD gives the body's SHA-256 and its MD5 both as the ETag and as ``md5``."""
+    storage = _storage(tmp_path)
+    _put(storage, KEY, AUDIO)
+    stored = storage.head(KEY)
+    assert stored is not None
+    assert stored.sha256 == hashlib.sha256(AUDIO).hexdigest()
+    assert stored.md5 == hashlib.md5(AUDIO).hexdigest()  # noqa: S324
+    listed = next(storage.iter_objects("recordings/"))
+    assert (listed.sha256, listed.etag) == (stored.sha256, stored.etag)

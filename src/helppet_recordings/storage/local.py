@@ -37,10 +37,12 @@ import math
 import os
 import secrets
 import stat
+import threading
 import time
 import unicodedata
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Final, Self, TypeVar
 
@@ -73,6 +75,9 @@ MAX_SEGMENT_BYTES: Final = 255
 
 STALE_STAGING_SECONDS: Final = 24 * 60 * 60
 """Staged uploads older than this are debris of a crashed process and are removed."""
+
+PARALLEL_DIGEST_BYTES: Final = 128 * 1024
+"""Pieces at least this long are hashed in worker threads, in parallel with the disk write."""
 
 _POLICY_VERSION: Final = 1
 _UPLOAD_CONTEXT: Final = b"helppet-local-upload-v1\n"
@@ -320,23 +325,42 @@ class LocalStorage:
         self._prune(meta_path.parent, self._meta)
 
     def iter_objects(self, prefix: str) -> Iterator[StoredObject]:
-        """Yield every complete object whose key starts with ``prefix``, in key order."""
+        """Yield every complete object whose key starts with ``prefix``, in ascending key order.
+
+        Keys compare as strings (code point order), as the port requires.
+        """
         directory, _, _ = prefix.rpartition("/")
-        start = self._objects
+        start, start_key = self._objects, ""
         if directory:
             try:
                 start = self._objects.joinpath(*check_key(directory))
             except ValueError:
                 return
-        if not self._contained(start, self._objects) or not start.is_dir():
+            start_key = directory + "/"
+        if self._contained(start, self._objects):
+            yield from self._walk(start, start_key, prefix)
+
+    def _walk(self, directory: Path, key_prefix: str, prefix: str) -> Iterator[StoredObject]:
+        """Yield the objects under ``directory`` (whose keys start ``key_prefix``) in key order.
+
+        A directory sorts as its name plus ``/``: every key inside it starts
+        that way, so the walk visits keys in exactly string order.
+        """
+        try:
+            with os.scandir(directory) as scan:
+                entries = [
+                    (entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name, entry)
+                    for entry in scan
+                    if not entry.name.startswith(".")
+                ]
+        except (FileNotFoundError, NotADirectoryError):
             return
-        for current, dirs, files in os.walk(start):
-            dirs.sort()
-            here = Path(current)
-            for name in sorted(files):
-                key = (here / name).relative_to(self._objects).as_posix()
-                if not key.startswith(prefix):
-                    continue
+        for name, entry in sorted(entries, key=lambda item: item[0]):
+            key = key_prefix + name
+            if name.endswith("/"):
+                if key.startswith(prefix) or prefix.startswith(key):
+                    yield from self._walk(Path(entry.path), key, prefix)
+            elif key.startswith(prefix) and entry.is_file(follow_symlinks=False):
                 try:
                     data_path, meta_path = self._paths(key)
                 except ValueError:
@@ -536,6 +560,7 @@ class LocalStorage:
             size=status.st_size,
             content_type=meta.get("content_type"),
             etag=meta.get("md5"),
+            sha256=meta.get("sha256"),
             server_side_encryption=None,
             last_modified=dt.datetime.fromisoformat(stored_at)
             if isinstance(stored_at, str)
@@ -599,8 +624,7 @@ class StagedUpload:
         self.meta_path = meta_path
         self.size = 0
         self._storage = storage
-        self._md5 = hashlib.md5()  # noqa: S324 - the S3 ETag is MD5 by definition
-        self._sha256 = hashlib.sha256()
+        self._digests = _Digests()
         self._path: Path | None = staging_dir / f"{secrets.token_hex(16)}{_STAGING_SUFFIX}"
         self._file: IO[bytes] | None = _create_exclusive(self._path)
 
@@ -610,7 +634,10 @@ class StagedUpload:
         return self._path
 
     def write(self, data: bytes | memoryview) -> None:
-        """Append body bytes; raise ``EntityTooLarge`` once the policy's maximum is passed."""
+        """Append body bytes; raise ``EntityTooLarge`` once the policy's maximum is passed.
+
+        ``data`` must not change until the next call (it may still be being hashed).
+        """
         if self._file is None:
             msg = "the upload is closed"
             raise RuntimeError(msg)
@@ -622,14 +649,13 @@ class StagedUpload:
                 "Your proposed upload exceeds the maximum allowed size",
                 MaxSizeAllowed=str(self.policy.max_size),
             )
+        self._digests.update(data)  # hashed in worker threads while this thread writes
         view = memoryview(data)
         while view:
             written = self._file.write(view)
             if not written:
                 raise OSError(errno.EIO, "short write to the staged upload")
             view = view[written:]
-        self._md5.update(data)
-        self._sha256.update(data)
         self.size = size
 
     def commit(self) -> StoredObject:
@@ -656,12 +682,13 @@ class StagedUpload:
             status = os.fstat(handle.fileno())
             handle.close()
             stored_at = dt.datetime.now(dt.UTC)
+            md5, sha256 = self._digests.hexdigests()
             meta = {
                 "key": self.policy.key,
                 "content_type": self.policy.content_type,
                 "size": self.size,
-                "md5": self._md5.hexdigest(),
-                "sha256": self._sha256.hexdigest(),
+                "md5": md5,
+                "sha256": sha256,
                 "stored_at": stored_at.isoformat(),
                 "inode": status.st_ino,
                 "device": status.st_dev,
@@ -674,7 +701,8 @@ class StagedUpload:
             key=self.policy.key,
             size=self.size,
             content_type=self.policy.content_type,
-            etag=str(meta["md5"]),
+            etag=md5,
+            sha256=sha256,
             server_side_encryption=None,
             last_modified=stored_at,
         )
@@ -683,6 +711,7 @@ class StagedUpload:
         """Close and delete the temporary file (if it is still there); safe to repeat."""
         handle, self._file = self._file, None
         path, self._path = self._path, None
+        self._digests.wait()
         if handle is not None:
             handle.close()
         if path is not None:
@@ -693,6 +722,55 @@ class StagedUpload:
 
     def __exit__(self, *exc_info: object) -> None:
         self.discard()
+
+
+class _Digests:
+    """MD5 (the ETag) and SHA-256 of a stream, in order.
+
+    Pieces of ``PARALLEL_DIGEST_BYTES`` or more are hashed in a shared pool of
+    worker threads (hashlib releases the GIL), both digests at once and while
+    the caller writes the same piece to disk; each piece waits for the
+    previous one, so the digests see the bytes in order.
+    """
+
+    def __init__(self) -> None:
+        self._md5 = hashlib.md5()  # noqa: S324 - the S3 ETag is MD5 by definition
+        self._sha256 = hashlib.sha256()
+        self._pending: tuple[Future[None], Future[None]] | None = None
+
+    def update(self, data: bytes | memoryview) -> None:
+        self.wait()
+        if len(data) >= PARALLEL_DIGEST_BYTES:
+            pool = _digest_pool()
+            self._pending = (
+                pool.submit(self._md5.update, data),
+                pool.submit(self._sha256.update, data),
+            )
+        else:
+            self._md5.update(data)
+            self._sha256.update(data)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            for future in pending:
+                future.result()
+
+    def hexdigests(self) -> tuple[str, str]:
+        self.wait()
+        return self._md5.hexdigest(), self._sha256.hexdigest()
+
+
+_pool_lock = threading.Lock()
+_pool: list[ThreadPoolExecutor] = []
+
+
+def _digest_pool() -> ThreadPoolExecutor:
+    with _pool_lock:
+        if not _pool:
+            workers = max(2, min(8, os.cpu_count() or 2))
+            _pool.append(ThreadPoolExecutor(workers, thread_name_prefix="helppet-digest"))
+        return _pool[0]
 
 
 # ----------------------------------------------------------------------------- helpers

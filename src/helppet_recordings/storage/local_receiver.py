@@ -47,7 +47,7 @@ try:
     from python_multipart.exceptions import FormParserError
     from python_multipart.multipart import MultipartParser, parse_options_header
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise MissingDependencyError("python-multipart", "fastapi") from exc
+    raise MissingDependencyError("python-multipart", "local") from exc
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -119,6 +119,10 @@ class FileChunks(Iterator[bytes]):
         handle, self._handle = self._handle, None
         if handle is not None:
             handle.close()
+
+    def __del__(self) -> None:
+        # A response abandoned mid-stream (client gone) still releases its file.
+        self.close()
 
 
 class LocalUploadReceiver:

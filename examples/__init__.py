@@ -1,0 +1,1 @@
+"""Runnable examples of helppet_recordings: the FastAPI adapter and the demo."""

@@ -1,0 +1,415 @@
+"""The whole iPhone flow in one command, with no AWS account: ``python -m examples.demo``.
+
+Starts the example API (SQLite and LocalStorage in a temporary directory, a
+generated token secret) with uvicorn on 127.0.0.1 (port 8000 if free), then
+plays the phone: generates a few seconds of tone as a WAV file, initiates an
+upload, uploads it with a real multipart POST, completes it, lists, fetches
+the download URL, downloads and compares the bytes, deletes, and checks the
+recording is gone. Each step prints its HTTP status and timing. Exits 0 when
+every step passed, 1 when one failed, 2 when the server could not start.
+
+``--keep-running`` leaves the API up afterwards (until Ctrl-C) and prints curl
+commands, with a fresh token and a ready upload ticket, to try by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import contextlib
+import errno
+import hashlib
+import io
+import math
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import wave
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final
+
+import httpx
+import uvicorn
+
+from examples.fastapi_app.auth import mint_token
+from examples.fastapi_app.config import AppConfig
+from examples.fastapi_app.main import create_app
+
+HOST: Final = "127.0.0.1"
+PREFERRED_PORT: Final = 8000
+API: Final = "/api/v1/recordings"
+START_TIMEOUT_SECONDS: Final = 20.0
+FILENAME: Final = "demo-visit.wav"
+
+
+# ------------------------------------------------------------------------------ audio
+
+
+def tone_wav(seconds: float = 3.0, frequency: float = 440.0, rate: int = 16_000) -> bytes:
+    """Return ``seconds`` of a sine tone as a 16-bit mono WAV file, with short fades."""
+    count = int(seconds * rate)
+    fade = rate // 50  # 20 ms, so the tone starts and stops without a click
+    samples = array.array(
+        "h",
+        (
+            int(
+                12_000
+                * math.sin(2 * math.pi * frequency * i / rate)
+                * min(1.0, i / fade, (count - 1 - i) / fade)
+            )
+            for i in range(count)
+        ),
+    )
+    if sys.byteorder == "big":  # pragma: no cover - WAV samples are little-endian
+        samples.byteswap()
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return buffer.getvalue()
+
+
+# ----------------------------------------------------------------------------- server
+
+
+def listening_socket(port: int) -> socket.socket:
+    """Bind 127.0.0.1:``port`` (0: any free port); fall back to a free port if it is taken."""
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that name it, and
+    # without it keep-alive requests wait ~40 ms for delayed ACKs.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((HOST, port))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE or port == 0:
+            sock.close()
+            raise
+        sock.bind((HOST, 0))
+    return sock
+
+
+class DemoServer:
+    """uvicorn serving the example app from a thread, on an already bound socket."""
+
+    def __init__(self, sock: socket.socket, config: AppConfig) -> None:
+        self._socket = sock
+        self._server = uvicorn.Server(
+            uvicorn.Config(create_app(config=config), log_level="warning", access_log=False)
+        )
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+
+    def start(self) -> None:
+        """Start serving; raise ``RuntimeError`` if the app does not come up."""
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not self._server.started:
+            if not self._thread.is_alive():
+                msg = "the API exited during start-up (see the log above)"
+                raise RuntimeError(msg)
+            if time.monotonic() > deadline:
+                self.stop()
+                msg = f"the API did not start within {START_TIMEOUT_SECONDS:.0f} s"
+                raise RuntimeError(msg)
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread."""
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=START_TIMEOUT_SECONDS)
+        self._socket.close()
+
+
+# ------------------------------------------------------------------------------ phone
+
+
+class StepFailedError(Exception):
+    """A step got an answer other than the one the flow needs."""
+
+
+@dataclass
+class Phone:
+    """The phone app: one user, one HTTP client, numbered steps printed as they run."""
+
+    client: httpx.Client
+    token: str
+    step: int = 0
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The Authorization header."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def call(
+        self,
+        title: str,
+        method: str,
+        url: str,
+        *,
+        shown: str | None = None,
+        expect: int,
+        describe: Callable[[httpx.Response], str] = lambda _r: "",
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Make one request, print its line, and raise unless the status is ``expect``."""
+        self.step += 1
+        started = time.perf_counter()
+        response = self.client.request(method, url, **kwargs)
+        elapsed = (time.perf_counter() - started) * 1000
+        path = shown or httpx.URL(url).path
+        ok = response.status_code == expect
+        note = describe(response) if ok else f"FAILED, expected {expect}: {response.text[:300]}"
+        print(
+            f"  {self.step}. {title:<18} {method:<6} {path:<46} "
+            f"{response.status_code}  {elapsed:7.1f} ms  {note}",
+            flush=True,
+        )
+        if not ok:
+            raise StepFailedError(title)
+        return response
+
+
+def run_flow(phone: Phone, audio: bytes) -> None:
+    """Play the phone's part: every endpoint once, checking each answer."""
+    ticket = phone.call(
+        "initiate upload",
+        "POST",
+        f"{API}/upload/initiate",
+        json={
+            "appointment_id": str(uuid.uuid4()),
+            "recording_type": "visit_audio",
+            "filename": FILENAME,
+            "content_type": "audio/wav",
+            "estimated_duration_seconds": 3.0,
+        },
+        headers=phone.auth,
+        expect=200,
+        describe=lambda r: f"recording {r.json()['recording_id']}",
+    ).json()
+    rid = ticket["recording_id"]
+    phone.call(
+        "upload audio",
+        "POST",
+        ticket["upload_url"],
+        data=ticket["upload_fields"],
+        files={"file": (FILENAME, audio, ticket["upload_fields"]["Content-Type"])},
+        expect=204,
+        describe=lambda _r: f"{len(audio):,} bytes, multipart POST with the signed ticket",
+    )
+    phone.call(
+        "complete upload",
+        "POST",
+        f"{API}/upload/complete/{rid}",
+        shown=f"{API}/upload/complete/{{id}}",
+        json={
+            "file_size_bytes": len(audio),
+            "duration_seconds": 3.0,
+            "recording_metadata": {"device_model": "demo phone", "app_version": "demo"},
+        },
+        headers=phone.auth,
+        expect=200,
+        describe=lambda r: f"status {r.json()['status']}",
+    )
+    listed = phone.call(
+        "list recordings",
+        "GET",
+        f"{API}/",
+        headers=phone.auth,
+        expect=200,
+        describe=lambda r: f"{r.json()['total']} recording(s)",
+    ).json()
+    if [item["id"] for item in listed["items"]] != [rid]:
+        raise StepFailedError("the new recording is not the one listed")
+    download = phone.call(
+        "get download URL",
+        "GET",
+        f"{API}/{rid}/download-url",
+        shown=f"{API}/{{id}}/download-url",
+        headers=phone.auth,
+        expect=200,
+        describe=lambda r: f"expires in {r.json()['expires_in']} s",
+    ).json()
+    got = phone.call(
+        "download audio",
+        "GET",
+        download["download_url"],
+        shown="/local-storage/download/{key}?…&sig=…",
+        expect=200,
+        describe=lambda r: (
+            f"{len(r.content):,} bytes, "
+            + ("identical" if r.content == audio else "DIFFERENT from the upload")
+        ),
+    )
+    if hashlib.sha256(got.content).digest() != hashlib.sha256(audio).digest():
+        raise StepFailedError("the downloaded audio differs from the upload")
+    phone.call(
+        "delete recording",
+        "DELETE",
+        f"{API}/{rid}",
+        shown=f"{API}/{{id}}",
+        headers=phone.auth,
+        expect=204,
+        describe=lambda _r: "soft-deleted",
+    )
+    phone.call(
+        "confirm it is gone",
+        "GET",
+        f"{API}/{rid}",
+        shown=f"{API}/{{id}}",
+        headers=phone.auth,
+        expect=404,
+        describe=lambda r: r.json()["error_code"],
+    )
+
+
+def print_try_it(phone: Phone, base_url: str, wav_path: Path, secret: str) -> None:
+    """Print curl commands to try by hand, with a fresh token and a ready upload ticket."""
+    user = uuid.uuid4()
+    token = mint_token(secret, user, expires_in=24 * 3600)
+    ticket = phone.client.post(
+        f"{API}/upload/initiate",
+        json={"filename": wav_path.name, "content_type": "audio/wav"},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
+    rid = ticket["recording_id"]
+    form = " ".join(f"-F {shlex.quote(f'{k}={v}')}" for k, v in ticket["upload_fields"].items())
+    api = f"{base_url}{API}"
+    json_type = "-H 'Content-Type: application/json'"
+    print(
+        f"""
+The API keeps running at {base_url} (docs: {base_url}/docs). Press Ctrl-C to stop it.
+A token for user {user}, valid 24 hours, and a recording ready for upload ({rid}):
+
+  TOKEN={shlex.quote(token)}
+
+  # upload the demo audio with the signed ticket, as the phone does
+  curl -sS -i {form} -F file=@{shlex.quote(str(wav_path))} {ticket["upload_url"]}
+
+  # complete, list, get, download URL, delete
+  curl -X POST {api}/upload/complete/{rid} -H "Authorization: Bearer $TOKEN" \\
+       {json_type} -d '{{"file_size_bytes": {wav_path.stat().st_size}, "duration_seconds": 3.0}}'
+  curl {api}/ -H "Authorization: Bearer $TOKEN"
+  curl {api}/{rid} -H "Authorization: Bearer $TOKEN"
+  curl {api}/{rid}/download-url -H "Authorization: Bearer $TOKEN"
+  curl -X DELETE -i {api}/{rid} -H "Authorization: Bearer $TOKEN"
+
+  # start another upload
+  curl -X POST {api}/upload/initiate -H "Authorization: Bearer $TOKEN" {json_type} \\
+       -d '{{"filename": "visit.m4a", "content_type": "audio/m4a"}}'
+""",
+        flush=True,
+    )
+
+
+# ------------------------------------------------------------------------------- main
+
+
+@contextlib.contextmanager
+def data_directory(chosen: Path | None) -> Iterator[Path]:
+    """Yield the directory given, or a temporary one removed afterwards."""
+    if chosen is not None:
+        chosen.mkdir(parents=True, exist_ok=True)
+        yield chosen.resolve()
+        return
+    temporary = Path(tempfile.mkdtemp(prefix="helppet-demo-"))
+    try:
+        yield temporary
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    with contextlib.suppress(KeyboardInterrupt):
+        while not stop.wait(0.5):
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; return the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.demo", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--keep-running", action="store_true", help="leave the API running")
+    parser.add_argument(
+        "--port", type=int, default=PREFERRED_PORT, help="port to try first (0: any free port)"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, help="keep the database and files here (default: a temp dir)"
+    )
+    args = parser.parse_args(argv)
+
+    secret = secrets.token_urlsafe(32)
+    user = uuid.uuid4()
+    audio = tone_wav()
+    with data_directory(args.data_dir) as data:
+        try:
+            sock = listening_socket(args.port)
+        except OSError as exc:
+            print(f"Cannot listen on {HOST}:{args.port}: {exc}", file=sys.stderr)
+            return 2
+        base_url = f"http://{HOST}:{sock.getsockname()[1]}"
+        config = AppConfig(
+            storage="local",
+            database_url=f"sqlite:///{data / 'recordings.db'}",
+            local_storage_dir=data / "files",
+            public_base_url=base_url,
+            jwt_secret=secret,
+        )
+        server = DemoServer(sock, config)
+        print("HelpPet recordings demo")
+        print(f"  API    {base_url}  (SQLite + LocalStorage in {data})")
+        print(f"  phone  user {user}, a generated token")
+        print(f"  audio  {FILENAME}: 3.0 s of 440 Hz tone, {len(audio):,} bytes of WAV\n")
+        try:
+            server.start()
+        except RuntimeError as exc:
+            print(f"The API could not start: {exc}", file=sys.stderr)
+            return 2
+        try:
+            with httpx.Client(base_url=base_url, timeout=30) as client:
+                phone = Phone(client=client, token=mint_token(secret, user))
+                started = time.perf_counter()
+                try:
+                    run_flow(phone, audio)
+                except StepFailedError as exc:
+                    print(f"\nDemo FAILED at: {exc}", file=sys.stderr)
+                    return 1
+                except httpx.HTTPError as exc:
+                    print(f"\nDemo FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    return 1
+                total = time.perf_counter() - started
+                print(f"\nAll {phone.step} steps passed in {total:.2f} s.")
+                if args.keep_running:
+                    wav_path = data / FILENAME
+                    wav_path.write_bytes(audio)
+                    print_try_it(phone, base_url, wav_path, secret)
+                    wait_for_interrupt()
+        finally:
+            server.stop()
+            print("Server stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""``python -m examples.demo`` on a fresh environment: every step passes and the server stops."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+STEPS = [
+    ("initiate upload", "POST", "200"),
+    ("upload audio", "POST", "204"),
+    ("complete upload", "POST", "200"),
+    ("list recordings", "GET", "200"),
+    ("get download URL", "GET", "200"),
+    ("download audio", "GET", "200"),
+    ("delete recording", "DELETE", "204"),
+    ("confirm it is gone", "GET", "404"),
+]
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    """The demo needs no configuration, prints every step with its status, and exits 0."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HELPPET_", "AWS_", "S3_")) and k != "DATABASE_URL"
+    }
+    env["TMPDIR"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "examples.demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for number, (title, method, status) in enumerate(STEPS, start=1):
+        line = next((ln for ln in lines if ln.strip().startswith(f"{number}. {title}")), None)
+        assert line is not None, result.stdout
+        assert f" {method} " in line
+        assert f" {status} " in line
+        assert " ms " in line
+    assert "96,044 bytes, identical" in result.stdout
+    assert "All 8 steps passed" in result.stdout
+    assert lines[-1] == "Server stopped."
+    assert list(tmp_path.iterdir()) == []  # the temporary data directory was removed

@@ -1,0 +1,214 @@
+"""The FastAPI example as deployed: ``uvicorn examples.fastapi_app.main:app`` over real HTTP.
+
+The server is a subprocess configured only through the environment (contract
+section 5); the test is the phone: initiate, multipart upload, complete, list,
+download, delete. Once on LocalStorage, once on S3Storage against SeaweedFS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from examples.demo import tone_wav
+from examples.fastapi_app.auth import mint_token
+
+from tests.support.seaweedfs import SeaweedEndpoint
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "e2e-jwt-secret-0123456789abcdefghijklmnop"
+API = "/api/v1/recordings"
+START_TIMEOUT = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class UvicornProcess:
+    """``uvicorn examples.fastapi_app.main:app`` in a subprocess on 127.0.0.1."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / "uvicorn.log"
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("HELPPET_", "AWS_"))}
+        clean.pop("DATABASE_URL", None)
+        clean.pop("S3_BUCKET_NAME", None)
+        self._env = {**clean, "HELPPET_PUBLIC_BASE_URL": self.base_url, **env}
+        self._workdir = workdir
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start uvicorn and wait until it answers; fail the test with its log if it does not."""
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "examples.fastapi_app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self._process.poll() is not None:
+                self._fail(f"uvicorn exited with status {self._process.returncode}")
+            try:
+                if httpx.get(f"{self.base_url}/openapi.json", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self._fail(f"uvicorn did not answer within {START_TIMEOUT:.0f} s")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM the server by its process group, then SIGKILL if it lingers."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+
+    def _fail(self, reason: str) -> None:
+        self.stop()
+        log = self.log_path.read_text(errors="replace")[-4000:]
+        pytest.fail(f"{reason}\n--- {self.log_path} ---\n{log}", pytrace=False)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[type[UvicornProcess]]:
+    """Start servers for the test; every one is stopped afterwards."""
+    started: list[UvicornProcess] = []
+
+    class Tracked(UvicornProcess):
+        def start(self) -> None:
+            started.append(self)
+            super().start()
+
+    yield Tracked
+    for server in started:
+        server.stop()
+
+
+def _phone_flow(base_url: str) -> str:
+    """Play the phone against ``base_url``; return the upload URL's host the ticket named."""
+    user = uuid.uuid4()
+    audio = tone_wav(seconds=1.0)
+    headers = {"Authorization": f"Bearer {mint_token(SECRET, user)}"}
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        initiated = client.post(
+            f"{API}/upload/initiate",
+            json={"filename": "visit.wav", "content_type": "audio/wav"},
+            headers=headers,
+        )
+        assert initiated.status_code == 200, initiated.text
+        ticket = initiated.json()
+        rid = ticket["recording_id"]
+        uploaded = client.post(
+            ticket["upload_url"],
+            data=ticket["upload_fields"],
+            files={"file": ("visit.wav", audio, ticket["upload_fields"]["Content-Type"])},
+        )
+        assert 200 <= uploaded.status_code < 300, uploaded.text
+        completed = client.post(
+            f"{API}/upload/complete/{rid}",
+            json={"file_size_bytes": len(audio), "duration_seconds": 1.0},
+            headers=headers,
+        )
+        assert completed.status_code == 200, completed.text
+        assert completed.json()["status"] == "uploaded"
+        listed = client.get(f"{API}/", headers=headers).json()
+        assert [item["id"] for item in listed["items"]] == [rid]
+        url = client.get(f"{API}/{rid}/download-url", headers=headers)
+        assert url.status_code == 200, url.text
+        downloaded = client.get(url.json()["download_url"])
+        assert downloaded.status_code == 200
+        assert hashlib.sha256(downloaded.content).digest() == hashlib.sha256(audio).digest()
+        assert client.delete(f"{API}/{rid}", headers=headers).status_code == 204
+        gone = client.get(f"{API}/{rid}", headers=headers)
+        assert (gone.status_code, gone.json()["error_code"]) == (404, "RECORDING_NOT_FOUND")
+        assert client.get(f"{API}/", headers={}).status_code == 401
+        return str(httpx.URL(ticket["upload_url"]).host)
+
+
+def test_local_storage_over_http(serve: type[UvicornProcess], tmp_path: Path) -> None:
+    """On LocalStorage and SQLite, the phone's whole flow works over real HTTP."""
+    server = serve(
+        tmp_path,
+        {
+            "HELPPET_JWT_SECRET": SECRET,
+            "HELPPET_STORAGE": "local",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}",
+            "HELPPET_LOCAL_STORAGE_DIR": str(tmp_path / "files"),
+        },
+    )
+    server.start()
+    assert _phone_flow(server.base_url) == "127.0.0.1"
+    assert list((tmp_path / "files" / "objects").rglob("*.wav"))
+
+
+def test_s3_storage_on_seaweedfs_over_http(
+    serve: type[UvicornProcess], tmp_path: Path, seaweed: SeaweedEndpoint, seaweed_bucket: str
+) -> None:
+    """With HELPPET_STORAGE=s3 the phone uploads to SeaweedFS directly, through the same API."""
+    server = serve(
+        tmp_path,
+        {
+            "HELPPET_JWT_SECRET": SECRET,
+            "HELPPET_STORAGE": "s3",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}",
+            "AWS_ENDPOINT_URL": seaweed.endpoint_url,
+            "AWS_ACCESS_KEY_ID": seaweed.access_key,
+            "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
+            "AWS_REGION": seaweed.region,
+            "S3_BUCKET_NAME": seaweed_bucket,
+        },
+    )
+    server.start()
+    upload_host = _phone_flow(server.base_url)
+    assert upload_host == "127.0.0.1"
+    assert str(httpx.URL(seaweed.endpoint_url).port) not in server.base_url
+    local_routes = httpx.post(f"{server.base_url}/local-storage/upload", content=b"x", timeout=10)
+    assert local_routes.status_code == 404
+
+
+def test_server_without_secret_refuses_to_start(tmp_path: Path) -> None:
+    """Started without HELPPET_JWT_SECRET, uvicorn exits and says what to set."""
+    server = UvicornProcess(tmp_path, {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    with pytest.raises(pytest.fail.Exception, match="HELPPET_JWT_SECRET"):
+        server.start()
+    server.stop()
