@@ -50,6 +50,7 @@ from helppet_recordings.status import RecordingStatus, RecordingType
 from helppet_recordings.storage.local import LocalStorage
 
 if TYPE_CHECKING:
+    from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository
     from helppet_recordings.storage.s3 import S3Storage
 
 __all__ = [
@@ -80,6 +81,7 @@ __all__ = [
     "RepositoryError",
     "RepositoryUnavailableError",
     "S3Storage",
+    "SqlAlchemyRepository",
     "StorageError",
     "StorageUnavailableError",
     "StoredObject",
@@ -95,6 +97,7 @@ __all__ = [
 
 _LAZY = {
     "S3Storage": "helppet_recordings.storage.s3",
+    "SqlAlchemyRepository": "helppet_recordings.repositories.sqlalchemy",
 }
 
 

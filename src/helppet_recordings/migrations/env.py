@@ -1,0 +1,84 @@
+"""Alembic environment of the package's standalone migrations.
+
+Run programmatically by ``SqlAlchemyRepository.create_schema()`` through
+:func:`helppet_recordings.repositories.sqlalchemy.alembic_config`, which passes
+an open connection in ``config.attributes["connection"]`` (or a URL). The
+revision is kept in ``helppet_recordings_alembic_version`` so a host
+application's own ``alembic_version`` table is never touched.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import sqlalchemy as sa
+from alembic import context
+
+from helppet_recordings.repositories._sql_schema import ALEMBIC_VERSION_TABLE, metadata
+
+# Any constant works; it only has to be the same in every process that migrates.
+_ADVISORY_LOCK_KEY: Final = 0x4850_5245_4344  # "HPRECD"
+
+
+def _include_name(name: str | None, type_: str, _parents: object) -> bool:
+    """Let autogenerate see only the package's own tables, never a host's."""
+    return type_ != "table" or name in metadata.tables
+
+
+def _configure(**options: object) -> None:
+    context.configure(
+        target_metadata=metadata,
+        version_table=ALEMBIC_VERSION_TABLE,
+        include_name=_include_name,
+        compare_type=True,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def _run_on(connection: sa.Connection) -> None:
+    _configure(connection=connection)
+    with context.begin_transaction():
+        # Two processes migrating at once: the second waits here, then finds head.
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY}
+            )
+        elif connection.dialect.name == "sqlite" and not _sqlite_in_transaction(connection):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        context.run_migrations()
+
+
+def _sqlite_in_transaction(connection: sa.Connection) -> bool:
+    return bool(getattr(connection.connection.dbapi_connection, "in_transaction", False))
+
+
+def run_migrations_offline() -> None:
+    """Emit the migration SQL for ``sqlalchemy.url`` without connecting."""
+    _configure(url=context.config.get_main_option("sqlalchemy.url"), literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Run the migrations on the given connection, or on a new one to ``sqlalchemy.url``."""
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run_on(connection)
+        return
+    url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:
+        msg = "pass a connection or set sqlalchemy.url (see alembic_config())"
+        raise RuntimeError(msg)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as new_connection:
+            _run_on(new_connection)
+            new_connection.commit()
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,223 @@
+"""The ``recordings`` table as a SQLAlchemy Core ``Table``, definable in any ``MetaData``.
+
+The columns follow the design document's "Recordings Table" (types, server
+defaults, nullability) plus ``upload_expires_at``, the upload deadline the
+sweeper uses. The package's own Alembic migration (``0001``) creates exactly
+this table without foreign keys; a host application that owns ``users``,
+``visits`` and ``appointments`` calls :func:`define_recordings_table` on its
+own ``MetaData`` with those tables to get the same table *with* foreign keys,
+and manages it in its own Alembic history.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+try:
+    import sqlalchemy as sa
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    from helppet_recordings.errors import MissingDependencyError
+
+    raise MissingDependencyError("sqlalchemy", "sql") from exc
+
+__all__ = [
+    "ALEMBIC_VERSION_TABLE",
+    "IDEMPOTENCY_KEY_LENGTH",
+    "IDEMPOTENCY_KEY_PREDICATE",
+    "LIVE_PREDICATE",
+    "PURGEABLE_PREDICATE",
+    "RECORDINGS_TABLE_NAME",
+    "STALE_UPLOAD_PREDICATE",
+    "STORAGE_KEY_TYPE",
+    "ForeignKeyTarget",
+    "define_recordings_table",
+    "metadata",
+    "recordings",
+]
+
+RECORDINGS_TABLE_NAME: Final = "recordings"
+"""The table's name, in the standalone schema and by default when embedded."""
+
+ALEMBIC_VERSION_TABLE: Final = "helppet_recordings_alembic_version"
+"""Where the package's migrations record their revision (never the host's ``alembic_version``)."""
+
+LIVE_PREDICATE: Final = "NOT is_deleted"
+"""The partial-index predicate of live rows, as SQL that PostgreSQL and SQLite read alike.
+
+Queries use this exact text (not a bound parameter, not a dialect-rendered
+expression) so that both planners can prove the partial indexes apply, and so
+that Alembic autogenerate renders the same predicate whichever database it
+compares against.
+"""
+
+STALE_UPLOAD_PREDICATE: Final = "status = 'uploading' AND NOT is_deleted"
+"""The partial-index predicate of the sweep index: live recordings still uploading."""
+
+PURGEABLE_PREDICATE: Final = "is_deleted AND purged_at IS NULL"
+"""The partial-index predicate of the purge index: soft-deleted rows not yet purged."""
+
+IDEMPOTENCY_KEY_PREDICATE: Final = "idempotency_key IS NOT NULL"
+"""The partial-index predicate of the unique (owner, idempotency key) index."""
+
+IDEMPOTENCY_KEY_LENGTH: Final = 255
+"""The longest idempotency key the table stores."""
+
+STORAGE_KEY_TYPE: Final = sa.String(500).with_variant(sa.String(500, collation="C"), "postgresql")
+"""``VARCHAR(500)``; on PostgreSQL with the ``C`` collation, so that comparing and ordering
+storage keys is code point order (as in S3 and SQLite) and the unique index serves walks
+over every key in order, whatever the database's default collation."""
+
+ForeignKeyTarget = sa.Table | sa.Column[Any] | str
+"""What a foreign key may point at: a table (its one primary key column), a column, or
+``"table.column"``."""
+
+_MAX_METADATA_LENGTH: Final = 2000
+
+
+def define_recordings_table(
+    metadata: sa.MetaData,
+    *,
+    name: str = RECORDINGS_TABLE_NAME,
+    schema: str | None = None,
+    users_table: ForeignKeyTarget | None = None,
+    visits_table: ForeignKeyTarget | None = None,
+    appointments_table: ForeignKeyTarget | None = None,
+) -> sa.Table:
+    """Define the recordings table in ``metadata`` and return it.
+
+    ``users_table`` adds foreign keys from ``recorded_by_user_id`` and
+    ``deleted_by_user_id``; ``visits_table`` and ``appointments_table`` add
+    them from ``visit_id`` and ``appointment_id``. Each may be a ``Table``
+    (its single primary key column is the target), a ``Column`` or a string
+    such as ``"users.id"``. Without them the table has no foreign keys, as
+    in the standalone schema.
+
+    Index and constraint names are derived from ``name`` (``ix_<name>_...``,
+    ``uq_<name>_s3_key``), so they are stable for Alembic autogenerate.
+    """
+    users = _foreign_key(users_table, f"fk_{name}_recorded_by_user_id")
+    deleted_by = _foreign_key(users_table, f"fk_{name}_deleted_by_user_id")
+    visits = _foreign_key(visits_table, f"fk_{name}_visit_id")
+    appointments = _foreign_key(appointments_table, f"fk_{name}_appointment_id")
+
+    table = sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.Uuid(), primary_key=True),
+        sa.Column("visit_id", sa.Uuid(), *visits, nullable=True),
+        sa.Column("appointment_id", sa.Uuid(), *appointments, nullable=True),
+        sa.Column("recorded_by_user_id", sa.Uuid(), *users, nullable=False),
+        # Recording metadata
+        sa.Column(
+            "recording_type", sa.String(50), nullable=False, server_default=sa.text("'visit_audio'")
+        ),
+        sa.Column("status", sa.String(20), nullable=False, server_default=sa.text("'uploading'")),
+        sa.Column("filename", sa.String(255), nullable=False),
+        sa.Column("original_filename", sa.String(255), nullable=True),
+        sa.Column("file_size_bytes", sa.Integer(), nullable=True),
+        sa.Column("duration_seconds", sa.Float(), nullable=True),
+        sa.Column("mime_type", sa.String(100), nullable=True),
+        # S3 information
+        sa.Column("s3_bucket", sa.String(100), nullable=False),
+        sa.Column("s3_key", STORAGE_KEY_TYPE, nullable=False),
+        sa.Column("s3_url", sa.String(1000), nullable=True),
+        # Transcription results
+        sa.Column("transcript_text", sa.Text(), nullable=True),
+        sa.Column("transcript_confidence", sa.Float(), nullable=True),
+        sa.Column("transcript_language", sa.String(10), nullable=True),
+        sa.Column("transcription_service", sa.String(50), nullable=True),
+        # Processing metadata
+        sa.Column("processing_started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("processing_completed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("processing_error", sa.Text(), nullable=True),
+        # Additional metadata, as compact JSON text
+        sa.Column("recording_metadata", sa.String(_MAX_METADATA_LENGTH), nullable=True),
+        # Soft delete
+        sa.Column("is_deleted", sa.Boolean(), nullable=False, server_default=sa.false()),
+        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("deleted_by_user_id", sa.Uuid(), *deleted_by, nullable=True),
+        # Audit fields
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=True, server_default=sa.func.now()
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), nullable=True, server_default=sa.func.now()
+        ),
+        # Beyond the design: the upload deadline, after which the sweeper fails the upload,
+        sa.Column("upload_expires_at", sa.DateTime(timezone=True), nullable=True),
+        # the client's idempotency key for initiate, the checksums it declared,
+        sa.Column("idempotency_key", sa.String(IDEMPOTENCY_KEY_LENGTH), nullable=True),
+        sa.Column("content_md5", sa.String(32), nullable=True),
+        sa.Column("content_sha256", sa.String(64), nullable=True),
+        # and when a soft-deleted recording's audio was purged and its row scrubbed.
+        sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True),
+        sa.UniqueConstraint("s3_key", name=f"uq_{name}_s3_key"),
+        schema=schema,
+    )
+    live = sa.text(LIVE_PREDICATE)
+    stale = sa.text(STALE_UPLOAD_PREDICATE)
+    # Listing: one owner's live recordings, newest first (ORDER BY created_at DESC, id DESC).
+    # The trailing status lets a status filter and its count be checked in the index,
+    # without visiting the rows that do not match.
+    sa.Index(
+        f"ix_{name}_owner_created",
+        table.c.recorded_by_user_id,
+        table.c.created_at.desc(),
+        table.c.id.desc(),
+        table.c.status,
+        postgresql_where=live,
+        sqlite_where=live,
+    )
+    # Lookups by appointment or visit (and the host's foreign keys).
+    sa.Index(f"ix_{name}_appointment_id", table.c.appointment_id)
+    sa.Index(f"ix_{name}_visit_id", table.c.visit_id)
+    # The sweep: live uploading recordings past their deadline, oldest deadline first.
+    sa.Index(
+        f"ix_{name}_stale_uploads",
+        table.c.status,
+        table.c.upload_expires_at,
+        table.c.id,
+        postgresql_where=stale,
+        sqlite_where=stale,
+    )
+    # One idempotency key per user. Partial: most rows have none, and an index on
+    # (recorded_by_user_id, ...) over every row would tempt the planner away from the
+    # listing index for a user's rows.
+    keyed = sa.text(IDEMPOTENCY_KEY_PREDICATE)
+    sa.Index(
+        f"uq_{name}_owner_idempotency_key",
+        table.c.recorded_by_user_id,
+        table.c.idempotency_key,
+        unique=True,
+        postgresql_where=keyed,
+        sqlite_where=keyed,
+    )
+    # The purge: soft-deleted recordings not purged yet, oldest deletion first.
+    purgeable = sa.text(PURGEABLE_PREDICATE)
+    sa.Index(
+        f"ix_{name}_purgeable",
+        table.c.deleted_at,
+        table.c.id,
+        postgresql_where=purgeable,
+        sqlite_where=purgeable,
+    )
+    return table
+
+
+def _foreign_key(target: ForeignKeyTarget | None, name: str) -> tuple[sa.ForeignKey, ...]:
+    if target is None:
+        return ()
+    if isinstance(target, sa.Table):
+        primary_key = list(target.primary_key.columns)
+        if len(primary_key) != 1:
+            msg = f"table {target.name!r} must have exactly one primary key column"
+            raise ValueError(msg)
+        return (sa.ForeignKey(primary_key[0], name=name),)
+    return (sa.ForeignKey(target, name=name),)
+
+
+metadata: Final = sa.MetaData()
+"""The standalone schema's metadata: the recordings table without foreign keys."""
+
+recordings: Final = define_recordings_table(metadata)
+"""The standalone recordings table (what migration ``0001`` creates)."""

@@ -1,0 +1,185 @@
+"""The package's Alembic migrations on SQLite and PostgreSQL: up, compare, down, up again."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from helppet_recordings.repositories.sqlalchemy import (
+    ALEMBIC_VERSION_TABLE,
+    MIGRATIONS_DIR,
+    SqlAlchemyRepository,
+    alembic_config,
+    define_recordings_table,
+    metadata,
+)
+from tests.support.factories import make_recording
+
+EXPECTED_INDEXES = {
+    "ix_recordings_owner_created": ["recorded_by_user_id", "created_at", "id", "status"],
+    "ix_recordings_appointment_id": ["appointment_id"],
+    "ix_recordings_visit_id": ["visit_id"],
+    "ix_recordings_stale_uploads": ["status", "upload_expires_at", "id"],
+    "ix_recordings_purgeable": ["deleted_at", "id"],
+    "uq_recordings_owner_idempotency_key": ["recorded_by_user_id", "idempotency_key"],
+}
+
+
+@pytest.fixture
+def repository(empty_engine_url: str) -> Iterator[SqlAlchemyRepository]:
+    """A repository on a database with no tables at all (SQLite file, fresh PostgreSQL)."""
+    with SqlAlchemyRepository.from_url(empty_engine_url) as repository:
+        yield repository
+
+
+def _differences(engine: sa.Engine, target: sa.MetaData) -> list[Any]:
+    """What Alembic autogenerate would change to make the database match ``target``."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "compare_type": True,
+                "compare_server_default": True,
+                "include_name": lambda name, kind, _parents: (
+                    kind != "table" or name in target.tables
+                ),
+            },
+        )
+        return list(compare_metadata(context, target))
+
+
+def _tables(engine: sa.Engine) -> set[str]:
+    return set(sa.inspect(engine).get_table_names())
+
+
+def _revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"version_table": ALEMBIC_VERSION_TABLE}
+        )
+        return context.get_current_revision()
+
+
+def test_upgrade_creates_the_table_and_indexes(repository: SqlAlchemyRepository) -> None:
+    """Upgrading an empty database to head creates exactly the recordings table and its indexes."""
+    engine = repository.engine
+    assert _tables(engine) == set()
+    repository.create_schema()
+    assert _tables(engine) == {"recordings", ALEMBIC_VERSION_TABLE}
+    assert "alembic_version" not in _tables(engine)
+    assert _revision(engine) == "0001"
+    inspector = sa.inspect(engine)
+    indexes = {
+        index["name"]: index
+        for index in inspector.get_indexes("recordings")
+        if not index.get("duplicates_constraint")
+    }
+    assert {name: index["column_names"] for name, index in indexes.items()} == EXPECTED_INDEXES
+    unique = {u["name"]: u["column_names"] for u in inspector.get_unique_constraints("recordings")}
+    assert unique == {"uq_recordings_s3_key": ["s3_key"]}
+    assert indexes["uq_recordings_owner_idempotency_key"]["unique"]
+    assert inspector.get_foreign_keys("recordings") == []
+    columns = {column["name"]: column for column in inspector.get_columns("recordings")}
+    assert len(columns) == 32
+    assert not columns["recorded_by_user_id"]["nullable"]
+    assert columns["created_at"]["nullable"]
+    assert "uploading" in str(columns["status"]["default"])
+    if engine.dialect.name == "postgresql":
+        owner = indexes["ix_recordings_owner_created"]
+        assert owner["column_sorting"] == {"created_at": ("desc",), "id": ("desc",)}
+        assert owner["dialect_options"]["postgresql_where"] == "(NOT is_deleted)"
+        sweep = indexes["ix_recordings_stale_uploads"]["dialect_options"]["postgresql_where"]
+        assert "'uploading'" in sweep
+        assert "NOT is_deleted" in sweep
+        assert isinstance(columns["id"]["type"], sa.Uuid)
+        assert isinstance(columns["created_at"]["type"], sa.DateTime)
+        assert columns["created_at"]["type"].timezone
+        key_type = columns["s3_key"]["type"]
+        assert isinstance(key_type, sa.String)
+        assert key_type.collation == "C"
+
+
+def test_schema_matches_the_package_metadata(repository: SqlAlchemyRepository) -> None:
+    """Autogenerate finds no difference between the migrated database and the metadata."""
+    repository.create_schema()
+    assert _differences(repository.engine, metadata) == []
+
+
+def test_compare_is_not_vacuous(repository: SqlAlchemyRepository) -> None:
+    """The comparison does notice a difference when the metadata has one."""
+    repository.create_schema()
+    changed = sa.MetaData()
+    table = define_recordings_table(changed)
+    table.append_column(sa.Column("extra", sa.Integer()))
+    differences = _differences(repository.engine, changed)
+    assert [diff[0] for diff in differences] == ["add_column"]
+
+
+def test_downgrade_to_base_and_up_again(repository: SqlAlchemyRepository) -> None:
+    """Downgrading removes the table; upgrading again restores a working schema."""
+    engine = repository.engine
+    repository.create_schema()
+    repository.add(make_recording())
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "base")
+    assert "recordings" not in _tables(engine)
+    assert _revision(engine) is None
+    repository.create_schema()
+    assert _revision(engine) == "0001"
+    assert _differences(engine, metadata) == []
+    recording = make_recording()
+    repository.add(recording)
+    assert repository.get(recording.id) == recording
+
+
+def test_create_schema_is_idempotent_and_safe_concurrently(
+    repository: SqlAlchemyRepository,
+) -> None:
+    """Several threads creating the schema at once all succeed and leave one head revision."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def create() -> None:
+        barrier.wait()
+        try:
+            repository.create_schema()
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert _revision(repository.engine) == "0001"
+    with repository.engine.connect() as connection:
+        version_table = sa.table(ALEMBIC_VERSION_TABLE)
+        versions = connection.execute(sa.select(sa.func.count()).select_from(version_table))
+        assert versions.scalar_one() == 1
+
+
+def test_migrations_ship_inside_the_package() -> None:
+    """The script directory lives inside the installed package, with env.py and revision 0001."""
+    assert MIGRATIONS_DIR.parent.name == "helppet_recordings"
+    assert (MIGRATIONS_DIR / "env.py").is_file()
+    assert (MIGRATIONS_DIR / "script.py.mako").is_file()
+    assert (MIGRATIONS_DIR / "versions" / "0001_create_recordings.py").is_file()
+
+
+def test_offline_sql_for_postgresql(capsys: pytest.CaptureFixture[str]) -> None:
+    """Alembic can print the PostgreSQL DDL without connecting (for DBAs who review SQL)."""
+    config = alembic_config(url="postgresql+psycopg://reviewer@db.invalid/clinic")
+    command.upgrade(config, "head", sql=True)
+    ddl = capsys.readouterr().out
+    assert "CREATE TABLE recordings" in ddl
+    assert "WHERE NOT is_deleted" in ddl
+    assert "created_at DESC" in ddl
+    assert ALEMBIC_VERSION_TABLE in ddl
