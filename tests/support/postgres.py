@@ -27,20 +27,18 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Self
+from typing import IO, Any
 
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-if TYPE_CHECKING:
-    from types import TracebackType
+from tests.support.servers import HOST, LOG_TAIL_LINES, StopsOnExit, free_ports, log_tail
 
 __all__ = [
     "HOST",
@@ -50,14 +48,8 @@ __all__ = [
     "find_postgres_binaries",
 ]
 
-HOST = "127.0.0.1"
-"""The only address the server listens on."""
-
 SUPERUSER = "postgres"
 """The cluster's bootstrap superuser; every URL connects as this role (trust auth)."""
-
-LOG_TAIL_LINES = 40
-"""How many trailing log lines a start-up failure quotes."""
 
 SYSTEM_USER = "postgres"
 """The operating-system account the server runs as when the tests run as root."""
@@ -124,7 +116,7 @@ def find_postgres_binaries() -> PostgresBinaries:
     raise RuntimeError(msg)
 
 
-class PostgresServer:
+class PostgresServer(StopsOnExit):
     """A throwaway PostgreSQL cluster on 127.0.0.1, for one test session or test.
 
     ``workdir`` is where the private cluster directory is created (default: the
@@ -235,22 +227,7 @@ class PostgresServer:
             return ""
         if self._log_file is not None:
             self._log_file.flush()
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return log_tail(self.log_path, lines)
 
     def _require_directory(self) -> Path:
         if self.directory is None:
@@ -372,7 +349,7 @@ class PostgresServer:
         assert self.binaries is not None  # start() sets it first
         self._log_file = self.log_path.open("ab")
         for _ in range(_BIND_ATTEMPTS):
-            self.port = _free_port()
+            (self.port,) = free_ports(1)
             settings = {
                 **_SERVER_SETTINGS,
                 "port": str(self.port),
@@ -450,13 +427,6 @@ def _system_user() -> pwd.struct_passwd:
             f"`useradd --system {SYSTEM_USER}`) or run the tests as a non-root user"
         )
         raise RuntimeError(msg) from None
-
-
-def _free_port() -> int:
-    """Return a TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def _is_executable(path: Path) -> bool:

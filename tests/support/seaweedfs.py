@@ -20,34 +20,27 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Self
+from typing import IO, TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-if TYPE_CHECKING:
-    from types import TracebackType
+from tests.support.servers import HOST, LOG_TAIL_LINES, StopsOnExit, free_ports, log_tail
 
+if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["SeaweedEndpoint", "SeaweedServer", "create_bucket", "find_weed", "make_client"]
-
-HOST = "127.0.0.1"
-"""The only address the server binds to and advertises."""
+__all__ = ["HOST", "SeaweedEndpoint", "SeaweedServer", "create_bucket", "find_weed", "make_client"]
 
 REGION = "us-east-1"
 """The region clients sign requests for; SeaweedFS accepts any."""
-
-LOG_TAIL_LINES = 40
-"""How many trailing log lines a start-up failure quotes."""
 
 _GRPC_SOCKET_DIR = Path("/tmp")  # noqa: S108 - where weed itself puts them, see below
 _STOP_GRACE_SECONDS = 10.0
@@ -129,21 +122,6 @@ def create_bucket(endpoint: SeaweedEndpoint, name: str) -> None:
     make_client(endpoint).create_bucket(Bucket=name)
 
 
-def _free_ports(count: int) -> list[int]:
-    """Return ``count`` distinct TCP ports that were free on 127.0.0.1 a moment ago.
-
-    All sockets stay bound until every port is chosen, so no port repeats.
-    A port can still be taken by another process before the server binds it.
-    """
-    with contextlib.ExitStack() as stack:
-        ports: list[int] = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind((HOST, 0))
-            ports.append(int(sock.getsockname()[1]))
-        return ports
-
-
 def _probe_client(endpoint: SeaweedEndpoint) -> S3Client:
     """Return a client that fails fast, for readiness polling."""
     return boto3.client(
@@ -162,7 +140,7 @@ def _probe_client(endpoint: SeaweedEndpoint) -> S3Client:
     )
 
 
-class SeaweedServer:
+class SeaweedServer(StopsOnExit):
     """A ``weed mini`` process serving S3 on 127.0.0.1, for one test session or test.
 
     ``workdir`` receives ``data/`` (the store), ``s3.json`` (the identity file)
@@ -210,7 +188,7 @@ class SeaweedServer:
         data_dir.mkdir(parents=True, exist_ok=True)
         self._socket_dir = Path(tempfile.mkdtemp(prefix="swfs-"))
         access_key, secret_key = self._write_identity()
-        self.ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
+        self.ports = dict(zip(_PORT_FLAGS, free_ports(len(_PORT_FLAGS)), strict=True))
         endpoint = SeaweedEndpoint(
             endpoint_url=f"http://{HOST}:{self.s3_port}",
             access_key=access_key,
@@ -271,22 +249,7 @@ class SeaweedServer:
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """Return the last ``lines`` lines of the server log (empty if there is none)."""
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return log_tail(self.log_path, lines)
 
     def _write_identity(self) -> tuple[str, str]:
         """Write ``s3.json`` with one all-powerful identity; return its access and secret keys."""
