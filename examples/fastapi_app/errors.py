@@ -2,10 +2,12 @@
 
 - a :class:`~helppet_recordings.RecordingError`: its ``http_status`` and ``to_dict()``,
   with ``Retry-After`` when the error is retryable;
-- a request that fails validation (body, path, query): 422 ``VALIDATION_ERROR``,
-  one entry per problem, never echoing the input;
+- a request that fails validation (body, path, query), or whose body is not
+  JSON at all: 422 ``VALIDATION_ERROR``, one entry per problem, never echoing
+  the input;
 - an HTTP error of the framework (unknown route, wrong method, body too large):
-  its status with a matching code;
+  its status with a matching code (and, for a wrong method, ``Allow`` listing
+  every method the path serves);
 - anything else: 500 ``INTERNAL_ERROR``, with no stack trace in the answer.
 """
 
@@ -18,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from helppet_recordings import RecordingError, UnavailableError
 
@@ -84,12 +87,43 @@ def _problem(problem: Any) -> dict[str, str]:
     }
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this type only
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # FastAPI's answer to a body it could not decode as JSON at all (not UTF-8, nested too
+        # deep); the contract answers every malformed body alike: 422 VALIDATION_ERROR.
+        body = error_body("Invalid request: check body", "VALIDATION_ERROR")
+        body["details"]["errors"] = [
+            {
+                "field": "",
+                "location": "body",
+                "message": "The body could not be read as JSON",
+                "type": "json_invalid",
+            }
+        ]
+        return JSONResponse(body, status_code=422)
     code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
     return JSONResponse(
-        error_body(str(exc.detail), code), status_code=exc.status_code, headers=exc.headers
+        error_body(str(exc.detail), code), status_code=exc.status_code, headers=headers
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path.
+
+    Starlette's 405 names only the first route matching the path, so for
+    ``/api/v1/recordings/{id}`` it said ``Allow: GET`` although DELETE is served too.
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return sorted(methods)
 
 
 async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -54,7 +55,7 @@ MAX_JSON_BODY_BYTES: Final = 64 * 1024
 API_PREFIX: Final = "/api/v1/recordings"
 
 _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
-    status: {"model": ErrorResponse} for status in (401, 404, 409, 410, 413, 415, 422, 503)
+    status: {"model": ErrorResponse} for status in (401, 403, 404, 409, 410, 413, 415, 422, 503)
 }
 _bearer = HTTPBearer(auto_error=False, description="A JWT (HS256) whose `sub` is your user id")
 
@@ -86,9 +87,33 @@ UserId = Annotated[uuid.UUID, Depends(_current_user)]
 Service = Annotated[RecordingService, Depends(_service)]
 
 
+class _AuthenticatedRoute(APIRoute):
+    """A route that checks the bearer token before FastAPI reads the request.
+
+    FastAPI parses the JSON body before it solves dependencies, so a caller
+    without a valid token who sent a malformed body would otherwise get 422
+    instead of the contract's 401. The ``UserId`` dependency still names the
+    caller (and declares the security scheme in the OpenAPI schema).
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def authenticated(request: Request) -> Response:
+            backends = await run_in_threadpool(_backends, request)
+            credentials = await _bearer(request)
+            token = None if credentials is None else credentials.credentials
+            authenticate(token, backends.jwt_secret)
+            return await handler(request)
+
+        return authenticated
+
+
 # ------------------------------------------ the design's six routes, and ticket renewal
 
-recordings = APIRouter(prefix=API_PREFIX, tags=["recordings"], responses=_ERRORS)
+recordings = APIRouter(
+    prefix=API_PREFIX, tags=["recordings"], responses=_ERRORS, route_class=_AuthenticatedRoute
+)
 
 
 @recordings.post("/upload/initiate")

@@ -57,7 +57,7 @@ Duration = Annotated[
 
 Filename = Annotated[
     str,
-    Field(max_length=policy.MAX_FILENAME_LENGTH * 4),
+    Field(min_length=1, max_length=policy.MAX_FILENAME_LENGTH * 4),
     AfterValidator(_as_recording_error(policy.check_filename)),
 ]
 """A plain file name; see :func:`helppet_recordings.policy.check_filename`."""
