@@ -67,6 +67,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def uvicorn_command(app: str, port: int, http: str, *options: str) -> list[str]:
+    """The command line that serves ``app`` on 127.0.0.1:``port`` quietly with parser ``http``."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        *options,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--http",
+        http,
+    ]
+
+
 def start_server(workdir: Path, max_size: int, http: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -81,19 +99,7 @@ def start_server(workdir: Path, max_size: int, http: str) -> tuple[subprocess.Po
     }
     log = (workdir / "uvicorn.log").open("wb")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "examples.fastapi_app.main:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--http",
-            http,
-        ],
+        uvicorn_command("examples.fastapi_app.main:app", port, http),
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -161,21 +167,7 @@ def start_drain_server(workdir: Path, http: str) -> tuple[subprocess.Popen[bytes
     (workdir / "drain_app.py").write_text(DRAIN_APP)
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "drain_app:app",
-            "--app-dir",
-            str(workdir),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--http",
-            http,
-        ],
+        uvicorn_command("drain_app:app", port, http, "--app-dir", str(workdir)),
         cwd=workdir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
