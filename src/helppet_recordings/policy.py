@@ -34,6 +34,7 @@ __all__ = [
     "check_extension_matches",
     "check_file_size",
     "check_filename",
+    "check_text",
     "dump_metadata",
     "filename_extension",
     "normalize_checksum",
@@ -239,10 +240,35 @@ def normalize_checksum(value: str, *, algorithm: str) -> str:
 _DIGEST_SIZES: Final = {"md5": 16, "sha256": 32}
 
 
+def check_text(value: str, field: str) -> str:
+    """Return ``value`` if every database can store it; raise ``VALIDATION_ERROR`` if not.
+
+    PostgreSQL refuses NUL characters in text, and no database driver can
+    encode an unpaired surrogate (a JSON escape of half a surrogate pair
+    decodes to one).
+    """
+    if "\x00" in value:
+        raise ValidationError.for_field(field, "must not contain NUL characters")
+    return _check_encodable(value, field)
+
+
+def _check_encodable(value: str, field: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError.for_field(
+            field, "must not contain unpaired surrogate characters"
+        ) from None
+    return value
+
+
 def _check_depth(value: object) -> None:
     stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, str):
+            _check_encodable(item, "recording_metadata")  # JSON escapes NUL itself
+            continue
         if isinstance(item, Mapping):
             children: list[object] = list(item.values())
             for key in item:
@@ -250,6 +276,7 @@ def _check_depth(value: object) -> None:
                     raise ValidationError.for_field(
                         "recording_metadata", "object keys must be strings"
                     )
+                _check_encodable(key, "recording_metadata")
         elif isinstance(item, list | tuple):
             children = list(item)
         else:

@@ -351,6 +351,7 @@ class RecordingService:
         rid = _recording_id(recording_id)
         if not isinstance(text, str):
             raise ValidationError.for_field("text", "must be a string")
+        policy.check_text(text, "text")
         if confidence is not None and (
             isinstance(confidence, bool)
             or not isinstance(confidence, int | float)
@@ -366,6 +367,8 @@ class RecordingService:
             raise ValidationError.for_field("language", "must be a language tag such as 'en-US'")
         if service is not None and (not isinstance(service, str) or not 1 <= len(service) <= 50):
             raise ValidationError.for_field("service", "must be 1 to 50 characters")
+        if service is not None:
+            policy.check_text(service, "service")
         return self._advance(
             rid,
             RecordingStatus.TRANSCRIBED,
@@ -383,6 +386,7 @@ class RecordingService:
         rid = _recording_id(recording_id)
         if not isinstance(error, str) or not error.strip():
             raise ValidationError.for_field("error", "must be a non-empty description")
+        policy.check_text(error, "error")
         reason = error if len(error) <= _MAX_ERROR_LENGTH else error[: _MAX_ERROR_LENGTH - 1] + "…"
         return self._advance(
             rid,

@@ -11,7 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helppet_recordings import RecordingError, RecordingStatus
+from helppet_recordings import (
+    RecordingError,
+    RecordingService,
+    RecordingStatus,
+    SqlAlchemyRepository,
+    ValidationError,
+)
 from tests.unit.conftest import Harness
 
 USER = uuid.UUID("5f0c6c1e-0a7e-4b8e-9d5e-0c2b7b7f1a01")
@@ -86,6 +92,9 @@ BAD_METADATA: list[Any] = [
     {"n": float("inf")},
     _deep(9),
     _deep(5000),
+    {"a": "\ud800"},
+    {"\udfff": 1},
+    {"a": ["x\ud800y"]},
     {str(i): i for i in range(1000)},
 ]
 
@@ -159,6 +168,55 @@ def test_hostile_completes_are_refused(harness: Harness) -> None:
         _refused(info.value)
     assert _state(harness) == before
     assert len(COMPLETE_CASES) > 35
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("text", "a\x00b"), ("text", "a\ud800"), ("service", "w\x00"), ("error", "boom\udc00")],
+)
+def test_text_no_database_can_store_is_refused(harness: Harness, field: str, value: str) -> None:
+    """NUL and unpaired surrogates in worker-supplied text are VALIDATION_ERROR, not a crash."""
+    ticket = harness.service.initiate_upload(USER, GOOD_INITIATE)
+    harness.put(ticket.s3_key, b"x" * 10)
+    harness.service.complete_upload(USER, ticket.recording_id, {"file_size_bytes": 10})
+    harness.service.start_processing(ticket.recording_id)
+    rid = ticket.recording_id
+    kwargs: dict[str, Any] = {"text": "ok", field: value}
+
+    def call() -> object:
+        if field == "error":
+            return harness.service.mark_failed(rid, error=value)
+        return harness.service.record_transcript(rid, **kwargs)
+
+    with pytest.raises(ValidationError) as info:
+        call()
+    _refused(info.value)
+    assert (
+        harness.service.get_recording(USER, ticket.recording_id).status
+        is RecordingStatus.PROCESSING
+    )
+
+
+def test_undecodable_metadata_is_refused_on_sql(harness: Harness) -> None:
+    """A lone surrogate in metadata is a 422, never a driver encoding crash."""
+    repository = SqlAlchemyRepository.from_url("sqlite://")
+    repository.create_schema()
+    service = RecordingService(harness.storage, repository, harness.service.settings)
+    ticket = service.initiate_upload(USER, GOOD_INITIATE)
+    harness.put(ticket.s3_key, b"x" * 10)
+    with pytest.raises(ValidationError):
+        service.complete_upload(
+            USER,
+            ticket.recording_id,
+            {"file_size_bytes": 10, "recording_metadata": {"k": "\ud800"}},
+        )
+    metadata = {"k": "Zoë 🐶", "nul": "a\x00b"}  # JSON escapes NUL: every database stores it
+    done = service.complete_upload(
+        USER, ticket.recording_id, {"file_size_bytes": 10, "recording_metadata": metadata}
+    )
+    assert done.recording_metadata == metadata
+    assert service.get_recording(USER, ticket.recording_id).recording_metadata == metadata
+    repository.close()
 
 
 @pytest.mark.parametrize(
