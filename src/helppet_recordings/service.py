@@ -65,6 +65,7 @@ _SAVE_ATTEMPTS: Final = (
 )
 _REQUIRED_ENCRYPTION: Final = "AES256"
 _MAX_ERROR_LENGTH: Final = 10_000
+_MAX_OFFSET: Final = 2**31 - 1  # beyond any real listing, and within every database's integers
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,2}")
 
 
@@ -271,8 +272,12 @@ class RecordingService:
         max_limit = self._settings.list_max_limit
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= max_limit:
             raise ValidationError.for_field("limit", f"must be an integer from 1 to {max_limit}")
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise ValidationError.for_field("offset", "must be an integer of at least 0")
+        if (
+            isinstance(offset, bool)
+            or not isinstance(offset, int)
+            or not 0 <= offset <= _MAX_OFFSET
+        ):
+            raise ValidationError.for_field("offset", f"must be an integer from 0 to {_MAX_OFFSET}")
         page = self._repository.find(recording_filter, limit=limit, offset=offset)
         return RecordingListResponse(
             items=[RecordingResponse.from_recording(r) for r in page.items],

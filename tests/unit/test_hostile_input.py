@@ -253,7 +253,9 @@ def test_hostile_ids_and_arguments_are_refused(harness: Harness) -> None:
                 call(bad)
             _refused(info.value)
             calls += 1
-    for kwargs in ({"limit": v} for v in [0, -1, 10**9, 1.5, "10", None, True]):
+    paging = [{"limit": v} for v in [0, -1, 10**9, 1.5, "10", None, True]]
+    paging += [{"offset": v} for v in [-1, 2**31, 10**30, 1.5, "0", None]]
+    for kwargs in paging:
         with pytest.raises(RecordingError):
             harness.service.list_recordings(USER, **kwargs)  # type: ignore[arg-type]
         calls += 1
