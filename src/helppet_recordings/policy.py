@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final
@@ -30,7 +29,6 @@ __all__ = [
     "MAX_METADATA_DEPTH",
     "MAX_METADATA_LENGTH",
     "AudioType",
-    "check_duration",
     "check_extension_matches",
     "check_file_size",
     "check_filename",
@@ -179,17 +177,6 @@ def check_file_size(size: int, *, max_size: int, field: str = "file_size_bytes")
             file_size_bytes=size,
             max_file_size=max_size,
         )
-
-
-def check_duration(value: float, *, field: str) -> float:
-    """Return ``value`` if it is a finite duration from 0 to one day; raise otherwise."""
-    if not math.isfinite(value):
-        raise ValidationError.for_field(field, "must be a finite number")
-    if value < 0:
-        raise ValidationError.for_field(field, "must not be negative")
-    if value > MAX_DURATION_SECONDS:
-        raise ValidationError.for_field(field, f"must be at most {MAX_DURATION_SECONDS} seconds")
-    return value
 
 
 def dump_metadata(metadata: Mapping[str, Any]) -> str:

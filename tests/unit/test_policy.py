@@ -6,11 +6,13 @@ import json
 import unicodedata
 from typing import Any
 
+import pydantic
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from helppet_recordings import (
+    CompleteUploadRequest,
     FileTooLargeError,
     UnsupportedContentTypeError,
     ValidationError,
@@ -139,9 +141,10 @@ def test_sizes() -> None:
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, 86_400.5])
 def test_bad_durations(value: float) -> None:
-    """Durations are finite and between zero and a day."""
-    with pytest.raises(ValidationError):
-        policy.check_duration(value, field="duration_seconds")
+    """Durations are finite and between zero and a day (``MAX_DURATION_SECONDS``)."""
+    CompleteUploadRequest(file_size_bytes=1, duration_seconds=policy.MAX_DURATION_SECONDS)
+    with pytest.raises(pydantic.ValidationError):
+        CompleteUploadRequest(file_size_bytes=1, duration_seconds=value)
 
 
 json_values = st.recursive(
