@@ -293,20 +293,19 @@ class RepositoryContract:
         now = BASE_TIME + dt.timedelta(hours=3)
         lease = now + dt.timedelta(minutes=5)
         stale = [make_recording(upload_expires_at=now - dt.timedelta(minutes=m)) for m in (1, 3, 2)]
-        for recording in stale:
+        fresh = make_recording(upload_expires_at=now + dt.timedelta(minutes=1))
+        for recording in [*stale, fresh]:
             repository.add(recording)
         first = repository.claim_stale_uploads(now=now, limit=2, lease_until=lease)
         assert [r.id for r in first] == [stale[1].id, stale[2].id]
         assert all(r.upload_expires_at == lease for r in first)
+        assert [repository.get(r.id) for r in first] == first
         second = repository.claim_stale_uploads(now=now, limit=2, lease_until=lease)
         assert [r.id for r in second] == [stale[0].id]
         assert repository.claim_stale_uploads(now=now, limit=2, lease_until=lease) == []
-        stored = repository.get(stale[1].id)
-        assert stored is not None
-        assert stored.upload_expires_at == lease
         later = lease + dt.timedelta(seconds=1)
         again = repository.claim_stale_uploads(now=later, limit=10, lease_until=later)
-        assert len(again) == 3
+        assert len(again) == 4  # the three leases ran out, and the fresh one is stale now
 
     def test_concurrent_claims_never_overlap(self, repository: RecordingRepository) -> None:
         """Sweepers claiming at once split the stale uploads between them, without overlap."""

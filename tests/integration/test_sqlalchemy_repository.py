@@ -8,7 +8,6 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -450,58 +449,6 @@ def test_list_purgeable_and_mark_purged(sql_repository: SqlAlchemyRepository) ->
     assert [r.id for r in sql_repository.list_purgeable(deleted_before=before, limit=10)] == [
         deleted[2].id
     ]
-
-
-def test_claim_stale_uploads_leases_them_oldest_first(
-    sql_repository: SqlAlchemyRepository,
-) -> None:
-    """A claim moves the deadline to the lease, so the same uploads are not stale again."""
-    now = BASE_TIME + dt.timedelta(hours=3)
-    lease = now + dt.timedelta(minutes=5)
-    stale = [make_recording(upload_expires_at=now - dt.timedelta(minutes=m)) for m in (5, 50, 20)]
-    fresh = make_recording(upload_expires_at=now + dt.timedelta(minutes=1))
-    for recording in [*stale, fresh]:
-        sql_repository.add(recording)
-    claimed = sql_repository.claim_stale_uploads(now=now, limit=2, lease_until=lease)
-    assert [r.id for r in claimed] == [stale[1].id, stale[2].id]
-    assert all(r.upload_expires_at == lease for r in claimed)
-    assert [sql_repository.get(r.id) for r in claimed] == claimed
-    rest = sql_repository.claim_stale_uploads(now=now, limit=10, lease_until=lease)
-    assert [r.id for r in rest] == [stale[0].id]
-    assert sql_repository.claim_stale_uploads(now=now, limit=10, lease_until=lease) == []
-    later = lease + dt.timedelta(seconds=1)
-    assert len(sql_repository.list_stale_uploads(now=later, limit=10)) == 4
-
-
-def test_concurrent_claims_never_take_the_same_upload(shared_engine_url: str) -> None:
-    """Eight sweepers claiming at once get disjoint batches that cover every stale upload."""
-    now = BASE_TIME + dt.timedelta(days=1)
-    with SqlAlchemyRepository.from_url(shared_engine_url) as repository:
-        repository.create_schema()
-        stale: set[uuid.UUID] = set()
-        for i in range(40):
-            recording = make_recording(upload_expires_at=BASE_TIME + dt.timedelta(seconds=i))
-            repository.add(recording)
-            stale.add(recording.id)
-        barrier = threading.Barrier(8)
-
-        def sweep(_: int) -> list[uuid.UUID]:
-            barrier.wait()
-            taken: list[uuid.UUID] = []
-            while batch := repository.claim_stale_uploads(
-                now=now, limit=3, lease_until=now + dt.timedelta(minutes=5)
-            ):
-                taken.extend(r.id for r in batch)
-            return taken
-
-        with ThreadPoolExecutor(8) as pool:
-            batches = list(pool.map(sweep, range(8)))
-    claimed = [rid for batch in batches for rid in batch]
-    assert len(claimed) == len(set(claimed)) == 40
-    assert set(claimed) == stale
-
-
-# -------------------------------------------------------------------------- from_url
 
 
 def test_from_url_uses_psycopg_for_plain_postgresql_urls() -> None:
