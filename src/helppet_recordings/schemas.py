@@ -172,34 +172,12 @@ class RecordingResponse(BaseModel):
 
     @classmethod
     def from_recording(cls, recording: Recording) -> RecordingResponse:
-        """Build the response for a domain recording."""
-        return cls(
-            id=recording.id,
-            appointment_id=recording.appointment_id,
-            visit_id=recording.visit_id,
-            recorded_by_user_id=recording.recorded_by_user_id,
-            recording_type=recording.recording_type,
-            status=recording.status,
-            filename=recording.filename,
-            original_filename=recording.original_filename,
-            file_size_bytes=recording.file_size_bytes,
-            duration_seconds=recording.duration_seconds,
-            mime_type=recording.mime_type,
-            s3_bucket=recording.s3_bucket,
-            s3_key=recording.s3_key,
-            transcript_text=recording.transcript_text,
-            transcript_confidence=recording.transcript_confidence,
-            transcript_language=recording.transcript_language,
-            transcription_service=recording.transcription_service,
-            processing_started_at=recording.processing_started_at,
-            processing_completed_at=recording.processing_completed_at,
-            processing_error=recording.processing_error,
-            recording_metadata=recording.recording_metadata,
-            is_deleted=recording.is_deleted,
-            upload_expires_at=recording.upload_expires_at,
-            created_at=recording.created_at,
-            updated_at=recording.updated_at,
-        )
+        """Build the response for a domain recording.
+
+        Only the fields declared above are read: the rest of the domain object
+        (idempotency key, checksums, deleting user, purge time) stays private.
+        """
+        return cls.model_validate(recording, from_attributes=True)
 
 
 class RecordingListResponse(BaseModel):

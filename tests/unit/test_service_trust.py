@@ -163,6 +163,8 @@ def test_matching_md5_completes_and_is_recorded(harness: Harness, declared: str)
     row = harness.repository.get(ticket.recording_id)
     assert row is not None
     assert row.content_md5 == MD5_HEX
+    private = {"idempotency_key", "content_md5", "content_sha256", "deleted_by_user_id", "s3_url"}
+    assert not private & set(done.model_dump())
 
 
 def test_mismatching_md5_keeps_the_recording_uploading(harness: Harness) -> None:
