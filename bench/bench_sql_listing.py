@@ -163,6 +163,10 @@ class NothingArrivedStorage:
         """Nothing ever arrived."""
         return None
 
+    def read_range(self, key: str, *, offset: int, length: int) -> bytes | None:
+        """Nothing ever arrived."""
+        return None
+
     def delete(self, key: str) -> None:
         """Nothing to delete."""
 

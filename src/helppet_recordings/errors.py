@@ -19,6 +19,7 @@ The tree::
     ├── UploadVerificationError        UPLOAD_VERIFICATION_FAILED  409
     ├── UploadTimeoutError             UPLOAD_TIMEOUT              410
     ├── IdempotencyConflictError       IDEMPOTENCY_CONFLICT        409
+    ├── DuplicateRecordingError        DUPLICATE_RECORDING         409  (also a ValueError)
     ├── StorageError                   STORAGE_ERROR               502
     ├── UnavailableError (retryable; ``details["retry_after"]`` in seconds)
     │   ├── StorageUnavailableError    STORAGE_UNAVAILABLE         503
@@ -35,6 +36,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "DuplicateRecordingError",
     "FileTooLargeError",
     "IdempotencyConflictError",
     "InvalidStatusTransitionError",
@@ -171,6 +173,19 @@ class IdempotencyConflictError(RecordingError):
     error_code = "IDEMPOTENCY_CONFLICT"
     http_status = 409
     default_message = "This idempotency key was already used for a different recording"
+
+
+class DuplicateRecordingError(RecordingError, ValueError):
+    """A repository already holds a recording with this id, key or idempotency key.
+
+    Repositories raise it from ``add``; the service answers a duplicate
+    idempotency key with the recording that won. It stays a ``ValueError`` so
+    that code written against earlier releases keeps catching it.
+    """
+
+    error_code = "DUPLICATE_RECORDING"
+    http_status = 409
+    default_message = "A recording with this id, key or idempotency key already exists"
 
 
 class StorageError(RecordingError):

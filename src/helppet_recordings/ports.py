@@ -65,6 +65,15 @@ class RecordingStorage(Protocol):
         """Return what storage knows about ``key``, or None when it holds no such object."""
         ...
 
+    def read_range(self, key: str, *, offset: int, length: int) -> bytes | None:
+        """Return up to ``length`` bytes of the object at ``key``, starting at ``offset``.
+
+        Fewer bytes come back where the object ends (none at or past its end);
+        None when storage holds no such object. ``offset`` is at least 0 and
+        ``length`` at least 1.
+        """
+        ...
+
     def delete(self, key: str) -> None:
         """Remove the object at ``key``; removing a missing object is not an error."""
         ...
@@ -89,8 +98,9 @@ class RecordingRepository(Protocol):
     def add(self, recording: Recording) -> None:
         """Store a new recording.
 
-        Raise ``ValueError`` if its id, its key, or its owner's idempotency key
-        is already used.
+        Raise ``DuplicateRecordingError`` (a ``RecordingError`` and a
+        ``ValueError``) if its id, its key, or its owner's idempotency key is
+        already used.
         """
         ...
 

@@ -20,7 +20,7 @@ from helppet_recordings import (
     UploadNotFoundError,
 )
 from helppet_recordings.ports import RecordingStorage
-from tests.contract.storage_contract import AUDIO, HttpStorageContract, PutObject
+from helppet_recordings.testing.storage_contract import AUDIO, HttpStorageContract, PutObject
 from tests.support.seaweedfs import SeaweedEndpoint, make_client
 
 pytestmark = pytest.mark.e2e

@@ -477,6 +477,10 @@ class UnavailableStorage:
         """Raise STORAGE_UNAVAILABLE."""
         raise self._down()
 
+    def read_range(self, key: str, *, offset: int, length: int) -> bytes | None:
+        """Raise STORAGE_UNAVAILABLE."""
+        raise self._down()
+
     def object_url(self, key: str) -> str:
         """Name the object."""
         return f"down://{key}"

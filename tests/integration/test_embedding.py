@@ -30,7 +30,7 @@ from helppet_recordings.repositories.sqlalchemy import (
     define_recordings_table,
 )
 from helppet_recordings.status import RecordingStatus
-from tests.support.factories import BASE_TIME, make_recording
+from helppet_recordings.testing.factories import BASE_TIME, make_recording
 
 # What a host application's env.py looks like; its target metadata includes the package's table.
 HOST_ENV_PY = """

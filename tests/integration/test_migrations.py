@@ -20,7 +20,7 @@ from helppet_recordings.repositories.sqlalchemy import (
     define_recordings_table,
     metadata,
 )
-from tests.support.factories import make_recording
+from helppet_recordings.testing.factories import make_recording
 
 EXPECTED_INDEXES = {
     "ix_recordings_owner_created": ["recorded_by_user_id", "created_at", "id", "status"],

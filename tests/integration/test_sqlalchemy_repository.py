@@ -28,8 +28,8 @@ from helppet_recordings.repositories.sqlalchemy import (
     translate_errors,
 )
 from helppet_recordings.status import RecordingStatus
-from tests.contract.repository_contract import RepositoryContract
-from tests.support.factories import BASE_TIME, make_recording
+from helppet_recordings.testing.factories import BASE_TIME, make_recording
+from helppet_recordings.testing.repository_contract import RepositoryContract
 from tests.support.postgres import PostgresServer
 
 

@@ -9,7 +9,7 @@ import attrs
 import pytest
 
 from helppet_recordings import InMemoryRepository, RecordingService, RecordingSettings, S3Storage
-from tests.support.clock import FakeClock
+from helppet_recordings.testing.clock import FakeClock
 from tests.support.moto_s3 import BUCKET, moto_bucket
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from helppet_recordings import (
     S3Storage,
     UnavailableError,
 )
-from tests.support.clock import FakeClock
+from helppet_recordings.testing.clock import FakeClock
 from tests.support.faults import FaultyRepository, FaultyStorage
 from tests.support.moto_s3 import BUCKET, moto_bucket
 

@@ -27,7 +27,7 @@ from helppet_recordings.storage.local_receiver import (
     LocalUploadReceiver,
     serve_download,
 )
-from tests.contract.storage_contract import AUDIO, HttpStorageContract, PutObject
+from helppet_recordings.testing.storage_contract import AUDIO, HttpStorageContract, PutObject
 from tests.support.asgi_server import ServerThread
 from tests.support.local_asgi import LocalStorageApp
 

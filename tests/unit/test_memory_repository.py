@@ -6,7 +6,7 @@ import pytest
 
 from helppet_recordings import InMemoryRepository
 from helppet_recordings.ports import RecordingRepository
-from tests.contract.repository_contract import RepositoryContract
+from helppet_recordings.testing.repository_contract import RepositoryContract
 
 
 class TestInMemoryRepository(RepositoryContract):

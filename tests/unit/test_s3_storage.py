@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 
 from helppet_recordings import S3Storage, StorageError, StorageUnavailableError
 from helppet_recordings.ports import RecordingStorage
-from tests.contract.storage_contract import PutObject, StorageContract
+from helppet_recordings.testing.storage_contract import PutObject, StorageContract
 from tests.support.moto_s3 import BUCKET, moto_bucket, s3v4_client
 
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ from helppet_recordings import (
     UploadTimeoutError,
 )
 from helppet_recordings.status import can_transition
-from tests.support.clock import FakeClock
+from helppet_recordings.testing.clock import FakeClock
 from tests.support.moto_s3 import moto_bucket
 
 USERS = [uuid.UUID(int=i + 1) for i in range(3)]

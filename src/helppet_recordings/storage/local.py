@@ -312,6 +312,16 @@ class LocalStorage:
         found = self._read(key, data_path, meta_path)
         return None if found is None else found[1]
 
+    def read_range(self, key: str, *, offset: int, length: int) -> bytes | None:
+        """Return up to ``length`` bytes of a complete object from ``offset``, or None."""
+        opened = self.open_object(key)
+        if opened is None:
+            return None
+        handle, _ = opened
+        with handle:
+            handle.seek(offset)
+            return handle.read(length)
+
     def delete(self, key: str) -> None:
         """Remove the object and its sidecar; a missing object is not an error."""
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, NoReturn
@@ -167,6 +168,23 @@ class S3Storage:
             server_side_encryption=response.get("ServerSideEncryption"),
             last_modified=response.get("LastModified"),
         )
+
+    def read_range(self, key: str, *, offset: int, length: int) -> bytes | None:
+        """GET ``length`` bytes from ``offset`` (a ranged read), or None if the object is absent."""
+        byte_range = f"bytes={offset}-{offset + length - 1}"
+        try:
+            response = self._client.get_object(Bucket=self._bucket, Key=key, Range=byte_range)
+            with contextlib.closing(response["Body"]) as body:
+                return body.read(length)
+        except botocore.exceptions.ClientError as exc:
+            code = _error_code(exc)
+            if code in _NOT_FOUND_CODES:
+                return None
+            if code == "InvalidRange":
+                return b""  # the object exists but ends before ``offset``
+            _raise_translated(exc)
+        except botocore.exceptions.BotoCoreError as exc:
+            _raise_translated(exc)
 
     def delete(self, key: str) -> None:
         """Delete the object; deleting a missing one is not an error."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tests.support.factories import BASE_TIME
+from helppet_recordings.testing.factories import BASE_TIME
 
 
 class FakeClock:

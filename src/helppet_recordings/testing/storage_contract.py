@@ -87,6 +87,21 @@ class StorageContract:
         """A key that holds nothing is None, not an error."""
         assert storage.head(self.key("missing.m4a")) is None
 
+    def test_read_range_returns_the_asked_bytes(
+        self, storage: RecordingStorage, put_object: PutObject
+    ) -> None:
+        """A ranged read returns exactly the bytes asked for, fewer at the end, none past it."""
+        key = self.key("range.wav")
+        put_object(key, AUDIO, "audio/wav")
+        assert storage.read_range(key, offset=0, length=12) == AUDIO[:12]
+        assert storage.read_range(key, offset=100, length=50) == AUDIO[100:150]
+        assert storage.read_range(key, offset=len(AUDIO) - 4, length=64) == AUDIO[-4:]
+        assert storage.read_range(key, offset=len(AUDIO) + 10, length=8) == b""
+
+    def test_read_range_of_missing_object_is_none(self, storage: RecordingStorage) -> None:
+        """A ranged read of a key that holds nothing is None, not an error."""
+        assert storage.read_range(self.key("absent.wav"), offset=0, length=16) is None
+
     def test_delete_removes_and_is_idempotent(
         self, storage: RecordingStorage, put_object: PutObject
     ) -> None:

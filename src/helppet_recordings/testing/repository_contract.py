@@ -16,7 +16,7 @@ import pytest
 from helppet_recordings.models import Recording, RecordingFilter
 from helppet_recordings.ports import RecordingRepository
 from helppet_recordings.status import RecordingStatus, RecordingType
-from tests.support.factories import BASE_TIME, make_recording
+from helppet_recordings.testing.factories import BASE_TIME, make_recording
 
 
 def _full_recording() -> Recording:
