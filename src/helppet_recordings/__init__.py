@@ -13,6 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from helppet_recordings.errors import (
+    DuplicateRecordingError,
     FileTooLargeError,
     IdempotencyConflictError,
     InvalidStatusTransitionError,
@@ -32,6 +33,7 @@ from helppet_recordings.errors import (
     UploadVerificationError,
     ValidationError,
 )
+from helppet_recordings.events import RecordingEvent
 from helppet_recordings.models import ReconcileReport, Recording, StoredObject, UploadTicket
 from helppet_recordings.ports import RecordingRepository, RecordingStorage
 from helppet_recordings.repositories.memory import InMemoryRepository
@@ -44,22 +46,26 @@ from helppet_recordings.schemas import (
     RecordingListResponse,
     RecordingResponse,
 )
-from helppet_recordings.service import RecordingService
+from helppet_recordings.service import AsyncRecordingService, RecordingService
 from helppet_recordings.settings import RecordingSettings
 from helppet_recordings.status import RecordingStatus, RecordingType
 from helppet_recordings.storage.local import LocalStorage
+from helppet_recordings.storage.memory import InMemoryStorage
 
 if TYPE_CHECKING:
     from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository
     from helppet_recordings.storage.s3 import S3Storage
 
 __all__ = [
+    "AsyncRecordingService",
     "CompleteUploadRequest",
     "DownloadUrlResponse",
+    "DuplicateRecordingError",
     "ErrorResponse",
     "FileTooLargeError",
     "IdempotencyConflictError",
     "InMemoryRepository",
+    "InMemoryStorage",
     "InitiateUploadRequest",
     "InitiateUploadResponse",
     "InvalidStatusTransitionError",
@@ -69,6 +75,7 @@ __all__ = [
     "ReconcileReport",
     "Recording",
     "RecordingError",
+    "RecordingEvent",
     "RecordingListResponse",
     "RecordingNotFoundError",
     "RecordingRepository",

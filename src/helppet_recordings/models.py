@@ -14,7 +14,8 @@ from typing import Any, Final
 
 import attrs
 
-from helppet_recordings.status import RecordingStatus, RecordingType
+from helppet_recordings.errors import InvalidStatusTransitionError
+from helppet_recordings.status import RecordingStatus, RecordingType, check_transition
 
 __all__ = [
     "ReconcileReport",
@@ -39,8 +40,12 @@ class Recording:
     - ``content_md5`` / ``content_sha256``: checksums the client declared
       (lower-case hex), checked against what storage reports;
     - ``purged_at``: when a soft-deleted recording's audio was removed and its
-      personal fields scrubbed. Change ``status`` only through the service,
-    which checks every change against the transition table.
+      personal fields scrubbed.
+
+    The entity carries its own rules: each transition method returns a changed
+    copy after checking the move against the transition table, and never
+    touches storage or the repository. The service loads, transitions, saves
+    with a compare-and-set and publishes the change (``service/changes.py``).
 
     The class keeps a ``__dict__`` (no slots) so that :meth:`copy` is cheap.
     """
@@ -99,6 +104,110 @@ class Recording:
     def is_owned_by(self, user_id: uuid.UUID) -> bool:
         """Return whether ``user_id`` recorded this recording."""
         return self.recorded_by_user_id == user_id
+
+    @property
+    def has_verified_audio(self) -> bool:
+        """Whether its object arrived and passed verification, so it can be read.
+
+        That is every status after ``uploading``, except a ``failed`` recording
+        whose upload never arrived: verification is what sets the size.
+        """
+        return self.status is not RecordingStatus.UPLOADING and self.file_size_bytes is not None
+
+    # ----------------------------------------------------------------------- transitions
+
+    def _moved(self, target: RecordingStatus, now: dt.datetime, **changes: Any) -> Recording:
+        check_transition(self.status, target)
+        return self.copy(status=target, updated_at=now, **changes)
+
+    def mark_uploaded(
+        self,
+        now: dt.datetime,
+        *,
+        size: int,
+        md5: str | None = None,
+        sha256: str | None = None,
+        duration_seconds: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Recording:
+        """Move ``uploading`` -> ``uploaded``: storage confirmed an object of ``size`` bytes.
+
+        Checksums, duration and metadata replace the recorded ones when given.
+        """
+        changes: dict[str, Any] = {"file_size_bytes": size}
+        if md5 is not None:
+            changes["content_md5"] = md5
+        if sha256 is not None:
+            changes["content_sha256"] = sha256
+        if duration_seconds is not None:
+            changes["duration_seconds"] = duration_seconds
+        if metadata is not None:
+            changes["recording_metadata"] = metadata
+        return self._moved(RecordingStatus.UPLOADED, now, **changes)
+
+    def start_processing(self, now: dt.datetime) -> Recording:
+        """Move ``uploaded`` -> ``processing``: a worker took it."""
+        return self._moved(
+            RecordingStatus.PROCESSING, now, processing_started_at=now, processing_error=None
+        )
+
+    def record_transcript(
+        self,
+        now: dt.datetime,
+        *,
+        text: str,
+        confidence: float | None,
+        language: str | None,
+        service: str | None,
+    ) -> Recording:
+        """Move ``processing`` -> ``transcribed`` with the transcript."""
+        return self._moved(
+            RecordingStatus.TRANSCRIBED,
+            now,
+            transcript_text=text,
+            transcript_confidence=confidence,
+            transcript_language=language,
+            transcription_service=service,
+            processing_completed_at=now,
+        )
+
+    def fail(self, now: dt.datetime, *, reason: str) -> Recording:
+        """Move any status that is not final to ``failed``, keeping ``reason``."""
+        completed = (
+            now if self.status is RecordingStatus.PROCESSING else self.processing_completed_at
+        )
+        return self._moved(
+            RecordingStatus.FAILED, now, processing_error=reason, processing_completed_at=completed
+        )
+
+    def renew(self, now: dt.datetime, *, upload_expires_at: dt.datetime) -> Recording:
+        """Push the upload deadline of an ``uploading`` recording (a new ticket was issued)."""
+        if self.status is not RecordingStatus.UPLOADING:
+            raise InvalidStatusTransitionError(
+                f"A recording that is {self.status.value} takes no new upload",
+                recording_id=str(self.id),
+                current_status=self.status.value,
+            )
+        return self.copy(upload_expires_at=upload_expires_at, updated_at=now)
+
+    def soft_delete(self, now: dt.datetime, *, by: uuid.UUID) -> Recording:
+        """Hide it from its owner; the audio stays until purged."""
+        return self.copy(is_deleted=True, deleted_at=now, deleted_by_user_id=by, updated_at=now)
+
+    def scrubbed(self, now: dt.datetime) -> Recording:
+        """Return the purged form of a soft-deleted recording: personal content removed.
+
+        Ids, keys and timestamps stay for the audit trail.
+        """
+        return self.copy(
+            original_filename=None,
+            transcript_text=None,
+            recording_metadata=None,
+            processing_error=None,
+            s3_url=None,
+            purged_at=now,
+            updated_at=now,
+        )
 
 
 _RECORDING_FIELDS: Final = frozenset(field.name for field in attrs.fields(Recording))

@@ -1,0 +1,179 @@
+"""The one place a recording changes: load, transition, compare-and-set, publish.
+
+Every use case holds a :class:`ServiceContext` (the ports, the settings, the
+clock and the event publisher) and writes through :meth:`ServiceContext.change`
+(or :meth:`ServiceContext.create` for a new recording). ``change`` loads the
+recording, lets a step apply one of the entity's transition methods, writes the
+result with a compare-and-set on the status it was loaded in, retries when a
+concurrent writer got there first, and publishes the change's event only after
+it was stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Final
+
+import attrs
+
+from helppet_recordings import events
+from helppet_recordings.errors import InvalidStatusTransitionError, RecordingNotFoundError
+from helppet_recordings.events import AttributeValue, EventPublisher, RecordingEvent
+from helppet_recordings.models import Recording
+from helppet_recordings.ports import RecordingRepository, RecordingStorage
+from helppet_recordings.service.inputs import aware
+from helppet_recordings.settings import RecordingSettings
+
+__all__ = [
+    "AuthorizeContext",
+    "Change",
+    "Clock",
+    "Outcome",
+    "ServiceContext",
+    "Step",
+    "Write",
+]
+
+AuthorizeContext = Callable[[uuid.UUID, uuid.UUID | None, uuid.UUID | None], bool]
+"""``authorize_context(user_id, appointment_id, visit_id)``: may this user record here?"""
+
+Clock = Callable[[], dt.datetime]
+"""Returns the current time, timezone-aware."""
+
+SAVE_ATTEMPTS: Final = 8  # a save loses only to a concurrent status change; a few retries settle it
+
+
+@attrs.frozen
+class Change:
+    """What a step decided: the recording's next state and the event that reports it.
+
+    ``event`` is None for a change no event name covers (a renewed ticket).
+    """
+
+    recording: Recording
+    event: str | None
+    attributes: dict[str, AttributeValue] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Outcome:
+    """What :meth:`ServiceContext.change` left stored, and whether it changed anything."""
+
+    recording: Recording
+    changed: bool
+
+
+Step = Callable[[Recording, dt.datetime], Change | None]
+"""Given the loaded recording and the time, return the change to store, or None for none."""
+
+Write = Callable[[Recording, Recording], bool]
+"""``write(new, loaded)``: store ``new`` if the stored recording is still ``loaded``'s state."""
+
+
+@attrs.define
+class ServiceContext:
+    """What every use case shares: ports, settings, clock, and the one write path."""
+
+    storage: RecordingStorage
+    repository: RecordingRepository
+    settings: RecordingSettings
+    clock: Clock
+    publisher: EventPublisher
+    authorize_context: AuthorizeContext | None = None
+
+    def now(self) -> dt.datetime:
+        """Return the service clock's time, checked to be timezone-aware."""
+        return aware(self.clock(), "clock()")
+
+    def owned(self, owner: uuid.UUID, rid: uuid.UUID) -> Recording:
+        """Load the caller's live recording; anything else is ``RECORDING_NOT_FOUND``."""
+        recording = self.repository.get(rid)
+        if recording is None or recording.is_deleted or not recording.is_owned_by(owner):
+            raise RecordingNotFoundError(recording_id=str(rid))
+        return recording
+
+    def live(self, rid: uuid.UUID) -> Recording:
+        """Load a live recording whoever owns it (system operations)."""
+        recording = self.repository.get(rid)
+        if recording is None or recording.is_deleted:
+            raise RecordingNotFoundError(recording_id=str(rid))
+        return recording
+
+    def create(self, recording: Recording, attributes: Mapping[str, AttributeValue]) -> None:
+        """Store a new recording and publish ``recording.initiated``."""
+        self.repository.add(recording)
+        self.emit(
+            events.RECORDING_INITIATED,
+            recording,
+            recording.recorded_by_user_id,
+            attributes=attributes,
+        )
+
+    def change(
+        self,
+        rid: uuid.UUID,
+        step: Step,
+        *,
+        owner: uuid.UUID | None = None,
+        loaded: Recording | None = None,
+        load: Callable[[uuid.UUID], Recording] | None = None,
+        write: Write | None = None,
+        at: dt.datetime | None = None,
+    ) -> Outcome:
+        """Apply ``step`` to the recording and store its change; say what is stored now.
+
+        The recording is loaded as the caller's (``owner``), as any live one,
+        or by ``load``; ``loaded`` skips the first load when the caller holds
+        it already. ``write`` defaults to a compare-and-set on the loaded
+        status; a write that loses to a concurrent change reloads and applies
+        the step again. A step returning None stores and publishes nothing.
+        ``at`` replaces the clock (a sweep given its own ``now``).
+        """
+        store = write if write is not None else self._save
+        if load is None:
+            load = self.live if owner is None else functools.partial(self.owned, owner)
+        recording = loaded
+        for _ in range(SAVE_ATTEMPTS):
+            if recording is None:
+                recording = load(rid)
+            now = self.now() if at is None else at
+            change = step(recording, now)
+            if change is None:
+                return Outcome(recording, changed=False)
+            if store(change.recording, recording):
+                if change.event is not None:
+                    self.emit(
+                        change.event, change.recording, owner, at=now, attributes=change.attributes
+                    )
+                return Outcome(change.recording, changed=True)
+            recording = None
+        raise InvalidStatusTransitionError(
+            "The recording kept changing underneath this operation; retry",
+            recording_id=str(rid),
+        )
+
+    def emit(
+        self,
+        name: str,
+        recording: Recording,
+        user_id: uuid.UUID | None,
+        *,
+        at: dt.datetime | None = None,
+        attributes: Mapping[str, AttributeValue] | None = None,
+    ) -> None:
+        """Publish one event about ``recording`` (after the change it reports was stored)."""
+        self.publisher.publish(
+            RecordingEvent(
+                name=name,
+                recording_id=recording.id,
+                user_id=user_id,
+                at=recording.updated_at if at is None else at,
+                attributes={"status": recording.status.value, **(attributes or {})},
+            )
+        )
+
+    def _save(self, new: Recording, loaded: Recording) -> bool:
+        return self.repository.save(new, expected_status=loaded.status)

@@ -1,0 +1,273 @@
+"""RecordingService: the public facade over the use cases.
+
+It holds the ports and settings and delegates each operation to its use-case
+module; it adds no behaviour of its own. See ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from helppet_recordings.events import EventListener, EventPublisher
+from helppet_recordings.models import ReconcileReport
+from helppet_recordings.ports import RecordingRepository, RecordingStorage
+from helppet_recordings.schemas import (
+    CompleteUploadRequest,
+    DownloadUrlResponse,
+    InitiateUploadRequest,
+    InitiateUploadResponse,
+    RecordingListResponse,
+    RecordingResponse,
+)
+from helppet_recordings.service import maintenance, processing, queries, uploads
+from helppet_recordings.service.changes import AuthorizeContext, Clock, ServiceContext
+from helppet_recordings.settings import RecordingSettings
+from helppet_recordings.status import RecordingStatus
+
+__all__ = ["RecordingService"]
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class RecordingService:
+    """Runs the recording life cycle: initiate, upload, complete, process, transcribe.
+
+    ``user_id`` arguments are the authenticated caller; another user's
+    recording is reported as ``RECORDING_NOT_FOUND`` so ids cannot be probed.
+    Ids may be ``uuid.UUID`` or their string form; requests may be the
+    pydantic model or a plain mapping.
+
+    ``on_event`` receives a :class:`~helppet_recordings.events.RecordingEvent`
+    after each stored change; a listener that raises is logged and never
+    undoes or fails the operation.
+    """
+
+    def __init__(
+        self,
+        storage: RecordingStorage,
+        repository: RecordingRepository,
+        settings: RecordingSettings | None = None,
+        authorize_context: AuthorizeContext | None = None,
+        *,
+        clock: Clock = _utc_now,
+        on_event: EventListener | None = None,
+    ) -> None:
+        self._ctx = ServiceContext(
+            storage=storage,
+            repository=repository,
+            settings=settings if settings is not None else RecordingSettings(),
+            clock=clock,
+            publisher=EventPublisher(on_event),
+            authorize_context=authorize_context,
+        )
+
+    @property
+    def settings(self) -> RecordingSettings:
+        """The settings this service runs with."""
+        return self._ctx.settings
+
+    @property
+    def storage(self) -> RecordingStorage:
+        """The storage backend this service runs on."""
+        return self._ctx.storage
+
+    @property
+    def repository(self) -> RecordingRepository:
+        """The repository backend this service runs on."""
+        return self._ctx.repository
+
+    # ----------------------------------------------------------------- user operations
+
+    def initiate_upload(
+        self, user_id: uuid.UUID | str, request: InitiateUploadRequest | Mapping[str, Any]
+    ) -> InitiateUploadResponse:
+        """Create an ``uploading`` recording and return a signed upload ticket for it.
+
+        With an ``idempotency_key``, repeating the same request (a phone
+        retrying after a lost answer) returns the same recording with a fresh
+        ticket instead of creating another; reusing the key for a different
+        request is ``IDEMPOTENCY_CONFLICT``.
+
+        Raises ``VALIDATION_ERROR``, ``UNSUPPORTED_CONTENT_TYPE``,
+        ``PERMISSION_DENIED`` or ``STORAGE_UNAVAILABLE``; on any error no
+        recording is created.
+        """
+        return uploads.initiate_upload(self._ctx, user_id, request)
+
+    def renew_upload(
+        self, user_id: uuid.UUID | str, recording_id: uuid.UUID | str
+    ) -> InitiateUploadResponse:
+        """Return a fresh upload ticket for an ``uploading`` recording whose URL expired.
+
+        The upload deadline moves forward with the new ticket. The key, the
+        content type and the size limit stay those of the recording.
+        """
+        return uploads.renew_upload(self._ctx, user_id, recording_id)
+
+    def complete_upload(
+        self,
+        user_id: uuid.UUID | str,
+        recording_id: uuid.UUID | str,
+        request: CompleteUploadRequest | Mapping[str, Any],
+    ) -> RecordingResponse:
+        """Verify the stored object and mark the recording ``uploaded``.
+
+        The object must exist, have the declared size (at most the maximum),
+        the signed content type and, where storage reports it, AES256
+        encryption. A failed check leaves the recording ``uploading`` so the
+        client can upload again, unless the upload deadline has passed: then
+        the recording becomes ``failed`` (``UPLOAD_TIMEOUT`` when nothing
+        arrived). Repeating a successful completion with the same size
+        returns the recording unchanged.
+        """
+        return uploads.complete_upload(self._ctx, user_id, recording_id, request)
+
+    def list_recordings(
+        self,
+        user_id: uuid.UUID | str,
+        *,
+        appointment_id: uuid.UUID | str | None = None,
+        visit_id: uuid.UUID | str | None = None,
+        status: RecordingStatus | str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> RecordingListResponse:
+        """Return the caller's live recordings, newest first, optionally narrowed.
+
+        ``limit`` is 1 to ``settings.list_max_limit``; ``total`` counts every
+        recording matching the same filters.
+        """
+        return queries.list_recordings(
+            self._ctx,
+            user_id,
+            appointment_id=appointment_id,
+            visit_id=visit_id,
+            status=status,
+            limit=limit,
+            offset=offset,
+        )
+
+    def get_recording(
+        self, user_id: uuid.UUID | str, recording_id: uuid.UUID | str
+    ) -> RecordingResponse:
+        """Return one of the caller's recordings."""
+        return queries.get_recording(self._ctx, user_id, recording_id)
+
+    def get_download_url(
+        self, user_id: uuid.UUID | str, recording_id: uuid.UUID | str
+    ) -> DownloadUrlResponse:
+        """Return a signed, expiring URL to the recording's audio.
+
+        Only a verified upload can be downloaded: ``INVALID_STATUS_TRANSITION``
+        while it is still ``uploading`` or when it failed before arriving.
+        """
+        return queries.get_download_url(self._ctx, user_id, recording_id)
+
+    def delete_recording(self, user_id: uuid.UUID | str, recording_id: uuid.UUID | str) -> None:
+        """Soft-delete one of the caller's recordings; the audio stays until purged."""
+        uploads.delete_recording(self._ctx, user_id, recording_id)
+
+    # --------------------------------------------------------------- system operations
+
+    def start_processing(self, recording_id: uuid.UUID | str) -> RecordingResponse:
+        """Move an ``uploaded`` recording to ``processing`` (a transcription worker took it)."""
+        return processing.start_processing(self._ctx, recording_id)
+
+    def record_transcript(
+        self,
+        recording_id: uuid.UUID | str,
+        *,
+        text: str,
+        confidence: float | None = None,
+        language: str | None = None,
+        service: str | None = None,
+    ) -> RecordingResponse:
+        """Store a transcript and move a ``processing`` recording to ``transcribed``."""
+        return processing.record_transcript(
+            self._ctx,
+            recording_id,
+            text=text,
+            confidence=confidence,
+            language=language,
+            service=service,
+        )
+
+    def mark_failed(self, recording_id: uuid.UUID | str, *, error: str) -> RecordingResponse:
+        """Move a recording that is not final to ``failed``, keeping ``error`` as the reason."""
+        return processing.mark_failed(self._ctx, recording_id, error=error)
+
+    def expire_stale_uploads(
+        self,
+        *,
+        now: dt.datetime | None = None,
+        batch_size: int = 100,
+        lease_seconds: int = 300,
+    ) -> int:
+        """Settle every ``uploading`` recording whose upload deadline has passed.
+
+        Storage is asked first: an object that did arrive (the client's
+        completion call was lost) and passes verification promotes the
+        recording to ``uploaded``. The others become ``failed`` with
+        ``processing_error`` saying why. Returns how many became ``failed``.
+
+        Work is claimed in batches of ``batch_size``: claiming pushes each
+        recording's deadline ``lease_seconds`` ahead, so sweepers running at
+        the same time (cron on several hosts, say) never take the same
+        recording; one that dies mid-batch leaves its claims to expire and be
+        taken again. A storage outage raises ``STORAGE_UNAVAILABLE`` and
+        leaves the unsettled recordings ``uploading``.
+        """
+        return maintenance.expire_stale_uploads(
+            self._ctx, now=now, batch_size=batch_size, lease_seconds=lease_seconds
+        )
+
+    def reconcile(
+        self,
+        *,
+        delete_orphans: bool = False,
+        orphan_min_age_seconds: int = 3600,
+        now: dt.datetime | None = None,
+        page_size: int = 1000,
+    ) -> ReconcileReport:
+        """Compare storage with the recordings: a dry run unless ``delete_orphans``.
+
+        Walks the objects under the key prefix and the recordings in key
+        order side by side (memory stays bounded by ``page_size``) and
+        reports objects that no recording owns, and live, verified
+        recordings whose object is gone. Each finding is checked once more
+        on its own before it is reported, so activity during the walk cannot
+        produce a false finding. With ``delete_orphans``, orphans last
+        modified more than ``orphan_min_age_seconds`` ago are deleted.
+        Soft-deleted recordings own their objects until purged.
+        """
+        return maintenance.reconcile(
+            self._ctx,
+            delete_orphans=delete_orphans,
+            orphan_min_age_seconds=orphan_min_age_seconds,
+            now=now,
+            page_size=page_size,
+        )
+
+    def purge_deleted(
+        self,
+        *,
+        retention_days: int | None = None,
+        now: dt.datetime | None = None,
+        batch_size: int = 100,
+    ) -> int:
+        """Remove the audio of recordings soft-deleted longer ago than the retention period.
+
+        Each purged recording's object is deleted and its row scrubbed of
+        personal content (original filename, transcript, metadata, errors),
+        keeping ids, keys and timestamps for the audit trail and setting
+        ``purged_at``. Returns how many were purged. Retention defaults to
+        ``settings.deleted_retention_days``.
+        """
+        return maintenance.purge_deleted(
+            self._ctx, retention_days=retention_days, now=now, batch_size=batch_size
+        )

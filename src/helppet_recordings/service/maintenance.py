@@ -1,0 +1,179 @@
+"""Scheduled jobs: settle stale uploads, reconcile storage with the records, purge."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Iterator
+
+from helppet_recordings import events
+from helppet_recordings.errors import (
+    RecordingError,
+    RecordingNotFoundError,
+    UploadNotFoundError,
+    ValidationError,
+)
+from helppet_recordings.models import ReconcileReport, Recording
+from helppet_recordings.service import inputs
+from helppet_recordings.service.changes import Change, ServiceContext
+from helppet_recordings.service.uploads import expire_upload, promote_upload
+from helppet_recordings.service.verification import verify_upload
+
+__all__ = ["expire_stale_uploads", "purge_deleted", "reconcile"]
+
+_logger = logging.getLogger("helppet_recordings.maintenance")
+
+
+def expire_stale_uploads(
+    ctx: ServiceContext, *, now: dt.datetime | None, batch_size: int, lease_seconds: int
+) -> int:
+    """Settle every ``uploading`` recording past its deadline; return how many failed.
+
+    An object that did arrive and passes verification promotes its recording
+    to ``uploaded`` instead (its completion call was lost).
+    """
+    moment = ctx.now() if now is None else inputs.aware(now, "now")
+    inputs.check_positive(batch_size, "batch_size")
+    inputs.check_positive(lease_seconds, "lease_seconds")
+    lease_until = moment + dt.timedelta(seconds=lease_seconds)
+    failed = promoted = 0
+    while batch := ctx.repository.claim_stale_uploads(
+        now=moment, limit=batch_size, lease_until=lease_until
+    ):
+        for recording in batch:
+            stored = ctx.storage.head(recording.s3_key)
+            try:
+                verify_upload(
+                    recording, stored, max_size=ctx.settings.max_file_size, declared_size=None
+                )
+            except RecordingError as exc:
+                reason = (
+                    "The upload deadline passed without a file"
+                    if isinstance(exc, UploadNotFoundError)
+                    else "The upload deadline passed and the stored file was refused: "
+                    + exc.message
+                )
+                failed += expire_upload(ctx, recording, reason, moment)
+                continue
+            assert stored is not None  # noqa: S101 - verify_upload raised otherwise
+            promoted += promote_upload(ctx, recording, stored.size, moment)
+    if failed or promoted:
+        _logger.info("Stale uploads settled: %d failed, %d promoted", failed, promoted)
+    return failed
+
+
+def reconcile(
+    ctx: ServiceContext,
+    *,
+    delete_orphans: bool,
+    orphan_min_age_seconds: int,
+    now: dt.datetime | None,
+    page_size: int,
+) -> ReconcileReport:
+    """Compare storage with the recordings (see ``RecordingService.reconcile``)."""
+    moment = ctx.now() if now is None else inputs.aware(now, "now")
+    inputs.check_positive(page_size, "page_size")
+    prefix = ctx.settings.s3_recordings_prefix
+    oldest_orphan = moment - dt.timedelta(seconds=orphan_min_age_seconds)
+    orphans: list[str] = []
+    missing: list[uuid.UUID] = []
+    deleted = scanned_objects = scanned_recordings = 0
+    recordings = _recordings_by_key(ctx, prefix, page_size)
+    recording = next(recordings, None)
+    for stored in ctx.storage.iter_objects(prefix):
+        scanned_objects += 1
+        while recording is not None and recording.s3_key < stored.key:
+            scanned_recordings += 1
+            if _object_missing(ctx, recording):
+                missing.append(recording.id)
+            recording = next(recordings, None)
+        if recording is not None and recording.s3_key == stored.key:
+            scanned_recordings += 1
+            recording = next(recordings, None)
+            continue
+        if _key_is_owned(ctx, stored.key):
+            continue  # its recording was created while we walked
+        orphans.append(stored.key)
+        old_enough = stored.last_modified is None or stored.last_modified < oldest_orphan
+        if delete_orphans and old_enough:
+            ctx.storage.delete(stored.key)
+            deleted += 1
+    while recording is not None:
+        scanned_recordings += 1
+        if _object_missing(ctx, recording):
+            missing.append(recording.id)
+        recording = next(recordings, None)
+    if orphans or missing:
+        _logger.warning(
+            "Reconcile found %d orphan objects (%d deleted) and %d recordings without audio",
+            len(orphans),
+            deleted,
+            len(missing),
+        )
+    return ReconcileReport(
+        scanned_objects=scanned_objects,
+        scanned_recordings=scanned_recordings,
+        orphan_keys=orphans,
+        missing_objects=missing,
+        deleted_orphans=deleted,
+        dry_run=not delete_orphans,
+    )
+
+
+def purge_deleted(
+    ctx: ServiceContext, *, retention_days: int | None, now: dt.datetime | None, batch_size: int
+) -> int:
+    """Remove the audio of long soft-deleted recordings and scrub them; return how many."""
+    moment = ctx.now() if now is None else inputs.aware(now, "now")
+    inputs.check_positive(batch_size, "batch_size")
+    days = ctx.settings.deleted_retention_days if retention_days is None else retention_days
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        raise ValidationError.for_field("retention_days", "must be a non-negative integer")
+    cutoff = moment - dt.timedelta(days=days)
+
+    def scrub(recording: Recording, at: dt.datetime) -> Change | None:
+        if not recording.is_deleted or recording.purged_at is not None:
+            return None
+        ctx.storage.delete(recording.s3_key)
+        return Change(recording.scrubbed(at), events.RECORDING_PURGED)
+
+    def load(rid: uuid.UUID) -> Recording:
+        recording = ctx.repository.get(rid)
+        if recording is None:
+            raise RecordingNotFoundError(recording_id=str(rid))
+        return recording
+
+    def mark_purged(new: Recording, _loaded: Recording) -> bool:
+        return ctx.repository.mark_purged(new)
+
+    purged = 0
+    while batch := ctx.repository.list_purgeable(deleted_before=cutoff, limit=batch_size):
+        for recording in batch:
+            try:
+                outcome = ctx.change(
+                    recording.id, scrub, loaded=recording, load=load, write=mark_purged, at=moment
+                )
+            except RecordingNotFoundError:
+                continue  # the row itself is gone: nothing left to purge
+            purged += outcome.changed
+    return purged
+
+
+def _recordings_by_key(ctx: ServiceContext, prefix: str, page_size: int) -> Iterator[Recording]:
+    after: str | None = None
+    while page := ctx.repository.list_by_key(prefix=prefix, after=after, limit=page_size):
+        yield from page
+        after = page[-1].s3_key
+
+
+def _key_is_owned(ctx: ServiceContext, key: str) -> bool:
+    found = ctx.repository.list_by_key(prefix=key, after=None, limit=1)
+    return bool(found) and found[0].s3_key == key
+
+
+def _object_missing(ctx: ServiceContext, recording: Recording) -> bool:
+    """Whether a live recording whose upload was verified has lost its object."""
+    if recording.is_deleted or not recording.has_verified_audio:
+        return False
+    return ctx.storage.head(recording.s3_key) is None

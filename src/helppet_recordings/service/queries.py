@@ -1,0 +1,86 @@
+"""The reading use cases: list, get, and a signed download URL."""
+
+from __future__ import annotations
+
+import uuid
+
+from helppet_recordings import events, policy
+from helppet_recordings.errors import InvalidStatusTransitionError
+from helppet_recordings.models import RecordingFilter
+from helppet_recordings.schemas import (
+    DownloadUrlResponse,
+    RecordingListResponse,
+    RecordingResponse,
+)
+from helppet_recordings.service import inputs
+from helppet_recordings.service.changes import ServiceContext
+from helppet_recordings.status import RecordingStatus
+
+__all__ = ["get_download_url", "get_recording", "list_recordings"]
+
+
+def list_recordings(
+    ctx: ServiceContext,
+    user_id: uuid.UUID | str,
+    *,
+    appointment_id: uuid.UUID | str | None,
+    visit_id: uuid.UUID | str | None,
+    status: RecordingStatus | str | None,
+    limit: int,
+    offset: int,
+) -> RecordingListResponse:
+    """Return the caller's live recordings, newest first, optionally narrowed."""
+    recording_filter = RecordingFilter(
+        user_id=inputs.user_id(user_id),
+        appointment_id=inputs.optional_uuid(appointment_id, "appointment_id"),
+        visit_id=inputs.optional_uuid(visit_id, "visit_id"),
+        status=inputs.optional_status(status),
+    )
+    inputs.check_range(limit, "limit", 1, ctx.settings.list_max_limit)
+    inputs.check_range(offset, "offset", 0, inputs.MAX_OFFSET)
+    page = ctx.repository.find(recording_filter, limit=limit, offset=offset)
+    return RecordingListResponse(
+        items=[RecordingResponse.from_recording(r) for r in page.items],
+        total=page.total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+def get_recording(
+    ctx: ServiceContext, user_id: uuid.UUID | str, recording_id: uuid.UUID | str
+) -> RecordingResponse:
+    """One of the caller's recordings."""
+    return RecordingResponse.from_recording(
+        ctx.owned(inputs.user_id(user_id), inputs.recording_id(recording_id))
+    )
+
+
+def get_download_url(
+    ctx: ServiceContext, user_id: uuid.UUID | str, recording_id: uuid.UUID | str
+) -> DownloadUrlResponse:
+    """Sign an expiring URL to the recording's verified audio."""
+    owner = inputs.user_id(user_id)
+    recording = ctx.owned(owner, inputs.recording_id(recording_id))
+    if not recording.has_verified_audio:
+        raise InvalidStatusTransitionError(
+            f"A recording that is {recording.status.value} has no audio to download yet",
+            recording_id=str(recording.id),
+            current_status=recording.status.value,
+        )
+    expires_in = ctx.settings.s3_presigned_url_expiration
+    _, audio = policy.resolve_audio_type(recording.mime_type or "")
+    url = ctx.storage.create_download_url(
+        key=recording.s3_key,
+        expires_in=expires_in,
+        content_type=audio.mime_type,
+        filename=recording.original_filename or recording.filename,
+    )
+    ctx.emit(
+        events.DOWNLOAD_URL_ISSUED,
+        recording,
+        owner,
+        at=ctx.now(),
+        attributes={"expires_in": expires_in},
+    )
+    return DownloadUrlResponse(download_url=url, expires_in=expires_in)

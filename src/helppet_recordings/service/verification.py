@@ -1,0 +1,81 @@
+"""Is the stored object the one the ticket allowed? The checks completion and the sweeper share."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from helppet_recordings import policy
+from helppet_recordings.errors import (
+    FileTooLargeError,
+    UploadNotFoundError,
+    UploadSizeMismatchError,
+    UploadVerificationError,
+    ValidationError,
+)
+from helppet_recordings.models import Recording, StoredObject
+
+__all__ = ["REQUIRED_ENCRYPTION", "one_checksum", "verify_upload"]
+
+REQUIRED_ENCRYPTION: Final = "AES256"
+
+
+def verify_upload(
+    recording: Recording, stored: StoredObject | None, *, max_size: int, declared_size: int | None
+) -> StoredObject:
+    """Return ``stored`` if it is the object the ticket allowed; raise the contract's error if not.
+
+    The object must exist, be at most ``max_size`` bytes and of the declared
+    size (when given), carry the signed content type and, where storage
+    reports it, AES256 encryption; checksums the client declared must match
+    those storage reports.
+    """
+    where = {"recording_id": str(recording.id), "s3_key": recording.s3_key}
+    if stored is None:
+        raise UploadNotFoundError(
+            "No uploaded file was found; upload it, then complete again", **where
+        )
+    if stored.size > max_size:
+        raise FileTooLargeError(stored_size=stored.size, max_file_size=max_size, **where)
+    if declared_size is not None and stored.size != declared_size:
+        raise UploadSizeMismatchError(
+            f"Storage holds {stored.size} bytes, not the declared {declared_size}",
+            declared_size=declared_size,
+            stored_size=stored.size,
+            **where,
+        )
+    stored_type = policy.normalize_content_type(stored.content_type or "")
+    if stored_type != recording.mime_type:
+        raise UploadVerificationError(
+            "The stored file's content type is not the one the upload was signed for",
+            expected_content_type=recording.mime_type,
+            stored_content_type=stored.content_type,
+            **where,
+        )
+    encryption = stored.server_side_encryption
+    if encryption is not None and encryption != REQUIRED_ENCRYPTION:
+        raise UploadVerificationError(
+            "The stored file is not encrypted with AES256",
+            expected_encryption=REQUIRED_ENCRYPTION,
+            stored_encryption=encryption,
+            **where,
+        )
+    for name, declared, reported in (
+        ("content_md5", recording.content_md5, stored.md5),
+        ("content_sha256", recording.content_sha256, stored.sha256),
+    ):
+        if declared is not None and reported is not None and declared != reported:
+            raise UploadVerificationError(
+                f"The stored file's checksum does not match {name}",
+                checksum=name,
+                expected_checksum=declared,
+                stored_checksum=reported,
+                **where,
+            )
+    return stored
+
+
+def one_checksum(field: str, at_initiate: str | None, at_complete: str | None) -> str | None:
+    """Return the checksum the client declared, refusing two different declarations."""
+    if at_initiate is not None and at_complete is not None and at_initiate != at_complete:
+        raise ValidationError.for_field(field, "differs from the checksum given at initiate")
+    return at_complete or at_initiate

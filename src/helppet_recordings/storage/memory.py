@@ -1,0 +1,229 @@
+"""InMemoryStorage: a complete storage backend in a dict, for tests and embedded use.
+
+It signs tickets and download URLs with HMAC like ``LocalStorage`` does,
+enforces the ticket's policy when bytes are handed to :meth:`receive_upload`
+(the in-process twin of a phone's POST), and reports an MD5 ETag and a
+SHA-256 as S3 and ``LocalStorage`` do. Nothing leaves the process: upload and
+download URLs point at the reserved host ``in-memory.invalid`` and are for the
+object's own methods (:meth:`InMemoryStorage.receive_upload`,
+:meth:`InMemoryStorage.download`), not for HTTP clients.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
+from typing import Final
+
+import attrs
+
+from helppet_recordings.errors import StorageError
+from helppet_recordings.models import StoredObject, UploadTicket
+
+__all__ = ["InMemoryStorage"]
+
+DEFAULT_BUCKET: Final = "helppet-audio-recordings"
+BASE_URL: Final = "http://in-memory.invalid"
+_ENCRYPTION: Final = "AES256"
+
+
+@attrs.frozen
+class _Object:
+    body: bytes
+    content_type: str | None
+    server_side_encryption: str | None
+    last_modified: dt.datetime
+    md5: str
+    sha256: str
+
+
+class InMemoryStorage:
+    """Objects in memory, with signed tickets whose policy it enforces itself.
+
+    ``clock`` returns seconds since the epoch (``time.time`` by default);
+    tests move it to expire tickets. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        bucket: str = DEFAULT_BUCKET,
+        *,
+        secret: bytes | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._bucket = bucket
+        self._secret = secret if secret is not None else secrets.token_bytes(32)
+        self._clock = clock
+        self._objects: dict[str, _Object] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def bucket(self) -> str:
+        """The bucket name tickets and records carry."""
+        return self._bucket
+
+    # ------------------------------------------------------------------------ signing
+
+    def create_upload(
+        self, *, key: str, content_type: str, max_size: int, expires_in: int
+    ) -> UploadTicket:
+        """Sign a ticket pinning key, type, 1..``max_size`` bytes and expiry."""
+        policy = {
+            "key": key,
+            "content_type": content_type,
+            "max_size": max_size,
+            "expires_at": int(self._clock()) + expires_in,
+        }
+        encoded = base64.b64encode(json.dumps(policy, sort_keys=True).encode()).decode()
+        fields = {
+            "key": key,
+            "Content-Type": content_type,
+            "x-amz-server-side-encryption": _ENCRYPTION,
+            "policy": encoded,
+            "signature": self._sign(encoded),
+        }
+        return UploadTicket(
+            url=f"{BASE_URL}/{self._bucket}/upload",
+            fields=fields,
+            key=key,
+            bucket=self._bucket,
+            expires_in=expires_in,
+            max_size=max_size,
+        )
+
+    def receive_upload(self, fields: Mapping[str, str], body: bytes) -> StoredObject:
+        """Store ``body`` as a POST with ``fields`` would; refuse what the policy forbids.
+
+        Raises ``StorageError`` (``details["reason"]`` says which rule) and
+        stores nothing when the signature, key, type, size, encryption or
+        expiry is wrong.
+        """
+        encoded = fields.get("policy", "")
+        if not hmac.compare_digest(self._sign(encoded), fields.get("signature", "")):
+            raise _refused("signature")
+        policy = json.loads(base64.b64decode(encoded))
+        checks = (
+            ("key", fields.get("key") == policy["key"]),
+            ("content_type", fields.get("Content-Type") == policy["content_type"]),
+            ("encryption", fields.get("x-amz-server-side-encryption") == _ENCRYPTION),
+            ("size", 1 <= len(body) <= policy["max_size"]),
+            ("expired", self._clock() <= policy["expires_at"]),
+        )
+        for reason, passed in checks:
+            if not passed:
+                raise _refused(reason)
+        return self.put_object(
+            policy["key"],
+            body,
+            content_type=policy["content_type"],
+            server_side_encryption=_ENCRYPTION,
+        )
+
+    def create_download_url(
+        self, *, key: str, expires_in: int, content_type: str, filename: str
+    ) -> str:
+        """Sign a URL that :meth:`download` honours until it expires.
+
+        ``filename`` is accepted for the port's sake and left out of the URL.
+        """
+        expires_at = int(self._clock()) + expires_in
+        query = urllib.parse.urlencode(
+            {"expires": expires_at, "sig": self._sign(f"{key}\n{expires_at}")}
+        )
+        return f"{BASE_URL}/{self._bucket}/{urllib.parse.quote(key, safe='/')}?{query}"
+
+    def download(self, url: str) -> bytes:
+        """Return the bytes a download URL grants; ``StorageError`` if it is invalid or expired."""
+        parts = urllib.parse.urlsplit(url)
+        key = urllib.parse.unquote(parts.path.removeprefix(f"/{self._bucket}/"))
+        query = dict(urllib.parse.parse_qsl(parts.query))
+        expires = query.get("expires", "")
+        valid = hmac.compare_digest(self._sign(f"{key}\n{expires}"), query.get("sig", ""))
+        if not valid or not expires.isdigit() or self._clock() > int(expires):
+            raise _refused("download")
+        with self._lock:
+            found = self._objects.get(key)
+        if found is None:
+            raise StorageError("No such object", storage_error="NoSuchKey")
+        return found.body
+
+    def object_url(self, key: str) -> str:
+        """Return ``memory://bucket/key``: names the object, grants nothing."""
+        return f"memory://{self._bucket}/{key}"
+
+    # ------------------------------------------------------------------------ objects
+
+    def put_object(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str | None,
+        server_side_encryption: str | None = _ENCRYPTION,
+    ) -> StoredObject:
+        """Store ``body`` at ``key`` directly (tests, fixtures, imports); return what is stored."""
+        stored = _Object(
+            body=bytes(body),
+            content_type=content_type,
+            server_side_encryption=server_side_encryption,
+            last_modified=dt.datetime.fromtimestamp(self._clock(), dt.UTC),
+            md5=hashlib.md5(body).hexdigest(),  # noqa: S324 - an S3-style ETag, not security
+            sha256=hashlib.sha256(body).hexdigest(),
+        )
+        with self._lock:
+            self._objects[key] = stored
+        return _describe(key, stored)
+
+    def head(self, key: str) -> StoredObject | None:
+        """Return the object's size, type, ETag, encryption and SHA-256, or None."""
+        with self._lock:
+            found = self._objects.get(key)
+        return None if found is None else _describe(key, found)
+
+    def read_range(self, key: str, *, offset: int, length: int) -> bytes | None:
+        """Return up to ``length`` bytes from ``offset``, or None when there is no object."""
+        with self._lock:
+            found = self._objects.get(key)
+        return None if found is None else found.body[offset : offset + length]
+
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing one is not an error."""
+        with self._lock:
+            self._objects.pop(key, None)
+
+    def iter_objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Yield every object under ``prefix`` in ascending key order (a snapshot)."""
+        with self._lock:
+            found = sorted(
+                ((k, v) for k, v in self._objects.items() if k.startswith(prefix)),
+                key=lambda item: item[0],
+            )
+        for key, stored in found:
+            yield _describe(key, stored)
+
+    def _sign(self, message: str) -> str:
+        return hmac.new(self._secret, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _describe(key: str, stored: _Object) -> StoredObject:
+    return StoredObject(
+        key=key,
+        size=len(stored.body),
+        content_type=stored.content_type,
+        etag=stored.md5,
+        server_side_encryption=stored.server_side_encryption,
+        last_modified=stored.last_modified,
+        sha256=stored.sha256,
+    )
+
+
+def _refused(reason: str) -> StorageError:
+    return StorageError("Storage refused the upload: it breaks the ticket's policy", reason=reason)
