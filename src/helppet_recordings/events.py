@@ -103,6 +103,11 @@ class EventPublisher:
     def __init__(self, listener: EventListener | None) -> None:
         self._listener = listener
 
+    @property
+    def wanted(self) -> bool:
+        """Whether anyone receives events: a listener, or the event log at DEBUG."""
+        return self._listener is not None or _logger.isEnabledFor(logging.DEBUG)
+
     def publish(self, event: RecordingEvent) -> None:
         """Log ``event`` at DEBUG and call the listener; a listener's error is logged only."""
         if _logger.isEnabledFor(logging.DEBUG):

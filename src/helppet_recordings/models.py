@@ -237,6 +237,12 @@ class StoredObject:
     last_modified: dt.datetime | None = None
     sha256: str | None = None
     """Lower-case hex SHA-256 of the body, where the backend knows it."""
+    crc64nvme: str | None = None
+    """Lower-case hex CRC-64/NVME of the body, where the backend reports one (S3 checksums)."""
+    kms_key_id: str | None = None
+    """The KMS key that encrypts it, when ``server_side_encryption`` is ``aws:kms``."""
+    version_id: str | None = None
+    """The object version, where the bucket keeps versions."""
 
     @property
     def md5(self) -> str | None:

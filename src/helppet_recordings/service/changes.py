@@ -165,6 +165,8 @@ class ServiceContext:
         attributes: Mapping[str, AttributeValue] | None = None,
     ) -> None:
         """Publish one event about ``recording`` (after the change it reports was stored)."""
+        if not self.publisher.wanted:
+            return  # nobody listens: skip building the event on the hot path
         self.publisher.publish(
             RecordingEvent(
                 name=name,
