@@ -13,12 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-try:
-    import sqlalchemy as sa
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    from helppet_recordings.errors import MissingDependencyError
-
-    raise MissingDependencyError("sqlalchemy", "sql") from exc
+import sqlalchemy as sa
 
 __all__ = [
     "ALEMBIC_VERSION_TABLE",
