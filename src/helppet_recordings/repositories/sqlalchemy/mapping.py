@@ -1,178 +1,48 @@
-"""Rows of the recordings table to and from :class:`~helppet_recordings.models.Recording`."""
+"""Rows of the recordings table to and from :class:`~helppet_recordings.models.Recording`.
+
+One list drives both directions: :data:`FIELDS`, the entity's attrs fields,
+each stored in the column of the same name. How a value crosses is derived
+from the field's type: datetimes are stored in UTC (and read back aware),
+enums as their value, the metadata dict as compact JSON; everything else as
+is. A field of a type this module does not know fails at import, so a new
+field cannot be stored wrongly by accident; a new field without a column
+fails the repository's table check and the field/column test.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
-from collections.abc import Sequence
+import types
+import typing
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
+
+import attrs
 
 from helppet_recordings import policy
 from helppet_recordings.errors import RepositoryError
 from helppet_recordings.models import Recording
-from helppet_recordings.status import RecordingStatus, RecordingType
 
-__all__ = ["COLUMNS", "from_db_time", "to_db_time", "to_recording", "to_row"]
+__all__ = [
+    "FIELDS",
+    "check_columns",
+    "from_db_time",
+    "to_db_time",
+    "to_recording",
+    "to_row",
+]
 
-COLUMNS: Final = (
-    "id",
-    "visit_id",
-    "appointment_id",
-    "recorded_by_user_id",
-    "recording_type",
-    "status",
-    "filename",
-    "original_filename",
-    "file_size_bytes",
-    "duration_seconds",
-    "mime_type",
-    "s3_bucket",
-    "s3_key",
-    "s3_url",
-    "transcript_text",
-    "transcript_confidence",
-    "transcript_language",
-    "transcription_service",
-    "processing_started_at",
-    "processing_completed_at",
-    "processing_error",
-    "recording_metadata",
-    "is_deleted",
-    "deleted_at",
-    "deleted_by_user_id",
-    "created_at",
-    "updated_at",
-    "upload_expires_at",
-    "idempotency_key",
-    "content_md5",
-    "content_sha256",
-    "purged_at",
-)
-"""Every column, in the order ``to_recording`` unpacks a row."""
-_STATUSES: Final = {status.value: status for status in RecordingStatus}
-_TYPES: Final = {kind.value: kind for kind in RecordingType}
+FIELDS: Final[tuple[str, ...]] = tuple(field.name for field in attrs.fields(Recording))
+"""Every ``Recording`` field, in declaration order; each is stored in the column of its name.
 
+Statements select the columns in this order, so :func:`to_recording` reads a
+row by these names.
+"""
 
-def to_row(recording: Recording) -> dict[str, Any]:
-    """Return the column values of ``recording``."""
-    metadata_json = (
-        None
-        if recording.recording_metadata is None
-        else policy.dump_metadata(recording.recording_metadata)
-    )
-    return {
-        "id": recording.id,
-        "visit_id": recording.visit_id,
-        "appointment_id": recording.appointment_id,
-        "recorded_by_user_id": recording.recorded_by_user_id,
-        "recording_type": RecordingType(recording.recording_type).value,
-        "status": RecordingStatus(recording.status).value,
-        "filename": recording.filename,
-        "original_filename": recording.original_filename,
-        "file_size_bytes": recording.file_size_bytes,
-        "duration_seconds": recording.duration_seconds,
-        "mime_type": recording.mime_type,
-        "s3_bucket": recording.s3_bucket,
-        "s3_key": recording.s3_key,
-        "s3_url": recording.s3_url,
-        "transcript_text": recording.transcript_text,
-        "transcript_confidence": recording.transcript_confidence,
-        "transcript_language": recording.transcript_language,
-        "transcription_service": recording.transcription_service,
-        "processing_started_at": to_db_time(recording.processing_started_at),
-        "processing_completed_at": to_db_time(recording.processing_completed_at),
-        "processing_error": recording.processing_error,
-        "recording_metadata": metadata_json,
-        "is_deleted": recording.is_deleted,
-        "deleted_at": to_db_time(recording.deleted_at),
-        "deleted_by_user_id": recording.deleted_by_user_id,
-        "created_at": to_db_time(recording.created_at),
-        "updated_at": to_db_time(recording.updated_at),
-        "upload_expires_at": to_db_time(recording.upload_expires_at),
-        "idempotency_key": recording.idempotency_key,
-        "content_md5": recording.content_md5,
-        "content_sha256": recording.content_sha256,
-        "purged_at": to_db_time(recording.purged_at),
-    }
-
-
-def to_recording(row: Sequence[Any]) -> Recording:
-    """Return the domain object for one row; a row the package cannot read is a RepositoryError."""
-    try:
-        (
-            recording_id,
-            visit_id,
-            appointment_id,
-            recorded_by_user_id,
-            recording_type,
-            status,
-            filename,
-            original_filename,
-            file_size_bytes,
-            duration_seconds,
-            mime_type,
-            s3_bucket,
-            s3_key,
-            s3_url,
-            transcript_text,
-            transcript_confidence,
-            transcript_language,
-            transcription_service,
-            processing_started_at,
-            processing_completed_at,
-            processing_error,
-            recording_metadata,
-            is_deleted,
-            deleted_at,
-            deleted_by_user_id,
-            created_at,
-            updated_at,
-            upload_expires_at,
-            idempotency_key,
-            content_md5,
-            content_sha256,
-            purged_at,
-        ) = row
-        return Recording(
-            id=recording_id,
-            visit_id=visit_id,
-            appointment_id=appointment_id,
-            recorded_by_user_id=recorded_by_user_id,
-            recording_type=_TYPES[recording_type],
-            status=_STATUSES[status],
-            filename=filename,
-            original_filename=original_filename,
-            file_size_bytes=file_size_bytes,
-            duration_seconds=duration_seconds,
-            mime_type=mime_type,
-            s3_bucket=s3_bucket,
-            s3_key=s3_key,
-            s3_url=s3_url,
-            transcript_text=transcript_text,
-            transcript_confidence=transcript_confidence,
-            transcript_language=transcript_language,
-            transcription_service=transcription_service,
-            processing_started_at=from_db_time(processing_started_at),
-            processing_completed_at=from_db_time(processing_completed_at),
-            processing_error=processing_error,
-            recording_metadata=(
-                None if recording_metadata is None else json.loads(recording_metadata)
-            ),
-            is_deleted=bool(is_deleted),
-            deleted_at=from_db_time(deleted_at),
-            deleted_by_user_id=deleted_by_user_id,
-            upload_expires_at=from_db_time(upload_expires_at),
-            idempotency_key=idempotency_key,
-            content_md5=content_md5,
-            content_sha256=content_sha256,
-            purged_at=from_db_time(purged_at),
-            created_at=_required_time(created_at, "created_at"),
-            updated_at=_required_time(updated_at, "updated_at"),
-        )
-    except (ValueError, TypeError, KeyError) as exc:
-        raise RepositoryError(
-            "A stored recording could not be read", operation="read", recording_id=str(row[0])
-        ) from exc
+_Convert = Callable[[Any], Any]
 
 
 def to_db_time(value: dt.datetime | None) -> dt.datetime | None:
@@ -196,9 +66,89 @@ def from_db_time(value: dt.datetime | None) -> dt.datetime | None:
     return value.astimezone(dt.UTC)
 
 
-def _required_time(value: dt.datetime | None, column: str) -> dt.datetime:
-    converted = from_db_time(value)
-    if converted is None:
-        msg = f"{column} is NULL"
+def _enum_value(kind: type[enum.Enum]) -> _Convert:
+    def write(value: Any) -> Any:
+        return kind(value).value
+
+    return write
+
+
+def _converters(annotation: Any) -> tuple[bool, _Convert | None, _Convert | None]:
+    """Return (nullable, to column, from column) for a field of type ``annotation``."""
+    args = typing.get_args(annotation)
+    nullable = typing.get_origin(annotation) in {typing.Union, types.UnionType} and (
+        type(None) in args
+    )
+    if nullable:
+        (annotation,) = (arg for arg in args if arg is not type(None))
+    base = typing.get_origin(annotation) or annotation
+    if base is dt.datetime:
+        return nullable, to_db_time, from_db_time
+    if isinstance(base, type) and issubclass(base, enum.Enum):
+        return nullable, _enum_value(base), {member.value: member for member in base}.__getitem__
+    if base is dict:
+        return nullable, policy.dump_metadata, json.loads
+    if base is bool:
+        return nullable, None, bool
+    if base in {str, int, float, uuid.UUID}:
+        return nullable, None, None
+    msg = f"no column mapping for Recording fields of type {annotation!r}"  # pragma: no cover
+    raise TypeError(msg)  # pragma: no cover
+
+
+_HINTS: Final = typing.get_type_hints(Recording)
+_MAPPERS: Final = tuple((name, *_converters(_HINTS[name])) for name in FIELDS)
+_WRITERS: Final = tuple((name, write) for name, _, write, _ in _MAPPERS if write is not None)
+_READERS: Final = tuple((name, read) for name, _, _, read in _MAPPERS if read is not None)
+_REQUIRED: Final = tuple(name for name, nullable, _, _ in _MAPPERS if not nullable)
+_ID_POSITION: Final = FIELDS.index("id")
+
+
+def check_columns(columns: Iterable[str]) -> None:
+    """Raise ``ValueError`` naming every ``Recording`` field that has no column among ``columns``.
+
+    Extra columns (a host's own additions) are allowed.
+    """
+    missing = sorted(set(FIELDS).difference(columns))
+    if missing:
+        msg = f"the recordings table has no column for Recording field(s) {missing}"
         raise ValueError(msg)
-    return converted
+
+
+def to_row(recording: Recording) -> dict[str, Any]:
+    """Return the column values of ``recording``, keyed by column name.
+
+    Raises ``ValueError`` for a naive datetime and ``ValidationError`` for
+    metadata that does not fit its column.
+    """
+    row = {name: getattr(recording, name) for name in FIELDS}
+    for name, write in _WRITERS:
+        value = row[name]
+        if value is not None:
+            row[name] = write(value)
+    return row
+
+
+def to_recording(row: Sequence[Any]) -> Recording:
+    """Return the entity for a row of the :data:`FIELDS` columns, in that order.
+
+    A row the package cannot read (an unknown status, a NULL where the entity
+    needs a value, bad JSON) is a ``RepositoryError``.
+    """
+    try:
+        values = dict(zip(FIELDS, row, strict=True))
+        for name in _REQUIRED:
+            if values[name] is None:
+                msg = f"{name} is NULL"
+                raise ValueError(msg)
+        for name, read in _READERS:
+            value = values[name]
+            if value is not None:
+                values[name] = read(value)
+        return Recording(**values)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise RepositoryError(
+            "A stored recording could not be read",
+            operation="read",
+            recording_id=str(row[_ID_POSITION]),
+        ) from exc

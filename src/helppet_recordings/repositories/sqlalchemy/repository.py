@@ -46,7 +46,8 @@ class SqlAlchemyRepository:
 
     ``table`` is the recordings table to use: by default the package's
     standalone table; an embedding application passes the one it defined
-    in its own metadata with :func:`define_recordings_table`.
+    in its own metadata with :func:`define_recordings_table`. A table without
+    a column for every ``Recording`` field is refused with ``ValueError``.
 
     An in-memory SQLite database lives in one connection (``StaticPool``); the
     repository then serializes its calls with a lock so that one thread's

@@ -6,7 +6,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
-from helppet_recordings.repositories.sqlalchemy.mapping import COLUMNS
+from helppet_recordings.repositories.sqlalchemy.mapping import FIELDS, check_columns
 from helppet_recordings.repositories.sqlalchemy.schema import (
     LIVE_PREDICATE,
     PURGEABLE_PREDICATE,
@@ -34,8 +34,10 @@ class Statements:
     """
 
     def __init__(self, table: sa.Table) -> None:
+        check_columns(table.c.keys())
         self.table = table
-        self.columns = columns = [table.c[name] for name in COLUMNS]
+        # The columns of FIELDS, in its order: rows read back by name (see mapping.py).
+        self.columns = columns = [table.c[name] for name in FIELDS]
         # Literal SQL, word for word the partial indexes' predicates (see schema.py).
         self.live = sa.text(LIVE_PREDICATE)
         self.select = sa.select(*columns)
