@@ -14,7 +14,7 @@ from typing import Final
 import sqlalchemy as sa
 from alembic import context
 
-from helppet_recordings.repositories._sql_schema import ALEMBIC_VERSION_TABLE, metadata
+from helppet_recordings.repositories.sqlalchemy.schema import ALEMBIC_VERSION_TABLE, metadata
 
 # Any constant works; it only has to be the same in every process that migrates.
 _ADVISORY_LOCK_KEY: Final = 0x4850_5245_4344  # "HPRECD"

@@ -7,22 +7,21 @@ this table without foreign keys; a host application that owns ``users``,
 ``visits`` and ``appointments`` calls :func:`define_recordings_table` on its
 own ``MetaData`` with those tables to get the same table *with* foreign keys,
 and manages it in its own Alembic history.
+
+Every text column takes its length from :mod:`helppet_recordings.limits`, the
+one place the limits of a recording's fields are written down.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-try:
-    import sqlalchemy as sa
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    from helppet_recordings.errors import MissingDependencyError
+import sqlalchemy as sa
 
-    raise MissingDependencyError("sqlalchemy", "sql") from exc
+from helppet_recordings import limits
 
 __all__ = [
     "ALEMBIC_VERSION_TABLE",
-    "IDEMPOTENCY_KEY_LENGTH",
     "IDEMPOTENCY_KEY_PREDICATE",
     "LIVE_PREDICATE",
     "PURGEABLE_PREDICATE",
@@ -59,10 +58,9 @@ PURGEABLE_PREDICATE: Final = "is_deleted AND purged_at IS NULL"
 IDEMPOTENCY_KEY_PREDICATE: Final = "idempotency_key IS NOT NULL"
 """The partial-index predicate of the unique (owner, idempotency key) index."""
 
-IDEMPOTENCY_KEY_LENGTH: Final = 255
-"""The longest idempotency key the table stores."""
-
-STORAGE_KEY_TYPE: Final = sa.String(500).with_variant(sa.String(500, collation="C"), "postgresql")
+STORAGE_KEY_TYPE: Final = sa.String(limits.MAX_STORAGE_KEY_LENGTH).with_variant(
+    sa.String(limits.MAX_STORAGE_KEY_LENGTH, collation="C"), "postgresql"
+)
 """``VARCHAR(500)``; on PostgreSQL with the ``C`` collation, so that comparing and ordering
 storage keys is code point order (as in S3 and SQLite) and the unique index serves walks
 over every key in order, whatever the database's default collation."""
@@ -70,8 +68,6 @@ over every key in order, whatever the database's default collation."""
 ForeignKeyTarget = sa.Table | sa.Column[Any] | str
 """What a foreign key may point at: a table (its one primary key column), a column, or
 ``"table.column"``."""
-
-_MAX_METADATA_LENGTH: Final = 2000
 
 
 def define_recordings_table(
@@ -109,29 +105,45 @@ def define_recordings_table(
         sa.Column("recorded_by_user_id", sa.Uuid(), *users, nullable=False),
         # Recording metadata
         sa.Column(
-            "recording_type", sa.String(50), nullable=False, server_default=sa.text("'visit_audio'")
+            "recording_type",
+            sa.String(limits.MAX_RECORDING_TYPE_LENGTH),
+            nullable=False,
+            server_default=sa.text("'visit_audio'"),
         ),
-        sa.Column("status", sa.String(20), nullable=False, server_default=sa.text("'uploading'")),
-        sa.Column("filename", sa.String(255), nullable=False),
-        sa.Column("original_filename", sa.String(255), nullable=True),
+        sa.Column(
+            "status",
+            sa.String(limits.MAX_STATUS_LENGTH),
+            nullable=False,
+            server_default=sa.text("'uploading'"),
+        ),
+        sa.Column("filename", sa.String(limits.MAX_FILENAME_LENGTH), nullable=False),
+        sa.Column(
+            "original_filename", sa.String(limits.MAX_ORIGINAL_FILENAME_LENGTH), nullable=True
+        ),
         sa.Column("file_size_bytes", sa.Integer(), nullable=True),
         sa.Column("duration_seconds", sa.Float(), nullable=True),
-        sa.Column("mime_type", sa.String(100), nullable=True),
+        sa.Column("mime_type", sa.String(limits.MAX_MIME_TYPE_LENGTH), nullable=True),
         # S3 information
-        sa.Column("s3_bucket", sa.String(100), nullable=False),
+        sa.Column("s3_bucket", sa.String(limits.MAX_BUCKET_LENGTH), nullable=False),
         sa.Column("s3_key", STORAGE_KEY_TYPE, nullable=False),
-        sa.Column("s3_url", sa.String(1000), nullable=True),
+        sa.Column("s3_url", sa.String(limits.MAX_STORAGE_URL_LENGTH), nullable=True),
         # Transcription results
         sa.Column("transcript_text", sa.Text(), nullable=True),
         sa.Column("transcript_confidence", sa.Float(), nullable=True),
-        sa.Column("transcript_language", sa.String(10), nullable=True),
-        sa.Column("transcription_service", sa.String(50), nullable=True),
+        sa.Column(
+            "transcript_language", sa.String(limits.MAX_TRANSCRIPT_LANGUAGE_LENGTH), nullable=True
+        ),
+        sa.Column(
+            "transcription_service",
+            sa.String(limits.MAX_TRANSCRIPTION_SERVICE_LENGTH),
+            nullable=True,
+        ),
         # Processing metadata
         sa.Column("processing_started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("processing_completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("processing_error", sa.Text(), nullable=True),
         # Additional metadata, as compact JSON text
-        sa.Column("recording_metadata", sa.String(_MAX_METADATA_LENGTH), nullable=True),
+        sa.Column("recording_metadata", sa.String(limits.MAX_METADATA_LENGTH), nullable=True),
         # Soft delete
         sa.Column("is_deleted", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
@@ -146,9 +158,9 @@ def define_recordings_table(
         # Beyond the design: the upload deadline, after which the sweeper fails the upload,
         sa.Column("upload_expires_at", sa.DateTime(timezone=True), nullable=True),
         # the client's idempotency key for initiate, the checksums it declared,
-        sa.Column("idempotency_key", sa.String(IDEMPOTENCY_KEY_LENGTH), nullable=True),
-        sa.Column("content_md5", sa.String(32), nullable=True),
-        sa.Column("content_sha256", sa.String(64), nullable=True),
+        sa.Column("idempotency_key", sa.String(limits.MAX_IDEMPOTENCY_KEY_LENGTH), nullable=True),
+        sa.Column("content_md5", sa.String(limits.MAX_CONTENT_MD5_LENGTH), nullable=True),
+        sa.Column("content_sha256", sa.String(limits.MAX_CONTENT_SHA256_LENGTH), nullable=True),
         # and when a soft-deleted recording's audio was purged and its row scrubbed.
         sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True),
         sa.UniqueConstraint("s3_key", name=f"uq_{name}_s3_key"),

@@ -1,0 +1,302 @@
+"""SqlAlchemyRepository: the repository port over one SQLAlchemy engine."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any, Self
+
+import sqlalchemy as sa
+import sqlalchemy.pool
+
+from helppet_recordings.models import Recording, RecordingFilter, RecordingPage
+from helppet_recordings.repositories.sqlalchemy.engine import (
+    DEFAULT_SQLITE_BUSY_TIMEOUT,
+    build_engine,
+    sqlite_begin_immediate,
+)
+from helppet_recordings.repositories.sqlalchemy.errors import translate_errors
+from helppet_recordings.repositories.sqlalchemy.mapping import (
+    from_db_time,
+    to_db_time,
+    to_recording,
+    to_row,
+)
+from helppet_recordings.repositories.sqlalchemy.migrate import MIGRATION_LOCK, upgrade_to_head
+from helppet_recordings.repositories.sqlalchemy.schema import recordings
+from helppet_recordings.repositories.sqlalchemy.statements import Statements, prefix_successor
+from helppet_recordings.status import RecordingStatus
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["SqlAlchemyRepository"]
+
+
+class SqlAlchemyRepository:
+    """Recordings in a SQL database (SQLite or PostgreSQL 15+), through one SQLAlchemy engine.
+
+    Thread-safe: one engine is shared, each call takes its own connection
+    from the pool and returns it. ``save`` is a single
+    ``UPDATE ... WHERE id = :id AND status = :expected AND NOT is_deleted``,
+    so two racing writers cannot both move a recording. Datetimes come back
+    timezone-aware in UTC on every backend.
+
+    ``table`` is the recordings table to use: by default the package's
+    standalone table; an embedding application passes the one it defined
+    in its own metadata with :func:`define_recordings_table`. A table without
+    a column for every ``Recording`` field is refused with ``ValueError``.
+
+    An in-memory SQLite database lives in one connection (``StaticPool``); the
+    repository then serializes its calls with a lock so that one thread's
+    transaction never interleaves with another's.
+    """
+
+    def __init__(self, engine: sa.Engine, *, table: sa.Table | None = None) -> None:
+        self._engine = engine
+        self._table = recordings if table is None else table
+        self._owns_engine = False
+        single_connection = isinstance(engine.pool, sa.pool.StaticPool)
+        self._lock: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if single_connection else contextlib.nullcontext()
+        )
+        self._statements = Statements(self._table)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str | sa.URL,
+        *,
+        table: sa.Table | None = None,
+        sqlite_busy_timeout: float = DEFAULT_SQLITE_BUSY_TIMEOUT,
+        **engine_kwargs: Any,
+    ) -> Self:
+        """Build a repository over a new engine for ``url``, configured for thread pools.
+
+        - ``postgresql://`` uses psycopg 3 (the ``postgres`` extra), checks
+          pooled connections before use (``pool_pre_ping``) and gives up
+          connecting after ``DEFAULT_CONNECT_TIMEOUT`` seconds unless the URL
+          or ``connect_args`` say otherwise.
+        - SQLite connections may be used from any thread, enforce foreign
+          keys and wait ``sqlite_busy_timeout`` seconds for locks; a file
+          database uses write-ahead logging so readers never block the
+          writer. ``sqlite://`` (in memory) is one shared connection.
+
+        ``engine_kwargs`` go to ``sqlalchemy.create_engine`` and win over
+        these defaults. The repository owns the engine: :meth:`close`
+        disposes of it.
+        """
+        engine = build_engine(url, sqlite_busy_timeout=sqlite_busy_timeout, **engine_kwargs)
+        repository = cls(engine, table=table)
+        repository._owns_engine = True
+        return repository
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The engine the repository uses."""
+        return self._engine
+
+    @property
+    def table(self) -> sa.Table:
+        """The recordings table the repository reads and writes."""
+        return self._table
+
+    def close(self) -> None:
+        """Dispose of the engine's connections if this repository created the engine."""
+        if self._owns_engine:
+            self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._engine.url!r}, table={self._table.fullname!r})"
+
+    # ------------------------------------------------------------------------- schema
+
+    def create_schema(self) -> None:
+        """Bring a standalone database to the current schema (Alembic upgrade to head).
+
+        Idempotent, and safe to call from several threads or processes at
+        once: the migration holds an advisory lock on PostgreSQL and the
+        write lock on SQLite, so latecomers wait and then find the schema
+        at head. Only for the package's standalone table: an application
+        that embeds the table in its own metadata manages it with its own
+        migrations (``ValueError`` otherwise).
+        """
+        if self._table is not recordings:
+            msg = (
+                "create_schema() manages only the package's standalone recordings table; "
+                "an embedded table belongs to the host application's migrations"
+            )
+            raise ValueError(msg)
+        with (
+            MIGRATION_LOCK,
+            self._lock,
+            translate_errors("create_schema"),
+            self._engine.begin() as connection,
+        ):
+            upgrade_to_head(connection)
+
+    # ------------------------------------------------------------------------ the port
+
+    def add(self, recording: Recording) -> None:
+        """Store a new recording in one ``INSERT``.
+
+        Raises ``ValueError`` if its id, its storage key or its owner's
+        idempotency key is already used (the database's unique constraints).
+        """
+        row = to_row(recording)
+        with self._lock, translate_errors("add"), self._engine.begin() as connection:
+            connection.execute(self._statements.insert, row)
+
+    def get(self, recording_id: uuid.UUID) -> Recording | None:
+        """Return the recording with this id (soft-deleted ones included), or None."""
+        with self._lock, translate_errors("get"), self._engine.connect() as connection:
+            row = connection.execute(self._statements.get, {"id": recording_id}).first()
+        return None if row is None else to_recording(row)
+
+    def save(self, recording: Recording, *, expected_status: RecordingStatus) -> bool:
+        """Write every field of ``recording`` if the stored one is live and in ``expected_status``.
+
+        One conditional ``UPDATE``; returns whether it changed the row. The
+        storage key and the idempotency key never change: saving a recording
+        whose keys differ from the stored ones raises ``ValueError``.
+        """
+        params = {f"v_{name}": value for name, value in to_row(recording).items()}
+        params["w_status"] = RecordingStatus(expected_status).value
+        statements = self._statements
+        with self._lock, translate_errors("save"), self._engine.begin() as connection:
+            if connection.execute(statements.update, params).rowcount == 1:
+                return True
+            stored = connection.execute(statements.keys_of, {"id": recording.id}).first()
+        if stored is not None and tuple(stored) != (recording.s3_key, recording.idempotency_key):
+            msg = "a recording's storage key and idempotency key never change"
+            raise ValueError(msg)
+        return False
+
+    def find(self, recording_filter: RecordingFilter, *, limit: int, offset: int) -> RecordingPage:
+        """Return live recordings matching the filter, newest first, and their total count.
+
+        Ordered by ``created_at DESC, id DESC`` (served by the owner index).
+        The total, counted with the same filters, comes with the page in one
+        statement (one round trip).
+        """
+        if limit < 0 or offset < 0:
+            msg = "limit and offset must not be negative"
+            raise ValueError(msg)
+        params: dict[str, Any] = {"user_id": recording_filter.user_id}
+        if recording_filter.appointment_id is not None:
+            params["appointment_id"] = recording_filter.appointment_id
+        if recording_filter.visit_id is not None:
+            params["visit_id"] = recording_filter.visit_id
+        if recording_filter.status is not None:
+            params["status"] = RecordingStatus(recording_filter.status).value
+        page_statement, count_statement = self._statements.finder(frozenset(params))
+        with self._lock, translate_errors("find"), self._engine.connect() as connection:
+            rows = connection.execute(
+                page_statement, {**params, "limit": limit, "offset": offset}
+            ).all()
+            if rows:
+                total = int(rows[0][-1])
+            elif offset == 0 and limit > 0:
+                total = 0
+            else:
+                total = int(connection.execute(count_statement, params).scalar_one())
+        return RecordingPage(items=[to_recording(row[:-1]) for row in rows], total=total)
+
+    def list_stale_uploads(self, *, now: dt.datetime, limit: int) -> list[Recording]:
+        """Return up to ``limit`` live uploading recordings whose deadline is before ``now``.
+
+        Oldest deadline first (ties by id), served by the partial
+        ``(status, upload_expires_at, id)`` index.
+        """
+        params = {"now": to_db_time(now), "limit": limit}
+        with self._lock, translate_errors("list_stale_uploads"), self._engine.connect() as conn:
+            rows = conn.execute(self._statements.stale, params).all()
+        return [to_recording(row) for row in rows]
+
+    def claim_stale_uploads(
+        self, *, now: dt.datetime, limit: int, lease_until: dt.datetime
+    ) -> list[Recording]:
+        """Take up to ``limit`` stale uploads for this sweeper, pushing their deadline to the lease.
+
+        One transaction: the stale rows are selected oldest deadline first
+        and locked (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so concurrent
+        sweepers take disjoint batches without waiting; SQLite: the database
+        write lock, taken before reading), then their ``upload_expires_at``
+        becomes ``lease_until``. Returns them as claimed, in that order.
+        """
+        lease = to_db_time(lease_until)
+        statements = self._statements
+        params = {"now": to_db_time(now), "limit": limit}
+        with self._lock, translate_errors("claim_stale_uploads"), self._engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                sqlite_begin_immediate(conn)
+                rows = conn.execute(statements.stale, params).all()
+            else:
+                rows = conn.execute(statements.claim, params).all()
+            claimed = [to_recording(row) for row in rows]
+            if claimed:
+                conn.execute(
+                    statements.extend_deadline,
+                    {"ids": [recording.id for recording in claimed], "lease": lease},
+                )
+        for recording in claimed:
+            recording.upload_expires_at = from_db_time(lease)
+        return claimed
+
+    def find_by_idempotency_key(self, user_id: uuid.UUID, key: str) -> Recording | None:
+        """Return the user's recording created with this idempotency key (deleted ones too)."""
+        params = {"user_id": user_id, "key": key}
+        with self._lock, translate_errors("find_by_idempotency_key"), self._engine.connect() as c:
+            row = c.execute(self._statements.by_idempotency_key, params).first()
+        return None if row is None else to_recording(row)
+
+    def list_by_key(self, *, prefix: str, after: str | None, limit: int) -> list[Recording]:
+        """Return up to ``limit`` recordings whose key starts with ``prefix``, by ascending key.
+
+        Only keys greater than ``after`` (when given). Keys compare in code
+        point order on every backend (PostgreSQL: the column's ``C``
+        collation), so this is a range scan of the unique key index.
+        Deleted recordings are included.
+        """
+        upper = prefix_successor(prefix)
+        low = prefix if after is None or after < prefix else after
+        params: dict[str, Any] = {"low": low, "limit": limit}
+        statement = self._statements.by_key(bounded=upper is not None, inclusive=low == prefix)
+        if upper is not None:
+            params["upper"] = upper
+        with self._lock, translate_errors("list_by_key"), self._engine.connect() as connection:
+            rows = connection.execute(statement, params).all()
+        return [to_recording(row) for row in rows]
+
+    def list_purgeable(self, *, deleted_before: dt.datetime, limit: int) -> list[Recording]:
+        """Return up to ``limit`` soft-deleted, unpurged recordings deleted before then.
+
+        Oldest deletion first (ties by id), served by the partial purge index.
+        """
+        params = {"before": to_db_time(deleted_before), "limit": limit}
+        with self._lock, translate_errors("list_purgeable"), self._engine.connect() as connection:
+            rows = connection.execute(self._statements.purgeable, params).all()
+        return [to_recording(row) for row in rows]
+
+    def mark_purged(self, recording: Recording) -> bool:
+        """Write a scrubbed copy of a soft-deleted recording, in one conditional ``UPDATE``.
+
+        Returns False, changing nothing, unless the stored recording is
+        soft-deleted and not yet purged.
+        """
+        params = {f"v_{name}": value for name, value in to_row(recording).items()}
+        with self._lock, translate_errors("mark_purged"), self._engine.begin() as connection:
+            return connection.execute(self._statements.purge, params).rowcount == 1

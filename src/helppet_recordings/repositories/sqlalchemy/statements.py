@@ -1,0 +1,159 @@
+"""Every statement the repository runs, built once per table with bound parameters."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import sqlalchemy as sa
+
+from helppet_recordings.repositories.sqlalchemy.mapping import FIELDS, check_columns
+from helppet_recordings.repositories.sqlalchemy.schema import (
+    LIVE_PREDICATE,
+    PURGEABLE_PREDICATE,
+    STALE_UPLOAD_PREDICATE,
+)
+
+__all__ = ["Statements", "prefix_successor"]
+
+_FILTER_COLUMNS: Final = {
+    "user_id": "recorded_by_user_id",
+    "appointment_id": "appointment_id",
+    "visit_id": "visit_id",
+    "status": "status",
+}
+_IMMUTABLE: Final = frozenset({"id", "s3_key", "idempotency_key"})
+_MAX_CODE_POINT: Final = 0x10FFFF
+_SURROGATES: Final = range(0xD800, 0xE000)
+
+
+class Statements:
+    """Every statement the repository runs, built once per table with bound parameters.
+
+    Reusing statement objects lets SQLAlchemy skip building them and computing
+    their cache keys on every call; only the parameters change.
+    """
+
+    def __init__(self, table: sa.Table) -> None:
+        check_columns(table.c.keys())
+        self.table = table
+        # The columns of FIELDS, in its order: rows read back by name (see mapping.py).
+        self.columns = columns = [table.c[name] for name in FIELDS]
+        # Literal SQL, word for word the partial indexes' predicates (see schema.py).
+        self.live = sa.text(LIVE_PREDICATE)
+        self.select = sa.select(*columns)
+        self.insert = table.insert()
+        self.get = self.select.where(table.c.id == sa.bindparam("id"))
+        self.keys_of = sa.select(table.c.s3_key, table.c.idempotency_key).where(
+            table.c.id == sa.bindparam("id")
+        )
+        self.update = (
+            table.update()
+            .where(
+                table.c.id == sa.bindparam("v_id"),
+                table.c.s3_key == sa.bindparam("v_s3_key"),
+                table.c.idempotency_key.is_not_distinct_from(sa.bindparam("v_idempotency_key")),
+                table.c.status == sa.bindparam("w_status"),
+                self.live,
+            )
+            .values(self._set(columns, exclude=_IMMUTABLE))
+        )
+        self.stale = (
+            self.select.where(
+                sa.text(STALE_UPLOAD_PREDICATE),
+                table.c.upload_expires_at
+                < sa.bindparam("now", type_=table.c.upload_expires_at.type),
+            )
+            .order_by(table.c.upload_expires_at, table.c.id)
+            .limit(sa.bindparam("limit", type_=sa.Integer()))
+        )
+        self.claim = self.stale.with_for_update(skip_locked=True)
+        self.extend_deadline = (
+            table.update()
+            .where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+            .values(upload_expires_at=sa.bindparam("lease", type_=table.c.upload_expires_at.type))
+        )
+        self.by_idempotency_key = self.select.where(
+            table.c.recorded_by_user_id == sa.bindparam("user_id"),
+            table.c.idempotency_key == sa.bindparam("key"),
+        )
+        self.purgeable = (
+            self.select.where(
+                sa.text(PURGEABLE_PREDICATE),
+                table.c.deleted_at < sa.bindparam("before", type_=table.c.deleted_at.type),
+            )
+            .order_by(table.c.deleted_at, table.c.id)
+            .limit(sa.bindparam("limit", type_=sa.Integer()))
+        )
+        self.purge = (
+            table.update()
+            .where(
+                table.c.id == sa.bindparam("v_id"),
+                sa.text(PURGEABLE_PREDICATE),
+            )
+            .values(self._set(columns, exclude=frozenset({"id"})))
+        )
+        self._by_key: dict[tuple[bool, bool], sa.Select[Any]] = {}
+        self._finders: dict[frozenset[str], tuple[sa.Select[Any], sa.Select[Any]]] = {}
+
+    @staticmethod
+    def _set(
+        columns: list[sa.Column[Any]], *, exclude: frozenset[str]
+    ) -> dict[sa.Column[Any], sa.BindParameter[Any]]:
+        """``SET column = :v_column`` for every column not in ``exclude``."""
+        return {
+            column: sa.bindparam(f"v_{column.name}", type_=column.type)
+            for column in columns
+            if column.name not in exclude
+        }
+
+    def by_key(self, *, bounded: bool, inclusive: bool) -> sa.Select[Any]:
+        """Return the key-range statement: ``:low <(=) s3_key (< :upper)``, by key."""
+        statement = self._by_key.get((bounded, inclusive))
+        if statement is None:
+            key = self.table.c.s3_key
+            low = sa.bindparam("low", type_=key.type)
+            conditions = [key >= low if inclusive else key > low]
+            if bounded:
+                conditions.append(key < sa.bindparam("upper", type_=key.type))
+            statement = self._by_key[(bounded, inclusive)] = (
+                self.select.where(*conditions)
+                .order_by(key)
+                .limit(sa.bindparam("limit", type_=sa.Integer()))
+            )
+        return statement
+
+    def finder(self, filters: frozenset[str]) -> tuple[sa.Select[Any], sa.Select[Any]]:
+        """Return the page and count statements for a listing by these filter columns."""
+        statements = self._finders.get(filters)
+        if statements is None:
+            table = self.table
+            conditions: list[sa.ColumnElement[bool] | sa.TextClause] = [self.live]
+            conditions.extend(
+                table.c[_FILTER_COLUMNS[name]] == sa.bindparam(name) for name in sorted(filters)
+            )
+            count: sa.Select[Any] = sa.select(sa.func.count()).select_from(table).where(*conditions)
+            # The page carries the total (an uncorrelated subquery, run once), so a
+            # listing is one round trip; the count alone is for pages past the end.
+            page: sa.Select[Any] = (
+                sa.select(*self.columns, count.correlate(None).scalar_subquery().label("total"))
+                .where(*conditions)
+                .order_by(table.c.created_at.desc(), table.c.id.desc())
+                .limit(sa.bindparam("limit", type_=sa.Integer()))
+                .offset(sa.bindparam("offset", type_=sa.Integer()))
+            )
+            statements = self._finders[filters] = (page, count)
+        return statements
+
+
+def prefix_successor(prefix: str) -> str | None:
+    """Return the least string greater than every string that starts with ``prefix``.
+
+    None when there is none (an empty prefix, or one of only the largest code point).
+    """
+    stripped = prefix.rstrip(chr(_MAX_CODE_POINT))
+    if not stripped:
+        return None
+    code = ord(stripped[-1]) + 1
+    if code in _SURROGATES:  # not encodable as UTF-8: skip to the next real character
+        code = _SURROGATES.stop
+    return stripped[:-1] + chr(code)

@@ -1,0 +1,68 @@
+"""Rows map to recordings by column name, from one field list that the table must cover."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+import sqlalchemy as sa
+
+from helppet_recordings.errors import RepositoryError
+from helppet_recordings.models import Recording
+from helppet_recordings.repositories.sqlalchemy import (
+    SqlAlchemyRepository,
+    define_recordings_table,
+    recordings,
+)
+from helppet_recordings.repositories.sqlalchemy.mapping import FIELDS, to_recording, to_row
+from helppet_recordings.testing.factories import make_recording
+
+
+def test_every_field_has_a_column_and_every_column_a_field() -> None:
+    """The entity and the table name the same things: a new field cannot be forgotten."""
+    fields = {field.name for field in attrs.fields(Recording)}
+    assert set(FIELDS) == fields
+    for table in (recordings, define_recordings_table(sa.MetaData(), name="audio")):
+        assert set(table.c.keys()) == fields
+
+
+def test_rows_are_keyed_by_column_name() -> None:
+    """``to_row`` keys each value by its column; read back in FIELDS order, it round trips."""
+    recording = make_recording(recording_metadata={"a": [1, 2]})
+    row = to_row(recording)
+    assert list(row) == list(FIELDS)
+    assert row["s3_key"] == recording.s3_key
+    assert row["status"] == "uploading"
+    assert row["recording_metadata"] == '{"a":[1,2]}'
+    assert to_recording([row[name] for name in FIELDS]) == recording
+
+
+def test_a_table_missing_a_field_is_refused() -> None:
+    """A host table without a column for some field fails at construction, naming it."""
+    short = sa.Table(
+        "recordings",
+        sa.MetaData(),
+        sa.Column("id", sa.Uuid(), primary_key=True),
+        sa.Column("filename", sa.String(255)),
+    )
+    engine = sa.create_engine("sqlite://")
+    try:
+        with pytest.raises(ValueError, match=r"no column for .*'purged_at'") as caught:
+            SqlAlchemyRepository(engine, table=short)
+        assert "'filename'" not in str(caught.value)
+    finally:
+        engine.dispose()
+
+
+def test_null_in_a_required_field_is_a_repository_error(
+    sql_repository: SqlAlchemyRepository,
+) -> None:
+    """A row another program wrote with a NULL created_at is DATABASE_ERROR, not a crash."""
+    recording = make_recording()
+    sql_repository.add(recording)
+    with sql_repository.engine.begin() as connection:
+        connection.execute(
+            recordings.update().where(recordings.c.id == recording.id).values(created_at=None)
+        )
+    with pytest.raises(RepositoryError, match="could not be read") as caught:
+        sql_repository.get(recording.id)
+    assert caught.value.details["recording_id"] == str(recording.id)
