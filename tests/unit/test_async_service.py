@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import uuid
 
@@ -94,3 +95,11 @@ def test_concurrent_calls_settle_like_sequential_ones() -> None:
             await service.get_recording(USER, tickets[0].recording_id)
 
     asyncio.run(scenario())
+
+
+def test_every_service_operation_has_an_async_twin() -> None:
+    """Each public method of RecordingService is a coroutine function on the async facade."""
+    public = {n for n in vars(RecordingService) if not n.startswith("_")}
+    operations = {n for n in public if callable(getattr(RecordingService, n))}
+    for name in operations:
+        assert inspect.iscoroutinefunction(getattr(AsyncRecordingService, name)), name

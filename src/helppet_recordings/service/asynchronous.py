@@ -10,30 +10,35 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import datetime as dt
 import functools
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from typing import Any, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
-from helppet_recordings.models import ReconcileReport
-from helppet_recordings.schemas import (
-    CompleteUploadRequest,
-    DownloadUrlResponse,
-    InitiateUploadRequest,
-    InitiateUploadResponse,
-    RecordingListResponse,
-    RecordingResponse,
-)
 from helppet_recordings.service.facade import RecordingService
 from helppet_recordings.settings import RecordingSettings
-from helppet_recordings.status import RecordingStatus
 
 __all__ = ["AsyncRecordingService"]
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+
+
+def _awaitable(
+    method: Callable[Concatenate[RecordingService, _P], _T],
+) -> Callable[Concatenate[AsyncRecordingService, _P], Awaitable[_T]]:
+    """Turn a ``RecordingService`` method into an ``async def`` run in a worker thread."""
+
+    async def call(self: AsyncRecordingService, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        bound = functools.partial(method, self.sync, *args, **kwargs)
+        context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, context.run, bound)
+
+    call.__name__ = method.__name__
+    call.__qualname__ = f"AsyncRecordingService.{method.__name__}"
+    call.__doc__ = f"Await :meth:`RecordingService.{method.__name__}` (same arguments and errors)."
+    return call
 
 
 class AsyncRecordingService:
@@ -57,138 +62,16 @@ class AsyncRecordingService:
         """The settings the service runs with."""
         return self._service.settings
 
-    async def _run(self, method: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        loop = asyncio.get_running_loop()
-        context = contextvars.copy_context()
-        call = functools.partial(context.run, method, *args, **kwargs)
-        return await loop.run_in_executor(self._executor, call)
-
-    async def initiate_upload(
-        self, user_id: uuid.UUID | str, request: InitiateUploadRequest | Mapping[str, Any]
-    ) -> InitiateUploadResponse:
-        """See :meth:`RecordingService.initiate_upload`."""
-        return await self._run(self._service.initiate_upload, user_id, request)
-
-    async def renew_upload(
-        self, user_id: uuid.UUID | str, recording_id: uuid.UUID | str
-    ) -> InitiateUploadResponse:
-        """See :meth:`RecordingService.renew_upload`."""
-        return await self._run(self._service.renew_upload, user_id, recording_id)
-
-    async def complete_upload(
-        self,
-        user_id: uuid.UUID | str,
-        recording_id: uuid.UUID | str,
-        request: CompleteUploadRequest | Mapping[str, Any],
-    ) -> RecordingResponse:
-        """See :meth:`RecordingService.complete_upload`."""
-        return await self._run(self._service.complete_upload, user_id, recording_id, request)
-
-    async def list_recordings(
-        self,
-        user_id: uuid.UUID | str,
-        *,
-        appointment_id: uuid.UUID | str | None = None,
-        visit_id: uuid.UUID | str | None = None,
-        status: RecordingStatus | str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> RecordingListResponse:
-        """See :meth:`RecordingService.list_recordings`."""
-        return await self._run(
-            self._service.list_recordings,
-            user_id,
-            appointment_id=appointment_id,
-            visit_id=visit_id,
-            status=status,
-            limit=limit,
-            offset=offset,
-        )
-
-    async def get_recording(
-        self, user_id: uuid.UUID | str, recording_id: uuid.UUID | str
-    ) -> RecordingResponse:
-        """See :meth:`RecordingService.get_recording`."""
-        return await self._run(self._service.get_recording, user_id, recording_id)
-
-    async def get_download_url(
-        self, user_id: uuid.UUID | str, recording_id: uuid.UUID | str
-    ) -> DownloadUrlResponse:
-        """See :meth:`RecordingService.get_download_url`."""
-        return await self._run(self._service.get_download_url, user_id, recording_id)
-
-    async def delete_recording(
-        self, user_id: uuid.UUID | str, recording_id: uuid.UUID | str
-    ) -> None:
-        """See :meth:`RecordingService.delete_recording`."""
-        await self._run(self._service.delete_recording, user_id, recording_id)
-
-    async def start_processing(self, recording_id: uuid.UUID | str) -> RecordingResponse:
-        """See :meth:`RecordingService.start_processing`."""
-        return await self._run(self._service.start_processing, recording_id)
-
-    async def record_transcript(
-        self,
-        recording_id: uuid.UUID | str,
-        *,
-        text: str,
-        confidence: float | None = None,
-        language: str | None = None,
-        service: str | None = None,
-    ) -> RecordingResponse:
-        """See :meth:`RecordingService.record_transcript`."""
-        return await self._run(
-            self._service.record_transcript,
-            recording_id,
-            text=text,
-            confidence=confidence,
-            language=language,
-            service=service,
-        )
-
-    async def mark_failed(self, recording_id: uuid.UUID | str, *, error: str) -> RecordingResponse:
-        """See :meth:`RecordingService.mark_failed`."""
-        return await self._run(self._service.mark_failed, recording_id, error=error)
-
-    async def expire_stale_uploads(
-        self, *, now: dt.datetime | None = None, batch_size: int = 100, lease_seconds: int = 300
-    ) -> int:
-        """See :meth:`RecordingService.expire_stale_uploads`."""
-        return await self._run(
-            self._service.expire_stale_uploads,
-            now=now,
-            batch_size=batch_size,
-            lease_seconds=lease_seconds,
-        )
-
-    async def reconcile(
-        self,
-        *,
-        delete_orphans: bool = False,
-        orphan_min_age_seconds: int = 3600,
-        now: dt.datetime | None = None,
-        page_size: int = 1000,
-    ) -> ReconcileReport:
-        """See :meth:`RecordingService.reconcile`."""
-        return await self._run(
-            self._service.reconcile,
-            delete_orphans=delete_orphans,
-            orphan_min_age_seconds=orphan_min_age_seconds,
-            now=now,
-            page_size=page_size,
-        )
-
-    async def purge_deleted(
-        self,
-        *,
-        retention_days: int | None = None,
-        now: dt.datetime | None = None,
-        batch_size: int = 100,
-    ) -> int:
-        """See :meth:`RecordingService.purge_deleted`."""
-        return await self._run(
-            self._service.purge_deleted,
-            retention_days=retention_days,
-            now=now,
-            batch_size=batch_size,
-        )
+    initiate_upload = _awaitable(RecordingService.initiate_upload)
+    renew_upload = _awaitable(RecordingService.renew_upload)
+    complete_upload = _awaitable(RecordingService.complete_upload)
+    list_recordings = _awaitable(RecordingService.list_recordings)
+    get_recording = _awaitable(RecordingService.get_recording)
+    get_download_url = _awaitable(RecordingService.get_download_url)
+    delete_recording = _awaitable(RecordingService.delete_recording)
+    start_processing = _awaitable(RecordingService.start_processing)
+    record_transcript = _awaitable(RecordingService.record_transcript)
+    mark_failed = _awaitable(RecordingService.mark_failed)
+    expire_stale_uploads = _awaitable(RecordingService.expire_stale_uploads)
+    reconcile = _awaitable(RecordingService.reconcile)
+    purge_deleted = _awaitable(RecordingService.purge_deleted)
