@@ -83,8 +83,22 @@ MAX_CONTENT_MD5_LENGTH: Final = 32
 MAX_CONTENT_SHA256_LENGTH: Final = 64
 """``content_sha256``: a declared SHA-256 as lower-case hex (``VARCHAR(64)``)."""
 
+MAX_ETAG_LENGTH: Final = 100
+"""``verified_etag``: the ETag storage reported for the verified object (``VARCHAR(100)``)."""
+
+MAX_CHECKSUM_STATUS_LENGTH: Final = 20
+"""``checksum_status``: ``verified`` or ``unverified`` (``VARCHAR(20)``)."""
+
+MAX_AUDIO_NAME_LENGTH: Final = 50
+"""``audio_format`` / ``audio_codec``: FFmpeg's short names (``VARCHAR(50)``)."""
+
 FIELD_LENGTHS: Final[Mapping[str, int]] = MappingProxyType(
     {
+        "upload_key": MAX_STORAGE_KEY_LENGTH,
+        "verified_etag": MAX_ETAG_LENGTH,
+        "checksum_status": MAX_CHECKSUM_STATUS_LENGTH,
+        "audio_format": MAX_AUDIO_NAME_LENGTH,
+        "audio_codec": MAX_AUDIO_NAME_LENGTH,
         "filename": MAX_FILENAME_LENGTH,
         "original_filename": MAX_ORIGINAL_FILENAME_LENGTH,
         "recording_type": MAX_RECORDING_TYPE_LENGTH,

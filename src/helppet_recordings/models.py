@@ -18,6 +18,7 @@ from helppet_recordings.errors import InvalidStatusTransitionError
 from helppet_recordings.status import RecordingStatus, RecordingType, check_transition
 
 __all__ = [
+    "AudioFacts",
     "ReconcileReport",
     "Recording",
     "RecordingFilter",
@@ -25,6 +26,17 @@ __all__ = [
     "StoredObject",
     "UploadTicket",
 ]
+
+
+@attrs.frozen(kw_only=True)
+class AudioFacts:
+    """What decoding a stored file measured: container, codec, duration, rate, channels."""
+
+    format: str
+    codec: str
+    duration_seconds: float
+    sample_rate: int
+    channels: int
 
 
 @attrs.define(kw_only=True, slots=False)
@@ -40,7 +52,18 @@ class Recording:
     - ``content_md5`` / ``content_sha256``: checksums the client declared
       (lower-case hex), checked against what storage reports;
     - ``purged_at``: when a soft-deleted recording's audio was removed and its
-      personal fields scrubbed.
+      personal fields scrubbed;
+    - ``upload_key``: the staging key upload tickets name, when it is not
+      ``s3_key``: completion moves the verified object from there to ``s3_key``,
+      which no ticket ever names;
+    - ``verified_at`` / ``verified_etag``: when storage confirmed the audio, and
+      the ETag it reported for the object at ``s3_key`` then;
+    - ``checksum_status``: ``verified`` when storage confirmed a checksum the
+      client declared, ``unverified`` when it could not, None when none was declared;
+    - ``audio_*``: what decoding the stored file measured (format, codec,
+      duration, sample rate, channels), apart from the client's ``duration_seconds``;
+    - ``processing_attempts`` / ``lease_expires_at``: how many times a worker
+      took it, and until when the current claim (or a retry's wait) holds.
 
     The entity carries its own rules: each transition method returns a changed
     copy after checking the move against the transition table, and never
@@ -80,6 +103,17 @@ class Recording:
     content_md5: str | None = None
     content_sha256: str | None = None
     purged_at: dt.datetime | None = None
+    upload_key: str | None = None
+    verified_at: dt.datetime | None = None
+    verified_etag: str | None = None
+    checksum_status: str | None = None
+    audio_format: str | None = None
+    audio_codec: str | None = None
+    audio_duration_seconds: float | None = None
+    audio_sample_rate: int | None = None
+    audio_channels: int | None = None
+    processing_attempts: int = 0
+    lease_expires_at: dt.datetime | None = None
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -106,13 +140,32 @@ class Recording:
         return self.recorded_by_user_id == user_id
 
     @property
+    def audio(self) -> AudioFacts | None:
+        """What decoding measured, or None until the audio was inspected."""
+        if (
+            self.audio_format is None
+            or self.audio_codec is None
+            or self.audio_duration_seconds is None
+            or self.audio_sample_rate is None
+            or self.audio_channels is None
+        ):
+            return None
+        return AudioFacts(
+            format=self.audio_format,
+            codec=self.audio_codec,
+            duration_seconds=self.audio_duration_seconds,
+            sample_rate=self.audio_sample_rate,
+            channels=self.audio_channels,
+        )
+
+    @property
     def has_verified_audio(self) -> bool:
         """Whether its object arrived and passed verification, so it can be read.
 
-        That is every status after ``uploading``, except a ``failed`` recording
-        whose upload never arrived: verification is what sets the size.
+        Completion (or the sweeper) records when: ``verified_at``. A ``failed``
+        recording whose upload never arrived has none.
         """
-        return self.status is not RecordingStatus.UPLOADING and self.file_size_bytes is not None
+        return self.verified_at is not None
 
     # ----------------------------------------------------------------------- transitions
 
@@ -134,7 +187,7 @@ class Recording:
 
         Checksums, duration and metadata replace the recorded ones when given.
         """
-        changes: dict[str, Any] = {"file_size_bytes": size}
+        changes: dict[str, Any] = {"file_size_bytes": size, "verified_at": now}
         if md5 is not None:
             changes["content_md5"] = md5
         if sha256 is not None:

@@ -27,6 +27,7 @@ from helppet_recordings.models import Recording
 from helppet_recordings.status import RecordingStatus, RecordingType
 
 __all__ = [
+    "AudioResponse",
     "CompleteUploadRequest",
     "DownloadUrlResponse",
     "ErrorResponse",
@@ -141,6 +142,16 @@ class InitiateUploadResponse(BaseModel):
     max_file_size: int
 
 
+class AudioResponse(BaseModel):
+    """What decoding the stored file measured (not what the client declared)."""
+
+    format: str
+    codec: str
+    duration_seconds: float
+    sample_rate: int
+    channels: int
+
+
 class RecordingResponse(BaseModel):
     """Everything a client may know about one recording."""
 
@@ -167,6 +178,12 @@ class RecordingResponse(BaseModel):
     recording_metadata: dict[str, Any] | None
     is_deleted: bool
     upload_expires_at: dt.datetime | None
+    audio: AudioResponse | None = None
+    """Measured from the file once a worker inspected it; ``duration_seconds`` above is the
+    client's declaration."""
+    checksum_status: str | None = None
+    """``verified`` when storage confirmed the checksum the client declared, ``unverified``
+    when it could not, null when none was declared."""
     created_at: dt.datetime
     updated_at: dt.datetime
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +30,7 @@ EXPECTED_INDEXES = {
     "ix_recordings_visit_id": ["visit_id"],
     "ix_recordings_stale_uploads": ["status", "upload_expires_at", "id"],
     "ix_recordings_purgeable": ["deleted_at", "id"],
+    "ix_recordings_work_queue": ["lease_expires_at", "id"],
     "uq_recordings_owner_idempotency_key": ["recorded_by_user_id", "idempotency_key"],
 }
 
@@ -74,7 +77,7 @@ def test_upgrade_creates_the_table_and_indexes(repository: SqlAlchemyRepository)
     repository.create_schema()
     assert _tables(engine) == {"recordings", ALEMBIC_VERSION_TABLE}
     assert "alembic_version" not in _tables(engine)
-    assert _revision(engine) == "0001"
+    assert _revision(engine) == "0002"
     inspector = sa.inspect(engine)
     indexes = {
         index["name"]: index
@@ -83,11 +86,14 @@ def test_upgrade_creates_the_table_and_indexes(repository: SqlAlchemyRepository)
     }
     assert {name: index["column_names"] for name, index in indexes.items()} == EXPECTED_INDEXES
     unique = {u["name"]: u["column_names"] for u in inspector.get_unique_constraints("recordings")}
-    assert unique == {"uq_recordings_s3_key": ["s3_key"]}
+    assert unique == {
+        "uq_recordings_s3_key": ["s3_key"],
+        "uq_recordings_upload_key": ["upload_key"],
+    }
     assert indexes["uq_recordings_owner_idempotency_key"]["unique"]
     assert inspector.get_foreign_keys("recordings") == []
     columns = {column["name"]: column for column in inspector.get_columns("recordings")}
-    assert len(columns) == 32
+    assert len(columns) == 43
     assert not columns["recorded_by_user_id"]["nullable"]
     assert columns["created_at"]["nullable"]
     assert "uploading" in str(columns["status"]["default"])
@@ -132,7 +138,7 @@ def test_downgrade_to_base_and_up_again(repository: SqlAlchemyRepository) -> Non
     assert "recordings" not in _tables(engine)
     assert _revision(engine) is None
     repository.create_schema()
-    assert _revision(engine) == "0001"
+    assert _revision(engine) == "0002"
     assert _differences(engine, metadata) == []
     recording = make_recording()
     repository.add(recording)
@@ -159,7 +165,7 @@ def test_create_schema_is_idempotent_and_safe_concurrently(
     for thread in threads:
         thread.join()
     assert errors == []
-    assert _revision(repository.engine) == "0001"
+    assert _revision(repository.engine) == "0002"
     with repository.engine.connect() as connection:
         version_table = sa.table(ALEMBIC_VERSION_TABLE)
         versions = connection.execute(sa.select(sa.func.count()).select_from(version_table))
@@ -183,3 +189,50 @@ def test_offline_sql_for_postgresql(capsys: pytest.CaptureFixture[str]) -> None:
     assert "WHERE NOT is_deleted" in ddl
     assert "created_at DESC" in ddl
     assert ALEMBIC_VERSION_TABLE in ddl
+
+
+def test_upgrade_from_0001_marks_verified_recordings(repository: SqlAlchemyRepository) -> None:
+    """Rows verified before 0002 get verified_at from their last update; others stay None."""
+    engine = repository.engine
+    config = alembic_config(url=engine.url.render_as_string(hide_password=False))
+    command.upgrade(config, "0001")
+    stamp = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
+    rows = [
+        ("uploaded", 10, stamp),
+        ("failed", None, stamp),
+        ("uploading", None, stamp),
+    ]
+    old = sa.table(
+        "recordings",
+        *(sa.column(name, sa.Uuid()) for name in ("id", "recorded_by_user_id")),
+        *(sa.column(name, sa.String()) for name in ("status", "filename", "s3_bucket", "s3_key")),
+        sa.column("file_size_bytes", sa.Integer()),
+        sa.column("is_deleted", sa.Boolean()),
+        *(sa.column(name, sa.DateTime(timezone=True)) for name in ("created_at", "updated_at")),
+    )
+    with engine.begin() as connection:
+        for index, (status, size, updated) in enumerate(rows):
+            connection.execute(
+                old.insert().values(
+                    id=uuid.UUID(int=index + 1),
+                    recorded_by_user_id=uuid.UUID(int=99),
+                    status=status,
+                    filename="f",
+                    file_size_bytes=size,
+                    s3_bucket="b",
+                    s3_key=f"k{index}",
+                    is_deleted=False,
+                    created_at=updated,
+                    updated_at=updated,
+                )
+            )
+    command.upgrade(config, "head")
+    with engine.connect() as connection:
+        found = connection.execute(
+            sa.text("SELECT status, verified_at, processing_attempts FROM recordings ORDER BY id")
+        ).all()
+    assert [(row[0], row[1] is not None, row[2]) for row in found] == [
+        ("uploaded", True, 0),
+        ("failed", False, 0),
+        ("uploading", False, 0),
+    ]

@@ -28,6 +28,7 @@ __all__ = [
     "RECORDINGS_TABLE_NAME",
     "STALE_UPLOAD_PREDICATE",
     "STORAGE_KEY_TYPE",
+    "WORK_QUEUE_PREDICATE",
     "ForeignKeyTarget",
     "define_recordings_table",
     "metadata",
@@ -51,6 +52,9 @@ compares against.
 
 STALE_UPLOAD_PREDICATE: Final = "status = 'uploading' AND NOT is_deleted"
 """The partial-index predicate of the sweep index: live recordings still uploading."""
+
+WORK_QUEUE_PREDICATE: Final = "status IN ('uploaded', 'processing') AND NOT is_deleted"
+"""Recordings a transcription worker may claim (the work-queue index's predicate)."""
 
 PURGEABLE_PREDICATE: Final = "is_deleted AND purged_at IS NULL"
 """The partial-index predicate of the purge index: soft-deleted rows not yet purged."""
@@ -163,7 +167,22 @@ def define_recordings_table(
         sa.Column("content_sha256", sa.String(limits.MAX_CONTENT_SHA256_LENGTH), nullable=True),
         # and when a soft-deleted recording's audio was purged and its row scrubbed.
         sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True),
+        # Verified audio: the staging key tickets name, when and what storage confirmed,
+        sa.Column("upload_key", STORAGE_KEY_TYPE, nullable=True),
+        sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("verified_etag", sa.String(limits.MAX_ETAG_LENGTH), nullable=True),
+        sa.Column("checksum_status", sa.String(limits.MAX_CHECKSUM_STATUS_LENGTH), nullable=True),
+        # what decoding the file measured,
+        sa.Column("audio_format", sa.String(limits.MAX_AUDIO_NAME_LENGTH), nullable=True),
+        sa.Column("audio_codec", sa.String(limits.MAX_AUDIO_NAME_LENGTH), nullable=True),
+        sa.Column("audio_duration_seconds", sa.Float(), nullable=True),
+        sa.Column("audio_sample_rate", sa.Integer(), nullable=True),
+        sa.Column("audio_channels", sa.Integer(), nullable=True),
+        # and the transcription worker's attempts and current claim.
+        sa.Column("processing_attempts", sa.Integer(), nullable=False, server_default=sa.text("0")),
+        sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.UniqueConstraint("s3_key", name=f"uq_{name}_s3_key"),
+        sa.UniqueConstraint("upload_key", name=f"uq_{name}_upload_key"),
         schema=schema,
     )
     live = sa.text(LIVE_PREDICATE)
@@ -203,6 +222,16 @@ def define_recordings_table(
         unique=True,
         postgresql_where=keyed,
         sqlite_where=keyed,
+    )
+    # The worker's queue: live recordings waiting in uploaded, or in processing with a claim
+    # that may run out, by the time their claim (or retry wait) ends.
+    work = sa.text(WORK_QUEUE_PREDICATE)
+    sa.Index(
+        f"ix_{name}_work_queue",
+        table.c.lease_expires_at,
+        table.c.id,
+        postgresql_where=work,
+        sqlite_where=work,
     )
     # The purge: soft-deleted recordings not purged yet, oldest deletion first.
     purgeable = sa.text(PURGEABLE_PREDICATE)
