@@ -12,6 +12,10 @@
 ``processing.started``        ``uploaded`` -> ``processing``
 ``transcript.recorded``       ``processing`` -> ``transcribed``
 ``recording.failed``          any other move to ``failed``
+``processing.deferred``       a transient error: ``processing`` -> ``uploaded`` until
+                              the next attempt
+``audio.inspected``           the stored file was decoded and measured
+``recording.reprocessed``     ``failed`` -> ``uploaded`` for another attempt
 ``recording.deleted``         soft-deleted by its owner
 ``recording.purged``          its audio removed and its personal fields scrubbed
 ``download_url.issued``       a signed download URL was handed to its owner
@@ -57,6 +61,9 @@ RECORDING_FAILED: Final = "recording.failed"
 RECORDING_DELETED: Final = "recording.deleted"
 RECORDING_PURGED: Final = "recording.purged"
 DOWNLOAD_URL_ISSUED: Final = "download_url.issued"
+PROCESSING_DEFERRED: Final = "processing.deferred"
+AUDIO_INSPECTED: Final = "audio.inspected"
+RECORDING_REPROCESSED: Final = "recording.reprocessed"
 
 EVENT_NAMES: Final = frozenset(
     {
@@ -70,6 +77,9 @@ EVENT_NAMES: Final = frozenset(
         RECORDING_DELETED,
         RECORDING_PURGED,
         DOWNLOAD_URL_ISSUED,
+        PROCESSING_DEFERRED,
+        AUDIO_INSPECTED,
+        RECORDING_REPROCESSED,
     }
 )
 """Every event name the package publishes."""

@@ -1,21 +1,21 @@
-"""Domain objects: the recording entity and the values that pass between ports.
+"""Domain values that pass between the service and its ports.
 
 These are plain attrs classes. They know nothing of JSON (see ``schemas``),
-SQL or S3; backends map their own representations to and from them.
+SQL or S3; backends map their own representations to and from them. The
+recording entity itself lives in :mod:`helppet_recordings.recording` and is
+re-exported here.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import uuid
 from collections.abc import Mapping
-from typing import Any, Final
 
 import attrs
 
-from helppet_recordings.errors import InvalidStatusTransitionError
-from helppet_recordings.status import RecordingStatus, RecordingType, check_transition
+from helppet_recordings.recording import AudioFacts, Recording
+from helppet_recordings.status import RecordingStatus
 
 __all__ = [
     "AudioFacts",
@@ -26,244 +26,6 @@ __all__ = [
     "StoredObject",
     "UploadTicket",
 ]
-
-
-@attrs.frozen(kw_only=True)
-class AudioFacts:
-    """What decoding a stored file measured: container, codec, duration, rate, channels."""
-
-    format: str
-    codec: str
-    duration_seconds: float
-    sample_rate: int
-    channels: int
-
-
-@attrs.define(kw_only=True, slots=False)
-class Recording:
-    """One audio recording and everything known about it.
-
-    The fields mirror the design's ``recordings`` table, plus:
-
-    - ``upload_expires_at``: the deadline after which an upload that never
-      arrived is declared failed;
-    - ``idempotency_key``: the client's key that makes a retried initiate
-      return this recording instead of creating another;
-    - ``content_md5`` / ``content_sha256``: checksums the client declared
-      (lower-case hex), checked against what storage reports;
-    - ``purged_at``: when a soft-deleted recording's audio was removed and its
-      personal fields scrubbed;
-    - ``upload_key``: the staging key upload tickets name, when it is not
-      ``s3_key``: completion moves the verified object from there to ``s3_key``,
-      which no ticket ever names;
-    - ``verified_at`` / ``verified_etag``: when storage confirmed the audio, and
-      the ETag it reported for the object at ``s3_key`` then;
-    - ``checksum_status``: ``verified`` when storage confirmed a checksum the
-      client declared, ``unverified`` when it could not, None when none was declared;
-    - ``audio_*``: what decoding the stored file measured (format, codec,
-      duration, sample rate, channels), apart from the client's ``duration_seconds``;
-    - ``processing_attempts`` / ``lease_expires_at``: how many times a worker
-      took it, and until when the current claim (or a retry's wait) holds.
-
-    The entity carries its own rules: each transition method returns a changed
-    copy after checking the move against the transition table, and never
-    touches storage or the repository. The service loads, transitions, saves
-    with a compare-and-set and publishes the change (``service/changes.py``).
-
-    The class keeps a ``__dict__`` (no slots) so that :meth:`copy` is cheap.
-    """
-
-    id: uuid.UUID
-    recorded_by_user_id: uuid.UUID
-    appointment_id: uuid.UUID | None = None
-    visit_id: uuid.UUID | None = None
-    recording_type: RecordingType = RecordingType.VISIT_AUDIO
-    status: RecordingStatus = RecordingStatus.UPLOADING
-    filename: str
-    original_filename: str | None = None
-    file_size_bytes: int | None = None
-    duration_seconds: float | None = None
-    mime_type: str | None = None
-    s3_bucket: str
-    s3_key: str
-    s3_url: str | None = None
-    transcript_text: str | None = None
-    transcript_confidence: float | None = None
-    transcript_language: str | None = None
-    transcription_service: str | None = None
-    processing_started_at: dt.datetime | None = None
-    processing_completed_at: dt.datetime | None = None
-    processing_error: str | None = None
-    recording_metadata: dict[str, Any] | None = None
-    is_deleted: bool = False
-    deleted_at: dt.datetime | None = None
-    deleted_by_user_id: uuid.UUID | None = None
-    upload_expires_at: dt.datetime | None = None
-    idempotency_key: str | None = None
-    content_md5: str | None = None
-    content_sha256: str | None = None
-    purged_at: dt.datetime | None = None
-    upload_key: str | None = None
-    verified_at: dt.datetime | None = None
-    verified_etag: str | None = None
-    checksum_status: str | None = None
-    audio_format: str | None = None
-    audio_codec: str | None = None
-    audio_duration_seconds: float | None = None
-    audio_sample_rate: int | None = None
-    audio_channels: int | None = None
-    processing_attempts: int = 0
-    lease_expires_at: dt.datetime | None = None
-    created_at: dt.datetime
-    updated_at: dt.datetime
-
-    def copy(self, **changes: Any) -> Recording:
-        """Return a copy with ``changes`` applied (the metadata dict is copied too)."""
-        if changes and not _RECORDING_FIELDS.issuperset(changes):
-            unknown = sorted(set(changes) - _RECORDING_FIELDS)
-            msg = f"Recording has no field(s) {unknown}"
-            raise TypeError(msg)
-        # A plain __dict__ copy: repositories copy on every read and write, and
-        # attrs.evolve costs several times more on that hot path.
-        clone = object.__new__(Recording)
-        values = clone.__dict__
-        values.update(self.__dict__)
-        if changes:
-            values.update(changes)
-        metadata = values["recording_metadata"]
-        if metadata is not None and "recording_metadata" not in changes:
-            values["recording_metadata"] = copy.deepcopy(metadata)
-        return clone
-
-    def is_owned_by(self, user_id: uuid.UUID) -> bool:
-        """Return whether ``user_id`` recorded this recording."""
-        return self.recorded_by_user_id == user_id
-
-    @property
-    def audio(self) -> AudioFacts | None:
-        """What decoding measured, or None until the audio was inspected."""
-        if (
-            self.audio_format is None
-            or self.audio_codec is None
-            or self.audio_duration_seconds is None
-            or self.audio_sample_rate is None
-            or self.audio_channels is None
-        ):
-            return None
-        return AudioFacts(
-            format=self.audio_format,
-            codec=self.audio_codec,
-            duration_seconds=self.audio_duration_seconds,
-            sample_rate=self.audio_sample_rate,
-            channels=self.audio_channels,
-        )
-
-    @property
-    def has_verified_audio(self) -> bool:
-        """Whether its object arrived and passed verification, so it can be read.
-
-        Completion (or the sweeper) records when: ``verified_at``. A ``failed``
-        recording whose upload never arrived has none.
-        """
-        return self.verified_at is not None
-
-    # ----------------------------------------------------------------------- transitions
-
-    def _moved(self, target: RecordingStatus, now: dt.datetime, **changes: Any) -> Recording:
-        check_transition(self.status, target)
-        return self.copy(status=target, updated_at=now, **changes)
-
-    def mark_uploaded(
-        self,
-        now: dt.datetime,
-        *,
-        size: int,
-        md5: str | None = None,
-        sha256: str | None = None,
-        duration_seconds: float | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> Recording:
-        """Move ``uploading`` -> ``uploaded``: storage confirmed an object of ``size`` bytes.
-
-        Checksums, duration and metadata replace the recorded ones when given.
-        """
-        changes: dict[str, Any] = {"file_size_bytes": size, "verified_at": now}
-        if md5 is not None:
-            changes["content_md5"] = md5
-        if sha256 is not None:
-            changes["content_sha256"] = sha256
-        if duration_seconds is not None:
-            changes["duration_seconds"] = duration_seconds
-        if metadata is not None:
-            changes["recording_metadata"] = metadata
-        return self._moved(RecordingStatus.UPLOADED, now, **changes)
-
-    def start_processing(self, now: dt.datetime) -> Recording:
-        """Move ``uploaded`` -> ``processing``: a worker took it."""
-        return self._moved(
-            RecordingStatus.PROCESSING, now, processing_started_at=now, processing_error=None
-        )
-
-    def record_transcript(
-        self,
-        now: dt.datetime,
-        *,
-        text: str,
-        confidence: float | None,
-        language: str | None,
-        service: str | None,
-    ) -> Recording:
-        """Move ``processing`` -> ``transcribed`` with the transcript."""
-        return self._moved(
-            RecordingStatus.TRANSCRIBED,
-            now,
-            transcript_text=text,
-            transcript_confidence=confidence,
-            transcript_language=language,
-            transcription_service=service,
-            processing_completed_at=now,
-        )
-
-    def fail(self, now: dt.datetime, *, reason: str) -> Recording:
-        """Move any status that is not final to ``failed``, keeping ``reason``."""
-        completed = (
-            now if self.status is RecordingStatus.PROCESSING else self.processing_completed_at
-        )
-        return self._moved(
-            RecordingStatus.FAILED, now, processing_error=reason, processing_completed_at=completed
-        )
-
-    def renew(self, now: dt.datetime, *, upload_expires_at: dt.datetime) -> Recording:
-        """Push the upload deadline of an ``uploading`` recording (a new ticket was issued)."""
-        if self.status is not RecordingStatus.UPLOADING:
-            raise InvalidStatusTransitionError(
-                f"A recording that is {self.status.value} takes no new upload",
-                recording_id=str(self.id),
-                current_status=self.status.value,
-            )
-        return self.copy(upload_expires_at=upload_expires_at, updated_at=now)
-
-    def soft_delete(self, now: dt.datetime, *, by: uuid.UUID) -> Recording:
-        """Hide it from its owner; the audio stays until purged."""
-        return self.copy(is_deleted=True, deleted_at=now, deleted_by_user_id=by, updated_at=now)
-
-    def scrubbed(self, now: dt.datetime) -> Recording:
-        """Return the purged form of a soft-deleted recording: personal content removed.
-
-        Ids, keys and timestamps stay for the audit trail.
-        """
-        return self.copy(
-            original_filename=None,
-            transcript_text=None,
-            recording_metadata=None,
-            processing_error=None,
-            s3_url=None,
-            purged_at=now,
-            updated_at=now,
-        )
-
-
-_RECORDING_FIELDS: Final = frozenset(field.name for field in attrs.fields(Recording))
 
 
 @attrs.frozen(kw_only=True)

@@ -136,6 +136,21 @@ class RecordingRepository(Protocol):
         """
         ...
 
+    def claim_work(
+        self, *, now: dt.datetime, limit: int, lease_until: dt.datetime
+    ) -> list[Recording]:
+        """Atomically take up to ``limit`` recordings for one transcription worker.
+
+        A recording is ready when it is live, ``uploaded`` or ``processing``,
+        and its ``lease_expires_at`` is at or before ``now`` (an ``uploaded``
+        one is ready from its verification on, or after a retry's wait; a
+        ``processing`` one when its worker's claim ran out; one without a
+        lease is never taken). Claiming sets ``lease_expires_at`` to
+        ``lease_until``, so concurrent workers take disjoint recordings; the
+        status does not change. Oldest lease first. Returns them as claimed.
+        """
+        ...
+
     def find_by_idempotency_key(self, user_id: uuid.UUID, key: str) -> Recording | None:
         """Return the user's recording created with this idempotency key, deleted ones included."""
         ...

@@ -3,11 +3,23 @@
 ::
 
     uploading ──> uploaded ──> processing ──> transcribed
-        │             │             │
-        └─────────────┴─────────────┴──> failed
+        │           ▲  │  ◀──────┘  │
+        │           │  │  (retry)   │
+        └───────────┼──┴────────────┴──> failed
+                    └──── (reprocess) ────┘
 
-``transcribed`` and ``failed`` are final. Every status change in the package
-goes through :func:`check_transition`.
+``transcribed`` is final. Two moves lead back to ``uploaded``, each for one
+purpose only:
+
+- ``processing -> uploaded``: a transient transcription error (a network
+  failure, a 429 or 5xx, a timeout); the recording waits for its next attempt
+  (``lease_expires_at``), counting attempts in ``processing_attempts``;
+- ``failed -> uploaded``: ``reprocess(recording_id)`` sends a failed
+  recording whose audio was verified back for another attempt. A failed
+  upload (no verified audio) can never go back.
+
+Every status change in the package goes through :func:`check_transition`;
+operations add their own preconditions (completion needs ``uploading``).
 """
 
 from __future__ import annotations
@@ -43,9 +55,11 @@ class RecordingType(enum.StrEnum):
 TRANSITIONS: Mapping[RecordingStatus, frozenset[RecordingStatus]] = {
     RecordingStatus.UPLOADING: frozenset({RecordingStatus.UPLOADED, RecordingStatus.FAILED}),
     RecordingStatus.UPLOADED: frozenset({RecordingStatus.PROCESSING, RecordingStatus.FAILED}),
-    RecordingStatus.PROCESSING: frozenset({RecordingStatus.TRANSCRIBED, RecordingStatus.FAILED}),
+    RecordingStatus.PROCESSING: frozenset(
+        {RecordingStatus.TRANSCRIBED, RecordingStatus.FAILED, RecordingStatus.UPLOADED}
+    ),
     RecordingStatus.TRANSCRIBED: frozenset(),
-    RecordingStatus.FAILED: frozenset(),
+    RecordingStatus.FAILED: frozenset({RecordingStatus.UPLOADED}),
 }
 """For each status, the statuses a recording may move to next."""
 

@@ -19,6 +19,7 @@ from helppet_recordings import (
     UploadNotFoundError,
 )
 from helppet_recordings.events import EVENT_NAMES
+from helppet_recordings.models import AudioFacts
 from helppet_recordings.testing.clock import FakeClock
 
 USER = uuid.UUID("5f0c6c1e-0a7e-4b8e-9d5e-0c2b7b7f1a01")
@@ -27,6 +28,9 @@ SECRET_FILENAME = "Bello Smith visit.m4a"
 SECRET_METADATA = "owner-phone-5550142"
 SECRET_TRANSCRIPT = "Bello has a cough since Tuesday"
 PERSONAL = ("Bello", "Smith", SECRET_METADATA, "cough", "Tuesday")
+FACTS = AudioFacts(
+    format="wav", codec="pcm_s16le", duration_seconds=1.5, sample_rate=16000, channels=1
+)
 
 
 class Recorder:
@@ -157,6 +161,25 @@ def test_every_event_name_is_reachable(
     test_refusals_expiry_failure_and_the_sweeper_emit_their_events(
         service, storage, recorder, clock
     )
+    worked = _initiate(service)
+    _upload(service, storage, worked)
+    _complete(service, worked)
+    claimed = next(r for r in service.claim_for_processing(limit=10) if r.id == worked)
+    service.begin_processing(claimed)
+    assert claimed.lease_expires_at is not None
+    service.record_audio(worked, FACTS, claim=claimed.lease_expires_at)
+    service.defer_processing(
+        worked, error="503", retry_in_seconds=1, claim=claimed.lease_expires_at
+    )
+    service.mark_failed(worked, error="gave up")
+    service.reprocess(worked)
+    assert recorder.names()[-5:] == [
+        "processing.started",
+        "audio.inspected",
+        "processing.deferred",
+        "recording.failed",
+        "recording.reprocessed",
+    ]
     assert set(recorder.names()) == EVENT_NAMES
 
 

@@ -12,6 +12,9 @@ from helppet_recordings.status import RecordingStatus
 __all__ = ["InMemoryRepository"]
 
 
+_WORK_STATUSES = frozenset({RecordingStatus.UPLOADED, RecordingStatus.PROCESSING})
+
+
 class InMemoryRepository:
     """Keeps recordings in a dict, guarded by one lock.
 
@@ -92,6 +95,25 @@ class InMemoryRepository:
             claimed = self.list_stale_uploads(now=now, limit=limit)
             for row in claimed:
                 row.upload_expires_at = lease_until
+                self._rows[row.id] = row.copy()
+        return claimed
+
+    def claim_work(
+        self, *, now: dt.datetime, limit: int, lease_until: dt.datetime
+    ) -> list[Recording]:
+        """Take up to ``limit`` recordings for a transcription worker, setting their lease."""
+        with self._lock:
+            ready = [
+                row
+                for row in self._rows.values()
+                if not row.is_deleted
+                and row.status in _WORK_STATUSES
+                and row.lease_expires_at is not None
+                and row.lease_expires_at <= now
+            ]
+            ready.sort(key=lambda row: (row.lease_expires_at or now, row.id.bytes))
+            claimed = [row.copy(lease_expires_at=lease_until) for row in ready[:limit]]
+            for row in claimed:
                 self._rows[row.id] = row.copy()
         return claimed
 

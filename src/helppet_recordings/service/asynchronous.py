@@ -75,3 +75,8 @@ class AsyncRecordingService:
     expire_stale_uploads = _awaitable(RecordingService.expire_stale_uploads)
     reconcile = _awaitable(RecordingService.reconcile)
     purge_deleted = _awaitable(RecordingService.purge_deleted)
+    reprocess = _awaitable(RecordingService.reprocess)
+    claim_for_processing = _awaitable(RecordingService.claim_for_processing)
+    begin_processing = _awaitable(RecordingService.begin_processing)
+    record_audio = _awaitable(RecordingService.record_audio)
+    defer_processing = _awaitable(RecordingService.defer_processing)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from helppet_recordings.events import EventListener, EventPublisher
-from helppet_recordings.models import ReconcileReport
+from helppet_recordings.models import AudioFacts, ReconcileReport, Recording
 from helppet_recordings.ports import RecordingRepository, RecordingStorage
 from helppet_recordings.schemas import (
     CompleteUploadRequest,
@@ -186,8 +186,13 @@ class RecordingService:
         confidence: float | None = None,
         language: str | None = None,
         service: str | None = None,
+        claim: dt.datetime | None = None,
     ) -> RecordingResponse:
-        """Store a transcript and move a ``processing`` recording to ``transcribed``."""
+        """Store a transcript and move a ``processing`` recording to ``transcribed``.
+
+        ``claim`` (workers): the lease this worker was given; the transcript is
+        refused (``claim_lost``) if another worker took the recording over.
+        """
         return processing.record_transcript(
             self._ctx,
             recording_id,
@@ -195,11 +200,60 @@ class RecordingService:
             confidence=confidence,
             language=language,
             service=service,
+            claim=claim,
         )
 
-    def mark_failed(self, recording_id: uuid.UUID | str, *, error: str) -> RecordingResponse:
-        """Move a recording that is not final to ``failed``, keeping ``error`` as the reason."""
-        return processing.mark_failed(self._ctx, recording_id, error=error)
+    def mark_failed(
+        self, recording_id: uuid.UUID | str, *, error: str, claim: dt.datetime | None = None
+    ) -> RecordingResponse:
+        """Move a recording that is not final to ``failed``, keeping ``error`` as the reason.
+
+        ``claim`` as for :meth:`record_transcript`.
+        """
+        return processing.mark_failed(self._ctx, recording_id, error=error, claim=claim)
+
+    def reprocess(self, recording_id: uuid.UUID | str) -> RecordingResponse:
+        """Send a ``failed`` recording whose audio was verified back to ``uploaded``.
+
+        A worker takes it again; its attempts start from zero. A recording
+        whose upload never arrived cannot be reprocessed
+        (``INVALID_STATUS_TRANSITION``).
+        """
+        return processing.reprocess(self._ctx, recording_id)
+
+    # ------------------------------------------------------------------ worker operations
+
+    def claim_for_processing(self, *, limit: int = 1, lease_seconds: int = 900) -> list[Recording]:
+        """Claim up to ``limit`` recordings ready for transcription, each for ``lease_seconds``.
+
+        Ready: ``uploaded`` (since verification, or after a retry's wait), or
+        ``processing`` whose worker's claim ran out. Concurrent workers in any
+        number of processes claim disjoint recordings.
+        """
+        return processing.claim_for_processing(self._ctx, limit=limit, lease_seconds=lease_seconds)
+
+    def begin_processing(self, claimed: Recording) -> Recording:
+        """Start processing a claimed recording (``processing.started``; the attempt counts)."""
+        return processing.begin_processing(self._ctx, claimed)
+
+    def record_audio(
+        self, recording_id: uuid.UUID | str, facts: AudioFacts, *, claim: dt.datetime
+    ) -> Recording:
+        """Keep what decoding the stored file measured (``audio`` in responses)."""
+        return processing.record_audio(self._ctx, recording_id, facts, claim=claim)
+
+    def defer_processing(
+        self,
+        recording_id: uuid.UUID | str,
+        *,
+        error: str,
+        retry_in_seconds: float,
+        claim: dt.datetime,
+    ) -> Recording:
+        """After a transient error, put the recording back to ``uploaded`` until the retry."""
+        return processing.defer_processing(
+            self._ctx, recording_id, error=error, retry_in_seconds=retry_in_seconds, claim=claim
+        )
 
     def expire_stale_uploads(
         self,

@@ -1,7 +1,12 @@
-"""What workers do after an upload: take it, record its transcript, or fail it.
+"""What workers do after an upload: claim it, inspect it, record its transcript, or fail it.
 
 The transcription worker (``helppet_recordings.transcription``) drives these;
 a host with its own worker calls them through ``RecordingService``.
+
+A worker's claim is the ``lease_expires_at`` it was given: operations passed
+``claim=`` refuse to write once another worker has taken the recording over
+(``INVALID_STATUS_TRANSITION`` with ``details["reason"] == "claim_lost"``), so
+a worker that outlived its lease cannot overwrite the newer attempt.
 """
 
 from __future__ import annotations
@@ -10,21 +15,113 @@ import datetime as dt
 import uuid
 
 from helppet_recordings import events
-from helppet_recordings.models import Recording
+from helppet_recordings.errors import InvalidStatusTransitionError
+from helppet_recordings.models import AudioFacts, Recording
 from helppet_recordings.schemas import RecordingResponse
 from helppet_recordings.service import inputs
 from helppet_recordings.service.changes import Change, ServiceContext, Step
+from helppet_recordings.status import RecordingStatus
 
-__all__ = ["mark_failed", "record_transcript", "start_processing"]
+__all__ = [
+    "begin_processing",
+    "claim_for_processing",
+    "defer_processing",
+    "mark_failed",
+    "record_audio",
+    "record_transcript",
+    "reprocess",
+    "start_processing",
+]
 
 
 def start_processing(ctx: ServiceContext, recording_id: uuid.UUID | str) -> RecordingResponse:
-    """Move ``uploaded`` -> ``processing``: a worker took the recording."""
+    """Move ``uploaded`` -> ``processing``: a host's own worker took the recording."""
 
     def start(recording: Recording, now: dt.datetime) -> Change:
         return Change(recording.start_processing(now), events.PROCESSING_STARTED)
 
     return _respond(ctx, recording_id, start)
+
+
+def claim_for_processing(ctx: ServiceContext, *, limit: int, lease_seconds: int) -> list[Recording]:
+    """Claim up to ``limit`` recordings ready for a worker, each for ``lease_seconds``."""
+    inputs.check_positive(limit, "limit")
+    inputs.check_positive(lease_seconds, "lease_seconds")
+    now = ctx.now()
+    return ctx.repository.claim_work(
+        now=now, limit=limit, lease_until=now + dt.timedelta(seconds=lease_seconds)
+    )
+
+
+def begin_processing(ctx: ServiceContext, claimed: Recording) -> Recording:
+    """Start (or take over) processing a claimed recording; the attempt is counted."""
+    lease = claimed.lease_expires_at
+    if lease is None:
+        raise _claim_lost(claimed)
+
+    def begin(recording: Recording, now: dt.datetime) -> Change:
+        _check_claim(recording, lease, RecordingStatus.UPLOADED, RecordingStatus.PROCESSING)
+        if recording.status is RecordingStatus.PROCESSING:
+            started = recording.resume_processing(now, lease_until=lease)
+        else:
+            started = recording.start_processing(now, lease_until=lease)
+        return Change(
+            started,
+            events.PROCESSING_STARTED,
+            {
+                "attempt": started.processing_attempts,
+                "resumed": recording.status.value != "uploaded",
+            },
+        )
+
+    return ctx.change(claimed.id, begin, loaded=claimed).recording
+
+
+def record_audio(
+    ctx: ServiceContext, recording_id: uuid.UUID | str, facts: AudioFacts, *, claim: dt.datetime
+) -> Recording:
+    """Keep what decoding measured on a recording this worker is processing."""
+
+    def inspected(recording: Recording, now: dt.datetime) -> Change:
+        _check_claim(recording, claim, RecordingStatus.PROCESSING)
+        return Change(
+            recording.record_audio(now, facts),
+            events.AUDIO_INSPECTED,
+            {
+                "format": facts.format,
+                "codec": facts.codec,
+                "duration_seconds": facts.duration_seconds,
+                "sample_rate": facts.sample_rate,
+                "channels": facts.channels,
+            },
+        )
+
+    return ctx.change(inputs.recording_id(recording_id), inspected).recording
+
+
+def defer_processing(
+    ctx: ServiceContext,
+    recording_id: uuid.UUID | str,
+    *,
+    error: str,
+    retry_in_seconds: float,
+    claim: dt.datetime,
+) -> Recording:
+    """After a transient error: ``processing`` -> ``uploaded``, ready again after the wait."""
+    reason = inputs.error_text(error)
+
+    def defer(recording: Recording, now: dt.datetime) -> Change:
+        _check_claim(recording, claim, RecordingStatus.PROCESSING)
+        waiting = recording.retry_later(
+            now, reason=reason, not_before=now + dt.timedelta(seconds=retry_in_seconds)
+        )
+        return Change(
+            waiting,
+            events.PROCESSING_DEFERRED,
+            {"attempt": recording.processing_attempts, "retry_in_seconds": retry_in_seconds},
+        )
+
+    return ctx.change(inputs.recording_id(recording_id), defer).recording
 
 
 def record_transcript(
@@ -35,6 +132,7 @@ def record_transcript(
     confidence: float | None,
     language: str | None,
     service: str | None,
+    claim: dt.datetime | None = None,
 ) -> RecordingResponse:
     """Store a transcript: ``processing`` -> ``transcribed``."""
     rid = inputs.recording_id(recording_id)
@@ -43,6 +141,8 @@ def record_transcript(
     )
 
     def record(recording: Recording, now: dt.datetime) -> Change:
+        if claim is not None:
+            _check_claim(recording, claim, RecordingStatus.PROCESSING)
         transcribed = recording.record_transcript(
             now, text=text, confidence=confidence, language=language, service=service
         )
@@ -61,13 +161,19 @@ def record_transcript(
 
 
 def mark_failed(
-    ctx: ServiceContext, recording_id: uuid.UUID | str, *, error: str
+    ctx: ServiceContext,
+    recording_id: uuid.UUID | str,
+    *,
+    error: str,
+    claim: dt.datetime | None = None,
 ) -> RecordingResponse:
     """Move any status that is not final to ``failed``, keeping ``error`` as the reason."""
     rid = inputs.recording_id(recording_id)
     reason = inputs.error_text(error)
 
     def fail(recording: Recording, now: dt.datetime) -> Change:
+        if claim is not None:
+            _check_claim(recording, claim, RecordingStatus.PROCESSING)
         return Change(
             recording.fail(now, reason=reason),
             events.RECORDING_FAILED,
@@ -77,10 +183,34 @@ def mark_failed(
     return _respond(ctx, rid, fail)
 
 
-def _respond(
-    ctx: ServiceContext,
-    recording_id: uuid.UUID | str,
-    step: Step,
-) -> RecordingResponse:
+def reprocess(ctx: ServiceContext, recording_id: uuid.UUID | str) -> RecordingResponse:
+    """Send a ``failed`` recording whose audio was verified back to ``uploaded``."""
+
+    def again(recording: Recording, now: dt.datetime) -> Change:
+        return Change(
+            recording.reprocess(now),
+            events.RECORDING_REPROCESSED,
+            {"previous_attempts": recording.processing_attempts},
+        )
+
+    return _respond(ctx, recording_id, again)
+
+
+def _respond(ctx: ServiceContext, recording_id: uuid.UUID | str, step: Step) -> RecordingResponse:
     rid = inputs.recording_id(recording_id)
     return RecordingResponse.from_recording(ctx.change(rid, step).recording)
+
+
+def _check_claim(recording: Recording, claim: dt.datetime, *statuses: RecordingStatus) -> None:
+    """Refuse to write unless this worker's claim still holds the recording."""
+    if recording.status not in statuses or recording.lease_expires_at != claim:
+        raise _claim_lost(recording)
+
+
+def _claim_lost(recording: Recording) -> InvalidStatusTransitionError:
+    return InvalidStatusTransitionError(
+        "Another worker holds this recording now; this attempt's result is dropped",
+        recording_id=str(recording.id),
+        current_status=recording.status.value,
+        reason="claim_lost",
+    )

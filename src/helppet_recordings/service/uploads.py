@@ -10,6 +10,7 @@ from typing import Any
 from helppet_recordings import events, policy
 from helppet_recordings.errors import (
     IdempotencyConflictError,
+    InvalidStatusTransitionError,
     PermissionDeniedError,
     RecordingError,
     UploadNotFoundError,
@@ -27,7 +28,7 @@ from helppet_recordings.schemas import (
 from helppet_recordings.service import inputs
 from helppet_recordings.service.changes import Change, ServiceContext
 from helppet_recordings.service.verification import one_checksum, verify_upload
-from helppet_recordings.status import RecordingStatus, check_transition
+from helppet_recordings.status import RecordingStatus
 
 __all__ = [
     "complete_upload",
@@ -161,7 +162,12 @@ def complete_upload(
 
     settled = ctx.change(rid, verify, owner=owner).recording
     if settled.status is RecordingStatus.FAILED:
-        check_transition(settled.status, RecordingStatus.UPLOADED)
+        raise InvalidStatusTransitionError(
+            "A failed recording cannot be completed; start a new upload",
+            recording_id=str(settled.id),
+            current_status=settled.status.value,
+            requested_status=RecordingStatus.UPLOADED.value,
+        )
     if settled.file_size_bytes != req.file_size_bytes:
         raise UploadSizeMismatchError(
             "The recording was already completed with another size",

@@ -331,6 +331,70 @@ class RepositoryContract:
             claimed = [rid for taken in pool.map(sweep, range(threads)) for rid in taken]
         assert sorted(claimed) == sorted(ids)
 
+    def test_claiming_work_takes_ready_recordings_once(
+        self, repository: RecordingRepository
+    ) -> None:
+        """Ready uploaded and expired processing recordings are claimed once, oldest lease first."""
+        now = BASE_TIME + dt.timedelta(hours=3)
+        lease = now + dt.timedelta(minutes=15)
+        ready = [
+            make_recording(
+                status=RecordingStatus.UPLOADED, lease_expires_at=now - dt.timedelta(minutes=m)
+            )
+            for m in (1, 3)
+        ]
+        abandoned = make_recording(
+            status=RecordingStatus.PROCESSING, lease_expires_at=now - dt.timedelta(minutes=2)
+        )
+        not_ready = [
+            make_recording(
+                status=RecordingStatus.UPLOADED, lease_expires_at=now + dt.timedelta(minutes=1)
+            ),
+            make_recording(status=RecordingStatus.PROCESSING, lease_expires_at=None),
+            make_recording(status=RecordingStatus.UPLOADING, lease_expires_at=now),
+            make_recording(status=RecordingStatus.TRANSCRIBED, lease_expires_at=now),
+            make_recording(status=RecordingStatus.UPLOADED, lease_expires_at=now, is_deleted=True),
+        ]
+        for recording in [*ready, abandoned, *not_ready]:
+            repository.add(recording)
+        first = repository.claim_work(now=now, limit=2, lease_until=lease)
+        assert [r.id for r in first] == [ready[1].id, abandoned.id]
+        assert all(r.lease_expires_at == lease for r in first)
+        assert [repository.get(r.id) for r in first] == first
+        assert [r.status for r in first] == [RecordingStatus.UPLOADED, RecordingStatus.PROCESSING]
+        second = repository.claim_work(now=now, limit=5, lease_until=lease)
+        assert [r.id for r in second] == [ready[0].id]
+        assert repository.claim_work(now=now, limit=5, lease_until=lease) == []
+        later = lease + dt.timedelta(seconds=1)
+        again = repository.claim_work(now=later, limit=10, lease_until=later)
+        assert len(again) == 4  # three leases ran out, and the future one is ready now
+
+    def test_concurrent_work_claims_never_overlap(self, repository: RecordingRepository) -> None:
+        """Workers claiming at once split the ready recordings between them, without overlap."""
+        now = BASE_TIME + dt.timedelta(hours=3)
+        ids = set()
+        for i in range(40):
+            recording = make_recording(
+                status=RecordingStatus.UPLOADED, lease_expires_at=now - dt.timedelta(seconds=i)
+            )
+            repository.add(recording)
+            ids.add(recording.id)
+        threads = 8
+        barrier = threading.Barrier(threads)
+
+        def work(_: int) -> list[uuid.UUID]:
+            barrier.wait()
+            taken: list[uuid.UUID] = []
+            while batch := repository.claim_work(
+                now=now, limit=3, lease_until=now + dt.timedelta(minutes=5)
+            ):
+                taken.extend(r.id for r in batch)
+            return taken
+
+        with ThreadPoolExecutor(threads) as pool:
+            claimed = [rid for taken in pool.map(work, range(threads)) for rid in taken]
+        assert sorted(claimed) == sorted(ids)
+
     def test_list_by_key_walks_keys_in_order(self, repository: RecordingRepository) -> None:
         """Keys under a prefix come back in code point order, page after page."""
         keys = ["p/a", "p/B", "p/b", "p/é", "p/a/1", "q/a", "p/Z"]

@@ -25,7 +25,8 @@ def upgrade() -> None:
     """Add the columns, the staging key's unique constraint and the work-queue index.
 
     Recordings verified before this revision get ``verified_at`` from their
-    last update, so they stay downloadable and reconcilable.
+    last update, so they stay downloadable and reconcilable, and uploaded ones
+    become claimable by the transcription worker.
     """
     with op.batch_alter_table("recordings") as batch:
         batch.add_column(sa.Column("upload_key", _KEY, nullable=True))
@@ -55,6 +56,8 @@ def upgrade() -> None:
         "UPDATE recordings SET verified_at = updated_at "
         "WHERE status <> 'uploading' AND file_size_bytes IS NOT NULL"
     )
+    # Uploaded recordings are waiting for a worker from now on.
+    op.execute("UPDATE recordings SET lease_expires_at = updated_at WHERE status = 'uploaded'")
 
 
 def downgrade() -> None:

@@ -237,23 +237,65 @@ class SqlAlchemyRepository:
         write lock, taken before reading), then their ``upload_expires_at``
         becomes ``lease_until``. Returns them as claimed, in that order.
         """
-        lease = to_db_time(lease_until)
         statements = self._statements
+        claimed = self._claim(
+            "claim_stale_uploads",
+            (statements.stale, statements.claim, statements.extend_deadline),
+            now=now,
+            limit=limit,
+            lease_until=lease_until,
+        )
+        for recording in claimed:
+            recording.upload_expires_at = from_db_time(to_db_time(lease_until))
+        return claimed
+
+    def claim_work(
+        self, *, now: dt.datetime, limit: int, lease_until: dt.datetime
+    ) -> list[Recording]:
+        """Take up to ``limit`` recordings for a transcription worker, setting their lease.
+
+        Locked as :meth:`claim_stale_uploads` locks (``FOR UPDATE SKIP LOCKED``
+        on PostgreSQL), over the work-queue index, oldest lease first.
+        """
+        statements = self._statements
+        claimed = self._claim(
+            "claim_work",
+            (statements.work, statements.claim_work, statements.lease),
+            now=now,
+            limit=limit,
+            lease_until=lease_until,
+        )
+        for recording in claimed:
+            recording.lease_expires_at = from_db_time(to_db_time(lease_until))
+        return claimed
+
+    def _claim(
+        self,
+        operation: str,
+        statements: tuple[sa.Select[Any], sa.Select[Any], sa.Update],
+        *,
+        now: dt.datetime,
+        limit: int,
+        lease_until: dt.datetime,
+    ) -> list[Recording]:
+        """Select ready rows under a lock and write the lease on them, in one transaction."""
+        select_on_sqlite, select_locked, write_lease = statements
         params = {"now": to_db_time(now), "limit": limit}
-        with self._lock, translate_errors("claim_stale_uploads"), self._engine.begin() as conn:
+        with self._lock, translate_errors(operation), self._engine.begin() as conn:
             if conn.dialect.name == "sqlite":
                 sqlite_begin_immediate(conn)
-                rows = conn.execute(statements.stale, params).all()
+                rows = conn.execute(select_on_sqlite, params).all()
             else:
-                rows = conn.execute(statements.claim, params).all()
+                rows = conn.execute(select_locked, params).all()
             claimed = [to_recording(row) for row in rows]
             if claimed:
                 conn.execute(
-                    statements.extend_deadline,
-                    {"ids": [recording.id for recording in claimed], "lease": lease},
+                    write_lease,
+                    {
+                        "ids": [recording.id for recording in claimed],
+                        "lease": to_db_time(lease_until),
+                    },
                 )
-        for recording in claimed:
-            recording.upload_expires_at = from_db_time(lease)
         return claimed
 
     def find_by_idempotency_key(self, user_id: uuid.UUID, key: str) -> Recording | None:

@@ -11,6 +11,7 @@ from helppet_recordings.repositories.sqlalchemy.schema import (
     LIVE_PREDICATE,
     PURGEABLE_PREDICATE,
     STALE_UPLOAD_PREDICATE,
+    WORK_QUEUE_PREDICATE,
 )
 
 __all__ = ["Statements", "prefix_successor"]
@@ -71,6 +72,21 @@ class Statements:
             table.update()
             .where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
             .values(upload_expires_at=sa.bindparam("lease", type_=table.c.upload_expires_at.type))
+        )
+        lease_type = table.c.lease_expires_at.type
+        self.work = (
+            self.select.where(
+                sa.text(WORK_QUEUE_PREDICATE),
+                table.c.lease_expires_at <= sa.bindparam("now", type_=lease_type),
+            )
+            .order_by(table.c.lease_expires_at, table.c.id)
+            .limit(sa.bindparam("limit", type_=sa.Integer()))
+        )
+        self.claim_work = self.work.with_for_update(skip_locked=True)
+        self.lease = (
+            table.update()
+            .where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+            .values(lease_expires_at=sa.bindparam("lease", type_=lease_type))
         )
         self.by_idempotency_key = self.select.where(
             table.c.recorded_by_user_id == sa.bindparam("user_id"),
