@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -155,3 +157,12 @@ def test_error_tree() -> None:
     )
     assert all(isinstance(e, RecordingError) for e in (transient, configuration, permanent))
     assert permanent.to_dict()["details"] == {"reason": "refused"}
+
+
+def test_documented_python_compiles() -> None:
+    """Every Python block in docs/transcription.md is valid Python."""
+    doc = Path(__file__).resolve().parents[2] / "docs" / "transcription.md"
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), flags=re.DOTALL)
+    assert len(blocks) >= 2
+    for block in blocks:
+        compile(block, str(doc), "exec")
