@@ -1,0 +1,126 @@
+"""Length checks that FFmpeg does not make: where a header says more than the file holds.
+
+FFmpeg quietly clamps a WAV ``data`` chunk to the file's end and drops a cut
+final Ogg page, so a truncated upload of those formats decodes as a shorter,
+valid file. These pure functions read the containers' own framing to tell.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import BinaryIO, Final
+
+__all__ = ["OGG_TAIL_BYTES", "ogg_tail_is_complete", "wav_missing_bytes"]
+
+_UNKNOWN_SIZES: Final = frozenset({0, 0xFFFFFFFF})  # what streaming writers put before they know
+_MAX_CHUNKS: Final = 64
+
+OGG_TAIL_BYTES: Final = 2 * 65307
+"""Bytes from the end of an Ogg file that :func:`ogg_tail_is_complete` needs (two largest pages)."""
+
+
+def wav_missing_bytes(source: BinaryIO, size: int) -> int | None:
+    """Return how many bytes the RIFF/WAVE ``data`` chunk declares beyond the file's end.
+
+    0 when the data is all there; None when the file is not RIFF/WAVE or its
+    header leaves the length open (0 or 0xFFFFFFFF, as streaming recorders
+    write before they finish). Reads only chunk headers; leaves the position
+    where it was.
+    """
+    start = source.tell()
+    try:
+        source.seek(0)
+        head = source.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        offset = 12
+        for _ in range(_MAX_CHUNKS):
+            source.seek(offset)
+            header = source.read(8)
+            if len(header) < 8:
+                return None
+            chunk_id, chunk_size = header[:4], int(struct.unpack("<I", header[4:])[0])
+            if chunk_id == b"data":
+                if chunk_size in _UNKNOWN_SIZES:
+                    return None
+                return max(0, offset + 8 + chunk_size - size)
+            offset += 8 + chunk_size + (chunk_size & 1)
+        return None
+    finally:
+        source.seek(start)
+
+
+def ogg_tail_is_complete(tail: bytes) -> bool | None:
+    """Say whether an Ogg file whose last bytes are ``tail`` ends with a whole final page.
+
+    True when the pages chain, CRC-checked, to the exact end and the last
+    page carries the end-of-stream flag; False when the last page is cut
+    short or the stream ends without that flag (the recorder stopped before
+    finishing the file); None when no valid page is found in ``tail``
+    (pass at least :data:`OGG_TAIL_BYTES` bytes, or the whole file) or the
+    pages stop chaining (damage rather than a cut).
+    """
+    position = tail.find(b"OggS")
+    while position != -1:
+        if _page_is_valid(tail, position):
+            return _chain_to_end(tail, position)
+        position = tail.find(b"OggS", position + 1)
+    return None
+
+
+def _chain_to_end(tail: bytes, position: int) -> bool | None:
+    last_flags = 0
+    while position < len(tail):
+        rest = tail[position : position + 4]
+        if not b"OggS".startswith(rest):
+            return None  # not a page where one should start: damaged, not cut
+        length = _page_length(tail, position)
+        if length is None or position + length > len(tail):
+            return False  # the last page is cut short
+        if not _page_is_valid(tail, position):
+            return None
+        last_flags = tail[position + 5]
+        position += length
+    return bool(last_flags & 0x04)
+
+
+def _page_length(data: bytes, position: int) -> int | None:
+    if len(data) < position + 27 or data[position : position + 4] != b"OggS":
+        return None
+    segments = data[position + 26]
+    table_end = position + 27 + segments
+    if len(data) < table_end:
+        return None
+    return 27 + segments + sum(data[position + 27 : table_end])
+
+
+def _page_is_valid(data: bytes, position: int) -> bool:
+    length = _page_length(data, position)
+    if length is None or position + length > len(data) or data[position + 4] != 0:
+        return False
+    page = bytearray(data[position : position + length])
+    expected = int(struct.unpack("<I", page[22:26])[0])
+    page[22:26] = b"\0\0\0\0"
+    return _ogg_crc(page) == expected
+
+
+def _make_crc_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        value = byte << 24
+        for _ in range(8):
+            value = ((value << 1) ^ 0x04C11DB7) if value & 0x80000000 else value << 1
+        table.append(value & 0xFFFFFFFF)
+    return tuple(table)
+
+
+_CRC_TABLE: Final = _make_crc_table()
+
+
+def _ogg_crc(data: bytes | bytearray) -> int:
+    """Ogg's CRC-32: polynomial 0x04C11DB7, not reflected, zero start, no final XOR."""
+    crc = 0
+    table = _CRC_TABLE
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ table[(crc >> 24) ^ byte]
+    return crc

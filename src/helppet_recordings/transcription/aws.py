@@ -1,0 +1,351 @@
+"""AwsTranscribeTranscriber: an Amazon Transcribe job on the object in S3 (extra ``aws``)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Final
+
+from helppet_recordings import policy
+from helppet_recordings.errors import MissingDependencyError, UnsupportedContentTypeError
+from helppet_recordings.transcription.base import Transcript, TranscriptionInput
+from helppet_recordings.transcription.errors import (
+    PermanentTranscriptionError,
+    TranscriberConfigurationError,
+    TransientTranscriptionError,
+)
+
+try:
+    import boto3
+    import botocore.exceptions
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingDependencyError("boto3", "aws") from exc
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_transcribe import TranscribeServiceClient
+    from mypy_boto3_transcribe.type_defs import TranscriptionJobTypeDef
+
+__all__ = ["MEDIA_FORMATS", "AwsTranscribeTranscriber"]
+
+MEDIA_FORMATS: Final = {
+    "audio/mpeg": "mp3",
+    "audio/mp4": "m4a",
+    "audio/wav": "wav",
+    "audio/flac": "flac",
+    "audio/ogg": "ogg",
+    "audio/webm": "webm",
+    "audio/amr": "amr",
+}
+"""Accepted types Amazon Transcribe reads, by canonical MIME type, with its ``MediaFormat``.
+
+AAC (ADTS), AMR-WB, CAF and 3GP/3G2 uploads are refused before a job starts
+(``PermanentTranscriptionError``, reason ``unsupported_format``).
+"""
+
+_TRANSIENT_CODES: Final = frozenset(
+    {
+        "LimitExceededException",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "InternalFailureException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "SlowDown",
+        "InternalError",
+    }
+)
+_CONFIGURATION_CODES: Final = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "NoSuchBucket",
+        "KMS.AccessDeniedException",
+    }
+)
+_RUNNING: Final = frozenset({"QUEUED", "IN_PROGRESS"})
+_MAX_RESULT_BYTES: Final = 64 * 1024 * 1024
+
+
+def _fetch_https(url: str) -> bytes:
+    """Download a presigned HTTPS URL (Transcribe's own result location)."""
+    if urllib.parse.urlsplit(url).scheme != "https":
+        msg = "The transcript location is not an HTTPS URL"
+        raise PermanentTranscriptionError(msg, reason="bad_result")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - https only
+            data: bytes = response.read(_MAX_RESULT_BYTES + 1)
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        msg = "The transcript could not be downloaded"
+        raise TransientTranscriptionError(msg) from exc
+    return data
+
+
+class AwsTranscribeTranscriber:
+    """Runs one Amazon Transcribe job per (recording, attempt) on the audio where it lies.
+
+    The job reads ``TranscriptionInput.s3_uri`` directly: nothing is copied.
+    Its name is ``{job_prefix}-{recording_id}-{attempt}``, so calling again
+    with the same attempt (a worker that lost its lease, a process that
+    died) finds the existing job (``ConflictException``) and polls it
+    instead of paying for a second one.
+
+    - ``language``: ``en-US`` by default; None lets Transcribe identify it
+      (among ``language_options`` when given).
+    - ``output_bucket`` / ``output_prefix``: where Transcribe writes the
+      result (read back with S3 ``GetObject``; the role needs
+      ``s3:PutObject`` there for Transcribe and ``s3:GetObject`` for the
+      worker). Without it the result is fetched from the presigned HTTPS
+      ``TranscriptFileUri`` in Transcribe's own bucket.
+    - ``cleanup``: after a successful read, delete the job (and so its copy
+      of the transcript in Transcribe's bucket) and the result object in
+      ``output_bucket``. Clinic transcripts then live only in the database.
+    - Polling waits ``poll_initial`` seconds, growing by half each time up to
+      ``poll_max``; after ``max_wait`` seconds (keep it under the worker's
+      lease) it raises ``TransientTranscriptionError`` with
+      ``details["job_name"]``: retrying with the same attempt resumes
+      polling the same job.
+
+    ``confidence`` is the mean confidence of the recognised words;
+    ``language`` the job's language code. A job that ends ``FAILED`` raises
+    ``PermanentTranscriptionError`` (reason ``job_failed``, with
+    Transcribe's ``failure_reason``).
+    """
+
+    name: ClassVar[str] = "aws-transcribe"
+
+    def __init__(
+        self,
+        *,
+        client: TranscribeServiceClient | None = None,
+        s3_client: S3Client | None = None,
+        region_name: str | None = None,
+        language: str | None = "en-US",
+        language_options: list[str] | None = None,
+        output_bucket: str | None = None,
+        output_prefix: str = "transcripts/",
+        job_prefix: str = "helppet",
+        cleanup: bool = True,
+        poll_initial: float = 2.0,
+        poll_max: float = 30.0,
+        max_wait: float = 840.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        fetch_url: Callable[[str], bytes] = _fetch_https,
+    ) -> None:
+        self._client = client or boto3.client("transcribe", region_name=region_name)
+        self._s3 = s3_client
+        self._region_name = region_name
+        self.language = language
+        self.language_options = language_options
+        self.output_bucket = output_bucket
+        self.output_prefix = output_prefix
+        self.job_prefix = job_prefix
+        self.cleanup = cleanup
+        self.poll_initial = poll_initial
+        self.poll_max = poll_max
+        self.max_wait = max_wait
+        self._sleep = sleep
+        self._clock = clock
+        self._fetch_url = fetch_url
+
+    def job_name(self, recording_id: uuid.UUID, attempt: int) -> str:
+        """Return the Transcribe job name of one attempt at one recording."""
+        return f"{self.job_prefix}-{recording_id}-{attempt}"
+
+    def output_key(self, job_name: str) -> str:
+        """Return the key of a job's result in ``output_bucket``."""
+        return f"{self.output_prefix}{job_name}.json"
+
+    def transcribe(self, audio: TranscriptionInput) -> Transcript:
+        """Start (or resume) this attempt's job, wait for it and return its transcript."""
+        if not audio.s3_uri or not audio.s3_uri.startswith("s3://"):
+            msg = "Amazon Transcribe reads audio from S3, and this recording has no S3 URI"
+            raise TranscriberConfigurationError(msg)
+        media_format = _media_format(audio.mime_type)
+        name = self.job_name(audio.recording_id, audio.attempt)
+        self._start(name, audio.s3_uri, media_format)
+        job = self._wait(name)
+        media = job.get("Media", {}).get("MediaFileUri")
+        if media != audio.s3_uri:
+            msg = "A Transcribe job with this name belongs to other audio"
+            raise TranscriberConfigurationError(msg, job_name=name)
+        if job.get("TranscriptionJobStatus") == "FAILED":
+            raise PermanentTranscriptionError(
+                "Amazon Transcribe could not transcribe the audio",
+                reason="job_failed",
+                job_name=name,
+                failure_reason=str(job.get("FailureReason", ""))[:500],
+            )
+        transcript = self._transcript(name, job)
+        if self.cleanup:
+            self._clean(name)
+        return transcript
+
+    def _start(self, name: str, s3_uri: str, media_format: str) -> None:
+        params: dict[str, Any] = {
+            "TranscriptionJobName": name,
+            "Media": {"MediaFileUri": s3_uri},
+            "MediaFormat": media_format,
+        }
+        if self.language:
+            params["LanguageCode"] = self.language
+        else:
+            params["IdentifyLanguage"] = True
+            if self.language_options:
+                params["LanguageOptions"] = self.language_options
+        if self.output_bucket:
+            params["OutputBucketName"] = self.output_bucket
+            params["OutputKey"] = self.output_key(name)
+        try:
+            self._client.start_transcription_job(**params)
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) != "ConflictException":
+                raise _translate(exc) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise _translate(exc) from exc
+
+    def _wait(self, name: str) -> TranscriptionJobTypeDef:
+        deadline = self._clock() + self.max_wait
+        delay = self.poll_initial
+        while True:
+            try:
+                job = self._client.get_transcription_job(TranscriptionJobName=name)[
+                    "TranscriptionJob"
+                ]
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+                raise _translate(exc) from exc
+            if job.get("TranscriptionJobStatus", "QUEUED") not in _RUNNING:
+                return job
+            if self._clock() + delay > deadline:
+                raise TransientTranscriptionError(
+                    "The Transcribe job is still running; retry the same attempt to resume it",
+                    retry_after=self.poll_max,
+                    job_name=name,
+                )
+            self._sleep(delay)
+            delay = min(self.poll_max, delay * 1.5)
+
+    def _transcript(self, name: str, job: TranscriptionJobTypeDef) -> Transcript:
+        raw = self._read_result(name, job)
+        try:
+            document = json.loads(raw)
+            results = document["results"]
+            text = " ".join(str(t["transcript"]) for t in results["transcripts"]).strip()
+            scores = [
+                float(item["alternatives"][0]["confidence"])
+                for item in results.get("items", [])
+                if item.get("type") == "pronunciation" and item.get("alternatives")
+            ]
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            msg = "The Transcribe result is not in the documented shape"
+            raise PermanentTranscriptionError(msg, reason="bad_result", job_name=name) from exc
+        confidence = min(1.0, max(0.0, sum(scores) / len(scores))) if scores else None
+        language = job.get("LanguageCode") or results.get("language_code") or self.language
+        return Transcript(text, confidence=confidence, language=language, service=self.name)
+
+    def _read_result(self, name: str, job: TranscriptionJobTypeDef) -> bytes:
+        if self.output_bucket:
+            try:
+                body = self._s3_client().get_object(
+                    Bucket=self.output_bucket, Key=self.output_key(name)
+                )["Body"]
+                with body:
+                    data: bytes = body.read(_MAX_RESULT_BYTES + 1)
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+                raise _translate(exc, missing_is_transient=True) from exc
+        else:
+            uri = job.get("Transcript", {}).get("TranscriptFileUri")
+            if not uri:
+                msg = "The Transcribe job finished without a transcript location"
+                raise PermanentTranscriptionError(msg, reason="bad_result", job_name=name)
+            data = self._fetch_url(uri)
+        if len(data) > _MAX_RESULT_BYTES:
+            msg = "The Transcribe result is larger than any transcript should be"
+            raise PermanentTranscriptionError(msg, reason="bad_result", job_name=name)
+        return data
+
+    def _clean(self, name: str) -> None:
+        try:
+            self._client.delete_transcription_job(TranscriptionJobName=name)
+            if self.output_bucket:
+                self._s3_client().delete_object(
+                    Bucket=self.output_bucket, Key=self.output_key(name)
+                )
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            # The transcript is in hand; a leftover job expires by itself (90 days).
+            raise _translate(exc) from exc
+
+    def _s3_client(self) -> S3Client:
+        if self._s3 is None:
+            self._s3 = boto3.client("s3", region_name=self._region_name)
+        return self._s3
+
+
+def _media_format(mime_type: str) -> str:
+    try:
+        canonical = policy.resolve_audio_type(mime_type)[1].mime_type
+    except UnsupportedContentTypeError:
+        canonical = mime_type
+    media_format = MEDIA_FORMATS.get(canonical)
+    if media_format is None:
+        raise PermanentTranscriptionError(
+            "Amazon Transcribe does not read this audio format",
+            reason="unsupported_format",
+            content_type=canonical[:100],
+        )
+    return media_format
+
+
+def _code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _translate(exc: Exception, *, missing_is_transient: bool = False) -> Exception:
+    if isinstance(
+        exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
+    ):
+        return TranscriberConfigurationError("No AWS credentials were found")
+    if not isinstance(exc, botocore.exceptions.ClientError):
+        return TransientTranscriptionError("Amazon Transcribe could not be reached")
+    code = _code(exc)
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    if (
+        code in _TRANSIENT_CODES
+        or status >= 500
+        or (missing_is_transient and code in {"NoSuchKey", "404"})
+    ):
+        headers: Mapping[str, str] = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        return TransientTranscriptionError(
+            f"Amazon Transcribe is unavailable ({code or status})",
+            retry_after=_seconds(headers.get("retry-after")),
+            service_code=code,
+        )
+    if code in _CONFIGURATION_CODES or status in {401, 403}:
+        return TranscriberConfigurationError(
+            f"AWS refused the credentials or permissions ({code})", service_code=code
+        )
+    return PermanentTranscriptionError(
+        f"Amazon Transcribe refused the request ({code})",
+        reason="refused",
+        service_code=code,
+        service_message=str(exc.response.get("Error", {}).get("Message", ""))[:500],
+    )
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return None if value is None else max(0.0, float(value))
+    except ValueError:
+        return None

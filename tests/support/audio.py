@@ -1,0 +1,106 @@
+"""Audio made on the fly with PyAV's encoders: short tones in every accepted format."""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+from fractions import Fraction
+from typing import Final
+
+import attrs
+import av
+import av.audio.stream
+
+__all__ = ["FORMATS", "Encoding", "encode_tone", "silence", "tone"]
+
+
+@attrs.frozen
+class Encoding:
+    """How to produce one accepted upload type with PyAV."""
+
+    mime_type: str
+    container: str
+    codec: str
+    sample_rate: int
+    expected_format: str
+    expected_codec: str
+    channels: int = 1
+    options: dict[str, str] = attrs.field(factory=dict)
+
+
+FORMATS: Final = {
+    "wav": Encoding("audio/wav", "wav", "pcm_s16le", 16000, "wav", "pcm_s16le"),
+    "m4a": Encoding("audio/mp4", "ipod", "aac", 44100, "m4a", "aac"),
+    "mp4": Encoding("audio/mp4", "mp4", "aac", 44100, "mp4", "aac"),
+    "3gp": Encoding("audio/3gpp", "3gp", "libopencore_amrnb", 8000, "3gp", "amr_nb"),
+    "aac": Encoding("audio/aac", "adts", "aac", 44100, "aac", "aac"),
+    "mp3": Encoding("audio/mpeg", "mp3", "libmp3lame", 44100, "mp3", "mp3"),
+    "opus": Encoding("audio/ogg", "ogg", "libopus", 48000, "ogg", "opus"),
+    "vorbis": Encoding(
+        "audio/ogg", "ogg", "vorbis", 44100, "ogg", "vorbis", 2, {"strict": "experimental"}
+    ),
+    "flac": Encoding("audio/flac", "flac", "flac", 16000, "flac", "flac"),
+    "webm": Encoding("audio/webm", "webm", "libopus", 48000, "webm", "opus"),
+    "caf": Encoding("audio/x-caf", "caf", "alac", 44100, "caf", "alac"),
+    "amr": Encoding("audio/amr", "amr", "libopencore_amrnb", 8000, "amr", "amr_nb"),
+}
+"""Every accepted upload type PyAV can encode (AMR-WB has no encoder in PyAV's FFmpeg)."""
+
+
+def tone(
+    seconds: float, sample_rate: int, *, frequency: float = 440.0, level: float = 0.3
+) -> bytes:
+    """Return a sine tone as 16-bit little-endian mono PCM (one period built, then repeated)."""
+    count = round(seconds * sample_rate)
+    one_second = struct.pack(
+        f"<{sample_rate}h",
+        *(
+            round(level * 32767 * math.sin(2 * math.pi * frequency * i / sample_rate))
+            for i in range(sample_rate)
+        ),
+    )
+    whole, rest = divmod(count, sample_rate)
+    return one_second * whole + one_second[: rest * 2]
+
+
+def silence(seconds: float, sample_rate: int) -> bytes:
+    """Return digital silence as 16-bit mono PCM."""
+    return b"\0\0" * round(seconds * sample_rate)
+
+
+def encode_tone(name: str, seconds: float) -> bytes:
+    """Return a ``seconds`` long 440 Hz tone encoded as the format named ``name`` in FORMATS."""
+    encoding = FORMATS[name]
+    rate = encoding.sample_rate
+    layout = "stereo" if encoding.channels == 2 else "mono"
+    pcm = tone(seconds, rate)
+    output = io.BytesIO()
+    with av.open(output, mode="w", format=encoding.container) as container:
+        stream = container.add_stream(encoding.codec, rate=rate, options=encoding.options)
+        assert isinstance(stream, av.audio.stream.AudioStream)
+        stream.layout = layout
+        context = stream.codec_context
+        resampler = av.AudioResampler(
+            format=stream.format.name,
+            layout=layout,
+            rate=rate,
+            frame_size=context.frame_size or None,
+        )
+        step = 4096
+        for start in range(0, len(pcm) // 2, step):
+            piece = pcm[start * 2 : (start + step) * 2]
+            frame = av.AudioFrame(format="s16", layout="mono", samples=len(piece) // 2)
+            frame.planes[0].update(piece)
+            frame.sample_rate = rate
+            frame.pts = start
+            frame.time_base = Fraction(1, rate)
+            for resampled in resampler.resample(frame):
+                for packet in stream.encode(resampled):
+                    container.mux(packet)
+        for resampled in resampler.resample(None):
+            for packet in stream.encode(resampled):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return output.getvalue()

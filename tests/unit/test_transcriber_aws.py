@@ -1,0 +1,263 @@
+"""AwsTranscribeTranscriber against moto's Transcribe and S3.
+
+moto runs no recognition and writes no result file: it moves a job from
+QUEUED to IN_PROGRESS to COMPLETED, one step per GetTranscriptionJob, and
+reports where the result would be. The tests put the result JSON, in the
+shape Transcribe documents, where the job will write it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import boto3
+import botocore.exceptions
+import pytest
+from moto import mock_aws
+
+from helppet_recordings.transcription import (
+    AwsTranscribeTranscriber,
+    PermanentTranscriptionError,
+    TranscriberConfigurationError,
+    TranscriptionInput,
+    TransientTranscriptionError,
+    get_transcriber,
+)
+from helppet_recordings.transcription.aws import _translate
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_transcribe import TranscribeServiceClient
+
+AUDIO_BUCKET = "helppet-audio-recordings"
+OUTPUT_BUCKET = "helppet-transcripts"
+KEY = "recordings/2024/05/01/a.m4a"
+S3_URI = f"s3://{AUDIO_BUCKET}/{KEY}"
+
+
+def result(text: str, confidences: list[float]) -> bytes:
+    """A Transcribe result document."""
+    items: list[dict[str, Any]] = [
+        {
+            "start_time": "0.0",
+            "end_time": "0.5",
+            "type": "pronunciation",
+            "alternatives": [{"confidence": str(c), "content": f"w{i}"}],
+        }
+        for i, c in enumerate(confidences)
+    ]
+    items.append({"type": "punctuation", "alternatives": [{"confidence": "0.0", "content": "."}]})
+    document = {
+        "jobName": "x",
+        "accountId": "123456789012",
+        "status": "COMPLETED",
+        "results": {"transcripts": [{"transcript": text}], "items": items},
+    }
+    return json.dumps(document).encode()
+
+
+@attrs.define
+class Aws:
+    """moto clients, a movable clock and the recorded sleeps."""
+
+    transcribe: TranscribeServiceClient
+    s3: S3Client
+    now: float = 0.0
+    sleeps: list[float] = attrs.field(factory=list)
+
+    def sleep(self, seconds: float) -> None:
+        """Record a wait and move the clock."""
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def transcriber(self, **options: Any) -> AwsTranscribeTranscriber:
+        """A transcriber on the moto clients with the fake clock."""
+        options.setdefault("output_bucket", OUTPUT_BUCKET)
+        built = get_transcriber(
+            "aws",
+            client=self.transcribe,
+            s3_client=self.s3,
+            sleep=self.sleep,
+            clock=lambda: self.now,
+            **options,
+        )
+        assert isinstance(built, AwsTranscribeTranscriber)
+        return built
+
+    def jobs(self) -> list[str]:
+        """Names of every job Transcribe knows."""
+        summaries = self.transcribe.list_transcription_jobs()["TranscriptionJobSummaries"]
+        return [s["TranscriptionJobName"] for s in summaries]
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    """A moto account with the audio and output buckets."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=AUDIO_BUCKET)
+        s3.create_bucket(Bucket=OUTPUT_BUCKET)
+        s3.put_object(Bucket=AUDIO_BUCKET, Key=KEY, Body=b"audio")
+        yield Aws(boto3.client("transcribe", region_name="us-east-1"), s3)
+
+
+def audio(
+    recording_id: uuid.UUID, attempt: int = 1, mime_type: str = "audio/mp4"
+) -> TranscriptionInput:
+    """The recording as a worker would describe it."""
+    return TranscriptionInput.from_bytes(
+        b"audio", mime_type=mime_type, recording_id=recording_id, attempt=attempt, s3_uri=S3_URI
+    )
+
+
+def test_runs_a_job_on_the_object_in_place_and_parses_the_result(aws: Aws) -> None:
+    """The job reads the S3 URI, polls with growing waits and returns the parsed result."""
+    transcriber = aws.transcriber(cleanup=False)
+    recording = uuid.uuid4()
+    name = transcriber.job_name(recording, 1)
+    assert name == f"helppet-{recording}-1"
+    aws.s3.put_object(
+        Bucket=OUTPUT_BUCKET,
+        Key=transcriber.output_key(name),
+        Body=result("The dog is healthy.", [0.9, 0.7]),
+    )
+    transcript = transcriber.transcribe(audio(recording))
+    assert transcript.text == "The dog is healthy."
+    assert transcript.confidence == pytest.approx(0.8)
+    assert transcript.language == "en-US"
+    assert transcript.service == "aws-transcribe"
+    job = aws.transcribe.get_transcription_job(TranscriptionJobName=name)["TranscriptionJob"]
+    assert job["Media"]["MediaFileUri"] == S3_URI
+    assert job["MediaFormat"] == "m4a"
+    assert aws.sleeps == [2.0, 3.0]
+    assert aws.jobs() == [name]
+
+
+def test_the_same_attempt_resumes_the_job_instead_of_paying_twice(aws: Aws) -> None:
+    """A retry of an attempt whose poll timed out finds the running job and waits for it."""
+    recording = uuid.uuid4()
+    impatient = aws.transcriber(max_wait=1.0)
+    name = impatient.job_name(recording, 3)
+    with pytest.raises(TransientTranscriptionError) as caught:
+        impatient.transcribe(audio(recording, attempt=3))
+    assert caught.value.details["job_name"] == name
+    assert caught.value.retry_after == 30.0
+    assert aws.jobs() == [name]
+    aws.s3.put_object(
+        Bucket=OUTPUT_BUCKET, Key=impatient.output_key(name), Body=result("resumed", [1.0])
+    )
+    transcript = aws.transcriber().transcribe(audio(recording, attempt=3))
+    assert transcript.text == "resumed"
+    assert aws.jobs() == []  # cleanup deleted the one job
+    listed = aws.s3.list_objects_v2(Bucket=OUTPUT_BUCKET).get("Contents", [])
+    assert listed == []
+
+
+def test_a_new_attempt_is_a_new_job(aws: Aws) -> None:
+    """Attempt 2 of the same recording gets its own job name."""
+    transcriber = aws.transcriber(cleanup=False)
+    recording = uuid.uuid4()
+    for attempt in (1, 2):
+        name = transcriber.job_name(recording, attempt)
+        aws.s3.put_object(
+            Bucket=OUTPUT_BUCKET,
+            Key=transcriber.output_key(name),
+            Body=result(f"try {attempt}", []),
+        )
+        assert transcriber.transcribe(audio(recording, attempt)).text == f"try {attempt}"
+    assert sorted(aws.jobs()) == [f"helppet-{recording}-1", f"helppet-{recording}-2"]
+
+
+def test_result_from_the_transcript_uri_without_an_output_bucket(aws: Aws) -> None:
+    """Without an output bucket the presigned TranscriptFileUri is fetched and parsed."""
+    fetched: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        return result("from the service bucket", [0.5])
+
+    transcriber = aws.transcriber(output_bucket=None, fetch_url=fetch, language=None)
+    transcript = transcriber.transcribe(audio(uuid.uuid4()))
+    assert transcript.text == "from the service bucket"
+    assert transcript.language == "en-US"  # identified by the service
+    (url,) = fetched
+    assert url.startswith("https://") and url.endswith("asrOutput.json")
+
+
+def test_malformed_result_is_permanent(aws: Aws) -> None:
+    """A result file that is not Transcribe's JSON is TRANSCRIPTION_FAILED, reason bad_result."""
+    transcriber = aws.transcriber()
+    recording = uuid.uuid4()
+    aws.s3.put_object(
+        Bucket=OUTPUT_BUCKET,
+        Key=transcriber.output_key(transcriber.job_name(recording, 1)),
+        Body=b"{}",
+    )
+    with pytest.raises(PermanentTranscriptionError) as caught:
+        transcriber.transcribe(audio(recording))
+    assert caught.value.reason == "bad_result"
+
+
+def test_missing_result_object_is_transient(aws: Aws) -> None:
+    """A finished job whose result is not (yet) readable is retried later."""
+    with pytest.raises(TransientTranscriptionError):
+        aws.transcriber().transcribe(audio(uuid.uuid4()))
+
+
+@pytest.mark.parametrize("mime_type", ["audio/aac", "audio/x-caf", "audio/3gpp", "audio/amr-wb"])
+def test_formats_transcribe_cannot_read_start_no_job(aws: Aws, mime_type: str) -> None:
+    """Unsupported formats are refused before any paid job starts."""
+    with pytest.raises(PermanentTranscriptionError) as caught:
+        aws.transcriber().transcribe(audio(uuid.uuid4(), mime_type=mime_type))
+    assert caught.value.reason == "unsupported_format"
+    assert aws.jobs() == []
+
+
+def test_audio_outside_s3_is_a_configuration_error(aws: Aws) -> None:
+    """Transcribe can only read S3: a recording without an S3 URI cannot go there."""
+    local = TranscriptionInput.from_bytes(b"x", mime_type="audio/mp4")
+    with pytest.raises(TranscriberConfigurationError):
+        aws.transcriber().transcribe(local)
+
+
+def _client_error(code: str, status: int, headers: dict[str, str] | None = None) -> Exception:
+    response: Any = {
+        "Error": {"Code": code, "Message": "m"},
+        "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers or {}},
+    }
+    return botocore.exceptions.ClientError(response, "StartTranscriptionJob")
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (_client_error("LimitExceededException", 400), TransientTranscriptionError),
+        (_client_error("InternalFailureException", 500), TransientTranscriptionError),
+        (_client_error("Anything", 503), TransientTranscriptionError),
+        (_client_error("AccessDeniedException", 403), TranscriberConfigurationError),
+        (_client_error("UnrecognizedClientException", 400), TranscriberConfigurationError),
+        (_client_error("BadRequestException", 400), PermanentTranscriptionError),
+        (
+            botocore.exceptions.EndpointConnectionError(endpoint_url="https://x"),
+            TransientTranscriptionError,
+        ),
+        (botocore.exceptions.NoCredentialsError(), TranscriberConfigurationError),
+    ],
+)
+def test_error_translation(error: Exception, kind: type[Exception]) -> None:
+    """Errors of botocore map to transient, configuration or permanent errors."""
+    translated = _translate(error)
+    assert type(translated) is kind
+
+
+def test_throttling_carries_retry_after() -> None:
+    """A Retry-After header from AWS becomes retry_after."""
+    translated = _translate(_client_error("ThrottlingException", 400, {"retry-after": "9"}))
+    assert isinstance(translated, TransientTranscriptionError)
+    assert translated.retry_after == 9.0
