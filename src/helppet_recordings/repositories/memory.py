@@ -7,6 +7,7 @@ import threading
 import uuid
 
 from helppet_recordings.models import Recording, RecordingFilter, RecordingPage
+from helppet_recordings.repositories._duplicates import duplicate_recording
 from helppet_recordings.status import RecordingStatus
 
 __all__ = ["InMemoryRepository"]
@@ -27,18 +28,19 @@ class InMemoryRepository:
         self._idempotency: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
 
     def add(self, recording: Recording) -> None:
-        """Store a new recording; raise ``ValueError`` if its id, key or idempotency key is used."""
+        """Store a new recording.
+
+        Raise ``DuplicateRecordingError`` (a ``ValueError``) if its id, its key
+        or its owner's idempotency key is already used; nothing is stored then.
+        """
         idempotency = _idempotency_slot(recording)
         with self._lock:
             if recording.id in self._rows:
-                msg = f"recording {recording.id} already exists"
-                raise ValueError(msg)
+                raise duplicate_recording("id")
             if recording.s3_key in self._keys:
-                msg = f"storage key {recording.s3_key!r} is already used"
-                raise ValueError(msg)
+                raise duplicate_recording("s3_key")
             if idempotency is not None and idempotency in self._idempotency:
-                msg = "this idempotency key already exists for this user"
-                raise ValueError(msg)
+                raise duplicate_recording("idempotency_key")
             self._rows[recording.id] = recording.copy()
             self._keys.add(recording.s3_key)
             if idempotency is not None:

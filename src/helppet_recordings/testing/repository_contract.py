@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from helppet_recordings.errors import DuplicateRecordingError
 from helppet_recordings.models import Recording, RecordingFilter
 from helppet_recordings.ports import RecordingRepository
 from helppet_recordings.status import RecordingStatus, RecordingType
@@ -39,6 +40,13 @@ def _full_recording() -> Recording:
         recording_metadata={"device_model": "iPhone 15 Pro", "nested": {"a": [1, 2.5, None]}},
         updated_at=BASE_TIME + dt.timedelta(minutes=2),
     )
+
+
+def _assert_duplicate(error: DuplicateRecordingError, field: str) -> None:
+    """The duplicate error names the field, carries no value, and stays a ValueError."""
+    assert isinstance(error, ValueError)
+    assert (error.error_code, error.http_status) == ("DUPLICATE_RECORDING", 409)
+    assert error.details == {"field": field}
 
 
 class RepositoryContract:
@@ -90,20 +98,22 @@ class RepositoryContract:
         assert again.recording_metadata == {"a": 1}
 
     def test_duplicate_id_is_refused(self, repository: RecordingRepository) -> None:
-        """Adding a second recording with an existing id raises ValueError and keeps the first."""
+        """A second recording with an existing id: DuplicateRecordingError, the first kept."""
         first = make_recording()
         repository.add(first)
-        with pytest.raises(ValueError, match=r"exists|already"):
+        with pytest.raises(DuplicateRecordingError, match=r"exists|already") as caught:
             repository.add(make_recording(id=first.id))
+        _assert_duplicate(caught.value, "id")
         assert repository.get(first.id) == first
 
     def test_duplicate_key_is_refused(self, repository: RecordingRepository) -> None:
-        """Two recordings can never share a storage key."""
+        """Two recordings can never share a storage key: DuplicateRecordingError."""
         first = make_recording()
         repository.add(first)
         second = make_recording(s3_key=first.s3_key)
-        with pytest.raises(ValueError, match=r"key|already|exists"):
+        with pytest.raises(DuplicateRecordingError, match=r"key|already|exists") as caught:
             repository.add(second)
+        _assert_duplicate(caught.value, "s3_key")
         assert repository.get(second.id) is None
 
     def test_save_with_expected_status_writes(self, repository: RecordingRepository) -> None:
@@ -259,8 +269,11 @@ class RepositoryContract:
         user = uuid.uuid4()
         first = make_recording(recorded_by_user_id=user, idempotency_key="retry-1")
         repository.add(first)
-        with pytest.raises(ValueError, match=r"idempotency|exists|already"):
-            repository.add(make_recording(recorded_by_user_id=user, idempotency_key="retry-1"))
+        again = make_recording(recorded_by_user_id=user, idempotency_key="retry-1")
+        with pytest.raises(DuplicateRecordingError, match=r"idempotency|exists|already") as caught:
+            repository.add(again)
+        _assert_duplicate(caught.value, "idempotency_key")
+        assert repository.get(again.id) is None
         repository.add(make_recording(idempotency_key="retry-1"))
         assert repository.find_by_idempotency_key(user, "retry-1") == first
         assert repository.find_by_idempotency_key(user, "retry-2") is None
@@ -279,7 +292,7 @@ class RepositoryContract:
             barrier.wait()
             try:
                 repository.add(recording)
-            except ValueError:
+            except DuplicateRecordingError:
                 return False
             return True
 

@@ -153,8 +153,9 @@ class SqlAlchemyRepository:
     def add(self, recording: Recording) -> None:
         """Store a new recording in one ``INSERT``.
 
-        Raises ``ValueError`` if its id, its storage key or its owner's
-        idempotency key is already used (the database's unique constraints).
+        Raises ``DuplicateRecordingError`` (a ``ValueError``) if its id, its
+        storage key or its owner's idempotency key is already used (the
+        database's unique constraints); nothing is stored then.
         """
         row = to_row(recording)
         with self._lock, translate_errors("add"), self._engine.begin() as connection:
