@@ -68,9 +68,36 @@ class InMemoryRepository:
         """Return live recordings matching the filter, newest first, and their total count."""
         with self._lock:
             matching = [row for row in self._rows.values() if recording_filter.matches(row)]
-        matching.sort(key=lambda row: (row.created_at, row.id.bytes), reverse=True)
+        matching.sort(key=_listing_order, reverse=True)
         page = [row.copy() for row in matching[offset : offset + limit]]
         return RecordingPage(items=page, total=len(matching))
+
+    def find_page(
+        self,
+        recording_filter: RecordingFilter,
+        *,
+        limit: int,
+        after: tuple[dt.datetime, uuid.UUID] | None = None,
+    ) -> RecordingPage:
+        """Return up to ``limit`` live recordings matching the filter after ``after``, newest first.
+
+        ``after`` is the ``(created_at, id)`` of the last recording of the
+        previous page (None for the first); ``total`` counts every match.
+        """
+        if limit < 0:
+            msg = "limit must not be negative"
+            raise ValueError(msg)
+        if after is not None and after[0].utcoffset() is None:
+            msg = "datetimes compared in the repository must be timezone-aware"
+            raise ValueError(msg)
+        with self._lock:
+            matching = [row for row in self._rows.values() if recording_filter.matches(row)]
+        total = len(matching)
+        if after is not None:
+            position = (after[0], after[1].bytes)
+            matching = [row for row in matching if _listing_order(row) < position]
+        matching.sort(key=_listing_order, reverse=True)
+        return RecordingPage(items=[row.copy() for row in matching[:limit]], total=total)
 
     def list_stale_uploads(self, *, now: dt.datetime, limit: int) -> list[Recording]:
         """Return up to ``limit`` live uploading recordings whose deadline is before ``now``."""
@@ -136,6 +163,11 @@ class InMemoryRepository:
                 return False
             self._rows[recording.id] = recording.copy()
             return True
+
+
+def _listing_order(row: Recording) -> tuple[dt.datetime, bytes]:
+    """Return where a recording sorts in a listing; newest first is descending order."""
+    return (row.created_at, row.id.bytes)
 
 
 def _idempotency_slot(recording: Recording) -> tuple[uuid.UUID, str] | None:
