@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from helppet_recordings.errors import (
+    DuplicateRecordingError,
     RepositoryError,
     RepositoryUnavailableError,
     ValidationError,
@@ -162,12 +163,12 @@ def test_missing_schema_is_a_permanent_error(empty_engine_url: str) -> None:
 
 
 def test_translate_errors_maps_each_kind() -> None:
-    """The one translation point: unique -> ValueError, unavailable -> 503, others -> 500."""
+    """The one translation point: unique -> duplicate, unavailable -> 503, others -> 500."""
     orig = Exception("boom")
     cases: list[tuple[Exception, type[Exception]]] = [
         (
             sa.exc.IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed: r.s3_key")),
-            ValueError,
+            DuplicateRecordingError,
         ),
         (sa.exc.IntegrityError("INSERT", {}, Exception("FOREIGN KEY failed")), RepositoryError),
         (

@@ -7,6 +7,7 @@ import threading
 import uuid
 
 from helppet_recordings.models import Recording, RecordingFilter, RecordingPage
+from helppet_recordings.repositories._duplicates import duplicate_recording
 from helppet_recordings.status import RecordingStatus
 
 __all__ = ["InMemoryRepository"]
@@ -30,18 +31,19 @@ class InMemoryRepository:
         self._idempotency: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
 
     def add(self, recording: Recording) -> None:
-        """Store a new recording; raise ``ValueError`` if its id, key or idempotency key is used."""
+        """Store a new recording.
+
+        Raise ``DuplicateRecordingError`` (a ``ValueError``) if its id, its key
+        or its owner's idempotency key is already used; nothing is stored then.
+        """
         idempotency = _idempotency_slot(recording)
         with self._lock:
             if recording.id in self._rows:
-                msg = f"recording {recording.id} already exists"
-                raise ValueError(msg)
+                raise duplicate_recording("id")
             if recording.s3_key in self._keys:
-                msg = f"storage key {recording.s3_key!r} is already used"
-                raise ValueError(msg)
+                raise duplicate_recording("s3_key")
             if idempotency is not None and idempotency in self._idempotency:
-                msg = "this idempotency key already exists for this user"
-                raise ValueError(msg)
+                raise duplicate_recording("idempotency_key")
             self._rows[recording.id] = recording.copy()
             self._keys.add(recording.s3_key)
             if idempotency is not None:
@@ -69,9 +71,36 @@ class InMemoryRepository:
         """Return live recordings matching the filter, newest first, and their total count."""
         with self._lock:
             matching = [row for row in self._rows.values() if recording_filter.matches(row)]
-        matching.sort(key=lambda row: (row.created_at, row.id.bytes), reverse=True)
+        matching.sort(key=_listing_order, reverse=True)
         page = [row.copy() for row in matching[offset : offset + limit]]
         return RecordingPage(items=page, total=len(matching))
+
+    def find_page(
+        self,
+        recording_filter: RecordingFilter,
+        *,
+        limit: int,
+        after: tuple[dt.datetime, uuid.UUID] | None = None,
+    ) -> RecordingPage:
+        """Return up to ``limit`` live recordings matching the filter after ``after``, newest first.
+
+        ``after`` is the ``(created_at, id)`` of the last recording of the
+        previous page (None for the first); ``total`` counts every match.
+        """
+        if limit < 0:
+            msg = "limit must not be negative"
+            raise ValueError(msg)
+        if after is not None and after[0].utcoffset() is None:
+            msg = "datetimes compared in the repository must be timezone-aware"
+            raise ValueError(msg)
+        with self._lock:
+            matching = [row for row in self._rows.values() if recording_filter.matches(row)]
+        total = len(matching)
+        if after is not None:
+            position = (after[0], after[1].bytes)
+            matching = [row for row in matching if _listing_order(row) < position]
+        matching.sort(key=_listing_order, reverse=True)
+        return RecordingPage(items=[row.copy() for row in matching[:limit]], total=total)
 
     def list_stale_uploads(self, *, now: dt.datetime, limit: int) -> list[Recording]:
         """Return up to ``limit`` live uploading recordings whose deadline is before ``now``."""
@@ -156,6 +185,11 @@ class InMemoryRepository:
                 return False
             self._rows[recording.id] = recording.copy()
             return True
+
+
+def _listing_order(row: Recording) -> tuple[dt.datetime, bytes]:
+    """Return where a recording sorts in a listing; newest first is descending order."""
+    return (row.created_at, row.id.bytes)
 
 
 def _idempotency_slot(recording: Recording) -> tuple[uuid.UUID, str] | None:

@@ -2,6 +2,9 @@
 
 A backend's test module subclasses :class:`RepositoryContract` and supplies a
 ``repository`` fixture that yields an empty repository.
+
+Besides the port's methods, a backend provides keyset paging,
+``find_page(recording_filter, *, limit, after)`` (see :class:`KeysetPaging`).
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ import datetime as dt
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol, cast
 
 import pytest
 
-from helppet_recordings.models import Recording, RecordingFilter
+from helppet_recordings.errors import DuplicateRecordingError
+from helppet_recordings.models import Recording, RecordingFilter, RecordingPage
 from helppet_recordings.ports import RecordingRepository
 from helppet_recordings.status import RecordingStatus, RecordingType
 from helppet_recordings.testing.factories import BASE_TIME, make_recording
@@ -39,6 +44,52 @@ def _full_recording() -> Recording:
         recording_metadata={"device_model": "iPhone 15 Pro", "nested": {"a": [1, 2.5, None]}},
         updated_at=BASE_TIME + dt.timedelta(minutes=2),
     )
+
+
+class KeysetPaging(Protocol):
+    """Keyset paging, which the contract checks on every backend."""
+
+    def find_page(
+        self,
+        recording_filter: RecordingFilter,
+        *,
+        limit: int,
+        after: tuple[dt.datetime, uuid.UUID] | None = None,
+    ) -> RecordingPage:
+        """Return up to ``limit`` live matches strictly after ``after``, newest first.
+
+        ``after`` is a ``(created_at, id)`` position; ``total`` counts every
+        live recording matching the filter.
+        """
+        ...
+
+
+def _walk(
+    repository: KeysetPaging, recording_filter: RecordingFilter, *, limit: int
+) -> tuple[list[list[uuid.UUID]], set[int]]:
+    """Page through a listing with ``find_page``; return each page's ids and the totals seen.
+
+    Fails, rather than looping for ever, if the pages do not end.
+    """
+    pages: list[list[uuid.UUID]] = []
+    totals: set[int] = set()
+    after: tuple[dt.datetime, uuid.UUID] | None = None
+    for _ in range(100):
+        page = repository.find_page(recording_filter, limit=limit, after=after)
+        totals.add(page.total)
+        if not page.items:
+            return pages, totals
+        assert len(page.items) <= limit
+        pages.append([r.id for r in page.items])
+        after = (page.items[-1].created_at, page.items[-1].id)
+    pytest.fail(f"find_page never reached the end: {pages[-2:]}")
+
+
+def _assert_duplicate(error: DuplicateRecordingError, field: str) -> None:
+    """The duplicate error names the field, carries no value, and stays a ValueError."""
+    assert isinstance(error, ValueError)
+    assert (error.error_code, error.http_status) == ("DUPLICATE_RECORDING", 409)
+    assert error.details == {"field": field}
 
 
 class RepositoryContract:
@@ -90,20 +141,22 @@ class RepositoryContract:
         assert again.recording_metadata == {"a": 1}
 
     def test_duplicate_id_is_refused(self, repository: RecordingRepository) -> None:
-        """Adding a second recording with an existing id raises ValueError and keeps the first."""
+        """A second recording with an existing id: DuplicateRecordingError, the first kept."""
         first = make_recording()
         repository.add(first)
-        with pytest.raises(ValueError, match=r"exists|already"):
+        with pytest.raises(DuplicateRecordingError, match=r"exists|already") as caught:
             repository.add(make_recording(id=first.id))
+        _assert_duplicate(caught.value, "id")
         assert repository.get(first.id) == first
 
     def test_duplicate_key_is_refused(self, repository: RecordingRepository) -> None:
-        """Two recordings can never share a storage key."""
+        """Two recordings can never share a storage key: DuplicateRecordingError."""
         first = make_recording()
         repository.add(first)
         second = make_recording(s3_key=first.s3_key)
-        with pytest.raises(ValueError, match=r"key|already|exists"):
+        with pytest.raises(DuplicateRecordingError, match=r"key|already|exists") as caught:
             repository.add(second)
+        _assert_duplicate(caught.value, "s3_key")
         assert repository.get(second.id) is None
 
     def test_save_with_expected_status_writes(self, repository: RecordingRepository) -> None:
@@ -259,8 +312,11 @@ class RepositoryContract:
         user = uuid.uuid4()
         first = make_recording(recorded_by_user_id=user, idempotency_key="retry-1")
         repository.add(first)
-        with pytest.raises(ValueError, match=r"idempotency|exists|already"):
-            repository.add(make_recording(recorded_by_user_id=user, idempotency_key="retry-1"))
+        again = make_recording(recorded_by_user_id=user, idempotency_key="retry-1")
+        with pytest.raises(DuplicateRecordingError, match=r"idempotency|exists|already") as caught:
+            repository.add(again)
+        _assert_duplicate(caught.value, "idempotency_key")
+        assert repository.get(again.id) is None
         repository.add(make_recording(idempotency_key="retry-1"))
         assert repository.find_by_idempotency_key(user, "retry-1") == first
         assert repository.find_by_idempotency_key(user, "retry-2") is None
@@ -279,7 +335,7 @@ class RepositoryContract:
             barrier.wait()
             try:
                 repository.add(recording)
-            except ValueError:
+            except DuplicateRecordingError:
                 return False
             return True
 
@@ -430,3 +486,108 @@ class RepositoryContract:
         assert repository.mark_purged(scrubbed) is False
         assert repository.mark_purged(live.copy(purged_at=cutoff)) is False
         assert repository.list_purgeable(deleted_before=cutoff, limit=10) == []
+
+    # --- keyset paging --------------------------------------------------------------
+
+    def test_keyset_pages_cover_every_row_once_under_ties(
+        self, repository: RecordingRepository
+    ) -> None:
+        """Many recordings in few instants: keyset pages list each once, in ``find``'s order."""
+        pager = cast("KeysetPaging", repository)
+        user = uuid.uuid4()
+        instants = [BASE_TIME + dt.timedelta(seconds=s, microseconds=7) for s in (0, 1, 1, 3)]
+        for i in range(23):
+            repository.add(make_recording(recorded_by_user_id=user, created_at=instants[i % 4]))
+        repository.add(make_recording(created_at=instants[1]))  # another owner's
+        gone = make_recording(recorded_by_user_id=user, created_at=instants[1])
+        repository.add(gone)
+        repository.save(
+            gone.copy(is_deleted=True, deleted_at=BASE_TIME), expected_status=gone.status
+        )
+        everything = repository.find(RecordingFilter(user_id=user), limit=100, offset=0)
+        expected = [r.id for r in everything.items]
+        assert len(expected) == 23
+        for limit in (1, 5, 23, 50):
+            pages, totals = _walk(pager, RecordingFilter(user_id=user), limit=limit)
+            assert [rid for page in pages for rid in page] == expected
+            assert all(len(page) == limit for page in pages[:-1])
+            assert totals == {23}
+        first = pager.find_page(RecordingFilter(user_id=user), limit=4, after=None)
+        assert [r.id for r in first.items] == expected[:4]
+        assert first.items == everything.items[:4]  # whole recordings, every field
+        assert pager.find_page(RecordingFilter(user_id=user), limit=0, after=None).total == 23
+
+    def test_keyset_pages_honour_every_filter(self, repository: RecordingRepository) -> None:
+        """Each filter, alone and combined, pages through exactly what ``find`` lists."""
+        pager = cast("KeysetPaging", repository)
+        user = uuid.uuid4()
+        appointment, visit = uuid.uuid4(), uuid.uuid4()
+        for i in range(12):
+            repository.add(
+                make_recording(
+                    recorded_by_user_id=user,
+                    created_at=BASE_TIME + dt.timedelta(seconds=i // 3),
+                    appointment_id=appointment if i % 2 == 0 else None,
+                    visit_id=visit if i % 3 == 0 else None,
+                    status=RecordingStatus.UPLOADED if i < 5 else RecordingStatus.UPLOADING,
+                )
+            )
+        filters = [
+            RecordingFilter(user_id=user),
+            RecordingFilter(user_id=user, appointment_id=appointment),
+            RecordingFilter(user_id=user, visit_id=visit),
+            RecordingFilter(user_id=user, status=RecordingStatus.UPLOADED),
+            RecordingFilter(user_id=user, appointment_id=appointment, visit_id=visit),
+            RecordingFilter(
+                user_id=user, appointment_id=appointment, status=RecordingStatus.UPLOADED
+            ),
+            RecordingFilter(user_id=uuid.uuid4()),
+        ]
+        for recording_filter in filters:
+            listed = repository.find(recording_filter, limit=100, offset=0)
+            pages, totals = _walk(pager, recording_filter, limit=2)
+            assert [rid for page in pages for rid in page] == [r.id for r in listed.items]
+            assert totals == {listed.total}
+        sizes = [repository.find(f, limit=100, offset=0).total for f in filters]
+        assert sizes == [12, 6, 4, 5, 2, 3, 0]
+
+    def test_keyset_position_need_not_be_a_listed_row(
+        self, repository: RecordingRepository
+    ) -> None:
+        """A page after a recording deleted since, or after any instant, continues from there."""
+        pager = cast("KeysetPaging", repository)
+        user = uuid.uuid4()
+        rows = [
+            make_recording(recorded_by_user_id=user, created_at=BASE_TIME + dt.timedelta(seconds=i))
+            for i in range(6)
+        ]
+        for recording in rows:
+            repository.add(recording)
+        newest_first = sorted(rows, key=lambda r: r.created_at, reverse=True)
+        cursor = newest_first[2]
+        repository.save(
+            cursor.copy(is_deleted=True, deleted_at=BASE_TIME), expected_status=cursor.status
+        )
+        page = pager.find_page(
+            RecordingFilter(user_id=user), limit=10, after=(cursor.created_at, cursor.id)
+        )
+        assert [r.id for r in page.items] == [r.id for r in newest_first[3:]]
+        assert page.total == 5
+        india = dt.timezone(dt.timedelta(hours=5, minutes=30))
+        between = (BASE_TIME + dt.timedelta(seconds=1, milliseconds=500)).astimezone(india)
+        page = pager.find_page(
+            RecordingFilter(user_id=user), limit=10, after=(between, uuid.UUID(int=0))
+        )
+        assert [r.id for r in page.items] == [rows[1].id, rows[0].id]
+        past_the_end = (BASE_TIME - dt.timedelta(days=1), uuid.UUID(int=0))
+        page = pager.find_page(RecordingFilter(user_id=user), limit=10, after=past_the_end)
+        assert (page.items, page.total) == ([], 5)
+
+    def test_keyset_paging_refuses_bad_arguments(self, repository: RecordingRepository) -> None:
+        """A negative limit or a naive position is a programming error (ValueError)."""
+        pager = cast("KeysetPaging", repository)
+        listing = RecordingFilter(user_id=uuid.uuid4())
+        with pytest.raises(ValueError, match="negative"):
+            pager.find_page(listing, limit=-1, after=None)
+        with pytest.raises(ValueError, match="timezone-aware"):
+            pager.find_page(listing, limit=5, after=(BASE_TIME.replace(tzinfo=None), uuid.uuid4()))

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 
 from helppet_recordings.errors import RepositoryError, RepositoryUnavailableError
+from helppet_recordings.repositories._duplicates import DuplicateField, duplicate_recording
 
 __all__ = ["translate_errors"]
 
@@ -44,7 +45,8 @@ def translate_errors(operation: str) -> Iterator[None]:
     The one translation point of the repository:
 
     - a unique violation (duplicate id, storage key or idempotency key)
-      becomes ``ValueError``;
+      becomes ``DuplicateRecordingError`` (a ``ValueError``), with
+      ``details["field"]`` naming which;
     - a database that cannot be reached, a dropped connection, a lock or
       statement timeout, a serialization failure or deadlock, and a pool
       timeout become ``RepositoryUnavailableError`` (retryable, with
@@ -59,7 +61,7 @@ def translate_errors(operation: str) -> Iterator[None]:
         yield
     except sa.exc.IntegrityError as exc:
         if _sqlstate(exc) == _UNIQUE_VIOLATION or "UNIQUE constraint failed" in str(exc.orig):
-            raise ValueError(_duplicate_message(exc)) from exc
+            raise duplicate_recording(_duplicate_field(exc)) from exc
         raise RepositoryError(
             "The recordings database refused the change (integrity constraint)",
             operation=operation,
@@ -114,10 +116,18 @@ def _retry_after(exc: sa.exc.DBAPIError) -> int | None:
     return retry_after
 
 
-def _duplicate_message(exc: sa.exc.IntegrityError) -> str:
-    text = str(exc.orig)
-    if "idempotency_key" in text:
-        return "this idempotency key already exists for this user"
-    if "s3_key" in text:
-        return "a recording with this storage key already exists"
-    return "a recording with this id already exists"
+def _duplicate_field(exc: sa.exc.IntegrityError) -> DuplicateField:
+    """Say which unique value was taken, from the constraint's name or the driver's message.
+
+    PostgreSQL names the constraint (``uq_<table>_s3_key``,
+    ``uq_<table>_owner_idempotency_key``, ``<table>_pkey``); SQLite names the
+    columns (``UNIQUE constraint failed: <table>.s3_key``).
+    """
+    constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+    text = constraint if isinstance(constraint, str) else str(exc.orig).split("\n", 1)[0]
+    text = text.strip().strip('"')
+    if text.endswith("idempotency_key"):
+        return "idempotency_key"
+    if text.endswith("s3_key"):
+        return "s3_key"
+    return "id"

@@ -26,7 +26,11 @@ from helppet_recordings.repositories.sqlalchemy.mapping import (
 )
 from helppet_recordings.repositories.sqlalchemy.migrate import MIGRATION_LOCK, upgrade_to_head
 from helppet_recordings.repositories.sqlalchemy.schema import recordings
-from helppet_recordings.repositories.sqlalchemy.statements import Statements, prefix_successor
+from helppet_recordings.repositories.sqlalchemy.statements import (
+    Statements,
+    filter_params,
+    prefix_successor,
+)
 from helppet_recordings.status import RecordingStatus
 
 if TYPE_CHECKING:
@@ -153,8 +157,9 @@ class SqlAlchemyRepository:
     def add(self, recording: Recording) -> None:
         """Store a new recording in one ``INSERT``.
 
-        Raises ``ValueError`` if its id, its storage key or its owner's
-        idempotency key is already used (the database's unique constraints).
+        Raises ``DuplicateRecordingError`` (a ``ValueError``) if its id, its
+        storage key or its owner's idempotency key is already used (the
+        database's unique constraints); nothing is stored then.
         """
         row = to_row(recording)
         with self._lock, translate_errors("add"), self._engine.begin() as connection:
@@ -195,13 +200,7 @@ class SqlAlchemyRepository:
         if limit < 0 or offset < 0:
             msg = "limit and offset must not be negative"
             raise ValueError(msg)
-        params: dict[str, Any] = {"user_id": recording_filter.user_id}
-        if recording_filter.appointment_id is not None:
-            params["appointment_id"] = recording_filter.appointment_id
-        if recording_filter.visit_id is not None:
-            params["visit_id"] = recording_filter.visit_id
-        if recording_filter.status is not None:
-            params["status"] = RecordingStatus(recording_filter.status).value
+        params = filter_params(recording_filter)
         page_statement, count_statement = self._statements.finder(frozenset(params))
         with self._lock, translate_errors("find"), self._engine.connect() as connection:
             rows = connection.execute(
@@ -210,6 +209,45 @@ class SqlAlchemyRepository:
             if rows:
                 total = int(rows[0][-1])
             elif offset == 0 and limit > 0:
+                total = 0
+            else:
+                total = int(connection.execute(count_statement, params).scalar_one())
+        return RecordingPage(items=[to_recording(row[:-1]) for row in rows], total=total)
+
+    def find_page(
+        self,
+        recording_filter: RecordingFilter,
+        *,
+        limit: int,
+        after: tuple[dt.datetime, uuid.UUID] | None = None,
+    ) -> RecordingPage:
+        """Return up to ``limit`` live recordings matching the filter after ``after``, newest first.
+
+        Keyset paging: ``after`` is the ``(created_at, id)`` of the last
+        recording of the previous page (None for the first page), and only
+        recordings strictly after it in ``created_at DESC, id DESC`` order
+        come back. The position need not be a stored recording (one deleted
+        since is fine). The page is read by seeking in the owner index, so
+        its cost does not grow with its depth. ``total`` counts every
+        recording matching the filter, as in :meth:`find`.
+        """
+        if limit < 0:
+            msg = "limit must not be negative"
+            raise ValueError(msg)
+        params = filter_params(recording_filter)
+        page_statement, count_statement = self._statements.keyset_finder(
+            frozenset(params), after=after is not None
+        )
+        query: dict[str, Any] = {**params, "limit": limit}
+        if after is not None:
+            created_at, recording_id = after
+            query["after_created_at"] = to_db_time(created_at)
+            query["after_id"] = recording_id
+        with self._lock, translate_errors("find_page"), self._engine.connect() as connection:
+            rows = connection.execute(page_statement, query).all()
+            if rows:
+                total = int(rows[0][-1])
+            elif after is None and limit > 0:
                 total = 0
             else:
                 total = int(connection.execute(count_statement, params).scalar_one())

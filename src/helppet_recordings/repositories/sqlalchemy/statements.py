@@ -6,6 +6,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
+from helppet_recordings.models import RecordingFilter
 from helppet_recordings.repositories.sqlalchemy.mapping import FIELDS, check_columns
 from helppet_recordings.repositories.sqlalchemy.schema import (
     LIVE_PREDICATE,
@@ -13,8 +14,9 @@ from helppet_recordings.repositories.sqlalchemy.schema import (
     STALE_UPLOAD_PREDICATE,
     WORK_QUEUE_PREDICATE,
 )
+from helppet_recordings.status import RecordingStatus
 
-__all__ = ["Statements", "prefix_successor"]
+__all__ = ["Statements", "filter_params", "prefix_successor"]
 
 _FILTER_COLUMNS: Final = {
     "user_id": "recorded_by_user_id",
@@ -110,6 +112,9 @@ class Statements:
         )
         self._by_key: dict[tuple[bool, bool], sa.Select[Any]] = {}
         self._finders: dict[frozenset[str], tuple[sa.Select[Any], sa.Select[Any]]] = {}
+        self._keyset_finders: dict[
+            tuple[frozenset[str], bool], tuple[sa.Select[Any], sa.Select[Any]]
+        ] = {}
 
     @staticmethod
     def _set(
@@ -139,26 +144,79 @@ class Statements:
         return statement
 
     def finder(self, filters: frozenset[str]) -> tuple[sa.Select[Any], sa.Select[Any]]:
-        """Return the page and count statements for a listing by these filter columns."""
+        """Return the page and count statements for an OFFSET listing by these filter columns."""
         statements = self._finders.get(filters)
         if statements is None:
-            table = self.table
-            conditions: list[sa.ColumnElement[bool] | sa.TextClause] = [self.live]
-            conditions.extend(
-                table.c[_FILTER_COLUMNS[name]] == sa.bindparam(name) for name in sorted(filters)
-            )
-            count: sa.Select[Any] = sa.select(sa.func.count()).select_from(table).where(*conditions)
-            # The page carries the total (an uncorrelated subquery, run once), so a
-            # listing is one round trip; the count alone is for pages past the end.
-            page: sa.Select[Any] = (
-                sa.select(*self.columns, count.correlate(None).scalar_subquery().label("total"))
-                .where(*conditions)
-                .order_by(table.c.created_at.desc(), table.c.id.desc())
-                .limit(sa.bindparam("limit", type_=sa.Integer()))
-                .offset(sa.bindparam("offset", type_=sa.Integer()))
-            )
-            statements = self._finders[filters] = (page, count)
+            page = self._page(filters).offset(sa.bindparam("offset", type_=sa.Integer()))
+            statements = self._finders[filters] = (page, self._count(filters))
         return statements
+
+    def keyset_finder(
+        self, filters: frozenset[str], *, after: bool
+    ) -> tuple[sa.Select[Any], sa.Select[Any]]:
+        """Return the page and count statements for a keyset listing by these filter columns.
+
+        With ``after``, the page holds only rows strictly after the position
+        ``(:after_created_at, :after_id)`` in newest-first order: a row-value
+        comparison that both databases evaluate inside the owner index, so a
+        page deep in a listing costs what the first one does.
+        """
+        key = (filters, after)
+        statements = self._keyset_finders.get(key)
+        if statements is None:
+            page = self._page(filters)
+            if after:
+                created_at, recording_id = self.table.c.created_at, self.table.c.id
+                position = sa.tuple_(
+                    sa.bindparam("after_created_at", type_=created_at.type),
+                    sa.bindparam("after_id", type_=recording_id.type),
+                )
+                page = page.where(sa.tuple_(created_at, recording_id) < position)
+            statements = self._keyset_finders[key] = (page, self._count(filters))
+        return statements
+
+    def _conditions(self, filters: frozenset[str]) -> list[sa.ColumnElement[bool] | sa.TextClause]:
+        """Return a listing's WHERE clause: live rows, each filter column equal to its parameter."""
+        conditions: list[sa.ColumnElement[bool] | sa.TextClause] = [self.live]
+        conditions.extend(
+            self.table.c[_FILTER_COLUMNS[name]] == sa.bindparam(name) for name in sorted(filters)
+        )
+        return conditions
+
+    def _count(self, filters: frozenset[str]) -> sa.Select[Any]:
+        """``SELECT count(*)`` of a listing by these filter columns."""
+        return sa.select(sa.func.count()).select_from(self.table).where(*self._conditions(filters))
+
+    def _page(self, filters: frozenset[str]) -> sa.Select[Any]:
+        """One page of a listing, newest first, carrying the listing's total in each row.
+
+        The total is an uncorrelated subquery (run once), so a listing is one
+        round trip; the count alone is for pages that come back empty.
+        """
+        table = self.table
+        total = self._count(filters).correlate(None).scalar_subquery().label("total")
+        return (
+            sa.select(*self.columns, total)
+            .where(*self._conditions(filters))
+            .order_by(table.c.created_at.desc(), table.c.id.desc())
+            .limit(sa.bindparam("limit", type_=sa.Integer()))
+        )
+
+
+def filter_params(recording_filter: RecordingFilter) -> dict[str, Any]:
+    """Return a listing's filter as bound parameters: the owner, and each narrowing that is set.
+
+    Their names are the filters that :meth:`Statements.finder` and
+    :meth:`Statements.keyset_finder` take.
+    """
+    params: dict[str, Any] = {"user_id": recording_filter.user_id}
+    if recording_filter.appointment_id is not None:
+        params["appointment_id"] = recording_filter.appointment_id
+    if recording_filter.visit_id is not None:
+        params["visit_id"] = recording_filter.visit_id
+    if recording_filter.status is not None:
+        params["status"] = RecordingStatus(recording_filter.status).value
+    return params
 
 
 def prefix_successor(prefix: str) -> str | None:
