@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 
 from helppet_recordings.models import UploadTicket
 from helppet_recordings.ports import RecordingStorage
-from helppet_recordings.storage.local import LocalStorage, check_key
-from helppet_recordings.storage.local_receiver import (
+from helppet_recordings.storage.local import (
     LocalResponse,
+    LocalStorage,
     LocalUploadReceiver,
+    check_key,
     serve_download,
 )
 from helppet_recordings.testing.storage_contract import AUDIO, HttpStorageContract, PutObject
