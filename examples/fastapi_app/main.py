@@ -36,9 +36,9 @@ from helppet_recordings import (
     RecordingService,
     RecordingStatus,
 )
-from helppet_recordings.storage.local import LocalStorage
-from helppet_recordings.storage.local_receiver import (
+from helppet_recordings.storage.local import (
     LocalResponse,
+    LocalStorage,
     LocalUploadReceiver,
     serve_download,
 )

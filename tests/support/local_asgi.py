@@ -11,9 +11,9 @@ import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from helppet_recordings.storage.local import LocalStorage
-from helppet_recordings.storage.local_receiver import (
+from helppet_recordings.storage.local import (
     LocalResponse,
+    LocalStorage,
     LocalUploadReceiver,
     serve_download,
 )

@@ -1,0 +1,89 @@
+"""LocalStorage: recordings on the local filesystem, reached through S3-like signed tickets.
+
+A ticket looks like an S3 presigned POST: ``upload_url`` plus ``upload_fields``
+(``key``, ``Content-Type``, ``policy``, ``signature``), signed with the
+storage's secret; download URLs are signed the same way. An HTTP adapter
+serves two routes and hands them to this package, whatever the framework:
+
+- ``POST {base_url}/upload``: :class:`LocalUploadReceiver` parses the body as
+  it streams in, checks the fields against the signed policy before a byte of
+  the file is written, and commits the file atomically.
+- ``GET`` or ``HEAD {base_url}/download/{key}``: :func:`serve_download`.
+
+Both return a :class:`LocalResponse`. Everything here needs only the standard
+library except :class:`LocalUploadReceiver`, which needs ``python-multipart``
+(the ``local`` extra) and is imported on first use.
+
+On disk, under ``root``::
+
+    objects/<key>          the object's bytes, exactly as uploaded
+    meta/<key>.json        its sidecar: content type, size, MD5 (the ETag), SHA-256, ...
+    .incoming/             uploads in progress; each is moved into place atomically
+
+The modules, one concern each: :mod:`.signing` (policies, download grants),
+:mod:`.keys` (safe keys and their paths), :mod:`.objects` (object files and
+sidecars), :mod:`.staging` (uploads in progress, digests), :mod:`.storage`
+(the :class:`LocalStorage` class), :mod:`.form` and :mod:`.receiver` (the
+streaming multipart receiver), :mod:`.download` (serving downloads),
+:mod:`.responses` and :mod:`.refusal` (what the routes answer).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from helppet_recordings.storage.local.download import DOWNLOAD_CHUNK_SIZE, serve_download
+from helppet_recordings.storage.local.keys import MAX_KEY_BYTES, MAX_SEGMENT_BYTES, check_key
+from helppet_recordings.storage.local.limits import DEFAULT_BATCH_SIZE, MAX_PRE_DATA_BYTES
+from helppet_recordings.storage.local.refusal import LocalStorageRefusal
+from helppet_recordings.storage.local.responses import FileChunks, LocalResponse
+from helppet_recordings.storage.local.signing import MIN_SECRET_LENGTH, DownloadGrant, UploadPolicy
+from helppet_recordings.storage.local.staging import (
+    PARALLEL_DIGEST_BYTES,
+    STALE_STAGING_SECONDS,
+    StagedUpload,
+)
+from helppet_recordings.storage.local.storage import DEFAULT_BASE_URL, LocalStorage
+
+if TYPE_CHECKING:
+    from helppet_recordings.storage.local.receiver import LocalUploadReceiver
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_BATCH_SIZE",
+    "DOWNLOAD_CHUNK_SIZE",
+    "MAX_KEY_BYTES",
+    "MAX_PRE_DATA_BYTES",
+    "MAX_SEGMENT_BYTES",
+    "MIN_SECRET_LENGTH",
+    "PARALLEL_DIGEST_BYTES",
+    "STALE_STAGING_SECONDS",
+    "DownloadGrant",
+    "FileChunks",
+    "LocalResponse",
+    "LocalStorage",
+    "LocalStorageRefusal",
+    "LocalUploadReceiver",
+    "StagedUpload",
+    "UploadPolicy",
+    "check_key",
+    "serve_download",
+]
+
+_LAZY = {"LocalUploadReceiver": "helppet_recordings.storage.local.receiver"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the upload receiver on first use (it needs python-multipart)."""
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

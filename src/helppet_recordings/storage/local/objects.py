@@ -1,0 +1,189 @@
+"""Objects on disk: each one a data file and a JSON sidecar that must describe it exactly.
+
+``objects/<key>`` holds the bytes as uploaded; ``meta/<key>.json`` the content
+type, size, MD5 (the ETag), SHA-256 and when it was stored, together with the
+data file's inode, device, size and modification time. An object exists only
+while its sidecar describes exactly the file on disk: a crash or a reader
+between the two moves of a commit sees "no object", never wrong metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, Final
+
+from helppet_recordings.models import StoredObject
+from helppet_recordings.storage.local.files import (
+    create_exclusive,
+    fsync_directory,
+    open_regular,
+    prune,
+    replace_into,
+)
+from helppet_recordings.storage.local.keys import META_SUFFIX, Layout, check_key, contained
+
+__all__ = ["STAGING_SUFFIX", "ObjectStore"]
+
+STAGING_SUFFIX: Final = ".part"
+"""The name ending of every temporary file in the staging directory."""
+
+_READ_ATTEMPTS: Final = 5
+_READ_RETRY_SECONDS: Final = 0.01
+
+
+class ObjectStore:
+    """Reads, lists, commits and deletes the objects of one :class:`Layout`.
+
+    With ``fsync`` a commit flushes the sidecar and the directories it
+    changed to disk.
+    """
+
+    def __init__(self, layout: Layout, *, fsync: bool) -> None:
+        self.layout = layout
+        self.fsync = fsync
+
+    def head(self, key: str) -> StoredObject | None:
+        """Return what is known of the complete object at ``key``, or None."""
+        try:
+            data_path, meta_path = self.layout.paths(key)
+        except ValueError:
+            return None
+        for _ in range(_READ_ATTEMPTS):
+            try:
+                status = data_path.lstat()
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            if not stat.S_ISREG(status.st_mode):
+                return None
+            info = _object_info(key, status, meta_path)
+            if info is not None:
+                return info
+            # A commit or delete is between its two steps (or crashed there): look again.
+            time.sleep(_READ_RETRY_SECONDS)
+        return None
+
+    def open(self, key: str) -> tuple[IO[bytes], StoredObject] | None:
+        """Open a complete object for reading: its open file and what is known of it."""
+        try:
+            data_path, meta_path = self.layout.paths(key)
+        except ValueError:
+            return None
+        for _ in range(_READ_ATTEMPTS):
+            try:
+                handle = open_regular(data_path)
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                return None
+            try:
+                info = _object_info(key, os.fstat(handle.fileno()), meta_path)
+            except BaseException:
+                handle.close()
+                raise
+            if info is not None:
+                return handle, info
+            handle.close()
+            time.sleep(_READ_RETRY_SECONDS)
+        return None
+
+    def delete(self, key: str) -> None:
+        """Remove the object and its sidecar, and prune emptied directories."""
+        try:
+            data_path, meta_path = self.layout.paths(key)
+        except ValueError:
+            return
+        for path in (meta_path, data_path):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                path.unlink()
+        prune(data_path.parent, self.layout.objects)
+        prune(meta_path.parent, self.layout.meta)
+
+    def iter(self, prefix: str) -> Iterator[StoredObject]:
+        """Yield every complete object whose key starts with ``prefix``, in code point order."""
+        objects = self.layout.objects
+        directory, _, _ = prefix.rpartition("/")
+        start, start_key = objects, ""
+        if directory:
+            try:
+                start = objects.joinpath(*check_key(directory))
+            except ValueError:
+                return
+            start_key = directory + "/"
+        if contained(start, objects):
+            yield from self._walk(start, start_key, prefix)
+
+    def commit(
+        self, temp_path: Path, data_path: Path, meta_path: Path, meta: dict[str, Any]
+    ) -> None:
+        """Move a complete, flushed upload into place: the data first, then its sidecar."""
+        staging = self.layout.staging
+        meta_temp = staging / f"{secrets.token_hex(16)}{META_SUFFIX}{STAGING_SUFFIX}"
+        try:
+            with create_exclusive(meta_temp) as handle:
+                handle.write(json.dumps(meta, sort_keys=True).encode("utf-8"))
+                handle.flush()
+                if self.fsync:
+                    os.fsync(handle.fileno())
+            replace_into(temp_path, data_path)
+            replace_into(meta_temp, meta_path)
+        finally:
+            meta_temp.unlink(missing_ok=True)
+        if self.fsync:
+            fsync_directory(data_path.parent)
+            fsync_directory(meta_path.parent)
+
+    def _walk(self, directory: Path, key_prefix: str, prefix: str) -> Iterator[StoredObject]:
+        """Yield the objects under ``directory`` (whose keys start ``key_prefix``) in key order.
+
+        A directory sorts as its name plus ``/``: every key inside it starts
+        that way, so the walk visits keys in exactly string order.
+        """
+        try:
+            with os.scandir(directory) as scan:
+                entries = [
+                    (entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name, entry)
+                    for entry in scan
+                    if not entry.name.startswith(".")
+                ]
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for name, entry in sorted(entries, key=lambda item: item[0]):
+            key = key_prefix + name
+            if name.endswith("/"):
+                if key.startswith(prefix) or prefix.startswith(key):
+                    yield from self._walk(Path(entry.path), key, prefix)
+            elif key.startswith(prefix) and entry.is_file(follow_symlinks=False):
+                found = self.head(key)
+                if found is not None:
+                    yield found
+
+
+def _object_info(key: str, status: os.stat_result, meta_path: Path) -> StoredObject | None:
+    """Read the sidecar; None unless it describes exactly the file ``status`` describes."""
+    try:
+        meta = json.loads(meta_path.read_bytes())
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError):
+        return None
+    if not isinstance(meta, dict) or (
+        meta.get("inode"),
+        meta.get("device"),
+        meta.get("size"),
+        meta.get("mtime_ns"),
+    ) != (status.st_ino, status.st_dev, status.st_size, status.st_mtime_ns):
+        return None
+    stored_at = meta.get("stored_at")
+    return StoredObject(
+        key=key,
+        size=status.st_size,
+        content_type=meta.get("content_type"),
+        etag=meta.get("md5"),
+        sha256=meta.get("sha256"),
+        server_side_encryption=None,
+        last_modified=dt.datetime.fromisoformat(stored_at) if isinstance(stored_at, str) else None,
+    )

@@ -1,0 +1,62 @@
+"""LocalStorageRefusal: a request LocalStorage refuses, as the S3 error it answers with.
+
+The named refusals below are the ones more than one module raises; each
+carries S3's status, code and message for the same situation.
+"""
+
+from __future__ import annotations
+
+import json
+
+__all__ = [
+    "LocalStorageRefusal",
+    "condition_failed",
+    "incomplete_body",
+    "internal_error",
+    "malformed",
+]
+
+
+class LocalStorageRefusal(Exception):  # noqa: N818 - it is an answer, not a failure of ours
+    """A request LocalStorage refuses, with the S3 error an HTTP adapter answers with.
+
+    ``status`` is the HTTP status, ``code`` the S3 error code (``AccessDenied``,
+    ``SignatureDoesNotMatch``, ``EntityTooLarge``, ...), ``extra`` further
+    elements of the S3 error document.
+    """
+
+    def __init__(self, status: int, code: str, message: str, **extra: str) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+        super().__init__(f"{status} {code}: {message}")
+
+
+def condition_failed(field: str, expected: object) -> LocalStorageRefusal:
+    """403 ``AccessDenied``: the upload's ``field`` is not the ``expected`` the policy signed."""
+    condition = json.dumps(["eq", f"${field}", expected])
+    return LocalStorageRefusal(
+        403, "AccessDenied", f"Invalid according to Policy: Policy Condition failed: {condition}"
+    )
+
+
+def malformed() -> LocalStorageRefusal:
+    """400 ``MalformedPOSTRequest``: the body is not well-formed multipart/form-data."""
+    return LocalStorageRefusal(
+        400,
+        "MalformedPOSTRequest",
+        "The body of your POST request is not well-formed multipart/form-data.",
+    )
+
+
+def incomplete_body() -> LocalStorageRefusal:
+    """400 ``IncompleteBody``: the body ended (or the client left) inside the file."""
+    return LocalStorageRefusal(
+        400, "IncompleteBody", "The request body terminated before the file was complete."
+    )
+
+
+def internal_error() -> LocalStorageRefusal:
+    """500 ``InternalError``: the disk failed us (full, permissions); nothing was stored."""
+    return LocalStorageRefusal(500, "InternalError", "We encountered an internal error.")

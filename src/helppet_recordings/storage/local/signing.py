@@ -1,0 +1,293 @@
+"""HMAC-signed upload policies and download grants, and their verification.
+
+An upload ticket looks like an S3 presigned POST: ``key``, ``Content-Type``,
+``policy`` and ``signature`` fields. The policy is base64url JSON naming the
+bucket, the exact key, the exact content type, the size range 1..max and the
+expiry; the signature is HMAC-SHA256 of the policy under the storage's
+secret. A download URL's query carries an expiry, the response content type
+and filename, and an HMAC over all of them, the bucket and the key. Each
+kind of signature has its own context prefix, so one can never pass as the
+other. Nothing is trusted that the secret did not sign.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import json
+import math
+import urllib.parse
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
+
+import attrs
+
+from helppet_recordings.storage._http import content_disposition
+from helppet_recordings.storage.local.refusal import LocalStorageRefusal, condition_failed
+
+__all__ = [
+    "MIN_SECRET_LENGTH",
+    "DownloadGrant",
+    "Signer",
+    "UploadPolicy",
+    "check_header_text",
+    "check_positive",
+    "check_secret",
+]
+
+MIN_SECRET_LENGTH: Final = 16
+"""Shortest accepted signing secret, in characters (str) or bytes (bytes)."""
+
+_POLICY_VERSION: Final = 1
+_UPLOAD_CONTEXT: Final = b"helppet-local-upload-v1\n"
+_DOWNLOAD_CONTEXT: Final = b"helppet-local-download-v1\n"
+_ALLOWED_FIELDS: Final = frozenset({"key", "content-type", "policy", "signature"})
+_IGNORED_FIELD_PREFIX: Final = "x-ignore-"
+
+
+@attrs.frozen(kw_only=True)
+class UploadPolicy:
+    """What a verified upload ticket allows: one object at ``key`` of ``content_type``."""
+
+    bucket: str
+    key: str
+    content_type: str
+    min_size: int
+    max_size: int
+    expires_at: int
+    """Unix time after which the ticket is refused."""
+
+
+@attrs.frozen(kw_only=True)
+class DownloadGrant:
+    """A verified download URL: which object, and how to present it."""
+
+    key: str
+    content_type: str
+    filename: str
+    expires_at: int
+
+    @property
+    def content_disposition(self) -> str:
+        """The ``attachment`` Content-Disposition naming ``filename``."""
+        return content_disposition(self.filename)
+
+
+class Signer:
+    """Signs and verifies the tickets and download URLs of one bucket under one secret.
+
+    ``clock`` returns Unix time; expiries are whole seconds.
+    """
+
+    def __init__(self, secret: bytes, bucket: str, clock: Callable[[], float]) -> None:
+        self._secret = secret
+        self._bucket = bucket
+        self._clock = clock
+
+    def upload_fields(
+        self, *, key: str, content_type: str, max_size: int, expires_in: int
+    ) -> dict[str, str]:
+        """Return the form fields of a POST upload of 1 to ``max_size`` bytes at ``key``."""
+        expires_at = math.floor(self._clock()) + expires_in
+        document = {
+            "v": _POLICY_VERSION,
+            "bucket": self._bucket,
+            "key": key,
+            "content_type": content_type,
+            "min": 1,
+            "max": max_size,
+            "exp": expires_at,
+            "expiration": dt.datetime.fromtimestamp(expires_at, dt.UTC).isoformat(),
+        }
+        policy = _b64encode(json.dumps(document, separators=(",", ":"), sort_keys=True))
+        return {
+            "key": key,
+            "Content-Type": content_type,
+            "policy": policy,
+            "signature": self._sign(_UPLOAD_CONTEXT + policy.encode("ascii")),
+        }
+
+    def verify_upload(self, fields: Mapping[str, str]) -> UploadPolicy:
+        """Check an upload's form fields (lower-case names) against its signed policy.
+
+        Raises :class:`LocalStorageRefusal` as
+        :meth:`~helppet_recordings.storage.local.LocalStorage.verify_upload`
+        documents; whether the key maps to a safe path is the caller's check.
+        """
+        for name in ("key", "policy", "signature"):
+            if name not in fields:
+                raise LocalStorageRefusal(
+                    400,
+                    "InvalidArgument",
+                    f"Bucket POST must contain a field named '{name}'. "
+                    "If it is specified, please check the order of the fields.",
+                    ArgumentName=name,
+                )
+        policy_text, signature = fields["policy"], fields["signature"]
+        if not _signature_matches(
+            signature, self._sign(_UPLOAD_CONTEXT + policy_text.encode("utf-8"))
+        ):
+            raise LocalStorageRefusal(
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.",
+            )
+        policy = _parse_policy(policy_text)
+        if policy.bucket != self._bucket:
+            raise condition_failed("bucket", policy.bucket)
+        if math.floor(self._clock()) > policy.expires_at:
+            raise LocalStorageRefusal(
+                403, "AccessDenied", "Invalid according to Policy: Policy expired."
+            )
+        if fields["key"] != policy.key:
+            raise condition_failed("key", policy.key)
+        if fields.get("content-type") != policy.content_type:
+            raise condition_failed("Content-Type", policy.content_type)
+        extra = sorted(
+            name
+            for name in fields
+            if name not in _ALLOWED_FIELDS and not name.startswith(_IGNORED_FIELD_PREFIX)
+        )
+        if extra:
+            raise LocalStorageRefusal(
+                403,
+                "AccessDenied",
+                f"Invalid according to Policy: Extra input fields: {', '.join(extra)}",
+            )
+        return policy
+
+    def download_query(self, *, key: str, expires_in: int, content_type: str, filename: str) -> str:
+        """Return the query of a download URL for ``key``: ``expires``, ``ct``, ``fn``, ``sig``."""
+        expires_at = math.floor(self._clock()) + expires_in
+        return urllib.parse.urlencode(
+            {
+                "expires": str(expires_at),
+                "ct": content_type,
+                "fn": filename,
+                "sig": self._download_signature(key, expires_at, content_type, filename),
+            },
+            quote_via=urllib.parse.quote,
+        )
+
+    def verify_download(self, key: str, query: Mapping[str, str]) -> DownloadGrant:
+        """Check a download URL's query for ``key``; raise :class:`LocalStorageRefusal` 403."""
+        missing = [name for name in ("expires", "ct", "fn", "sig") if not query.get(name)]
+        if missing:
+            raise LocalStorageRefusal(
+                403,
+                "AccessDenied",
+                "Query-string authentication requires the expires, ct, fn and sig parameters",
+            )
+        expires, content_type = query["expires"], query["ct"]
+        filename, signature = query["fn"], query["sig"]
+        if not expires.isascii() or not expires.isdigit() or len(expires) > 12:
+            raise LocalStorageRefusal(403, "AccessDenied", "Invalid expires parameter")
+        expires_at = int(expires)
+        expected = self._download_signature(key, expires_at, content_type, filename)
+        if not _signature_matches(signature, expected):
+            raise LocalStorageRefusal(
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.",
+            )
+        if math.floor(self._clock()) > expires_at:
+            raise LocalStorageRefusal(403, "AccessDenied", "Request has expired")
+        return DownloadGrant(
+            key=key, content_type=content_type, filename=filename, expires_at=expires_at
+        )
+
+    def _sign(self, message: bytes) -> str:
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def _download_signature(
+        self, key: str, expires_at: int, content_type: str, filename: str
+    ) -> str:
+        canonical = json.dumps(
+            [self._bucket, key, expires_at, content_type, filename], separators=(",", ":")
+        )
+        return self._sign(_DOWNLOAD_CONTEXT + canonical.encode("ascii"))
+
+
+# ---------------------------------------------------------------- argument checks
+
+
+def check_secret(secret: object) -> bytes:
+    """Return the secret as bytes; raise ``ValueError`` unless it is long enough."""
+    if isinstance(secret, str):
+        value = secret.encode("utf-8")
+        long_enough = len(secret) >= MIN_SECRET_LENGTH
+    elif isinstance(secret, bytes):
+        value = secret
+        long_enough = len(secret) >= MIN_SECRET_LENGTH
+    else:
+        msg = "secret must be a str or bytes of at least 16 characters"
+        raise ValueError(msg)
+    if not long_enough:
+        msg = f"secret must be at least {MIN_SECRET_LENGTH} characters long"
+        raise ValueError(msg)
+    return value
+
+
+def check_positive(value: object, name: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is an int of at least 1 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        msg = f"{name} must be a positive integer"
+        raise ValueError(msg)
+
+
+def check_header_text(value: object, name: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is 1 to 255 printable ASCII characters."""
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > 255
+        or not all(" " <= ch <= "~" for ch in value)
+    ):
+        msg = f"{name} must be 1 to 255 printable ASCII characters"
+        raise ValueError(msg)
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def _b64encode(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def _signature_matches(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("ascii"))
+
+
+def _parse_policy(text: str) -> UploadPolicy:
+    """Decode a policy the secret signed (so malformed means a bug or a leaked secret)."""
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        document = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        if not isinstance(document, dict) or document.get("v") != _POLICY_VERSION:
+            raise TypeError
+        policy = UploadPolicy(
+            bucket=_typed(document, "bucket", str),
+            key=_typed(document, "key", str),
+            content_type=_typed(document, "content_type", str),
+            min_size=_typed(document, "min", int),
+            max_size=_typed(document, "max", int),
+            expires_at=_typed(document, "exp", int),
+        )
+    except (ValueError, TypeError, UnicodeError, binascii.Error):
+        raise LocalStorageRefusal(
+            400, "InvalidPolicyDocument", "Invalid Policy: Invalid JSON."
+        ) from None
+    return policy
+
+
+_T = TypeVar("_T")
+
+
+def _typed(document: dict[str, Any], name: str, kind: type[_T]) -> _T:
+    value = document.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(name)
+    return value

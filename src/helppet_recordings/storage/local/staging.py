@@ -1,0 +1,222 @@
+"""Uploads being received: a temporary file per upload, its size and its digests.
+
+Every upload streams into its own file in ``root/.incoming/`` (on the same
+filesystem as the objects, so the commit is a rename) while its MD5 (the
+ETag) and SHA-256 are computed, in worker threads and in parallel with the
+disk write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import hashlib
+import os
+import secrets
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Final, Self
+
+from helppet_recordings.models import StoredObject
+from helppet_recordings.storage.local.files import create_exclusive
+from helppet_recordings.storage.local.keys import Layout
+from helppet_recordings.storage.local.objects import STAGING_SUFFIX, ObjectStore
+from helppet_recordings.storage.local.refusal import LocalStorageRefusal
+from helppet_recordings.storage.local.signing import UploadPolicy
+
+__all__ = [
+    "PARALLEL_DIGEST_BYTES",
+    "STALE_STAGING_SECONDS",
+    "StagedUpload",
+    "purge_stale_staging",
+]
+
+STALE_STAGING_SECONDS: Final = 24 * 60 * 60
+"""Staged uploads older than this are debris of a crashed process and are removed."""
+
+PARALLEL_DIGEST_BYTES: Final = 128 * 1024
+"""Pieces at least this long are hashed in worker threads, in parallel with the disk write."""
+
+
+class StagedUpload:
+    """One upload being received: a temporary file, its size and its digests.
+
+    Write the body with :meth:`write`, then :meth:`commit` (which checks the
+    policy's minimum size and moves the file into place atomically) or
+    :meth:`discard`. Closing without committing discards. Not thread-safe:
+    one upload is written by one thread at a time.
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: UploadPolicy,
+        staging_dir: Path,
+        data_path: Path,
+        meta_path: Path,
+        store: ObjectStore,
+    ) -> None:
+        self.policy = policy
+        self.data_path = data_path
+        self.meta_path = meta_path
+        self.size = 0
+        self._store = store
+        self._digests = _Digests()
+        self._path: Path | None = staging_dir / f"{secrets.token_hex(16)}{STAGING_SUFFIX}"
+        self._file: IO[bytes] | None = create_exclusive(self._path)
+
+    @property
+    def temp_path(self) -> Path | None:
+        """The temporary file while the upload is open, else None."""
+        return self._path
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append body bytes; raise ``EntityTooLarge`` once the policy's maximum is passed.
+
+        ``data`` must not change until the next call (it may still be being hashed).
+        """
+        if self._file is None:
+            msg = "the upload is closed"
+            raise RuntimeError(msg)
+        size = self.size + len(data)
+        if size > self.policy.max_size:
+            raise LocalStorageRefusal(
+                400,
+                "EntityTooLarge",
+                "Your proposed upload exceeds the maximum allowed size",
+                MaxSizeAllowed=str(self.policy.max_size),
+            )
+        self._digests.update(data)  # hashed in worker threads while this thread writes
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            if not written:
+                raise OSError(errno.EIO, "short write to the staged upload")
+            view = view[written:]
+        self.size = size
+
+    def commit(self) -> StoredObject:
+        """Flush the file and move it into place with its sidecar; return the stored object.
+
+        Raises ``EntityTooSmall`` (and discards) below the policy's minimum size.
+        """
+        if self._file is None or self._path is None:
+            msg = "the upload is closed"
+            raise RuntimeError(msg)
+        if self.size < self.policy.min_size:
+            self.discard()
+            raise LocalStorageRefusal(
+                400,
+                "EntityTooSmall",
+                "Your proposed upload is smaller than the minimum allowed size",
+                MinSizeAllowed=str(self.policy.min_size),
+            )
+        handle, path = self._file, self._path
+        try:
+            handle.flush()
+            if self._store.fsync:
+                os.fsync(handle.fileno())
+            status = os.fstat(handle.fileno())
+            handle.close()
+            stored_at = dt.datetime.now(dt.UTC)
+            md5, sha256 = self._digests.hexdigests()
+            meta = {
+                "key": self.policy.key,
+                "content_type": self.policy.content_type,
+                "size": self.size,
+                "md5": md5,
+                "sha256": sha256,
+                "stored_at": stored_at.isoformat(),
+                "inode": status.st_ino,
+                "device": status.st_dev,
+                "mtime_ns": status.st_mtime_ns,
+            }
+            self._store.commit(path, self.data_path, self.meta_path, meta)
+        finally:
+            self.discard()
+        return StoredObject(
+            key=self.policy.key,
+            size=self.size,
+            content_type=self.policy.content_type,
+            etag=md5,
+            sha256=sha256,
+            server_side_encryption=None,
+            last_modified=stored_at,
+        )
+
+    def discard(self) -> None:
+        """Close and delete the temporary file (if it is still there); safe to repeat."""
+        handle, self._file = self._file, None
+        path, self._path = self._path, None
+        self._digests.wait()
+        if handle is not None:
+            handle.close()
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.discard()
+
+
+def purge_stale_staging(layout: Layout) -> None:
+    """Remove temporary files older than :data:`STALE_STAGING_SECONDS` (a crash's debris)."""
+    cutoff = time.time() - STALE_STAGING_SECONDS
+    for entry in layout.staging.iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.endswith(STAGING_SUFFIX) and entry.lstat().st_mtime < cutoff:
+                entry.unlink()
+
+
+class _Digests:
+    """MD5 (the ETag) and SHA-256 of a stream, in order.
+
+    Pieces of ``PARALLEL_DIGEST_BYTES`` or more are hashed in a shared pool of
+    worker threads (hashlib releases the GIL), both digests at once and while
+    the caller writes the same piece to disk; each piece waits for the
+    previous one, so the digests see the bytes in order.
+    """
+
+    def __init__(self) -> None:
+        self._md5 = hashlib.md5()  # noqa: S324 - the S3 ETag is MD5 by definition
+        self._sha256 = hashlib.sha256()
+        self._pending: tuple[Future[None], Future[None]] | None = None
+
+    def update(self, data: bytes | memoryview) -> None:
+        self.wait()
+        if len(data) >= PARALLEL_DIGEST_BYTES:
+            pool = _digest_pool()
+            self._pending = (
+                pool.submit(self._md5.update, data),
+                pool.submit(self._sha256.update, data),
+            )
+        else:
+            self._md5.update(data)
+            self._sha256.update(data)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            for future in pending:
+                future.result()
+
+    def hexdigests(self) -> tuple[str, str]:
+        self.wait()
+        return self._md5.hexdigest(), self._sha256.hexdigest()
+
+
+_pool_lock = threading.Lock()
+_pool: list[ThreadPoolExecutor] = []
+
+
+def _digest_pool() -> ThreadPoolExecutor:
+    with _pool_lock:
+        if not _pool:
+            workers = max(2, min(8, os.cpu_count() or 2))
+            _pool.append(ThreadPoolExecutor(workers, thread_name_prefix="helppet-digest"))
+        return _pool[0]

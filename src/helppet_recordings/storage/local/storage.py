@@ -1,0 +1,206 @@
+"""LocalStorage: the storage port on a local filesystem, with S3-like signed tickets."""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Final
+
+from helppet_recordings.models import StoredObject, UploadTicket
+from helppet_recordings.storage.local.keys import Layout, check_key
+from helppet_recordings.storage.local.objects import ObjectStore
+from helppet_recordings.storage.local.refusal import condition_failed
+from helppet_recordings.storage.local.signing import (
+    DownloadGrant,
+    Signer,
+    UploadPolicy,
+    check_header_text,
+    check_positive,
+    check_secret,
+)
+from helppet_recordings.storage.local.staging import StagedUpload, purge_stale_staging
+
+__all__ = ["DEFAULT_BASE_URL", "LocalStorage"]
+
+DEFAULT_BASE_URL: Final = "http://127.0.0.1:8000/local-storage"
+"""Where the example app serves LocalStorage's upload and download routes."""
+
+
+class LocalStorage:
+    """Recordings as files under ``root``, uploaded and downloaded through signed URLs.
+
+    ``base_url`` is where an HTTP adapter routes ``POST {base_url}/upload``
+    (to :class:`~helppet_recordings.storage.local.LocalUploadReceiver`) and
+    ``GET {base_url}/download/{key}`` (to
+    :func:`~helppet_recordings.storage.local.serve_download`). ``secret`` (at
+    least 16 characters; keep it out of source control) signs tickets and
+    download URLs: every process serving the same ``root`` must share it.
+    ``bucket`` is the name reported in tickets and records.
+
+    With ``fsync=True`` (the default) an upload is flushed to disk before it
+    is moved into place and acknowledged. ``clock`` returns Unix time and
+    exists for tests.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        base_url: str = DEFAULT_BASE_URL,
+        secret: str | bytes | None = None,
+        *,
+        bucket: str = "local",
+        fsync: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        secret_bytes = check_secret(secret)
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            msg = "base_url must be an http:// or https:// URL"
+            raise ValueError(msg)
+        if not bucket or "/" in bucket:
+            msg = "bucket must be a non-empty name without '/'"
+            raise ValueError(msg)
+        self._base_url = base_url.rstrip("/")
+        self._bucket = bucket
+        self._signer = Signer(secret_bytes, bucket, clock)
+        self._layout = Layout(root)
+        self._layout.create()
+        self._store = ObjectStore(self._layout, fsync=fsync)
+        purge_stale_staging(self._layout)
+
+    # ------------------------------------------------------------------------ the port
+
+    @property
+    def bucket(self) -> str:
+        """The bucket name reported in tickets and records."""
+        return self._bucket
+
+    @property
+    def root(self) -> Path:
+        """The directory everything is kept under (absolute)."""
+        return self._layout.root
+
+    @property
+    def base_url(self) -> str:
+        """The URL the upload and download routes are served under (no trailing slash)."""
+        return self._base_url
+
+    @property
+    def upload_url(self) -> str:
+        """Where clients POST uploads."""
+        return f"{self._base_url}/upload"
+
+    def create_upload(
+        self, *, key: str, content_type: str, max_size: int, expires_in: int
+    ) -> UploadTicket:
+        """Sign a POST upload of 1 to ``max_size`` bytes of ``content_type`` at ``key``.
+
+        Raises ``ValueError`` for an unsafe key or a nonsensical limit.
+        """
+        check_key(key)
+        check_positive(max_size, "max_size")
+        check_positive(expires_in, "expires_in")
+        check_header_text(content_type, "content_type")
+        fields = self._signer.upload_fields(
+            key=key, content_type=content_type, max_size=max_size, expires_in=expires_in
+        )
+        return UploadTicket(
+            url=self.upload_url,
+            fields=fields,
+            key=key,
+            bucket=self._bucket,
+            expires_in=expires_in,
+            max_size=max_size,
+        )
+
+    def create_download_url(
+        self, *, key: str, expires_in: int, content_type: str, filename: str
+    ) -> str:
+        """Sign a GET of ``key`` served as ``content_type``, as an attachment named ``filename``."""
+        check_key(key)
+        check_positive(expires_in, "expires_in")
+        check_header_text(content_type, "content_type")
+        if not isinstance(filename, str) or not filename:
+            msg = "filename must be a non-empty string"
+            raise ValueError(msg)
+        query = self._signer.download_query(
+            key=key, expires_in=expires_in, content_type=content_type, filename=filename
+        )
+        return f"{self._base_url}/download/{urllib.parse.quote(key, safe='/')}?{query}"
+
+    def object_url(self, key: str) -> str:
+        """Return ``local://bucket/key``: names the object, grants nothing."""
+        return f"local://{self._bucket}/{key}"
+
+    def head(self, key: str) -> StoredObject | None:
+        """Return the stored object's size, type and MD5 ETag, or None when there is none."""
+        return self._store.head(key)
+
+    def read_range(self, key: str, *, offset: int, length: int) -> bytes | None:
+        """Return up to ``length`` bytes of a complete object from ``offset``, or None."""
+        opened = self.open_object(key)
+        if opened is None:
+            return None
+        handle, _ = opened
+        with handle:
+            handle.seek(offset)
+            return handle.read(length)
+
+    def delete(self, key: str) -> None:
+        """Remove the object and its sidecar; a missing object is not an error."""
+        self._store.delete(key)
+
+    def iter_objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Yield every complete object whose key starts with ``prefix``, in ascending key order.
+
+        Keys compare as strings (code point order), as the port requires.
+        """
+        return self._store.iter(prefix)
+
+    # ------------------------------------------------------ used by the HTTP receiver
+
+    def verify_upload(self, fields: Mapping[str, str]) -> UploadPolicy:
+        """Check an upload's form fields against its signed policy, as S3 does.
+
+        ``fields`` maps lower-case field names to values, as they came before
+        the file. Raises :class:`LocalStorageRefusal`: 400 ``InvalidArgument``
+        for a missing field, 403 ``SignatureDoesNotMatch`` for a policy the
+        secret did not sign, 403 ``AccessDenied`` for an expired policy, a
+        key, content type or bucket the policy does not allow, or a field it
+        does not cover.
+        """
+        policy = self._signer.verify_upload(fields)
+        try:
+            self._layout.paths(policy.key)
+        except ValueError:
+            raise condition_failed("key", policy.key) from None
+        return policy
+
+    def stage(self, policy: UploadPolicy) -> StagedUpload:
+        """Open a temporary file for an upload ``policy`` allows; commit it when complete."""
+        data_path, meta_path = self._layout.paths(policy.key)
+        return StagedUpload(
+            policy=policy,
+            staging_dir=self._layout.staging,
+            data_path=data_path,
+            meta_path=meta_path,
+            store=self._store,
+        )
+
+    def verify_download(self, key: str, query: Mapping[str, str]) -> DownloadGrant:
+        """Check a download URL's query (``expires``, ``ct``, ``fn``, ``sig``) for ``key``.
+
+        Raises :class:`LocalStorageRefusal` 403: ``AccessDenied`` when a
+        parameter is missing or the URL expired, ``SignatureDoesNotMatch``
+        when anything signed was changed.
+        """
+        return self._signer.verify_download(key, query)
+
+    def open_object(self, key: str) -> tuple[IO[bytes], StoredObject] | None:
+        """Open a complete object for reading: its open file and what is known of it.
+
+        Returns None when there is no such object. The caller closes the file.
+        """
+        return self._store.open(key)
