@@ -7,10 +7,20 @@ import uuid
 from typing import Any, Final
 
 import jwt
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from helppet_recordings import RecordingError
+from helppet_recordings.integrations.fastapi import recording_error_response
 
-__all__ = ["ALGORITHM", "MIN_SECRET_BYTES", "UnauthorizedError", "authenticate", "mint_token"]
+__all__ = [
+    "ALGORITHM",
+    "MIN_SECRET_BYTES",
+    "UnauthorizedError",
+    "authenticate",
+    "install_unauthorized_handler",
+    "mint_token",
+]
 
 ALGORITHM: Final = "HS256"
 """The only accepted signing algorithm (``alg: none`` and key confusion are refused)."""
@@ -72,3 +82,16 @@ def authenticate(token: str | None, secret: str) -> uuid.UUID:
     if user_id is None or user_id.int == 0:
         raise UnauthorizedError("The bearer token does not name a user", reason="invalid_subject")
     return user_id
+
+
+async def _unauthorized(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, UnauthorizedError)  # noqa: S101 - registered for this type only
+    return recording_error_response(exc, headers={"WWW-Authenticate": "Bearer"})
+
+
+def install_unauthorized_handler(app: FastAPI) -> None:
+    """Answer :class:`UnauthorizedError` with 401, its error body and ``WWW-Authenticate: Bearer``.
+
+    It takes precedence over the integration's handler for every ``RecordingError``.
+    """
+    app.add_exception_handler(UnauthorizedError, _unauthorized)

@@ -12,6 +12,8 @@ Environment variables:
 - ``HELPPET_JWT_SECRET``: the token secret, at least 32 bytes; required.
 - ``HELPPET_LOCAL_STORAGE_SECRET``: signs LocalStorage tickets; default
   derived from the JWT secret.
+- ``HELPPET_CORS_ORIGINS``: comma-separated browser origins allowed to call
+  the API and the LocalStorage routes; default none (no CORS headers).
 
 Plus :class:`~helppet_recordings.RecordingSettings`' variables (``S3_BUCKET_NAME``,
 ``HELPPET_MAX_FILE_SIZE``, ...) and, with ``s3``, the standard boto3
@@ -30,6 +32,7 @@ from typing import Final
 import attrs
 
 from helppet_recordings import RecordingService, RecordingSettings
+from helppet_recordings.integrations.fastapi import parse_cors_origins
 from helppet_recordings.ports import RecordingStorage
 from helppet_recordings.storage.local import LocalStorage
 
@@ -59,6 +62,7 @@ class AppConfig:
     public_base_url: str = DEFAULT_PUBLIC_BASE_URL
     jwt_secret: str = attrs.field(repr=False)
     local_storage_secret: str | None = attrs.field(default=None, repr=False)
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(
@@ -83,6 +87,11 @@ class AppConfig:
         if not base_url.startswith(("http://", "https://")):
             msg = "HELPPET_PUBLIC_BASE_URL must be an http:// or https:// URL"
             raise ConfigError(msg)
+        try:
+            cors_origins = parse_cors_origins(env.get("HELPPET_CORS_ORIGINS"))
+        except ValueError as exc:
+            msg = f"HELPPET_CORS_ORIGINS must list origins separated by commas: {exc}"
+            raise ConfigError(msg) from None
         return cls(
             storage=storage,
             database_url=env.get("DATABASE_URL") or f"sqlite:///{here / DEFAULT_DATABASE_FILE}",
@@ -92,6 +101,7 @@ class AppConfig:
             public_base_url=base_url,
             jwt_secret=jwt_secret,
             local_storage_secret=env.get("HELPPET_LOCAL_STORAGE_SECRET") or None,
+            cors_origins=cors_origins,
         )
 
     def local_secret(self) -> str:
@@ -105,11 +115,12 @@ class AppConfig:
 
 @attrs.frozen(kw_only=True)
 class Backends:
-    """What the routes use: the service, the token secret and LocalStorage (if in use)."""
+    """What the app uses: the service, the token secret, LocalStorage (if in use), CORS origins."""
 
     service: RecordingService
     jwt_secret: str = attrs.field(repr=False, converter=check_secret)
     local_storage: LocalStorage | None = None
+    cors_origins: tuple[str, ...] = ()
     close: Callable[[], None] = lambda: None
 
 
@@ -142,5 +153,6 @@ def build_backends(config: AppConfig, settings: RecordingSettings | None = None)
         service=RecordingService(storage=storage, repository=repository, settings=settings),
         jwt_secret=config.jwt_secret,
         local_storage=local,
+        cors_origins=config.cors_origins,
         close=repository.close,
     )

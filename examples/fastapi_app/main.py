@@ -1,29 +1,28 @@
 """The HelpPet recordings API on FastAPI: ``uvicorn examples.fastapi_app.main:app``.
 
-Six endpoints under ``/api/v1/recordings`` (the design document's), plus the
-routes LocalStorage needs (``/local-storage/upload`` and
-``/local-storage/download/{key}``). Configured from the environment (see
-:mod:`.config`); ``create_app`` takes ready-made backends instead, for tests
-and embedding.
+Six endpoints under ``/api/v1/recordings`` (the design document's) and ticket
+renewal. Configured from the environment (see :mod:`.config`); ``create_app``
+takes ready-made backends instead, for tests and embedding.
 
-This module only routes, authenticates and maps errors. Validation, the
-recording life cycle, signing and receiving uploads all live in the package.
+This module only routes and authenticates. The package does the rest:
+validation, the recording life cycle, signing and, through
+:mod:`helppet_recordings.integrations.fastapi`, the error bodies,
+LocalStorage's routes (``/local-storage/upload`` and
+``/local-storage/download/{key}``), the JSON body limit and CORS.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, Security
+from fastapi import APIRouter, Depends, FastAPI, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helppet_recordings import (
     CompleteUploadRequest,
@@ -36,21 +35,13 @@ from helppet_recordings import (
     RecordingService,
     RecordingStatus,
 )
-from helppet_recordings.storage.local import (
-    LocalResponse,
-    LocalStorage,
-    LocalUploadReceiver,
-    serve_download,
-)
+from helppet_recordings.integrations.fastapi import MAX_JSON_BODY_BYTES, install
+from helppet_recordings.storage.local import LocalStorage
 
-from .auth import authenticate
+from .auth import authenticate, install_unauthorized_handler
 from .config import LOCAL_STORAGE_PATH, AppConfig, Backends, build_backends
-from .errors import error_body, install_error_handlers
 
 __all__ = ["MAX_JSON_BODY_BYTES", "app", "create_app"]
-
-MAX_JSON_BODY_BYTES: Final = 64 * 1024
-"""Largest request body the JSON API reads (uploads go to storage, not here)."""
 
 API_PREFIX: Final = "/api/v1/recordings"
 
@@ -184,42 +175,6 @@ def delete_recording(recording_id: uuid.UUID, user_id: UserId, service: Service)
     return Response(status_code=204)
 
 
-# ------------------------------------------------------------- LocalStorage's routes
-
-local_storage_routes = APIRouter(prefix=LOCAL_STORAGE_PATH, include_in_schema=False)
-
-
-def _local(backends: Backends) -> LocalStorage:
-    if backends.local_storage is None:
-        raise HTTPException(404, "Not Found")
-    return backends.local_storage
-
-
-@local_storage_routes.post("/upload")
-async def local_upload(request: Request) -> Response:
-    """Receive a POST upload with a signed ticket (what S3 does for S3Storage)."""
-    backends = await run_in_threadpool(_backends, request)
-    receiver = LocalUploadReceiver(_local(backends))
-    answer = await receiver.receive_async(request.headers.get("content-type"), request.stream())
-    return _response(answer, send_body=True)
-
-
-@local_storage_routes.api_route("/download/{key:path}", methods=["GET", "HEAD"])
-def local_download(key: str, request: Request, backends: BackendsDep) -> Response:
-    """Serve a signed download URL."""
-    answer = serve_download(
-        _local(backends), key, request.query_params, range_header=request.headers.get("range")
-    )
-    return _response(answer, send_body=request.method != "HEAD")
-
-
-def _response(answer: LocalResponse, *, send_body: bool) -> Response:
-    if answer.stream is not None and send_body:
-        return StreamingResponse(answer.stream, status_code=answer.status, headers=answer.headers)
-    answer.close()
-    return Response(answer.body if send_body else b"", answer.status, headers=answer.headers)
-
-
 # ------------------------------------------------------------------------ the factory
 
 
@@ -244,56 +199,38 @@ class _LazyBackends:
             backends.close()
 
 
-class _LimitJsonBody:
-    """Refuse API request bodies over ``limit`` bytes with 413 before they are buffered."""
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_JSON_BODY_BYTES) -> None:
-        self._app = app
-        self._limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
-            await self._app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self._limit):
-            too_large = error_body("The request body is too large", "REQUEST_TOO_LARGE")
-            await JSONResponse(too_large, status_code=413)(scope, receive, send)
-            return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self._limit:
-                raise HTTPException(413, "The request body is too large")
-            return message
-
-        await self._app(scope, limited, send)
-
-
 def create_app(
     service: RecordingService | None = None,
     *,
     jwt_secret: str | None = None,
     local_storage: LocalStorage | None = None,
+    cors_origins: Iterable[str] | None = None,
     config: AppConfig | None = None,
 ) -> FastAPI:
     """Build the API.
 
     With ``service`` (and ``jwt_secret``; ``local_storage`` when the service
-    uses LocalStorage) the app runs on those. Without, it builds them from
-    ``config`` or, by default, from the environment when it starts, so
-    importing this module never connects anywhere.
+    uses LocalStorage; ``cors_origins`` for browsers) the app runs on those.
+    Without, it builds them from ``config`` or, by default, from the
+    environment when it starts, so importing this module never connects
+    anywhere.
     """
 
     def factory() -> Backends:
         if service is not None:
-            secret = jwt_secret
+            secret, origins = jwt_secret, cors_origins
             if secret is None:
-                secret = (config or AppConfig.from_env()).jwt_secret
-            return Backends(service=service, jwt_secret=secret, local_storage=local_storage)
+                configured = config or AppConfig.from_env()
+                secret = configured.jwt_secret
+                origins = configured.cors_origins if origins is None else origins
+            elif origins is None and config is not None:
+                origins = config.cors_origins
+            return Backends(
+                service=service,
+                jwt_secret=secret,
+                local_storage=local_storage,
+                cors_origins=tuple(origins or ()),
+            )
         return build_backends(config or AppConfig.from_env())
 
     backends = _LazyBackends(factory)
@@ -313,10 +250,15 @@ def create_app(
         lifespan=lifespan,
     )
     api.state.backends = backends
-    install_error_handlers(api)
-    api.add_middleware(_LimitJsonBody)
+    install(
+        api,
+        local_storage=lambda: backends.get().local_storage,
+        local_storage_prefix=LOCAL_STORAGE_PATH,
+        cors_origins=lambda: backends.get().cors_origins,
+        max_json_body_bytes=MAX_JSON_BODY_BYTES,
+    )
+    install_unauthorized_handler(api)
     api.include_router(recordings)
-    api.include_router(local_storage_routes)
     return api
 
 

@@ -2,7 +2,10 @@
 
 The server is a subprocess configured only through the environment (contract
 section 5); the test is the phone: initiate, multipart upload, complete, list,
-download, delete. Once on LocalStorage, once on S3Storage against SeaweedFS.
+download, delete. Once on LocalStorage, once on S3Storage against SeaweedFS,
+and on LocalStorage behind ``uvicorn --root-path`` and mounted under a prefix
+in a host app, where a 60 MB JSON body must be refused with the server's
+memory (``/proc/<pid>/status``) growing by far less than the body.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 import httpx
 import pytest
@@ -31,6 +37,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET = "e2e-jwt-secret-0123456789abcdefghijklmnop"
 API = "/api/v1/recordings"
 START_TIMEOUT = 30.0
+MiB = 1024 * 1024
+HUGE_BODY_BYTES = 60 * MiB
+MEMORY_GROWTH_LIMIT = 16 * MiB
+"""Most the server may grow while refusing a 60 MB body (it used to buffer all of it)."""
 
 
 def _free_port() -> int:
@@ -42,16 +52,33 @@ def _free_port() -> int:
 class UvicornProcess:
     """``uvicorn examples.fastapi_app.main:app`` in a subprocess on 127.0.0.1."""
 
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str],
+        *,
+        app: str = "examples.fastapi_app.main:app",
+        options: Sequence[str] = (),
+        public_path: str = "",
+    ) -> None:
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "uvicorn.log"
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("HELPPET_", "AWS_"))}
         clean.pop("DATABASE_URL", None)
         clean.pop("S3_BUCKET_NAME", None)
-        self._env = {**clean, "HELPPET_PUBLIC_BASE_URL": self.base_url, **env}
+        public_url = self.base_url + public_path
+        self._env = {**clean, "HELPPET_PUBLIC_BASE_URL": public_url, **env}
         self._workdir = workdir
+        self._app = app
+        self._options = list(options)
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The server's process id (it is running)."""
+        assert self._process is not None
+        return self._process.pid
 
     def start(self) -> None:
         """Start uvicorn and wait until it answers; fail the test with its log if it does not."""
@@ -59,7 +86,8 @@ class UvicornProcess:
             sys.executable,
             "-m",
             "uvicorn",
-            "examples.fastapi_app.main:app",
+            self._app,
+            *self._options,
             "--host",
             "127.0.0.1",
             "--port",
@@ -116,6 +144,7 @@ def serve(tmp_path: Path) -> Iterator[type[UvicornProcess]]:
 
     class Tracked(UvicornProcess):
         def start(self) -> None:
+            """Start, and remember to stop."""
             started.append(self)
             super().start()
 
@@ -124,10 +153,10 @@ def serve(tmp_path: Path) -> Iterator[type[UvicornProcess]]:
         server.stop()
 
 
-def _phone_flow(base_url: str) -> str:
+def _phone_flow(base_url: str, *, seconds: float = 1.0) -> str:
     """Play the phone against ``base_url``; return the upload URL's host the ticket named."""
     user = uuid.uuid4()
-    audio = tone_wav(seconds=1.0)
+    audio = tone_wav(seconds=seconds)
     headers = {"Authorization": f"Bearer {mint_token(SECRET, user)}"}
     with httpx.Client(base_url=base_url, timeout=30) as client:
         initiated = client.post(
@@ -212,3 +241,123 @@ def test_server_without_secret_refuses_to_start(tmp_path: Path) -> None:
     with pytest.raises(pytest.fail.Exception, match="HELPPET_JWT_SECRET"):
         server.start()
     server.stop()
+
+
+# ------------------------------------------------ the JSON body limit under a prefix
+
+
+class PeakMemory:
+    """A process's memory growth over a block: VmRSS sampled every 2 ms, and VmHWM.
+
+    The high-water mark is reset on entry (``/proc/<pid>/clear_refs``), so it
+    also catches a peak between two samples.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self._status = Path(f"/proc/{pid}/status")
+        self._clear_refs = Path(f"/proc/{pid}/clear_refs")
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self.baseline = 0
+        self.sampled_peak = 0
+        self.growth = 0
+
+    def _read_kib(self, field: str) -> int:
+        for line in self._status.read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+        msg = f"{field} missing from {self._status}"
+        raise AssertionError(msg)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.002):
+            self.sampled_peak = max(self.sampled_peak, self._read_kib("VmRSS"))
+
+    def __enter__(self) -> Self:
+        self.baseline = self.sampled_peak = self._read_kib("VmRSS")
+        self._clear_refs.write_text("5")  # reset VmHWM to the current RSS
+        self._sampler.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._sampler.join()
+        peak = max(self.sampled_peak, self._read_kib("VmHWM"))
+        self.growth = (peak - self.baseline) * 1024
+
+
+def _chunked(total: int, prefix: bytes = b"") -> Iterator[bytes]:
+    """``total`` bytes of a JSON string body in 1 MiB chunks (no Content-Length)."""
+    chunk = b"a" * MiB
+    yield prefix
+    sent = len(prefix)
+    while sent < total:
+        piece = chunk[: total - sent]
+        sent += len(piece)
+        yield piece
+
+
+def _refuses_huge_json(server: UvicornProcess, path: str) -> None:
+    """POST 60 MB of JSON to ``path`` with and without Content-Length: 413, memory flat."""
+    headers = {
+        "Authorization": f"Bearer {mint_token(SECRET, uuid.uuid4())}",
+        "Content-Type": "application/json",
+    }
+    prefix = b'{"content_type": "audio/wav", "filename": "'
+    huge = prefix + b"a" * (HUGE_BODY_BYTES - len(prefix))
+    bodies: dict[str, Callable[[], bytes | Iterator[bytes]]] = {
+        "content-length": lambda: huge,
+        "chunked": lambda: _chunked(HUGE_BODY_BYTES, prefix),
+    }
+    with httpx.Client(base_url=server.base_url, timeout=120) as client:
+        warm = client.post(path, content=_chunked(200_000, prefix), headers=headers)
+        assert warm.status_code == 413, warm.text
+        for name, body in bodies.items():
+            with PeakMemory(server.pid) as memory:
+                response = client.post(path, content=body(), headers=headers)
+            assert response.status_code == 413, (name, response.text)
+            assert response.json()["error_code"] == "REQUEST_TOO_LARGE"
+            assert memory.growth < MEMORY_GROWTH_LIMIT, (
+                f"{name}: the server grew {memory.growth / MiB:.1f} MiB refusing "
+                f"{HUGE_BODY_BYTES / MiB:.0f} MiB"
+            )
+
+
+def _local_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "HELPPET_JWT_SECRET": SECRET,
+        "HELPPET_STORAGE": "local",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}",
+        "HELPPET_LOCAL_STORAGE_DIR": str(tmp_path / "files"),
+    }
+
+
+def test_body_limit_holds_under_root_path(serve: type[UvicornProcess], tmp_path: Path) -> None:
+    """Under ``uvicorn --root-path /api-gw`` a 60 MB JSON body is refused, not buffered."""
+    server = serve(tmp_path, _local_env(tmp_path), options=["--root-path", "/api-gw"])
+    server.start()
+    # Uploads (over the JSON limit) still reach LocalStorage: the limit follows the route.
+    assert _phone_flow(server.base_url, seconds=4.0) == "127.0.0.1"
+    _refuses_huge_json(server, f"{API}/upload/initiate")
+
+
+def test_body_limit_holds_when_mounted_in_a_host_app(
+    serve: type[UvicornProcess], tmp_path: Path
+) -> None:
+    """Mounted under /clinic in a host app, a 60 MB JSON body is refused, not buffered."""
+    server = serve(
+        tmp_path,
+        _local_env(tmp_path),
+        app="tests.examples.mounted_app:create_host_app",
+        options=["--factory"],
+        public_path="/clinic",
+    )
+    server.start()
+    assert httpx.get(f"{server.base_url}/health", timeout=10).json() == {"status": "ok"}
+    assert _phone_flow(f"{server.base_url}/clinic", seconds=4.0) == "127.0.0.1"
+    _refuses_huge_json(server, f"/clinic{API}/upload/initiate")

@@ -417,6 +417,26 @@ def test_unknown_route_and_method(client: TestClient, user: uuid.UUID) -> None:
     assert_error(client.put(f"{BASE}/", headers=auth(user)), 405, "METHOD_NOT_ALLOWED")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", f"{BASE}/", "GET"),
+        ("PUT", f"{BASE}/{uuid.uuid4()}", "DELETE, GET"),
+        ("POST", f"{BASE}/{uuid.uuid4()}/download-url", "GET"),
+        ("GET", f"{BASE}/upload/initiate", "POST"),
+        ("PUT", "/local-storage/download/a/b.wav", "GET, HEAD"),
+        ("GET", "/local-storage/upload", "POST"),
+    ],
+)
+def test_wrong_method_lists_every_allowed_one(
+    client: TestClient, user: uuid.UUID, method: str, path: str, allow: str
+) -> None:
+    """A 405 names in Allow every method the path serves (it used to be empty)."""
+    response = client.request(method, path, headers=auth(user))
+    assert_error(response, 405, "METHOD_NOT_ALLOWED")
+    assert response.headers["allow"] == allow
+
+
 # ------------------------------------------------------------------ the service's errors
 
 
@@ -597,6 +617,7 @@ def test_config_defaults(tmp_path: Path) -> None:
     assert config.database_url == f"sqlite:///{tmp_path / 'helppet-recordings.db'}"
     assert config.local_storage_dir == tmp_path / "helppet-recordings-data"
     assert config.public_base_url == "http://127.0.0.1:8000"
+    assert config.cors_origins == ()
     assert SECRET not in repr(config)
     derived = config.local_secret()
     assert derived == AppConfig.from_env({"HELPPET_JWT_SECRET": SECRET}).local_secret()
@@ -612,6 +633,7 @@ def test_config_defaults(tmp_path: Path) -> None:
         ({"HELPPET_JWT_SECRET": "too-short"}, "examples.demo"),
         ({"HELPPET_JWT_SECRET": SECRET, "HELPPET_STORAGE": "ftp"}, "HELPPET_STORAGE"),
         ({"HELPPET_JWT_SECRET": SECRET, "HELPPET_PUBLIC_BASE_URL": "ftp://x"}, "PUBLIC_BASE_URL"),
+        ({"HELPPET_JWT_SECRET": SECRET, "HELPPET_CORS_ORIGINS": "*"}, "HELPPET_CORS_ORIGINS"),
     ],
 )
 def test_config_errors_say_what_to_set(env: dict[str, str], problem: str) -> None:
@@ -643,3 +665,34 @@ def test_app_from_environment_runs_on_sqlite(
     stored = list((tmp_path / "files" / "objects").rglob("*.wav"))
     assert len(stored) == 1
     assert hashlib.sha256(stored[0].read_bytes()).digest() == hashlib.sha256(AUDIO).digest()
+
+
+def test_cors_origins_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, user: uuid.UUID
+) -> None:
+    """HELPPET_CORS_ORIGINS lets those origins call the API; others get no CORS headers."""
+    origin = "https://vet.example"
+    env = _env(tmp_path, HELPPET_CORS_ORIGINS=f"{origin}, http://localhost:5173")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    preflight_headers = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    with TestClient(create_app()) as client:
+        allowed = client.options(
+            f"{BASE}/upload/initiate", headers={"Origin": origin, **preflight_headers}
+        )
+        assert allowed.status_code == 200, allowed.text
+        assert allowed.headers["access-control-allow-origin"] == origin
+        other = client.options(
+            f"{BASE}/upload/initiate", headers={"Origin": "https://x.example", **preflight_headers}
+        )
+        assert not [name for name in other.headers if name.startswith("access-control-")]
+        initiated = client.post(
+            f"{BASE}/upload/initiate",
+            json={"filename": "a.wav", "content_type": "audio/wav"},
+            headers={**auth(user), "Origin": origin},
+        )
+        assert initiated.status_code == 200
+        assert "ETag" in initiated.headers["access-control-expose-headers"]

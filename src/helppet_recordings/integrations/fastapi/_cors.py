@@ -1,0 +1,137 @@
+"""CORS for browser clients (contract section 5), on Starlette's CORSMiddleware."""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from starlette.datastructures import MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "CORS_ALLOW_HEADERS",
+    "CORS_ALLOW_METHODS",
+    "CORS_EXPOSE_HEADERS",
+    "CorsMiddleware",
+    "parse_cors_origins",
+]
+
+CORS_ALLOW_METHODS: Final = ("GET", "POST", "PUT", "DELETE")
+"""Methods an allowed origin may use."""
+
+CORS_ALLOW_HEADERS: Final = ("Authorization", "Content-Type")
+"""Request headers an allowed origin may send."""
+
+CORS_EXPOSE_HEADERS: Final = ("ETag", "Location", "Retry-After")
+"""Response headers an allowed origin's scripts may read."""
+
+CORS_MAX_AGE: Final = 600
+"""Seconds a browser may cache a preflight answer."""
+
+OriginsSource = Iterable[str] | Callable[[], Iterable[str]]
+"""Origins, or a function returning them (called once, at the first request)."""
+
+
+def parse_cors_origins(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Return the origins in ``value`` (``HELPPET_CORS_ORIGINS``'s comma-separated form or a list).
+
+    Each must be an origin as browsers send it, ``scheme://host[:port]``
+    (http or https, no path, no wildcard); it is lowercased and a trailing
+    ``/`` dropped. Empty entries are ignored, so ``""`` is no origin at all.
+    Raises ``ValueError`` naming the first entry that is not an origin.
+    """
+    if value is None:
+        return ()
+    entries = value.split(",") if isinstance(value, str) else list(value)
+    origins: list[str] = []
+    for entry in entries:
+        origin = entry.strip().rstrip("/").lower()
+        if not origin:
+            continue
+        parts = urllib.parse.urlsplit(origin)
+        if (
+            parts.scheme not in {"http", "https"}
+            or not parts.hostname
+            or "*" in origin
+            or parts.username is not None
+            or parts.path
+            or parts.query
+            or parts.fragment
+        ):
+            msg = f"not a browser origin (scheme://host[:port]): {entry.strip()!r}"
+            raise ValueError(msg)
+        if origin not in origins:
+            origins.append(origin)
+    return tuple(origins)
+
+
+class CorsMiddleware:
+    """CORS for ``origins`` only; every other request passes through without CORS headers.
+
+    Requests from an allowed origin go through Starlette's ``CORSMiddleware``
+    with :data:`CORS_ALLOW_METHODS`, :data:`CORS_ALLOW_HEADERS` and
+    :data:`CORS_EXPOSE_HEADERS` (no credentials: the API takes bearer
+    tokens). A request from any other origin, a preflight included, reaches
+    the app as if CORS were off (so a preflight gets the app's own 405, with
+    no ``Access-Control-Allow-*`` header) and its answer says ``Vary: Origin``.
+    With no origins at all, nothing changes.
+
+    ``origins`` may be a function, called at the first request: apps that
+    read their configuration at start-up pass one.
+    """
+
+    def __init__(self, app: ASGIApp, origins: OriginsSource) -> None:
+        self.app = app
+        self._source = origins
+        self._allowed: frozenset[str] | None = None
+        self._cors: ASGIApp | None = None
+
+    def _resolve(self) -> frozenset[str]:
+        allowed = self._allowed
+        if allowed is None:
+            source = self._source
+            allowed = frozenset(parse_cors_origins(source() if callable(source) else source))
+            self._cors = CORSMiddleware(
+                self.app,
+                allow_origins=sorted(allowed),
+                allow_methods=CORS_ALLOW_METHODS,
+                allow_headers=CORS_ALLOW_HEADERS,
+                expose_headers=CORS_EXPOSE_HEADERS,
+                max_age=CORS_MAX_AGE,
+            )
+            self._allowed = allowed
+        return allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send allowed origins' requests through CORSMiddleware, the rest straight on."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        allowed = self._resolve()
+        origin = _origin(scope)
+        if origin is None or not allowed:
+            await self.app(scope, receive, send)
+        elif origin in allowed and self._cors is not None:
+            await self._cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, _vary_on_origin(send))
+
+
+def _origin(scope: Scope) -> str | None:
+    name: bytes
+    value: bytes
+    for name, value in scope["headers"]:
+        if name == b"origin":
+            return value.decode("latin-1").lower()
+    return None
+
+
+def _vary_on_origin(send: Send) -> Send:
+    async def send_varying(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            MutableHeaders(scope=message).add_vary_header("Origin")
+        await send(message)
+
+    return send_varying
