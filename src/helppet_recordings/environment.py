@@ -35,13 +35,14 @@ the variable to fix; secrets never appear in messages or ``repr``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
 import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeVar
 
 import attrs
 import pydantic
@@ -217,14 +218,15 @@ class DeploymentSettings(BaseSettings):
         }
         problems: list[dict[str, str]] = []
         try:
-            values["recording"] = RecordingSettings.model_validate(
-                {name: value for name, value in env.items() if name in recording_names}
+            values["recording"] = _from_mapping(
+                RecordingSettings,
+                {name: value for name, value in env.items() if name in recording_names},
             )
         except pydantic.ValidationError as exc:
             problems += _problems(exc, RecordingSettings)
-            values["recording"] = RecordingSettings.model_validate({})
+            values["recording"] = _from_mapping(RecordingSettings, {})
         try:
-            settings = cls.model_validate(values)
+            settings = _from_mapping(cls, values)
         except pydantic.ValidationError as exc:
             problems += _problems(exc, cls)
         if problems:
@@ -338,6 +340,32 @@ class DeploymentSettings(BaseSettings):
             )
             raise ConfigurationError(msg, variable="HELPPET_JWT_SECRET")
         return self.jwt_secret.get_secret_value()
+
+
+_Settings = TypeVar("_Settings", bound=BaseSettings)
+
+
+@functools.cache
+def _mapping_only(model: type[_Settings]) -> type[_Settings]:
+    """Return a subclass of ``model`` that reads only its keyword arguments, no environment."""
+
+    def sources(
+        cls: type[BaseSettings],
+        /,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        **_others: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+    namespace = {"settings_customise_sources": classmethod(sources), "__module__": __name__}
+    return type(f"_MappingOnly{model.__name__}", (model,), namespace)
+
+
+def _from_mapping(model: type[_Settings], values: Mapping[str, Any]) -> _Settings:
+    """Validate ``values`` (by environment variable name) into ``model``, and nothing else."""
+    validated = _mapping_only(model)(**values)
+    return model.model_construct(**dict(validated))
 
 
 def _env_name(field: str, info: FieldInfo) -> str:

@@ -28,9 +28,12 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def test_defaults_match_the_example_app(tmp_path: Path) -> None:
+def test_defaults_match_the_example_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With nothing set, the defaults are the example app's: SQLite and a folder in cwd."""
+    monkeypatch.setenv("HELPPET_STORAGE", "s3")  # a mapping given is all that is read
+    monkeypatch.setenv("S3_BUCKET_NAME", "not-this-one")
     env = DeploymentSettings.from_env({}, cwd=tmp_path)
+    assert type(env) is DeploymentSettings
     example = AppConfig.from_env({"HELPPET_JWT_SECRET": JWT_SECRET}, cwd=tmp_path)
     assert env.storage == example.storage == "local"
     assert env.database_url == example.database_url == f"sqlite:///{tmp_path}/helppet-recordings.db"
