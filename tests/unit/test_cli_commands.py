@@ -222,6 +222,7 @@ def test_an_unreachable_database_is_a_clear_failure(
     result = run("sweep")
     assert result.exit_code == 1
     assert "Traceback" not in result.output + result.stderr
+    assert "helppet-recordings doctor" in result.stderr
     assert run_json("sweep", exit_code=1)["error"]["error_code"] == "DATABASE_UNAVAILABLE"
     found = {f["check"]: f for f in run_json("doctor", exit_code=1)["findings"]}
     assert found["database.reachable"]["status"] == "fail"

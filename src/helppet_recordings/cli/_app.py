@@ -15,7 +15,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise MissingDependencyError("click", "cli") from exc
 
 from helppet_recordings.cli._database import current_revisions
-from helppet_recordings.cli._output import Advance, Output
+from helppet_recordings.cli._output import USAGE_ERROR, Advance, Output
 from helppet_recordings.cli.bucket import BucketExpectations, PartResult, apply_configuration
 from helppet_recordings.cli.doctor import DOCTOR_S3_OPTIONS, probe_bucket, run_doctor
 from helppet_recordings.cli.findings import Finding, Status, exit_status
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["cli"]
 
-USAGE_ERROR: Final = 2
+
 PROBLEMS_FOUND: Final = 1
 _LISTED_KEYS: Final = 20
 _STYLES: Final = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red"}

@@ -20,6 +20,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 Advance = Callable[[int], None]
 
+USAGE_ERROR = 2
+"""Exit status for a bad command line or configuration."""
+
 
 class Output:
     """One command's output: JSON (``--json``) or text, and optional progress.
@@ -47,7 +50,10 @@ class Output:
         if self.json_mode:
             click.echo(json.dumps({"ok": False, "error": error.to_dict()}, indent=2, default=str))
         else:
-            click.echo(f"Error: {error.message}", err=True)
+            reason = error.details.get("reason") or error.details.get("storage_error")
+            click.echo(f"Error: {error.message}" + (f" ({reason})" if reason else ""), err=True)
+            if status != USAGE_ERROR:
+                click.echo("Run `helppet-recordings doctor` to check the deployment.", err=True)
         return click.exceptions.Exit(status)
 
     @contextlib.contextmanager
