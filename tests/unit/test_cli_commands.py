@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from helppet_recordings import LocalStorage, RecordingService
+from helppet_recordings.cli import main
 from helppet_recordings.cli._app import cli
 from helppet_recordings.environment import Backends, DeploymentSettings, build_backends
 from tests.support.servers import free_ports
@@ -227,3 +228,13 @@ def test_an_unreachable_database_is_a_clear_failure(
     found = {f["check"]: f for f in run_json("doctor", exit_code=1)["findings"]}
     assert found["database.reachable"]["status"] == "fail"
     assert found["database.migrations"]["status"] == "warn"
+
+
+def test_the_entry_point_runs_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    """``helppet-recordings`` (cli.main) lists every command and exits 0 on --help."""
+    with pytest.raises(SystemExit) as caught:
+        main(["--help"])
+    assert caught.value.code == 0
+    listed = capsys.readouterr().out
+    for command in ("migrate", "sweep", "reconcile", "purge", "doctor", "bucket-setup"):
+        assert command in listed

@@ -495,7 +495,8 @@ def _check_clock(probe: BucketProbe) -> Finding:
         return _finding(
             "s3.clock", Status.WARN, "not checked: the server's Date header cannot be read"
         )
-    skew = server - probe.sent_at
+    # The Date header is truncated to whole seconds: its middle is half a second later.
+    skew = server + 0.5 - probe.sent_at
     direction = "behind" if skew > 0 else "ahead of"
     text = f"this host's clock is {abs(skew):.0f} s {direction} the server's"
     if abs(skew) > CLOCK_SKEW_FAIL_SECONDS:
