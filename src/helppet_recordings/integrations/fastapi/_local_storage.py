@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from helppet_recordings.storage.local import LocalStorage
-from helppet_recordings.storage.local_receiver import (
+from helppet_recordings.storage.local import (
     LocalResponse,
     LocalUploadReceiver,
     serve_download,
@@ -33,7 +33,7 @@ def local_storage_router(
     """Return a router with LocalStorage's routes under ``prefix``.
 
     - ``POST {prefix}/upload``: a multipart upload with a signed ticket,
-      streamed to disk by :class:`~helppet_recordings.storage.local_receiver.LocalUploadReceiver`
+      streamed to disk by :class:`~helppet_recordings.storage.local.LocalUploadReceiver`
       (exempt from the JSON body limit: the signed policy bounds it); 204, or
       S3's status and XML error.
     - ``GET``/``HEAD {prefix}/download/{key}``: a signed download URL, with

@@ -1,0 +1,161 @@
+"""The expected bucket configuration and the evaluators doctor and bucket-setup share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from helppet_recordings import RecordingSettings
+from helppet_recordings.cli.bucket import (
+    BucketExpectations,
+    evaluate_cors,
+    evaluate_lifecycle,
+    evaluate_public_access,
+    lifecycle_days,
+    staging_prefix,
+)
+from helppet_recordings.cli.findings import Status
+
+ORIGIN = "https://app.example.com"
+
+
+def expectations(*origins: str, settings: RecordingSettings | None = None) -> BucketExpectations:
+    """What a bucket should look like for these origins and settings."""
+    settings = settings or RecordingSettings()
+    return BucketExpectations(
+        bucket=settings.s3_bucket_name,
+        origins=origins,
+        recordings_prefix=settings.s3_recordings_prefix,
+        staging_prefix=staging_prefix(settings),
+        days=lifecycle_days(settings),
+    )
+
+
+def upload_rule(**changes: Any) -> dict[str, Any]:
+    """A CORS rule letting ORIGIN upload, with ``changes``."""
+    rule: dict[str, Any] = {
+        "AllowedOrigins": [ORIGIN],
+        "AllowedMethods": ["POST", "PUT"],
+        "ExposeHeaders": ["ETag"],
+    }
+    return rule | changes
+
+
+segment = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,8}", fullmatch=True)
+
+
+@given(
+    prefix=st.lists(segment, max_size=3).map("/".join),
+    origins=st.lists(
+        st.from_regex(r"https://[a-z]{1,10}\.example\.com(:[1-9][0-9]{3})?", fullmatch=True),
+        max_size=3,
+        unique=True,
+    ),
+    expiration=st.integers(1, 7 * 24 * 3600),
+    grace=st.integers(0, 7 * 24 * 3600),
+)
+def test_the_expected_configuration_passes_its_own_checks(
+    prefix: str, origins: list[str], expiration: int, grace: int
+) -> None:
+    """Whatever the settings, what bucket-setup would put is what doctor calls ok."""
+    settings = RecordingSettings(
+        s3_recordings_prefix=prefix,
+        s3_presigned_url_expiration=expiration,
+        upload_grace_seconds=grace,
+    )
+    expect = expectations(*origins, settings=settings)
+    rule = expect.cors_rule()
+    cors, cors_needed = evaluate_cors([] if rule is None else [rule], expect)
+    lifecycle, lifecycle_needed = evaluate_lifecycle(list(expect.lifecycle_rules()), expect)
+    public, public_needed = evaluate_public_access(dict(expect.public_access_block()))
+    assert [cors.status, lifecycle.status, public.status] == [Status.OK] * 3
+    assert not (cors_needed or lifecycle_needed or public_needed)
+    assert expect.days * 86400 > expiration + grace  # never expires what may still complete
+
+
+def test_staging_lives_under_the_recordings_prefix() -> None:
+    """The default staging prefix is S3_RECORDINGS_PREFIX + 'staging/'; 2 days by default."""
+    settings = RecordingSettings(s3_recordings_prefix="audio")
+    assert staging_prefix(settings) == "audio/staging/"
+    assert lifecycle_days(RecordingSettings()) == 2
+
+
+def test_cors_must_let_each_origin_post_and_put_and_expose_etag() -> None:
+    """A missing PUT, a hidden ETag or a missing origin each fail, naming what is wrong."""
+    expect = expectations(ORIGIN, "https://other.example.com")
+    finding, needed = evaluate_cors(
+        [upload_rule(AllowedMethods=["POST"], ExposeHeaders=[])], expect
+    )
+    assert finding.status is Status.FAIL
+    assert needed
+    assert f"{ORIGIN} may not PUT" in finding.message
+    assert f"{ORIGIN} POST: ETag not exposed" in finding.message
+    assert "https://other.example.com may not POST" in finding.message
+    assert finding.fix is not None
+    assert "bucket-setup --apply" in finding.fix
+
+
+def test_cors_matches_wildcard_origins_and_warns_about_everyone() -> None:
+    """'https://*.example.com' covers the origin; '*' works too but is a warning."""
+    expect = expectations(ORIGIN)
+    narrow, _ = evaluate_cors([upload_rule(AllowedOrigins=["https://*.example.com"])], expect)
+    everyone, needed = evaluate_cors([upload_rule(AllowedOrigins=["*"])], expect)
+    assert narrow.status is Status.OK
+    assert everyone.status is Status.WARN
+    assert not needed
+
+
+def test_cors_is_not_needed_without_browser_origins() -> None:
+    """No HELPPET_CORS_ORIGINS: no CORS is fine, an open '*' rule is a warning."""
+    assert evaluate_cors(None, expectations())[0].status is Status.OK
+    assert evaluate_cors([upload_rule(AllowedOrigins=["*"])], expectations())[0].status is (
+        Status.WARN
+    )
+
+
+def test_lifecycle_missing_rules_fail_and_are_added() -> None:
+    """Without our two rules: fail, and bucket-setup adds them."""
+    finding, needed = evaluate_lifecycle([], expectations())
+    assert finding.status is Status.FAIL
+    assert needed
+    assert "incomplete multipart" in finding.message
+    assert "recordings/staging/" in finding.message
+
+
+def test_a_rule_expiring_verified_recordings_fails() -> None:
+    """An expiration over the whole recordings prefix would delete verified audio: fail."""
+    expect = expectations()
+    rules = [
+        *expect.lifecycle_rules(),
+        {"ID": "tidy", "Filter": {}, "Status": "Enabled", "Expiration": {"Days": 90}},
+    ]
+    finding, needed = evaluate_lifecycle(rules, expect)
+    assert finding.status is Status.FAIL
+    assert "rule 'tidy' expires objects under ''" in finding.message
+    assert not needed  # ours are there; bucket-setup leaves the bucket's own rules alone
+
+
+def test_lifecycle_rules_that_do_not_cover_everything_do_not_count() -> None:
+    """A disabled rule, a tag-filtered rule or one that expires staging too early is no good."""
+    expect = expectations()
+    abort, staging = expect.lifecycle_rules()
+    disabled = {**abort, "Status": "Disabled"}
+    tagged = {**staging, "Filter": {"And": {"Prefix": expect.staging_prefix, "Tags": []}}}
+    assert evaluate_lifecycle([disabled, tagged], expect)[1]
+    early = {**staging, "Expiration": {"Days": 1}}
+    finding, _ = evaluate_lifecycle([abort, early], expect)
+    assert finding.status is Status.FAIL
+    assert "before the sweeper may settle them" in finding.message
+
+
+def test_public_access_needs_all_four_settings() -> None:
+    """One setting off, or no configuration at all, fails."""
+    expect = expectations()
+    partial = dict(expect.public_access_block()) | {"RestrictPublicBuckets": False}
+    finding, needed = evaluate_public_access(partial)
+    assert finding.status is Status.FAIL
+    assert needed
+    assert "RestrictPublicBuckets" in finding.message
+    assert evaluate_public_access(None)[0].status is Status.FAIL

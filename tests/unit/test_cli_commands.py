@@ -1,0 +1,240 @@
+"""The commands on a local deployment (SQLite + LocalStorage): exit codes, JSON, progress."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+
+from helppet_recordings import LocalStorage, RecordingService
+from helppet_recordings.cli import main
+from helppet_recordings.cli._app import cli
+from helppet_recordings.environment import Backends, DeploymentSettings, build_backends
+from tests.support.servers import free_ports
+
+SECRET = "local-storage-secret-for-tests"
+AUDIO = {"filename": "a.m4a", "content_type": "audio/m4a"}
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A local deployment's environment; returns the storage directory (created)."""
+    for name in list(os.environ):
+        if name.startswith(("HELPPET_", "S3_")) or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'recordings.db'}")
+    monkeypatch.setenv("HELPPET_LOCAL_STORAGE_DIR", str(data))
+    monkeypatch.setenv("HELPPET_LOCAL_STORAGE_SECRET", SECRET)
+    return data
+
+
+def run(*args: str) -> Result:
+    """Invoke the command line in-process (stdout is not a terminal)."""
+    return CliRunner().invoke(cli, list(args))
+
+
+def run_json(*args: str, exit_code: int = 0) -> dict[str, Any]:
+    """Invoke with --json, check the exit status, and parse stdout."""
+    result = run(*args, "--json")
+    assert result.exit_code == exit_code, result.output + result.stderr
+    payload: dict[str, Any] = json.loads(result.stdout)
+    return payload
+
+
+@pytest.fixture
+def backends(deployment: Path) -> Iterator[Backends]:
+    """The deployment's backends, its database migrated by the command line."""
+    run_json("migrate")
+    built = build_backends(DeploymentSettings.load())
+    yield built
+    built.close()
+
+
+def living_at(backends: Backends, moment: dt.datetime) -> RecordingService:
+    """The deployment's service with its clock stopped at ``moment``."""
+    return RecordingService(
+        backends.storage, backends.repository, backends.service.settings, clock=lambda: moment
+    )
+
+
+def upload(storage: LocalStorage, fields: dict[str, str], body: bytes) -> None:
+    """Store ``body`` as the upload route would."""
+    policy = storage.verify_upload({name.lower(): value for name, value in fields.items()})
+    with storage.stage(policy) as staged:
+        staged.write(body)
+        staged.commit()
+
+
+def test_migrate_creates_the_schema_once(deployment: Path) -> None:
+    """The first migrate goes from no schema to head; the second changes nothing."""
+    first = run_json("migrate")
+    second = run_json("migrate")
+    assert (first["from"], first["to"], first["changed"]) == ([], ["0001"], True)
+    assert (second["from"], second["changed"]) == (["0001"], False)
+    assert "already at the head revision" in run("migrate").stdout
+
+
+def test_doctor_passes_a_healthy_local_deployment(deployment: Path) -> None:
+    """Migrated database, writable directory, a secret: every finding ok, exit 0."""
+    run_json("migrate")
+    report = run_json("doctor")
+    assert report["ok"] is True
+    assert {f["check"]: f["status"] for f in report["findings"]} == {
+        "database.reachable": "ok",
+        "database.migrations": "ok",
+        "local.directory": "ok",
+        "local.writable": "ok",
+        "local.secret": "ok",
+        "local.public_url": "ok",
+    }
+
+
+def test_doctor_says_what_to_fix(deployment: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No database file, no directory, no secret, public plain HTTP: exit 1, a fix for each."""
+    monkeypatch.setenv("HELPPET_LOCAL_STORAGE_DIR", str(deployment / "missing"))
+    monkeypatch.delenv("HELPPET_LOCAL_STORAGE_SECRET")
+    monkeypatch.setenv("HELPPET_PUBLIC_BASE_URL", "http://api.example.com")
+    report = run_json("doctor", exit_code=1)
+    found = {f["check"]: f for f in report["findings"]}
+    assert found["database.reachable"]["status"] == "fail"
+    assert "helppet-recordings migrate" in found["database.reachable"]["fix"]
+    assert found["local.directory"]["status"] == "fail"
+    assert found["local.secret"]["status"] == "fail"
+    assert "HELPPET_LOCAL_STORAGE_SECRET" in found["local.secret"]["fix"]
+    assert found["local.public_url"]["status"] == "warn"
+    assert report["summary"] == {"ok": 0, "warn": 3, "fail": 3}
+    assert not (deployment.parent / "recordings.db").exists()  # doctor created nothing
+    text = run("doctor")
+    assert text.exit_code == 1
+    assert "fix: run `helppet-recordings migrate`" in text.stdout
+
+
+def test_doctor_flags_a_database_from_another_version(deployment: Path) -> None:
+    """A revision this package does not know fails with a hint; --strict also fails on warns."""
+    run_json("migrate")
+    engine = sa.create_engine(os.environ["DATABASE_URL"])
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE helppet_recordings_alembic_version SET version_num = 'f00d'")
+        )
+    engine.dispose()
+    found = {f["check"]: f for f in run_json("doctor", exit_code=1)["findings"]}
+    assert found["database.migrations"]["status"] == "fail"
+    assert "does not know" in found["database.migrations"]["message"]
+
+
+def test_sweep_fails_uploads_past_their_deadline(backends: Backends) -> None:
+    """An upload started three hours ago and never sent is marked failed by sweep."""
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
+    user = uuid.uuid4()
+    living_at(backends, past).initiate_upload(user, AUDIO)
+    assert run_json("sweep") == {"ok": True, "failed": 1}
+    assert run_json("sweep") == {"ok": True, "failed": 0}
+    assert backends.service.list_recordings(user, status="failed").total == 1
+
+
+def test_purge_removes_deleted_recordings(backends: Backends) -> None:
+    """A deleted recording is purged once its retention (here 0 days) has passed."""
+    user = uuid.uuid4()
+    ticket = backends.service.initiate_upload(user, AUDIO)
+    backends.service.delete_recording(user, ticket.recording_id)
+    assert run_json("purge") == {"ok": True, "purged": 0}  # within the 30-day default
+    assert run_json("purge", "--retention-days", "0") == {"ok": True, "purged": 1}
+
+
+def test_reconcile_reports_orphans_and_lost_audio(backends: Backends) -> None:
+    """An orphan and a recording whose file vanished: exit 1, both in the report."""
+    storage = backends.local_storage
+    assert storage is not None
+    user = uuid.uuid4()
+    ticket = backends.service.initiate_upload(user, AUDIO)
+    upload(storage, dict(ticket.upload_fields), b"\x00" * 64)
+    backends.service.complete_upload(user, ticket.recording_id, {"file_size_bytes": 64})
+    storage.delete(ticket.s3_key)
+    stray = "recordings/stray.m4a"
+    upload(storage, _fields_for(storage, stray), b"\x00" * 16)
+
+    report = run_json("reconcile", exit_code=1)
+    assert report["dry_run"] is True
+    assert stray in report["orphan_keys"]
+    assert report["missing_objects"] == [str(ticket.recording_id)]
+    assert report["deleted_orphans"] == 0
+
+    _age(storage.root, stray, hours=2)
+    deleted = run_json("reconcile", "--delete-orphans", exit_code=1)  # lost audio remains
+    assert deleted["deleted_orphans"] == 1
+    assert storage.head(stray) is None
+
+
+def _fields_for(storage: LocalStorage, key: str) -> dict[str, str]:
+    ticket = storage.create_upload(key=key, content_type="audio/mp4", max_size=100, expires_in=60)
+    return dict(ticket.fields)
+
+
+def _age(root: Path, key: str, *, hours: int) -> None:
+    """Make a stored object look ``hours`` old (its sidecar records when it was stored)."""
+    meta = root / "meta" / f"{key}.json"
+    document = json.loads(meta.read_text(encoding="utf-8"))
+    stored = dt.datetime.fromisoformat(document["stored_at"]) - dt.timedelta(hours=hours)
+    document["stored_at"] = stored.isoformat()
+    meta.write_text(json.dumps(document), encoding="utf-8")
+
+
+def test_progress_is_off_unless_stdout_is_a_terminal(backends: Backends) -> None:
+    """Under CliRunner stdout is no terminal: no progress; --progress forces it onto stderr."""
+    quiet = run("reconcile")
+    forced = run("reconcile", "--progress")
+    assert quiet.exit_code == forced.exit_code == 0
+    assert quiet.stderr == ""
+    assert "Reconciling storage and database" in forced.stderr
+    assert "Reconciling" not in forced.stdout
+
+
+def test_bad_configuration_exits_2_with_the_variable(
+    deployment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong HELPPET_STORAGE is a usage error: exit 2, the variable in text and JSON."""
+    monkeypatch.setenv("HELPPET_STORAGE", "ftp")
+    text = run("sweep")
+    assert text.exit_code == 2
+    assert "HELPPET_STORAGE" in text.stderr
+    error = run_json("sweep", exit_code=2)["error"]
+    assert error["error_code"] == "CONFIGURATION_ERROR"
+    assert run("sweep", "--no-such-option").exit_code == 2
+    assert run("bucket-setup").exit_code == 2  # needs HELPPET_STORAGE=s3
+
+
+def test_an_unreachable_database_is_a_clear_failure(
+    deployment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing listens at DATABASE_URL: sweep exits 1 with DATABASE_UNAVAILABLE, no traceback."""
+    (port,) = free_ports(1)
+    monkeypatch.setenv("DATABASE_URL", f"postgresql+psycopg://app@127.0.0.1:{port}/none")
+    result = run("sweep")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output + result.stderr
+    assert "helppet-recordings doctor" in result.stderr
+    assert run_json("sweep", exit_code=1)["error"]["error_code"] == "DATABASE_UNAVAILABLE"
+    found = {f["check"]: f for f in run_json("doctor", exit_code=1)["findings"]}
+    assert found["database.reachable"]["status"] == "fail"
+    assert found["database.migrations"]["status"] == "warn"
+
+
+def test_the_entry_point_runs_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    """``helppet-recordings`` (cli.main) lists every command and exits 0 on --help."""
+    with pytest.raises(SystemExit) as caught:
+        main(["--help"])
+    assert caught.value.code == 0
+    listed = capsys.readouterr().out
+    for command in ("migrate", "sweep", "reconcile", "purge", "doctor", "bucket-setup"):
+        assert command in listed

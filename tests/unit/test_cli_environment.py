@@ -1,0 +1,177 @@
+"""The deployment environment: variables, defaults, errors, and the backends it builds."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from examples.fastapi_app.config import AppConfig
+
+from helppet_recordings import LocalStorage
+from helppet_recordings.environment import (
+    ConfigurationError,
+    DeploymentSettings,
+    build_backends,
+)
+
+JWT_SECRET = "j" * 40
+LOCAL_SECRET = "local-storage-secret-123"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the developer's own HELPPET_/S3_/DATABASE_URL variables out of these tests."""
+    for name in list(os.environ):
+        if name.startswith(("HELPPET_", "S3_")) or name in {"DATABASE_URL", "AWS_REGION"}:
+            monkeypatch.delenv(name)
+
+
+def test_defaults_match_the_example_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With nothing set, the defaults are the example app's: SQLite and a folder in cwd."""
+    monkeypatch.setenv("HELPPET_STORAGE", "s3")  # a mapping given is all that is read
+    monkeypatch.setenv("S3_BUCKET_NAME", "not-this-one")
+    env = DeploymentSettings.from_env({}, cwd=tmp_path)
+    assert type(env) is DeploymentSettings
+    example = AppConfig.from_env({"HELPPET_JWT_SECRET": JWT_SECRET}, cwd=tmp_path)
+    assert env.storage == example.storage == "local"
+    assert env.database_url == example.database_url == f"sqlite:///{tmp_path}/helppet-recordings.db"
+    assert env.local_storage_dir == example.local_storage_dir
+    assert env.public_base_url == example.public_base_url == "http://127.0.0.1:8000"
+    assert env.cors_origins == ()
+    assert env.local_secret() is None
+    assert env.recording.s3_bucket_name == "helppet-audio-recordings"
+
+
+def test_every_variable_is_read(tmp_path: Path) -> None:
+    """Each variable lands in its field; origins are split, trimmed and deduplicated."""
+    env = DeploymentSettings.from_env(
+        {
+            "HELPPET_STORAGE": " S3 ",
+            "DATABASE_URL": "postgresql://app@db/helppet",
+            "HELPPET_LOCAL_STORAGE_DIR": str(tmp_path / "audio"),
+            "HELPPET_PUBLIC_BASE_URL": "https://api.example.com/",
+            "HELPPET_CORS_ORIGINS": "https://app.example.com/, http://localhost:3000,,"
+            "https://app.example.com",
+            "HELPPET_JWT_SECRET": JWT_SECRET,
+            "HELPPET_LOCAL_STORAGE_SECRET": LOCAL_SECRET,
+            "S3_BUCKET_NAME": "clinic-audio",
+            "S3_RECORDINGS_PREFIX": "audio",
+            "HELPPET_DELETED_RETENTION_DAYS": "7",
+            "HELPPET_MAX_FILE_SIZE": "",  # empty counts as unset
+        }
+    )
+    assert env.storage == "s3"
+    assert env.database_url == "postgresql://app@db/helppet"
+    assert env.local_storage_dir == tmp_path / "audio"
+    assert env.public_base_url == "https://api.example.com"
+    assert env.cors_origins == ("https://app.example.com", "http://localhost:3000")
+    assert env.local_secret() == LOCAL_SECRET
+    assert env.local_secret_source == "HELPPET_LOCAL_STORAGE_SECRET"
+    assert env.recording.s3_bucket_name == "clinic-audio"
+    assert env.recording.s3_recordings_prefix == "audio/"
+    assert env.recording.deleted_retention_days == 7
+    assert env.recording.max_file_size == 104_857_600
+
+
+def test_local_secret_is_derived_as_the_example_app_derives_it(tmp_path: Path) -> None:
+    """Without its own secret, LocalStorage's comes from the JWT secret, exactly as in the app."""
+    env = DeploymentSettings.from_env({"HELPPET_JWT_SECRET": JWT_SECRET})
+    example = AppConfig.from_env({"HELPPET_JWT_SECRET": JWT_SECRET}, cwd=tmp_path)
+    assert env.local_secret() == example.local_secret()
+    assert env.local_secret_source == "HELPPET_JWT_SECRET"
+    assert env.require_jwt_secret() == JWT_SECRET
+
+
+def test_the_process_environment_is_read_by_the_settings_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DeploymentSettings() reads os.environ, the nested settings included; RECORDING is ignored."""
+    monkeypatch.setenv("HELPPET_STORAGE", "s3")
+    monkeypatch.setenv("S3_BUCKET_NAME", "from-the-environment")
+    monkeypatch.setenv("RECORDING", "not json")
+    monkeypatch.setenv("HELPPET_CORS_ORIGINS", "https://a.example.com")
+    env = DeploymentSettings()
+    assert env.storage == "s3"
+    assert env.recording.s3_bucket_name == "from-the-environment"
+    assert env.cors_origins == ("https://a.example.com",)
+    assert DeploymentSettings.load() == env
+
+
+def test_bad_values_name_every_variable_and_never_quote_secrets() -> None:
+    """All problems are reported at once, each with its variable; a secret is never echoed."""
+    with pytest.raises(ConfigurationError) as caught:
+        DeploymentSettings.from_env(
+            {
+                "HELPPET_STORAGE": "ftp",
+                "S3_BUCKET_NAME": "No_Such",
+                "HELPPET_CORS_ORIGINS": "app.example.com",
+                "HELPPET_JWT_SECRET": "short-secret-value",
+                "HELPPET_LOCAL_STORAGE_SECRET": "tiny-secret",
+                "HELPPET_PUBLIC_BASE_URL": "ftp://files",
+            }
+        )
+    error = caught.value
+    assert error.error_code == "CONFIGURATION_ERROR"
+    variables = {problem["variable"] for problem in error.details["errors"]}
+    assert variables == {
+        "HELPPET_STORAGE",
+        "S3_BUCKET_NAME",
+        "HELPPET_CORS_ORIGINS",
+        "HELPPET_JWT_SECRET",
+        "HELPPET_LOCAL_STORAGE_SECRET",
+        "HELPPET_PUBLIC_BASE_URL",
+    }
+    assert "short-secret-value" not in str(error.to_dict())
+    assert "tiny-secret" not in str(error.to_dict())
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    """Neither secret nor the database URL (it may hold a password) shows in repr."""
+    env = DeploymentSettings.from_env(
+        {
+            "HELPPET_JWT_SECRET": JWT_SECRET,
+            "HELPPET_LOCAL_STORAGE_SECRET": LOCAL_SECRET,
+            "DATABASE_URL": "postgresql://app:hunter2@db/helppet",
+        }
+    )
+    assert JWT_SECRET not in repr(env)
+    assert LOCAL_SECRET not in repr(env)
+    assert "hunter2" not in repr(env)
+
+
+def test_build_backends_gives_a_working_local_deployment(tmp_path: Path) -> None:
+    """Local storage, a migrated SQLite database and a service that takes an upload."""
+    env = DeploymentSettings.from_env({"HELPPET_LOCAL_STORAGE_SECRET": LOCAL_SECRET}, cwd=tmp_path)
+    backends = build_backends(env, create_schema=True)
+    try:
+        assert isinstance(backends.local_storage, LocalStorage)
+        assert backends.storage is backends.local_storage
+        user = uuid.uuid4()
+        ticket = backends.service.initiate_upload(
+            user, {"filename": "a.m4a", "content_type": "audio/m4a"}
+        )
+        assert ticket.upload_url == "http://127.0.0.1:8000/local-storage/upload"
+        assert backends.service.list_recordings(user).total == 1
+    finally:
+        backends.close()
+    assert (tmp_path / "helppet-recordings.db").is_file()
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({}, "HELPPET_LOCAL_STORAGE_SECRET"),
+        ({"HELPPET_JWT_SECRET": JWT_SECRET, "DATABASE_URL": "not a url"}, "DATABASE_URL"),
+    ],
+)
+def test_build_backends_refuses_what_cannot_work(
+    tmp_path: Path, environ: dict[str, str], variable: str
+) -> None:
+    """No LocalStorage secret, or an unparseable DATABASE_URL: a ConfigurationError naming it."""
+    env = DeploymentSettings.from_env(environ, cwd=tmp_path)
+    with pytest.raises(ConfigurationError) as caught:
+        build_backends(env)
+    assert caught.value.details["variable"] == variable
+    assert variable in caught.value.message
