@@ -10,6 +10,8 @@ Environment variables:
 - ``HELPPET_PUBLIC_BASE_URL``: the base of LocalStorage's upload and download
   URLs, as phones reach this server; default ``http://127.0.0.1:8000``.
 - ``HELPPET_JWT_SECRET``: the token secret, at least 32 bytes; required.
+- ``HELPPET_JWT_AUDIENCE``, ``HELPPET_JWT_ISSUER``: when set, every token must
+  carry this ``aud`` (or a list naming it) and this ``iss``; default unset.
 - ``HELPPET_LOCAL_STORAGE_SECRET``: signs LocalStorage tickets; default
   derived from the JWT secret.
 - ``HELPPET_CORS_ORIGINS``: comma-separated browser origins allowed to call
@@ -36,7 +38,7 @@ from helppet_recordings.integrations.fastapi import parse_cors_origins
 from helppet_recordings.ports import RecordingStorage
 from helppet_recordings.storage.local import LocalStorage
 
-from .auth import MIN_SECRET_BYTES, check_secret
+from .auth import MIN_SECRET_BYTES, TokenVerifier
 
 __all__ = ["AppConfig", "Backends", "ConfigError", "build_backends"]
 
@@ -63,6 +65,8 @@ class AppConfig:
     jwt_secret: str = attrs.field(repr=False)
     local_storage_secret: str | None = attrs.field(default=None, repr=False)
     cors_origins: tuple[str, ...] = ()
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
 
     @classmethod
     def from_env(
@@ -102,7 +106,13 @@ class AppConfig:
             jwt_secret=jwt_secret,
             local_storage_secret=env.get("HELPPET_LOCAL_STORAGE_SECRET") or None,
             cors_origins=cors_origins,
+            jwt_audience=env.get("HELPPET_JWT_AUDIENCE", "").strip() or None,
+            jwt_issuer=env.get("HELPPET_JWT_ISSUER", "").strip() or None,
         )
+
+    def token_verifier(self) -> TokenVerifier:
+        """Return the bearer token checks this configuration asks for."""
+        return TokenVerifier(self.jwt_secret, self.jwt_audience, self.jwt_issuer)
 
     def local_secret(self) -> str:
         """Return the LocalStorage signing secret: as configured, else derived from the JWT one."""
@@ -115,10 +125,10 @@ class AppConfig:
 
 @attrs.frozen(kw_only=True)
 class Backends:
-    """What the app uses: the service, the token secret, LocalStorage (if in use), CORS origins."""
+    """What the app uses: the service, the token checks, LocalStorage (if in use), CORS origins."""
 
     service: RecordingService
-    jwt_secret: str = attrs.field(repr=False, converter=check_secret)
+    verifier: TokenVerifier
     local_storage: LocalStorage | None = None
     cors_origins: tuple[str, ...] = ()
     close: Callable[[], None] = lambda: None
@@ -151,7 +161,7 @@ def build_backends(config: AppConfig, settings: RecordingSettings | None = None)
         raise
     return Backends(
         service=RecordingService(storage=storage, repository=repository, settings=settings),
-        jwt_secret=config.jwt_secret,
+        verifier=config.token_verifier(),
         local_storage=local,
         cors_origins=config.cors_origins,
         close=repository.close,

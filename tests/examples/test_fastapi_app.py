@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import hashlib
+import logging
+import sqlite3
 import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import jwt
 import pytest
 from examples.fastapi_app.auth import mint_token
@@ -21,10 +25,12 @@ from helppet_recordings import (
     InMemoryRepository,
     RecordingService,
     RecordingSettings,
+    RepositoryError,
     StorageUnavailableError,
 )
 from helppet_recordings.models import StoredObject, UploadTicket
 from helppet_recordings.storage.local import LocalStorage
+from tests.support.faults import FaultyRepository
 
 with warnings.catch_warnings():
     # Starlette prefers httpx2 for its test client; the project's tests use httpx, which works.
@@ -269,6 +275,12 @@ def _in(seconds: int) -> int:
         f"Bearer {_token({'sub': str(uuid.uuid4()), 'exp': _in(60)}, OTHER_SECRET)}",
         f"Bearer {_token({'sub': str(uuid.uuid4()), 'exp': _in(-60)})}",
         f"Bearer {_token({'sub': str(uuid.uuid4())})}",
+        f"Bearer {_token({'sub': str(uuid.uuid4()), 'exp': str(_in(3600))})}",
+        f"Bearer {_token({'sub': str(uuid.uuid4()), 'exp': 'tomorrow'})}",
+        f"Bearer {_token({'sub': str(uuid.uuid4()), 'exp': [_in(3600)]})}",
+        f"Bearer {_token({'sub': str(uuid.uuid4()), 'exp': None})}",
+        f"Bearer {_token({'sub': str(uuid.uuid4()), 'exp': True})}",
+        f"Bearer {_token({'sub': str(uuid.uuid4()), 'exp': _in(60), 'aud': 'elsewhere'})}",
         f"Bearer {_token({'exp': _in(60)})}",
         f"Bearer {_token({'sub': 'not-a-uuid', 'exp': _in(60)})}",
         f"Bearer {_token({'sub': str(uuid.UUID(int=0)), 'exp': _in(60)})}",
@@ -284,6 +296,12 @@ def _in(seconds: int) -> int:
         "wrong-secret",
         "expired",
         "no-exp",
+        "exp-numeric-string",
+        "exp-word",
+        "exp-list",
+        "exp-null",
+        "exp-bool",
+        "unexpected-audience",
         "no-sub",
         "sub-not-uuid",
         "nil-sub",
@@ -309,6 +327,167 @@ def test_expired_token_says_so(client: TestClient) -> None:
         client.get(f"{BASE}/", headers={"Authorization": f"Bearer {token}"}), 401, "UNAUTHORIZED"
     )
     assert body["details"] == {"reason": "token_expired"}
+
+
+AUDIENCE = "helppet-recordings-api"
+ISSUER = "https://auth.clinic.example"
+
+
+@pytest.fixture
+def strict_client(service: RecordingService, storage: LocalStorage) -> Iterator[TestClient]:
+    """The example app requiring an audience and an issuer in tokens."""
+    app = create_app(
+        service,
+        jwt_secret=SECRET,
+        jwt_audience=AUDIENCE,
+        jwt_issuer=ISSUER,
+        local_storage=storage,
+    )
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize(
+    ("claims", "status"),
+    [
+        ({"aud": AUDIENCE, "iss": ISSUER}, 200),
+        ({"aud": ["another-api", AUDIENCE], "iss": ISSUER}, 200),
+        ({"iss": ISSUER}, 401),
+        ({"aud": "another-api", "iss": ISSUER}, 401),
+        ({"aud": AUDIENCE}, 401),
+        ({"aud": AUDIENCE, "iss": "https://evil.example"}, 401),
+        ({"aud": AUDIENCE, "iss": ISSUER, "exp": "9999999999"}, 401),
+    ],
+    ids=["both", "audience-in-list", "no-aud", "wrong-aud", "no-iss", "wrong-iss", "exp-string"],
+)
+def test_audience_and_issuer_are_required_when_configured(
+    strict_client: TestClient, claims: dict[str, Any], status: int
+) -> None:
+    """With an audience and an issuer configured, tokens must carry and match both."""
+    token = _token({"sub": str(uuid.uuid4()), "exp": _in(60), **claims})
+    response = strict_client.get(f"{BASE}/", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == status, response.text
+    if status == 401:
+        assert_error(response, 401, "UNAUTHORIZED")
+
+
+def test_audience_and_issuer_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, user: uuid.UUID
+) -> None:
+    """HELPPET_JWT_AUDIENCE and HELPPET_JWT_ISSUER turn the checks on for the deployed app."""
+    env = _env(tmp_path, HELPPET_JWT_AUDIENCE=AUDIENCE, HELPPET_JWT_ISSUER=f" {ISSUER} ")
+    config = AppConfig.from_env(env)
+    assert (config.jwt_audience, config.jwt_issuer) == (AUDIENCE, ISSUER)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    good = mint_token(SECRET, user, audience=AUDIENCE, issuer=ISSUER)
+    with TestClient(create_app()) as client:
+        assert client.get(f"{BASE}/", headers=auth(user)).status_code == 401
+        listed = client.get(f"{BASE}/", headers={"Authorization": f"Bearer {good}"})
+        assert listed.status_code == 200, listed.text
+
+
+@pytest.fixture
+def hand_offs(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
+    """Counts of worker-thread hand-offs and token decodes made from now on."""
+    counts: collections.Counter[str] = collections.Counter()
+    run_sync, decode = anyio.to_thread.run_sync, jwt.decode
+
+    async def counting_run_sync(func: Any, *args: Any, **kwargs: Any) -> Any:
+        counts["threads"] += 1
+        return await run_sync(func, *args, **kwargs)
+
+    def counting_decode(*args: Any, **kwargs: Any) -> Any:
+        counts["decodes"] += 1
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting_run_sync)
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    return counts
+
+
+def test_each_request_decodes_once_and_hands_off_once(
+    client: TestClient, user: uuid.UUID, hand_offs: collections.Counter[str]
+) -> None:
+    """Every endpoint decodes the token once and makes one worker-thread hand-off."""
+    done = uploaded(client, user)
+    pending = initiate(client, user)["recording_id"]
+    requests = [
+        ("POST", f"{BASE}/upload/initiate", {"filename": "b.wav", "content_type": "audio/wav"}),
+        ("POST", f"{BASE}/upload/renew/{pending}", None),
+        ("POST", f"{BASE}/upload/complete/{done}", {"file_size_bytes": len(AUDIO)}),
+        ("GET", f"{BASE}/", None),
+        ("GET", f"{BASE}/{done}", None),
+        ("GET", f"{BASE}/{done}/download-url", None),
+        ("DELETE", f"{BASE}/{done}", None),
+        ("GET", f"{BASE}/{done}", None),  # now 404: an error costs no more
+    ]
+    for method, path, body in requests:
+        hand_offs.clear()
+        response = client.request(method, path, json=body, headers=auth(user))
+        assert response.status_code < 500, response.text
+        assert dict(hand_offs) == {"threads": 1, "decodes": 1}, (method, path)
+    hand_offs.clear()
+    refused = client.get(f"{BASE}/", headers={"Authorization": "Bearer not.a.jwt"})
+    assert refused.status_code == 401
+    assert dict(hand_offs) == {"decodes": 1}
+
+
+class _BrokenRepository(FaultyRepository):
+    """A repository whose named methods fail with a non-retryable DATABASE_ERROR."""
+
+    @staticmethod
+    def error_factory() -> Exception:
+        """A translated driver error; the driver's text quotes the row it failed on."""
+        try:
+            raise sqlite3.DatabaseError("disk image is malformed [parameters: ('Bella.wav',)]")
+        except sqlite3.DatabaseError as exc:
+            try:
+                raise RepositoryError(operation="add", reason="DatabaseError") from exc
+            except RepositoryError as translated:
+                return translated
+
+
+@pytest.mark.parametrize(
+    ("repository", "status", "code", "level"),
+    [
+        (_BrokenRepository, 500, "DATABASE_ERROR", logging.ERROR),
+        (FaultyRepository, 503, "DATABASE_UNAVAILABLE", logging.WARNING),
+    ],
+)
+def test_database_errors_are_logged_without_personal_content(
+    storage: LocalStorage,
+    user: uuid.UUID,
+    caplog: pytest.LogCaptureFixture,
+    repository: type[FaultyRepository],
+    status: int,
+    code: str,
+    level: int,
+) -> None:
+    """A database failure answers its code and is logged under helppet_recordings, no PHI."""
+    faulty = repository(InMemoryRepository())
+    faulty.failing = {"add"}
+    service = RecordingService(storage=storage, repository=faulty)
+    app = create_app(service, jwt_secret=SECRET, local_storage=storage)
+    with TestClient(app) as client, caplog.at_level(logging.DEBUG, logger="helppet_recordings"):
+        response = client.post(
+            f"{BASE}/upload/initiate",
+            json={
+                "filename": "Bella.wav",
+                "content_type": "audio/wav",
+                "appointment_id": APPOINTMENT,
+            },
+            headers=auth(user),
+        )
+    assert_error(response, status, code)
+    logged = [r for r in caplog.records if r.name.startswith("helppet_recordings")]
+    answers = [r for r in logged if code in r.getMessage()]
+    assert [r.levelno for r in answers] == [level]
+    assert f"POST {BASE}/upload/initiate" in answers[0].getMessage()
+    for record in logged:
+        text = record.getMessage() + str(record.exc_info or "")
+        assert "Bella" not in text
+        assert APPOINTMENT not in text
 
 
 # --------------------------------------------------------------------------- validation

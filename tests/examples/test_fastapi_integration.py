@@ -90,11 +90,21 @@ def test_importing_the_package_imports_no_framework() -> None:
 # ----------------------------------------------------- the documented host app, end to end
 
 
+def _python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
+
+
 def _documented_host_app() -> str:
     """The first Python block of docs/fastapi-integration.md."""
-    match = re.search(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
-    assert match is not None, "docs/fastapi-integration.md lost its example"
-    return match.group(1)
+    blocks = _python_blocks()
+    assert blocks, "docs/fastapi-integration.md lost its example"
+    return blocks[0]
+
+
+def test_every_python_block_of_the_doc_compiles() -> None:
+    """The doc's shorter snippets are valid Python too."""
+    for block in _python_blocks():
+        compile(block, str(DOC), "exec")
 
 
 @pytest.fixture

@@ -37,6 +37,8 @@ _HTTP_CODES: Final = {
     415: "UNSUPPORTED_MEDIA_TYPE",
 }
 _PROBED_METHODS: Final = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+_LOGGED_DETAILS: Final = ("operation", "reason", "retry_after")
+"""The only ``details`` of a server-side error that reach the log (none can hold client text)."""
 
 _log = logging.getLogger("helppet_recordings.integrations.fastapi")
 
@@ -69,9 +71,34 @@ def recording_error_response(
     return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=merged)
 
 
-async def _recording_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _recording_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RecordingError)  # noqa: S101 - registered for this type only
+    if exc.http_status >= 500:
+        _log_server_side(request, exc)
     return recording_error_response(exc)
+
+
+def _log_server_side(request: Request, exc: RecordingError) -> None:
+    """Log a 5xx answer: retryable ones at WARNING, the rest at ERROR.
+
+    Only the code, the route's template, a few known details and the causes'
+    type names are written: a database error's own text can quote the row's
+    parameters (an original filename, metadata).
+    """
+    level = logging.WARNING if isinstance(exc, UnavailableError) else logging.ERROR
+    details = {key: exc.details[key] for key in _LOGGED_DETAILS if key in exc.details}
+    causes = " <- ".join(type(cause).__qualname__ for cause in _causes(exc)) or "none"
+    _log.log(
+        level,
+        "%s (%d) answered to %s %s; details %s; caused by %s",
+        exc.error_code,
+        exc.http_status,
+        request.method,
+        _route_template(request.scope),
+        details,
+        causes,
+        extra={"error_code": exc.error_code, "http_status": exc.http_status},
+    )
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -197,7 +224,8 @@ def install_error_handlers(app: FastAPI) -> None:
     """Answer every error in the ``ErrorResponse`` shape.
 
     - a :class:`~helppet_recordings.RecordingError`: its ``http_status`` and
-      ``to_dict()``, with ``Retry-After`` when it is retryable;
+      ``to_dict()``, with ``Retry-After`` when it is retryable; a 5xx is logged
+      (without personal content) under ``helppet_recordings``;
     - a request that fails validation (body, path, query), or whose body is
       not JSON at all: 422 ``VALIDATION_ERROR``, one entry per problem in
       ``details.errors``, never echoing the input;
