@@ -9,6 +9,7 @@ from typing import Any
 
 from helppet_recordings import events, policy
 from helppet_recordings.errors import (
+    DuplicateRecordingError,
     IdempotencyConflictError,
     InvalidStatusTransitionError,
     PermissionDeniedError,
@@ -98,7 +99,7 @@ def initiate_upload(
         ctx.create(
             recording, {"mime_type": mime_type, "recording_type": recording.recording_type.value}
         )
-    except ValueError:  # DuplicateRecordingError; older repositories raise a bare ValueError
+    except DuplicateRecordingError:
         # Only a concurrent initiate with the same idempotency key can collide
         # (keys carry 64 random bits); that request won, so answer as it did.
         if req.idempotency_key is None:

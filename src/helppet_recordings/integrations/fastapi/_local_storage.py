@@ -9,9 +9,9 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from helppet_recordings.storage.local import LocalStorage
 from helppet_recordings.storage.local import (
     LocalResponse,
+    LocalStorage,
     LocalUploadReceiver,
     serve_download,
 )
