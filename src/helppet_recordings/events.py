@@ -108,15 +108,15 @@ EventListener = Callable[[RecordingEvent], object]
 
 
 class EventPublisher:
-    """Hands events to the host's listener and logs each one, without personal content."""
+    """Hands events to the listeners (metrics, the host's) and logs each one at DEBUG."""
 
-    def __init__(self, listener: EventListener | None) -> None:
-        self._listener = listener
+    def __init__(self, *listeners: EventListener | None) -> None:
+        self._listeners = tuple(listener for listener in listeners if listener is not None)
 
     @property
     def wanted(self) -> bool:
         """Whether anyone receives events: a listener, or the event log at DEBUG."""
-        return self._listener is not None or _logger.isEnabledFor(logging.DEBUG)
+        return bool(self._listeners) or _logger.isEnabledFor(logging.DEBUG)
 
     def publish(self, event: RecordingEvent) -> None:
         """Log ``event`` at DEBUG and call the listener; a listener's error is logged only."""
@@ -127,13 +127,12 @@ class EventPublisher:
                 event.recording_id,
                 dict(event.attributes),
             )
-        if self._listener is None:
-            return
-        try:
-            self._listener(event)
-        except Exception:
-            _logger.exception(
-                "Event listener failed on %s for recording %s; the operation stands",
-                event.name,
-                event.recording_id,
-            )
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                _logger.exception(
+                    "Event listener failed on %s for recording %s; the operation stands",
+                    event.name,
+                    event.recording_id,
+                )

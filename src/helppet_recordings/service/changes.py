@@ -22,6 +22,7 @@ import attrs
 from helppet_recordings import events
 from helppet_recordings.errors import InvalidStatusTransitionError, RecordingNotFoundError
 from helppet_recordings.events import AttributeValue, EventPublisher, RecordingEvent
+from helppet_recordings.metrics import RecordingMetrics
 from helppet_recordings.models import Recording
 from helppet_recordings.ports import RecordingRepository, RecordingStorage
 from helppet_recordings.service.inputs import aware
@@ -82,6 +83,7 @@ class ServiceContext:
     settings: RecordingSettings
     clock: Clock
     publisher: EventPublisher
+    metrics: RecordingMetrics
     authorize_context: AuthorizeContext | None = None
 
     def now(self) -> dt.datetime:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from helppet_recordings.events import EventListener, EventPublisher
+from helppet_recordings.metrics import RecordingMetrics
 from helppet_recordings.models import AudioFacts, ReconcileReport, Recording
 from helppet_recordings.ports import RecordingRepository, RecordingStorage
 from helppet_recordings.schemas import (
@@ -44,7 +45,9 @@ class RecordingService:
 
     ``on_event`` receives a :class:`~helppet_recordings.events.RecordingEvent`
     after each stored change; a listener that raises is logged and never
-    undoes or fails the operation.
+    undoes or fails the operation. ``metrics`` records OpenTelemetry metrics
+    (``helppet_recordings.metrics``; by default on the global meter provider,
+    a no-op until the host configures one).
     """
 
     def __init__(
@@ -56,13 +59,16 @@ class RecordingService:
         *,
         clock: Clock = _utc_now,
         on_event: EventListener | None = None,
+        metrics: RecordingMetrics | None = None,
     ) -> None:
+        recorder = metrics if metrics is not None else RecordingMetrics()
         self._ctx = ServiceContext(
             storage=storage,
             repository=repository,
             settings=settings if settings is not None else RecordingSettings(),
             clock=clock,
-            publisher=EventPublisher(on_event),
+            publisher=EventPublisher(recorder, on_event),
+            metrics=recorder,
             authorize_context=authorize_context,
         )
 
@@ -75,6 +81,11 @@ class RecordingService:
     def storage(self) -> RecordingStorage:
         """The storage backend this service runs on."""
         return self._ctx.storage
+
+    @property
+    def metrics(self) -> RecordingMetrics:
+        """The metrics this service records (workers add transcription times)."""
+        return self._ctx.metrics
 
     @property
     def repository(self) -> RecordingRepository:

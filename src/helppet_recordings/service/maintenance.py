@@ -104,6 +104,7 @@ def reconcile(
         if _object_missing(ctx, recording):
             missing.append(recording.id)
         recording = next(recordings, None)
+    ctx.metrics.reconciled(orphans=len(orphans), missing=len(missing), deleted=deleted)
     if orphans or missing:
         _logger.warning(
             "Reconcile found %d orphan objects (%d deleted) and %d recordings without audio",

@@ -154,6 +154,7 @@ def record_transcript(
                 "language": language,
                 "confidence": confidence,
                 "characters": len(text),
+                "processing_seconds": _processing_seconds(recording, now),
             },
         )
 
@@ -177,7 +178,10 @@ def mark_failed(
         return Change(
             recording.fail(now, reason=reason),
             events.RECORDING_FAILED,
-            {"previous_status": recording.status.value},
+            {
+                "previous_status": recording.status.value,
+                "processing_seconds": _processing_seconds(recording, now),
+            },
         )
 
     return _respond(ctx, rid, fail)
@@ -199,6 +203,16 @@ def reprocess(ctx: ServiceContext, recording_id: uuid.UUID | str) -> RecordingRe
 def _respond(ctx: ServiceContext, recording_id: uuid.UUID | str, step: Step) -> RecordingResponse:
     rid = inputs.recording_id(recording_id)
     return RecordingResponse.from_recording(ctx.change(rid, step).recording)
+
+
+def _processing_seconds(recording: Recording, now: dt.datetime) -> float | None:
+    """How long the current attempt has run, when one is running."""
+    if (
+        recording.status is not RecordingStatus.PROCESSING
+        or recording.processing_started_at is None
+    ):
+        return None
+    return (now - recording.processing_started_at).total_seconds()
 
 
 def _check_claim(recording: Recording, claim: dt.datetime, *statuses: RecordingStatus) -> None:

@@ -207,6 +207,7 @@ def expire_upload(ctx: ServiceContext, recording: Recording, reason: str, at: dt
 def _completed_attributes(recording: Recording, by: str) -> dict[str, events.AttributeValue]:
     return {
         "by": by,
+        "upload_seconds": (recording.updated_at - recording.created_at).total_seconds(),
         "size_bytes": recording.file_size_bytes,
         "mime_type": recording.mime_type,
         "duration_seconds": recording.duration_seconds,
