@@ -80,9 +80,7 @@ def test_a_life_cycle_records_every_instrument() -> None:
         return sum(value for _, value in points[f"helppet_recordings.{name}"])
 
     assert total("uploads.initiated") == 3
-    assert points["helppet_recordings.recordings.failed"] == [
-        ({"previous_status": "uploading"}, 1)
-    ]
+    assert points["helppet_recordings.recordings.failed"] == [({"previous_status": "uploading"}, 1)]
     assert points["helppet_recordings.uploads.initiated"][0][0] == {"mime_type": "audio/mp4"}
     assert points["helppet_recordings.uploads.rejected"] == [
         ({"error_code": "UPLOAD_NOT_FOUND"}, 1)
