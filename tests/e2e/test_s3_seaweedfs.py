@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,12 @@ from helppet_recordings import (
     UploadNotFoundError,
 )
 from helppet_recordings.ports import RecordingStorage
-from helppet_recordings.testing.storage_contract import AUDIO, HttpStorageContract, PutObject
+from helppet_recordings.testing.storage_contract import (
+    AUDIO,
+    HttpStorageContract,
+    PromoteContract,
+    PutObject,
+)
 from tests.support.seaweedfs import SeaweedEndpoint, make_client
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +36,7 @@ def _storage(seaweed: SeaweedEndpoint, bucket: str) -> S3Storage:
     return S3Storage(bucket, client=make_client(seaweed))
 
 
-class TestS3StorageOnSeaweedFS(HttpStorageContract):
+class TestS3StorageOnSeaweedFS(HttpStorageContract, PromoteContract):
     signature_field = "x-amz-signature"
 
     @pytest.fixture
@@ -77,6 +83,31 @@ class TestS3StorageOnSeaweedFS(HttpStorageContract):
         response = self.post(ticket, AUDIO, url=other_url)
         assert 400 <= response.status_code < 500
         assert client.list_objects_v2(Bucket=other_bucket).get("KeyCount", 0) == 0
+
+    def test_ticket_replayed_during_promote_is_not_copied(self, storage: RecordingStorage) -> None:
+        """A replay landing between promote's HEAD and its copy fails the copy's condition (412)."""
+        assert isinstance(storage, S3Storage)
+        ticket = self.ticket(storage, "staging/race.m4a")
+        assert self.post(ticket, AUDIO).is_success
+        expected = storage.head(ticket.key)
+        assert expected is not None
+        replayed = AUDIO[::-1]
+        statuses: list[int] = []
+
+        def replay(**_: Any) -> None:
+            storage.client.meta.events.unregister("before-call.s3.CopyObject", replay)
+            assert self.post(ticket, replayed).is_success
+
+        def record(http_response: Any, **_: Any) -> None:
+            statuses.append(http_response.status_code)
+
+        storage.client.meta.events.register("before-call.s3.CopyObject", replay)
+        storage.client.meta.events.register("after-call.s3.CopyObject", record)
+        target = self.key("final/race.m4a")
+        assert storage.promote(ticket.key, target, expected=expected) is None
+        assert statuses == [412]
+        assert storage.head(target) is None
+        assert storage.read_range(ticket.key, offset=0, length=len(AUDIO)) == replayed
 
 
 def test_phone_flow_end_to_end(seaweed: SeaweedEndpoint, seaweed_bucket: str) -> None:

@@ -6,10 +6,15 @@ import pytest
 
 from helppet_recordings import InMemoryStorage, StorageError
 from helppet_recordings.ports import RecordingStorage
-from helppet_recordings.testing.storage_contract import AUDIO, PutObject, StorageContract
+from helppet_recordings.testing.storage_contract import (
+    AUDIO,
+    PromoteContract,
+    PutObject,
+    StorageContract,
+)
 
 
-class TestInMemoryStorageContract(StorageContract):
+class TestInMemoryStorageContract(StorageContract, PromoteContract):
     """The shared storage contract on the in-memory backend."""
 
     @pytest.fixture

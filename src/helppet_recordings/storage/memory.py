@@ -188,6 +188,28 @@ class InMemoryStorage:
             found = self._objects.get(key)
         return None if found is None else _describe(key, found)
 
+    def promote(
+        self, source_key: str, target_key: str, *, expected: StoredObject
+    ) -> StoredObject | None:
+        """Move the object at ``source_key`` to ``target_key`` if it is still exactly ``expected``.
+
+        The check and the move are one atomic step: when the source is gone,
+        or its ETag or size is not ``expected``'s, nothing is moved or deleted
+        and the result is None. Otherwise the bytes, content type and
+        encryption land at ``target_key``, the source is removed, and the
+        target is returned as :meth:`head` reports it.
+        """
+        with self._lock:
+            found = self._objects.get(source_key)
+            if found is None or (found.md5, len(found.body)) != (expected.etag, expected.size):
+                return None
+            moved = attrs.evolve(
+                found, last_modified=dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+            )
+            self._objects[target_key] = moved
+            del self._objects[source_key]
+        return _describe(target_key, moved)
+
     def read_range(self, key: str, *, offset: int, length: int) -> bytes | None:
         """Return up to ``length`` bytes from ``offset``, or None when there is no object."""
         with self._lock:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import botocore.exceptions
 
+from helppet_recordings.errors import StorageError
 from helppet_recordings.models import StoredObject, UploadTicket
 from helppet_recordings.storage._http import content_disposition
 from helppet_recordings.storage.s3._client import build_client
@@ -21,6 +22,11 @@ __all__ = ["SERVER_SIDE_ENCRYPTION", "S3Storage"]
 
 SERVER_SIDE_ENCRYPTION: Final = "AES256"
 """The server-side encryption every upload must request (SSE-S3)."""
+
+MAX_COPY_SIZE: Final = 5 * 1024**3
+"""The largest object one CopyObject copies (5 GiB): the limit of :meth:`S3Storage.promote`."""
+
+_REFUSED_COPY_CODES: Final = frozenset({"PreconditionFailed", "412", *NOT_FOUND_CODES})
 
 
 class S3Storage:
@@ -147,6 +153,74 @@ class S3Storage:
             last_modified=response.get("LastModified"),
         )
 
+    def promote(
+        self, source_key: str, target_key: str, *, expected: StoredObject
+    ) -> StoredObject | None:
+        """Move the object at ``source_key`` to ``target_key`` if it is still exactly ``expected``.
+
+        ``expected`` is what :meth:`head` reported for the source when it was
+        verified. The move is a CopyObject conditioned on the source's ETag
+        (``x-amz-copy-source-if-match``), so bytes that replace the source
+        after that HEAD (a replayed upload ticket) are never copied, even if
+        they land between the check below and the copy. The copy keeps the
+        content type and metadata (``MetadataDirective=COPY``) and asks again
+        for the source's encryption (AES256, or ``aws:kms`` with the same
+        key). The source is deleted only after the copy landed.
+
+        Returns the target as :meth:`head` reports it after the copy, or None
+        when nothing was moved and nothing deleted: the source is gone or no
+        longer ``expected``. Safe to retry after a ``StorageUnavailableError``:
+        the copy is repeated only while the source is still ``expected``.
+
+        A server that ignores the copy condition (moto does) is covered by a
+        HEAD of the source before the copy and, for a race, by comparing the
+        copy's size and checksums with ``expected`` (a mismatch is deleted).
+
+        Objects are at most 5 GiB (``MAX_COPY_SIZE``, the CopyObject limit);
+        a larger one raises ``StorageError`` before any request is made.
+        """
+        if expected.etag is None:
+            msg = "expected must carry the ETag that head() reported"
+            raise ValueError(msg)
+        if expected.size > MAX_COPY_SIZE:
+            raise StorageError(
+                f"Objects over {MAX_COPY_SIZE} bytes cannot be moved with one copy",
+                storage_error="EntityTooLarge",
+                size=expected.size,
+            )
+        if not _same_object(self.head(source_key), expected):
+            return None
+        try:
+            self._client.copy_object(
+                Bucket=self._bucket,
+                Key=target_key,
+                CopySource={"Bucket": self._bucket, "Key": source_key},
+                CopySourceIfMatch=f'"{expected.etag}"',
+                MetadataDirective="COPY",
+                **self._copy_encryption(expected),
+            )
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) in _REFUSED_COPY_CODES:
+                return None
+            raise_translated(exc)
+        except botocore.exceptions.BotoCoreError as exc:
+            raise_translated(exc)
+        moved = self.head(target_key)
+        if moved is None:
+            return None
+        if not _same_content(moved, expected):
+            self.delete(target_key)  # a server that ignored the condition copied other bytes
+            return None
+        self.delete(source_key)
+        return moved
+
+    def _copy_encryption(self, expected: StoredObject) -> dict[str, Any]:
+        encryption = expected.server_side_encryption or SERVER_SIDE_ENCRYPTION
+        params: dict[str, Any] = {"ServerSideEncryption": encryption}
+        if encryption.startswith("aws:kms") and expected.kms_key_id:
+            params["SSEKMSKeyId"] = expected.kms_key_id
+        return params
+
     def read_range(self, key: str, *, offset: int, length: int) -> bytes | None:
         """GET ``length`` bytes from ``offset`` (a ranged read), or None if the object is absent."""
         byte_range = f"bytes={offset}-{offset + length - 1}"
@@ -188,6 +262,24 @@ class S3Storage:
                     )
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             raise_translated(exc)
+
+
+def _same_object(found: StoredObject | None, expected: StoredObject) -> bool:
+    return found is not None and (found.etag, found.size) == (expected.etag, expected.size)
+
+
+def _same_content(copied: StoredObject, expected: StoredObject) -> bool:
+    """Whether a copy holds the expected bytes, as far as its size and checksums tell."""
+    if copied.size != expected.size:
+        return False
+    return all(
+        mine is None or theirs is None or mine == theirs
+        for mine, theirs in (
+            (copied.md5, expected.md5),
+            (copied.sha256, expected.sha256),
+            (copied.crc64nvme, expected.crc64nvme),
+        )
+    )
 
 
 def _unquote(etag: str | None) -> str | None:
