@@ -1,12 +1,25 @@
 """S3Storage and the whole service against SeaweedFS, which enforces the POST policy.
 
 Uploads are real multipart HTTP POSTs, as the phone sends them.
+
+SSE-KMS runs on a second server whose identity file also configures
+SeaweedFS's built-in ``local`` KMS provider (one generated key, with the alias
+``alias/seaweedfs-default``). What SeaweedFS 4.x does with an ``aws:kms``
+POST, as these tests assert: without KMS configured it answers 500
+InternalError and stores nothing; with it, the object lands under the key and
+HEAD reports ``aws:kms`` and the key's id (aliases resolve to it); an unknown
+key, or ``aws:kms`` without a key id, is again a 500 and nothing stored. Its
+ETag of a KMS object is the MD5 of the plaintext (on AWS it is not).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import secrets
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,13 +40,24 @@ from helppet_recordings.testing.storage_contract import (
     PromoteContract,
     PutObject,
 )
-from tests.support.seaweedfs import SeaweedEndpoint, make_client
+from tests.support.seaweedfs import SeaweedEndpoint, SeaweedServer, make_client
 
 pytestmark = pytest.mark.e2e
 
 
-def _storage(seaweed: SeaweedEndpoint, bucket: str) -> S3Storage:
-    return S3Storage(bucket, client=make_client(seaweed))
+def _storage(seaweed: SeaweedEndpoint, bucket: str, **options: Any) -> S3Storage:
+    return S3Storage(bucket, client=make_client(seaweed), **options)
+
+
+def _post(storage: S3Storage, key: str, body: bytes, **fields: str) -> httpx.Response:
+    """POST ``body`` with a fresh ticket for ``key``, some fields replaced (None drops one)."""
+    ticket = storage.create_upload(
+        key=key, content_type="audio/mp4", max_size=len(body), expires_in=60
+    )
+    data = {name: value for name, value in {**ticket.fields, **fields}.items() if value}
+    return httpx.post(
+        ticket.url, data=data, files={"file": ("recording", body, "audio/mp4")}, timeout=30
+    )
 
 
 class TestS3StorageOnSeaweedFS(HttpStorageContract, PromoteContract):
@@ -151,3 +175,139 @@ def test_phone_flow_end_to_end(seaweed: SeaweedEndpoint, seaweed_bucket: str) ->
     assert fetched.status_code == 200
     assert hashlib.sha256(fetched.content).digest() == hashlib.sha256(AUDIO).digest()
     assert fetched.headers["content-type"] == "audio/mp4"
+
+
+# --- SSE-KMS --------------------------------------------------------------------------------
+
+
+class _KmsSeaweedServer(SeaweedServer):
+    """SeaweedFS with its built-in ``local`` KMS provider configured in the identity file."""
+
+    def _write_identity(self) -> tuple[str, str]:
+        access_key, secret_key = super()._write_identity()
+        path = self.workdir / "s3.json"
+        config = json.loads(path.read_text(encoding="utf-8"))
+        config["kms"] = {"default_provider": "local", "providers": {"local": {"type": "local"}}}
+        path.write_text(json.dumps(config), encoding="utf-8")
+        return access_key, secret_key
+
+
+@pytest.fixture(scope="module")
+def kms_seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SeaweedEndpoint, str]]:
+    """A KMS-enabled SeaweedFS and the id of its key (learnt from an object put with the alias)."""
+    server = _KmsSeaweedServer(Path(tmp_path_factory.mktemp("seaweedfs-kms")))
+    try:
+        endpoint = server.start()
+    except RuntimeError as exc:
+        server.stop()
+        pytest.fail(f"SeaweedFS could not start: {exc}", pytrace=False)
+    try:
+        client = make_client(endpoint)
+        client.create_bucket(Bucket="kms-probe")
+        client.put_object(
+            Bucket="kms-probe",
+            Key="probe",
+            Body=b"x",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId="alias/seaweedfs-default",
+        )
+        key_id = client.head_object(Bucket="kms-probe", Key="probe")["SSEKMSKeyId"]
+        yield endpoint, key_id
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def kms_bucket(kms_seaweed: tuple[SeaweedEndpoint, str]) -> str:
+    """A fresh bucket on the KMS-enabled server."""
+    name = f"k-{secrets.token_hex(6)}"
+    make_client(kms_seaweed[0]).create_bucket(Bucket=name)
+    return name
+
+
+def test_kms_post_without_kms_configured_is_a_server_error(
+    seaweed: SeaweedEndpoint, seaweed_bucket: str
+) -> None:
+    """SeaweedFS without a KMS provider answers an aws:kms POST with 500 and stores nothing."""
+    storage = _storage(seaweed, seaweed_bucket, sse="aws:kms", kms_key_id=str(uuid.uuid4()))
+    response = _post(storage, "recordings/staging/nokms.m4a", AUDIO)
+    assert response.status_code == 500
+    assert "InternalError" in response.text
+    assert storage.head("recordings/staging/nokms.m4a") is None
+
+
+class TestS3KmsOnSeaweedFS(PromoteContract):
+    """Uploads and moves under a KMS key, on a server that encrypts with it."""
+
+    @pytest.fixture
+    def storage(
+        self, kms_seaweed: tuple[SeaweedEndpoint, str], kms_bucket: str
+    ) -> RecordingStorage:
+        """S3Storage pinning aws:kms and the server's key."""
+        endpoint, key_id = kms_seaweed
+        return _storage(endpoint, kms_bucket, sse="aws:kms", kms_key_id=key_id)
+
+    @pytest.fixture
+    def put_object(self, storage: RecordingStorage) -> PutObject:
+        """Store an object through a real POST with a fresh KMS ticket."""
+        assert isinstance(storage, S3Storage)
+
+        def put(key: str, body: bytes, content_type: str) -> None:
+            ticket = storage.create_upload(
+                key=key, content_type=content_type, max_size=len(body), expires_in=60
+            )
+            response = httpx.post(
+                ticket.url,
+                data=dict(ticket.fields),
+                files={"file": ("recording", body, content_type)},
+                timeout=30,
+            )
+            assert response.is_success, response.text
+
+        return put
+
+    def test_post_lands_under_the_pinned_key(
+        self, storage: RecordingStorage, kms_seaweed: tuple[SeaweedEndpoint, str]
+    ) -> None:
+        """HEAD reports aws:kms and the key; the ETag is the plaintext MD5, never trusted as one."""
+        assert isinstance(storage, S3Storage)
+        response = _post(storage, "recordings/staging/kms.m4a", AUDIO)
+        assert response.status_code == 204, response.text
+        assert response.headers["x-amz-server-side-encryption"] == "aws:kms"
+        stored = storage.head("recordings/staging/kms.m4a")
+        assert stored is not None
+        assert (stored.server_side_encryption, stored.kms_key_id) == ("aws:kms", kms_seaweed[1])
+        assert storage.encryption_matches(stored)
+        assert stored.etag == hashlib.md5(AUDIO).hexdigest()  # noqa: S324 - SeaweedFS's ETag
+        assert stored.md5 is None
+        assert storage.read_range(stored.key, offset=0, length=len(AUDIO)) == AUDIO
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"x-amz-server-side-encryption-aws-kms-key-id": ""},
+            {"x-amz-server-side-encryption": "AES256"},
+            {"x-amz-server-side-encryption-aws-kms-key-id": "alias/seaweedfs-default"},
+        ],
+    )
+    def test_other_encryption_fields_break_the_policy(
+        self, storage: RecordingStorage, change: dict[str, str]
+    ) -> None:
+        """Dropping the key, asking for AES256 or naming the key otherwise is refused (403)."""
+        assert isinstance(storage, S3Storage)
+        response = _post(storage, "recordings/staging/other.m4a", AUDIO, **change)
+        assert response.status_code == 403, response.text
+        assert storage.head("recordings/staging/other.m4a") is None
+
+    @pytest.mark.parametrize("kms_key_id", [str(uuid.uuid4()), None])
+    def test_an_unknown_or_missing_key_is_a_server_error(
+        self,
+        kms_seaweed: tuple[SeaweedEndpoint, str],
+        kms_bucket: str,
+        kms_key_id: str | None,
+    ) -> None:
+        """SeaweedFS answers 500 for a key it does not hold, and for aws:kms without a key id."""
+        storage = _storage(kms_seaweed[0], kms_bucket, sse="aws:kms", kms_key_id=kms_key_id)
+        response = _post(storage, "recordings/staging/unknown.m4a", AUDIO)
+        assert response.status_code == 500, response.text
+        assert storage.head("recordings/staging/unknown.m4a") is None

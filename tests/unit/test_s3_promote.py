@@ -86,6 +86,36 @@ def test_copy_is_conditioned_on_the_etag_and_keeps_type_and_encryption(
     assert (moved.key, moved.etag, moved.server_side_encryption) == (TARGET, ETAG, "AES256")
 
 
+def test_kms_copy_asks_for_the_same_key(stubbed: tuple[S3Storage, Stubber]) -> None:
+    """An aws:kms source is copied under the key HEAD reported; its new ETag is no refusal."""
+    storage, stubber = stubbed
+    key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    stubber.add_response(
+        "head_object", _head(etag="f" * 32, ServerSideEncryption="aws:kms", SSEKMSKeyId=key_arn)
+    )
+    stubber.add_response(
+        "copy_object",
+        {"CopyObjectResult": {"ETag": '"opaque"'}},
+        {
+            "Bucket": BUCKET,
+            "Key": TARGET,
+            "CopySource": {"Bucket": BUCKET, "Key": SOURCE},
+            "CopySourceIfMatch": f'"{"f" * 32}"',
+            "MetadataDirective": "COPY",
+            "ServerSideEncryption": "aws:kms",
+            "SSEKMSKeyId": key_arn,
+        },
+    )
+    stubber.add_response(
+        "head_object", _head(etag="e" * 32, ServerSideEncryption="aws:kms", SSEKMSKeyId=key_arn)
+    )
+    stubber.add_response("delete_object", {})
+    expected = _expected(etag="f" * 32, server_side_encryption="aws:kms", kms_key_id=key_arn)
+    moved = storage.promote(SOURCE, TARGET, expected=expected)
+    assert moved is not None
+    assert (moved.server_side_encryption, moved.kms_key_id) == ("aws:kms", key_arn)
+
+
 def test_a_failed_copy_precondition_moves_and_deletes_nothing(
     stubbed: tuple[S3Storage, Stubber],
 ) -> None:

@@ -10,6 +10,13 @@ import botocore.exceptions
 
 from helppet_recordings.errors import StorageError
 from helppet_recordings.models import StoredObject, UploadTicket
+from helppet_recordings.storage._encryption import (
+    AES256,
+    AWS_KMS,
+    check_encryption,
+    encryption_fields,
+    encryption_matches,
+)
 from helppet_recordings.storage._http import content_disposition
 from helppet_recordings.storage.s3._client import build_client
 from helppet_recordings.storage.s3._errors import NOT_FOUND_CODES, error_code, raise_translated
@@ -20,8 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SERVER_SIDE_ENCRYPTION", "S3Storage"]
 
-SERVER_SIDE_ENCRYPTION: Final = "AES256"
-"""The server-side encryption every upload must request (SSE-S3)."""
+SERVER_SIDE_ENCRYPTION: Final = AES256
+"""The server-side encryption uploads must request by default (SSE-S3)."""
 
 MAX_COPY_SIZE: Final = 5 * 1024**3
 """The largest object one CopyObject copies (5 GiB): the limit of :meth:`S3Storage.promote`."""
@@ -40,6 +47,13 @@ class S3Storage:
     environment for credentials and region.
 
     A client passed in must already sign with ``s3v4``.
+
+    ``sse`` is the server-side encryption every upload must request:
+    ``"AES256"`` (SSE-S3, the default) or ``"aws:kms"``, with ``kms_key_id``
+    (the key's ARN or id; an alias is refused, since S3 reports the key ARN
+    and completion could not check it) or without (the account's ``aws/s3``
+    key). The POST policy pins both, and :meth:`encryption_matches` tells
+    whether a stored object honours them.
     """
 
     def __init__(
@@ -52,11 +66,16 @@ class S3Storage:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         max_attempts: int = 3,
+        sse: str = AES256,
+        kms_key_id: str | None = None,
     ) -> None:
         if not bucket:
             msg = "bucket must not be empty"
             raise ValueError(msg)
+        check_encryption(sse, kms_key_id)
         self._bucket = bucket
+        self._sse = sse
+        self._kms_key_id = kms_key_id
         if client is None:
             client = build_client(
                 region_name=region_name,
@@ -84,17 +103,36 @@ class S3Storage:
         """The boto3 client in use."""
         return self._client
 
+    @property
+    def sse(self) -> str:
+        """The server-side encryption uploads must request: ``AES256`` or ``aws:kms``."""
+        return self._sse
+
+    @property
+    def kms_key_id(self) -> str | None:
+        """The KMS key uploads must use with ``aws:kms`` (None: any, the bucket's default)."""
+        return self._kms_key_id
+
+    def encryption_matches(self, stored: StoredObject) -> bool:
+        """Whether ``stored`` is encrypted as uploads must be (same SSE and, if set, KMS key).
+
+        S3 reports the key as an ARN; a ``kms_key_id`` given as a bare key id
+        matches the ARN that ends in it. An object whose encryption is not
+        reported does not match.
+        """
+        return encryption_matches(stored, sse=self._sse, kms_key_id=self._kms_key_id)
+
     def create_upload(
         self, *, key: str, content_type: str, max_size: int, expires_in: int
     ) -> UploadTicket:
-        """Presign a POST whose policy pins bucket, key, type, SSE, size range and expiry."""
-        fields = {
-            "Content-Type": content_type,
-            "x-amz-server-side-encryption": SERVER_SIDE_ENCRYPTION,
-        }
+        """Presign a POST whose policy pins bucket, key, type, SSE, size range and expiry.
+
+        With ``aws:kms`` and a ``kms_key_id`` the policy also pins the key
+        (``x-amz-server-side-encryption-aws-kms-key-id``).
+        """
+        fields = {"Content-Type": content_type, **encryption_fields(self._sse, self._kms_key_id)}
         conditions: list[Any] = [
-            {"Content-Type": content_type},
-            {"x-amz-server-side-encryption": SERVER_SIDE_ENCRYPTION},
+            *({name: value} for name, value in fields.items()),
             ["content-length-range", 1, max_size],
         ]
         try:
@@ -135,7 +173,7 @@ class S3Storage:
         return f"s3://{self._bucket}/{key}"
 
     def head(self, key: str) -> StoredObject | None:
-        """HEAD the object: its size, type, ETag and encryption, or None if it is absent."""
+        """HEAD the object: size, type, ETag, encryption, KMS key and version; None if absent."""
         try:
             response = self._client.head_object(Bucket=self._bucket, Key=key)
         except botocore.exceptions.ClientError as exc:
@@ -151,6 +189,8 @@ class S3Storage:
             etag=_unquote(response.get("ETag")),
             server_side_encryption=response.get("ServerSideEncryption"),
             last_modified=response.get("LastModified"),
+            kms_key_id=response.get("SSEKMSKeyId"),
+            version_id=response.get("VersionId"),
         )
 
     def promote(
@@ -215,10 +255,14 @@ class S3Storage:
         return moved
 
     def _copy_encryption(self, expected: StoredObject) -> dict[str, Any]:
-        encryption = expected.server_side_encryption or SERVER_SIDE_ENCRYPTION
+        """Ask again for the source's encryption (the configured one if it reported none)."""
+        if expected.server_side_encryption is None:
+            encryption, key = self._sse, self._kms_key_id
+        else:
+            encryption, key = expected.server_side_encryption, expected.kms_key_id
         params: dict[str, Any] = {"ServerSideEncryption": encryption}
-        if encryption.startswith("aws:kms") and expected.kms_key_id:
-            params["SSEKMSKeyId"] = expected.kms_key_id
+        if encryption.startswith(AWS_KMS) and key:
+            params["SSEKMSKeyId"] = key
         return params
 
     def read_range(self, key: str, *, offset: int, length: int) -> bytes | None:
