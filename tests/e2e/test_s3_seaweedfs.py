@@ -10,17 +10,26 @@ InternalError and stores nothing; with it, the object lands under the key and
 HEAD reports ``aws:kms`` and the key's id (aliases resolve to it); an unknown
 key, or ``aws:kms`` without a key id, is again a 500 and nothing stored. Its
 ETag of a KMS object is the MD5 of the plaintext (on AWS it is not).
+
+Checksums on SeaweedFS 4.x, as asserted below: a POST carrying
+``x-amz-checksum-sha256`` is verified (another body is refused with 400
+BadDigest) and HEAD with ``ChecksumMode=ENABLED`` then reports that SHA-256;
+a POST without one gets no checksum at all (no CRC-64/NVME either, unlike
+AWS, which now adds one to every new object); a PUT with a CRC-64/NVME keeps
+and reports it; a multipart upload's SHA-256 is reported as COMPOSITE
+(``...-N``). ETags are the body's MD5, with ``-N`` for multipart uploads.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -41,6 +50,9 @@ from helppet_recordings.testing.storage_contract import (
     PutObject,
 )
 from tests.support.seaweedfs import SeaweedEndpoint, SeaweedServer, make_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 pytestmark = pytest.mark.e2e
 
@@ -175,6 +187,146 @@ def test_phone_flow_end_to_end(seaweed: SeaweedEndpoint, seaweed_bucket: str) ->
     assert fetched.status_code == 200
     assert hashlib.sha256(fetched.content).digest() == hashlib.sha256(AUDIO).digest()
     assert fetched.headers["content-type"] == "audio/mp4"
+
+
+# --- checksums ---------------------------------------------------------------------------
+
+
+def _crc64nvme(data: bytes) -> int:
+    """CRC-64/NVME (reflected polynomial 0x9A6C9329AC4BC9B5, init and xorout all ones)."""
+    crc = 0xFFFFFFFFFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x9A6C9329AC4BC9B5 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFFFFFFFFFF
+
+
+def test_crc64nvme_reference_value() -> None:
+    """The test's CRC-64/NVME gives the catalogue's check value for "123456789"."""
+    assert _crc64nvme(b"123456789") == 0xAE8B14860A799888
+
+
+class TestChecksumsOnSeaweedFS:
+    """What SeaweedFS verifies and reports; the module docstring sums it up."""
+
+    @pytest.fixture
+    def storage(self, seaweed: SeaweedEndpoint, seaweed_bucket: str) -> S3Storage:
+        """S3Storage on a fresh bucket."""
+        return _storage(seaweed, seaweed_bucket)
+
+    def post(self, storage: S3Storage, key: str, body: bytes, **fields: str) -> httpx.Response:
+        """POST ``body`` with a ticket declaring AUDIO's SHA-256, some fields replaced."""
+        ticket = storage.create_upload(
+            key=key,
+            content_type="audio/mp4",
+            max_size=len(AUDIO),
+            expires_in=60,
+            sha256=hashlib.sha256(AUDIO).hexdigest(),
+        )
+        data = {name: value for name, value in {**ticket.fields, **fields}.items() if value}
+        return httpx.post(
+            ticket.url, data=data, files={"file": ("recording", body, "audio/mp4")}, timeout=30
+        )
+
+    def test_declared_sha256_is_verified_and_reported(self, storage: S3Storage) -> None:
+        """The right body lands and HEAD reports its SHA-256."""
+        response = self.post(storage, "recordings/staging/sum.m4a", AUDIO)
+        assert response.status_code == 204, response.text
+        stored = storage.head("recordings/staging/sum.m4a")
+        assert stored is not None
+        assert stored.sha256 == hashlib.sha256(AUDIO).hexdigest()
+        assert stored.md5 == hashlib.md5(AUDIO).hexdigest()  # noqa: S324 - an S3 ETag
+
+    def test_another_body_is_refused_with_bad_digest(self, storage: S3Storage) -> None:
+        """A body of the same size with other bytes is refused (400 BadDigest), nothing stored."""
+        response = self.post(storage, "recordings/staging/bad.m4a", AUDIO[::-1])
+        assert response.status_code == 400
+        assert "BadDigest" in response.text
+        assert storage.head("recordings/staging/bad.m4a") is None
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"x-amz-checksum-sha256": ""},
+            {"x-amz-checksum-algorithm": ""},
+            {"x-amz-checksum-sha256": base64.b64encode(hashlib.sha256(b"x").digest()).decode()},
+        ],
+    )
+    def test_changing_the_checksum_fields_breaks_the_policy(
+        self, storage: S3Storage, change: dict[str, str]
+    ) -> None:
+        """Dropping a checksum field or declaring another digest is refused (403)."""
+        response = self.post(storage, "recordings/staging/forged.m4a", b"x", **change)
+        assert response.status_code == 403, response.text
+        assert storage.head("recordings/staging/forged.m4a") is None
+
+    def test_a_post_without_a_checksum_gets_none(self, storage: S3Storage) -> None:
+        """SeaweedFS computes no checksum of its own for a POST that declares none."""
+        ticket = storage.create_upload(
+            key="recordings/staging/plain.m4a",
+            content_type="audio/mp4",
+            max_size=99_999,
+            expires_in=60,
+        )
+        response = httpx.post(
+            ticket.url,
+            data=dict(ticket.fields),
+            files={"file": ("recording", AUDIO, "audio/mp4")},
+            timeout=30,
+        )
+        assert response.status_code == 204, response.text
+        stored = storage.head(ticket.key)
+        assert stored is not None
+        assert (stored.sha256, stored.crc64nvme) == (None, None)
+
+    def test_a_crc64nvme_is_kept_and_reported(self, storage: S3Storage) -> None:
+        """A PUT with a CRC-64/NVME is verified, kept and reported as hex."""
+        crc = _crc64nvme(AUDIO).to_bytes(8, "big")
+        storage.client.put_object(
+            Bucket=storage.bucket,
+            Key="recordings/staging/crc.m4a",
+            Body=AUDIO,
+            ChecksumCRC64NVME=base64.b64encode(crc).decode(),
+        )
+        stored = storage.head("recordings/staging/crc.m4a")
+        assert stored is not None
+        assert stored.crc64nvme == crc.hex()
+
+    def test_a_multipart_sha256_is_composite_and_not_reported(self, storage: S3Storage) -> None:
+        """A multipart upload's SHA-256 is of its parts: not reported as the body's."""
+        client, key = storage.client, "recordings/staging/parts.m4a"
+        upload_id = client.create_multipart_upload(
+            Bucket=storage.bucket, Key=key, ChecksumAlgorithm="SHA256"
+        )["UploadId"]
+        parts: list[CompletedPartTypeDef] = []
+        for number, body in enumerate((b"a" * (5 * 1024 * 1024), b"tail"), start=1):
+            answer = client.upload_part(
+                Bucket=storage.bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=body,
+                ChecksumSHA256=base64.b64encode(hashlib.sha256(body).digest()).decode(),
+            )
+            parts.append(
+                {
+                    "PartNumber": number,
+                    "ETag": answer["ETag"],
+                    "ChecksumSHA256": answer["ChecksumSHA256"],
+                }
+            )
+        client.complete_multipart_upload(
+            Bucket=storage.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+        raw = client.head_object(Bucket=storage.bucket, Key=key, ChecksumMode="ENABLED")
+        assert raw["ChecksumSHA256"].endswith("-2")
+        stored = storage.head(key)
+        assert stored is not None
+        assert stored.sha256 is None
+        assert stored.etag is not None
+        assert stored.etag.endswith("-2")
+        assert stored.md5 is None
 
 
 # --- SSE-KMS --------------------------------------------------------------------------------

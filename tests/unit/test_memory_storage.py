@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import pytest
@@ -195,3 +196,23 @@ def test_an_alias_cannot_be_the_key(clock: FakeTime) -> None:
     """S3 reports key ARNs, so an alias could never be checked: refused at construction."""
     with pytest.raises(ValueError, match="alias"):
         InMemoryStorage(clock=clock, sse="aws:kms", kms_key_id="alias/recordings")
+
+
+def test_a_declared_sha256_is_verified_on_upload(storage: InMemoryStorage) -> None:
+    """A body with the declared digest lands; another body, or a changed field, is refused."""
+    digest = hashlib.sha256(AUDIO[:100]).hexdigest()
+    ticket = storage.create_upload(
+        key="r/s.wav", content_type="audio/wav", max_size=1000, expires_in=60, sha256=digest
+    )
+    assert ticket.fields["x-amz-checksum-algorithm"] == "SHA256"
+    with pytest.raises(StorageError) as info:
+        storage.receive_upload(ticket.fields, AUDIO[1:101])
+    assert info.value.details["reason"] == "checksum"
+    other = hashlib.sha256(AUDIO[1:101]).digest()
+    forged = {**ticket.fields, "x-amz-checksum-sha256": base64.b64encode(other).decode()}
+    with pytest.raises(StorageError) as info:
+        storage.receive_upload(forged, AUDIO[1:101])
+    assert info.value.details["reason"] == "checksum"
+    assert storage.head("r/s.wav") is None
+    stored = storage.receive_upload(ticket.fields, AUDIO[:100])
+    assert stored.sha256 == digest

@@ -66,7 +66,9 @@ def test_copy_is_conditioned_on_the_etag_and_keeps_type_and_encryption(
 ) -> None:
     """HEAD source, CopyObject if-match with AES256 and COPY metadata, HEAD target, DELETE."""
     storage, stubber = stubbed
-    stubber.add_response("head_object", _head(), {"Bucket": BUCKET, "Key": SOURCE})
+    stubber.add_response(
+        "head_object", _head(), {"Bucket": BUCKET, "Key": SOURCE, "ChecksumMode": "ENABLED"}
+    )
     stubber.add_response(
         "copy_object",
         {"CopyObjectResult": {"ETag": f'"{ETAG}"'}},
@@ -79,7 +81,9 @@ def test_copy_is_conditioned_on_the_etag_and_keeps_type_and_encryption(
             "ServerSideEncryption": "AES256",
         },
     )
-    stubber.add_response("head_object", _head(), {"Bucket": BUCKET, "Key": TARGET})
+    stubber.add_response(
+        "head_object", _head(), {"Bucket": BUCKET, "Key": TARGET, "ChecksumMode": "ENABLED"}
+    )
     stubber.add_response("delete_object", {}, {"Bucket": BUCKET, "Key": SOURCE})
     moved = storage.promote(SOURCE, TARGET, expected=_expected())
     assert moved is not None

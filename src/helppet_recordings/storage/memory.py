@@ -28,6 +28,11 @@ import attrs
 
 from helppet_recordings.errors import StorageError
 from helppet_recordings.models import StoredObject, UploadTicket
+from helppet_recordings.storage._checksums import (
+    CHECKSUM_ALGORITHM_FIELD,
+    SHA256_FIELD,
+    sha256_fields,
+)
 from helppet_recordings.storage._encryption import (
     AES256,
     AWS_KMS,
@@ -104,14 +109,26 @@ class InMemoryStorage:
     # ------------------------------------------------------------------------ signing
 
     def create_upload(
-        self, *, key: str, content_type: str, max_size: int, expires_in: int
+        self,
+        *,
+        key: str,
+        content_type: str,
+        max_size: int,
+        expires_in: int,
+        sha256: str | None = None,
     ) -> UploadTicket:
-        """Sign a ticket pinning key, type, encryption, 1..``max_size`` bytes and expiry."""
+        """Sign a ticket pinning key, type, encryption, 1..``max_size`` bytes and expiry.
+
+        With ``sha256`` (64 hex characters) the ticket also pins the body's
+        SHA-256, in the fields S3 uses, and a body with another is refused.
+        """
         encryption = encryption_fields(self._sse, self._kms_key_id)
+        checksum = sha256_fields(sha256) if sha256 is not None else {}
         policy = {
             "key": key,
             "content_type": content_type,
             "encryption": encryption,
+            "checksum": checksum,
             "max_size": max_size,
             "expires_at": int(self._clock()) + expires_in,
         }
@@ -120,6 +137,7 @@ class InMemoryStorage:
             "key": key,
             "Content-Type": content_type,
             **encryption,
+            **checksum,
             "policy": encoded,
             "signature": self._sign(encoded),
         }
@@ -136,20 +154,24 @@ class InMemoryStorage:
         """Store ``body`` as a POST with ``fields`` would; refuse what the policy forbids.
 
         Raises ``StorageError`` (``details["reason"]`` says which rule) and
-        stores nothing when the signature, key, type, size, encryption or
-        expiry is wrong.
+        stores nothing when the signature, key, type, encryption, checksum,
+        size or expiry is wrong.
         """
         encoded = fields.get("policy", "")
         if not hmac.compare_digest(self._sign(encoded), fields.get("signature", "")):
             raise _refused("signature")
         policy = json.loads(base64.b64decode(encoded))
         encryption: dict[str, str] = policy["encryption"]
+        checksum: dict[str, str] = policy["checksum"]
+        declared = checksum.get(SHA256_FIELD)
         checks = (
             ("key", fields.get("key") == policy["key"]),
             ("content_type", fields.get("Content-Type") == policy["content_type"]),
             ("encryption", all(fields.get(name) == encryption.get(name) for name in _SSE_FIELDS)),
+            ("checksum", all(fields.get(name) == checksum.get(name) for name in _SUM_FIELDS)),
             ("size", 1 <= len(body) <= policy["max_size"]),
             ("expired", self._clock() <= policy["expires_at"]),
+            ("checksum", declared is None or declared == _sha256_base64(body)),
         )
         for reason, passed in checks:
             if not passed:
@@ -297,6 +319,11 @@ def _etag(body: bytes, server_side_encryption: str | None) -> str:
 
 
 _SSE_FIELDS: Final = (ENCRYPTION_FIELD, KMS_KEY_FIELD)
+_SUM_FIELDS: Final = (CHECKSUM_ALGORITHM_FIELD, SHA256_FIELD)
+
+
+def _sha256_base64(body: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
 
 
 def _refused(reason: str) -> StorageError:

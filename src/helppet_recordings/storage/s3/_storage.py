@@ -10,6 +10,7 @@ import botocore.exceptions
 
 from helppet_recordings.errors import StorageError
 from helppet_recordings.models import StoredObject, UploadTicket
+from helppet_recordings.storage._checksums import from_s3_base64, sha256_fields
 from helppet_recordings.storage._encryption import (
     AES256,
     AWS_KMS,
@@ -123,14 +124,26 @@ class S3Storage:
         return encryption_matches(stored, sse=self._sse, kms_key_id=self._kms_key_id)
 
     def create_upload(
-        self, *, key: str, content_type: str, max_size: int, expires_in: int
+        self,
+        *,
+        key: str,
+        content_type: str,
+        max_size: int,
+        expires_in: int,
+        sha256: str | None = None,
     ) -> UploadTicket:
         """Presign a POST whose policy pins bucket, key, type, SSE, size range and expiry.
 
         With ``aws:kms`` and a ``kms_key_id`` the policy also pins the key
-        (``x-amz-server-side-encryption-aws-kms-key-id``).
+        (``x-amz-server-side-encryption-aws-kms-key-id``). With ``sha256``
+        (the client's declared SHA-256, 64 hex characters) it pins
+        ``x-amz-checksum-algorithm: SHA256`` and ``x-amz-checksum-sha256``
+        (base64): storage refuses a body with another digest (``BadDigest``)
+        and keeps the checksum, which :meth:`head` then reports.
         """
         fields = {"Content-Type": content_type, **encryption_fields(self._sse, self._kms_key_id)}
+        if sha256 is not None:
+            fields.update(sha256_fields(sha256))
         conditions: list[Any] = [
             *({name: value} for name, value in fields.items()),
             ["content-length-range", 1, max_size],
@@ -173,15 +186,25 @@ class S3Storage:
         return f"s3://{self._bucket}/{key}"
 
     def head(self, key: str) -> StoredObject | None:
-        """HEAD the object: size, type, ETag, encryption, KMS key and version; None if absent."""
+        """HEAD the object: what S3 reports about it, or None if it is absent.
+
+        Size, type, ETag, encryption, KMS key and version, and (HEAD asks
+        with ``ChecksumMode=ENABLED``) the full-object SHA-256 and
+        CRC-64/NVME checksums S3 keeps, as hex. A composite checksum of a
+        multipart upload is not the body's and is left out. On SSE-KMS
+        objects AWS reports checksums only to callers allowed ``kms:Decrypt``.
+        """
         try:
-            response = self._client.head_object(Bucket=self._bucket, Key=key)
+            response = self._client.head_object(
+                Bucket=self._bucket, Key=key, ChecksumMode="ENABLED"
+            )
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) in NOT_FOUND_CODES:
                 return None
             raise_translated(exc)
         except botocore.exceptions.BotoCoreError as exc:
             raise_translated(exc)
+        composite = response.get("ChecksumType") == "COMPOSITE"
         return StoredObject(
             key=key,
             size=response["ContentLength"],
@@ -191,6 +214,8 @@ class S3Storage:
             last_modified=response.get("LastModified"),
             kms_key_id=response.get("SSEKMSKeyId"),
             version_id=response.get("VersionId"),
+            sha256=None if composite else from_s3_base64(response.get("ChecksumSHA256"), size=32),
+            crc64nvme=from_s3_base64(response.get("ChecksumCRC64NVME"), size=8),
         )
 
     def promote(
