@@ -62,6 +62,8 @@ class StoredObject:
     @property
     def md5(self) -> str | None:
         """The body's MD5 (lower-case hex) when the ETag is one: a single-part, non-KMS upload."""
+        if (self.server_side_encryption or "").startswith("aws:kms"):
+            return None  # an SSE-KMS ETag is not the MD5, whatever it looks like
         etag = (self.etag or "").lower()
         if len(etag) == 32 and all(ch in "0123456789abcdef" for ch in etag):
             return etag

@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 
 from helppet_recordings import S3Storage, StorageError, StorageUnavailableError
 from helppet_recordings.ports import RecordingStorage
-from helppet_recordings.testing.storage_contract import PutObject, StorageContract
+from helppet_recordings.testing.storage_contract import PromoteContract, PutObject, StorageContract
 from tests.support.moto_s3 import BUCKET, moto_bucket, s3v4_client
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def s3_client() -> Iterator[S3Client]:
         yield client
 
 
-class TestS3StorageOnMoto(StorageContract):
+class TestS3StorageOnMoto(StorageContract, PromoteContract):
     @pytest.fixture
     def storage(self, s3_client: S3Client) -> RecordingStorage:
         """S3Storage over moto."""

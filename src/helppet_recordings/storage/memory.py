@@ -3,7 +3,8 @@
 It signs tickets and download URLs with HMAC like ``LocalStorage`` does,
 enforces the ticket's policy when bytes are handed to :meth:`receive_upload`
 (the in-process twin of a phone's POST), and reports an MD5 ETag and a
-SHA-256 as S3 and ``LocalStorage`` do. Nothing leaves the process: upload and
+SHA-256 as S3 and ``LocalStorage`` do. Like S3, it gives objects under
+``aws:kms`` an ETag that is not their MD5. Nothing leaves the process: upload and
 download URLs point at the reserved host ``in-memory.invalid`` and are for the
 object's own methods (:meth:`InMemoryStorage.receive_upload`,
 :meth:`InMemoryStorage.download`), not for HTTP clients.
@@ -27,12 +28,25 @@ import attrs
 
 from helppet_recordings.errors import StorageError
 from helppet_recordings.models import StoredObject, UploadTicket
+from helppet_recordings.storage._checksums import (
+    CHECKSUM_ALGORITHM_FIELD,
+    SHA256_FIELD,
+    sha256_fields,
+)
+from helppet_recordings.storage._encryption import (
+    AES256,
+    AWS_KMS,
+    ENCRYPTION_FIELD,
+    KMS_KEY_FIELD,
+    check_encryption,
+    encryption_fields,
+    encryption_matches,
+)
 
 __all__ = ["InMemoryStorage"]
 
 DEFAULT_BUCKET: Final = "helppet-audio-recordings"
 BASE_URL: Final = "http://in-memory.invalid"
-_ENCRYPTION: Final = "AES256"
 
 
 @attrs.frozen
@@ -40,8 +54,9 @@ class _Object:
     body: bytes
     content_type: str | None
     server_side_encryption: str | None
+    kms_key_id: str | None
     last_modified: dt.datetime
-    md5: str
+    etag: str
     sha256: str
 
 
@@ -49,7 +64,9 @@ class InMemoryStorage:
     """Objects in memory, with signed tickets whose policy it enforces itself.
 
     ``clock`` returns seconds since the epoch (``time.time`` by default);
-    tests move it to expire tickets. Thread-safe.
+    tests move it to expire tickets. ``sse`` and ``kms_key_id`` are the
+    encryption tickets pin, as on :class:`~helppet_recordings.S3Storage`.
+    Thread-safe.
     """
 
     def __init__(
@@ -58,8 +75,13 @@ class InMemoryStorage:
         *,
         secret: bytes | None = None,
         clock: Callable[[], float] = time.time,
+        sse: str = AES256,
+        kms_key_id: str | None = None,
     ) -> None:
+        check_encryption(sse, kms_key_id)
         self._bucket = bucket
+        self._sse = sse
+        self._kms_key_id = kms_key_id
         self._secret = secret if secret is not None else secrets.token_bytes(32)
         self._clock = clock
         self._objects: dict[str, _Object] = {}
@@ -70,15 +92,43 @@ class InMemoryStorage:
         """The bucket name tickets and records carry."""
         return self._bucket
 
+    @property
+    def sse(self) -> str:
+        """The server-side encryption uploads must request: ``AES256`` or ``aws:kms``."""
+        return self._sse
+
+    @property
+    def kms_key_id(self) -> str | None:
+        """The KMS key uploads must use with ``aws:kms`` (None: any)."""
+        return self._kms_key_id
+
+    def encryption_matches(self, stored: StoredObject) -> bool:
+        """Whether ``stored`` is encrypted as uploads must be (same SSE and, if set, KMS key)."""
+        return encryption_matches(stored, sse=self._sse, kms_key_id=self._kms_key_id)
+
     # ------------------------------------------------------------------------ signing
 
     def create_upload(
-        self, *, key: str, content_type: str, max_size: int, expires_in: int
+        self,
+        *,
+        key: str,
+        content_type: str,
+        max_size: int,
+        expires_in: int,
+        sha256: str | None = None,
     ) -> UploadTicket:
-        """Sign a ticket pinning key, type, 1..``max_size`` bytes and expiry."""
+        """Sign a ticket pinning key, type, encryption, 1..``max_size`` bytes and expiry.
+
+        With ``sha256`` (64 hex characters) the ticket also pins the body's
+        SHA-256, in the fields S3 uses, and a body with another is refused.
+        """
+        encryption = encryption_fields(self._sse, self._kms_key_id)
+        checksum = sha256_fields(sha256) if sha256 is not None else {}
         policy = {
             "key": key,
             "content_type": content_type,
+            "encryption": encryption,
+            "checksum": checksum,
             "max_size": max_size,
             "expires_at": int(self._clock()) + expires_in,
         }
@@ -86,7 +136,8 @@ class InMemoryStorage:
         fields = {
             "key": key,
             "Content-Type": content_type,
-            "x-amz-server-side-encryption": _ENCRYPTION,
+            **encryption,
+            **checksum,
             "policy": encoded,
             "signature": self._sign(encoded),
         }
@@ -103,19 +154,24 @@ class InMemoryStorage:
         """Store ``body`` as a POST with ``fields`` would; refuse what the policy forbids.
 
         Raises ``StorageError`` (``details["reason"]`` says which rule) and
-        stores nothing when the signature, key, type, size, encryption or
-        expiry is wrong.
+        stores nothing when the signature, key, type, encryption, checksum,
+        size or expiry is wrong.
         """
         encoded = fields.get("policy", "")
         if not hmac.compare_digest(self._sign(encoded), fields.get("signature", "")):
             raise _refused("signature")
         policy = json.loads(base64.b64decode(encoded))
+        encryption: dict[str, str] = policy["encryption"]
+        checksum: dict[str, str] = policy["checksum"]
+        declared = checksum.get(SHA256_FIELD)
         checks = (
             ("key", fields.get("key") == policy["key"]),
             ("content_type", fields.get("Content-Type") == policy["content_type"]),
-            ("encryption", fields.get("x-amz-server-side-encryption") == _ENCRYPTION),
+            ("encryption", all(fields.get(name) == encryption.get(name) for name in _SSE_FIELDS)),
+            ("checksum", all(fields.get(name) == checksum.get(name) for name in _SUM_FIELDS)),
             ("size", 1 <= len(body) <= policy["max_size"]),
             ("expired", self._clock() <= policy["expires_at"]),
+            ("checksum", declared is None or declared == _sha256_base64(body)),
         )
         for reason, passed in checks:
             if not passed:
@@ -124,7 +180,8 @@ class InMemoryStorage:
             policy["key"],
             body,
             content_type=policy["content_type"],
-            server_side_encryption=_ENCRYPTION,
+            server_side_encryption=encryption[ENCRYPTION_FIELD],
+            kms_key_id=encryption.get(KMS_KEY_FIELD),
         )
 
     def create_download_url(
@@ -167,15 +224,20 @@ class InMemoryStorage:
         body: bytes,
         *,
         content_type: str | None,
-        server_side_encryption: str | None = _ENCRYPTION,
+        server_side_encryption: str | None = AES256,
+        kms_key_id: str | None = None,
     ) -> StoredObject:
-        """Store ``body`` at ``key`` directly (tests, fixtures, imports); return what is stored."""
+        """Store ``body`` at ``key`` directly (tests, fixtures, imports); return what is stored.
+
+        Under ``aws:kms`` the ETag is opaque (not the MD5), as on S3.
+        """
         stored = _Object(
             body=bytes(body),
             content_type=content_type,
             server_side_encryption=server_side_encryption,
+            kms_key_id=kms_key_id if server_side_encryption == AWS_KMS else None,
             last_modified=dt.datetime.fromtimestamp(self._clock(), dt.UTC),
-            md5=hashlib.md5(body).hexdigest(),  # noqa: S324 - an S3-style ETag, not security
+            etag=_etag(body, server_side_encryption),
             sha256=hashlib.sha256(body).hexdigest(),
         )
         with self._lock:
@@ -187,6 +249,30 @@ class InMemoryStorage:
         with self._lock:
             found = self._objects.get(key)
         return None if found is None else _describe(key, found)
+
+    def promote(
+        self, source_key: str, target_key: str, *, expected: StoredObject
+    ) -> StoredObject | None:
+        """Move the object at ``source_key`` to ``target_key`` if it is still exactly ``expected``.
+
+        The check and the move are one atomic step: when the source is gone,
+        or its ETag or size is not ``expected``'s, nothing is moved or deleted
+        and the result is None. Otherwise the bytes, content type and
+        encryption land at ``target_key``, the source is removed, and the
+        target is returned as :meth:`head` reports it.
+        """
+        with self._lock:
+            found = self._objects.get(source_key)
+            if found is None or (found.etag, len(found.body)) != (expected.etag, expected.size):
+                return None
+            moved = attrs.evolve(
+                found,
+                last_modified=dt.datetime.fromtimestamp(self._clock(), dt.UTC),
+                etag=_etag(found.body, found.server_side_encryption),
+            )
+            self._objects[target_key] = moved
+            del self._objects[source_key]
+        return _describe(target_key, moved)
 
     def read_range(self, key: str, *, offset: int, length: int) -> bytes | None:
         """Return up to ``length`` bytes from ``offset``, or None when there is no object."""
@@ -218,11 +304,26 @@ def _describe(key: str, stored: _Object) -> StoredObject:
         key=key,
         size=len(stored.body),
         content_type=stored.content_type,
-        etag=stored.md5,
+        etag=stored.etag,
         server_side_encryption=stored.server_side_encryption,
         last_modified=stored.last_modified,
         sha256=stored.sha256,
+        kms_key_id=stored.kms_key_id,
     )
+
+
+def _etag(body: bytes, server_side_encryption: str | None) -> str:
+    if server_side_encryption == AWS_KMS:
+        return secrets.token_hex(16)  # S3's ETag of an SSE-KMS object is not its MD5
+    return hashlib.md5(body).hexdigest()  # noqa: S324 - an S3-style ETag, not security
+
+
+_SSE_FIELDS: Final = (ENCRYPTION_FIELD, KMS_KEY_FIELD)
+_SUM_FIELDS: Final = (CHECKSUM_ALGORITHM_FIELD, SHA256_FIELD)
+
+
+def _sha256_base64(body: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
 
 
 def _refused(reason: str) -> StorageError:

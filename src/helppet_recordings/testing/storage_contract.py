@@ -8,6 +8,10 @@ test module subclasses it and supplies ``storage`` (an empty store) and
 uploads against the ticket's policy and real GETs of download URLs, over
 HTTP. Backends that serve HTTP (SeaweedFS, LocalStorage) run it; moto does
 not, because it enforces none of a POST policy.
+
+:class:`PromoteContract` is a mixin for backends that move a verified
+staging object to its final key (``promote``); it needs the same two
+fixtures and is added next to one of the classes above.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ import hashlib
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
+from typing import Protocol, runtime_checkable
 
 import httpx
 import pytest
 
-from helppet_recordings.models import UploadTicket
+from helppet_recordings.models import StoredObject, UploadTicket
 from helppet_recordings.ports import RecordingStorage
 
 PutObject = Callable[[str, bytes, str], None]
@@ -28,6 +33,17 @@ PutObject = Callable[[str, bytes, str], None]
 
 AUDIO = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 8
 MAX_SIZE = 64 * 1024
+
+
+@runtime_checkable
+class PromotingStorage(RecordingStorage, Protocol):
+    """A storage backend that can move a verified object to a key no ticket names."""
+
+    def promote(
+        self, source_key: str, target_key: str, *, expected: StoredObject
+    ) -> StoredObject | None:
+        """Move ``source_key`` to ``target_key`` if it is still ``expected``; None if not."""
+        ...
 
 
 def _md5(body: bytes) -> str:
@@ -256,3 +272,102 @@ class HttpStorageContract(StorageContract):
         response = httpx.get(tampered, timeout=30)
         assert response.status_code == 403
         assert b"secret" not in response.content
+
+
+class PromoteContract:
+    """``promote``: a verified staging object moves to its final key only if it is unchanged."""
+
+    staging_prefix = "recordings/staging/"
+    final_prefix = "recordings/u/ctx/"
+
+    @pytest.fixture
+    def storage(self) -> RecordingStorage:
+        """An empty storage backend that has ``promote``."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    def put_object(self, storage: RecordingStorage) -> PutObject:
+        """Store bytes at a key as a finished upload would."""
+        raise NotImplementedError
+
+    def keys(self, name: str) -> tuple[str, str]:
+        """A staging key and the final key it is promoted to."""
+        return f"{self.staging_prefix}{name}", f"{self.final_prefix}{name}"
+
+    def promoting(self, storage: RecordingStorage) -> PromotingStorage:
+        """The backend under test, checked to have ``promote``."""
+        assert isinstance(storage, PromotingStorage)
+        return storage
+
+    def verified(self, storage: RecordingStorage, key: str) -> StoredObject:
+        """What HEAD reports for ``key``, as completion would have verified it."""
+        stored = storage.head(key)
+        assert stored is not None
+        return stored
+
+    def test_promote_moves_bytes_type_and_encryption(
+        self, storage: RecordingStorage, put_object: PutObject
+    ) -> None:
+        """The target holds the bytes, type and encryption HEAD reports; the source is gone."""
+        source, target = self.keys("move.wav")
+        put_object(source, AUDIO, "audio/wav")
+        expected = self.verified(storage, source)
+        moved = self.promoting(storage).promote(source, target, expected=expected)
+        assert moved is not None
+        assert (moved.key, moved.size, moved.content_type) == (target, len(AUDIO), "audio/wav")
+        assert moved.md5 == expected.md5
+        assert (moved.server_side_encryption, moved.kms_key_id) == (
+            expected.server_side_encryption,
+            expected.kms_key_id,
+        )
+        assert storage.head(target) == moved
+        assert storage.read_range(target, offset=0, length=len(AUDIO) + 1) == AUDIO
+        assert storage.head(source) is None
+
+    def test_changed_source_is_not_promoted(
+        self, storage: RecordingStorage, put_object: PutObject
+    ) -> None:
+        """Bytes that replaced the source after its HEAD are not moved, and stay where they are."""
+        source, target = self.keys("replayed.wav")
+        put_object(source, AUDIO, "audio/wav")
+        expected = self.verified(storage, source)
+        replayed = AUDIO[::-1]  # same size, other bytes
+        put_object(source, replayed, "audio/wav")
+        assert self.promoting(storage).promote(source, target, expected=expected) is None
+        assert storage.head(target) is None
+        assert storage.read_range(source, offset=0, length=len(replayed)) == replayed
+
+    def test_missing_source_is_none(self, storage: RecordingStorage, put_object: PutObject) -> None:
+        """A source that is gone is not an error: None, and no target appears."""
+        source, target = self.keys("gone.wav")
+        put_object(source, AUDIO, "audio/wav")
+        expected = self.verified(storage, source)
+        storage.delete(source)
+        assert self.promoting(storage).promote(source, target, expected=expected) is None
+        assert storage.head(target) is None
+
+    def test_promote_again_keeps_the_moved_object(
+        self, storage: RecordingStorage, put_object: PutObject
+    ) -> None:
+        """A retried promote finds no source and leaves the object it moved alone."""
+        source, target = self.keys("retry.wav")
+        put_object(source, AUDIO, "audio/wav")
+        expected = self.verified(storage, source)
+        moved = self.promoting(storage).promote(source, target, expected=expected)
+        assert moved is not None
+        assert self.promoting(storage).promote(source, target, expected=expected) is None
+        assert storage.head(target) == moved
+
+    def test_refusal_leaves_an_existing_target_untouched(
+        self, storage: RecordingStorage, put_object: PutObject
+    ) -> None:
+        """When the source changed, whatever the target already holds keeps its bytes."""
+        source, target = self.keys("kept.wav")
+        put_object(target, b"verified earlier", "audio/wav")
+        before = self.verified(storage, target)
+        put_object(source, AUDIO, "audio/wav")
+        expected = self.verified(storage, source)
+        put_object(source, AUDIO[::-1], "audio/wav")
+        assert self.promoting(storage).promote(source, target, expected=expected) is None
+        assert storage.head(target) == before
+        assert storage.read_range(target, offset=0, length=64) == b"verified earlier"

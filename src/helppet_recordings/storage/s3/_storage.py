@@ -1,0 +1,355 @@
+"""S3Storage: the storage port on one S3 bucket (AWS or any S3-compatible server)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Final
+
+import botocore.exceptions
+
+from helppet_recordings.errors import StorageError
+from helppet_recordings.models import StoredObject, UploadTicket
+from helppet_recordings.storage._checksums import from_s3_base64, sha256_fields
+from helppet_recordings.storage._encryption import (
+    AES256,
+    AWS_KMS,
+    check_encryption,
+    encryption_fields,
+    encryption_matches,
+)
+from helppet_recordings.storage._http import content_disposition
+from helppet_recordings.storage.s3._client import build_client
+from helppet_recordings.storage.s3._errors import NOT_FOUND_CODES, error_code, raise_translated
+from helppet_recordings.storage.s3._signer import PostSigner
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["SERVER_SIDE_ENCRYPTION", "S3Storage"]
+
+SERVER_SIDE_ENCRYPTION: Final = AES256
+"""The server-side encryption uploads must request by default (SSE-S3)."""
+
+MAX_COPY_SIZE: Final = 5 * 1024**3
+"""The largest object one CopyObject copies (5 GiB): the limit of :meth:`S3Storage.promote`."""
+
+_REFUSED_COPY_CODES: Final = frozenset({"PreconditionFailed", "412", *NOT_FOUND_CODES})
+
+
+class S3Storage:
+    """Recordings in one S3 bucket (AWS or any S3-compatible server).
+
+    With ``client=None`` a boto3 client is built once and reused. It always
+    signs with SigV4 (boto3 would otherwise presign POSTs with SigV2), uses
+    virtual-hosted addressing on AWS and path-style addressing whenever an
+    endpoint URL is set (``endpoint_url`` or the ``AWS_ENDPOINT_URL_S3`` /
+    ``AWS_ENDPOINT_URL`` environment), and honours the standard boto3
+    environment for credentials and region.
+
+    A client passed in must already sign with ``s3v4``.
+
+    ``sse`` is the server-side encryption every upload must request:
+    ``"AES256"`` (SSE-S3, the default) or ``"aws:kms"``, with ``kms_key_id``
+    (the key's ARN or id; an alias is refused, since S3 reports the key ARN
+    and completion could not check it) or without (the account's ``aws/s3``
+    key). The POST policy pins both, and :meth:`encryption_matches` tells
+    whether a stored object honours them.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        client: S3Client | None = None,
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        max_attempts: int = 3,
+        sse: str = AES256,
+        kms_key_id: str | None = None,
+    ) -> None:
+        if not bucket:
+            msg = "bucket must not be empty"
+            raise ValueError(msg)
+        check_encryption(sse, kms_key_id)
+        self._bucket = bucket
+        self._sse = sse
+        self._kms_key_id = kms_key_id
+        if client is None:
+            client = build_client(
+                region_name=region_name,
+                endpoint_url=endpoint_url,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                max_attempts=max_attempts,
+            )
+        elif getattr(client.meta.config, "signature_version", None) != "s3v4":
+            msg = (
+                "the S3 client must sign with SigV4: "
+                "create it with config=botocore.config.Config(signature_version='s3v4')"
+            )
+            raise ValueError(msg)
+        self._client = client
+        self._post_signer = PostSigner(client, bucket)
+
+    @property
+    def bucket(self) -> str:
+        """The bucket recordings are stored in."""
+        return self._bucket
+
+    @property
+    def client(self) -> S3Client:
+        """The boto3 client in use."""
+        return self._client
+
+    @property
+    def sse(self) -> str:
+        """The server-side encryption uploads must request: ``AES256`` or ``aws:kms``."""
+        return self._sse
+
+    @property
+    def kms_key_id(self) -> str | None:
+        """The KMS key uploads must use with ``aws:kms`` (None: any, the bucket's default)."""
+        return self._kms_key_id
+
+    def encryption_matches(self, stored: StoredObject) -> bool:
+        """Whether ``stored`` is encrypted as uploads must be (same SSE and, if set, KMS key).
+
+        S3 reports the key as an ARN; a ``kms_key_id`` given as a bare key id
+        matches the ARN that ends in it. An object whose encryption is not
+        reported does not match.
+        """
+        return encryption_matches(stored, sse=self._sse, kms_key_id=self._kms_key_id)
+
+    def create_upload(
+        self,
+        *,
+        key: str,
+        content_type: str,
+        max_size: int,
+        expires_in: int,
+        sha256: str | None = None,
+    ) -> UploadTicket:
+        """Presign a POST whose policy pins bucket, key, type, SSE, size range and expiry.
+
+        With ``aws:kms`` and a ``kms_key_id`` the policy also pins the key
+        (``x-amz-server-side-encryption-aws-kms-key-id``). With ``sha256``
+        (the client's declared SHA-256, 64 hex characters) it pins
+        ``x-amz-checksum-algorithm: SHA256`` and ``x-amz-checksum-sha256``
+        (base64): storage refuses a body with another digest (``BadDigest``)
+        and keeps the checksum, which :meth:`head` then reports.
+        """
+        fields = {"Content-Type": content_type, **encryption_fields(self._sse, self._kms_key_id)}
+        if sha256 is not None:
+            fields.update(sha256_fields(sha256))
+        conditions: list[Any] = [
+            *({name: value} for name, value in fields.items()),
+            ["content-length-range", 1, max_size],
+        ]
+        try:
+            post = self._post_signer.sign(
+                key=key, fields=fields, conditions=conditions, expires_in=expires_in
+            )
+        except (botocore.exceptions.BotoCoreError, AttributeError) as exc:
+            raise_translated(exc)
+        return UploadTicket(
+            url=post["url"],
+            fields=dict(post["fields"]),  # botocore builds every field as a str
+            key=key,
+            bucket=self._bucket,
+            expires_in=expires_in,
+            max_size=max_size,
+        )
+
+    def create_download_url(
+        self, *, key: str, expires_in: int, content_type: str, filename: str
+    ) -> str:
+        """Presign a GET that serves ``content_type`` as an attachment named ``filename``."""
+        try:
+            return self._client.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self._bucket,
+                    "Key": key,
+                    "ResponseContentType": content_type,
+                    "ResponseContentDisposition": content_disposition(filename),
+                },
+                ExpiresIn=expires_in,
+            )
+        except (botocore.exceptions.BotoCoreError, AttributeError) as exc:
+            raise_translated(exc)
+
+    def object_url(self, key: str) -> str:
+        """Return ``s3://bucket/key``."""
+        return f"s3://{self._bucket}/{key}"
+
+    def head(self, key: str) -> StoredObject | None:
+        """HEAD the object: what S3 reports about it, or None if it is absent.
+
+        Size, type, ETag, encryption, KMS key and version, and (HEAD asks
+        with ``ChecksumMode=ENABLED``) the full-object SHA-256 and
+        CRC-64/NVME checksums S3 keeps, as hex. A composite checksum of a
+        multipart upload is not the body's and is left out. On SSE-KMS
+        objects AWS reports checksums only to callers allowed ``kms:Decrypt``.
+        """
+        try:
+            response = self._client.head_object(
+                Bucket=self._bucket, Key=key, ChecksumMode="ENABLED"
+            )
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) in NOT_FOUND_CODES:
+                return None
+            raise_translated(exc)
+        except botocore.exceptions.BotoCoreError as exc:
+            raise_translated(exc)
+        composite = response.get("ChecksumType") == "COMPOSITE"
+        return StoredObject(
+            key=key,
+            size=response["ContentLength"],
+            content_type=response.get("ContentType"),
+            etag=_unquote(response.get("ETag")),
+            server_side_encryption=response.get("ServerSideEncryption"),
+            last_modified=response.get("LastModified"),
+            kms_key_id=response.get("SSEKMSKeyId"),
+            version_id=response.get("VersionId"),
+            sha256=None if composite else from_s3_base64(response.get("ChecksumSHA256"), size=32),
+            crc64nvme=from_s3_base64(response.get("ChecksumCRC64NVME"), size=8),
+        )
+
+    def promote(
+        self, source_key: str, target_key: str, *, expected: StoredObject
+    ) -> StoredObject | None:
+        """Move the object at ``source_key`` to ``target_key`` if it is still exactly ``expected``.
+
+        ``expected`` is what :meth:`head` reported for the source when it was
+        verified. The move is a CopyObject conditioned on the source's ETag
+        (``x-amz-copy-source-if-match``), so bytes that replace the source
+        after that HEAD (a replayed upload ticket) are never copied, even if
+        they land between the check below and the copy. The copy keeps the
+        content type and metadata (``MetadataDirective=COPY``) and asks again
+        for the source's encryption (AES256, or ``aws:kms`` with the same
+        key). The source is deleted only after the copy landed.
+
+        Returns the target as :meth:`head` reports it after the copy, or None
+        when nothing was moved and nothing deleted: the source is gone or no
+        longer ``expected``. Safe to retry after a ``StorageUnavailableError``:
+        the copy is repeated only while the source is still ``expected``.
+
+        A server that ignores the copy condition (moto does) is covered by a
+        HEAD of the source before the copy and, for a race, by comparing the
+        copy's size and checksums with ``expected`` (a mismatch is deleted).
+
+        Objects are at most 5 GiB (``MAX_COPY_SIZE``, the CopyObject limit);
+        a larger one raises ``StorageError`` before any request is made.
+        """
+        if expected.etag is None:
+            msg = "expected must carry the ETag that head() reported"
+            raise ValueError(msg)
+        if expected.size > MAX_COPY_SIZE:
+            raise StorageError(
+                f"Objects over {MAX_COPY_SIZE} bytes cannot be moved with one copy",
+                storage_error="EntityTooLarge",
+                size=expected.size,
+            )
+        if not _same_object(self.head(source_key), expected):
+            return None
+        try:
+            self._client.copy_object(
+                Bucket=self._bucket,
+                Key=target_key,
+                CopySource={"Bucket": self._bucket, "Key": source_key},
+                CopySourceIfMatch=f'"{expected.etag}"',
+                MetadataDirective="COPY",
+                **self._copy_encryption(expected),
+            )
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) in _REFUSED_COPY_CODES:
+                return None
+            raise_translated(exc)
+        except botocore.exceptions.BotoCoreError as exc:
+            raise_translated(exc)
+        moved = self.head(target_key)
+        if moved is None:
+            return None
+        if not _same_content(moved, expected):
+            self.delete(target_key)  # a server that ignored the condition copied other bytes
+            return None
+        self.delete(source_key)
+        return moved
+
+    def _copy_encryption(self, expected: StoredObject) -> dict[str, Any]:
+        """Ask again for the source's encryption (the configured one if it reported none)."""
+        if expected.server_side_encryption is None:
+            encryption, key = self._sse, self._kms_key_id
+        else:
+            encryption, key = expected.server_side_encryption, expected.kms_key_id
+        params: dict[str, Any] = {"ServerSideEncryption": encryption}
+        if encryption.startswith(AWS_KMS) and key:
+            params["SSEKMSKeyId"] = key
+        return params
+
+    def read_range(self, key: str, *, offset: int, length: int) -> bytes | None:
+        """GET ``length`` bytes from ``offset`` (a ranged read), or None if the object is absent."""
+        byte_range = f"bytes={offset}-{offset + length - 1}"
+        try:
+            response = self._client.get_object(Bucket=self._bucket, Key=key, Range=byte_range)
+            with contextlib.closing(response["Body"]) as body:
+                return body.read(length)
+        except botocore.exceptions.ClientError as exc:
+            code = error_code(exc)
+            if code in NOT_FOUND_CODES:
+                return None
+            if code == "InvalidRange":
+                return b""  # the object exists but ends before ``offset``
+            raise_translated(exc)
+        except botocore.exceptions.BotoCoreError as exc:
+            raise_translated(exc)
+
+    def delete(self, key: str) -> None:
+        """Delete the object; deleting a missing one is not an error."""
+        try:
+            self._client.delete_object(Bucket=self._bucket, Key=key)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) not in NOT_FOUND_CODES:
+                raise_translated(exc)
+        except botocore.exceptions.BotoCoreError as exc:
+            raise_translated(exc)
+
+    def iter_objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Yield every object under ``prefix`` (ListObjectsV2, page by page)."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield StoredObject(
+                        key=item["Key"],
+                        size=item["Size"],
+                        etag=_unquote(item.get("ETag")),
+                        last_modified=item.get("LastModified"),
+                    )
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise_translated(exc)
+
+
+def _same_object(found: StoredObject | None, expected: StoredObject) -> bool:
+    return found is not None and (found.etag, found.size) == (expected.etag, expected.size)
+
+
+def _same_content(copied: StoredObject, expected: StoredObject) -> bool:
+    """Whether a copy holds the expected bytes, as far as its size and checksums tell."""
+    if copied.size != expected.size:
+        return False
+    return all(
+        mine is None or theirs is None or mine == theirs
+        for mine, theirs in (
+            (copied.md5, expected.md5),
+            (copied.sha256, expected.sha256),
+            (copied.crc64nvme, expected.crc64nvme),
+        )
+    )
+
+
+def _unquote(etag: str | None) -> str | None:
+    return None if etag is None else etag.strip('"')
