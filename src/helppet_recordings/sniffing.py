@@ -16,11 +16,12 @@ the audio is skipped; an MP3 whose tag (cover art, usually) runs past the
 bytes given is accepted on a well-formed tag alone, since its first frame
 is out of sight, while FLAC or AAC behind such a tag is refused.
 
-No general sniffing library covers these formats as tightly: ``filetype``
-1.2 knows neither CAF nor AMR-WB, calls every ISO BMFF file ``video/mp4``
-(3GPP included) and any Ogg or EBML file audio or video alike;
-``puremagic`` 1.30 does not tell AMR-WB from AMR, nor WebM from Matroska,
-nor the codec inside Ogg, and finds ADTS AAC only with low confidence.
+No general sniffing library covers these formats as tightly. ``filetype``
+1.2 finds neither CAF, AMR-WB nor MPEG layer II (``.mp2``), calls every ISO
+BMFF file ``video/mp4`` (3GPP and 3GPP2 included) and any Ogg stream
+``audio/ogg`` whatever its codec. ``puremagic`` 1.30 finds no MPEG layer II
+either, does not tell AMR-WB from AMR, WebM from Matroska, nor the codec in
+an Ogg stream, and names ADTS AAC and untagged MP3 with confidence 0.2 only.
 """
 
 from __future__ import annotations
@@ -275,9 +276,8 @@ def _ogg_first_packet(head: bytes) -> bytes | None:
     """Return the start of the first packet of a leading Ogg beginning-of-stream page."""
     if len(head) < 27 or head[:4] != b"OggS" or head[4] != 0 or not head[5] & 0x02:
         return None
-    segments = head[26]
-    start = 27 + segments
-    if len(head) < start:
+    start = 27 + head[26]  # after the segment table
+    if len(head) < start + 8:  # every audio codec's identification packet is longer
         return None
     return head[start : start + 8]
 

@@ -209,3 +209,45 @@ def test_a_copy_of_changed_bytes_by_a_lax_server_is_removed(s3_client: S3Client)
     assert statuses == [200]  # moto copied the replayed bytes despite the condition
     assert storage.head(TARGET) is None
     assert storage.read_range(SOURCE, offset=0, length=len(AUDIO)) == AUDIO[::-1]
+
+
+def test_a_source_without_reported_encryption_is_copied_as_configured() -> None:
+    """Where HEAD reported no encryption, the copy asks for the storage's own (here SSE-KMS)."""
+    key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    client = s3v4_client()
+    storage = S3Storage(BUCKET, client=client, sse="aws:kms", kms_key_id=key_arn)
+    plain = {"ContentLength": len(AUDIO), "ContentType": "audio/wav", "ETag": f'"{ETAG}"'}
+    with Stubber(client) as stubber:
+        stubber.add_response("head_object", plain)
+        stubber.add_response(
+            "copy_object",
+            {},
+            {
+                "Bucket": BUCKET,
+                "Key": TARGET,
+                "CopySource": {"Bucket": BUCKET, "Key": SOURCE},
+                "CopySourceIfMatch": f'"{ETAG}"',
+                "MetadataDirective": "COPY",
+                "ServerSideEncryption": "aws:kms",
+                "SSEKMSKeyId": key_arn,
+            },
+        )
+        stubber.add_response(
+            "head_object", {**plain, "ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_arn}
+        )
+        stubber.add_response("delete_object", {})
+        moved = storage.promote(SOURCE, TARGET, expected=_expected(server_side_encryption=None))
+        stubber.assert_no_pending_responses()
+    assert moved is not None
+    assert storage.encryption_matches(moved)
+
+
+def test_a_target_gone_right_after_the_copy_is_none_and_the_source_stays(
+    stubbed: tuple[S3Storage, Stubber],
+) -> None:
+    """If the copy cannot be found again, nothing counts as moved and the source is kept."""
+    storage, stubber = stubbed
+    stubber.add_response("head_object", _head())
+    stubber.add_response("copy_object", {})
+    stubber.add_client_error("head_object", service_error_code="404", http_status_code=404)
+    assert storage.promote(SOURCE, TARGET, expected=_expected()) is None

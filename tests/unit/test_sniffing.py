@@ -92,6 +92,8 @@ def samples() -> dict[str, bytes]:
         "3g2": _encode("3g2", "aac", 16000),
         "adts": _encode("adts", "aac", 44100),
         "mp3": _encode("mp3", "libmp3lame", 44100),
+        "mp3-mpeg2": _encode("mp3", "libmp3lame", 22050),
+        "mp3-mpeg25": _encode("mp3", "libmp3lame", 8000),
         "mp2": _encode("mp2", "mp2", 48000),
         "ogg-vorbis": _encode("ogg", "vorbis", 44100, layout="stereo"),
         "ogg-flac": _encode("ogg", "flac", 16000),
@@ -115,6 +117,8 @@ ACCEPTED_BY: dict[str, set[str]] = {
     "3g2": {"audio/mp4", "audio/3gpp2"},
     "adts": {"audio/aac"},
     "mp3": {"audio/mpeg"},
+    "mp3-mpeg2": {"audio/mpeg"},
+    "mp3-mpeg25": {"audio/mpeg"},
     "mp2": {"audio/mpeg"},
     "ogg-vorbis": {"audio/ogg"},
     "ogg-flac": {"audio/ogg"},
@@ -242,6 +246,69 @@ def test_an_image_in_an_iso_container_is_not_mp4_audio() -> None:
     """A HEIF image's ftyp (major brand heic) is refused even with an ISO compatible brand."""
     heic = struct.pack(">I", 24) + b"ftypheic" + b"\0\0\0\0" + b"mif1iso8" + b"\0" * 64
     assert sniff_audio(heic, "audio/mp4") == "not_an_mp4_container"
+
+
+def _layer1_frame() -> bytes:
+    """An MPEG-1 layer I frame, 288 kbit/s at 44.1 kHz: (12 * 288000 // 44100) * 4 bytes."""
+    return b"\xff\xff\x90\x00" + b"\x00" * (312 - 4)
+
+
+def test_mpeg_layer_one_and_free_format_frames() -> None:
+    """Layer I frames are measured with their own formula; a free-format frame stands alone."""
+    assert sniff_audio(_layer1_frame() * 2, "audio/mpeg") is None
+    assert sniff_audio(_layer1_frame() + b"\x00" * 8, "audio/mpeg") == "not_an_mpeg_audio_stream"
+    assert sniff_audio(b"\xff\xfb\x00\x00" + b"\x55" * 500, "audio/mpeg") is None  # bitrate 0
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"ID3\x05\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00",  # unknown ID3 version
+        b"\xff\xfb\xf0\x00" * 4,  # bitrate index 15
+        b"\xff\xfb\x9c\x00" * 4,  # sample rate index 3
+        b"\xff\xf3\x90\x02" * 4,  # reserved emphasis
+        b"\xff\xeb\x90\x00" * 4,  # reserved version
+    ],
+)
+def test_malformed_mpeg_headers_are_refused(head: bytes) -> None:
+    """Reserved values in a frame header, or a bad tag, are no MPEG audio."""
+    assert sniff_audio(head, "audio/mpeg") == "not_an_mpeg_audio_stream"
+
+
+def test_adif_and_broken_adts() -> None:
+    """ADIF AAC passes; an ADTS header followed by no second frame, or a bad rate, does not."""
+    assert sniff_audio(b"ADIF" + b"\x00" * 60, "audio/aac") is None
+    first = samples()["adts"][:7]
+    length = ((first[3] & 3) << 11) | (first[4] << 3) | (first[5] >> 5)
+    assert (
+        sniff_audio(samples()["adts"][:length] + b"\x00" * 16, "audio/aac") == "not_an_aac_stream"
+    )
+    bad_rate = first[:2] + bytes([first[2] | 0x3C]) + first[3:]
+    assert sniff_audio(bad_rate + b"\x00" * 16, "audio/aac") == "not_an_aac_stream"
+    assert sniff_audio(b"ID3\x05" + b"\x00" * 20, "audio/aac") == "not_an_aac_stream"
+
+
+def test_broken_flac_and_ogg_heads() -> None:
+    """A bad tag before FLAC, a block that is not STREAMINFO, a non-first Ogg page: refused."""
+    flac = samples()["flac"]
+    assert sniff_audio(b"ID3\x04\x00\x00\x80" + flac, "audio/flac") == "not_a_flac_stream"
+    assert sniff_audio(flac[:4] + b"\x01" + flac[5:], "audio/flac") == "not_a_flac_stream"
+    ogg = samples()["opus"]
+    not_first = ogg[:5] + bytes([ogg[5] & ~0x02]) + ogg[6:]
+    assert sniff_audio(not_first, "audio/ogg") == "not_an_ogg_container"
+    assert sniff_audio(ogg[:30], "audio/ogg") == "not_an_ogg_container"
+    assert sniff_audio(ogg[:27], "audio/opus") == "not_an_ogg_container"
+
+
+def test_broken_ebml_heads() -> None:
+    """EBML without a readable size, with a cut element or without a DocType is no WebM."""
+    magic = b"\x1a\x45\xdf\xa3"
+    assert sniff_audio(magic + b"\x00", "audio/webm") == "not_a_webm_container"
+    assert sniff_audio(magic + b"\x01\x00", "audio/webm") == "not_a_webm_container"
+    assert sniff_audio(magic + b"\x8a\x42\x86\x81\x01\x42\xf7\x81\x01\x00", "audio/webm") == (
+        "not_a_webm_container"
+    )
+    assert sniff_audio(magic + b"\x85\x42\x82\x00", "audio/webm") == "not_a_webm_container"
 
 
 @given(st.binary(max_size=4096), st.sampled_from([*ALL_TYPES, "text/plain", ""]))

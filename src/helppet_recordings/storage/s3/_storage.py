@@ -191,8 +191,9 @@ class S3Storage:
         Size, type, ETag, encryption, KMS key and version, and (HEAD asks
         with ``ChecksumMode=ENABLED``) the full-object SHA-256 and
         CRC-64/NVME checksums S3 keeps, as hex. A composite checksum of a
-        multipart upload is not the body's and is left out. On SSE-KMS
-        objects AWS reports checksums only to callers allowed ``kms:Decrypt``.
+        multipart upload is not the body's and is left out. For an SSE-KMS
+        object AWS needs ``kms:Decrypt`` on the key for this HEAD (as it does
+        for the downloads the same credentials sign).
         """
         try:
             response = self._client.head_object(
