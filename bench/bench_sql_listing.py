@@ -167,6 +167,12 @@ class NothingArrivedStorage:
         """Nothing ever arrived."""
         return None
 
+    def promote(
+        self, source_key: str, target_key: str, *, expected: StoredObject
+    ) -> StoredObject | None:
+        """Nothing ever arrived."""
+        return None
+
     def delete(self, key: str) -> None:
         """Nothing to delete."""
 

@@ -103,6 +103,11 @@ class ReconcileReport:
     deleted_orphans: int
     """How many orphans were deleted (0 on a dry run)."""
     dry_run: bool
+    leftover_staging_keys: list[str] = attrs.field(factory=list)
+    """Staging objects no upload is waiting for: bytes a replayed ticket left after its
+    recording was verified, failed or deleted, or that no recording owns."""
+    deleted_staging: int = 0
+    """How many of those were deleted (0 on a dry run)."""
 
 
 @attrs.frozen(kw_only=True)

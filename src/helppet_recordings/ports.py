@@ -20,7 +20,7 @@ from helppet_recordings.models import (
 )
 from helppet_recordings.status import RecordingStatus
 
-__all__ = ["RecordingRepository", "RecordingStorage"]
+__all__ = ["EncryptionChecking", "RecordingRepository", "RecordingStorage"]
 
 
 @runtime_checkable
@@ -74,6 +74,20 @@ class RecordingStorage(Protocol):
         """
         ...
 
+    def promote(
+        self, source_key: str, target_key: str, *, expected: StoredObject
+    ) -> StoredObject | None:
+        """Move the object at ``source_key`` to ``target_key`` if it is still ``expected``.
+
+        Completion moves a verified upload from the staging key its ticket
+        names to a final key no ticket names. The check and the move are one
+        step: when the source is gone or no longer has ``expected``'s ETag and
+        size (a replayed upload), nothing moves and the result is None.
+        Otherwise the bytes, type and encryption land at ``target_key``, the
+        source is removed, and the target is returned as :meth:`head` reports it.
+        """
+        ...
+
     def delete(self, key: str) -> None:
         """Remove the object at ``key``; removing a missing object is not an error."""
         ...
@@ -83,6 +97,20 @@ class RecordingStorage(Protocol):
 
         Keys compare as strings (code point order, which is S3's UTF-8 byte order).
         """
+        ...
+
+
+@runtime_checkable
+class EncryptionChecking(Protocol):
+    """A storage that encrypts objects at rest and can say whether one is encrypted as required.
+
+    Optional: ``S3Storage`` and ``InMemoryStorage`` have it (AES256, or
+    SSE-KMS with the configured key); without it, completion accepts only
+    AES256 where storage reports an encryption at all.
+    """
+
+    def encryption_matches(self, stored: StoredObject) -> bool:
+        """Whether ``stored`` is encrypted as uploads must be."""
         ...
 
 
@@ -149,6 +177,10 @@ class RecordingRepository(Protocol):
         ``lease_until``, so concurrent workers take disjoint recordings; the
         status does not change. Oldest lease first. Returns them as claimed.
         """
+        ...
+
+    def find_by_upload_key(self, key: str) -> Recording | None:
+        """Return the recording whose upload ticket names staging ``key`` (deleted ones too)."""
         ...
 
     def find_by_idempotency_key(self, user_id: uuid.UUID, key: str) -> Recording | None:

@@ -173,6 +173,8 @@ class Recording:
         size: int,
         md5: str | None = None,
         sha256: str | None = None,
+        etag: str | None = None,
+        checksum_status: str | None = None,
         duration_seconds: float | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Recording:
@@ -182,7 +184,7 @@ class Recording:
         """
         # lease_expires_at: from now on a transcription worker may claim it
         changes: dict[str, Any] = {"file_size_bytes": size, "verified_at": now}
-        changes["lease_expires_at"] = now
+        changes.update(lease_expires_at=now, verified_etag=etag, checksum_status=checksum_status)
         if md5 is not None:
             changes["content_md5"] = md5
         if sha256 is not None:

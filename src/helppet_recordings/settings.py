@@ -107,3 +107,12 @@ class RecordingSettings(BaseSettings):
     @classmethod
     def _safe_prefix(cls, value: str) -> str:
         return normalize_prefix(value)
+
+    @property
+    def s3_staging_prefix(self) -> str:
+        """Where upload tickets put bytes until completion moves them (``<prefix>staging/``).
+
+        An S3 lifecycle rule on this prefix expires what a replayed ticket
+        leaves behind (``helppet-recordings bucket-setup``).
+        """
+        return f"{self.s3_recordings_prefix}staging/"

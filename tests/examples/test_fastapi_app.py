@@ -680,6 +680,12 @@ class UnavailableStorage:
         """Raise STORAGE_UNAVAILABLE."""
         raise self._down()
 
+    def promote(
+        self, source_key: str, target_key: str, *, expected: StoredObject
+    ) -> StoredObject | None:
+        """Raise STORAGE_UNAVAILABLE."""
+        raise self._down()
+
     def object_url(self, key: str) -> str:
         """Name the object."""
         return f"down://{key}"

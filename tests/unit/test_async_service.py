@@ -18,6 +18,7 @@ from helppet_recordings import (
     RecordingService,
     RecordingSettings,
 )
+from tests.support.uploads import upload_key
 
 USER = uuid.UUID("5f0c6c1e-0a7e-4b8e-9d5e-0c2b7b7f1a01")
 BODY = b"\x00\x00\x00\x18ftypM4A " + b"a" * 500
@@ -80,7 +81,7 @@ def test_concurrent_calls_settle_like_sequential_ones() -> None:
         )
         assert len({t.recording_id for t in same}) == 1
         for ticket in tickets:
-            storage.put_object(ticket.s3_key, BODY, content_type="audio/mp4")
+            storage.put_object(upload_key(ticket), BODY, content_type="audio/mp4")
         done = await asyncio.gather(
             *(
                 service.complete_upload(USER, t.recording_id, {"file_size_bytes": len(BODY)})

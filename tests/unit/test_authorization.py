@@ -12,7 +12,7 @@ from tests.unit.conftest import Harness
 
 OWNER = uuid.UUID("11111111-1111-4111-8111-111111111111")
 INTRUDERS = [uuid.UUID("22222222-2222-4222-8222-222222222222"), uuid.uuid4()]
-BODY = b"audio" * 50
+BODY = b"\x00\x00\x00\x18ftypM4A " + b"audio" * 50
 
 
 def _recordings_in_every_state(h: Harness) -> dict[str, uuid.UUID]:
@@ -23,7 +23,7 @@ def _recordings_in_every_state(h: Harness) -> dict[str, uuid.UUID]:
             "idempotency_key": idempotency_key,
         }
         ticket = h.service.initiate_upload(OWNER, {k: v for k, v in body.items() if v})
-        return ticket.recording_id, ticket.s3_key
+        return ticket.recording_id, ticket.upload_fields["key"]
 
     def uploaded() -> uuid.UUID:
         rid, key = start()

@@ -159,7 +159,7 @@ def test_reconcile_reports_orphans_and_lost_audio(backends: Backends) -> None:
     assert storage is not None
     user = uuid.uuid4()
     ticket = backends.service.initiate_upload(user, AUDIO)
-    upload(storage, dict(ticket.upload_fields), b"\x00" * 64)
+    upload(storage, dict(ticket.upload_fields), b"\x00\x00\x00\x18ftypM4A " + b"\x00" * 52)
     backends.service.complete_upload(user, ticket.recording_id, {"file_size_bytes": 64})
     storage.delete(ticket.s3_key)
     stray = "recordings/stray.m4a"

@@ -78,8 +78,9 @@ def _initiate(service: RecordingService, **extra: str) -> uuid.UUID:
 
 
 def _upload(service: RecordingService, storage: InMemoryStorage, rid: uuid.UUID) -> None:
-    key = service.get_recording(USER, rid).s3_key
-    storage.put_object(key, BODY, content_type="audio/mp4")
+    row = service.repository.get(rid)
+    assert row is not None and row.upload_key is not None
+    storage.put_object(row.upload_key, BODY, content_type="audio/mp4")
 
 
 def _complete(service: RecordingService, rid: uuid.UUID) -> None:

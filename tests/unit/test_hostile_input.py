@@ -18,10 +18,12 @@ from helppet_recordings import (
     SqlAlchemyRepository,
     ValidationError,
 )
+from tests.support.uploads import upload_key
 from tests.unit.conftest import Harness
 
 USER = uuid.UUID("5f0c6c1e-0a7e-4b8e-9d5e-0c2b7b7f1a01")
 GOOD_INITIATE = {"filename": "visit.m4a", "content_type": "audio/mp4"}
+M4A_16 = b"\x00\x00\x00\x10ftypM4A \x00\x00\x00\x00"  # 16 bytes that begin an MP4 file
 
 HUGE = "A" * 10_000
 WEIRD_STRINGS = [
@@ -125,9 +127,9 @@ def complete_cases() -> list[dict[str, Any]]:
     """Complete bodies that must each be refused."""
     cases: list[dict[str, Any]] = [{}]
     cases += [{"file_size_bytes": v} for v in BAD_NUMBERS]
-    cases += [{"file_size_bytes": 10, "duration_seconds": v} for v in BAD_NUMBERS if v is not None]
-    cases += [{"file_size_bytes": 10, "recording_metadata": v} for v in BAD_METADATA]
-    cases += [{"file_size_bytes": 10, "content_sha256": v} for v in ["", "x" * 64, HUGE]]
+    cases += [{"file_size_bytes": 16, "duration_seconds": v} for v in BAD_NUMBERS if v is not None]
+    cases += [{"file_size_bytes": 16, "recording_metadata": v} for v in BAD_METADATA]
+    cases += [{"file_size_bytes": 16, "content_sha256": v} for v in ["", "x" * 64, HUGE]]
     return cases
 
 
@@ -160,7 +162,7 @@ def test_hostile_initiates_are_refused(harness: Harness) -> None:
 def test_hostile_completes_are_refused(harness: Harness) -> None:
     """Every hostile complete body is a 4xx RecordingError and changes nothing."""
     ticket = harness.service.initiate_upload(USER, GOOD_INITIATE)
-    harness.put(ticket.s3_key, b"x" * 10)
+    harness.put(upload_key(ticket), M4A_16)
     before = _state(harness)
     for body in COMPLETE_CASES:
         with pytest.raises(RecordingError) as info:
@@ -177,8 +179,8 @@ def test_hostile_completes_are_refused(harness: Harness) -> None:
 def test_text_no_database_can_store_is_refused(harness: Harness, field: str, value: str) -> None:
     """NUL and unpaired surrogates in worker-supplied text are VALIDATION_ERROR, not a crash."""
     ticket = harness.service.initiate_upload(USER, GOOD_INITIATE)
-    harness.put(ticket.s3_key, b"x" * 10)
-    harness.service.complete_upload(USER, ticket.recording_id, {"file_size_bytes": 10})
+    harness.put(upload_key(ticket), M4A_16)
+    harness.service.complete_upload(USER, ticket.recording_id, {"file_size_bytes": 16})
     harness.service.start_processing(ticket.recording_id)
     rid = ticket.recording_id
     kwargs: dict[str, Any] = {"text": "ok", field: value}
@@ -203,16 +205,16 @@ def test_undecodable_metadata_is_refused_on_sql(harness: Harness) -> None:
     repository.create_schema()
     service = RecordingService(harness.storage, repository, harness.service.settings)
     ticket = service.initiate_upload(USER, GOOD_INITIATE)
-    harness.put(ticket.s3_key, b"x" * 10)
+    harness.put(upload_key(ticket), M4A_16)
     with pytest.raises(ValidationError):
         service.complete_upload(
             USER,
             ticket.recording_id,
-            {"file_size_bytes": 10, "recording_metadata": {"k": "\ud800"}},
+            {"file_size_bytes": 16, "recording_metadata": {"k": "\ud800"}},
         )
     metadata = {"k": "Zoë 🐶", "nul": "a\x00b"}  # JSON escapes NUL: every database stores it
     done = service.complete_upload(
-        USER, ticket.recording_id, {"file_size_bytes": 10, "recording_metadata": metadata}
+        USER, ticket.recording_id, {"file_size_bytes": 16, "recording_metadata": metadata}
     )
     assert done.recording_metadata == metadata
     assert service.get_recording(USER, ticket.recording_id).recording_metadata == metadata
@@ -338,7 +340,7 @@ def test_fuzzed_completes_never_escape_as_other_errors(
 ) -> None:
     """Whatever the body, complete answers with a RecordingError or a verified upload."""
     ticket = harness.service.initiate_upload(USER, GOOD_INITIATE)
-    harness.put(ticket.s3_key, b"x" * 10)
+    harness.put(upload_key(ticket), M4A_16)
     try:
         done = harness.service.complete_upload(USER, ticket.recording_id, body)
     except RecordingError as exc:
@@ -348,9 +350,9 @@ def test_fuzzed_completes_never_escape_as_other_errors(
             is RecordingStatus.UPLOADING
         )
     else:
-        assert done.file_size_bytes == 10
+        assert done.file_size_bytes == 16
         size = body.get("file_size_bytes")
-        assert size == 10
+        assert size == 16
         assert not isinstance(size, bool)
         assert not (
             isinstance(body.get("duration_seconds"), float) and math.isnan(body["duration_seconds"])

@@ -16,7 +16,12 @@ from helppet_recordings.ports import RecordingStorage
 from helppet_recordings.storage.local import (
     LocalStorage,
 )
-from helppet_recordings.testing.storage_contract import AUDIO, HttpStorageContract, PutObject
+from helppet_recordings.testing.storage_contract import (
+    AUDIO,
+    HttpStorageContract,
+    PromoteContract,
+    PutObject,
+)
 from tests.support.asgi_server import ServerThread
 from tests.support.local_asgi import LocalStorageApp
 from tests.support.local_forms import (
@@ -40,7 +45,7 @@ def http_app() -> Iterator[tuple[LocalStorageApp, str]]:
         yield app, server.base_url
 
 
-class TestLocalStorage(HttpStorageContract):
+class TestLocalStorage(HttpStorageContract, PromoteContract):
     signature_field = "signature"
 
     @pytest.fixture

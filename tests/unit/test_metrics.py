@@ -18,6 +18,7 @@ from helppet_recordings import (
 )
 from helppet_recordings.metrics import RecordingMetrics
 from helppet_recordings.testing.clock import FakeClock
+from tests.support.uploads import upload_key
 
 USER = uuid.UUID("5f0c6c1e-0a7e-4b8e-9d5e-0c2b7b7f1a01")
 BODY = b"\x00\x00\x00\x18ftypM4A " + b"a" * 1000
@@ -55,7 +56,7 @@ def test_a_life_cycle_records_every_instrument() -> None:
     ticket = service.initiate_upload(USER, request)
     with pytest.raises(UploadNotFoundError):
         service.complete_upload(USER, ticket.recording_id, {"file_size_bytes": len(BODY)})
-    storage.put_object(ticket.s3_key, BODY, content_type="audio/mp4")
+    storage.put_object(upload_key(ticket), BODY, content_type="audio/mp4")
     clock.advance(seconds=42)
     service.complete_upload(USER, ticket.recording_id, {"file_size_bytes": len(BODY)})
     service.get_download_url(USER, ticket.recording_id)

@@ -8,6 +8,7 @@ import pytest
 
 from helppet_recordings import InvalidStatusTransitionError, RecordingStatus
 from helppet_recordings.models import AudioFacts
+from tests.support.uploads import upload_key
 from tests.unit.conftest import Harness
 
 USER = uuid.UUID("5f0c6c1e-0a7e-4b8e-9d5e-0c2b7b7f1a01")
@@ -19,7 +20,7 @@ FACTS = AudioFacts(
 
 def _uploaded(h: Harness) -> uuid.UUID:
     ticket = h.service.initiate_upload(USER, {"filename": "a.m4a", "content_type": "audio/mp4"})
-    h.put(ticket.s3_key, BODY)
+    h.put(upload_key(ticket), BODY)
     h.service.complete_upload(USER, ticket.recording_id, {"file_size_bytes": len(BODY)})
     return ticket.recording_id
 

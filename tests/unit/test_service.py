@@ -29,6 +29,7 @@ from helppet_recordings import (
     ValidationError,
 )
 from helppet_recordings.keys import parse_key
+from tests.support.uploads import upload_key
 from tests.unit.conftest import Harness
 
 USER = uuid.UUID("5f0c6c1e-0a7e-4b8e-9d5e-0c2b7b7f1a01")
@@ -47,7 +48,7 @@ def uploaded(h: Harness, user: uuid.UUID = USER, **overrides: Any) -> uuid.UUID:
     rid = initiate(h, user, **overrides)
     recording = h.repository.get(rid)
     assert recording is not None
-    h.put(recording.s3_key, BODY, recording.mime_type or "")
+    h.put(upload_key(recording), BODY, recording.mime_type or "")
     h.service.complete_upload(user, rid, {"file_size_bytes": len(BODY)})
     return rid
 
@@ -79,7 +80,9 @@ def test_initiate_returns_the_design_shape_and_creates_an_uploading_row(harness:
     }
     assert body["expires_in"] == 600
     assert body["max_file_size"] == 1_000_000
-    assert body["upload_fields"]["key"] == body["s3_key"]
+    # the ticket names a staging key; the verified audio will live at s3_key
+    assert body["upload_fields"]["key"].startswith(f"recordings/staging/{USER}/")
+    assert body["upload_fields"]["key"] != body["s3_key"]
     assert body["upload_fields"]["Content-Type"] == "audio/m4a"
     parts = parse_key(response.s3_key, prefix="recordings/")
     assert parts is not None
@@ -247,7 +250,7 @@ def test_complete_verifies_and_stores_what_the_client_knows(harness: Harness) ->
     rid = initiate(harness)
     row = harness.repository.get(rid)
     assert row is not None
-    harness.put(row.s3_key, BODY, "audio/m4a")
+    harness.put(upload_key(row), BODY, "audio/m4a")
     harness.clock.advance(seconds=30)
     metadata = {"device_model": "iPhone 15 Pro", "ios_version": "17.2", "app_version": "1.0.0"}
     done = harness.service.complete_upload(
@@ -287,7 +290,7 @@ def test_size_mismatch_keeps_the_recording_uploading(harness: Harness) -> None:
     rid = initiate(harness)
     row = harness.repository.get(rid)
     assert row is not None
-    harness.put(row.s3_key, BODY, "audio/m4a")
+    harness.put(upload_key(row), BODY, "audio/m4a")
     with pytest.raises(UploadSizeMismatchError) as info:
         harness.service.complete_upload(USER, rid, {"file_size_bytes": 10})
     assert info.value.details["stored_size"] == len(BODY)
@@ -310,7 +313,7 @@ def test_stored_object_of_another_type_is_refused(harness: Harness) -> None:
     rid = initiate(harness)
     row = harness.repository.get(rid)
     assert row is not None
-    harness.put(row.s3_key, BODY, "text/html")
+    harness.put(upload_key(row), BODY, "text/html")
     with pytest.raises(UploadVerificationError):
         harness.service.complete_upload(USER, rid, {"file_size_bytes": len(BODY)})
     assert harness.service.get_recording(USER, rid).status is RecordingStatus.UPLOADING
@@ -351,7 +354,7 @@ def test_metadata_of_exactly_2000_characters_is_accepted(harness: Harness) -> No
     rid = initiate(harness)
     row = harness.repository.get(rid)
     assert row is not None
-    harness.put(row.s3_key, BODY, "audio/m4a")
+    harness.put(upload_key(row), BODY, "audio/m4a")
     metadata = {"a": "x" * (2000 - len('{"a":""}'))}
     done = harness.service.complete_upload(
         USER, rid, {"file_size_bytes": len(BODY), "recording_metadata": metadata}
@@ -377,7 +380,7 @@ def test_after_the_deadline_an_arrived_upload_still_completes(harness: Harness) 
     rid = initiate(harness)
     row = harness.repository.get(rid)
     assert row is not None
-    harness.put(row.s3_key, BODY, "audio/m4a")
+    harness.put(upload_key(row), BODY, "audio/m4a")
     harness.clock.advance(hours=5)
     done = harness.service.complete_upload(USER, rid, {"file_size_bytes": len(BODY)})
     assert done.status is RecordingStatus.UPLOADED
@@ -502,7 +505,7 @@ def test_download_url_needs_a_verified_upload(harness: Harness) -> None:
         harness.service.get_download_url(USER, rid)
     row = harness.repository.get(rid)
     assert row is not None
-    harness.put(row.s3_key, BODY, "audio/m4a")
+    harness.put(upload_key(row), BODY, "audio/m4a")
     harness.service.complete_upload(USER, rid, {"file_size_bytes": len(BODY)})
     link = harness.service.get_download_url(USER, rid)
     assert link.expires_in == 600
@@ -610,7 +613,7 @@ def test_expire_stale_uploads(harness: Harness) -> None:
     arrived = initiate(harness)
     row = harness.repository.get(arrived)
     assert row is not None
-    harness.put(row.s3_key, BODY, "audio/m4a")
+    harness.put(upload_key(row), BODY, "audio/m4a")
     harness.clock.advance(seconds=1600)
     fresh = initiate(harness)
 

@@ -22,6 +22,7 @@ from helppet_recordings import (
     ValidationError,
 )
 from tests.support.faults import FaultyStorage
+from tests.support.uploads import upload_key
 from tests.unit.conftest import Harness
 
 USER = uuid.UUID("5f0c6c1e-0a7e-4b8e-9d5e-0c2b7b7f1a01")
@@ -53,7 +54,7 @@ def test_retried_initiate_returns_the_same_recording_with_a_fresh_ticket(harness
     harness.clock.advance(minutes=20)
     again = harness.service.initiate_upload(USER, request(idempotency_key="visit-42"))
     assert (again.recording_id, again.s3_key) == (first.recording_id, first.s3_key)
-    assert again.upload_fields["key"] == first.s3_key
+    assert again.upload_fields["key"] == first.upload_fields["key"]
     renewed = harness.repository.get(first.recording_id)
     assert deadline is not None
     assert renewed is not None
@@ -81,7 +82,7 @@ def test_idempotency_keys_belong_to_their_user(harness: Harness) -> None:
 def test_retried_initiate_after_completion_is_refused(harness: Harness) -> None:
     """Once uploaded, a retried initiate gets no ticket that could overwrite the audio."""
     first = harness.service.initiate_upload(USER, request(idempotency_key="k"))
-    harness.put(first.s3_key, BODY)
+    harness.put(upload_key(first), BODY)
     harness.service.complete_upload(USER, first.recording_id, {"file_size_bytes": len(BODY)})
     with pytest.raises(InvalidStatusTransitionError) as info:
         harness.service.initiate_upload(USER, request(idempotency_key="k"))
@@ -119,7 +120,7 @@ def test_renew_upload_gives_a_fresh_ticket_for_the_same_key(harness: Harness) ->
     harness.clock.advance(minutes=30)
     renewed = harness.service.renew_upload(USER, first.recording_id)
     assert (renewed.recording_id, renewed.s3_key) == (first.recording_id, first.s3_key)
-    assert renewed.upload_fields["key"] == first.s3_key
+    assert renewed.upload_fields["key"] == first.upload_fields["key"]
     row = harness.repository.get(first.recording_id)
     assert row is not None
     assert row.upload_expires_at == harness.clock.now + dt.timedelta(seconds=600 + 900)
@@ -130,7 +131,7 @@ def test_renew_upload_only_while_uploading_and_only_for_the_owner(harness: Harne
     first = harness.service.initiate_upload(USER, request())
     with pytest.raises(RecordingNotFoundError):
         harness.service.renew_upload(OTHER, first.recording_id)
-    harness.put(first.s3_key, BODY)
+    harness.put(upload_key(first), BODY)
     harness.service.complete_upload(USER, first.recording_id, {"file_size_bytes": len(BODY)})
     with pytest.raises(InvalidStatusTransitionError):
         harness.service.renew_upload(USER, first.recording_id)
@@ -155,7 +156,7 @@ def test_renew_during_a_storage_outage_changes_nothing(harness: Harness) -> None
 def test_matching_md5_completes_and_is_recorded(harness: Harness, declared: str) -> None:
     """An MD5 in hex or base64 that matches the ETag completes; the recording keeps it."""
     ticket = harness.service.initiate_upload(USER, request(content_md5=declared))
-    harness.put(ticket.s3_key, BODY)
+    harness.put(upload_key(ticket), BODY)
     done = harness.service.complete_upload(
         USER, ticket.recording_id, {"file_size_bytes": len(BODY)}
     )
@@ -170,7 +171,7 @@ def test_matching_md5_completes_and_is_recorded(harness: Harness, declared: str)
 def test_mismatching_md5_keeps_the_recording_uploading(harness: Harness) -> None:
     """A body that is not what the client hashed does not complete."""
     ticket = harness.service.initiate_upload(USER, request())
-    harness.put(ticket.s3_key, BODY[:-1] + b"X")
+    harness.put(upload_key(ticket), BODY[:-1] + b"X")
     with pytest.raises(UploadVerificationError) as info:
         harness.service.complete_upload(
             USER, ticket.recording_id, {"file_size_bytes": len(BODY), "content_md5": MD5_B64}
@@ -184,7 +185,7 @@ def test_mismatching_md5_keeps_the_recording_uploading(harness: Harness) -> None
 def test_checksums_given_twice_must_agree(harness: Harness) -> None:
     """A checksum at complete that contradicts the one at initiate is a validation error."""
     ticket = harness.service.initiate_upload(USER, request(content_md5=MD5_HEX))
-    harness.put(ticket.s3_key, BODY)
+    harness.put(upload_key(ticket), BODY)
     with pytest.raises(ValidationError):
         harness.service.complete_upload(
             USER, ticket.recording_id, {"file_size_bytes": len(BODY), "content_md5": "0" * 32}
@@ -221,7 +222,8 @@ def test_concurrent_sweepers_do_no_double_work(harness: Harness) -> None:
     with ThreadPoolExecutor(4) as pool:
         failed = sum(pool.map(sweep, range(4)))
     assert failed == 30
-    assert storage.calls["head"] == 30
+    # each recording checked by one sweeper: its staging key, then its final key
+    assert storage.calls["head"] == 2 * 30
     assert {service.get_recording(USER, rid).status for rid in ids} == {RecordingStatus.FAILED}
 
 
@@ -252,15 +254,15 @@ def test_sweeper_outage_leaves_recordings_uploading_until_the_lease_ends(harness
 def test_reconcile_finds_orphans_and_missing_objects(harness: Harness) -> None:
     """Objects nobody owns and verified recordings without objects are reported; dry run first."""
     done = harness.service.initiate_upload(USER, request())
-    harness.put(done.s3_key, BODY)
+    harness.put(upload_key(done), BODY)
     harness.service.complete_upload(USER, done.recording_id, {"file_size_bytes": len(BODY)})
     lost = harness.service.initiate_upload(USER, request())
-    harness.put(lost.s3_key, BODY)
+    harness.put(upload_key(lost), BODY)
     harness.service.complete_upload(USER, lost.recording_id, {"file_size_bytes": len(BODY)})
     harness.storage.delete(lost.s3_key)
     pending = harness.service.initiate_upload(USER, request())
     deleted = harness.service.initiate_upload(USER, request())
-    harness.put(deleted.s3_key, BODY)
+    harness.put(upload_key(deleted), BODY)
     harness.service.delete_recording(USER, deleted.recording_id)
     orphan = f"recordings/{USER}/unassigned/20200101_000000_0123456789abcdef.m4a"
     harness.put(orphan, b"stray")
@@ -281,14 +283,14 @@ def test_reconcile_finds_orphans_and_missing_objects(harness: Harness) -> None:
     cleaned = harness.service.reconcile(delete_orphans=True, now=later)
     assert (cleaned.deleted_orphans, cleaned.dry_run) == (1, False)
     assert harness.storage.head(orphan) is None
-    assert harness.storage.head(deleted.s3_key) is not None
+    assert harness.storage.head(upload_key(deleted)) is not None
     assert harness.storage.head("elsewhere/not-ours.m4a") is not None
 
 
 def test_purge_removes_audio_and_scrubs_after_retention(harness: Harness) -> None:
     """Soft-deleted recordings keep their audio for the retention period, then lose it once."""
     ticket = harness.service.initiate_upload(USER, request(filename="Bello visit.m4a"))
-    harness.put(ticket.s3_key, BODY)
+    harness.put(upload_key(ticket), BODY)
     harness.service.complete_upload(
         USER, ticket.recording_id, {"file_size_bytes": len(BODY), "recording_metadata": {"a": 1}}
     )

@@ -146,6 +146,14 @@ class InMemoryRepository:
                 self._rows[row.id] = row.copy()
         return claimed
 
+    def find_by_upload_key(self, key: str) -> Recording | None:
+        """Return the recording whose ticket names staging ``key``, or None."""
+        with self._lock:
+            for row in self._rows.values():
+                if row.upload_key == key:
+                    return row.copy()
+        return None
+
     def find_by_idempotency_key(self, user_id: uuid.UUID, key: str) -> Recording | None:
         """Return the user's recording created with this idempotency key, or None."""
         with self._lock:

@@ -11,6 +11,7 @@ from helppet_recordings import events
 from helppet_recordings.errors import (
     RecordingError,
     RecordingNotFoundError,
+    UnavailableError,
     UploadNotFoundError,
     ValidationError,
 )
@@ -18,7 +19,7 @@ from helppet_recordings.models import ReconcileReport, Recording
 from helppet_recordings.service import inputs
 from helppet_recordings.service.changes import Change, ServiceContext
 from helppet_recordings.service.uploads import expire_upload, promote_upload
-from helppet_recordings.service.verification import verify_upload
+from helppet_recordings.status import RecordingStatus
 
 __all__ = ["expire_stale_uploads", "purge_deleted", "reconcile"]
 
@@ -42,11 +43,10 @@ def expire_stale_uploads(
         now=moment, limit=batch_size, lease_until=lease_until
     ):
         for recording in batch:
-            stored = ctx.storage.head(recording.s3_key)
             try:
-                verify_upload(
-                    recording, stored, max_size=ctx.settings.max_file_size, declared_size=None
-                )
+                promoted += promote_upload(ctx, recording, moment)
+            except UnavailableError:
+                raise  # an outage: the recording stays uploading for the next sweep
             except RecordingError as exc:
                 reason = (
                     "The upload deadline passed without a file"
@@ -55,9 +55,6 @@ def expire_stale_uploads(
                     + exc.message
                 )
                 failed += expire_upload(ctx, recording, reason, moment)
-                continue
-            assert stored is not None  # noqa: S101 - verify_upload raised otherwise
-            promoted += promote_upload(ctx, recording, stored.size, moment)
     if failed or promoted:
         _logger.info("Stale uploads settled: %d failed, %d promoted", failed, promoted)
     return failed
@@ -76,13 +73,23 @@ def reconcile(
     inputs.check_positive(page_size, "page_size")
     prefix = ctx.settings.s3_recordings_prefix
     oldest_orphan = moment - dt.timedelta(seconds=orphan_min_age_seconds)
+    staging = ctx.settings.s3_staging_prefix
     orphans: list[str] = []
+    leftovers: list[str] = []
     missing: list[uuid.UUID] = []
-    deleted = scanned_objects = scanned_recordings = 0
+    deleted = deleted_staging = scanned_objects = scanned_recordings = 0
     recordings = _recordings_by_key(ctx, prefix, page_size)
     recording = next(recordings, None)
     for stored in ctx.storage.iter_objects(prefix):
         scanned_objects += 1
+        old_enough = stored.last_modified is None or stored.last_modified < oldest_orphan
+        if stored.key.startswith(staging):
+            if _staging_is_leftover(ctx, stored.key, old_enough=old_enough):
+                leftovers.append(stored.key)
+                if delete_orphans:
+                    ctx.storage.delete(stored.key)
+                    deleted_staging += 1
+            continue
         while recording is not None and recording.s3_key < stored.key:
             scanned_recordings += 1
             if _object_missing(ctx, recording):
@@ -95,7 +102,6 @@ def reconcile(
         if _key_is_owned(ctx, stored.key):
             continue  # its recording was created while we walked
         orphans.append(stored.key)
-        old_enough = stored.last_modified is None or stored.last_modified < oldest_orphan
         if delete_orphans and old_enough:
             ctx.storage.delete(stored.key)
             deleted += 1
@@ -104,12 +110,19 @@ def reconcile(
         if _object_missing(ctx, recording):
             missing.append(recording.id)
         recording = next(recordings, None)
-    ctx.metrics.reconciled(orphans=len(orphans), missing=len(missing), deleted=deleted)
-    if orphans or missing:
+    ctx.metrics.reconciled(
+        orphans=len(orphans) + len(leftovers),
+        missing=len(missing),
+        deleted=deleted + deleted_staging,
+    )
+    if orphans or missing or leftovers:
         _logger.warning(
-            "Reconcile found %d orphan objects (%d deleted) and %d recordings without audio",
+            "Reconcile found %d orphan objects (%d deleted), %d leftover staging objects "
+            "(%d deleted) and %d recordings without audio",
             len(orphans),
             deleted,
+            len(leftovers),
+            deleted_staging,
             len(missing),
         )
     return ReconcileReport(
@@ -119,6 +132,8 @@ def reconcile(
         missing_objects=missing,
         deleted_orphans=deleted,
         dry_run=not delete_orphans,
+        leftover_staging_keys=leftovers,
+        deleted_staging=deleted_staging,
     )
 
 
@@ -137,6 +152,8 @@ def purge_deleted(
         if not recording.is_deleted or recording.purged_at is not None:
             return None
         ctx.storage.delete(recording.s3_key)
+        if recording.upload_key is not None:
+            ctx.storage.delete(recording.upload_key)  # whatever a ticket left behind
         return Change(recording.scrubbed(at), events.RECORDING_PURGED)
 
     def load(rid: uuid.UUID) -> Recording:
@@ -166,6 +183,20 @@ def _recordings_by_key(ctx: ServiceContext, prefix: str, page_size: int) -> Iter
     while page := ctx.repository.list_by_key(prefix=prefix, after=after, limit=page_size):
         yield from page
         after = page[-1].s3_key
+
+
+def _staging_is_leftover(ctx: ServiceContext, key: str, *, old_enough: bool) -> bool:
+    """Whether a staging object waits for no upload (its recording moved on, or none owns it).
+
+    An object no recording owns may belong to an initiate still being
+    written, so it is a leftover only once old enough; bytes a replayed
+    ticket left after its recording stopped ``uploading`` are leftovers at
+    once. A soft-deleted upload owns its staging object until purged.
+    """
+    owner = ctx.repository.find_by_upload_key(key)
+    if owner is None:
+        return old_enough
+    return owner.status is not RecordingStatus.UPLOADING
 
 
 def _key_is_owned(ctx: ServiceContext, key: str) -> bool:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 from helppet_recordings import events, policy
-from helppet_recordings.errors import InvalidStatusTransitionError
-from helppet_recordings.models import RecordingFilter
+from helppet_recordings.errors import InvalidStatusTransitionError, UploadVerificationError
+from helppet_recordings.models import Recording, RecordingFilter
 from helppet_recordings.schemas import (
     DownloadUrlResponse,
     RecordingListResponse,
@@ -68,13 +68,14 @@ def get_download_url(
             recording_id=str(recording.id),
             current_status=recording.status.value,
         )
+    _check_still_verified(ctx, recording)
     expires_in = ctx.settings.s3_presigned_url_expiration
     _, audio = policy.resolve_audio_type(recording.mime_type or "")
     url = ctx.storage.create_download_url(
         key=recording.s3_key,
         expires_in=expires_in,
         content_type=audio.mime_type,
-        filename=recording.original_filename or recording.filename,
+        filename=recording.filename,  # the key's own name: no client text in any URL
     )
     ctx.emit(
         events.DOWNLOAD_URL_ISSUED,
@@ -84,3 +85,17 @@ def get_download_url(
         attributes={"expires_in": expires_in},
     )
     return DownloadUrlResponse(download_url=url, expires_in=expires_in)
+
+
+def _check_still_verified(ctx: ServiceContext, recording: Recording) -> None:
+    """Refuse to serve audio storage can no longer confirm is the verified object."""
+    stored = ctx.storage.head(recording.s3_key)
+    changed = stored is None or stored.size != recording.file_size_bytes
+    if not changed and recording.verified_etag is not None and stored is not None:
+        changed = stored.etag != recording.verified_etag
+    if changed:
+        raise UploadVerificationError(
+            "The stored audio is no longer the verified recording; it is not served",
+            recording_id=str(recording.id),
+            reason="object_missing" if stored is None else "object_changed",
+        )

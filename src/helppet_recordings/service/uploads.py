@@ -14,12 +14,15 @@ from helppet_recordings.errors import (
     InvalidStatusTransitionError,
     PermissionDeniedError,
     RecordingError,
+    UnavailableError,
     UploadNotFoundError,
     UploadSizeMismatchError,
     UploadTimeoutError,
+    UploadVerificationError,
 )
 from helppet_recordings.keys import build_key
 from helppet_recordings.models import Recording, UploadTicket
+from helppet_recordings.ports import EncryptionChecking
 from helppet_recordings.schemas import (
     CompleteUploadRequest,
     InitiateUploadRequest,
@@ -28,7 +31,13 @@ from helppet_recordings.schemas import (
 )
 from helppet_recordings.service import inputs
 from helppet_recordings.service.changes import Change, ServiceContext
-from helppet_recordings.service.verification import one_checksum, verify_upload
+from helppet_recordings.service.verification import (
+    check_audio_signature,
+    checksum_status,
+    one_checksum,
+    verify_upload,
+)
+from helppet_recordings.sniffing import SNIFF_BYTES
 from helppet_recordings.status import RecordingStatus
 
 __all__ = [
@@ -74,7 +83,17 @@ def initiate_upload(
         extension=audio.extension,
         created_at=now,
     )
-    ticket = _sign_upload(ctx, key, mime_type)
+    # The ticket names a staging key; completion moves the verified bytes to ``key``,
+    # which no ticket ever names, so a replayed ticket cannot change verified audio.
+    upload_key = build_key(
+        prefix=settings.s3_staging_prefix,
+        user_id=owner,
+        appointment_id=req.appointment_id,
+        visit_id=req.visit_id,
+        extension=audio.extension,
+        created_at=now,
+    )
+    ticket = _sign_upload(ctx, upload_key, mime_type)
     recording = Recording(
         id=uuid.uuid4(),
         recorded_by_user_id=owner,
@@ -87,6 +106,7 @@ def initiate_upload(
         mime_type=mime_type,
         s3_bucket=ticket.bucket,
         s3_key=key,
+        upload_key=upload_key,
         s3_url=ctx.storage.object_url(key),
         upload_expires_at=_upload_deadline(ctx, now),
         idempotency_key=req.idempotency_key,
@@ -140,28 +160,25 @@ def complete_upload(
                 "content_sha256", recording.content_sha256, req.content_sha256
             ),
         )
-        found = ctx.storage.head(recording.s3_key)  # an outage raises before any verdict
         try:
-            stored = verify_upload(
+            uploaded = _verified_and_moved(
+                ctx,
                 expected,
-                found,
-                max_size=ctx.settings.max_file_size,
+                now,
                 declared_size=req.file_size_bytes,
+                duration_seconds=req.duration_seconds,
+                metadata=req.recording_metadata,
             )
         except RecordingError as exc:
+            if isinstance(exc, UnavailableError):
+                raise  # an outage says nothing about the upload
             _rejected(ctx, recording, exc, now, owner)
             raise
-        uploaded = expected.mark_uploaded(
-            now,
-            size=stored.size,
-            md5=stored.md5,
-            sha256=stored.sha256,
-            duration_seconds=req.duration_seconds,
-            metadata=req.recording_metadata,
-        )
         return Change(uploaded, events.UPLOAD_COMPLETED, _completed_attributes(uploaded, "client"))
 
     settled = ctx.change(rid, verify, owner=owner).recording
+    if settled.status is RecordingStatus.UPLOADING:
+        settled = ctx.owned(owner, rid)  # moved by a concurrent completion meanwhile
     if settled.status is RecordingStatus.FAILED:
         raise InvalidStatusTransitionError(
             "A failed recording cannot be completed; start a new upload",
@@ -214,16 +231,77 @@ def _completed_attributes(recording: Recording, by: str) -> dict[str, events.Att
     }
 
 
-def promote_upload(ctx: ServiceContext, recording: Recording, size: int, at: dt.datetime) -> bool:
-    """Mark a verified upload whose completion call never came ``uploaded`` (the sweeper)."""
+def promote_upload(ctx: ServiceContext, recording: Recording, at: dt.datetime) -> bool:
+    """Verify and move an upload whose completion call never came (the sweeper).
+
+    Raises the verification's error when the stored object is refused.
+    """
 
     def promote(current: Recording, now: dt.datetime) -> Change | None:
         if current.status is not RecordingStatus.UPLOADING:
             return None
-        uploaded = current.mark_uploaded(now, size=size)
+        uploaded = _verified_and_moved(ctx, current, now, declared_size=None)
         return Change(uploaded, events.UPLOAD_COMPLETED, _completed_attributes(uploaded, "sweeper"))
 
     return ctx.change(recording.id, promote, loaded=recording, at=at).changed
+
+
+def _verified_and_moved(
+    ctx: ServiceContext,
+    recording: Recording,
+    now: dt.datetime,
+    *,
+    declared_size: int | None,
+    duration_seconds: float | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Recording:
+    """Verify the staged upload, check its audio signature, move it to its final key.
+
+    Returns the recording marked ``uploaded`` with what storage confirmed.
+    Raises the contract's error when the object is refused (it stays where
+    it is; the recording stays ``uploading``). An object already at the
+    final key with nothing left at the staging key was moved by an earlier
+    attempt whose save did not happen (or by a concurrent completion): no
+    ticket names the final key, so it is verified where it is.
+    """
+    storage = ctx.storage
+    source = recording.upload_key or recording.s3_key
+    found = storage.head(source)
+    moved_before = False
+    if found is None and recording.upload_key is not None:
+        found = storage.head(recording.s3_key)
+        moved_before = found is not None
+    where = recording.s3_key if moved_before else source
+    stored = verify_upload(
+        recording,
+        found,
+        max_size=ctx.settings.max_file_size,
+        declared_size=declared_size,
+        encryption_matches=(
+            storage.encryption_matches if isinstance(storage, EncryptionChecking) else None
+        ),
+    )
+    check_audio_signature(recording, storage.read_range(where, offset=0, length=SNIFF_BYTES))
+    final = stored
+    if recording.upload_key is not None and not moved_before:
+        moved = storage.promote(source, recording.s3_key, expected=stored)
+        if moved is None:
+            raise UploadVerificationError(
+                "The uploaded file changed while it was verified; complete again",
+                recording_id=str(recording.id),
+                reason="changed_during_verification",
+            )
+        final = moved
+    return recording.mark_uploaded(
+        now,
+        size=final.size,
+        md5=final.md5,
+        sha256=final.sha256,
+        etag=final.etag,
+        checksum_status=checksum_status(recording, stored),
+        duration_seconds=duration_seconds,
+        metadata=metadata,
+    )
 
 
 def _rejected(
@@ -304,7 +382,8 @@ def _renew(
 
     def renew(recording: Recording, now: dt.datetime) -> Change | None:
         renewed = recording.renew(now, upload_expires_at=_upload_deadline(ctx, now))
-        tickets.append(_sign_upload(ctx, recording.s3_key, recording.mime_type or ""))
+        key = recording.upload_key or recording.s3_key
+        tickets.append(_sign_upload(ctx, key, recording.mime_type or ""))
         return Change(renewed, None)
 
     renewed = ctx.change(rid, renew, owner=owner, loaded=loaded).recording

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from helppet_recordings import policy
@@ -13,21 +14,34 @@ from helppet_recordings.errors import (
     ValidationError,
 )
 from helppet_recordings.models import Recording, StoredObject
+from helppet_recordings.sniffing import sniff_audio
 
-__all__ = ["REQUIRED_ENCRYPTION", "one_checksum", "verify_upload"]
+__all__ = [
+    "REQUIRED_ENCRYPTION",
+    "check_audio_signature",
+    "checksum_status",
+    "one_checksum",
+    "verify_upload",
+]
 
 REQUIRED_ENCRYPTION: Final = "AES256"
 
 
 def verify_upload(
-    recording: Recording, stored: StoredObject | None, *, max_size: int, declared_size: int | None
+    recording: Recording,
+    stored: StoredObject | None,
+    *,
+    max_size: int,
+    declared_size: int | None,
+    encryption_matches: Callable[[StoredObject], bool] | None = None,
 ) -> StoredObject:
     """Return ``stored`` if it is the object the ticket allowed; raise the contract's error if not.
 
     The object must exist, be at most ``max_size`` bytes and of the declared
     size (when given), carry the signed content type and, where storage
-    reports it, AES256 encryption; checksums the client declared must match
-    those storage reports.
+    reports it, the encryption uploads must have (``encryption_matches``, the
+    storage's own check: AES256, or SSE-KMS with the configured key);
+    checksums the client declared must match those storage reports.
     """
     where = {"recording_id": str(recording.id), "s3_key": recording.s3_key}
     if stored is None:
@@ -52,11 +66,16 @@ def verify_upload(
             **where,
         )
     encryption = stored.server_side_encryption
-    if encryption is not None and encryption != REQUIRED_ENCRYPTION:
+    if encryption is not None and not (
+        encryption_matches(stored)
+        if encryption_matches is not None
+        else encryption == REQUIRED_ENCRYPTION
+    ):
         raise UploadVerificationError(
-            "The stored file is not encrypted with AES256",
-            expected_encryption=REQUIRED_ENCRYPTION,
+            "The stored file is not encrypted as uploads must be",
+            expected_encryption=REQUIRED_ENCRYPTION if encryption_matches is None else None,
             stored_encryption=encryption,
+            reason="encryption",
             **where,
         )
     for name, declared, reported in (
@@ -72,6 +91,36 @@ def verify_upload(
                 **where,
             )
     return stored
+
+
+def check_audio_signature(recording: Recording, head: bytes | None) -> None:
+    """Refuse content whose first bytes are not the container the upload was signed for."""
+    reason = "object_missing" if head is None else sniff_audio(head, recording.mime_type or "")
+    if reason is not None:
+        raise UploadVerificationError(
+            "The stored file is not audio of the type the upload was signed for",
+            recording_id=str(recording.id),
+            expected_content_type=recording.mime_type,
+            reason=reason,
+        )
+
+
+def checksum_status(recording: Recording, stored: StoredObject) -> str | None:
+    """Return ``verified`` if storage confirmed every declared checksum, else ``unverified``.
+
+    None when the client declared none. A checksum storage did not report
+    (an SSE-KMS or multipart ETag is no MD5; S3 reports a SHA-256 only for
+    uploads that carried one) cannot be confirmed.
+    """
+    declared = [
+        (recording.content_md5, stored.md5),
+        (recording.content_sha256, stored.sha256),
+    ]
+    declared = [(value, reported) for value, reported in declared if value is not None]
+    if not declared:
+        return None
+    confirmed = all(reported is not None and reported == value for value, reported in declared)
+    return "verified" if confirmed else "unverified"
 
 
 def one_checksum(field: str, at_initiate: str | None, at_complete: str | None) -> str | None:

@@ -387,6 +387,16 @@ class RepositoryContract:
             claimed = [rid for taken in pool.map(sweep, range(threads)) for rid in taken]
         assert sorted(claimed) == sorted(ids)
 
+    def test_find_by_upload_key(self, repository: RecordingRepository) -> None:
+        """A recording is found by the staging key its ticket names; other keys find nothing."""
+        recording = make_recording(upload_key="recordings/staging/u/a.m4a")
+        repository.add(recording)
+        repository.add(make_recording())
+        found = repository.find_by_upload_key("recordings/staging/u/a.m4a")
+        assert found is not None and found.id == recording.id
+        assert repository.find_by_upload_key(recording.s3_key) is None
+        assert repository.find_by_upload_key("recordings/staging/u/b.m4a") is None
+
     def test_claiming_work_takes_ready_recordings_once(
         self, repository: RecordingRepository
     ) -> None:

@@ -336,6 +336,12 @@ class SqlAlchemyRepository:
                 )
         return claimed
 
+    def find_by_upload_key(self, key: str) -> Recording | None:
+        """Return the recording whose ticket names staging ``key`` (its unique index), or None."""
+        with self._lock, translate_errors("find_by_upload_key"), self._engine.connect() as c:
+            row = c.execute(self._statements.by_upload_key, {"key": key}).first()
+        return None if row is None else to_recording(row)
+
     def find_by_idempotency_key(self, user_id: uuid.UUID, key: str) -> Recording | None:
         """Return the user's recording created with this idempotency key (deleted ones too)."""
         params = {"user_id": user_id, "key": key}

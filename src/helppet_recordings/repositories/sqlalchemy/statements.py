@@ -90,6 +90,7 @@ class Statements:
             .where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
             .values(lease_expires_at=sa.bindparam("lease", type_=lease_type))
         )
+        self.by_upload_key = self.select.where(table.c.upload_key == sa.bindparam("key"))
         self.by_idempotency_key = self.select.where(
             table.c.recorded_by_user_id == sa.bindparam("user_id"),
             table.c.idempotency_key == sa.bindparam("key"),

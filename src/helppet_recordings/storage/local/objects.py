@@ -138,6 +138,53 @@ class ObjectStore:
             fsync_directory(data_path.parent)
             fsync_directory(meta_path.parent)
 
+    def promote(
+        self, source_key: str, target_key: str, expected: StoredObject
+    ) -> StoredObject | None:
+        """Move the object at ``source_key`` to ``target_key`` if it is still ``expected``.
+
+        The source's data file is first renamed to a private name, so no
+        upload can change it afterwards; it is promoted only if its sidecar,
+        read before the rename, described exactly that file (inode, device,
+        size, modification time) with ``expected``'s ETag and size. Otherwise
+        it is linked back where it was (never over a newer upload) and None is
+        returned.
+        """
+        try:
+            data_path, meta_path = self.layout.paths(source_key)
+            target_data, target_meta = self.layout.paths(target_key)
+        except ValueError:
+            return None
+        try:
+            meta = json.loads(meta_path.read_bytes())
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError):
+            return None
+        taken = self.layout.staging / f"{secrets.token_hex(16)}{STAGING_SUFFIX}"
+        try:
+            data_path.rename(taken)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        status = taken.lstat()
+        described = isinstance(meta, dict) and (
+            meta.get("inode"),
+            meta.get("device"),
+            meta.get("size"),
+            meta.get("mtime_ns"),
+            meta.get("md5"),
+        ) == (status.st_ino, status.st_dev, status.st_size, status.st_mtime_ns, expected.etag)
+        if not described or status.st_size != expected.size:
+            with contextlib.suppress(FileExistsError):
+                os.link(taken, data_path)  # put it back, unless a newer upload took its place
+            taken.unlink(missing_ok=True)
+            return None
+        with contextlib.suppress(ValueError, FileNotFoundError, NotADirectoryError):
+            if json.loads(meta_path.read_bytes()) == meta:
+                meta_path.unlink()  # its data file is gone: the sidecar describes nothing now
+        self.commit(taken, target_data, target_meta, {**meta, "key": target_key})
+        prune(data_path.parent, self.layout.objects)
+        prune(meta_path.parent, self.layout.meta)
+        return self.head(target_key)
+
     def _walk(self, directory: Path, key_prefix: str, prefix: str) -> Iterator[StoredObject]:
         """Yield the objects under ``directory`` (whose keys start ``key_prefix``) in key order.
 

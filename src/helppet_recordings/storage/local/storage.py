@@ -148,6 +148,16 @@ class LocalStorage:
             handle.seek(offset)
             return handle.read(length)
 
+    def promote(
+        self, source_key: str, target_key: str, *, expected: StoredObject
+    ) -> StoredObject | None:
+        """Move a verified object to its final key if it is unchanged (an atomic rename).
+
+        Returns the target as :meth:`head` reports it, or None, moving nothing,
+        when the source is gone or is no longer ``expected`` (a replayed upload).
+        """
+        return self._store.promote(source_key, target_key, expected)
+
     def delete(self, key: str) -> None:
         """Remove the object and its sidecar; a missing object is not an error."""
         self._store.delete(key)
