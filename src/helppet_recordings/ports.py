@@ -148,6 +148,21 @@ class RecordingRepository(Protocol):
         """Return live recordings matching the filter, newest first, and their total count."""
         ...
 
+    def find_page(
+        self,
+        recording_filter: RecordingFilter,
+        *,
+        limit: int,
+        after: tuple[dt.datetime, uuid.UUID] | None = None,
+    ) -> RecordingPage:
+        """Return up to ``limit`` live recordings matching the filter after ``after``, newest first.
+
+        ``after`` is the ``(created_at, id)`` of the last recording of the
+        previous page (None for the first): keyset paging, so a deep page
+        costs what the first does. ``total`` counts every match.
+        """
+        ...
+
     def list_stale_uploads(self, *, now: dt.datetime, limit: int) -> list[Recording]:
         """Return up to ``limit`` live uploading recordings whose deadline is before ``now``."""
         ...

@@ -204,6 +204,9 @@ class RecordingListResponse(BaseModel):
     total: int
     limit: int
     offset: int
+    next_cursor: str | None = None
+    """Pass it back as ``cursor`` for the next page (at the cost of the first); null on the
+    last page."""
 
 
 class DownloadUrlResponse(BaseModel):

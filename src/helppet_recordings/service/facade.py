@@ -147,11 +147,14 @@ class RecordingService:
         status: RecordingStatus | str | None = None,
         limit: int = 50,
         offset: int = 0,
+        cursor: str | None = None,
     ) -> RecordingListResponse:
         """Return the caller's live recordings, newest first, optionally narrowed.
 
         ``limit`` is 1 to ``settings.list_max_limit``; ``total`` counts every
-        recording matching the same filters.
+        recording matching the same filters. ``next_cursor`` (null on the last
+        page) passed back as ``cursor`` returns the next page at the cost of
+        the first, however deep.
         """
         return queries.list_recordings(
             self._ctx,
@@ -161,6 +164,7 @@ class RecordingService:
             status=status,
             limit=limit,
             offset=offset,
+            cursor=cursor,
         )
 
     def get_recording(

@@ -5,7 +5,11 @@ from __future__ import annotations
 import uuid
 
 from helppet_recordings import events, policy
-from helppet_recordings.errors import InvalidStatusTransitionError, UploadVerificationError
+from helppet_recordings.errors import (
+    InvalidStatusTransitionError,
+    UploadVerificationError,
+    ValidationError,
+)
 from helppet_recordings.models import Recording, RecordingFilter
 from helppet_recordings.schemas import (
     DownloadUrlResponse,
@@ -14,6 +18,7 @@ from helppet_recordings.schemas import (
 )
 from helppet_recordings.service import inputs
 from helppet_recordings.service.changes import ServiceContext
+from helppet_recordings.service.cursors import decode_cursor, encode_cursor
 from helppet_recordings.status import RecordingStatus
 
 __all__ = ["get_download_url", "get_recording", "list_recordings"]
@@ -28,8 +33,13 @@ def list_recordings(
     status: RecordingStatus | str | None,
     limit: int,
     offset: int,
+    cursor: str | None = None,
 ) -> RecordingListResponse:
-    """Return the caller's live recordings, newest first, optionally narrowed."""
+    """Return the caller's live recordings, newest first, optionally narrowed.
+
+    ``cursor`` (a previous page's ``next_cursor``) continues after that page
+    by keyset, at the cost of the first page; it goes with ``offset`` 0.
+    """
     recording_filter = RecordingFilter(
         user_id=inputs.user_id(user_id),
         appointment_id=inputs.optional_uuid(appointment_id, "appointment_id"),
@@ -38,12 +48,24 @@ def list_recordings(
     )
     inputs.check_range(limit, "limit", 1, ctx.settings.list_max_limit)
     inputs.check_range(offset, "offset", 0, inputs.MAX_OFFSET)
-    page = ctx.repository.find(recording_filter, limit=limit, offset=offset)
+    # One row more than the page: whether it exists says if there is a next page.
+    if cursor is not None:
+        if offset:
+            raise ValidationError.for_field("offset", "must be 0 when a cursor is given")
+        after = decode_cursor(cursor, recording_filter)
+        page = ctx.repository.find_page(recording_filter, limit=limit + 1, after=after)
+    elif offset:
+        page = ctx.repository.find(recording_filter, limit=limit + 1, offset=offset)
+    else:
+        page = ctx.repository.find_page(recording_filter, limit=limit + 1)
+    items = page.items[:limit]
+    more = len(page.items) > limit
     return RecordingListResponse(
-        items=[RecordingResponse.from_recording(r) for r in page.items],
+        items=[RecordingResponse.from_recording(r) for r in items],
         total=page.total,
         limit=limit,
         offset=offset,
+        next_cursor=encode_cursor(recording_filter, items[-1]) if more else None,
     )
 
 
