@@ -1,15 +1,19 @@
 """The whole iPhone flow in one command, with no AWS account: ``python -m examples.demo``.
 
 Starts the example API (SQLite and LocalStorage in a temporary directory, a
-generated token secret) with uvicorn on 127.0.0.1 (port 8000 if free), then
-plays the phone: generates a few seconds of tone as a WAV file, initiates an
-upload, uploads it with a real multipart POST, completes it, lists, fetches
-the download URL, downloads and compares the bytes, deletes, and checks the
-recording is gone. Each step prints its HTTP status and timing. Exits 0 when
-every step passed, 1 when one failed, 2 when the server could not start.
+generated token secret) with uvicorn on 127.0.0.1 (port 8000 if free) and a
+transcription worker beside it (the offline LocalTranscriber), then plays the
+phone: takes the package's speech sample (a few seconds of a synthetic voice,
+as FLAC), initiates an upload, uploads it with a real multipart POST,
+completes it, waits for the worker to transcribe it and prints the
+transcript, lists, fetches the download URL, downloads and compares the
+bytes, deletes, and checks the recording is gone. Each step prints its HTTP
+status and timing. Exits 0 when every step passed, 1 when one failed, 2 when
+the server or the transcriber could not start.
 
-``--keep-running`` leaves the API up afterwards (until Ctrl-C) and prints curl
-commands, with a fresh token and a ready upload ticket, to try by hand.
+``--keep-running`` leaves the API and the worker up afterwards (until Ctrl-C)
+and prints curl commands, with a fresh token and a ready upload ticket, to
+try by hand.
 """
 
 from __future__ import annotations
@@ -40,23 +44,37 @@ from typing import Any, Final
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from examples.fastapi_app.auth import mint_token
-from examples.fastapi_app.config import AppConfig
+from examples.fastapi_app.config import AppConfig, Backends, build_backends
 from examples.fastapi_app.main import create_app
+from helppet_recordings.errors import RecordingError
+from helppet_recordings.transcription import (
+    LocalTranscriber,
+    SpeechSample,
+    TranscriptionWorker,
+    speech_sample,
+)
 
 HOST: Final = "127.0.0.1"
 PREFERRED_PORT: Final = 8000
 API: Final = "/api/v1/recordings"
 START_TIMEOUT_SECONDS: Final = 20.0
-FILENAME: Final = "demo-visit.wav"
+TRANSCRIPT_TIMEOUT_SECONDS: Final = 120.0
+POLL_SECONDS: Final = 0.25
+FILENAME: Final = "demo-visit.flac"
 
 
 # ------------------------------------------------------------------------------ audio
 
 
 def tone_wav(seconds: float = 3.0, frequency: float = 440.0, rate: int = 16_000) -> bytes:
-    """Return ``seconds`` of a sine tone as a 16-bit mono WAV file, with short fades."""
+    """Return ``seconds`` of a sine tone as a 16-bit mono WAV file, with short fades.
+
+    The demo uploads speech (``speech_sample()``); the example app's own
+    end-to-end test uploads this tone.
+    """
     count = int(seconds * rate)
     fade = rate // 50  # 20 ms, so the tone starts and stops without a click
     samples = array.array(
@@ -103,11 +121,9 @@ def listening_socket(port: int) -> socket.socket:
 class DemoServer:
     """uvicorn serving the example app from a thread, on an already bound socket."""
 
-    def __init__(self, sock: socket.socket, config: AppConfig) -> None:
+    def __init__(self, sock: socket.socket, app: FastAPI) -> None:
         self._socket = sock
-        self._server = uvicorn.Server(
-            uvicorn.Config(create_app(config=config), log_level="warning", access_log=False)
-        )
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
         )
@@ -132,6 +148,26 @@ class DemoServer:
         if self._thread.is_alive():
             self._thread.join(timeout=START_TIMEOUT_SECONDS)
         self._socket.close()
+
+
+class DemoWorker:
+    """A transcription worker running beside the API, as a deployment runs one."""
+
+    def __init__(self, worker: TranscriptionWorker) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=worker.run, kwargs={"stop": self._stop}, name="transcription-worker", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start taking recordings as they are completed."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the recording in progress, and wait for the thread."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=TRANSCRIPT_TIMEOUT_SECONDS)
 
 
 # ------------------------------------------------------------------------------ phone
@@ -182,9 +218,49 @@ class Phone:
             raise StepFailedError(title)
         return response
 
+    def poll(
+        self,
+        title: str,
+        url: str,
+        *,
+        shown: str,
+        done: Callable[[dict[str, Any]], bool],
+        describe: Callable[[dict[str, Any], int], str],
+    ) -> dict[str, Any]:
+        """GET ``url`` until ``done`` holds for its JSON; print one line for all the polls."""
+        self.step += 1
+        started = time.perf_counter()
+        polls = 0
+        while True:
+            polls += 1
+            response = self.client.get(url, headers=self.auth)
+            body: dict[str, Any] = response.json() if response.status_code == 200 else {}
+            finished = response.status_code != 200 or done(body)
+            waited = time.perf_counter() - started
+            if finished or waited > TRANSCRIPT_TIMEOUT_SECONDS:
+                break
+            time.sleep(POLL_SECONDS)
+        ok = response.status_code == 200 and finished
+        if ok:
+            note = describe(body, polls)
+        elif response.status_code == 200:
+            note = f"FAILED: still {body.get('status')} after {waited:.0f} s"
+        else:
+            note = f"FAILED: {response.text[:300]}"
+        print(
+            f"  {self.step}. {title:<18} {'GET':<6} {shown:<46} "
+            f"{response.status_code}  {waited * 1000:7.1f} ms  {note}",
+            flush=True,
+        )
+        if not ok:
+            raise StepFailedError(title)
+        return body
 
-def run_flow(phone: Phone, audio: bytes) -> None:
+
+def run_flow(phone: Phone, sample: SpeechSample) -> None:
     """Play the phone's part: every endpoint once, checking each answer."""
+    audio = sample.data
+    duration = round(sample.duration_seconds, 1)
     ticket = phone.call(
         "initiate upload",
         "POST",
@@ -193,8 +269,8 @@ def run_flow(phone: Phone, audio: bytes) -> None:
             "appointment_id": str(uuid.uuid4()),
             "recording_type": "visit_audio",
             "filename": FILENAME,
-            "content_type": "audio/wav",
-            "estimated_duration_seconds": 3.0,
+            "content_type": sample.mime_type,
+            "estimated_duration_seconds": duration,
         },
         headers=phone.auth,
         expect=200,
@@ -217,13 +293,30 @@ def run_flow(phone: Phone, audio: bytes) -> None:
         shown=f"{API}/upload/complete/{{id}}",
         json={
             "file_size_bytes": len(audio),
-            "duration_seconds": 3.0,
+            "duration_seconds": duration,
             "recording_metadata": {"device_model": "demo phone", "app_version": "demo"},
         },
         headers=phone.auth,
         expect=200,
         describe=lambda r: f"status {r.json()['status']}",
     )
+    transcribed = phone.poll(
+        "await transcript",
+        f"{API}/{rid}",
+        shown=f"{API}/{{id}}",
+        done=lambda body: body["status"] in {"transcribed", "failed"},
+        describe=lambda body, polls: (
+            f"status {body['status']} after {polls} poll(s)"
+            + (
+                f", {body['audio']['duration_seconds']:.2f} s of {body['audio']['codec']} measured"
+                if body.get("audio")
+                else ""
+            )
+        ),
+    )
+    if transcribed["status"] != "transcribed":
+        raise StepFailedError(f"transcription failed: {transcribed['processing_error']}")
+    print(f"     transcript: {transcribed['transcript_text']!r}", flush=True)
     listed = phone.call(
         "list recordings",
         "GET",
@@ -276,13 +369,15 @@ def run_flow(phone: Phone, audio: bytes) -> None:
     )
 
 
-def print_try_it(phone: Phone, base_url: str, wav_path: Path, secret: str) -> None:
+def print_try_it(
+    phone: Phone, base_url: str, audio_path: Path, sample: SpeechSample, secret: str
+) -> None:
     """Print curl commands to try by hand, with a fresh token and a ready upload ticket."""
     user = uuid.uuid4()
     token = mint_token(secret, user, expires_in=24 * 3600)
     ticket = phone.client.post(
         f"{API}/upload/initiate",
-        json={"filename": wav_path.name, "content_type": "audio/wav"},
+        json={"filename": audio_path.name, "content_type": sample.mime_type},
         headers={"Authorization": f"Bearer {token}"},
     ).json()
     rid = ticket["recording_id"]
@@ -292,16 +387,17 @@ def print_try_it(phone: Phone, base_url: str, wav_path: Path, secret: str) -> No
     print(
         f"""
 The API keeps running at {base_url} (docs: {base_url}/docs). Press Ctrl-C to stop it.
+The worker beside it transcribes every recording you complete (GET it for the transcript).
 A token for user {user}, valid 24 hours, and a recording ready for upload ({rid}):
 
   TOKEN={shlex.quote(token)}
 
   # upload the demo audio with the signed ticket, as the phone does
-  curl -sS -i {form} -F file=@{shlex.quote(str(wav_path))} {ticket["upload_url"]}
+  curl -sS -i {form} -F file=@{shlex.quote(str(audio_path))} {ticket["upload_url"]}
 
-  # complete, list, get, download URL, delete
+  # complete, list, get (with the transcript, once the worker is done), download URL, delete
   curl -X POST {api}/upload/complete/{rid} -H "Authorization: Bearer $TOKEN" \\
-       {json_type} -d '{{"file_size_bytes": {wav_path.stat().st_size}, "duration_seconds": 3.0}}'
+       {json_type} -d '{{"file_size_bytes": {audio_path.stat().st_size}}}'
   curl {api}/ -H "Authorization: Bearer $TOKEN"
   curl {api}/{rid} -H "Authorization: Bearer $TOKEN"
   curl {api}/{rid}/download-url -H "Authorization: Bearer $TOKEN"
@@ -360,8 +456,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     secret = secrets.token_urlsafe(32)
-    user = uuid.uuid4()
-    audio = tone_wav()
+    sample = speech_sample()
+    try:
+        transcriber = LocalTranscriber()  # loads its model once (about a second)
+    except RecordingError as exc:
+        print(f"The local transcriber could not start: {exc.message}", file=sys.stderr)
+        return 2
     with data_directory(args.data_dir) as data:
         try:
             sock = listening_socket(args.port)
@@ -376,38 +476,78 @@ def main(argv: list[str] | None = None) -> int:
             public_base_url=base_url,
             jwt_secret=secret,
         )
-        server = DemoServer(sock, config)
-        print("HelpPet recordings demo")
-        print(f"  API    {base_url}  (SQLite + LocalStorage in {data})")
-        print(f"  phone  user {user}, a generated token")
-        print(f"  audio  {FILENAME}: 3.0 s of 440 Hz tone, {len(audio):,} bytes of WAV\n")
         try:
-            server.start()
-        except RuntimeError as exc:
+            # One service for the API and the worker; a deployment would run the worker
+            # in its own process on the same database and storage.
+            backends = build_backends(config)
+        except (RecordingError, OSError) as exc:
+            sock.close()
             print(f"The API could not start: {exc}", file=sys.stderr)
             return 2
         try:
-            with httpx.Client(base_url=base_url, timeout=30) as client:
-                phone = Phone(client=client, token=mint_token(secret, user))
-                started = time.perf_counter()
-                try:
-                    run_flow(phone, audio)
-                except StepFailedError as exc:
-                    print(f"\nDemo FAILED at: {exc}", file=sys.stderr)
-                    return 1
-                except httpx.HTTPError as exc:
-                    print(f"\nDemo FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
-                    return 1
-                total = time.perf_counter() - started
-                print(f"\nAll {phone.step} steps passed in {total:.2f} s.")
-                if args.keep_running:
-                    wav_path = data / FILENAME
-                    wav_path.write_bytes(audio)
-                    print_try_it(phone, base_url, wav_path, secret)
-                    wait_for_interrupt()
+            return run_demo(
+                args, sock, backends=backends, transcriber=transcriber, sample=sample, data=data
+            )
         finally:
-            server.stop()
-            print("Server stopped.")
+            backends.close()
+
+
+def run_demo(
+    args: argparse.Namespace,
+    sock: socket.socket,
+    *,
+    backends: Backends,
+    transcriber: LocalTranscriber,
+    sample: SpeechSample,
+    data: Path,
+) -> int:
+    """Serve the API with a worker beside it, play the phone, and stop both."""
+    base_url = f"http://{HOST}:{sock.getsockname()[1]}"
+    user = uuid.uuid4()
+    app = create_app(
+        backends.service, jwt_secret=backends.jwt_secret, local_storage=backends.local_storage
+    )
+    server = DemoServer(sock, app)
+    worker = DemoWorker(
+        TranscriptionWorker(backends.service, transcriber, poll_interval=POLL_SECONDS)
+    )
+    print("HelpPet recordings demo")
+    print(f"  API    {base_url}  (SQLite + LocalStorage in {data})")
+    print(f"  phone  user {user}, a generated token")
+    print(
+        f"  audio  {FILENAME}: {sample.duration_seconds:.1f} s of synthetic speech, "
+        f"{len(sample.data):,} bytes of FLAC"
+    )
+    print("  worker LocalTranscriber (PocketSphinx, offline), beside the API\n")
+    try:
+        server.start()
+    except RuntimeError as exc:
+        print(f"The API could not start: {exc}", file=sys.stderr)
+        return 2
+    worker.start()
+    try:
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            phone = Phone(client=client, token=mint_token(backends.jwt_secret, user))
+            started = time.perf_counter()
+            try:
+                run_flow(phone, sample)
+            except StepFailedError as exc:
+                print(f"\nDemo FAILED at: {exc}", file=sys.stderr)
+                return 1
+            except httpx.HTTPError as exc:
+                print(f"\nDemo FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+                return 1
+            total = time.perf_counter() - started
+            print(f"\nAll {phone.step} steps passed in {total:.2f} s.")
+            if args.keep_running:
+                audio_path = data / FILENAME
+                audio_path.write_bytes(sample.data)
+                print_try_it(phone, base_url, audio_path, sample, backends.jwt_secret)
+                wait_for_interrupt()
+    finally:
+        worker.stop()
+        server.stop()
+        print("Server stopped.")
     return 0
 
 

@@ -1,13 +1,20 @@
-"""``python -m examples.demo`` on a fresh environment: every step passes and the server stops."""
+"""``python -m examples.demo`` on a fresh environment: every step passes and the server stops.
+
+The demo's worker runs the real LocalTranscriber on the packaged speech
+sample, so this is one of the two tests that run PocketSphinx.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from helppet_recordings.transcription import speech_sample
 
 pytestmark = pytest.mark.e2e
 
@@ -16,6 +23,7 @@ STEPS = [
     ("initiate upload", "POST", "200"),
     ("upload audio", "POST", "204"),
     ("complete upload", "POST", "200"),
+    ("await transcript", "GET", "200"),
     ("list recordings", "GET", "200"),
     ("get download URL", "GET", "200"),
     ("download audio", "GET", "200"),
@@ -25,7 +33,7 @@ STEPS = [
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    """The demo needs no configuration, prints every step with its status, and exits 0."""
+    """The demo needs no configuration, transcribes its speech upload, and exits 0."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -38,7 +46,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=180,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -49,7 +57,16 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert f" {method} " in line
         assert f" {status} " in line
         assert " ms " in line
-    assert "96,044 bytes, identical" in result.stdout
-    assert "All 8 steps passed" in result.stdout
+    sample = speech_sample()
+    assert f"{len(sample.data):,} bytes, identical" in result.stdout
+    awaited = next(ln for ln in lines if ln.strip().startswith("4. await transcript"))
+    assert "status transcribed" in awaited
+    measured = re.search(r"([0-9.]+) s of flac measured", awaited)
+    assert measured is not None, awaited
+    assert float(measured.group(1)) == pytest.approx(sample.duration_seconds, abs=0.3)
+    transcript = next(ln for ln in lines if ln.strip().startswith("transcript: "))
+    heard = set(re.findall(r"[a-z']+", transcript.split(":", 1)[1].lower()))
+    assert heard & set(re.findall(r"[a-z']+", sample.text.lower())), transcript
+    assert "All 9 steps passed" in result.stdout
     assert lines[-1] == "Server stopped."
     assert list(tmp_path.iterdir()) == []  # the temporary data directory was removed

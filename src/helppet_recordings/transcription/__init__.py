@@ -15,6 +15,9 @@
   API, cutting long audio at pauses into requests under its size limit.
 - :class:`AwsTranscribeTranscriber` (extra ``aws``) runs an Amazon Transcribe
   job on the object where it lies in S3.
+- :class:`TranscriptionWorker` takes verified uploads through a
+  ``RecordingService``, measures their audio and stores their transcripts,
+  retrying what failed for now and failing what never will.
 
 The backends are imported on first use, so importing this package needs none
 of their libraries; using one without its extra raises
@@ -40,6 +43,7 @@ from helppet_recordings.transcription.registry import (
     register_transcriber,
 )
 from helppet_recordings.transcription.samples import SpeechSample, speech_sample
+from helppet_recordings.transcription.worker import TranscriptionWorker
 
 if TYPE_CHECKING:
     from helppet_recordings.transcription.aws import AwsTranscribeTranscriber
@@ -57,6 +61,7 @@ __all__ = [
     "Transcript",
     "TranscriptionError",
     "TranscriptionInput",
+    "TranscriptionWorker",
     "TransientTranscriptionError",
     "available_transcribers",
     "get_transcriber",
