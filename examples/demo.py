@@ -505,7 +505,7 @@ def run_demo(
     base_url = f"http://{HOST}:{sock.getsockname()[1]}"
     user = uuid.uuid4()
     app = create_app(
-        backends.service, jwt_secret=backends.jwt_secret, local_storage=backends.local_storage
+        backends.service, jwt_secret=backends.verifier.secret, local_storage=backends.local_storage
     )
     server = DemoServer(sock, app)
     worker = DemoWorker(
@@ -527,7 +527,7 @@ def run_demo(
     worker.start()
     try:
         with httpx.Client(base_url=base_url, timeout=30) as client:
-            phone = Phone(client=client, token=mint_token(backends.jwt_secret, user))
+            phone = Phone(client=client, token=mint_token(backends.verifier.secret, user))
             started = time.perf_counter()
             try:
                 run_flow(phone, sample)
@@ -542,7 +542,7 @@ def run_demo(
             if args.keep_running:
                 audio_path = data / FILENAME
                 audio_path.write_bytes(sample.data)
-                print_try_it(phone, base_url, audio_path, sample, backends.jwt_secret)
+                print_try_it(phone, base_url, audio_path, sample, backends.verifier.secret)
                 wait_for_interrupt()
     finally:
         worker.stop()
