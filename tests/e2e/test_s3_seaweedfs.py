@@ -56,6 +56,9 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
+M4A = b"\x00\x00\x00\x18ftypM4A \x00\x00\x00\x00M4A mp42" + bytes(range(256)) * 8
+"""An upload whose first bytes are an MP4 container, as completion checks."""
+
 
 def _storage(seaweed: SeaweedEndpoint, bucket: str, **options: Any) -> S3Storage:
     return S3Storage(bucket, client=make_client(seaweed), **options)
@@ -166,26 +169,26 @@ def test_phone_flow_end_to_end(seaweed: SeaweedEndpoint, seaweed_bucket: str) ->
     assert ticket.upload_fields["Content-Type"] == "audio/mp4"
 
     with pytest.raises(UploadNotFoundError):
-        service.complete_upload(user, ticket.recording_id, {"file_size_bytes": len(AUDIO)})
+        service.complete_upload(user, ticket.recording_id, {"file_size_bytes": len(M4A)})
 
     response = httpx.post(
         ticket.upload_url,
         data=ticket.upload_fields,
-        files={"file": ("visit.m4a", AUDIO, "audio/mp4")},
+        files={"file": ("visit.m4a", M4A, "audio/mp4")},
         timeout=30,
     )
     assert response.status_code == 204, response.text
 
     done = service.complete_upload(
-        user, ticket.recording_id, {"file_size_bytes": len(AUDIO), "duration_seconds": 2.5}
+        user, ticket.recording_id, {"file_size_bytes": len(M4A), "duration_seconds": 2.5}
     )
     assert done.status is RecordingStatus.UPLOADED
-    assert done.file_size_bytes == len(AUDIO)
+    assert done.file_size_bytes == len(M4A)
 
     download = service.get_download_url(user, ticket.recording_id)
     fetched = httpx.get(download.download_url, timeout=30)
     assert fetched.status_code == 200
-    assert hashlib.sha256(fetched.content).digest() == hashlib.sha256(AUDIO).digest()
+    assert hashlib.sha256(fetched.content).digest() == hashlib.sha256(M4A).digest()
     assert fetched.headers["content-type"] == "audio/mp4"
 
 

@@ -79,8 +79,8 @@ def scene(shared_engine_url: str) -> Iterator[Scene]:
                 continue
             client.put_object(
                 Bucket=BUCKET,
-                Key=recording.s3_key,
-                Body=b"a" * (100 + i),
+                Key=recording.upload_key or recording.s3_key,
+                Body=(b"\x00\x00\x00\x18ftypM4A " + b"a" * (100 + i))[: 100 + i],
                 ContentType=recording.mime_type,
                 ServerSideEncryption="AES256",
             )

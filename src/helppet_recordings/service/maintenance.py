@@ -76,6 +76,7 @@ def reconcile(
     staging = ctx.settings.s3_staging_prefix
     orphans: list[str] = []
     leftovers: list[str] = []
+    deletable: list[str] = []
     missing: list[uuid.UUID] = []
     deleted = deleted_staging = scanned_objects = scanned_recordings = 0
     recordings = _recordings_by_key(ctx, prefix, page_size)
@@ -86,9 +87,6 @@ def reconcile(
         if stored.key.startswith(staging):
             if _staging_is_leftover(ctx, stored.key, old_enough=old_enough):
                 leftovers.append(stored.key)
-                if delete_orphans:
-                    ctx.storage.delete(stored.key)
-                    deleted_staging += 1
             continue
         while recording is not None and recording.s3_key < stored.key:
             scanned_recordings += 1
@@ -102,14 +100,16 @@ def reconcile(
         if _key_is_owned(ctx, stored.key):
             continue  # its recording was created while we walked
         orphans.append(stored.key)
-        if delete_orphans and old_enough:
-            ctx.storage.delete(stored.key)
-            deleted += 1
+        if old_enough:
+            deletable.append(stored.key)
     while recording is not None:
         scanned_recordings += 1
         if _object_missing(ctx, recording):
             missing.append(recording.id)
         recording = next(recordings, None)
+    if delete_orphans:  # only after the whole walk: a failure midway deletes nothing
+        deleted = _delete_all(ctx, deletable)
+        deleted_staging = _delete_all(ctx, leftovers)
     ctx.metrics.reconciled(
         orphans=len(orphans) + len(leftovers),
         missing=len(missing),
@@ -183,6 +183,12 @@ def _recordings_by_key(ctx: ServiceContext, prefix: str, page_size: int) -> Iter
     while page := ctx.repository.list_by_key(prefix=prefix, after=after, limit=page_size):
         yield from page
         after = page[-1].s3_key
+
+
+def _delete_all(ctx: ServiceContext, keys: list[str]) -> int:
+    for key in keys:
+        ctx.storage.delete(key)
+    return len(keys)
 
 
 def _staging_is_leftover(ctx: ServiceContext, key: str, *, old_enough: bool) -> bool:

@@ -21,7 +21,7 @@ from helppet_recordings.errors import (
     UploadVerificationError,
 )
 from helppet_recordings.keys import build_key
-from helppet_recordings.models import Recording, UploadTicket
+from helppet_recordings.models import Recording, StoredObject, UploadTicket
 from helppet_recordings.ports import EncryptionChecking
 from helppet_recordings.schemas import (
     CompleteUploadRequest,
@@ -264,6 +264,37 @@ def _verified_and_moved(
     attempt whose save did not happen (or by a concurrent completion): no
     ticket names the final key, so it is verified where it is.
     """
+    for _ in range(2):
+        outcome = _try_verify_and_move(ctx, recording, declared_size=declared_size)
+        if outcome is not None:
+            final, confirmed = outcome
+            return recording.mark_uploaded(
+                now,
+                size=final.size,
+                md5=final.md5,
+                sha256=final.sha256,
+                etag=final.etag,
+                checksum_status=confirmed,
+                duration_seconds=duration_seconds,
+                metadata=metadata,
+            )
+        # The staged object went away between two looks: a concurrent completion moved
+        # it (then it is verified at its final key on the second pass) or a replay is
+        # landing; either way, look again once.
+    raise UploadVerificationError(
+        "The uploaded file changed while it was verified; complete again",
+        recording_id=str(recording.id),
+        reason="changed_during_verification",
+    )
+
+
+def _try_verify_and_move(
+    ctx: ServiceContext, recording: Recording, *, declared_size: int | None
+) -> tuple[StoredObject, str | None] | None:
+    """One pass of :func:`_verified_and_moved`: the final object and the checksum status.
+
+    None when the staged object changed or vanished during the pass.
+    """
     storage = ctx.storage
     source = recording.upload_key or recording.s3_key
     found = storage.head(source)
@@ -281,27 +312,17 @@ def _verified_and_moved(
             storage.encryption_matches if isinstance(storage, EncryptionChecking) else None
         ),
     )
-    check_audio_signature(recording, storage.read_range(where, offset=0, length=SNIFF_BYTES))
+    head = storage.read_range(where, offset=0, length=SNIFF_BYTES)
+    if head is None:
+        return None
+    check_audio_signature(recording, head)
     final = stored
     if recording.upload_key is not None and not moved_before:
         moved = storage.promote(source, recording.s3_key, expected=stored)
         if moved is None:
-            raise UploadVerificationError(
-                "The uploaded file changed while it was verified; complete again",
-                recording_id=str(recording.id),
-                reason="changed_during_verification",
-            )
+            return None
         final = moved
-    return recording.mark_uploaded(
-        now,
-        size=final.size,
-        md5=final.md5,
-        sha256=final.sha256,
-        etag=final.etag,
-        checksum_status=checksum_status(recording, stored),
-        duration_seconds=duration_seconds,
-        metadata=metadata,
-    )
+    return final, checksum_status(recording, stored)
 
 
 def _rejected(
