@@ -7,78 +7,55 @@
     worker.install_signal_handlers()          # SIGTERM / Ctrl-C: finish the current job, stop
     worker.run()                              # until stopped
 
-One recording at a time: the worker claims it (a lease of ``lease_seconds``
-that other workers respect), starts processing it (the attempt is counted),
-decodes it from storage in ranged reads to measure it (``audio`` on the
-recording), transcribes it and stores the transcript, each write carrying the
-claim. What happens when something goes wrong:
+One recording at a time, the worker claims it (a lease of ``lease_seconds``
+that other workers respect), starts it (the attempt is counted), measures it
+by decoding it from storage in ranged reads, transcribes it and stores the
+transcript, each write carrying the claim. Audio that never decodes and
+refusals are ``failed`` at once; transient errors are retried after a backoff
+with jitter, up to ``max_attempts``; a wrong deployment keeps the recording
+waiting and stops the worker; a result whose claim was lost (another worker
+took over after the lease ran out) is dropped. A recording abandoned by dead
+workers more than ``max_attempts`` times is ``failed``, not tried forever.
+``docs/transcription.md`` has the full table.
 
-- ``AudioDecodeError``, ``UploadVerificationError`` (the object vanished or
-  changed), ``PermanentTranscriptionError``, a transcript the service
-  refuses: the recording is ``failed`` at once, with the reason.
-- ``TransientTranscriptionError``, storage or database unavailable, an
-  unexpected exception: the recording goes back to ``uploaded`` and is taken
-  again after an exponential backoff with jitter (or the wait the
-  transcription service asked for, ``retry_after``); once ``max_attempts``
-  attempts have been made it is ``failed``.
-- ``TranscriberConfigurationError``, ``MissingDependencyError``: the
-  recording goes back to ``uploaded`` (it is not its fault, it is never
-  failed for this) and the worker stops: ``run`` and ``run_once`` raise the
-  error, logged at ERROR.
-- The claim was lost (another worker took the recording over after this
-  one's lease ran out), or the recording was deleted: the result is dropped,
-  logged at INFO; the other worker's attempt stands.
-
-A worker that dies mid-job leaves its recording ``processing`` with a lease
-that runs out; another worker then takes it over (the attempt is counted). A
-recording abandoned that way more than ``max_attempts`` times (a file that
-kills the process, say) is marked ``failed`` instead of being tried forever.
-
-Any number of workers may run at once, in threads (one worker each), processes
-or hosts: claims are atomic in the repository, so each recording is worked on
-by one worker at a time. Keep ``lease_seconds`` above the longest
-transcription you expect (the local transcriber runs at about real time).
-
-Logs go to the ``helppet_recordings.worker`` logger and carry recording ids,
-attempts, durations and error codes: never transcript text, file names or
-keys.
+Any number of workers may run at once, in threads (one worker each),
+processes or hosts: claims are atomic in the repository. Logs go to the
+``helppet_recordings.worker`` logger and carry recording ids, attempts,
+durations and error codes: never transcript text, file names or keys.
 """
 
 from __future__ import annotations
 
-import enum
-import logging
 import random
 import signal
 import threading
 import time
-import traceback
 from collections.abc import Iterable
-from pathlib import PurePath
 from types import FrameType
 from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from helppet_recordings.audio.errors import AudioDecodeError
 from helppet_recordings.audio.probe import AudioInfo, inspect_audio
 from helppet_recordings.errors import (
-    InvalidStatusTransitionError,
-    MissingDependencyError,
     RecordingError,
-    RecordingNotFoundError,
     UnavailableError,
     UploadVerificationError,
     ValidationError,
 )
 from helppet_recordings.models import AudioFacts, Recording
 from helppet_recordings.status import RecordingStatus
-from helppet_recordings.transcription.base import Transcriber, Transcript, TranscriptionInput
-from helppet_recordings.transcription.errors import (
-    PermanentTranscriptionError,
-    TranscriberConfigurationError,
-    TransientTranscriptionError,
+from helppet_recordings.transcription._failures import (
+    Backoff,
+    Kind,
+    classify,
+    describe,
+    failure_reason,
+    log_dropped,
 )
+from helppet_recordings.transcription._failures import logger as _logger
+from helppet_recordings.transcription.base import Transcriber, Transcript, TranscriptionInput
+from helppet_recordings.transcription.errors import TransientTranscriptionError
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -87,20 +64,8 @@ if TYPE_CHECKING:
 
 __all__ = ["TranscriptionWorker"]
 
-_logger = logging.getLogger("helppet_recordings.worker")
-
 _UNKNOWN_MIME_TYPE: Final = "application/octet-stream"
-_SERVICE_HINT_JITTER: Final = 0.1  # a service's Retry-After is stretched by up to 10 %
 _MAX_OUTAGE_WAIT_SECONDS: Final = 60.0
-
-
-class _Kind(enum.Enum):
-    """What a failed job means for its recording."""
-
-    DROP = "drop"  # another worker holds it, or it is gone: leave it alone
-    PERMANENT = "permanent"  # this audio will never transcribe: fail it
-    TRANSIENT = "transient"  # try again later, up to max_attempts
-    CONFIGURATION = "configuration"  # the deployment is wrong: keep it waiting, stop
 
 
 @attrs.frozen
@@ -170,9 +135,11 @@ class TranscriptionWorker:
         self._max_attempts = max_attempts
         self._lease_seconds = lease_seconds
         self._poll_interval = poll_interval
-        self._retry_base = retry_base_seconds
-        self._retry_max = retry_max_seconds
-        self._rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not secrets
+        self._backoff = Backoff(
+            retry_base_seconds,
+            retry_max_seconds,
+            rng if rng is not None else random.Random(),  # noqa: S311 - jitter, not secrets
+        )
         self._stop = threading.Event()
         self._watched: threading.Event | None = None
 
@@ -296,7 +263,7 @@ class TranscriptionWorker:
             recording = self._service.begin_processing(claimed)
         except RecordingError as exc:
             # Lost, deleted or unreachable: its lease runs out and it is claimed again.
-            _log_dropped(str(claimed.id), claimed.processing_attempts + 1, exc)
+            log_dropped(str(claimed.id), claimed.processing_attempts + 1, exc)
             return
         job = _Job(recording, claim, time.perf_counter())
         if claimed.status is RecordingStatus.PROCESSING and job.attempt > self._max_attempts:
@@ -352,52 +319,40 @@ class TranscriptionWorker:
 
     def _measure(self, job: _Job, source: TranscriptionInput) -> AudioInfo:
         """Decode the stored audio to measure it, unless an earlier attempt already did."""
-        known = job.recording.audio
+        known = job.recording.audio  # the domain twin of AudioInfo: the same fields
         if known is not None:
-            return AudioInfo(
-                format=known.format,
-                codec=known.codec,
-                duration_seconds=known.duration_seconds,
-                sample_rate=known.sample_rate,
-                channels=known.channels,
-            )
+            return AudioInfo(**attrs.asdict(known))
         with source.open() as stream:
             info = inspect_audio(stream)
-        facts = AudioFacts(
-            format=info.format,
-            codec=info.codec,
-            duration_seconds=info.duration_seconds,
-            sample_rate=info.sample_rate,
-            channels=info.channels,
-        )
-        self._service.record_audio(job.recording.id, facts, claim=job.claim)
+        self._service.record_audio(job.recording.id, AudioFacts(**info.to_dict()), claim=job.claim)
         return info
 
     # ------------------------------------------------------------------------ failures
 
     def _handle(self, job: _Job, exc: Exception) -> None:
-        kind = _classify(exc)
-        if kind is _Kind.DROP:
-            _log_dropped(job.id, job.attempt, exc)
-        elif kind is _Kind.PERMANENT:
-            self._fail(job, _reason(exc), _describe(exc))
-        elif kind is _Kind.CONFIGURATION:
+        kind = classify(exc)
+        if kind is Kind.DROP:
+            log_dropped(job.id, job.attempt, exc)
+        elif kind is Kind.PERMANENT:
+            self._fail(job, failure_reason(exc), describe(exc))
+        elif kind is Kind.CONFIGURATION:
             _logger.error(
                 "Recording %s attempt %d: the transcriber is not usable (%s); "
                 "the recording waits and the worker stops until the deployment is fixed",
                 job.id,
                 job.attempt,
-                f"{type(exc).__name__}, {_describe(exc)}",
+                f"{type(exc).__name__}, {describe(exc)}",
             )
             retry_after = exc.retry_after if isinstance(exc, TransientTranscriptionError) else None
-            delay = self._jittered(self._retry_base, retry_after)
-            self._defer(job, _reason(exc), _describe(exc), delay)
+            delay = self._backoff.jittered(self._backoff.base, retry_after)
+            self._defer(job, failure_reason(exc), describe(exc), delay)
             raise exc
         elif job.attempt >= self._max_attempts:
-            reason = f"gave up after {job.attempt} attempts: {_reason(exc)}"
-            self._fail(job, reason, f"gave up: {_describe(exc)}")
+            reason = f"gave up after {job.attempt} attempts: {failure_reason(exc)}"
+            self._fail(job, reason, f"gave up: {describe(exc)}")
         else:
-            self._defer(job, _reason(exc), _describe(exc), self.retry_delay(job.attempt, exc))
+            delay = self._backoff.delay(job.attempt, exc)
+            self._defer(job, failure_reason(exc), describe(exc), delay)
 
     def retry_delay(self, attempt: int, error: BaseException | None = None) -> float:
         """Return the seconds to wait before retrying after ``error`` ended attempt ``attempt``.
@@ -406,24 +361,13 @@ class TranscriptionWorker:
         (stretched by up to 10 %); otherwise the exponential backoff with
         jitter, and never less than an ``UnavailableError``'s ``retry_after``.
         """
-        backoff = min(self._retry_max, self._retry_base * 2.0 ** max(0, attempt - 1))
-        if isinstance(error, TransientTranscriptionError):
-            return self._jittered(backoff, error.retry_after)
-        delay = self._jittered(backoff, None)
-        if isinstance(error, UnavailableError):
-            delay = max(delay, float(error.retry_after))
-        return delay
-
-    def _jittered(self, backoff: float, service_hint: float | None) -> float:
-        if service_hint is not None and service_hint >= 0:
-            return service_hint * (1 + _SERVICE_HINT_JITTER * self._rng.random())
-        return backoff * (0.5 + 0.5 * self._rng.random())
+        return self._backoff.delay(attempt, error)
 
     def _fail(self, job: _Job, reason: str, code: str) -> None:
         try:
             self._service.mark_failed(job.recording.id, error=reason, claim=job.claim)
         except RecordingError as exc:
-            _log_dropped(job.id, job.attempt, exc)
+            log_dropped(job.id, job.attempt, exc)
             return
         _logger.warning("Recording %s failed on attempt %d: %s", job.id, job.attempt, code)
 
@@ -433,7 +377,7 @@ class TranscriptionWorker:
                 job.recording.id, error=reason, retry_in_seconds=delay, claim=job.claim
             )
         except RecordingError as exc:
-            _log_dropped(job.id, job.attempt, exc)
+            log_dropped(job.id, job.attempt, exc)
             return
         _logger.warning(
             "Recording %s attempt %d of %d did not finish (%s); retrying in %.1f s",
@@ -443,61 +387,3 @@ class TranscriptionWorker:
             code,
             delay,
         )
-
-
-def _classify(exc: Exception) -> _Kind:
-    if isinstance(exc, InvalidStatusTransitionError | RecordingNotFoundError):
-        return _Kind.DROP
-    if isinstance(exc, TranscriberConfigurationError | MissingDependencyError):
-        return _Kind.CONFIGURATION
-    if isinstance(
-        exc,
-        AudioDecodeError | PermanentTranscriptionError | UploadVerificationError | ValidationError,
-    ):
-        return _Kind.PERMANENT
-    # Transient errors, outages, storage refusals, and anything unexpected: retry, a few times.
-    return _Kind.TRANSIENT
-
-
-def _reason(exc: BaseException) -> str:
-    """Return the failure reason to store: codes and the package's own message only."""
-    if isinstance(exc, RecordingError):
-        reason = exc.details.get("reason")
-        code = exc.error_code if reason is None else f"{exc.error_code} ({reason})"
-        return f"{code}: {exc.message}"
-    # A foreign exception's message may quote anything (file names, content): keep its type.
-    return f"unexpected {type(exc).__name__} at {_where(exc)}"
-
-
-def _describe(exc: BaseException) -> str:
-    """Return an error as a log line shows it: its code and reason, never its message."""
-    if isinstance(exc, RecordingError):
-        reason = exc.details.get("reason")
-        return exc.error_code if reason is None else f"{exc.error_code} ({reason})"
-    return f"unexpected {type(exc).__name__} at {_where(exc)}"
-
-
-def _where(exc: BaseException) -> str:
-    """Return where the innermost frame raised ``exc`` (a source line, not data)."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return "an unknown place"
-    frame = frames[-1]
-    return f"{PurePath(frame.filename).name}:{frame.lineno} in {frame.name}"
-
-
-def _log_dropped(recording_id: str, attempt: int, exc: BaseException) -> None:
-    if isinstance(exc, UnavailableError):
-        _logger.warning(
-            "Recording %s attempt %d: %s; it is taken again when its lease runs out",
-            recording_id,
-            attempt,
-            _describe(exc),
-        )
-        return
-    _logger.info(
-        "Recording %s attempt %d: result dropped (%s): another worker holds it, or it was deleted",
-        recording_id,
-        attempt,
-        _describe(exc),
-    )
