@@ -5,6 +5,11 @@ type, size, MD5 (the ETag), SHA-256 and when it was stored, together with the
 data file's inode, device, size and modification time. An object exists only
 while its sidecar describes exactly the file on disk: a crash or a reader
 between the two moves of a commit sees "no object", never wrong metadata.
+
+Commits and deletes under one root take turns (a lock per root in the
+process, and ``flock`` on the staging directory across processes), so two
+uploads of one key can never leave the data of one with the sidecar of the
+other: the last to commit wins, whole.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import json
 import os
 import secrets
 import stat
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +36,9 @@ from helppet_recordings.storage.local.files import (
     replace_into,
 )
 from helppet_recordings.storage.local.keys import META_SUFFIX, Layout, check_key, contained
+
+if sys.platform != "win32":
+    import fcntl
 
 __all__ = ["STAGING_SUFFIX", "ObjectStore"]
 
@@ -98,11 +108,12 @@ class ObjectStore:
             data_path, meta_path = self.layout.paths(key)
         except ValueError:
             return
-        for path in (meta_path, data_path):
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                path.unlink()
-        prune(data_path.parent, self.layout.objects)
-        prune(meta_path.parent, self.layout.meta)
+        with self._turn():
+            for path in (meta_path, data_path):
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                    path.unlink()
+            prune(data_path.parent, self.layout.objects)
+            prune(meta_path.parent, self.layout.meta)
 
     def iter(self, prefix: str) -> Iterator[StoredObject]:
         """Yield every complete object whose key starts with ``prefix``, in code point order."""
@@ -130,13 +141,31 @@ class ObjectStore:
                 handle.flush()
                 if self.fsync:
                     os.fsync(handle.fileno())
-            replace_into(temp_path, data_path)
-            replace_into(meta_temp, meta_path)
+            with self._turn():
+                replace_into(temp_path, data_path)
+                replace_into(meta_temp, meta_path)
         finally:
             meta_temp.unlink(missing_ok=True)
         if self.fsync:
             fsync_directory(data_path.parent)
             fsync_directory(meta_path.parent)
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Hold this root's commit lock: in the process, then across processes."""
+        with _process_lock(self.layout.root):
+            if sys.platform == "win32":  # pragma: no cover - no flock: the process lock only
+                yield
+                return
+            fd = os.open(self.layout.staging, os.O_RDONLY)
+            try:
+                # A filesystem without directory locks (some network mounts) keeps the
+                # process lock only; that is all a single process ever needs.
+                with contextlib.suppress(OSError):
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the flock
 
     def _walk(self, directory: Path, key_prefix: str, prefix: str) -> Iterator[StoredObject]:
         """Yield the objects under ``directory`` (whose keys start ``key_prefix``) in key order.
@@ -162,6 +191,16 @@ class ObjectStore:
                 found = self.head(key)
                 if found is not None:
                     yield found
+
+
+_process_locks: dict[Path, threading.Lock] = {}
+_process_locks_guard = threading.Lock()
+
+
+def _process_lock(root: Path) -> threading.Lock:
+    """Return the one lock of ``root`` in this process, whichever LocalStorage uses it."""
+    with _process_locks_guard:
+        return _process_locks.setdefault(root, threading.Lock())
 
 
 def _object_info(key: str, status: os.stat_result, meta_path: Path) -> StoredObject | None:
