@@ -27,11 +27,14 @@ Send = Callable[[Message], Awaitable[None]]
 class LocalStorageApp:
     """``POST /upload`` and ``GET``/``HEAD /download/{key}`` for the current ``storage``.
 
-    ``storage`` may be replaced between requests (tests give each test a fresh one).
+    ``storage`` may be replaced between requests (tests give each test a fresh one);
+    so may ``receiver_options``, the keyword arguments of each request's
+    :class:`LocalUploadReceiver`.
     """
 
-    def __init__(self, storage: LocalStorage | None = None) -> None:
+    def __init__(self, storage: LocalStorage | None = None, **receiver_options: Any) -> None:
         self.storage = storage
+        self.receiver_options = receiver_options
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI HTTP request."""
@@ -46,7 +49,7 @@ class LocalStorageApp:
         if storage is None:
             response = LocalResponse(503, {"Content-Length": "0"})
         elif method == "POST" and path == "/upload":
-            receiver = LocalUploadReceiver(storage)
+            receiver = LocalUploadReceiver(storage, **self.receiver_options)
             response = await receiver.receive_async(headers.get("content-type"), _body(receive))
         elif method in {"GET", "HEAD"} and path.startswith("/download/"):
             query = dict(urllib.parse.parse_qsl(scope["query_string"].decode("latin-1")))

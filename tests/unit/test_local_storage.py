@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -251,6 +253,55 @@ def test_delete_prunes_empty_directories(tmp_path: Path) -> None:
     storage.delete(KEY)
     assert list((storage.root / "objects").iterdir()) == []
     assert list((storage.root / "meta").iterdir()) == []
+
+
+_COMMITTER = """
+import sys
+from pathlib import Path
+
+from tests.support.local_forms import encode_form, make_storage, make_ticket, receive
+
+storage = make_storage(Path(sys.argv[1]), fsync=False)
+ticket = make_ticket(storage, max_size=100_000)
+for line in sys.stdin:
+    body = f"{sys.argv[2]}{line.strip()}".encode() * 997
+    content_type, encoded = encode_form(ticket.fields.items(), body)
+    print(receive(storage, content_type, [encoded]).status, flush=True)
+"""
+
+
+def test_commits_from_two_processes_take_turns(tmp_path: Path) -> None:
+    """Two processes committing one key at once, 100 times: always one whole object."""
+    root = tmp_path / "shared"
+    storage = make_storage(root)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _COMMITTER, str(root), tag],
+            cwd=Path(__file__).resolve().parents[2],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for tag in ("a", "b")
+    ]
+    try:
+        for number in range(100):
+            for process in processes:
+                assert process.stdin is not None
+                process.stdin.write(f"{number}\n")
+                process.stdin.flush()
+            for process in processes:
+                assert process.stdout is not None
+                assert process.stdout.readline().strip() == "204"
+            stored = storage.head(KEY)
+            assert stored is not None, f"round {number}: no object"
+            data = storage.read_range(KEY, offset=0, length=stored.size + 1)
+            assert data is not None
+            assert data in {f"{tag}{number}".encode() * 997 for tag in "ab"}
+            assert (len(data), hashlib.md5(data).hexdigest()) == (stored.size, stored.etag)  # noqa: S324
+    finally:
+        for process in processes:
+            process.communicate(timeout=30)  # closes stdin: the committer ends
 
 
 # --------------------------------------------------------------------------- listing

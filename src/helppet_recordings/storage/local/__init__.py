@@ -7,7 +7,8 @@ serves two routes and hands them to this package, whatever the framework:
 
 - ``POST {base_url}/upload``: :class:`LocalUploadReceiver` parses the body as
   it streams in, checks the fields against the signed policy before a byte of
-  the file is written, and commits the file atomically.
+  the file is kept, bounds what a client without a valid ticket can make it
+  hold and how long any client may take, and commits the file atomically.
 - ``GET`` or ``HEAD {base_url}/download/{key}``: :func:`serve_download`.
 
 Both return a :class:`LocalResponse`. Everything here needs only the standard
@@ -35,7 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 from helppet_recordings.storage.local.download import DOWNLOAD_CHUNK_SIZE, serve_download
 from helppet_recordings.storage.local.keys import MAX_KEY_BYTES, MAX_SEGMENT_BYTES, check_key
-from helppet_recordings.storage.local.limits import DEFAULT_BATCH_SIZE, MAX_PRE_DATA_BYTES
+from helppet_recordings.storage.local.limits import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_FIELDS_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    MAX_PRE_DATA_BYTES,
+)
 from helppet_recordings.storage.local.refusal import LocalStorageRefusal
 from helppet_recordings.storage.local.responses import FileChunks, LocalResponse
 from helppet_recordings.storage.local.signing import MIN_SECRET_LENGTH, DownloadGrant, UploadPolicy
@@ -52,6 +59,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_FIELDS_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
     "DOWNLOAD_CHUNK_SIZE",
     "MAX_KEY_BYTES",
     "MAX_PRE_DATA_BYTES",

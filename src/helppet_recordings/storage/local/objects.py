@@ -5,6 +5,11 @@ type, size, MD5 (the ETag), SHA-256 and when it was stored, together with the
 data file's inode, device, size and modification time. An object exists only
 while its sidecar describes exactly the file on disk: a crash or a reader
 between the two moves of a commit sees "no object", never wrong metadata.
+
+Commits and deletes under one root take turns (a lock per root in the
+process, and ``flock`` on the staging directory across processes), so two
+uploads of one key can never leave the data of one with the sidecar of the
+other: the last to commit wins, whole.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import json
 import os
 import secrets
 import stat
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +36,9 @@ from helppet_recordings.storage.local.files import (
     replace_into,
 )
 from helppet_recordings.storage.local.keys import META_SUFFIX, Layout, check_key, contained
+
+if sys.platform != "win32":
+    import fcntl
 
 __all__ = ["STAGING_SUFFIX", "ObjectStore"]
 
@@ -98,11 +108,12 @@ class ObjectStore:
             data_path, meta_path = self.layout.paths(key)
         except ValueError:
             return
-        for path in (meta_path, data_path):
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                path.unlink()
-        prune(data_path.parent, self.layout.objects)
-        prune(meta_path.parent, self.layout.meta)
+        with self._turn():
+            for path in (meta_path, data_path):
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                    path.unlink()
+            prune(data_path.parent, self.layout.objects)
+            prune(meta_path.parent, self.layout.meta)
 
     def iter(self, prefix: str) -> Iterator[StoredObject]:
         """Yield every complete object whose key starts with ``prefix``, in code point order."""
@@ -130,8 +141,9 @@ class ObjectStore:
                 handle.flush()
                 if self.fsync:
                     os.fsync(handle.fileno())
-            replace_into(temp_path, data_path)
-            replace_into(meta_temp, meta_path)
+            with self._turn():
+                replace_into(temp_path, data_path)
+                replace_into(meta_temp, meta_path)
         finally:
             meta_temp.unlink(missing_ok=True)
         if self.fsync:
@@ -143,47 +155,57 @@ class ObjectStore:
     ) -> StoredObject | None:
         """Move the object at ``source_key`` to ``target_key`` if it is still ``expected``.
 
-        The source's data file is first renamed to a private name, so no
-        upload can change it afterwards; it is promoted only if its sidecar,
-        read before the rename, described exactly that file (inode, device,
-        size, modification time) with ``expected``'s ETag and size. Otherwise
-        it is linked back where it was (never over a newer upload) and None is
-        returned.
+        Under the root's commit lock (no upload can commit meanwhile) the
+        source's sidecar is read and its data file renamed to a private name;
+        it is promoted only if the sidecar described exactly that file (inode,
+        device, size, modification time) with ``expected``'s ETag and size.
+        Otherwise it goes back where it was and None is returned.
         """
         try:
             data_path, meta_path = self.layout.paths(source_key)
             target_data, target_meta = self.layout.paths(target_key)
         except ValueError:
             return None
-        try:
-            meta = json.loads(meta_path.read_bytes())
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError):
-            return None
         taken = self.layout.staging / f"{secrets.token_hex(16)}{STAGING_SUFFIX}"
-        try:
-            data_path.rename(taken)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        status = taken.lstat()
-        described = isinstance(meta, dict) and (
-            meta.get("inode"),
-            meta.get("device"),
-            meta.get("size"),
-            meta.get("mtime_ns"),
-            meta.get("md5"),
-        ) == (status.st_ino, status.st_dev, status.st_size, status.st_mtime_ns, expected.etag)
-        if not described or status.st_size != expected.size:
-            with contextlib.suppress(FileExistsError):
-                os.link(taken, data_path)  # put it back, unless a newer upload took its place
-            taken.unlink(missing_ok=True)
-            return None
-        with contextlib.suppress(ValueError, FileNotFoundError, NotADirectoryError):
-            if json.loads(meta_path.read_bytes()) == meta:
-                meta_path.unlink()  # its data file is gone: the sidecar describes nothing now
+        with self._turn():
+            try:
+                meta = json.loads(meta_path.read_bytes())
+                data_path.rename(taken)
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError):
+                return None
+            status = taken.lstat()
+            described = isinstance(meta, dict) and (
+                meta.get("inode"),
+                meta.get("device"),
+                meta.get("size"),
+                meta.get("mtime_ns"),
+                meta.get("md5"),
+            ) == (status.st_ino, status.st_dev, status.st_size, status.st_mtime_ns, expected.etag)
+            if not described or status.st_size != expected.size:
+                taken.rename(data_path)  # put it back as it was
+                return None
+            meta_path.unlink()  # its data file is gone: the sidecar describes nothing now
         self.commit(taken, target_data, target_meta, {**meta, "key": target_key})
         prune(data_path.parent, self.layout.objects)
         prune(meta_path.parent, self.layout.meta)
         return self.head(target_key)
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Hold this root's commit lock: in the process, then across processes."""
+        with _process_lock(self.layout.root):
+            if sys.platform == "win32":  # pragma: no cover - no flock: the process lock only
+                yield
+                return
+            fd = os.open(self.layout.staging, os.O_RDONLY)
+            try:
+                # A filesystem without directory locks (some network mounts) keeps the
+                # process lock only; that is all a single process ever needs.
+                with contextlib.suppress(OSError):
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the flock
 
     def _walk(self, directory: Path, key_prefix: str, prefix: str) -> Iterator[StoredObject]:
         """Yield the objects under ``directory`` (whose keys start ``key_prefix``) in key order.
@@ -209,6 +231,16 @@ class ObjectStore:
                 found = self.head(key)
                 if found is not None:
                     yield found
+
+
+_process_locks: dict[Path, threading.Lock] = {}
+_process_locks_guard = threading.Lock()
+
+
+def _process_lock(root: Path) -> threading.Lock:
+    """Return the one lock of ``root`` in this process, whichever LocalStorage uses it."""
+    with _process_locks_guard:
+        return _process_locks.setdefault(root, threading.Lock())
 
 
 def _object_info(key: str, status: os.stat_result, meta_path: Path) -> StoredObject | None:

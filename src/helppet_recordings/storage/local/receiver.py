@@ -5,16 +5,31 @@ Give :meth:`LocalUploadReceiver.receive_async` (ASGI frameworks) or
 ``Content-Type`` header and its body as an iterator of chunks; either returns
 the :class:`~helppet_recordings.storage.local.LocalResponse` to send. Needs
 ``python-multipart`` (the ``local`` extra).
+
+Until the file part has begun under a verified ticket, every chunk is parsed
+as soon as it arrives and nothing is held (see ``MAX_PRE_DATA_BYTES``); only
+then are file bytes gathered into batches. Three clocks bound how long a
+client may keep a request open: the fields timeout (until the file part
+begins), the idle timeout (between two chunks) and the body timeout (the
+whole body). Past any of them the upload is refused with S3's
+``RequestTimeout`` and its temporary file removed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterable, Iterable
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 
 from helppet_recordings.storage.local.form import FormUpload
-from helppet_recordings.storage.local.limits import DEFAULT_BATCH_SIZE
+from helppet_recordings.storage.local.limits import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_FIELDS_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+)
 from helppet_recordings.storage.local.refusal import (
     LocalStorageRefusal,
     incomplete_body,
@@ -29,14 +44,38 @@ _log = logging.getLogger(__name__)
 
 
 class LocalUploadReceiver:
-    """Receives POST uploads for one :class:`LocalStorage`; safe to share between requests."""
+    """Receives POST uploads for one :class:`LocalStorage`; safe to share between requests.
 
-    def __init__(self, storage: LocalStorage, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    ``fields_timeout`` is how long the body may take until the file part
+    begins under a valid ticket, ``idle_timeout`` how long the client may send
+    nothing, ``body_timeout`` how long the whole body may take; each is in
+    seconds, or None for no limit. ``batch_size`` is how many file bytes the
+    async receiver gathers before handing them to a worker thread.
+    """
+
+    def __init__(
+        self,
+        storage: LocalStorage,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        fields_timeout: float | None = DEFAULT_FIELDS_TIMEOUT,
+        body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
+    ) -> None:
         if batch_size < 1:
-            msg = "batch_size must be positive"
+            msg = "batch_size must be a positive number of bytes"
             raise ValueError(msg)
+        for name, value in (
+            ("idle_timeout", idle_timeout),
+            ("fields_timeout", fields_timeout),
+            ("body_timeout", body_timeout),
+        ):
+            if value is not None and not value > 0:
+                msg = f"{name} must be a positive number of seconds or None"
+                raise ValueError(msg)
         self._storage = storage
         self._batch_size = batch_size
+        self._limits = (idle_timeout, fields_timeout, body_timeout)
 
     @property
     def storage(self) -> LocalStorage:
@@ -44,11 +83,17 @@ class LocalUploadReceiver:
         return self._storage
 
     def receive(self, content_type: str | None, body: Iterable[bytes]) -> LocalResponse:
-        """Receive one upload from a synchronous body; blocks while it streams in."""
+        """Receive one upload from a synchronous body; blocks while it streams in.
+
+        A blocking read cannot be interrupted here: the timeouts are checked
+        as each chunk arrives, and a client that sends nothing at all is the
+        server's socket timeout to catch.
+        """
         try:
             upload = FormUpload(self._storage, content_type)
         except LocalStorageRefusal as refusal:
             return refused(refusal, body_left=True)
+        clock = _Clock(*self._limits)
         exhausted = False
         try:
             chunks = iter(body)
@@ -61,7 +106,9 @@ class LocalUploadReceiver:
                     break
                 except Exception as exc:
                     raise incomplete_body() from exc
+                clock.check(file_started=upload.file_started)
                 upload.feed(bytes(chunk))
+                clock.fed()
             return stored(upload.stored)
         except LocalStorageRefusal as refusal:
             return refused(refusal, body_left=not exhausted)
@@ -76,15 +123,17 @@ class LocalUploadReceiver:
     ) -> LocalResponse:
         """Receive one upload from an asynchronous body (an ASGI request stream).
 
-        Parsing, hashing and disk writes run in the event loop's default
-        executor, a batch at a time, while the next batch streams in; the event
-        loop itself never blocks on the disk.
+        The fields are parsed in the event loop as they arrive (at most the
+        pre-data limit, touching no disk). The file is parsed, hashed and
+        written in the event loop's default executor, a batch at a time,
+        while the next batch streams in; the event loop never blocks on the
+        disk.
         """
         try:
             upload = FormUpload(self._storage, content_type)
         except LocalStorageRefusal as refusal:
             return refused(refusal, body_left=True)
-        pump = _AsyncPump(upload, self._batch_size)
+        pump = _AsyncPump(upload, self._batch_size, _Clock(*self._limits))
         try:
             await pump.run(body)
             return stored(upload.stored)
@@ -97,12 +146,60 @@ class LocalUploadReceiver:
             pump.close()
 
 
-class _AsyncPump:
-    """Feeds an upload from an async body, one batch in a worker thread at a time."""
+class _Clock:
+    """The three receive deadlines of one upload, on the monotonic clock."""
 
-    def __init__(self, upload: FormUpload, batch_size: int) -> None:
+    def __init__(self, idle: float | None, fields: float | None, body: float | None) -> None:
+        now = time.monotonic()
+        self._idle = idle
+        self._fields_deadline = None if fields is None else now + fields
+        self._body_deadline = None if body is None else now + body
+        self._last = now
+
+    def wait_limit(self, *, file_started: bool) -> float | None:
+        """Return how long the next chunk may take to arrive (None: no limit, <= 0: none)."""
+        now = time.monotonic()
+        limits = [self._idle]
+        if self._body_deadline is not None:
+            limits.append(self._body_deadline - now)
+        if self._fields_deadline is not None and not file_started:
+            limits.append(self._fields_deadline - now)
+        present = [limit for limit in limits if limit is not None]
+        return min(present) if present else None
+
+    def check(self, *, file_started: bool) -> None:
+        """Refuse with ``RequestTimeout`` if the chunk that just arrived came too late."""
+        now = time.monotonic()
+        if (
+            (self._idle is not None and now - self._last > self._idle)
+            or (self._body_deadline is not None and now > self._body_deadline)
+            or (
+                self._fields_deadline is not None
+                and not file_started
+                and now > self._fields_deadline
+            )
+        ):
+            raise _request_timeout()
+
+    def fed(self) -> None:
+        """Note that a chunk was dealt with: the client's idle time starts now."""
+        self._last = time.monotonic()
+
+
+class _AsyncPump:
+    """Feeds an upload from an async body in worker threads, under the receive deadlines.
+
+    Before the file part begins every chunk is parsed at once (one at a
+    time, nothing held); after it, chunks are gathered into batches and one
+    batch is parsed and written while the next streams in. Every batch
+    handed to a worker is awaited (or, when the request is cancelled, the
+    upload is closed after it), so no failure goes unobserved.
+    """
+
+    def __init__(self, upload: FormUpload, batch_size: int, clock: _Clock) -> None:
         self._upload = upload
         self._batch_size = batch_size
+        self._clock = clock
         self._pending: asyncio.Future[None] | None = None
         self.exhausted = False
 
@@ -112,46 +209,118 @@ class _AsyncPump:
         batched = 0
         chunks = aiter(body)
         while not upload.complete:
-            try:
-                chunk = await anext(chunks)
-            except StopAsyncIteration:
+            chunk: bytes | memoryview | None = await self._next(chunks)
+            if chunk is None:
                 self.exhausted = True
                 break
-            except Exception as exc:
-                raise incomplete_body() from exc
+            if not upload.file_started:
+                rest = self._before_the_file(memoryview(chunk))
+                if rest is None:
+                    continue  # still before the file: nothing is held
+                self._start(upload.open_file)
+                await self._wait()
+                if not rest or upload.complete:
+                    continue
+                chunk = rest
             batch.append(bytes(chunk))
             batched += len(chunk)
             if batched >= self._batch_size:
                 await self._wait()
-                self._start(b"".join(batch))
+                self._start(upload.feed, b"".join(batch))
                 batch.clear()
                 batched = 0
         await self._wait()
         if batch and not upload.complete:
-            self._start(b"".join(batch))
+            self._start(upload.feed, b"".join(batch))
             await self._wait()
         if not upload.complete:
             upload.end()
 
-    def _start(self, data: bytes) -> None:
-        loop = asyncio.get_running_loop()
-        self._pending = loop.run_in_executor(None, self._upload.feed, data)
+    def _before_the_file(self, view: memoryview) -> memoryview | None:
+        """Parse ``view`` up to where the file's content begins, here; return the rest.
+
+        None means the file part has not begun yet.
+
+        This runs in the event loop, at once and touching no disk, so a
+        client without a valid ticket is refused as soon as its bytes
+        arrive: no more than the pre-data limit is ever parsed or copied,
+        and nothing waits in the executor's queue holding its buffers.
+        """
+        upload = self._upload
+        while view and not upload.file_started:
+            piece = bytes(view[: max(upload.pre_data_room, 1)])
+            view = view[len(piece) :]
+            upload.parse_before_file(piece)
+        return view if upload.file_started else None
+
+    async def _next(self, chunks: AsyncIterator[bytes]) -> bytes | None:
+        """Return the next chunk, or None at the end; refuse a late or broken body.
+
+        A batch still being written is awaited first: its refusal (too large,
+        malformed) is the better answer than what stopped the body.
+        """
+        limit = self._clock.wait_limit(file_started=self._upload.file_started)
+        if limit is not None and limit <= 0:
+            await self._wait()
+            raise _request_timeout()
+        try:
+            async with asyncio.timeout(limit):
+                return await anext(chunks)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            await self._wait()
+            raise _request_timeout() from None
+        except Exception as exc:
+            await self._wait()
+            raise incomplete_body() from exc
+
+    def _start(self, work: Callable[..., None], *args: bytes) -> None:
+        """Hand ``work(*args)`` (a batch to feed, the file to open) to a worker thread."""
+        self._pending = asyncio.get_running_loop().run_in_executor(None, work, *args)
 
     async def _wait(self) -> None:
-        if self._pending is not None:
-            await self._pending
-            self._pending = None
+        pending = self._pending
+        if pending is None:
+            return
+        try:
+            await pending
+        finally:
+            # Cancelled with the request, it stays recorded: its worker may still be running.
+            if not pending.cancelled():
+                self._pending = None
 
     def close(self) -> None:
-        """Discard an unstored file, once the worker (if still running) is done with it."""
+        """Discard an unstored file, after any batch a worker thread is still writing."""
         pending, self._pending = self._pending, None
         if pending is not None and not pending.done():
-            pending.add_done_callback(lambda future: _close_after(future, self._upload))
+            pending.add_done_callback(self._close_after)
+        elif pending is not None and pending.cancelled():
+            # Cancelled with the request while a worker may still hold the upload: close
+            # it in a worker too, which waits for the first one to let go.
+            loop = asyncio.get_running_loop()
+            loop.run_in_executor(None, self._upload.close).add_done_callback(_observe)
         else:
+            if pending is not None:
+                _observe(pending)
             self._upload.close()
 
+    def _close_after(self, future: asyncio.Future[None]) -> None:
+        _observe(future)
+        self._upload.close()
 
-def _close_after(future: asyncio.Future[None], upload: FormUpload) -> None:
+
+def _observe(future: asyncio.Future[None]) -> None:
+    """Retrieve a finished future's outcome, so asyncio does not log it as unobserved."""
     if not future.cancelled():
-        future.exception()  # retrieved, so asyncio does not log it
-    upload.close()
+        with contextlib.suppress(Exception):
+            future.result()
+
+
+def _request_timeout() -> LocalStorageRefusal:
+    return LocalStorageRefusal(
+        400,
+        "RequestTimeout",
+        "Your socket connection to the server was not read from or written to "
+        "within the timeout period. Idle connections will be closed.",
+    )

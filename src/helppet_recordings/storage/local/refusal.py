@@ -11,6 +11,7 @@ import json
 __all__ = [
     "LocalStorageRefusal",
     "condition_failed",
+    "entity_too_large",
     "incomplete_body",
     "internal_error",
     "malformed",
@@ -38,6 +39,16 @@ def condition_failed(field: str, expected: object) -> LocalStorageRefusal:
     condition = json.dumps(["eq", f"${field}", expected])
     return LocalStorageRefusal(
         403, "AccessDenied", f"Invalid according to Policy: Policy Condition failed: {condition}"
+    )
+
+
+def entity_too_large(max_size: int) -> LocalStorageRefusal:
+    """400 ``EntityTooLarge``: the file passed the policy's ``max_size``."""
+    return LocalStorageRefusal(
+        400,
+        "EntityTooLarge",
+        "Your proposed upload exceeds the maximum allowed size",
+        MaxSizeAllowed=str(max_size),
     )
 
 

@@ -24,7 +24,7 @@ from helppet_recordings.models import StoredObject
 from helppet_recordings.storage.local.files import create_exclusive
 from helppet_recordings.storage.local.keys import Layout
 from helppet_recordings.storage.local.objects import STAGING_SUFFIX, ObjectStore
-from helppet_recordings.storage.local.refusal import LocalStorageRefusal
+from helppet_recordings.storage.local.refusal import LocalStorageRefusal, entity_too_large
 from helppet_recordings.storage.local.signing import UploadPolicy
 
 __all__ = [
@@ -83,12 +83,7 @@ class StagedUpload:
             raise RuntimeError(msg)
         size = self.size + len(data)
         if size > self.policy.max_size:
-            raise LocalStorageRefusal(
-                400,
-                "EntityTooLarge",
-                "Your proposed upload exceeds the maximum allowed size",
-                MaxSizeAllowed=str(self.policy.max_size),
-            )
+            raise entity_too_large(self.policy.max_size)
         self._digests.update(data)  # hashed in worker threads while this thread writes
         view = memoryview(data)
         while view:

@@ -171,7 +171,7 @@ class LocalStorage:
 
     # ------------------------------------------------------ used by the HTTP receiver
 
-    def verify_upload(self, fields: Mapping[str, str]) -> UploadPolicy:
+    def verify_upload(self, fields: Mapping[str, str], *, check_path: bool = True) -> UploadPolicy:
         """Check an upload's form fields against its signed policy, as S3 does.
 
         ``fields`` maps lower-case field names to values, as they came before
@@ -179,17 +179,23 @@ class LocalStorage:
         for a missing field, 403 ``SignatureDoesNotMatch`` for a policy the
         secret did not sign, 403 ``AccessDenied`` for an expired policy, a
         key, content type or bucket the policy does not allow, or a field it
-        does not cover.
+        does not cover. With ``check_path=False`` it does not touch the
+        filesystem (an event loop may call it); :meth:`stage` then checks
+        that the key's path stays inside the root.
         """
         policy = self._signer.verify_upload(fields)
-        try:
-            self._layout.paths(policy.key)
-        except ValueError:
-            raise condition_failed("key", policy.key) from None
+        if check_path:
+            try:
+                self._layout.paths(policy.key)
+            except ValueError:
+                raise condition_failed("key", policy.key) from None
         return policy
 
     def stage(self, policy: UploadPolicy) -> StagedUpload:
-        """Open a temporary file for an upload ``policy`` allows; commit it when complete."""
+        """Open a temporary file for an upload ``policy`` allows; commit it when complete.
+
+        Raises ``ValueError`` if the key's path would leave the root.
+        """
         data_path, meta_path = self._layout.paths(policy.key)
         return StagedUpload(
             policy=policy,
