@@ -23,6 +23,7 @@ from helppet_recordings.repositories.sqlalchemy import (
     define_recordings_table,
     metadata,
 )
+from helppet_recordings.repositories.sqlalchemy.schema import STATS_COLUMNS
 from helppet_recordings.testing.factories import make_recording
 
 EXPECTED_INDEXES = {
@@ -32,6 +33,7 @@ EXPECTED_INDEXES = {
     "ix_recordings_stale_uploads": ["status", "upload_expires_at", "id"],
     "ix_recordings_purgeable": ["deleted_at", "id"],
     "ix_recordings_work_queue": ["lease_expires_at", "id"],
+    "ix_recordings_created_at": ["created_at"],
     "uq_recordings_owner_idempotency_key": ["recorded_by_user_id", "idempotency_key"],
 }
 
@@ -108,6 +110,8 @@ def test_upgrade_creates_the_table_and_indexes(repository: SqlAlchemyRepository)
         assert isinstance(columns["id"]["type"], sa.Uuid)
         assert isinstance(columns["created_at"]["type"], sa.DateTime)
         assert columns["created_at"]["type"].timezone
+        stats_index = indexes["ix_recordings_created_at"]["dialect_options"]["postgresql_include"]
+        assert stats_index == list(STATS_COLUMNS)
         key_type = columns["s3_key"]["type"]
         assert isinstance(key_type, sa.String)
         assert key_type.collation == "C"

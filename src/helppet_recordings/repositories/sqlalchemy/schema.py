@@ -77,6 +77,17 @@ STORAGE_KEY_TYPE: Final = sa.String(limits.MAX_STORAGE_KEY_LENGTH).with_variant(
 storage keys is code point order (as in S3 and SQLite) and the unique index serves walks
 over every key in order, whatever the database's default collation."""
 
+STATS_COLUMNS: Final = (
+    "status",
+    "verified_at",
+    "file_size_bytes",
+    "duration_seconds",
+    "audio_duration_seconds",
+    "processing_started_at",
+    "processing_completed_at",
+)
+"""What ``stats()`` reads besides ``created_at`` (the PostgreSQL statistics index includes them)."""
+
 ForeignKeyTarget = sa.Table | sa.Column[Any] | str
 """What a foreign key may point at: a table (its one primary key column), a column, or
 ``"table.column"``."""
@@ -249,6 +260,13 @@ def define_recordings_table(
         table.c.id,
         postgresql_where=purgeable,
         sqlite_where=purgeable,
+    )
+    # Statistics over a window of creation times: on PostgreSQL the index also carries
+    # every column stats() reads, so it is an index-only scan instead of the wide heap.
+    sa.Index(
+        f"ix_{name}_created_at",
+        table.c.created_at,
+        postgresql_include=list(STATS_COLUMNS),
     )
     return table
 
