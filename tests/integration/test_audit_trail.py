@@ -26,7 +26,12 @@ from helppet_recordings import (
 )
 from helppet_recordings.audit import AuditEntry
 from helppet_recordings.ports import RecordingRepository
-from helppet_recordings.repositories.sqlalchemy import AUDIT_TABLE_NAME, SqlAlchemyRepository
+from helppet_recordings.repositories.sqlalchemy import (
+    AUDIT_TABLE_NAME,
+    SqlAlchemyRepository,
+    define_audit_table,
+    define_recordings_table,
+)
 from helppet_recordings.testing.clock import FakeClock
 from tests.integration.conftest import SQL_BACKENDS, database_url
 
@@ -156,3 +161,26 @@ def test_the_trail_outlives_the_recording_and_unknown_ids_are_not_found(
     assert [entry.action for entry in service.audit_trail(str(rid))][-1] == "recording.purged"
     with pytest.raises(RecordingNotFoundError):
         service.audit_trail(uuid.uuid4())
+
+
+def test_an_embedding_host_passes_its_own_audit_table() -> None:
+    """A host's audit table (its own name, in its own metadata) is the one written and read."""
+    host = sa.MetaData()
+    recordings = define_recordings_table(host, name="clinic_recordings")
+    trail = define_audit_table(host, name="clinic_recording_audit")
+    with SqlAlchemyRepository.from_url("sqlite://", table=recordings, audit_table=trail) as sql:
+        host.create_all(sql.engine)
+        assert sql.audit_table is trail
+        entry = AuditEntry(
+            recording_id=uuid.uuid4(),
+            action="download_url.issued",
+            actor_user_id=USER,
+            at=dt.datetime(2026, 11, 24, 9, tzinfo=dt.UTC),
+            attributes={"expires_in": 60},
+        )
+        sql.record_audit(entry)
+        assert sql.audit_trail(entry.recording_id) == [entry]
+        with sql.engine.connect() as connection:
+            rows = connection.execute(sa.select(sa.func.count()).select_from(trail)).scalar_one()
+        assert rows == 1
+        assert sa.inspect(sql.engine).has_table(AUDIT_TABLE_NAME) is False
