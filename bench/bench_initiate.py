@@ -16,23 +16,46 @@ the fastest round of each (as ``timeit`` advises: slower rounds measure
 other load on the machine, not the code); the medians are printed too.
 Target: ratio <= 1.2.
 
+Then what observability costs, measured the same way:
+
+- **metrics**: ``initiate_upload`` with ``RecordingMetrics(NoOpMeterProvider())``
+  (metrics off), with the default (the global provider: a no-op until the host
+  configures one) and with an OpenTelemetry SDK ``MeterProvider`` and an
+  in-memory reader (metrics on, recorded in full);
+- **audit**: ``initiate_upload`` writes no audit entry, so ``get_download_url``
+  is measured instead, with its audit write and with a repository that drops
+  audit entries (the write's cost alone), over the in-memory repository and
+  over SQLite in a file (a committed ``INSERT`` per URL).
+
     .venv/bin/python bench/bench_initiate.py [--rounds 30] [--calls 200]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import secrets
 import statistics
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.config import Config
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from helppet_recordings import InMemoryRepository, RecordingService, RecordingSettings, S3Storage
+from helppet_recordings.audit import AuditEntry
+from helppet_recordings.metrics import RecordingMetrics
+from helppet_recordings.ports import RecordingRepository
+from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository
+from helppet_recordings.status import RecordingStatus
+from helppet_recordings.testing.factories import make_recording
 
 BUCKET = "helppet-audio-recordings"
 MAX_SIZE = 104_857_600
@@ -150,6 +173,117 @@ def main() -> None:
         f"{'ratio, own signer':24}{pkg / signer:10.3f}{pkg_median / signer_median:16.3f}"
         "   (the package's logic alone)"
     )
+    compare_metrics(client, request, args.rounds, args.calls)
+    compare_audit(client, args.rounds, args.calls)
+
+
+def rounds(
+    variants: dict[str, Callable[[], None]], count: int, calls: int
+) -> dict[str, list[float]]:
+    """Time every variant ``count`` times, interleaved; return each round's seconds per call."""
+    for fn in variants.values():  # warm up
+        measure(fn, 20)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(count):
+        for name, fn in variants.items():
+            times[name].append(measure(fn, calls))
+    return times
+
+
+def report(title: str, times: dict[str, list[float]], baseline: str) -> None:
+    """Print each variant's fastest and median round and its ratio to ``baseline``."""
+    base, base_median = min(times[baseline]), statistics.median(times[baseline])
+    print(f"\n{title}")
+    print(f"{'':48}{'fastest round':>10}{'median round':>16}{'ratio':>8}{'(median)':>10}")
+    for name, values in times.items():
+        fastest, median = min(values), statistics.median(values)
+        print(
+            f"{name:48}{fastest * 1e6:7.1f} µs{median * 1e6:13.1f} µs"
+            f"{fastest / base:8.3f}{median / base_median:10.3f}"
+        )
+
+
+def compare_metrics(client: Any, request: dict[str, Any], count: int, calls: int) -> None:
+    """``initiate_upload`` with metrics off, by default, and recorded by the SDK."""
+    reader = InMemoryMetricReader()
+    user = uuid.uuid4()
+    settings = RecordingSettings(s3_bucket_name=BUCKET, max_file_size=MAX_SIZE)
+
+    def service(metrics: RecordingMetrics | None) -> Callable[[], None]:
+        built = RecordingService(
+            S3Storage(BUCKET, client=client), InMemoryRepository(), settings, metrics=metrics
+        )
+
+        def call() -> None:
+            built.initiate_upload(user, request)
+
+        return call
+
+    times = rounds(
+        {
+            "metrics off (NoOpMeterProvider)": service(RecordingMetrics(NoOpMeterProvider())),
+            "default (global provider, unset)": service(None),
+            "SDK MeterProvider, in-memory reader": service(
+                RecordingMetrics(MeterProvider(metric_readers=[reader]))
+            ),
+        },
+        count,
+        calls,
+    )
+    report("initiate_upload and metrics", times, "metrics off (NoOpMeterProvider)")
+    assert reader.get_metrics_data() is not None  # the SDK did record
+
+
+def _download(service: RecordingService, owner: uuid.UUID, rid: uuid.UUID) -> Callable[[], None]:
+    def call() -> None:
+        service.get_download_url(owner, rid)
+
+    return call
+
+
+class _DropAudit:
+    """A repository that forwards everything but drops audit entries (the audit's cost alone)."""
+
+    def __init__(self, inner: RecordingRepository) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        """Drop the entry."""
+
+
+def compare_audit(client: Any, count: int, calls: int) -> None:
+    """``get_download_url`` with and without its audit write, in memory and on SQLite."""
+    settings = RecordingSettings(s3_bucket_name=BUCKET, max_file_size=MAX_SIZE)
+    storage = S3Storage(BUCKET, client=client)
+    metrics = RecordingMetrics(NoOpMeterProvider())
+    with tempfile.TemporaryDirectory() as directory:
+        sqlite = SqlAlchemyRepository.from_url(f"sqlite:///{Path(directory) / 'bench.db'}")
+        sqlite.create_schema()
+        variants: dict[str, Callable[[], None]] = {}
+        for label, repository in (("memory", InMemoryRepository()), ("SQLite file", sqlite)):
+            now = dt.datetime.now(dt.UTC)
+            recording = make_recording(
+                status=RecordingStatus.UPLOADED, verified_at=now, file_size_bytes=1000
+            )
+            repository.add(recording)
+            owner, rid = recording.recorded_by_user_id, recording.id
+            for audited, repo in (
+                ("audited", repository),
+                ("audit dropped", _DropAudit(repository)),
+            ):
+                service = RecordingService(storage, repo, settings, metrics=metrics)
+                variants[f"get_download_url, {label}, {audited}"] = _download(service, owner, rid)
+        times = rounds(variants, count, calls)
+        sqlite.close()
+    for label in ("memory", "SQLite file"):
+        report(
+            f"get_download_url and its audit write ({label})",
+            {name: values for name, values in times.items() if f", {label}," in name},
+            f"get_download_url, {label}, audit dropped",
+        )
 
 
 if __name__ == "__main__":

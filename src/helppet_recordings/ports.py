@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
+from helppet_recordings.audit import AuditEntry
 from helppet_recordings.models import (
     Recording,
     RecordingFilter,
@@ -18,6 +19,7 @@ from helppet_recordings.models import (
     StoredObject,
     UploadTicket,
 )
+from helppet_recordings.stats import RepositoryStats
 from helppet_recordings.status import RecordingStatus
 
 __all__ = ["EncryptionChecking", "RecordingRepository", "RecordingStorage"]
@@ -220,5 +222,29 @@ class RecordingRepository(Protocol):
 
         Returns False, changing nothing, unless the stored recording is
         soft-deleted and not yet purged.
+        """
+        ...
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        """Append ``entry`` to its recording's audit trail (durably, before returning).
+
+        The trail is append-only: no method of the port changes or removes an
+        entry, and purging a recording leaves its trail as it is.
+        """
+        ...
+
+    def audit_trail(self, recording_id: uuid.UUID) -> list[AuditEntry]:
+        """Return every audit entry of the recording, oldest first (ties in the order written).
+
+        An unknown recording has an empty trail.
+        """
+        ...
+
+    def stats(self, *, since: dt.datetime | None, until: dt.datetime | None) -> RepositoryStats:
+        """Return the statistics of the recordings created at or after ``since``, before ``until``.
+
+        Either bound may be None (open). Soft-deleted and purged recordings
+        count. See :mod:`helppet_recordings.stats` for what each figure is;
+        a database backend computes them with aggregates, not by reading rows.
         """
         ...

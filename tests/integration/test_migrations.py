@@ -16,12 +16,14 @@ from alembic.migration import MigrationContext
 
 from helppet_recordings.repositories.sqlalchemy import (
     ALEMBIC_VERSION_TABLE,
+    AUDIT_TABLE_NAME,
     MIGRATIONS_DIR,
     SqlAlchemyRepository,
     alembic_config,
     define_recordings_table,
     metadata,
 )
+from helppet_recordings.repositories.sqlalchemy.schema import STATS_COLUMNS
 from helppet_recordings.testing.factories import make_recording
 
 EXPECTED_INDEXES = {
@@ -31,6 +33,7 @@ EXPECTED_INDEXES = {
     "ix_recordings_stale_uploads": ["status", "upload_expires_at", "id"],
     "ix_recordings_purgeable": ["deleted_at", "id"],
     "ix_recordings_work_queue": ["lease_expires_at", "id"],
+    "ix_recordings_created_at": ["created_at"],
     "uq_recordings_owner_idempotency_key": ["recorded_by_user_id", "idempotency_key"],
 }
 
@@ -75,9 +78,9 @@ def test_upgrade_creates_the_table_and_indexes(repository: SqlAlchemyRepository)
     engine = repository.engine
     assert _tables(engine) == set()
     repository.create_schema()
-    assert _tables(engine) == {"recordings", ALEMBIC_VERSION_TABLE}
+    assert _tables(engine) == {"recordings", AUDIT_TABLE_NAME, ALEMBIC_VERSION_TABLE}
     assert "alembic_version" not in _tables(engine)
-    assert _revision(engine) == "0002"
+    assert _revision(engine) == "0003"
     inspector = sa.inspect(engine)
     indexes = {
         index["name"]: index
@@ -107,6 +110,8 @@ def test_upgrade_creates_the_table_and_indexes(repository: SqlAlchemyRepository)
         assert isinstance(columns["id"]["type"], sa.Uuid)
         assert isinstance(columns["created_at"]["type"], sa.DateTime)
         assert columns["created_at"]["type"].timezone
+        stats_index = indexes["ix_recordings_created_at"]["dialect_options"]["postgresql_include"]
+        assert stats_index == list(STATS_COLUMNS)
         key_type = columns["s3_key"]["type"]
         assert isinstance(key_type, sa.String)
         assert key_type.collation == "C"
@@ -135,10 +140,10 @@ def test_downgrade_to_base_and_up_again(repository: SqlAlchemyRepository) -> Non
     repository.add(make_recording())
     with engine.begin() as connection:
         command.downgrade(alembic_config(connection), "base")
-    assert "recordings" not in _tables(engine)
+    assert _tables(engine) == {ALEMBIC_VERSION_TABLE}
     assert _revision(engine) is None
     repository.create_schema()
-    assert _revision(engine) == "0002"
+    assert _revision(engine) == "0003"
     assert _differences(engine, metadata) == []
     recording = make_recording()
     repository.add(recording)
@@ -165,7 +170,7 @@ def test_create_schema_is_idempotent_and_safe_concurrently(
     for thread in threads:
         thread.join()
     assert errors == []
-    assert _revision(repository.engine) == "0002"
+    assert _revision(repository.engine) == "0003"
     with repository.engine.connect() as connection:
         version_table = sa.table(ALEMBIC_VERSION_TABLE)
         versions = connection.execute(sa.select(sa.func.count()).select_from(version_table))

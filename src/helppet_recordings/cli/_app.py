@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from helppet_recordings.models import ReconcileReport, StoredObject
     from helppet_recordings.ports import RecordingStorage
     from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository
+    from helppet_recordings.stats import DistributionStats, RecordingStats
 
 __all__ = ["cli"]
 
@@ -271,6 +273,108 @@ def purge(*, retention_days: int | None, json_mode: bool, progress: bool | None)
         {"ok": True, "purged": purged},
         lambda console: console.print(f"Purge done: {purged} deleted recording(s) purged."),
     )
+
+
+# ------------------------------------------------------------------------------ stats
+
+
+if TYPE_CHECKING:
+    _DateTimeParam = click.ParamType[dt.datetime]
+else:  # click before 8.2 has no generic ParamType at run time
+    _DateTimeParam = click.ParamType
+
+
+class _IsoTime(_DateTimeParam):
+    """An ISO 8601 date or time; one without a zone is taken as UTC."""
+
+    name = "ISO-TIME"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> dt.datetime:
+        """Parse ``value`` (``2026-11-01``, ``2026-11-01T08:00:00+01:00``, ``...Z``)."""
+        if isinstance(value, dt.datetime):
+            return value
+        try:
+            parsed = dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 date or time", param, ctx)
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+
+
+_ISO_TIME: Final = _IsoTime()
+_DISTRIBUTION_LABELS: Final = (
+    ("file_size_bytes", "file size (bytes)"),
+    ("duration_seconds", "duration, declared (s)"),
+    ("audio_duration_seconds", "duration, measured (s)"),
+    ("processing_seconds", "processing (s)"),
+)
+
+
+@cli.command()
+@click.option("--since", type=_ISO_TIME, help="Recordings created at or after (ISO 8601; UTC).")
+@click.option("--until", type=_ISO_TIME, help="Recordings created before (ISO 8601; UTC).")
+@_reporting
+def stats(
+    *,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    json_mode: bool,
+    progress: bool | None,
+) -> None:
+    """Statistics: counts by status, upload success rate, sizes, durations, processing times.
+
+    Computed in the database over the recordings created in the window
+    (default: all of them), deleted ones included.
+    """
+    if since is not None and until is not None and since >= until:
+        raise click.UsageError("--until must be later than --since")
+    output = Output(json_mode=json_mode, progress=progress)
+    with (
+        _errors(output),
+        _backends() as backends,
+        output.progress("Computing statistics", "queries"),
+    ):
+        computed = backends.service.stats(since=since, until=until)
+    output.report(
+        {"ok": True, **computed.model_dump(mode="json")},
+        functools.partial(_stats_text, computed),
+    )
+
+
+def _stats_text(computed: RecordingStats, console: Console) -> None:
+    from rich.table import Table  # noqa: PLC0415 - only the text report needs it
+
+    start = "the beginning" if computed.since is None else computed.since.isoformat()
+    end = "now" if computed.until is None else computed.until.isoformat()
+    console.print(f"Recordings created from {start} until {end}: {computed.total:,}")
+    console.print(
+        "  "
+        + ", ".join(f"{status.value} {count:,}" for status, count in computed.by_status.items())
+    )
+    uploads = computed.uploads
+    rate = computed.upload_success_rate
+    console.print(
+        "Upload success rate: "
+        + ("n/a (no upload has settled)" if rate is None else f"{rate:.1%}")
+        + f" ({uploads.verified:,} verified, {uploads.failed_without_audio:,} failed without"
+        f" audio, {uploads.uploading:,} still uploading)"
+    )
+    table = Table(box=None, pad_edge=False)
+    table.add_column("")
+    for heading in ("count", "min", "p50", "p90", "p99", "max", "mean"):
+        table.add_column(heading, justify="right")
+    for field, label in _DISTRIBUTION_LABELS:
+        spread: DistributionStats = getattr(computed, field)
+        figures = (spread.min, spread.p50, spread.p90, spread.p99, spread.max, spread.mean)
+        table.add_row(label, f"{spread.count:,}", *(_figure(value) for value in figures))
+    console.print(table)
+
+
+def _figure(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
 
 
 # ------------------------------------------------------------------------------ doctor

@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
+from collections import Counter, defaultdict
 
+from helppet_recordings.audit import AuditEntry
 from helppet_recordings.models import Recording, RecordingFilter, RecordingPage
 from helppet_recordings.repositories._duplicates import duplicate_recording
+from helppet_recordings.stats import RepositoryStats, UploadCounts, summarize
 from helppet_recordings.status import RecordingStatus
 
 __all__ = ["InMemoryRepository"]
@@ -29,6 +32,8 @@ class InMemoryRepository:
         self._rows: dict[uuid.UUID, Recording] = {}
         self._keys: set[str] = set()
         self._idempotency: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+        self._audit: defaultdict[uuid.UUID, list[AuditEntry]] = defaultdict(list)
+        self._audit_ids: set[uuid.UUID] = set()
 
     def add(self, recording: Recording) -> None:
         """Store a new recording.
@@ -193,6 +198,77 @@ class InMemoryRepository:
                 return False
             self._rows[recording.id] = recording.copy()
             return True
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        """Append ``entry`` to its recording's trail; an entry id is never stored twice."""
+        with self._lock:
+            if entry.id in self._audit_ids:
+                raise duplicate_recording("id")
+            self._audit_ids.add(entry.id)
+            self._audit[entry.recording_id].append(entry)
+
+    def audit_trail(self, recording_id: uuid.UUID) -> list[AuditEntry]:
+        """Return the recording's audit entries, oldest first, ties in the order written."""
+        with self._lock:
+            entries = list(self._audit.get(recording_id, ()))
+        entries.sort(key=lambda entry: entry.at)  # stable: ties keep the order written
+        return entries
+
+    def stats(self, *, since: dt.datetime | None, until: dt.datetime | None) -> RepositoryStats:
+        """Compute the statistics in Python over the recordings created in ``[since, until)``.
+
+        The twin of the SQL backends' aggregates (see :mod:`helppet_recordings.stats`).
+        """
+        for bound in (since, until):
+            if bound is not None and bound.utcoffset() is None:
+                msg = "datetimes compared in the repository must be timezone-aware"
+                raise ValueError(msg)
+        with self._lock:
+            rows = [
+                row
+                for row in self._rows.values()
+                if (since is None or row.created_at >= since)
+                and (until is None or row.created_at < until)
+            ]
+        by_status = Counter(row.status for row in rows)
+        verified = [row for row in rows if row.verified_at is not None]
+        transcribed = [
+            row
+            for row in rows
+            if row.status is RecordingStatus.TRANSCRIBED
+            and row.processing_started_at is not None
+            and row.processing_completed_at is not None
+        ]
+        return RepositoryStats(
+            by_status={status: by_status[status] for status in RecordingStatus},
+            uploads=UploadCounts(
+                initiated=len(rows),
+                verified=len(verified),
+                failed_without_audio=sum(
+                    row.status is RecordingStatus.FAILED and row.verified_at is None for row in rows
+                ),
+                uploading=sum(
+                    row.status is RecordingStatus.UPLOADING and row.verified_at is None
+                    for row in rows
+                ),
+            ),
+            file_size_bytes=summarize(
+                row.file_size_bytes for row in verified if row.file_size_bytes is not None
+            ),
+            duration_seconds=summarize(
+                row.duration_seconds for row in verified if row.duration_seconds is not None
+            ),
+            audio_duration_seconds=summarize(
+                row.audio_duration_seconds
+                for row in verified
+                if row.audio_duration_seconds is not None
+            ),
+            processing_seconds=summarize(
+                (row.processing_completed_at - row.processing_started_at).total_seconds()
+                for row in transcribed
+                if row.processing_completed_at is not None and row.processing_started_at is not None
+            ),
+        )
 
 
 def _listing_order(row: Recording) -> tuple[dt.datetime, bytes]:

@@ -2,10 +2,11 @@
 
 - ``facade``: :class:`RecordingService`, the public entry point; it only delegates;
 - ``changes``: :class:`ServiceContext` and the one write path (load, transition,
-  compare-and-set, publish);
+  compare-and-set, publish, audit);
 - ``uploads``: initiate, renew, complete, delete;
 - ``verification``: what completion and the sweeper check of a stored object;
-- ``queries``: list, get, download URLs;
+- ``queries``: list, get, download URLs (reads of personal content are audited);
+- ``reports``: the audit trail and statistics (system operations);
 - ``processing``: what workers do after an upload;
 - ``maintenance``: the sweeper, reconcile, purge;
 - ``inputs``: argument and request checking;

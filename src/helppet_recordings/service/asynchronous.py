@@ -80,3 +80,5 @@ class AsyncRecordingService:
     begin_processing = _awaitable(RecordingService.begin_processing)
     record_audio = _awaitable(RecordingService.record_audio)
     defer_processing = _awaitable(RecordingService.defer_processing)
+    audit_trail = _awaitable(RecordingService.audit_trail)
+    stats = _awaitable(RecordingService.stats)

@@ -7,20 +7,33 @@ recording, lets a step apply one of the entity's transition methods, writes the
 result with a compare-and-set on the status it was loaded in, retries when a
 concurrent writer got there first, and publishes the change's event only after
 it was stored.
+
+:meth:`ServiceContext.emit`, the one place events leave the service, also
+writes the audit trail: each event named in :data:`AUDITED_EVENTS` becomes an
+:class:`~helppet_recordings.audit.AuditEntry` in the repository right after the
+change it reports was stored. Reads that hand out personal content (a
+download URL, a transcript) are audited by their use cases *before* they
+answer, through :meth:`ServiceContext.audit`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Final
 
 import attrs
 
-from helppet_recordings import events
-from helppet_recordings.errors import InvalidStatusTransitionError, RecordingNotFoundError
+from helppet_recordings import audit, events
+from helppet_recordings.audit import AuditEntry, AuditValue
+from helppet_recordings.errors import (
+    InvalidStatusTransitionError,
+    RecordingError,
+    RecordingNotFoundError,
+)
 from helppet_recordings.events import AttributeValue, EventPublisher, RecordingEvent
 from helppet_recordings.metrics import RecordingMetrics
 from helppet_recordings.models import Recording
@@ -29,6 +42,7 @@ from helppet_recordings.service.inputs import aware
 from helppet_recordings.settings import RecordingSettings
 
 __all__ = [
+    "AUDITED_EVENTS",
     "AuthorizeContext",
     "Change",
     "Clock",
@@ -43,6 +57,15 @@ AuthorizeContext = Callable[[uuid.UUID, uuid.UUID | None, uuid.UUID | None], boo
 
 Clock = Callable[[], dt.datetime]
 """Returns the current time, timezone-aware."""
+
+AUDITED_EVENTS: Final[Mapping[str, str]] = {
+    events.RECORDING_DELETED: audit.RECORDING_DELETED,
+    events.RECORDING_PURGED: audit.RECORDING_PURGED,
+    events.RECORDING_REPROCESSED: audit.RECORDING_REPROCESSED,
+}
+"""The stored changes that are audited, by event name: the audit action each becomes."""
+
+_logger = logging.getLogger("helppet_recordings.audit")
 
 SAVE_ATTEMPTS: Final = 8  # a save loses only to a concurrent status change; a few retries settle it
 
@@ -166,7 +189,17 @@ class ServiceContext:
         at: dt.datetime | None = None,
         attributes: Mapping[str, AttributeValue] | None = None,
     ) -> None:
-        """Publish one event about ``recording`` (after the change it reports was stored)."""
+        """Publish one event about ``recording`` (after the change it reports was stored).
+
+        An audited change (:data:`AUDITED_EVENTS`) is written to the audit
+        trail first; should that write fail, the error propagates (the change
+        itself stands: it was stored already) and is logged with the
+        recording's id and the action, so the gap in the trail is known.
+        """
+        moment = recording.updated_at if at is None else at
+        action = AUDITED_EVENTS.get(name)
+        if action is not None:
+            self.audit(action, recording, user_id, at=moment, attributes=attributes)
         if not self.publisher.wanted:
             return  # nobody listens: skip building the event on the hot path
         self.publisher.publish(
@@ -174,10 +207,39 @@ class ServiceContext:
                 name=name,
                 recording_id=recording.id,
                 user_id=user_id,
-                at=recording.updated_at if at is None else at,
+                at=moment,
                 attributes={"status": recording.status.value, **(attributes or {})},
             )
         )
+
+    def audit(
+        self,
+        action: str,
+        recording: Recording,
+        actor: uuid.UUID | None,
+        *,
+        at: dt.datetime,
+        attributes: Mapping[str, AuditValue] | None = None,
+    ) -> None:
+        """Append an audit entry for ``recording`` to the repository; raise if it is not stored.
+
+        The entry carries the recording's status and ``attributes`` (codes
+        and counts, as events do).
+        """
+        entry = AuditEntry(
+            recording_id=recording.id,
+            action=action,
+            actor_user_id=actor,
+            at=at,
+            attributes={"status": recording.status.value, **(attributes or {})},
+        )
+        try:
+            self.repository.record_audit(entry)
+        except RecordingError:
+            _logger.exception(
+                "Audit entry %s for recording %s could not be stored", action, recording.id
+            )
+            raise
 
     def _save(self, new: Recording, loaded: Recording) -> bool:
         return self.repository.save(new, expected_status=loaded.status)

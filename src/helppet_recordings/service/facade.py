@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from helppet_recordings.audit import AuditEntry
 from helppet_recordings.events import EventListener, EventPublisher
 from helppet_recordings.metrics import RecordingMetrics
 from helppet_recordings.models import AudioFacts, ReconcileReport, Recording
@@ -23,9 +24,10 @@ from helppet_recordings.schemas import (
     RecordingListResponse,
     RecordingResponse,
 )
-from helppet_recordings.service import maintenance, processing, queries, uploads
+from helppet_recordings.service import maintenance, processing, queries, reports, uploads
 from helppet_recordings.service.changes import AuthorizeContext, Clock, ServiceContext
 from helppet_recordings.settings import RecordingSettings
+from helppet_recordings.stats import RecordingStats
 from helppet_recordings.status import RecordingStatus
 
 __all__ = ["RecordingService"]
@@ -154,7 +156,9 @@ class RecordingService:
         ``limit`` is 1 to ``settings.list_max_limit``; ``total`` counts every
         recording matching the same filters. ``next_cursor`` (null on the last
         page) passed back as ``cursor`` returns the next page at the cost of
-        the first, however deep.
+        the first, however deep. Items carry no transcript text
+        (``transcript_text`` is None; its confidence, language and service
+        stay): a transcript is read with :meth:`get_recording`, which audits it.
         """
         return queries.list_recordings(
             self._ctx,
@@ -170,7 +174,12 @@ class RecordingService:
     def get_recording(
         self, user_id: uuid.UUID | str, recording_id: uuid.UUID | str
     ) -> RecordingResponse:
-        """Return one of the caller's recordings."""
+        """Return one of the caller's recordings.
+
+        When it has a transcript, a ``transcript.read`` audit entry is stored
+        before it is returned; if that write fails, the error is raised and
+        nothing is returned.
+        """
         return queries.get_recording(self._ctx, user_id, recording_id)
 
     def get_download_url(
@@ -179,7 +188,9 @@ class RecordingService:
         """Return a signed, expiring URL to the recording's audio.
 
         Only a verified upload can be downloaded: ``INVALID_STATUS_TRANSITION``
-        while it is still ``uploading`` or when it failed before arriving.
+        while it is still ``uploading`` or when it failed before arriving. A
+        ``download_url.issued`` audit entry is stored before the URL is
+        returned; if that write fails, no URL is returned.
         """
         return queries.get_download_url(self._ctx, user_id, recording_id)
 
@@ -340,3 +351,29 @@ class RecordingService:
         return maintenance.purge_deleted(
             self._ctx, retention_days=retention_days, now=now, batch_size=batch_size
         )
+
+    # ----------------------------------------------------------------------- reporting
+
+    def audit_trail(self, recording_id: uuid.UUID | str) -> list[AuditEntry]:
+        """Return the recording's audit trail, oldest first (system operation).
+
+        Who issued a download URL, read the transcript, deleted, purged or
+        reprocessed it, and when (see :mod:`helppet_recordings.audit`). Kept
+        for deleted and purged recordings too; ``RECORDING_NOT_FOUND`` only
+        for a recording that never existed.
+        """
+        return reports.audit_trail(self._ctx, recording_id)
+
+    def stats(
+        self, *, since: dt.datetime | None = None, until: dt.datetime | None = None
+    ) -> RecordingStats:
+        """Return statistics of the recordings created at or after ``since`` and before ``until``.
+
+        Counts by status, the upload success rate, and the distributions of
+        sizes, durations and processing times, computed by the repository
+        (in the database for SQL backends; see :mod:`helppet_recordings.stats`
+        for what each figure counts). ``since`` and ``until`` are
+        timezone-aware (``VALIDATION_ERROR`` otherwise, or when ``until`` is
+        not after ``since``); either may be None.
+        """
+        return reports.stats(self._ctx, since=since, until=until)

@@ -1,10 +1,19 @@
-"""The reading use cases: list, get, and a signed download URL."""
+"""The reading use cases: list, get, and a signed download URL.
+
+Reads that hand out personal content are audited before they answer:
+``get_download_url`` writes ``download_url.issued`` and ``get_recording``
+writes ``transcript.read`` (when the recording has a transcript); if the
+audit entry cannot be stored, the caller gets the error, never the content.
+Listings carry no transcript text (``transcript_text`` is null in every item;
+the other transcript fields stay), so a transcript is only ever read through
+``get_recording``, one audited read per recording.
+"""
 
 from __future__ import annotations
 
 import uuid
 
-from helppet_recordings import events, policy
+from helppet_recordings import audit, events, policy
 from helppet_recordings.errors import (
     InvalidStatusTransitionError,
     UploadVerificationError,
@@ -21,7 +30,7 @@ from helppet_recordings.service.changes import ServiceContext
 from helppet_recordings.service.cursors import decode_cursor, encode_cursor
 from helppet_recordings.status import RecordingStatus
 
-__all__ = ["get_download_url", "get_recording", "list_recordings"]
+__all__ = ["get_download_url", "get_recording", "list_recordings", "without_transcript"]
 
 
 def list_recordings(
@@ -61,7 +70,7 @@ def list_recordings(
     items = page.items[:limit]
     more = len(page.items) > limit
     return RecordingListResponse(
-        items=[RecordingResponse.from_recording(r) for r in items],
+        items=[without_transcript(r) for r in items],
         total=page.total,
         limit=limit,
         offset=offset,
@@ -72,10 +81,28 @@ def list_recordings(
 def get_recording(
     ctx: ServiceContext, user_id: uuid.UUID | str, recording_id: uuid.UUID | str
 ) -> RecordingResponse:
-    """One of the caller's recordings."""
-    return RecordingResponse.from_recording(
-        ctx.owned(inputs.user_id(user_id), inputs.recording_id(recording_id))
-    )
+    """One of the caller's recordings; returning its transcript is audited first."""
+    owner = inputs.user_id(user_id)
+    recording = ctx.owned(owner, inputs.recording_id(recording_id))
+    if recording.transcript_text is not None:
+        ctx.audit(
+            audit.TRANSCRIPT_READ,
+            recording,
+            owner,
+            at=ctx.now(),
+            attributes={"characters": len(recording.transcript_text)},
+        )
+    return RecordingResponse.from_recording(recording)
+
+
+def without_transcript(recording: Recording) -> RecordingResponse:
+    """Return a recording as listings (and repeated completions) show it: no transcript text.
+
+    Transcripts are read one recording at a time (``get_recording``), where
+    each read is audited; a page of a listing never carries one. The other
+    transcript fields (confidence, language, service) stay.
+    """
+    return RecordingResponse.from_recording(recording).model_copy(update={"transcript_text": None})
 
 
 def get_download_url(
@@ -99,11 +126,16 @@ def get_download_url(
         content_type=audio.mime_type,
         filename=recording.filename,  # the key's own name: no client text in any URL
     )
+    now = ctx.now()
+    # No entry, no URL: the audit write comes before the URL leaves the service.
+    ctx.audit(
+        audit.DOWNLOAD_URL_ISSUED, recording, owner, at=now, attributes={"expires_in": expires_in}
+    )
     ctx.emit(
         events.DOWNLOAD_URL_ISSUED,
         recording,
         owner,
-        at=ctx.now(),
+        at=now,
         attributes={"expires_in": expires_in},
     )
     return DownloadUrlResponse(download_url=url, expires_in=expires_in)

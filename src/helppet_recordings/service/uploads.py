@@ -31,6 +31,7 @@ from helppet_recordings.schemas import (
 )
 from helppet_recordings.service import inputs
 from helppet_recordings.service.changes import Change, ServiceContext
+from helppet_recordings.service.queries import without_transcript
 from helppet_recordings.service.verification import (
     check_audio_signature,
     checksum_status,
@@ -194,7 +195,9 @@ def complete_upload(
             stored_size=settled.file_size_bytes,
             current_status=settled.status.value,
         )
-    return RecordingResponse.from_recording(settled)
+    # A repeated completion may meet a transcribed recording: transcripts are read (and
+    # audited) through get_recording only.
+    return without_transcript(settled)
 
 
 def ticket_response(recording: Recording, ticket: UploadTicket) -> InitiateUploadResponse:

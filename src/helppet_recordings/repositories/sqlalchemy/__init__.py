@@ -21,9 +21,11 @@ Database errors are translated at one point, :func:`translate_errors`.
 
 The modules, one concern each:
 
-- ``schema``: the table (:func:`define_recordings_table`), its names and predicates;
+- ``schema``: the tables (:func:`define_recordings_table`, :func:`define_audit_table`),
+  their names and predicates;
 - ``mapping``: rows to and from ``Recording``;
 - ``statements``: the prepared statements the repository runs;
+- ``reports``: the audit trail's and the statistics' statements;
 - ``errors``: :func:`translate_errors`;
 - ``engine``: engines with thread-pool defaults (used by ``from_url``);
 - ``migrate``: :func:`alembic_config` and the migrations directory;
@@ -50,6 +52,7 @@ from helppet_recordings.repositories.sqlalchemy.migrate import MIGRATIONS_DIR, a
 from helppet_recordings.repositories.sqlalchemy.repository import SqlAlchemyRepository
 from helppet_recordings.repositories.sqlalchemy.schema import (
     ALEMBIC_VERSION_TABLE,
+    AUDIT_TABLE_NAME,
     IDEMPOTENCY_KEY_PREDICATE,
     LIVE_PREDICATE,
     PURGEABLE_PREDICATE,
@@ -58,6 +61,8 @@ from helppet_recordings.repositories.sqlalchemy.schema import (
     STORAGE_KEY_TYPE,
     WORK_QUEUE_PREDICATE,
     ForeignKeyTarget,
+    audit_entries,
+    define_audit_table,
     define_recordings_table,
     metadata,
     recordings,
@@ -65,6 +70,7 @@ from helppet_recordings.repositories.sqlalchemy.schema import (
 
 __all__ = [
     "ALEMBIC_VERSION_TABLE",
+    "AUDIT_TABLE_NAME",
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_SQLITE_BUSY_TIMEOUT",
     "IDEMPOTENCY_KEY_PREDICATE",
@@ -78,6 +84,8 @@ __all__ = [
     "ForeignKeyTarget",
     "SqlAlchemyRepository",
     "alembic_config",
+    "audit_entries",
+    "define_audit_table",
     "define_recordings_table",
     "metadata",
     "recordings",

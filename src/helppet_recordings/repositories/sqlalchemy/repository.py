@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Self
 import sqlalchemy as sa
 import sqlalchemy.pool
 
+from helppet_recordings.audit import AuditEntry
 from helppet_recordings.models import Recording, RecordingFilter, RecordingPage
 from helppet_recordings.repositories.sqlalchemy.engine import (
     DEFAULT_SQLITE_BUSY_TIMEOUT,
@@ -25,12 +26,21 @@ from helppet_recordings.repositories.sqlalchemy.mapping import (
     to_row,
 )
 from helppet_recordings.repositories.sqlalchemy.migrate import MIGRATION_LOCK, upgrade_to_head
-from helppet_recordings.repositories.sqlalchemy.schema import recordings
+from helppet_recordings.repositories.sqlalchemy.reports import (
+    AuditStatements,
+    StatsStatements,
+    to_audit_entry,
+    to_audit_row,
+    to_repository_stats,
+    window_params,
+)
+from helppet_recordings.repositories.sqlalchemy.schema import audit_entries, recordings
 from helppet_recordings.repositories.sqlalchemy.statements import (
     Statements,
     filter_params,
     prefix_successor,
 )
+from helppet_recordings.stats import RepositoryStats
 from helppet_recordings.status import RecordingStatus
 
 if TYPE_CHECKING:
@@ -56,11 +66,25 @@ class SqlAlchemyRepository:
     An in-memory SQLite database lives in one connection (``StaticPool``); the
     repository then serializes its calls with a lock so that one thread's
     transaction never interleaves with another's.
+
+    ``audit_table`` is the audit trail's table: by default the package's
+    standalone one (migration ``0003``); an embedding application defines it
+    in its own metadata with :func:`define_audit_table` and passes it.
     """
 
-    def __init__(self, engine: sa.Engine, *, table: sa.Table | None = None) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        table: sa.Table | None = None,
+        audit_table: sa.Table | None = None,
+    ) -> None:
         self._engine = engine
         self._table = recordings if table is None else table
+        self._audit_statements = AuditStatements(
+            audit_entries if audit_table is None else audit_table
+        )
+        self._stats_statements = StatsStatements(self._table)
         self._owns_engine = False
         single_connection = isinstance(engine.pool, sa.pool.StaticPool)
         self._lock: contextlib.AbstractContextManager[Any] = (
@@ -74,6 +98,7 @@ class SqlAlchemyRepository:
         url: str | sa.URL,
         *,
         table: sa.Table | None = None,
+        audit_table: sa.Table | None = None,
         sqlite_busy_timeout: float = DEFAULT_SQLITE_BUSY_TIMEOUT,
         **engine_kwargs: Any,
     ) -> Self:
@@ -93,7 +118,7 @@ class SqlAlchemyRepository:
         disposes of it.
         """
         engine = build_engine(url, sqlite_busy_timeout=sqlite_busy_timeout, **engine_kwargs)
-        repository = cls(engine, table=table)
+        repository = cls(engine, table=table, audit_table=audit_table)
         repository._owns_engine = True
         return repository
 
@@ -386,3 +411,45 @@ class SqlAlchemyRepository:
         params = {f"v_{name}": value for name, value in to_row(recording).items()}
         with self._lock, translate_errors("mark_purged"), self._engine.begin() as connection:
             return connection.execute(self._statements.purge, params).rowcount == 1
+
+    # ------------------------------------------------------------- audit and statistics
+
+    @property
+    def audit_table(self) -> sa.Table:
+        """The audit trail table the repository appends to."""
+        return self._audit_statements.table
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        """Append ``entry`` to the audit table in one ``INSERT``, committed before returning.
+
+        The repository never updates or deletes an audit row. An entry id
+        that is already stored raises ``DuplicateRecordingError``.
+        """
+        row = to_audit_row(entry)
+        with self._lock, translate_errors("record_audit"), self._engine.begin() as connection:
+            connection.execute(self._audit_statements.insert, row)
+
+    def audit_trail(self, recording_id: uuid.UUID) -> list[AuditEntry]:
+        """Return the recording's audit entries, oldest first, ties in the order written."""
+        params = {"recording_id": recording_id}
+        with self._lock, translate_errors("audit_trail"), self._engine.connect() as connection:
+            rows = connection.execute(self._audit_statements.trail, params).all()
+        return [to_audit_entry(row) for row in rows]
+
+    def stats(self, *, since: dt.datetime | None, until: dt.datetime | None) -> RepositoryStats:
+        """Compute the statistics of the recordings created in ``[since, until)`` in one query.
+
+        One aggregate ``SELECT`` returns one row: counts, extremes and means,
+        and the percentiles (PostgreSQL: ``percentile_cont``; SQLite: ranks
+        picked with ``row_number()``, times to the millisecond). No recording
+        is read into Python.
+        """
+        params = window_params(since, until)
+        with self._lock, translate_errors("stats"), self._engine.connect() as connection:
+            statement = self._stats_statements.statement(
+                postgres=connection.dialect.name == "postgresql",
+                since=since is not None,
+                until=until is not None,
+            )
+            row = connection.execute(statement, params).mappings().one()
+        return to_repository_stats(row)

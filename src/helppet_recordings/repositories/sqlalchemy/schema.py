@@ -22,6 +22,7 @@ from helppet_recordings import limits
 
 __all__ = [
     "ALEMBIC_VERSION_TABLE",
+    "AUDIT_TABLE_NAME",
     "IDEMPOTENCY_KEY_PREDICATE",
     "LIVE_PREDICATE",
     "PURGEABLE_PREDICATE",
@@ -30,6 +31,8 @@ __all__ = [
     "STORAGE_KEY_TYPE",
     "WORK_QUEUE_PREDICATE",
     "ForeignKeyTarget",
+    "audit_entries",
+    "define_audit_table",
     "define_recordings_table",
     "metadata",
     "recordings",
@@ -37,6 +40,11 @@ __all__ = [
 
 RECORDINGS_TABLE_NAME: Final = "recordings"
 """The table's name, in the standalone schema and by default when embedded."""
+
+AUDIT_TABLE_NAME: Final = "recording_audit"
+"""The audit trail's table name, in the standalone schema and by default when embedded."""
+
+MAX_AUDIT_ACTION_LENGTH: Final = 40
 
 ALEMBIC_VERSION_TABLE: Final = "helppet_recordings_alembic_version"
 """Where the package's migrations record their revision (never the host's ``alembic_version``)."""
@@ -68,6 +76,17 @@ STORAGE_KEY_TYPE: Final = sa.String(limits.MAX_STORAGE_KEY_LENGTH).with_variant(
 """``VARCHAR(500)``; on PostgreSQL with the ``C`` collation, so that comparing and ordering
 storage keys is code point order (as in S3 and SQLite) and the unique index serves walks
 over every key in order, whatever the database's default collation."""
+
+STATS_COLUMNS: Final = (
+    "status",
+    "verified_at",
+    "file_size_bytes",
+    "duration_seconds",
+    "audio_duration_seconds",
+    "processing_started_at",
+    "processing_completed_at",
+)
+"""What ``stats()`` reads besides ``created_at`` (the PostgreSQL statistics index includes them)."""
 
 ForeignKeyTarget = sa.Table | sa.Column[Any] | str
 """What a foreign key may point at: a table (its one primary key column), a column, or
@@ -242,6 +261,13 @@ def define_recordings_table(
         postgresql_where=purgeable,
         sqlite_where=purgeable,
     )
+    # Statistics over a window of creation times: on PostgreSQL the index also carries
+    # every column stats() reads, so it is an index-only scan instead of the wide heap.
+    sa.Index(
+        f"ix_{name}_created_at",
+        table.c.created_at,
+        postgresql_include=list(STATS_COLUMNS),
+    )
     return table
 
 
@@ -257,8 +283,48 @@ def _foreign_key(target: ForeignKeyTarget | None, name: str) -> tuple[sa.Foreign
     return (sa.ForeignKey(target, name=name),)
 
 
+def define_audit_table(
+    metadata: sa.MetaData, *, name: str = AUDIT_TABLE_NAME, schema: str | None = None
+) -> sa.Table:
+    """Define the audit trail table in ``metadata`` and return it.
+
+    One row per :class:`~helppet_recordings.audit.AuditEntry`; rows are only
+    ever inserted. ``seq`` (an auto-incrementing key) orders entries written
+    at the same instant. There is deliberately no foreign key to the
+    recordings table: the trail must outlive anything done to a recording's
+    row. An application that embeds the recordings table defines this one in
+    its own metadata too and passes it as ``SqlAlchemyRepository(...,
+    audit_table=...)``.
+    """
+    table = sa.Table(
+        name,
+        metadata,
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("recording_id", sa.Uuid(), nullable=False),
+        sa.Column("action", sa.String(MAX_AUDIT_ACTION_LENGTH), nullable=False),
+        sa.Column("actor_user_id", sa.Uuid(), nullable=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        # Codes and counts as compact JSON (see helppet_recordings.audit): never free text.
+        sa.Column("attributes", sa.Text(), nullable=False),
+        sa.UniqueConstraint("id", name=f"uq_{name}_id"),
+        schema=schema,
+    )
+    # A recording's trail, oldest first.
+    sa.Index(f"ix_{name}_recording", table.c.recording_id, table.c.at, table.c.seq)
+    return table
+
+
 metadata: Final = sa.MetaData()
-"""The standalone schema's metadata: the recordings table without foreign keys."""
+"""The standalone schema's metadata: the recordings table without foreign keys, the audit trail."""
 
 recordings: Final = define_recordings_table(metadata)
 """The standalone recordings table (what migration ``0001`` creates)."""
+
+audit_entries: Final = define_audit_table(metadata)
+"""The standalone audit trail table (what migration ``0003`` creates)."""
