@@ -40,6 +40,7 @@ from typing import Any, Final
 
 import httpx
 import uvicorn
+from pydantic import SecretStr
 
 from examples.fastapi_app.auth import mint_token
 from examples.fastapi_app.config import AppConfig
@@ -374,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             database_url=f"sqlite:///{data / 'recordings.db'}",
             local_storage_dir=data / "files",
             public_base_url=base_url,
-            jwt_secret=secret,
+            jwt_secret=SecretStr(secret),
         )
         server = DemoServer(sock, config)
         print("HelpPet recordings demo")
