@@ -45,10 +45,12 @@ from typing import Any, Final
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from examples.fastapi_app.auth import mint_token
-from examples.fastapi_app.config import AppConfig, Backends, build_backends
+from examples.fastapi_app.config import AppConfig
 from examples.fastapi_app.main import create_app
+from helppet_recordings.environment import Backends, build_backends
 from helppet_recordings.errors import RecordingError
 from helppet_recordings.transcription import (
     LocalTranscriber,
@@ -474,12 +476,12 @@ def main(argv: list[str] | None = None) -> int:
             database_url=f"sqlite:///{data / 'recordings.db'}",
             local_storage_dir=data / "files",
             public_base_url=base_url,
-            jwt_secret=secret,
+            jwt_secret=SecretStr(secret),
         )
         try:
             # One service for the API and the worker; a deployment would run the worker
             # in its own process on the same database and storage.
-            backends = build_backends(config)
+            backends = build_backends(config, create_schema=True)
         except (RecordingError, OSError) as exc:
             sock.close()
             print(f"The API could not start: {exc}", file=sys.stderr)
@@ -490,6 +492,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         finally:
             backends.close()
+
+
+def secret_of(backends: Backends) -> str:
+    """Return the token secret the demo's app and phone share."""
+    assert backends.jwt_secret is not None  # noqa: S101 - the demo always sets one
+    return backends.jwt_secret
 
 
 def run_demo(
@@ -505,7 +513,7 @@ def run_demo(
     base_url = f"http://{HOST}:{sock.getsockname()[1]}"
     user = uuid.uuid4()
     app = create_app(
-        backends.service, jwt_secret=backends.verifier.secret, local_storage=backends.local_storage
+        backends.service, jwt_secret=secret_of(backends), local_storage=backends.local_storage
     )
     server = DemoServer(sock, app)
     worker = DemoWorker(
@@ -527,7 +535,7 @@ def run_demo(
     worker.start()
     try:
         with httpx.Client(base_url=base_url, timeout=30) as client:
-            phone = Phone(client=client, token=mint_token(backends.verifier.secret, user))
+            phone = Phone(client=client, token=mint_token(secret_of(backends), user))
             started = time.perf_counter()
             try:
                 run_flow(phone, sample)
@@ -542,7 +550,7 @@ def run_demo(
             if args.keep_running:
                 audio_path = data / FILENAME
                 audio_path.write_bytes(sample.data)
-                print_try_it(phone, base_url, audio_path, sample, backends.verifier.secret)
+                print_try_it(phone, base_url, audio_path, sample, secret_of(backends))
                 wait_for_interrupt()
     finally:
         worker.stop()

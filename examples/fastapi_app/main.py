@@ -1,8 +1,9 @@
 """The HelpPet recordings API on FastAPI: ``uvicorn examples.fastapi_app.main:app``.
 
 Six endpoints under ``/api/v1/recordings`` (the design document's) and ticket
-renewal. Configured from the environment (see :mod:`.config`); ``create_app``
-takes ready-made backends instead, for tests and embedding.
+renewal, and Prometheus text at ``/metrics``. Configured from the environment
+(see :mod:`.config`); ``create_app`` takes ready-made backends instead, for
+tests and embedding.
 
 This module only routes and authenticates. The package does the rest:
 validation, the recording life cycle, signing and, through
@@ -17,12 +18,13 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response, Security
+import attrs
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 from helppet_recordings import (
     CompleteUploadRequest,
@@ -35,11 +37,13 @@ from helppet_recordings import (
     RecordingService,
     RecordingStatus,
 )
+from helppet_recordings.environment import LOCAL_STORAGE_PATH, build_backends
 from helppet_recordings.integrations.fastapi import MAX_JSON_BODY_BYTES, install
 from helppet_recordings.storage.local import LocalStorage
 
 from .auth import TokenVerifier, UnauthorizedError, install_unauthorized_handler
-from .config import LOCAL_STORAGE_PATH, AppConfig, Backends, build_backends
+from .config import AppConfig
+from .metrics import PrometheusMetrics, prometheus_metrics
 
 __all__ = ["MAX_JSON_BODY_BYTES", "app", "create_app"]
 
@@ -51,36 +55,38 @@ _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
 _bearer = HTTPBearer(auto_error=False, description="A JWT (HS256) whose `sub` is your user id")
 
 
-# ------------------------------------------------------------------------ dependencies
+# ------------------------------------------------------------------------ the runtime
+
+
+@attrs.frozen(kw_only=True)
+class Runtime:
+    """What the app's requests use, resolved once at start-up."""
+
+    service: RecordingService
+    verifier: TokenVerifier
+    local_storage: LocalStorage | None = None
+    cors_origins: tuple[str, ...] = ()
+    metrics: PrometheusMetrics | None = None
+    close: Callable[[], None] = lambda: None
+
 
 _USER_ID: Final = "helppet_recordings.example.user_id"
 """Where the route class leaves the authenticated caller, in the request's scope."""
 
 
-def _backends(request: Request) -> Backends:
+def _runtime(request: Request) -> Runtime:
     # Built by the lifespan at start-up, so this is an attribute read; an app whose lifespan
-    # did not run (mounted without it) builds them at its first request.
-    lazy: _LazyBackends = request.app.state.backends
+    # did not run (mounted without it) builds it at its first request.
+    lazy: _LazyRuntime = request.app.state.runtime
     return lazy.get()
 
 
-async def _current_user(
-    request: Request,
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> uuid.UUID:
-    """Return the caller the route authenticated (``Security`` documents the scheme)."""
+def _caller(request: Request) -> tuple[uuid.UUID, RecordingService]:
+    """Return the caller the route authenticated and the service."""
     user_id = request.scope.get(_USER_ID)
-    if not isinstance(user_id, uuid.UUID):
+    if not isinstance(user_id, uuid.UUID):  # a route outside _AuthenticatedRoute
         raise UnauthorizedError
-    return user_id
-
-
-async def _service(request: Request) -> RecordingService:
-    return _backends(request).service
-
-
-UserId = Annotated[uuid.UUID, Depends(_current_user)]
-Service = Annotated[RecordingService, Depends(_service)]
+    return user_id, _runtime(request).service
 
 
 class _AuthenticatedRoute(APIRoute):
@@ -89,8 +95,9 @@ class _AuthenticatedRoute(APIRoute):
     FastAPI parses the JSON body before it solves dependencies, so a caller
     without a valid token who sent a malformed body would otherwise get 422
     instead of the contract's 401. The token is decoded here, in the event
-    loop (an HMAC over a few hundred bytes); the ``UserId`` dependency reads
-    the result.
+    loop (an HMAC over a few hundred bytes), and the caller left in the
+    request's scope for the route to read; the router's ``Security``
+    dependency only documents the scheme in OpenAPI.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -99,7 +106,7 @@ class _AuthenticatedRoute(APIRoute):
         async def authenticated(request: Request) -> Response:
             credentials = await _bearer(request)
             token = None if credentials is None else credentials.credentials
-            request.scope[_USER_ID] = _backends(request).verifier.authenticate(token)
+            request.scope[_USER_ID] = _runtime(request).verifier.authenticate(token)
             return await handler(request)
 
         return authenticated
@@ -110,31 +117,34 @@ class _AuthenticatedRoute(APIRoute):
 # once; its dependencies are coroutines too, so a request costs one thread hand-off.
 
 recordings = APIRouter(
-    prefix=API_PREFIX, tags=["recordings"], responses=_ERRORS, route_class=_AuthenticatedRoute
+    prefix=API_PREFIX,
+    tags=["recordings"],
+    responses=_ERRORS,
+    route_class=_AuthenticatedRoute,
+    dependencies=[Security(_bearer)],
 )
 
 
 @recordings.post("/upload/initiate")
-async def initiate_upload(
-    body: InitiateUploadRequest, user_id: UserId, service: Service
-) -> InitiateUploadResponse:
+async def initiate_upload(body: InitiateUploadRequest, request: Request) -> InitiateUploadResponse:
     """Create a recording and return a signed ticket to upload its audio directly to storage."""
+    user_id, service = _caller(request)
     return await run_in_threadpool(service.initiate_upload, user_id, body)
 
 
 @recordings.post("/upload/complete/{recording_id}")
 async def complete_upload(
-    recording_id: uuid.UUID, body: CompleteUploadRequest, user_id: UserId, service: Service
+    recording_id: uuid.UUID, body: CompleteUploadRequest, request: Request
 ) -> RecordingResponse:
     """Verify the uploaded audio in storage and mark the recording uploaded."""
+    user_id, service = _caller(request)
     return await run_in_threadpool(service.complete_upload, user_id, recording_id, body)
 
 
 @recordings.post("/upload/renew/{recording_id}")
-async def renew_upload(
-    recording_id: uuid.UUID, user_id: UserId, service: Service
-) -> InitiateUploadResponse:
+async def renew_upload(recording_id: uuid.UUID, request: Request) -> InitiateUploadResponse:
     """Return a fresh upload ticket for a recording whose upload URL expired."""
+    user_id, service = _caller(request)
     return await run_in_threadpool(service.renew_upload, user_id, recording_id)
 
 
@@ -142,8 +152,7 @@ async def renew_upload(
 @recordings.get("", include_in_schema=False)
 async def list_recordings(
     *,
-    user_id: UserId,
-    service: Service,
+    request: Request,
     appointment_id: uuid.UUID | None = None,
     visit_id: uuid.UUID | None = None,
     status: RecordingStatus | None = None,
@@ -151,6 +160,7 @@ async def list_recordings(
     offset: int = 0,
 ) -> RecordingListResponse:
     """List the caller's recordings, newest first, optionally narrowed."""
+    user_id, service = _caller(request)
     return await run_in_threadpool(
         service.list_recordings,
         user_id,
@@ -163,50 +173,83 @@ async def list_recordings(
 
 
 @recordings.get("/{recording_id}")
-async def get_recording(
-    recording_id: uuid.UUID, user_id: UserId, service: Service
-) -> RecordingResponse:
+async def get_recording(recording_id: uuid.UUID, request: Request) -> RecordingResponse:
     """Return one of the caller's recordings."""
+    user_id, service = _caller(request)
     return await run_in_threadpool(service.get_recording, user_id, recording_id)
 
 
 @recordings.get("/{recording_id}/download-url")
-async def get_download_url(
-    recording_id: uuid.UUID, user_id: UserId, service: Service
-) -> DownloadUrlResponse:
+async def get_download_url(recording_id: uuid.UUID, request: Request) -> DownloadUrlResponse:
     """Return a signed, expiring URL to play or download the recording."""
+    user_id, service = _caller(request)
     return await run_in_threadpool(service.get_download_url, user_id, recording_id)
 
 
 @recordings.delete("/{recording_id}", status_code=204, response_class=Response)
-async def delete_recording(recording_id: uuid.UUID, user_id: UserId, service: Service) -> Response:
+async def delete_recording(recording_id: uuid.UUID, request: Request) -> Response:
     """Soft-delete one of the caller's recordings."""
+    user_id, service = _caller(request)
     await run_in_threadpool(service.delete_recording, user_id, recording_id)
     return Response(status_code=204)
+
+
+async def serve_metrics(request: Request) -> Response:
+    """Serve the service's metrics as Prometheus text (no personal data: codes only)."""
+    prometheus = _runtime(request).metrics
+    if prometheus is None:
+        raise HTTPException(404, "Metrics are not collected by this app")
+    body, content_type = prometheus.exposition()
+    return Response(body, media_type=content_type)
 
 
 # ------------------------------------------------------------------------ the factory
 
 
-class _LazyBackends:
-    """The backends: given, or built from the environment on first use (at start-up)."""
+class _LazyRuntime:
+    """The runtime: given, or built from the environment on first use (at start-up)."""
 
-    def __init__(self, factory: Callable[[], Backends]) -> None:
+    def __init__(self, factory: Callable[[], Runtime]) -> None:
         self._factory = factory
-        self._backends: Backends | None = None
+        self._runtime: Runtime | None = None
         self._lock = threading.Lock()
 
-    def get(self) -> Backends:
-        if self._backends is None:
+    def get(self) -> Runtime:
+        if self._runtime is None:
             with self._lock:
-                if self._backends is None:
-                    self._backends = self._factory()
-        return self._backends
+                if self._runtime is None:
+                    self._runtime = self._factory()
+        return self._runtime
 
     def close(self) -> None:
-        backends, self._backends = self._backends, None
-        if backends is not None:
-            backends.close()
+        runtime, self._runtime = self._runtime, None
+        if runtime is not None:
+            runtime.close()
+
+
+def build_runtime(config: AppConfig) -> Runtime:
+    """Build the service from ``config`` (schema brought to head), its metrics and token checks."""
+    prometheus = prometheus_metrics()
+    backends = build_backends(
+        config,
+        create_schema=True,
+        engine_options=config.engine_options(),
+        metrics=None if prometheus is None else prometheus.recording,
+    )
+
+    def close() -> None:
+        backends.close()
+        if prometheus is not None:
+            prometheus.shutdown()
+
+    return Runtime(
+        service=backends.service,
+        verifier=config.token_verifier(),
+        local_storage=backends.local_storage,
+        cors_origins=config.cors_origins,
+        metrics=prometheus,
+        close=close,
+    )
 
 
 def create_app(
@@ -218,21 +261,24 @@ def create_app(
     local_storage: LocalStorage | None = None,
     cors_origins: Iterable[str] | None = None,
     config: AppConfig | None = None,
+    metrics: PrometheusMetrics | None = None,
 ) -> FastAPI:
     """Build the API.
 
     With ``service`` (and ``jwt_secret``, with ``jwt_audience`` and
     ``jwt_issuer`` to require them in tokens; ``local_storage`` when the
-    service uses LocalStorage; ``cors_origins`` for browsers) the app runs on
-    those; what is not given comes from ``config``, or from the environment
-    when there is no ``jwt_secret`` either. Without ``service``, it builds
-    everything from ``config`` or, by default, from the environment when it
-    starts, so importing this module never connects anywhere.
+    service uses LocalStorage; ``cors_origins`` for browsers; ``metrics``
+    when the service records into them) the app runs on those; what is not
+    given comes from ``config``, or from the environment when there is no
+    ``jwt_secret`` either. Without ``service``, it builds everything from
+    ``config`` or, by default, from the environment when it starts, so
+    importing this module never connects anywhere. Everything a request
+    needs is resolved once, at start-up.
     """
 
-    def factory() -> Backends:
+    def factory() -> Runtime:
         if service is None:
-            return build_backends(config or AppConfig.from_env())
+            return build_runtime(config or AppConfig.from_env())
         defaults = config
         if defaults is None and jwt_secret is None:
             defaults = AppConfig.from_env()
@@ -240,26 +286,30 @@ def create_app(
         def given_or_configured(given: Any, name: str) -> Any:
             return given if given is not None else getattr(defaults, name, None)
 
-        return Backends(
+        secret = jwt_secret
+        if secret is None and defaults is not None:
+            secret = defaults.require_jwt_secret()
+        return Runtime(
             service=service,
             verifier=TokenVerifier(
-                given_or_configured(jwt_secret, "jwt_secret"),
+                secret or "",
                 given_or_configured(jwt_audience, "jwt_audience"),
                 given_or_configured(jwt_issuer, "jwt_issuer"),
             ),
             local_storage=local_storage,
             cors_origins=tuple(given_or_configured(cors_origins, "cors_origins") or ()),
+            metrics=metrics,
         )
 
-    backends = _LazyBackends(factory)
+    runtime = _LazyRuntime(factory)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(backends.get)  # a bad configuration fails at start-up
+        await run_in_threadpool(runtime.get)  # a bad configuration fails at start-up
         try:
             yield
         finally:
-            await run_in_threadpool(backends.close)
+            await run_in_threadpool(runtime.close)
 
     api = FastAPI(
         title="HelpPet recordings",
@@ -267,16 +317,17 @@ def create_app(
         version="1",
         lifespan=lifespan,
     )
-    api.state.backends = backends
+    api.state.runtime = runtime
     install(
         api,
-        local_storage=lambda: backends.get().local_storage,
+        local_storage=lambda: runtime.get().local_storage,
         local_storage_prefix=LOCAL_STORAGE_PATH,
-        cors_origins=lambda: backends.get().cors_origins,
+        cors_origins=lambda: runtime.get().cors_origins,
         max_json_body_bytes=MAX_JSON_BODY_BYTES,
     )
     install_unauthorized_handler(api)
     api.include_router(recordings)
+    api.add_api_route("/metrics", serve_metrics, methods=["GET"], include_in_schema=False)
     return api
 
 

@@ -57,6 +57,7 @@ from pydantic_settings import (
 )
 
 from helppet_recordings.errors import RecordingError
+from helppet_recordings.metrics import RecordingMetrics
 from helppet_recordings.ports import RecordingStorage
 from helppet_recordings.service import RecordingService
 from helppet_recordings.settings import RecordingSettings
@@ -468,11 +469,16 @@ def build_storage(
         raise ConfigurationError(msg, variable="HELPPET_LOCAL_STORAGE_DIR") from exc
 
 
-def build_repository(environment: DeploymentSettings) -> SqlAlchemyRepository:
+def build_repository(
+    environment: DeploymentSettings, *, engine_options: Mapping[str, Any] | None = None
+) -> SqlAlchemyRepository:
     """Build the SQL repository ``DATABASE_URL`` names (without touching the database).
 
-    Raises :class:`ConfigurationError` for a URL SQLAlchemy cannot parse and
-    ``MissingDependencyError`` when the driver's extra is not installed.
+    ``engine_options`` are further keyword arguments for
+    ``SqlAlchemyRepository.from_url`` (``pool_size``, ``max_overflow``,
+    ``pool_pre_ping``, ``pool_recycle``). Raises :class:`ConfigurationError`
+    for a URL SQLAlchemy cannot parse and ``MissingDependencyError`` when the
+    driver's extra is not installed.
     """
     # Imported here: the sql extra is needed only when a database is used.
     import sqlalchemy.exc  # noqa: PLC0415
@@ -480,7 +486,7 @@ def build_repository(environment: DeploymentSettings) -> SqlAlchemyRepository:
     from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository  # noqa: PLC0415
 
     try:
-        return SqlAlchemyRepository.from_url(environment.database_url)
+        return SqlAlchemyRepository.from_url(environment.database_url, **(engine_options or {}))
     except sqlalchemy.exc.ArgumentError as exc:
         msg = (
             "DATABASE_URL is not a SQLAlchemy database URL "
@@ -494,22 +500,28 @@ def build_backends(
     settings: RecordingSettings | None = None,
     *,
     create_schema: bool = False,
+    engine_options: Mapping[str, Any] | None = None,
+    metrics: RecordingMetrics | None = None,
 ) -> Backends:
     """Build storage, repository and service from ``environment`` (default: the process's).
 
     ``settings`` overrides ``environment.recording``. With ``create_schema``
     the database is brought to the current schema first (as
-    ``helppet-recordings migrate`` does). Nothing is left open when this
-    raises.
+    ``helppet-recordings migrate`` does). ``engine_options`` go to
+    :func:`build_repository` (the connection pool); ``metrics`` is the
+    service's ``RecordingMetrics`` (default: on the global meter provider).
+    Nothing is left open when this raises.
     """
     environment = DeploymentSettings.load() if environment is None else environment
     settings = environment.recording if settings is None else settings
     storage = build_storage(environment)
-    repository = build_repository(environment)
+    repository = build_repository(environment, engine_options=engine_options)
     try:
         if create_schema:
             repository.create_schema()
-        service = RecordingService(storage=storage, repository=repository, settings=settings)
+        service = RecordingService(
+            storage=storage, repository=repository, settings=settings, metrics=metrics
+        )
     except BaseException:
         repository.close()
         raise

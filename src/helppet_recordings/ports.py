@@ -138,11 +138,23 @@ class RecordingRepository(Protocol):
         """Return the recording with this id, soft-deleted ones included, or None."""
         ...
 
-    def save(self, recording: Recording, *, expected_status: RecordingStatus) -> bool:
-        """Write every field of ``recording`` if the stored one is live and in ``expected_status``.
+    def save(
+        self,
+        recording: Recording,
+        *,
+        expected_status: RecordingStatus,
+        previous: Recording | None = None,
+    ) -> bool:
+        """Write ``recording`` if the stored one is live and in ``expected_status``.
 
-        Return False, changing nothing, when the stored recording is missing,
-        soft-deleted or in another status (another writer got there first).
+        Without ``previous`` every field is written. With ``previous`` (the
+        recording as it was loaded, before the change) only the status and
+        the fields that differ from it are written, so a concurrent change to
+        other fields (a worker's lease) survives. Return False, changing
+        nothing, when the stored recording is missing, soft-deleted or in
+        another status (another writer got there first). A recording whose
+        storage key or idempotency key differs from the stored one's (or
+        from ``previous``'s) raises ``ValueError``.
         """
         ...
 

@@ -60,6 +60,7 @@ class UvicornProcess:
         app: str = "examples.fastapi_app.main:app",
         options: Sequence[str] = (),
         public_path: str = "",
+        log_level: str = "warning",
     ) -> None:
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -72,6 +73,7 @@ class UvicornProcess:
         self._workdir = workdir
         self._app = app
         self._options = list(options)
+        self._log_level = log_level
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -93,7 +95,7 @@ class UvicornProcess:
             "--port",
             str(self.port),
             "--log-level",
-            "warning",
+            self._log_level,
         ]
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
@@ -233,6 +235,23 @@ def test_s3_storage_on_seaweedfs_over_http(
     assert str(httpx.URL(seaweed.endpoint_url).port) not in server.base_url
     local_routes = httpx.post(f"{server.base_url}/local-storage/upload", content=b"x", timeout=10)
     assert local_routes.status_code == 404
+
+
+def test_access_log_has_no_signed_query_strings(
+    serve: type[UvicornProcess], tmp_path: Path
+) -> None:
+    """Uvicorn's access log names each route but never a URL's query (expiry, signature)."""
+    server = serve(tmp_path, _local_env(tmp_path), log_level="info")
+    server.start()
+    _phone_flow(server.base_url)
+    requests = [
+        line for line in server.log_path.read_text().splitlines() if '" 2' in line or '" 4' in line
+    ]
+    downloads = [line for line in requests if "GET /local-storage/download/" in line]
+    assert len(downloads) == 1, requests
+    uploads = [line for line in requests if "POST /local-storage/upload" in line]
+    assert uploads, requests
+    assert not [line for line in requests if "?" in line or "signature" in line.lower()]
 
 
 def test_server_without_secret_refuses_to_start(tmp_path: Path) -> None:

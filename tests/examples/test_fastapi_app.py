@@ -18,7 +18,7 @@ import anyio.to_thread
 import jwt
 import pytest
 from examples.fastapi_app.auth import mint_token
-from examples.fastapi_app.config import AppConfig, ConfigError
+from examples.fastapi_app.config import AppConfig
 from examples.fastapi_app.main import create_app
 from starlette.exceptions import StarletteDeprecationWarning
 
@@ -29,6 +29,7 @@ from helppet_recordings import (
     RepositoryError,
     StorageUnavailableError,
 )
+from helppet_recordings.environment import ConfigurationError
 from helppet_recordings.models import StoredObject, UploadTicket
 from helppet_recordings.storage.local import LocalStorage
 from tests.support.faults import FaultyRepository
@@ -828,7 +829,7 @@ def test_config_defaults(tmp_path: Path) -> None:
 )
 def test_config_errors_say_what_to_set(env: dict[str, str], problem: str) -> None:
     """A missing or bad setting fails with a message naming it."""
-    with pytest.raises(ConfigError, match=problem):
+    with pytest.raises(ConfigurationError, match=problem):
         AppConfig.from_env(env)
 
 
@@ -838,7 +839,7 @@ def test_app_from_environment_fails_at_start_not_import(
     """Building the app never connects; starting it without a secret fails clearly."""
     monkeypatch.delenv("HELPPET_JWT_SECRET", raising=False)
     app = create_app()
-    with pytest.raises(ConfigError, match="HELPPET_JWT_SECRET"), TestClient(app):
+    with pytest.raises(ConfigurationError, match="HELPPET_JWT_SECRET"), TestClient(app):
         pass
 
 
@@ -886,3 +887,82 @@ def test_cors_origins_from_the_environment(
         )
         assert initiated.status_code == 200
         assert "ETag" in initiated.headers["access-control-expose-headers"]
+
+
+# ------------------------------------------------------------------ metrics and the pool
+
+
+def _initiate(client: TestClient, user: uuid.UUID) -> None:
+    response = client.post(
+        f"{BASE}/upload/initiate",
+        json={"filename": "a.wav", "content_type": "audio/wav"},
+        headers=auth(user),
+    )
+    assert response.status_code == 200, response.text
+
+
+def _counter(text: str, name: str) -> float:
+    """The value of a Prometheus counter (summed over its labels), 0 if absent."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((f"{name}_total{{", f"{name}_total "))
+    )
+
+
+def test_metrics_show_initiated_uploads_per_app(tmp_path: Path, user: uuid.UUID) -> None:
+    """/metrics is Prometheus text counting this app's initiates; apps in one process don't mix."""
+    first = AppConfig.from_env(_env(tmp_path / "one"))
+    second = AppConfig.from_env(_env(tmp_path / "two"))
+    name = "helppet_recordings_uploads_initiated"
+    with TestClient(create_app(config=first)) as one, TestClient(create_app(config=second)) as two:
+        before = one.get("/metrics")
+        assert before.status_code == 200
+        assert before.headers["content-type"].startswith("text/plain")
+        _initiate(one, user)
+        _initiate(one, user)
+        text = one.get("/metrics").text
+        assert _counter(text, name) == 2
+        assert 'mime_type="audio/wav"' in text
+        assert _counter(two.get("/metrics").text, name) == 0
+        _initiate(two, user)
+        assert _counter(two.get("/metrics").text, name) == 1
+        assert str(user) not in text
+
+
+def test_metrics_are_not_found_without_a_collector(client: TestClient) -> None:
+    """An app given a service without metrics answers /metrics 404 in the error shape."""
+    response = client.get("/metrics")
+    assert response.status_code == 404
+    assert response.json()["error_code"] == "NOT_FOUND"
+
+
+def test_pool_settings_from_the_environment(tmp_path: Path) -> None:
+    """HELPPET_DB_POOL_* size the app's connection pool; a bad value names its variable."""
+    env = _env(
+        tmp_path,
+        HELPPET_DB_POOL_SIZE="7",
+        HELPPET_DB_MAX_OVERFLOW="0",
+        HELPPET_DB_POOL_PRE_PING="true",
+        HELPPET_DB_POOL_RECYCLE="300",
+    )
+    config = AppConfig.from_env(env)
+    assert config.engine_options() == {
+        "pool_size": 7,
+        "max_overflow": 0,
+        "pool_pre_ping": True,
+        "pool_recycle": 300.0,
+    }
+    app = create_app(config=config)
+    with TestClient(app):
+        engine = app.state.runtime.get().service.repository.engine
+        assert (engine.pool.size(), engine.pool._max_overflow, engine.pool._pre_ping) == (
+            7,
+            0,
+            True,
+        )
+    defaults = AppConfig.from_env(_env(tmp_path)).engine_options()
+    assert defaults == {"pool_size": 40, "max_overflow": 10, "pool_pre_ping": False}
+    with pytest.raises(ConfigurationError, match="HELPPET_DB_POOL_SIZE") as caught:
+        AppConfig.from_env(_env(tmp_path, HELPPET_DB_POOL_SIZE="many"))
+    assert caught.value.details["variable"] == "HELPPET_DB_POOL_SIZE"

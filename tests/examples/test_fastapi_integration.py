@@ -32,7 +32,9 @@ from helppet_recordings import (
 )
 from helppet_recordings.integrations.fastapi import (
     JsonBodyLimitMiddleware,
+    QueryStringFilter,
     body_limit,
+    hide_query_strings,
     install,
     local_storage_router,
     parse_cors_origins,
@@ -569,3 +571,21 @@ def test_parse_cors_origins_refuses_what_is_not_an_origin(value: str) -> None:
     """Wildcards, bare hosts, other schemes and paths are configuration errors."""
     with pytest.raises(ValueError, match="not a browser origin"):
         parse_cors_origins(f"https://ok.example,{value}")
+
+
+def test_access_log_filter_cuts_query_strings_once() -> None:
+    """Uvicorn's access lines lose the query, keep the path; installing twice adds one filter."""
+    access = logging.getLogger("test.access.filter")
+    hide_query_strings(access)
+    hide_query_strings(access)
+    assert sum(isinstance(f, QueryStringFilter) for f in access.filters) == 1
+    args = ("127.0.0.1:5", "GET", "/local-storage/download/k.wav?exp=1&sig=abc", "1.1", 200)
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', args, None
+    )
+    only = QueryStringFilter()
+    assert only.filter(record) is True
+    assert record.getMessage() == '127.0.0.1:5 - "GET /local-storage/download/k.wav HTTP/1.1" 200'
+    plain = logging.LogRecord("x", logging.INFO, __file__, 1, "%s", ("a?b",), None)
+    only.filter(plain)
+    assert plain.getMessage() == "a?b"

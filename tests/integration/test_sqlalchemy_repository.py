@@ -128,7 +128,7 @@ def test_postgres_lock_timeout_is_retryable(shared_postgres_url: str) -> None:
 
 
 def test_connection_killed_by_server_is_replaced(shared_postgres_url: str) -> None:
-    """Pooled connections terminated by PostgreSQL are detected and replaced (pre-ping)."""
+    """Pooled connections terminated by PostgreSQL are replaced; the read that met one retries."""
     with SqlAlchemyRepository.from_url(shared_postgres_url) as repository:
         recording = make_recording()
         repository.add(recording)
@@ -453,14 +453,31 @@ def test_list_purgeable_and_mark_purged(sql_repository: SqlAlchemyRepository) ->
 
 
 def test_from_url_uses_psycopg_for_plain_postgresql_urls() -> None:
-    """``postgresql://`` means psycopg 3 (the postgres extra), with pre-ping and a timeout."""
+    """``postgresql://`` means psycopg 3, a pool for a worker's threads, recycling, no pre-ping."""
     repository = SqlAlchemyRepository.from_url("postgresql://app@db.invalid/clinic")
     try:
         assert repository.engine.dialect.driver == "psycopg"
-        assert repository.engine.pool._pre_ping
+        pool = repository.engine.pool
+        assert isinstance(pool, sa.pool.QueuePool)
+        assert (pool.size(), pool._max_overflow, pool._pre_ping) == (40, 10, False)
+        assert pool._recycle == 1800
         assert "clinic" in repr(repository)
     finally:
         repository.close()
+
+
+def test_from_url_pool_settings_are_keywords() -> None:
+    """Pool size, overflow, pre-ping and recycling are from_url's keyword arguments."""
+    with SqlAlchemyRepository.from_url(
+        "postgresql://app@db.invalid/clinic",
+        pool_size=8,
+        max_overflow=2,
+        pool_pre_ping=True,
+        pool_recycle=60,
+    ) as repository:
+        pool = repository.engine.pool
+        assert isinstance(pool, sa.pool.QueuePool)
+        assert (pool.size(), pool._max_overflow, pool._pre_ping, pool._recycle) == (8, 2, True, 60)
 
 
 def test_in_memory_sqlite_is_one_database_for_all_threads() -> None:

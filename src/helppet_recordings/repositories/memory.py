@@ -7,6 +7,8 @@ import threading
 import uuid
 from collections import Counter, defaultdict
 
+import attrs
+
 from helppet_recordings.audit import AuditEntry
 from helppet_recordings.models import Recording, RecordingFilter, RecordingPage
 from helppet_recordings.repositories._duplicates import duplicate_recording
@@ -17,6 +19,8 @@ __all__ = ["InMemoryRepository"]
 
 
 _WORK_STATUSES = frozenset({RecordingStatus.UPLOADED, RecordingStatus.PROCESSING})
+_FIELDS = tuple(field.name for field in attrs.fields(Recording))
+_KEYS_NEVER_CHANGE = "a recording's storage key and idempotency key never change"
 
 
 class InMemoryRepository:
@@ -60,16 +64,43 @@ class InMemoryRepository:
             row = self._rows.get(recording_id)
             return None if row is None else row.copy()
 
-    def save(self, recording: Recording, *, expected_status: RecordingStatus) -> bool:
-        """Replace the stored recording if it is live and in ``expected_status``."""
+    def save(
+        self,
+        recording: Recording,
+        *,
+        expected_status: RecordingStatus,
+        previous: Recording | None = None,
+    ) -> bool:
+        """Replace the stored recording if it is live and in ``expected_status``.
+
+        With ``previous`` (the recording as it was loaded) only the fields
+        that differ from it are written, so a concurrent change to other
+        fields is kept.
+        """
+        keys = (recording.s3_key, recording.idempotency_key)
+        if previous is not None and (recording.id, *keys) != (
+            previous.id,
+            previous.s3_key,
+            previous.idempotency_key,
+        ):
+            raise ValueError(_KEYS_NEVER_CHANGE)
         with self._lock:
             row = self._rows.get(recording.id)
             if row is None or row.is_deleted or row.status != expected_status:
                 return False
-            if (recording.s3_key, recording.idempotency_key) != (row.s3_key, row.idempotency_key):
-                msg = "a recording's storage key and idempotency key never change"
-                raise ValueError(msg)
-            self._rows[recording.id] = recording.copy()
+            if keys != (row.s3_key, row.idempotency_key):
+                raise ValueError(_KEYS_NEVER_CHANGE)
+            if previous is None:
+                self._rows[recording.id] = recording.copy()
+            else:
+                fresh = recording.copy()  # the stored row shares no dict with the caller
+                changed = {
+                    name: getattr(fresh, name)
+                    for name in _FIELDS
+                    if getattr(fresh, name) != getattr(previous, name)
+                }
+                changed["status"] = fresh.status
+                self._rows[recording.id] = row.copy(**changed)
             return True
 
     def find(self, recording_filter: RecordingFilter, *, limit: int, offset: int) -> RecordingPage:

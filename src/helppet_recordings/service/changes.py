@@ -242,4 +242,4 @@ class ServiceContext:
             raise
 
     def _save(self, new: Recording, loaded: Recording) -> bool:
-        return self.repository.save(new, expected_status=loaded.status)
+        return self.repository.save(new, expected_status=loaded.status, previous=loaded)

@@ -252,6 +252,68 @@ class RepositoryContract:
         assert repository.save(changed, expected_status=RecordingStatus.UPLOADING) is False
         assert repository.get(recording.id) == recording
 
+    def test_save_with_previous_writes_only_what_changed(
+        self, repository: RecordingRepository
+    ) -> None:
+        """Given the loaded state, a save keeps what another writer changed in other fields."""
+        recording = make_recording()
+        repository.add(recording)
+        loaded = repository.get(recording.id)
+        assert loaded is not None
+        lease = BASE_TIME + dt.timedelta(hours=2)
+        other = loaded.copy(upload_expires_at=lease)  # another writer, same status
+        assert repository.save(other, expected_status=RecordingStatus.UPLOADING) is True
+        changed = loaded.copy(
+            status=RecordingStatus.UPLOADED,
+            file_size_bytes=10,
+            recording_metadata={"k": "v"},
+            updated_at=BASE_TIME + dt.timedelta(seconds=5),
+        )
+        assert (
+            repository.save(changed, expected_status=RecordingStatus.UPLOADING, previous=loaded)
+            is True
+        )
+        assert repository.get(recording.id) == changed.copy(upload_expires_at=lease)
+        changed.recording_metadata = {"k": "changed afterwards"}
+        stored = repository.get(recording.id)
+        assert stored is not None
+        assert stored.recording_metadata == {"k": "v"}
+
+    def test_save_with_previous_is_still_a_compare_and_set(
+        self, repository: RecordingRepository
+    ) -> None:
+        """Given the loaded state, a save from a status the row left writes nothing."""
+        recording = make_recording()
+        repository.add(recording)
+        moved = recording.copy(status=RecordingStatus.UPLOADED, file_size_bytes=5)
+        assert repository.save(moved, expected_status=RecordingStatus.UPLOADING) is True
+        late = recording.copy(status=RecordingStatus.FAILED, processing_error="late")
+        assert (
+            repository.save(late, expected_status=RecordingStatus.UPLOADING, previous=recording)
+            is False
+        )
+        unchanged = recording.copy(filename="same-status.wav")
+        assert (
+            repository.save(
+                unchanged, expected_status=RecordingStatus.UPLOADING, previous=recording
+            )
+            is False
+        )
+        assert repository.get(recording.id) == moved
+
+    def test_save_with_previous_refuses_new_keys(self, repository: RecordingRepository) -> None:
+        """Keys never change: a save whose keys differ from the loaded ones is a ValueError."""
+        recording = make_recording()
+        repository.add(recording)
+        for changes in ({"s3_key": "recordings/other.wav"}, {"idempotency_key": "new"}):
+            with pytest.raises(ValueError, match="never change"):
+                repository.save(
+                    recording.copy(**changes),
+                    expected_status=RecordingStatus.UPLOADING,
+                    previous=recording,
+                )
+        assert repository.get(recording.id) == recording
+
     def test_save_of_missing_recording_is_false(self, repository: RecordingRepository) -> None:
         """Saving a recording that was never added returns False and creates nothing."""
         recording = make_recording()
@@ -356,17 +418,23 @@ class RepositoryContract:
             stale[2].id,
         ]
 
-    def test_racing_saves_leave_exactly_one_winner(self, repository: RecordingRepository) -> None:
+    @pytest.mark.parametrize("previous_given", ["without", "with"])
+    def test_racing_saves_leave_exactly_one_winner(
+        self, repository: RecordingRepository, previous_given: str
+    ) -> None:
         """Many threads moving one recording from the same status: exactly one succeeds."""
         recording = make_recording()
         repository.add(recording)
         threads = 16
         barrier = threading.Barrier(threads)
+        previous = recording if previous_given == "with" else None
 
         def attempt(i: int) -> bool:
             changed = recording.copy(status=RecordingStatus.UPLOADED, file_size_bytes=i + 1)
             barrier.wait()
-            return repository.save(changed, expected_status=RecordingStatus.UPLOADING)
+            return repository.save(
+                changed, expected_status=RecordingStatus.UPLOADING, previous=previous
+            )
 
         with ThreadPoolExecutor(threads) as pool:
             results = list(pool.map(attempt, range(threads)))

@@ -11,7 +11,9 @@ importing it without FastAPI raises
 - LocalStorage's upload and download routes (:func:`local_storage_router`);
 - a limit on request bodies that follows the route, not the path, so it
   holds behind any ``root_path`` or mount point (:class:`JsonBodyLimitMiddleware`);
-- CORS for the configured browser origins (:class:`CorsMiddleware`).
+- CORS for the configured browser origins (:class:`CorsMiddleware`);
+- no query strings in uvicorn's access log, where signed URLs would leave
+  their signatures (:func:`hide_query_strings`).
 
 The app keeps its own routes and authentication: each route calls the
 service, e.g. ``await run_in_threadpool(service.get_recording, user_id, recording_id)``.
@@ -26,6 +28,7 @@ _PACKAGES = {"fastapi": "fastapi", "starlette": "starlette", "python_multipart":
 try:
     from fastapi import FastAPI
 
+    from ._access_log import ACCESS_LOGGER, QueryStringFilter, hide_query_strings
     from ._body_limit import MAX_JSON_BODY_BYTES, JsonBodyLimitMiddleware, body_limit
     from ._cors import (
         CORS_ALLOW_HEADERS,
@@ -49,6 +52,7 @@ except ImportError as exc:
     raise MissingDependencyError(_PACKAGES[exc.name], "fastapi") from exc
 
 __all__ = [
+    "ACCESS_LOGGER",
     "CORS_ALLOW_HEADERS",
     "CORS_ALLOW_METHODS",
     "CORS_EXPOSE_HEADERS",
@@ -59,9 +63,11 @@ __all__ = [
     "JsonBodyLimitMiddleware",
     "LocalStorageSource",
     "OriginsSource",
+    "QueryStringFilter",
     "allowed_methods",
     "body_limit",
     "error_body",
+    "hide_query_strings",
     "install",
     "install_error_handlers",
     "local_storage_router",
@@ -77,6 +83,7 @@ def install(
     local_storage_prefix: str = LOCAL_STORAGE_PREFIX,
     cors_origins: OriginsSource | None = None,
     max_json_body_bytes: int | None = MAX_JSON_BODY_BYTES,
+    hide_access_log_queries: bool = True,
 ) -> None:
     """Add the error handlers, LocalStorage's routes, the body limit and CORS to ``app``.
 
@@ -90,10 +97,14 @@ def install(
     - ``max_json_body_bytes``: the largest request body any route reads,
       except those :func:`body_limit` gives their own (the upload route);
       ``None`` adds no limit.
+    - ``hide_access_log_queries``: cut query strings (signatures of
+      LocalStorage's URLs) out of uvicorn's access log lines.
 
     Call it once, before the app starts; add the app's own routes before or after.
     """
     install_error_handlers(app)
+    if hide_access_log_queries:
+        hide_query_strings()
     if local_storage is not None:
         app.include_router(local_storage_router(local_storage, prefix=local_storage_prefix))
     if max_json_body_bytes is not None:

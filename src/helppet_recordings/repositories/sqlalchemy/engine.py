@@ -1,4 +1,11 @@
-"""Engines for the repository: thread-pool friendly defaults for PostgreSQL and SQLite."""
+"""Engines for the repository: thread-pool friendly defaults for PostgreSQL and SQLite.
+
+The pool defaults fit one web server process whose blocking calls run in a
+thread pool (a uvicorn worker: AnyIO's 40 threads): each thread holds at most
+one connection at a time, so ``DEFAULT_POOL_SIZE`` connections serve it
+without ever opening one per request. ``docs/deployment.md`` says how to size
+them for several workers and why pre-ping is off.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,9 @@ from helppet_recordings.errors import MissingDependencyError
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_MAX_OVERFLOW",
+    "DEFAULT_POOL_RECYCLE",
+    "DEFAULT_POOL_SIZE",
     "DEFAULT_SQLITE_BUSY_TIMEOUT",
     "build_engine",
     "sqlite_begin_immediate",
@@ -24,11 +34,28 @@ DEFAULT_SQLITE_BUSY_TIMEOUT: Final = 10.0
 DEFAULT_CONNECT_TIMEOUT: Final = 10
 """Seconds ``from_url`` lets a PostgreSQL connection attempt take before giving up."""
 
+DEFAULT_POOL_SIZE: Final = 40
+"""Connections the pool keeps open: AnyIO's default thread pool size (a uvicorn worker's)."""
+
+DEFAULT_MAX_OVERFLOW: Final = 10
+"""Connections the pool may open beyond ``DEFAULT_POOL_SIZE`` (closed again when returned)."""
+
+DEFAULT_POOL_RECYCLE: Final = 1800
+"""Seconds after which a PostgreSQL connection is replaced at its next checkout.
+
+Instead of a ping on every checkout: it retires connections before a server,
+proxy or firewall idle limit drops them.
+"""
+
 
 def build_engine(
     url: str | sa.URL,
     *,
     sqlite_busy_timeout: float = DEFAULT_SQLITE_BUSY_TIMEOUT,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    max_overflow: int = DEFAULT_MAX_OVERFLOW,
+    pool_pre_ping: bool = False,
+    pool_recycle: float | None = None,
     **engine_kwargs: Any,
 ) -> sa.Engine:
     """Return a new engine for ``url``, configured for a web server's thread pool.
@@ -49,10 +76,21 @@ def build_engine(
         connect_args.setdefault("check_same_thread", False)
         if in_memory:
             kwargs.setdefault("poolclass", sa.pool.StaticPool)
+    kwargs["pool_pre_ping"] = pool_pre_ping
+    poolclass = kwargs.get("poolclass")
+    if poolclass is None or issubclass(poolclass, sa.pool.QueuePool):
+        kwargs["pool_size"] = pool_size
+        kwargs["max_overflow"] = max_overflow
+    if pool_recycle is not None:
+        kwargs["pool_recycle"] = pool_recycle
     elif backend == "postgresql":
-        kwargs.setdefault("pool_pre_ping", True)
-        if parsed.get_driver_name() == "psycopg" and "connect_timeout" not in parsed.query:
-            connect_args.setdefault("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+        kwargs["pool_recycle"] = DEFAULT_POOL_RECYCLE
+    if (
+        backend == "postgresql"
+        and parsed.get_driver_name() == "psycopg"
+        and "connect_timeout" not in parsed.query
+    ):
+        connect_args.setdefault("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
     try:
         engine = sa.create_engine(parsed, connect_args=connect_args, **kwargs)
     except sa.exc.NoSuchModuleError as exc:

@@ -6,14 +6,18 @@ import contextlib
 import datetime as dt
 import threading
 import uuid
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, NoReturn, Self
 
 import sqlalchemy as sa
+import sqlalchemy.exc
 import sqlalchemy.pool
 
 from helppet_recordings.audit import AuditEntry
+from helppet_recordings.errors import RepositoryUnavailableError
 from helppet_recordings.models import Recording, RecordingFilter, RecordingPage
 from helppet_recordings.repositories.sqlalchemy.engine import (
+    DEFAULT_MAX_OVERFLOW,
+    DEFAULT_POOL_SIZE,
     DEFAULT_SQLITE_BUSY_TIMEOUT,
     build_engine,
     sqlite_begin_immediate,
@@ -37,6 +41,7 @@ from helppet_recordings.repositories.sqlalchemy.reports import (
 from helppet_recordings.repositories.sqlalchemy.schema import audit_entries, recordings
 from helppet_recordings.repositories.sqlalchemy.statements import (
     Statements,
+    changed_columns,
     filter_params,
     prefix_successor,
 )
@@ -91,6 +96,13 @@ class SqlAlchemyRepository:
             threading.RLock() if single_connection else contextlib.nullcontext()
         )
         self._statements = Statements(self._table)
+        # One statement is atomic on its own: on PostgreSQL, add, get and save run theirs
+        # without BEGIN and COMMIT (one round trip instead of three), on the same pool.
+        self._single: sa.Engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else engine
+        )
 
     @classmethod
     def from_url(
@@ -100,14 +112,29 @@ class SqlAlchemyRepository:
         table: sa.Table | None = None,
         audit_table: sa.Table | None = None,
         sqlite_busy_timeout: float = DEFAULT_SQLITE_BUSY_TIMEOUT,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        max_overflow: int = DEFAULT_MAX_OVERFLOW,
+        pool_pre_ping: bool = False,
+        pool_recycle: float | None = None,
         **engine_kwargs: Any,
     ) -> Self:
         """Build a repository over a new engine for ``url``, configured for thread pools.
 
-        - ``postgresql://`` uses psycopg 3 (the ``postgres`` extra), checks
-          pooled connections before use (``pool_pre_ping``) and gives up
-          connecting after ``DEFAULT_CONNECT_TIMEOUT`` seconds unless the URL
-          or ``connect_args`` say otherwise.
+        - The pool keeps ``pool_size`` connections (default 40, the thread
+          pool of one uvicorn worker) and opens up to ``max_overflow`` more
+          (default 10) for bursts; an in-memory SQLite database ignores both.
+          With several server processes on one database, size them so that
+          processes x (pool_size + max_overflow) stays under the server's
+          ``max_connections`` (see ``docs/deployment.md``).
+        - ``pool_pre_ping`` (default off) tests every connection with a round
+          trip when it is checked out. Instead, PostgreSQL connections are
+          replaced after ``pool_recycle`` seconds (default
+          ``DEFAULT_POOL_RECYCLE``, 30 minutes), and a connection the server
+          dropped fails one call with ``DATABASE_UNAVAILABLE`` (retryable)
+          and makes the pool replace every connection opened before it.
+        - ``postgresql://`` uses psycopg 3 (the ``postgres`` extra) and gives
+          up connecting after ``DEFAULT_CONNECT_TIMEOUT`` seconds unless the
+          URL or ``connect_args`` say otherwise.
         - SQLite connections may be used from any thread, enforce foreign
           keys and wait ``sqlite_busy_timeout`` seconds for locks; a file
           database uses write-ahead logging so readers never block the
@@ -117,7 +144,15 @@ class SqlAlchemyRepository:
         these defaults. The repository owns the engine: :meth:`close`
         disposes of it.
         """
-        engine = build_engine(url, sqlite_busy_timeout=sqlite_busy_timeout, **engine_kwargs)
+        engine = build_engine(
+            url,
+            sqlite_busy_timeout=sqlite_busy_timeout,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=pool_pre_ping,
+            pool_recycle=pool_recycle,
+            **engine_kwargs,
+        )
         repository = cls(engine, table=table, audit_table=audit_table)
         repository._owns_engine = True
         return repository
@@ -187,32 +222,64 @@ class SqlAlchemyRepository:
         database's unique constraints); nothing is stored then.
         """
         row = to_row(recording)
-        with self._lock, translate_errors("add"), self._engine.begin() as connection:
+        with self._lock, translate_errors("add"), self._single.begin() as connection:
             connection.execute(self._statements.insert, row)
 
     def get(self, recording_id: uuid.UUID) -> Recording | None:
-        """Return the recording with this id (soft-deleted ones included), or None."""
-        with self._lock, translate_errors("get"), self._engine.connect() as connection:
-            row = connection.execute(self._statements.get, {"id": recording_id}).first()
+        """Return the recording with this id (soft-deleted ones included), or None.
+
+        A read on a pooled connection the server had dropped (a restart, a
+        failover) is retried once: the pool then replaces every connection
+        opened before the drop, so later calls need no retry.
+        """
+        params = {"id": recording_id}
+        try:
+            with self._lock, translate_errors("get"), self._single.connect() as connection:
+                row = connection.execute(self._statements.get, params).first()
+        except RepositoryUnavailableError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, sa.exc.DBAPIError) and cause.connection_invalidated):
+                raise
+            with self._lock, translate_errors("get"), self._single.connect() as connection:
+                row = connection.execute(self._statements.get, params).first()
         return None if row is None else to_recording(row)
 
-    def save(self, recording: Recording, *, expected_status: RecordingStatus) -> bool:
-        """Write every field of ``recording`` if the stored one is live and in ``expected_status``.
+    def save(
+        self,
+        recording: Recording,
+        *,
+        expected_status: RecordingStatus,
+        previous: Recording | None = None,
+    ) -> bool:
+        """Write ``recording`` if the stored one is live and in ``expected_status``.
 
-        One conditional ``UPDATE``; returns whether it changed the row. The
-        storage key and the idempotency key never change: saving a recording
-        whose keys differ from the stored ones raises ``ValueError``.
+        One conditional ``UPDATE``; returns whether it changed the row. With
+        ``previous`` (the recording as it was loaded), the statement is
+        ``UPDATE ... SET <the columns that differ from previous> WHERE id =
+        :id AND status = :expected AND NOT is_deleted``, so a concurrent
+        change to other columns (a worker's lease) is kept; without it, every
+        column is written. The storage key and the idempotency key never
+        change: saving a recording whose keys differ from ``previous``'s or
+        the stored ones raises ``ValueError``.
         """
+        statements = self._statements
+        if previous is not None:
+            _check_same_keys(recording, previous)
+            changed = changed_columns(recording, previous)
+            row = to_row(recording)
+            params = {f"v_{name}": row[name] for name in changed}
+            params["v_id"] = recording.id
+            params["w_status"] = RecordingStatus(expected_status).value
+            with self._lock, translate_errors("save"), self._single.begin() as connection:
+                return connection.execute(statements.transition(changed), params).rowcount == 1
         params = {f"v_{name}": value for name, value in to_row(recording).items()}
         params["w_status"] = RecordingStatus(expected_status).value
-        statements = self._statements
-        with self._lock, translate_errors("save"), self._engine.begin() as connection:
+        with self._lock, translate_errors("save"), self._single.begin() as connection:
             if connection.execute(statements.update, params).rowcount == 1:
                 return True
             stored = connection.execute(statements.keys_of, {"id": recording.id}).first()
         if stored is not None and tuple(stored) != (recording.s3_key, recording.idempotency_key):
-            msg = "a recording's storage key and idempotency key never change"
-            raise ValueError(msg)
+            _keys_never_change()
         return False
 
     def find(self, recording_filter: RecordingFilter, *, limit: int, offset: int) -> RecordingPage:
@@ -453,3 +520,18 @@ class SqlAlchemyRepository:
             )
             row = connection.execute(statement, params).mappings().one()
         return to_repository_stats(row)
+
+
+def _check_same_keys(recording: Recording, previous: Recording) -> None:
+    """Raise ``ValueError`` unless ``recording`` is ``previous`` with the same keys."""
+    if (recording.id, recording.s3_key, recording.idempotency_key) != (
+        previous.id,
+        previous.s3_key,
+        previous.idempotency_key,
+    ):
+        _keys_never_change()
+
+
+def _keys_never_change() -> NoReturn:
+    msg = "a recording's storage key and idempotency key never change"
+    raise ValueError(msg)

@@ -6,7 +6,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
-from helppet_recordings.models import RecordingFilter
+from helppet_recordings.models import Recording, RecordingFilter
 from helppet_recordings.repositories.sqlalchemy.mapping import FIELDS, check_columns
 from helppet_recordings.repositories.sqlalchemy.schema import (
     LIVE_PREDICATE,
@@ -16,7 +16,7 @@ from helppet_recordings.repositories.sqlalchemy.schema import (
 )
 from helppet_recordings.status import RecordingStatus
 
-__all__ = ["Statements", "filter_params", "prefix_successor"]
+__all__ = ["Statements", "changed_columns", "filter_params", "prefix_successor"]
 
 _FILTER_COLUMNS: Final = {
     "user_id": "recorded_by_user_id",
@@ -25,6 +25,9 @@ _FILTER_COLUMNS: Final = {
     "status": "status",
 }
 _IMMUTABLE: Final = frozenset({"id", "s3_key", "idempotency_key"})
+_MUTABLE: Final = tuple(name for name in FIELDS if name not in _IMMUTABLE)
+_MAX_TRANSITIONS: Final = 256
+"""Distinct column sets whose ``UPDATE`` is kept built (a handful occur in practice)."""
 _MAX_CODE_POINT: Final = 0x10FFFF
 _SURROGATES: Final = range(0xD800, 0xE000)
 
@@ -111,6 +114,7 @@ class Statements:
             )
             .values(self._set(columns, exclude=frozenset({"id"})))
         )
+        self._transitions: dict[frozenset[str], sa.Update] = {}
         self._by_key: dict[tuple[bool, bool], sa.Select[Any]] = {}
         self._finders: dict[frozenset[str], tuple[sa.Select[Any], sa.Select[Any]]] = {}
         self._keyset_finders: dict[
@@ -127,6 +131,31 @@ class Statements:
             for column in columns
             if column.name not in exclude
         }
+
+    def transition(self, changed: frozenset[str]) -> sa.Update:
+        """Return the compare-and-set ``UPDATE`` that writes ``status`` and the ``changed`` columns.
+
+        ``UPDATE ... SET status = :v_status, <column> = :v_<column> ... WHERE
+        id = :v_id AND status = :w_status AND NOT is_deleted``. One statement
+        object per column set, so SQLAlchemy compiles each once and the driver
+        prepares it once per connection.
+        """
+        statement = self._transitions.get(changed)
+        if statement is None:
+            table = self.table
+            columns = [table.c[name] for name in _MUTABLE if name in changed or name == "status"]
+            statement = (
+                table.update()
+                .where(
+                    table.c.id == sa.bindparam("v_id"),
+                    table.c.status == sa.bindparam("w_status"),
+                    self.live,
+                )
+                .values(self._set(columns, exclude=_IMMUTABLE))
+            )
+            if len(self._transitions) < _MAX_TRANSITIONS:
+                self._transitions[changed] = statement
+        return statement
 
     def by_key(self, *, bounded: bool, inclusive: bool) -> sa.Select[Any]:
         """Return the key-range statement: ``:low <(=) s3_key (< :upper)``, by key."""
@@ -202,6 +231,16 @@ class Statements:
             .order_by(table.c.created_at.desc(), table.c.id.desc())
             .limit(sa.bindparam("limit", type_=sa.Integer()))
         )
+
+
+def changed_columns(recording: Recording, previous: Recording) -> frozenset[str]:
+    """Return the columns whose value in ``recording`` differs from ``previous``, plus status.
+
+    Keys (id, storage key, idempotency key) are never among them.
+    """
+    changed = {name for name in _MUTABLE if getattr(recording, name) != getattr(previous, name)}
+    changed.add("status")
+    return frozenset(changed)
 
 
 def filter_params(recording_filter: RecordingFilter) -> dict[str, Any]:
