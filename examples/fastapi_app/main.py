@@ -18,10 +18,10 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import attrs
-from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, Security
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
@@ -158,8 +158,13 @@ async def list_recordings(
     status: RecordingStatus | None = None,
     limit: int = 50,
     offset: int = 0,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> RecordingListResponse:
-    """List the caller's recordings, newest first, optionally narrowed."""
+    """List the caller's recordings, newest first, optionally narrowed.
+
+    ``cursor`` (a previous page's ``next_cursor``) returns the next page at the
+    cost of the first, however deep.
+    """
     user_id, service = _caller(request)
     return await run_in_threadpool(
         service.list_recordings,
@@ -169,6 +174,7 @@ async def list_recordings(
         status=status,
         limit=limit,
         offset=offset,
+        cursor=cursor,
     )
 
 

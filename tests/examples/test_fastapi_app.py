@@ -966,3 +966,24 @@ def test_pool_settings_from_the_environment(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="HELPPET_DB_POOL_SIZE") as caught:
         AppConfig.from_env(_env(tmp_path, HELPPET_DB_POOL_SIZE="many"))
     assert caught.value.details["variable"] == "HELPPET_DB_POOL_SIZE"
+
+
+def test_listing_pages_by_cursor(client: TestClient, user: uuid.UUID) -> None:
+    """GET ?cursor= walks every recording once; a forged cursor is a 422 VALIDATION_ERROR."""
+    for _ in range(5):
+        client.post(
+            f"{BASE}/upload/initiate",
+            json={"filename": "a.wav", "content_type": "audio/wav"},
+            headers=auth(user),
+        )
+    seen: list[str] = []
+    page = client.get(f"{BASE}/", params={"limit": 2}, headers=auth(user)).json()
+    while True:
+        seen.extend(item["id"] for item in page["items"])
+        if page["next_cursor"] is None:
+            break
+        params = {"limit": 2, "cursor": page["next_cursor"]}
+        page = client.get(f"{BASE}/", params=params, headers=auth(user)).json()
+    assert len(seen) == len(set(seen)) == 5
+    forged = client.get(f"{BASE}/", params={"cursor": "forged"}, headers=auth(user))
+    assert_error(forged, 422, "VALIDATION_ERROR")
