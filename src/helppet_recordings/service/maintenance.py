@@ -18,7 +18,7 @@ from helppet_recordings.errors import (
 from helppet_recordings.models import ReconcileReport, Recording
 from helppet_recordings.service import inputs
 from helppet_recordings.service.changes import Change, ServiceContext
-from helppet_recordings.service.uploads import expire_upload, promote_upload
+from helppet_recordings.service.staging import expire_upload, promote_upload
 from helppet_recordings.status import RecordingStatus
 
 __all__ = ["expire_stale_uploads", "purge_deleted", "reconcile"]

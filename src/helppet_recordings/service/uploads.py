@@ -18,11 +18,9 @@ from helppet_recordings.errors import (
     UploadNotFoundError,
     UploadSizeMismatchError,
     UploadTimeoutError,
-    UploadVerificationError,
 )
 from helppet_recordings.keys import build_key
-from helppet_recordings.models import Recording, StoredObject, UploadTicket
-from helppet_recordings.ports import EncryptionChecking
+from helppet_recordings.models import Recording, UploadTicket
 from helppet_recordings.schemas import (
     CompleteUploadRequest,
     InitiateUploadRequest,
@@ -32,21 +30,20 @@ from helppet_recordings.schemas import (
 from helppet_recordings.service import inputs
 from helppet_recordings.service.changes import Change, ServiceContext
 from helppet_recordings.service.queries import without_transcript
-from helppet_recordings.service.verification import (
-    check_audio_signature,
-    checksum_status,
-    one_checksum,
-    verify_upload,
+from helppet_recordings.service.staging import (
+    completed_attributes,
+    expire_upload,
+    verified_and_moved,
 )
-from helppet_recordings.sniffing import SNIFF_BYTES
+from helppet_recordings.service.verification import (
+    one_checksum,
+)
 from helppet_recordings.status import RecordingStatus
 
 __all__ = [
     "complete_upload",
     "delete_recording",
-    "expire_upload",
     "initiate_upload",
-    "promote_upload",
     "renew_upload",
     "ticket_response",
 ]
@@ -162,7 +159,7 @@ def complete_upload(
             ),
         )
         try:
-            uploaded = _verified_and_moved(
+            uploaded = verified_and_moved(
                 ctx,
                 expected,
                 now,
@@ -175,7 +172,7 @@ def complete_upload(
                 raise  # an outage says nothing about the upload
             _rejected(ctx, recording, exc, now, owner)
             raise
-        return Change(uploaded, events.UPLOAD_COMPLETED, _completed_attributes(uploaded, "client"))
+        return Change(uploaded, events.UPLOAD_COMPLETED, completed_attributes(uploaded, "client"))
 
     settled = ctx.change(rid, verify, owner=owner).recording
     if settled.status is RecordingStatus.UPLOADING:
@@ -211,121 +208,6 @@ def ticket_response(recording: Recording, ticket: UploadTicket) -> InitiateUploa
         expires_in=ticket.expires_in,
         max_file_size=ticket.max_size,
     )
-
-
-def expire_upload(ctx: ServiceContext, recording: Recording, reason: str, at: dt.datetime) -> bool:
-    """Fail an ``uploading`` recording whose deadline passed; False if it had moved on."""
-
-    def expire(current: Recording, now: dt.datetime) -> Change | None:
-        if current.status is not RecordingStatus.UPLOADING:
-            return None
-        return Change(current.fail(now, reason=reason), events.UPLOAD_EXPIRED)
-
-    return ctx.change(recording.id, expire, loaded=recording, at=at).changed
-
-
-def _completed_attributes(recording: Recording, by: str) -> dict[str, events.AttributeValue]:
-    return {
-        "by": by,
-        "upload_seconds": (recording.updated_at - recording.created_at).total_seconds(),
-        "size_bytes": recording.file_size_bytes,
-        "mime_type": recording.mime_type,
-        "duration_seconds": recording.duration_seconds,
-    }
-
-
-def promote_upload(ctx: ServiceContext, recording: Recording, at: dt.datetime) -> bool:
-    """Verify and move an upload whose completion call never came (the sweeper).
-
-    Raises the verification's error when the stored object is refused.
-    """
-
-    def promote(current: Recording, now: dt.datetime) -> Change | None:
-        if current.status is not RecordingStatus.UPLOADING:
-            return None
-        uploaded = _verified_and_moved(ctx, current, now, declared_size=None)
-        return Change(uploaded, events.UPLOAD_COMPLETED, _completed_attributes(uploaded, "sweeper"))
-
-    return ctx.change(recording.id, promote, loaded=recording, at=at).changed
-
-
-def _verified_and_moved(
-    ctx: ServiceContext,
-    recording: Recording,
-    now: dt.datetime,
-    *,
-    declared_size: int | None,
-    duration_seconds: float | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> Recording:
-    """Verify the staged upload, check its audio signature, move it to its final key.
-
-    Returns the recording marked ``uploaded`` with what storage confirmed.
-    Raises the contract's error when the object is refused (it stays where
-    it is; the recording stays ``uploading``). An object already at the
-    final key with nothing left at the staging key was moved by an earlier
-    attempt whose save did not happen (or by a concurrent completion): no
-    ticket names the final key, so it is verified where it is.
-    """
-    for _ in range(2):
-        outcome = _try_verify_and_move(ctx, recording, declared_size=declared_size)
-        if outcome is not None:
-            final, confirmed = outcome
-            return recording.mark_uploaded(
-                now,
-                size=final.size,
-                md5=final.md5,
-                sha256=final.sha256,
-                etag=final.etag,
-                checksum_status=confirmed,
-                duration_seconds=duration_seconds,
-                metadata=metadata,
-            )
-        # The staged object went away between two looks: a concurrent completion moved
-        # it (then it is verified at its final key on the second pass) or a replay is
-        # landing; either way, look again once.
-    raise UploadVerificationError(
-        "The uploaded file changed while it was verified; complete again",
-        recording_id=str(recording.id),
-        reason="changed_during_verification",
-    )
-
-
-def _try_verify_and_move(
-    ctx: ServiceContext, recording: Recording, *, declared_size: int | None
-) -> tuple[StoredObject, str | None] | None:
-    """One pass of :func:`_verified_and_moved`: the final object and the checksum status.
-
-    None when the staged object changed or vanished during the pass.
-    """
-    storage = ctx.storage
-    source = recording.upload_key or recording.s3_key
-    found = storage.head(source)
-    moved_before = False
-    if found is None and recording.upload_key is not None:
-        found = storage.head(recording.s3_key)
-        moved_before = found is not None
-    where = recording.s3_key if moved_before else source
-    stored = verify_upload(
-        recording,
-        found,
-        max_size=ctx.settings.max_file_size,
-        declared_size=declared_size,
-        encryption_matches=(
-            storage.encryption_matches if isinstance(storage, EncryptionChecking) else None
-        ),
-    )
-    head = storage.read_range(where, offset=0, length=SNIFF_BYTES)
-    if head is None:
-        return None
-    check_audio_signature(recording, head)
-    final = stored
-    if recording.upload_key is not None and not moved_before:
-        moved = storage.promote(source, recording.s3_key, expected=stored)
-        if moved is None:
-            return None
-        final = moved
-    return final, checksum_status(recording, stored)
 
 
 def _rejected(
