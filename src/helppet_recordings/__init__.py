@@ -9,9 +9,9 @@ are imported on first use, so importing the package never requires them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from helppet_recordings._lazy import lazy_exports
 from helppet_recordings.errors import (
     DuplicateRecordingError,
     FileTooLargeError,
@@ -108,16 +108,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import optional backends on first use (they need extras)."""
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module 'helppet_recordings' has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, __all__)

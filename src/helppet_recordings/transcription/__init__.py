@@ -27,9 +27,9 @@ of their libraries; using one without its extra raises
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from helppet_recordings._lazy import lazy_exports
 from helppet_recordings.transcription.base import Transcriber, Transcript, TranscriptionInput
 from helppet_recordings.transcription.errors import (
     PermanentTranscriptionError,
@@ -76,16 +76,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import a backend on first use (each needs its extra)."""
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module 'helppet_recordings.transcription' has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, __all__)

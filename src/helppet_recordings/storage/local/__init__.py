@@ -31,9 +31,9 @@ streaming multipart receiver), :mod:`.download` (serving downloads),
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from helppet_recordings._lazy import lazy_exports
 from helppet_recordings.storage.local.download import DOWNLOAD_CHUNK_SIZE, serve_download
 from helppet_recordings.storage.local.keys import MAX_KEY_BYTES, MAX_SEGMENT_BYTES, check_key
 from helppet_recordings.storage.local.limits import (
@@ -84,16 +84,4 @@ __all__ = [
 _LAZY = {"LocalUploadReceiver": "helppet_recordings.storage.local.receiver"}
 
 
-def __getattr__(name: str) -> Any:
-    """Import the upload receiver on first use (it needs python-multipart)."""
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, __all__)

@@ -1,0 +1,34 @@
+"""Command-line parameter types of the commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Final
+
+import click
+
+if TYPE_CHECKING:
+    _DateTimeParam = click.ParamType[dt.datetime]
+else:  # click before 8.2 has no generic ParamType at run time
+    _DateTimeParam = click.ParamType
+
+
+class _IsoTime(_DateTimeParam):
+    """An ISO 8601 date or time; one without a zone is taken as UTC."""
+
+    name = "ISO-TIME"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> dt.datetime:
+        """Parse ``value`` (``2026-11-01``, ``2026-11-01T08:00:00+01:00``, ``...Z``)."""
+        if isinstance(value, dt.datetime):
+            return value
+        try:
+            parsed = dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 date or time", param, ctx)
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+
+
+ISO_TIME: Final = _IsoTime()

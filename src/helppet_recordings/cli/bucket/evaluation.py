@@ -1,0 +1,194 @@
+"""Evaluators: pure functions of the documents S3 returns, the one definition of "as expected"."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from helppet_recordings.cli.bucket.expectations import (
+    PUBLIC_ACCESS_SETTINGS,
+    UPLOAD_METHODS,
+    BucketExpectations,
+)
+from helppet_recordings.cli.findings import Finding, Status
+
+
+def evaluate_cors(
+    rules: list[Mapping[str, Any]] | None, expect: BucketExpectations
+) -> tuple[Finding, bool]:
+    """Check CORS; return the finding and whether ``bucket-setup`` must put the rule."""
+    rules = rules or []
+    wildcard = [rule for rule in rules if "*" in rule.get("AllowedOrigins", [])]
+    if not expect.origins:
+        if wildcard:
+            return _finding(
+                "s3.cors",
+                Status.WARN,
+                "a CORS rule lets every origin ('*') use the bucket",
+                "narrow AllowedOrigins to the clinic's web app, and list it in "
+                "HELPPET_CORS_ORIGINS",
+            ), False
+        return _finding(
+            "s3.cors",
+            Status.OK,
+            "no browser origins configured (HELPPET_CORS_ORIGINS); phone apps need no CORS",
+        ), False
+    problems: list[str] = []
+    for origin in expect.origins:
+        for method in UPLOAD_METHODS:
+            rule = _first_cors_match(rules, origin, method)
+            if rule is None:
+                problems.append(f"{origin} may not {method}")
+            elif not any(h.lower() == "etag" for h in rule.get("ExposeHeaders", [])):
+                problems.append(f"{origin} {method}: ETag not exposed")
+    if problems:
+        return _finding(
+            "s3.cors",
+            Status.FAIL,
+            "CORS does not let browsers upload: " + "; ".join(problems),
+            "run `helppet-recordings bucket-setup --apply`, or add a rule allowing "
+            f"{', '.join(UPLOAD_METHODS)} from HELPPET_CORS_ORIGINS and exposing ETag",
+        ), True
+    if wildcard:
+        return _finding(
+            "s3.cors",
+            Status.WARN,
+            "uploads from the configured origins work, but a rule lets every origin ('*') in",
+            "remove '*' from AllowedOrigins",
+        ), False
+    return _finding(
+        "s3.cors",
+        Status.OK,
+        f"{', '.join(expect.origins)} may POST and PUT; ETag is exposed",
+    ), False
+
+
+def _first_cors_match(
+    rules: list[Mapping[str, Any]], origin: str, method: str
+) -> Mapping[str, Any] | None:
+    # S3 applies the first rule whose origin and method match.
+    for rule in rules:
+        methods = {m.upper() for m in rule.get("AllowedMethods", [])}
+        if method in methods and any(
+            _origin_matches(pattern, origin) for pattern in rule.get("AllowedOrigins", [])
+        ):
+            return rule
+    return None
+
+
+def _origin_matches(pattern: str, origin: str) -> bool:
+    expression = ".*".join(re.escape(part) for part in pattern.rstrip("/").split("*"))
+    return re.fullmatch(expression, origin, flags=re.IGNORECASE) is not None
+
+
+def evaluate_lifecycle(
+    rules: list[Mapping[str, Any]] | None, expect: BucketExpectations
+) -> tuple[Finding, bool]:
+    """Check lifecycle rules; return the finding and whether ``bucket-setup`` must add ours."""
+    enabled = [rule for rule in rules or [] if rule.get("Status") == "Enabled"]
+    missing: list[str] = []
+    problems: list[str] = []
+    abort = [
+        rule
+        for rule in enabled
+        if "AbortIncompleteMultipartUpload" in rule and _covers(rule, expect.recordings_prefix)
+    ]
+    if not abort:
+        missing.append(
+            f"no rule aborts incomplete multipart uploads under '{expect.recordings_prefix}'"
+        )
+    staging = [
+        rule
+        for rule in enabled
+        if "Days" in rule.get("Expiration", {}) and _covers(rule, expect.staging_prefix)
+    ]
+    if not staging:
+        missing.append(f"no rule expires unverified uploads under '{expect.staging_prefix}'")
+    for rule in staging:
+        if rule["Expiration"]["Days"] < expect.days:
+            problems.append(
+                f"rule '{rule.get('ID', '?')}' expires staged uploads after "
+                f"{rule['Expiration']['Days']} days, before the sweeper may settle them "
+                f"(at least {expect.days})"
+            )
+    for rule in enabled:
+        if "Expiration" in rule and _may_expire_verified(rule, expect):
+            problems.append(
+                f"rule '{rule.get('ID', '?')}' expires objects under "
+                f"'{_scope(rule)[0]}', which holds verified recordings"
+            )
+    if problems:
+        return _finding(
+            "s3.lifecycle",
+            Status.FAIL,
+            "; ".join(problems + missing),
+            "remove or narrow these rules to the staging prefix "
+            f"'{expect.staging_prefix}' (bucket-setup leaves other rules alone)",
+        ), bool(missing)
+    if missing:
+        return _finding(
+            "s3.lifecycle",
+            Status.FAIL,
+            "; ".join(missing),
+            "run `helppet-recordings bucket-setup --apply` to add the rules",
+        ), True
+    return _finding(
+        "s3.lifecycle",
+        Status.OK,
+        f"incomplete multipart uploads are aborted and '{expect.staging_prefix}' expires "
+        f"(after {min(r['Expiration']['Days'] for r in staging)} days); "
+        "no rule expires verified recordings",
+    ), False
+
+
+def _scope(rule: Mapping[str, Any]) -> tuple[str, bool]:
+    """Return a rule's prefix and whether it applies to every object under it.
+
+    A rule narrowed by tags or object size does not apply to every object.
+    """
+    if "Filter" not in rule:
+        return str(rule.get("Prefix", "")), True
+    rule_filter: Mapping[str, Any] = rule["Filter"] or {}
+    if "And" in rule_filter:
+        conditions: Mapping[str, Any] = rule_filter["And"]
+        return str(conditions.get("Prefix", "")), set(conditions) <= {"Prefix"}
+    return str(rule_filter.get("Prefix", "")), set(rule_filter) <= {"Prefix"}
+
+
+def _covers(rule: Mapping[str, Any], prefix: str) -> bool:
+    rule_prefix, unconditional = _scope(rule)
+    return unconditional and prefix.startswith(rule_prefix)
+
+
+def _may_expire_verified(rule: Mapping[str, Any], expect: BucketExpectations) -> bool:
+    rule_prefix, _ = _scope(rule)  # tags may be added later: any expiration is suspect
+    if rule_prefix.startswith(expect.staging_prefix):
+        return False
+    return rule_prefix.startswith(expect.recordings_prefix) or expect.recordings_prefix.startswith(
+        rule_prefix
+    )
+
+
+def evaluate_public_access(config: Mapping[str, Any] | None) -> tuple[Finding, bool]:
+    """Check Block Public Access; return the finding and whether it must be put."""
+    config = config or {}
+    off = [name for name in PUBLIC_ACCESS_SETTINGS if config.get(name) is not True]
+    if not off:
+        return _finding("s3.public_access", Status.OK, "Block Public Access is on"), False
+    text = (
+        "no Block Public Access configuration on the bucket"
+        if not config
+        else f"Block Public Access is off for {', '.join(off)}"
+    )
+    return _finding(
+        "s3.public_access",
+        Status.FAIL,
+        text,
+        "run `helppet-recordings bucket-setup --apply` (doctor reads the bucket's own "
+        "setting, not the account's)",
+    ), True
+
+
+def _finding(check: str, status: Status, message: str, fix: str | None = None) -> Finding:
+    return Finding(check=check, status=status, message=message, fix=fix)

@@ -1,0 +1,149 @@
+"""Building the backends a deployment's settings describe: storage, repository, service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from helppet_recordings.environment.settings import DeploymentSettings
+from helppet_recordings.environment.variables import LOCAL_STORAGE_PATH, ConfigurationError
+from helppet_recordings.metrics import RecordingMetrics
+from helppet_recordings.ports import RecordingStorage
+from helppet_recordings.service import RecordingService
+from helppet_recordings.settings import RecordingSettings
+from helppet_recordings.storage.local import MIN_SECRET_LENGTH, LocalStorage
+
+if TYPE_CHECKING:
+    from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository
+
+
+@attrs.frozen(kw_only=True)
+class Backends:
+    """What a deployment runs on: the service, its storage and repository.
+
+    ``local_storage`` is the storage again when it is a :class:`LocalStorage`
+    (an HTTP adapter serves its routes), else None. ``close`` releases the
+    database connections.
+    """
+
+    service: RecordingService
+    storage: RecordingStorage
+    repository: SqlAlchemyRepository
+    local_storage: LocalStorage | None = None
+    jwt_secret: str | None = attrs.field(default=None, repr=False)
+    close: Callable[[], None] = lambda: None
+
+
+def build_storage(
+    environment: DeploymentSettings, *, s3_options: Mapping[str, Any] | None = None
+) -> RecordingStorage:
+    """Build the storage backend ``HELPPET_STORAGE`` names.
+
+    ``s3_options`` are further keyword arguments for ``S3Storage``
+    (``connect_timeout``, ``read_timeout``, ``max_attempts``). Raises
+    :class:`ConfigurationError` when LocalStorage has no usable secret or
+    directory, and ``MissingDependencyError`` when the backend's extra is not
+    installed.
+    """
+    if environment.storage == "s3":
+        # Imported here: the s3 extra is needed only for this backend.
+        from helppet_recordings.storage.s3 import S3Storage  # noqa: PLC0415
+
+        try:
+            return S3Storage(
+                environment.recording.s3_bucket_name,
+                region_name=environment.recording.aws_region,
+                **(s3_options or {}),
+            )
+        except ValueError as exc:  # botocore refuses e.g. a malformed AWS_ENDPOINT_URL
+            msg = f"The S3 client cannot be configured: {exc}"
+            raise ConfigurationError(msg, variable="AWS_ENDPOINT_URL") from exc
+    secret = environment.local_secret()
+    if secret is None:
+        msg = (
+            "LocalStorage needs a signing secret: set HELPPET_LOCAL_STORAGE_SECRET "
+            f"(at least {MIN_SECRET_LENGTH} characters) or HELPPET_JWT_SECRET"
+        )
+        raise ConfigurationError(msg, variable="HELPPET_LOCAL_STORAGE_SECRET")
+    try:
+        return LocalStorage(
+            environment.local_storage_dir,
+            environment.public_base_url + LOCAL_STORAGE_PATH,
+            secret,
+        )
+    except OSError as exc:
+        msg = (
+            "HELPPET_LOCAL_STORAGE_DIR cannot be used: "
+            f"{exc.strerror or type(exc).__name__} ({environment.local_storage_dir})"
+        )
+        raise ConfigurationError(msg, variable="HELPPET_LOCAL_STORAGE_DIR") from exc
+
+
+def build_repository(
+    environment: DeploymentSettings, *, engine_options: Mapping[str, Any] | None = None
+) -> SqlAlchemyRepository:
+    """Build the SQL repository ``DATABASE_URL`` names (without touching the database).
+
+    ``engine_options`` are further keyword arguments for
+    ``SqlAlchemyRepository.from_url`` (``pool_size``, ``max_overflow``,
+    ``pool_pre_ping``, ``pool_recycle``). Raises :class:`ConfigurationError`
+    for a URL SQLAlchemy cannot parse and ``MissingDependencyError`` when the
+    driver's extra is not installed.
+    """
+    # Imported here: the sql extra is needed only when a database is used.
+    import sqlalchemy.exc  # noqa: PLC0415
+
+    from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository  # noqa: PLC0415
+
+    try:
+        return SqlAlchemyRepository.from_url(environment.database_url, **(engine_options or {}))
+    except sqlalchemy.exc.ArgumentError as exc:
+        msg = (
+            "DATABASE_URL is not a SQLAlchemy database URL "
+            "(e.g. postgresql+psycopg://user@host/dbname or sqlite:///recordings.db)"
+        )
+        raise ConfigurationError(msg, variable="DATABASE_URL") from exc
+
+
+def build_backends(
+    environment: DeploymentSettings | None = None,
+    settings: RecordingSettings | None = None,
+    *,
+    create_schema: bool = False,
+    engine_options: Mapping[str, Any] | None = None,
+    metrics: RecordingMetrics | None = None,
+) -> Backends:
+    """Build storage, repository and service from ``environment`` (default: the process's).
+
+    ``settings`` overrides ``environment.recording``. With ``create_schema``
+    the database is brought to the current schema first (as
+    ``helppet-recordings migrate`` does). ``engine_options`` go to
+    :func:`build_repository` (the connection pool); ``metrics`` is the
+    service's ``RecordingMetrics`` (default: on the global meter provider).
+    Nothing is left open when this raises.
+    """
+    environment = DeploymentSettings.load() if environment is None else environment
+    settings = environment.recording if settings is None else settings
+    storage = build_storage(environment)
+    repository = build_repository(environment, engine_options=engine_options)
+    try:
+        if create_schema:
+            repository.create_schema()
+        service = RecordingService(
+            storage=storage, repository=repository, settings=settings, metrics=metrics
+        )
+    except BaseException:
+        repository.close()
+        raise
+    return Backends(
+        service=service,
+        storage=storage,
+        repository=repository,
+        local_storage=storage if isinstance(storage, LocalStorage) else None,
+        jwt_secret=(
+            None if environment.jwt_secret is None else environment.jwt_secret.get_secret_value()
+        ),
+        close=repository.close,
+    )

@@ -1,0 +1,263 @@
+"""The deployment's settings model, :class:`DeploymentSettings`, read from the environment."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from helppet_recordings.environment._validation import (
+    _configuration_error,
+    _env_name,
+    _from_mapping,
+    _problems,
+)
+from helppet_recordings.environment.variables import (
+    _LOCAL_SECRET_CONTEXT,
+    _VARIABLES,
+    DEFAULT_DATABASE_FILE,
+    DEFAULT_LOCAL_STORAGE_DIR,
+    DEFAULT_PUBLIC_BASE_URL,
+    MIN_JWT_SECRET_BYTES,
+    STORAGE_KINDS,
+    ConfigurationError,
+)
+from helppet_recordings.settings import RecordingSettings
+from helppet_recordings.storage.local import MIN_SECRET_LENGTH
+
+
+def _alias(field: str) -> AliasChoices:
+    return AliasChoices(field, _VARIABLES[field])
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{Path.cwd() / DEFAULT_DATABASE_FILE}"
+
+
+def _default_local_storage_dir() -> Path:
+    return Path.cwd() / DEFAULT_LOCAL_STORAGE_DIR
+
+
+class _EnvironmentSource(EnvSettingsSource):
+    """The process environment, except for the nested ``recording`` settings.
+
+    Those read their own variables (``S3_BUCKET_NAME``, ...) through
+    :class:`RecordingSettings`; no variable named ``RECORDING`` is consulted.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name == "recording":
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+
+class DeploymentSettings(BaseSettings):
+    """Everything a deployment is configured with, read from the environment.
+
+    Values come from keyword arguments, then the environment (see the module
+    documentation for the variables), then the defaults. ``recording`` holds
+    the :class:`RecordingSettings` the service runs with.
+    """
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        populate_by_name=True,
+        case_sensitive=False,
+        env_ignore_empty=True,
+    )
+
+    storage: Annotated[Literal["local", "s3"], Field(validation_alias=_alias("storage"))] = "local"
+    database_url: Annotated[
+        str, Field(min_length=1, validation_alias=_alias("database_url"), repr=False)
+    ] = Field(default_factory=_default_database_url)
+    local_storage_dir: Annotated[Path, Field(validation_alias=_alias("local_storage_dir"))] = Field(
+        default_factory=_default_local_storage_dir
+    )
+    public_base_url: Annotated[str, Field(validation_alias=_alias("public_base_url"))] = (
+        DEFAULT_PUBLIC_BASE_URL
+    )
+    cors_origins: Annotated[
+        tuple[str, ...], NoDecode, Field(validation_alias=_alias("cors_origins"))
+    ] = ()
+    jwt_secret: Annotated[SecretStr | None, Field(validation_alias=_alias("jwt_secret"))] = None
+    local_storage_secret: Annotated[
+        SecretStr | None, Field(validation_alias=_alias("local_storage_secret"))
+    ] = None
+    recording: RecordingSettings = Field(default_factory=RecordingSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read keyword arguments, then the environment (no dotenv or secret files)."""
+        return (
+            init_settings,
+            _EnvironmentSource(settings_cls, case_sensitive=False, env_ignore_empty=True),
+        )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, cwd: Path | None = None
+    ) -> DeploymentSettings:
+        """Read the settings from ``environ`` (default: the process environment).
+
+        Defaults that name files (the SQLite database, LocalStorage's
+        directory) are placed in ``cwd`` (default: the working directory).
+        Raises :class:`ConfigurationError` naming each variable that is wrong.
+        """
+        source = os.environ if environ is None else environ
+        env = {name.upper(): value for name, value in source.items() if value.strip()}
+        here = Path.cwd() if cwd is None else cwd
+        values: dict[str, Any] = {
+            variable: env[variable] for variable in _VARIABLES.values() if variable in env
+        }
+        values.setdefault("DATABASE_URL", f"sqlite:///{here / DEFAULT_DATABASE_FILE}")
+        values.setdefault("HELPPET_LOCAL_STORAGE_DIR", str(here / DEFAULT_LOCAL_STORAGE_DIR))
+        recording_names = {
+            _env_name(name, info) for name, info in RecordingSettings.model_fields.items()
+        }
+        problems: list[dict[str, str]] = []
+        try:
+            values["recording"] = _from_mapping(
+                RecordingSettings,
+                {name: value for name, value in env.items() if name in recording_names},
+            )
+        except pydantic.ValidationError as exc:
+            problems += _problems(exc, RecordingSettings)
+            values["recording"] = _from_mapping(RecordingSettings, {})
+        try:
+            settings = _from_mapping(cls, values)
+        except pydantic.ValidationError as exc:
+            problems += _problems(exc, cls)
+        if problems:
+            raise _configuration_error(problems)
+        return settings
+
+    @classmethod
+    def load(cls) -> DeploymentSettings:
+        """Read the process environment; raise :class:`ConfigurationError` if it is wrong."""
+        return cls.from_env()
+
+    @field_validator("storage", mode="before")
+    @classmethod
+    def _storage_kind(cls, value: object) -> object:
+        if isinstance(value, str):
+            kind = value.strip().lower()
+            if kind not in STORAGE_KINDS:
+                msg = f"must be 'local' or 's3', not {value!r}"
+                raise ValueError(msg)
+            return kind
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        url = value.strip().rstrip("/")
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            msg = "must be an http:// or https:// URL"
+            raise ValueError(msg)
+        return url
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        origins: list[str] = []
+        for origin in value:
+            normalized = origin.rstrip("/")
+            parts = urllib.parse.urlsplit(normalized)
+            if (
+                parts.scheme not in {"http", "https"}
+                or not parts.netloc
+                or parts.path
+                or parts.query
+                or parts.fragment
+            ):
+                msg = (
+                    f"{origin!r} is not a browser origin: write scheme://host[:port], "
+                    "e.g. https://app.example.com"
+                )
+                raise ValueError(msg)
+            if normalized not in origins:
+                origins.append(normalized)
+        return tuple(origins)
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _jwt_secret_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode("utf-8")) < (
+            MIN_JWT_SECRET_BYTES
+        ):
+            msg = (
+                f"must be at least {MIN_JWT_SECRET_BYTES} bytes "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+            raise ValueError(msg)
+        return value
+
+    @field_validator("local_storage_secret")
+    @classmethod
+    def _local_secret_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            msg = f"must be at least {MIN_SECRET_LENGTH} characters"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def local_secret_source(self) -> str | None:
+        """The variable LocalStorage's signing secret comes from, or None when there is none."""
+        if self.local_storage_secret is not None:
+            return _VARIABLES["local_storage_secret"]
+        if self.jwt_secret is not None:
+            return _VARIABLES["jwt_secret"]
+        return None
+
+    def local_secret(self) -> str | None:
+        """Return LocalStorage's signing secret: as configured, else derived from the JWT one."""
+        if self.local_storage_secret is not None:
+            return self.local_storage_secret.get_secret_value()
+        if self.jwt_secret is not None:
+            return hmac.new(
+                self.jwt_secret.get_secret_value().encode("utf-8"),
+                _LOCAL_SECRET_CONTEXT,
+                hashlib.sha256,
+            ).hexdigest()
+        return None
+
+    def require_jwt_secret(self) -> str:
+        """Return the JWT secret; raise :class:`ConfigurationError` when it is not set."""
+        if self.jwt_secret is None:
+            msg = (
+                f"HELPPET_JWT_SECRET must be set to a secret of at least {MIN_JWT_SECRET_BYTES} "
+                "bytes (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+            raise ConfigurationError(msg, variable="HELPPET_JWT_SECRET")
+        return self.jwt_secret.get_secret_value()
