@@ -19,6 +19,7 @@ from helppet_recordings.cli import main
 from helppet_recordings.cli._app import cli
 from helppet_recordings.cli._database import head_revisions
 from helppet_recordings.environment import Backends, DeploymentSettings, build_backends
+from helppet_recordings.transcription import speech_sample
 from tests.support.servers import free_ports
 
 SECRET = "local-storage-secret-for-tests"
@@ -239,3 +240,29 @@ def test_the_entry_point_runs_the_commands(capsys: pytest.CaptureFixture[str]) -
     listed = capsys.readouterr().out
     for command in ("migrate", "sweep", "reconcile", "purge", "doctor", "bucket-setup"):
         assert command in listed
+
+
+def test_worker_once_transcribes_what_is_waiting(backends: Backends) -> None:
+    """Worker --once takes the uploaded speech sample and leaves it transcribed; then nothing."""
+    storage = backends.local_storage
+    assert storage is not None
+    sample = speech_sample()
+    user = uuid.uuid4()
+    ticket = backends.service.initiate_upload(
+        user, {"filename": "hello.flac", "content_type": "audio/flac"}
+    )
+    upload(storage, dict(ticket.upload_fields), sample.data)
+    backends.service.complete_upload(
+        user, ticket.recording_id, {"file_size_bytes": len(sample.data)}
+    )
+    first = run_json("worker", "--once")
+    assert (first["ok"], first["taken"], first["transcriber"]) == (True, 1, "local")
+    done = backends.service.get_recording(user, ticket.recording_id)
+    assert done.status.value == "transcribed"
+    assert done.transcript_text
+    assert run_json("worker", "--once")["taken"] == 0
+
+
+def test_worker_refuses_an_unknown_transcriber(deployment: Path) -> None:
+    """A transcriber the command does not know is a usage error (exit 2)."""
+    assert run("worker", "--transcriber", "nope", "--once").exit_code == 2

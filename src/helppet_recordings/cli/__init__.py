@@ -3,7 +3,7 @@
 Installed with the ``cli`` extra (``pip install 'helppet-recordings[cli]'``),
 configured from the same environment as the example app (see
 :mod:`helppet_recordings.environment`). Commands: ``migrate``, ``sweep``,
-``reconcile``, ``purge``, ``stats``, ``doctor`` and ``bucket-setup``; each
+``reconcile``, ``purge``, ``stats``, ``worker``, ``doctor`` and ``bucket-setup``; each
 takes ``--json``. Exit status: 0 when all is well, 1 when the command found
 problems, 2 for usage and configuration errors.
 

@@ -340,3 +340,56 @@ def bucket_setup(*, apply_: bool, json_mode: bool, progress: bool | None) -> Non
     )
     if failed:
         raise click.exceptions.Exit(PROBLEMS_FOUND)
+
+
+# ------------------------------------------------------------------------------ worker
+
+
+@cli.command()
+@click.option(
+    "--transcriber",
+    type=click.Choice(["local", "openai", "aws"]),
+    default="local",
+    show_default=True,
+    help="Which transcriber the worker uses (openai and aws need their extras).",
+)
+@click.option("--once", is_flag=True, help="Settle what is waiting now, then exit.")
+@click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--lease-seconds", type=click.IntRange(min=1), default=900, show_default=True)
+@_reporting
+def worker(
+    *,
+    transcriber: str,
+    once: bool,
+    max_attempts: int,
+    lease_seconds: int,
+    json_mode: bool,
+    progress: bool | None,
+) -> None:
+    """Transcribe uploaded recordings (a TranscriptionWorker); SIGTERM stops it after a job."""
+    output = Output(json_mode=json_mode, progress=progress)
+    with _errors(output), _backends() as backends:
+        from helppet_recordings.transcription import (  # noqa: PLC0415 - optional extras
+            TranscriptionWorker,
+            get_transcriber,
+        )
+
+        running = TranscriptionWorker(
+            backends.service,
+            get_transcriber(transcriber),
+            max_attempts=max_attempts,
+            lease_seconds=lease_seconds,
+        )
+        if once:
+            with output.progress("Transcribing", "recordings"):
+                taken = running.run_once()
+        else:
+            running.install_signal_handlers()
+            running.run()
+            taken = None
+    output.report(
+        {"ok": True, "taken": taken, "transcriber": transcriber},
+        lambda console: console.print(
+            "Worker stopped." if taken is None else f"Worker done: {taken} recording(s) taken."
+        ),
+    )
