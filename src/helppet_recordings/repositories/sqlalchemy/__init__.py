@@ -29,7 +29,9 @@ The modules, one concern each:
 - ``errors``: :func:`translate_errors`;
 - ``engine``: engines with thread-pool defaults (used by ``from_url``);
 - ``migrate``: :func:`alembic_config` and the migrations directory;
-- ``repository``: :class:`SqlAlchemyRepository`.
+- ``repository``: :class:`SqlAlchemyRepository`, whose sweeps and claims
+  (``_claims``), key lookups and purging (``_lookups``), and audit trail and
+  statistics (``_reporting``) are written in mixin classes of their own.
 
 Everything public is importable from this package; the modules' layout may change.
 """

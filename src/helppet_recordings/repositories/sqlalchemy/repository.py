@@ -12,19 +12,19 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 import sqlalchemy.pool
 
-from helppet_recordings.audit import AuditEntry
 from helppet_recordings.errors import RepositoryUnavailableError
 from helppet_recordings.models import Recording, RecordingFilter, RecordingPage
+from helppet_recordings.repositories.sqlalchemy._claims import ClaimQueries
+from helppet_recordings.repositories.sqlalchemy._lookups import KeyQueries
+from helppet_recordings.repositories.sqlalchemy._reporting import AuditQueries
 from helppet_recordings.repositories.sqlalchemy.engine import (
     DEFAULT_MAX_OVERFLOW,
     DEFAULT_POOL_SIZE,
     DEFAULT_SQLITE_BUSY_TIMEOUT,
     build_engine,
-    sqlite_begin_immediate,
 )
 from helppet_recordings.repositories.sqlalchemy.errors import translate_errors
 from helppet_recordings.repositories.sqlalchemy.mapping import (
-    from_db_time,
     to_db_time,
     to_recording,
     to_row,
@@ -33,19 +33,13 @@ from helppet_recordings.repositories.sqlalchemy.migrate import MIGRATION_LOCK, u
 from helppet_recordings.repositories.sqlalchemy.reports import (
     AuditStatements,
     StatsStatements,
-    to_audit_entry,
-    to_audit_row,
-    to_repository_stats,
-    window_params,
 )
 from helppet_recordings.repositories.sqlalchemy.schema import audit_entries, recordings
 from helppet_recordings.repositories.sqlalchemy.statements import (
     Statements,
     changed_columns,
     filter_params,
-    prefix_successor,
 )
-from helppet_recordings.stats import RepositoryStats
 from helppet_recordings.status import RecordingStatus
 
 if TYPE_CHECKING:
@@ -54,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["SqlAlchemyRepository"]
 
 
-class SqlAlchemyRepository:
+class SqlAlchemyRepository(ClaimQueries, KeyQueries, AuditQueries):
     """Recordings in a SQL database (SQLite or PostgreSQL 15+), through one SQLAlchemy engine.
 
     Thread-safe: one engine is shared, each call takes its own connection
@@ -75,6 +69,10 @@ class SqlAlchemyRepository:
     ``audit_table`` is the audit trail's table: by default the package's
     standalone one (migration ``0003``); an embedding application defines it
     in its own metadata with :func:`define_audit_table` and passes it.
+
+    The sweeps and claims, the key lookups and purging, and the audit trail
+    and statistics are written in :class:`ClaimQueries`, :class:`KeyQueries`
+    and :class:`AuditQueries`.
     """
 
     def __init__(
@@ -344,182 +342,6 @@ class SqlAlchemyRepository:
             else:
                 total = int(connection.execute(count_statement, params).scalar_one())
         return RecordingPage(items=[to_recording(row[:-1]) for row in rows], total=total)
-
-    def list_stale_uploads(self, *, now: dt.datetime, limit: int) -> list[Recording]:
-        """Return up to ``limit`` live uploading recordings whose deadline is before ``now``.
-
-        Oldest deadline first (ties by id), served by the partial
-        ``(status, upload_expires_at, id)`` index.
-        """
-        params = {"now": to_db_time(now), "limit": limit}
-        with self._lock, translate_errors("list_stale_uploads"), self._engine.connect() as conn:
-            rows = conn.execute(self._statements.stale, params).all()
-        return [to_recording(row) for row in rows]
-
-    def claim_stale_uploads(
-        self, *, now: dt.datetime, limit: int, lease_until: dt.datetime
-    ) -> list[Recording]:
-        """Take up to ``limit`` stale uploads for this sweeper, pushing their deadline to the lease.
-
-        One transaction: the stale rows are selected oldest deadline first
-        and locked (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so concurrent
-        sweepers take disjoint batches without waiting; SQLite: the database
-        write lock, taken before reading), then their ``upload_expires_at``
-        becomes ``lease_until``. Returns them as claimed, in that order.
-        """
-        statements = self._statements
-        claimed = self._claim(
-            "claim_stale_uploads",
-            (statements.stale, statements.claim, statements.extend_deadline),
-            now=now,
-            limit=limit,
-            lease_until=lease_until,
-        )
-        for recording in claimed:
-            recording.upload_expires_at = from_db_time(to_db_time(lease_until))
-        return claimed
-
-    def claim_work(
-        self, *, now: dt.datetime, limit: int, lease_until: dt.datetime
-    ) -> list[Recording]:
-        """Take up to ``limit`` recordings for a transcription worker, setting their lease.
-
-        Locked as :meth:`claim_stale_uploads` locks (``FOR UPDATE SKIP LOCKED``
-        on PostgreSQL), over the work-queue index, oldest lease first.
-        """
-        statements = self._statements
-        claimed = self._claim(
-            "claim_work",
-            (statements.work, statements.claim_work, statements.lease),
-            now=now,
-            limit=limit,
-            lease_until=lease_until,
-        )
-        for recording in claimed:
-            recording.lease_expires_at = from_db_time(to_db_time(lease_until))
-        return claimed
-
-    def _claim(
-        self,
-        operation: str,
-        statements: tuple[sa.Select[Any], sa.Select[Any], sa.Update],
-        *,
-        now: dt.datetime,
-        limit: int,
-        lease_until: dt.datetime,
-    ) -> list[Recording]:
-        """Select ready rows under a lock and write the lease on them, in one transaction."""
-        select_on_sqlite, select_locked, write_lease = statements
-        params = {"now": to_db_time(now), "limit": limit}
-        with self._lock, translate_errors(operation), self._engine.begin() as conn:
-            if conn.dialect.name == "sqlite":
-                sqlite_begin_immediate(conn)
-                rows = conn.execute(select_on_sqlite, params).all()
-            else:
-                rows = conn.execute(select_locked, params).all()
-            claimed = [to_recording(row) for row in rows]
-            if claimed:
-                conn.execute(
-                    write_lease,
-                    {
-                        "ids": [recording.id for recording in claimed],
-                        "lease": to_db_time(lease_until),
-                    },
-                )
-        return claimed
-
-    def find_by_upload_key(self, key: str) -> Recording | None:
-        """Return the recording whose ticket names staging ``key`` (its unique index), or None."""
-        with self._lock, translate_errors("find_by_upload_key"), self._engine.connect() as c:
-            row = c.execute(self._statements.by_upload_key, {"key": key}).first()
-        return None if row is None else to_recording(row)
-
-    def find_by_idempotency_key(self, user_id: uuid.UUID, key: str) -> Recording | None:
-        """Return the user's recording created with this idempotency key (deleted ones too)."""
-        params = {"user_id": user_id, "key": key}
-        with self._lock, translate_errors("find_by_idempotency_key"), self._engine.connect() as c:
-            row = c.execute(self._statements.by_idempotency_key, params).first()
-        return None if row is None else to_recording(row)
-
-    def list_by_key(self, *, prefix: str, after: str | None, limit: int) -> list[Recording]:
-        """Return up to ``limit`` recordings whose key starts with ``prefix``, by ascending key.
-
-        Only keys greater than ``after`` (when given). Keys compare in code
-        point order on every backend (PostgreSQL: the column's ``C``
-        collation), so this is a range scan of the unique key index.
-        Deleted recordings are included.
-        """
-        upper = prefix_successor(prefix)
-        low = prefix if after is None or after < prefix else after
-        params: dict[str, Any] = {"low": low, "limit": limit}
-        statement = self._statements.by_key(bounded=upper is not None, inclusive=low == prefix)
-        if upper is not None:
-            params["upper"] = upper
-        with self._lock, translate_errors("list_by_key"), self._engine.connect() as connection:
-            rows = connection.execute(statement, params).all()
-        return [to_recording(row) for row in rows]
-
-    def list_purgeable(self, *, deleted_before: dt.datetime, limit: int) -> list[Recording]:
-        """Return up to ``limit`` soft-deleted, unpurged recordings deleted before then.
-
-        Oldest deletion first (ties by id), served by the partial purge index.
-        """
-        params = {"before": to_db_time(deleted_before), "limit": limit}
-        with self._lock, translate_errors("list_purgeable"), self._engine.connect() as connection:
-            rows = connection.execute(self._statements.purgeable, params).all()
-        return [to_recording(row) for row in rows]
-
-    def mark_purged(self, recording: Recording) -> bool:
-        """Write a scrubbed copy of a soft-deleted recording, in one conditional ``UPDATE``.
-
-        Returns False, changing nothing, unless the stored recording is
-        soft-deleted and not yet purged.
-        """
-        params = {f"v_{name}": value for name, value in to_row(recording).items()}
-        with self._lock, translate_errors("mark_purged"), self._engine.begin() as connection:
-            return connection.execute(self._statements.purge, params).rowcount == 1
-
-    # ------------------------------------------------------------- audit and statistics
-
-    @property
-    def audit_table(self) -> sa.Table:
-        """The audit trail table the repository appends to."""
-        return self._audit_statements.table
-
-    def record_audit(self, entry: AuditEntry) -> None:
-        """Append ``entry`` to the audit table in one ``INSERT``, committed before returning.
-
-        The repository never updates or deletes an audit row. An entry id
-        that is already stored raises ``DuplicateRecordingError``.
-        """
-        row = to_audit_row(entry)
-        with self._lock, translate_errors("record_audit"), self._engine.begin() as connection:
-            connection.execute(self._audit_statements.insert, row)
-
-    def audit_trail(self, recording_id: uuid.UUID) -> list[AuditEntry]:
-        """Return the recording's audit entries, oldest first, ties in the order written."""
-        params = {"recording_id": recording_id}
-        with self._lock, translate_errors("audit_trail"), self._engine.connect() as connection:
-            rows = connection.execute(self._audit_statements.trail, params).all()
-        return [to_audit_entry(row) for row in rows]
-
-    def stats(self, *, since: dt.datetime | None, until: dt.datetime | None) -> RepositoryStats:
-        """Compute the statistics of the recordings created in ``[since, until)`` in one query.
-
-        One aggregate ``SELECT`` returns one row: counts, extremes and means,
-        and the percentiles (PostgreSQL: ``percentile_cont``; SQLite: ranks
-        picked with ``row_number()``, times to the millisecond). No recording
-        is read into Python.
-        """
-        params = window_params(since, until)
-        with self._lock, translate_errors("stats"), self._engine.connect() as connection:
-            statement = self._stats_statements.statement(
-                postgres=connection.dialect.name == "postgresql",
-                since=since is not None,
-                until=until is not None,
-            )
-            row = connection.execute(statement, params).mappings().one()
-        return to_repository_stats(row)
 
 
 def _check_same_keys(recording: Recording, previous: Recording) -> None:
