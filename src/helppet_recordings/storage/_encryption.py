@@ -14,6 +14,7 @@ __all__ = [
     "AWS_KMS",
     "ENCRYPTION_FIELD",
     "KMS_KEY_FIELD",
+    "EncryptionSettings",
     "check_encryption",
     "encryption_fields",
     "encryption_matches",
@@ -89,3 +90,33 @@ def same_kms_key(configured: str | None, reported: str | None) -> bool:
 
 def _key_id(key: str) -> str:
     return key.rsplit(":key/", 1)[1] if ":key/" in key else key
+
+
+class EncryptionSettings:
+    """The encryption a storage backend requires of uploads, and the check of a stored object.
+
+    Mixed into the backends that encrypt at rest (S3, memory); they set
+    ``_sse`` and ``_kms_key_id`` (checked with :func:`check_encryption`).
+    """
+
+    _sse: str
+    _kms_key_id: str | None
+
+    @property
+    def sse(self) -> str:
+        """The server-side encryption uploads must request: ``AES256`` or ``aws:kms``."""
+        return self._sse
+
+    @property
+    def kms_key_id(self) -> str | None:
+        """The KMS key uploads must use with ``aws:kms`` (None: any, the bucket's default)."""
+        return self._kms_key_id
+
+    def encryption_matches(self, stored: StoredObject) -> bool:
+        """Whether ``stored`` is encrypted as uploads must be (same SSE and, if set, KMS key).
+
+        S3 reports the key as an ARN; a ``kms_key_id`` given as a bare key id
+        matches the ARN that ends in it. An object whose encryption is not
+        reported does not match.
+        """
+        return encryption_matches(stored, sse=self._sse, kms_key_id=self._kms_key_id)

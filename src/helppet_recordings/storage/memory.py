@@ -38,9 +38,9 @@ from helppet_recordings.storage._encryption import (
     AWS_KMS,
     ENCRYPTION_FIELD,
     KMS_KEY_FIELD,
+    EncryptionSettings,
     check_encryption,
     encryption_fields,
-    encryption_matches,
 )
 
 __all__ = ["InMemoryStorage"]
@@ -60,7 +60,7 @@ class _Object:
     sha256: str
 
 
-class InMemoryStorage:
+class InMemoryStorage(EncryptionSettings):
     """Objects in memory, with signed tickets whose policy it enforces itself.
 
     ``clock`` returns seconds since the epoch (``time.time`` by default);
@@ -91,20 +91,6 @@ class InMemoryStorage:
     def bucket(self) -> str:
         """The bucket name tickets and records carry."""
         return self._bucket
-
-    @property
-    def sse(self) -> str:
-        """The server-side encryption uploads must request: ``AES256`` or ``aws:kms``."""
-        return self._sse
-
-    @property
-    def kms_key_id(self) -> str | None:
-        """The KMS key uploads must use with ``aws:kms`` (None: any)."""
-        return self._kms_key_id
-
-    def encryption_matches(self, stored: StoredObject) -> bool:
-        """Whether ``stored`` is encrypted as uploads must be (same SSE and, if set, KMS key)."""
-        return encryption_matches(stored, sse=self._sse, kms_key_id=self._kms_key_id)
 
     # ------------------------------------------------------------------------ signing
 

@@ -14,9 +14,9 @@ from helppet_recordings.storage._checksums import from_s3_base64, sha256_fields
 from helppet_recordings.storage._encryption import (
     AES256,
     AWS_KMS,
+    EncryptionSettings,
     check_encryption,
     encryption_fields,
-    encryption_matches,
 )
 from helppet_recordings.storage._http import content_disposition
 from helppet_recordings.storage.s3._client import build_client
@@ -37,7 +37,7 @@ MAX_COPY_SIZE: Final = 5 * 1024**3
 _REFUSED_COPY_CODES: Final = frozenset({"PreconditionFailed", "412", *NOT_FOUND_CODES})
 
 
-class S3Storage:
+class S3Storage(EncryptionSettings):
     """Recordings in one S3 bucket (AWS or any S3-compatible server).
 
     With ``client=None`` a boto3 client is built once and reused. It always
@@ -103,25 +103,6 @@ class S3Storage:
     def client(self) -> S3Client:
         """The boto3 client in use."""
         return self._client
-
-    @property
-    def sse(self) -> str:
-        """The server-side encryption uploads must request: ``AES256`` or ``aws:kms``."""
-        return self._sse
-
-    @property
-    def kms_key_id(self) -> str | None:
-        """The KMS key uploads must use with ``aws:kms`` (None: any, the bucket's default)."""
-        return self._kms_key_id
-
-    def encryption_matches(self, stored: StoredObject) -> bool:
-        """Whether ``stored`` is encrypted as uploads must be (same SSE and, if set, KMS key).
-
-        S3 reports the key as an ARN; a ``kms_key_id`` given as a bare key id
-        matches the ARN that ends in it. An object whose encryption is not
-        reported does not match.
-        """
-        return encryption_matches(stored, sse=self._sse, kms_key_id=self._kms_key_id)
 
     def create_upload(
         self,
