@@ -213,15 +213,22 @@ class SqlAlchemyRepository(ClaimQueries, KeyQueries, AuditQueries):
     # ------------------------------------------------------------------------ the port
 
     def add(self, recording: Recording) -> None:
-        """Store a new recording in one ``INSERT``.
+        """Store a new recording in one ``INSERT`` of the columns that have a value.
 
         Raises ``DuplicateRecordingError`` (a ``ValueError``) if its id, its
         storage key or its owner's idempotency key is already used (the
         database's unique constraints); nothing is stored then.
         """
-        row = to_row(recording)
+        statements = self._statements
+        # NULLs are left to the table: the INSERT names only the columns that have a value
+        # (or a server default), which SQLAlchemy compiles once per column set.
+        row = {
+            name: value
+            for name, value in to_row(recording).items()
+            if value is not None or name in statements.server_defaults
+        }
         with self._lock, translate_errors("add"), self._single.begin() as connection:
-            connection.execute(self._statements.insert, row)
+            connection.execute(statements.insert, row)
 
     def get(self, recording_id: uuid.UUID) -> Recording | None:
         """Return the recording with this id (soft-deleted ones included), or None.

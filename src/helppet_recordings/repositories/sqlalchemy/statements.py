@@ -48,6 +48,10 @@ class Statements:
         self.live = sa.text(LIVE_PREDICATE)
         self.select = sa.select(*columns)
         self.insert = table.insert()
+        # Columns whose omission from an INSERT would not mean NULL (they have a server default).
+        self.server_defaults = frozenset(
+            name for name in FIELDS if table.c[name].server_default is not None
+        )
         self.get = self.select.where(table.c.id == sa.bindparam("id"))
         self.keys_of = sa.select(table.c.s3_key, table.c.idempotency_key).where(
             table.c.id == sa.bindparam("id")
