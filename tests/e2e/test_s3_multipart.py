@@ -5,12 +5,18 @@ part size at completion (a smaller part that is not the last gets 400
 ``EntityTooSmall``, and the upload stays open), while a part of exactly 5 MiB
 is accepted. A presigned part PUT signs ``content-length``; a body of any
 other length is refused with 403 ``SignatureDoesNotMatch`` and nothing of it
-is stored. Aborting an upload it no longer knows is not an error.
+is stored. Aborting an upload it no longer knows is not an error. Unlike AWS,
+which keeps only the last upload of a part number, SeaweedFS lists every
+upload of a retried part (``list_parts`` keeps the most recent), and
+completion uses whichever ETag it is given. Like AWS, it completes an upload
+from non-consecutive part numbers (a gap is not refused), so the caller must
+check the listed parts against the plan before completing.
 """
 
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -189,3 +195,33 @@ def test_listing_is_narrowed_by_prefix(storage: S3Storage) -> None:
     assert listed[0][2].tzinfo is not None
     storage.abort_multipart_upload(key="recordings/a.m4a", upload_id=inside)
     storage.abort_multipart_upload(key="staging/b.m4a", upload_id=outside)
+
+
+def test_retried_part_is_listed_once_and_the_last_upload_wins(storage: S3Storage) -> None:
+    """A part sent twice is listed once, with the later upload's ETag, and that is what lands."""
+    key = _key()
+    upload_id = storage.create_multipart_upload(key=key, content_type="audio/mp4")
+    url = storage.sign_upload_part(
+        key=key, upload_id=upload_id, part_number=1, size=10, expires_in=300
+    )
+    assert httpx.put(url, content=b"y" * 10, timeout=60).status_code == 200
+    time.sleep(1.1)  # SeaweedFS reports LastModified in whole seconds
+    assert httpx.put(url, content=b"z" * 10, timeout=60).status_code == 200
+
+    listed = storage.list_parts(key=key, upload_id=upload_id)
+
+    assert [(number, size) for number, size, _ in listed] == [(1, 10)]
+    _complete_from_storage(storage, key, upload_id)
+    assert _body(storage, key) == b"z" * 10
+
+
+def test_completion_does_not_refuse_a_gap_in_part_numbers(storage: S3Storage) -> None:
+    """Parts 1 and 4 complete into a shorter object: checking against the plan is the caller's."""
+    key = _key()
+    upload_id = storage.create_multipart_upload(key=key, content_type="audio/mp4")
+    sent = [PLAN.part(1), PLAN.part(4)]
+    assert all(r.is_success for r in _put_parts(storage, key, upload_id, sent))
+
+    _complete_from_storage(storage, key, upload_id)
+
+    assert _body(storage, key) == SOURCE[:MIN_PART_SIZE] + SOURCE[-12_345:]

@@ -94,6 +94,9 @@ def list_parts(
     """Return ``(part number, size, ETag)`` of every part storage holds, in part order.
 
     Reads every page (``page_size`` parts each; None: storage's default, 1,000 on S3).
+    One entry per part number: S3 keeps only the last upload of a part, but
+    SeaweedFS lists every upload of a retried part separately, so the most
+    recently modified one is kept (on a tie, the one listed last).
     """
     paginator = client.get_paginator("list_parts")
     pages = paginator.paginate(
@@ -102,16 +105,22 @@ def list_parts(
         UploadId=upload_id,
         PaginationConfig={} if page_size is None else {"PageSize": page_size},
     )
-    parts: list[tuple[int, int, str]] = []
+    latest: dict[int, tuple[dt.datetime | None, int, str]] = {}
     try:
         for page in pages:
-            parts.extend(
-                (part["PartNumber"], part["Size"], part["ETag"].strip('"'))
-                for part in page.get("Parts", [])
-            )
+            for part in page.get("Parts", []):
+                number, modified = part["PartNumber"], part.get("LastModified")
+                seen = latest.get(number)
+                if seen is None or not _earlier(modified, seen[0]):
+                    latest[number] = (modified, part["Size"], part["ETag"].strip('"'))
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         raise_translated(exc)
-    return sorted(parts)
+    return [(number, size, etag) for number, (_, size, etag) in sorted(latest.items())]
+
+
+def _earlier(modified: dt.datetime | None, than: dt.datetime | None) -> bool:
+    """Whether a listed part was modified before the one already seen (unknown: not earlier)."""
+    return modified is not None and than is not None and modified < than
 
 
 def complete(

@@ -373,6 +373,10 @@ class S3Storage:
     def list_parts(self, *, key: str, upload_id: str) -> list[tuple[int, int, str]]:
         """Return ``(part number, size, ETag)`` of every part storage holds (all pages).
 
+        One entry per part number, in order: for a part uploaded more than
+        once, the most recent upload (SeaweedFS lists each one; S3 keeps only
+        the last). Gaps are not filled in: compare the numbers with the plan.
+
         Raises ``StorageError`` (``storage_error="NoSuchUpload"``) when the
         upload is unknown, completed or aborted.
         """
