@@ -5,10 +5,11 @@ part size at completion (a smaller part that is not the last gets 400
 ``EntityTooSmall``, and the upload stays open), while a part of exactly 5 MiB
 is accepted. A presigned part PUT signs ``content-length``; a body of any
 other length is refused with 403 ``SignatureDoesNotMatch`` and nothing of it
-is stored. Aborting an upload it no longer knows is not an error. Unlike AWS,
-which keeps only the last upload of a part number, SeaweedFS lists every
-upload of a retried part (``list_parts`` keeps the most recent), and
-completion uses whichever ETag it is given. Like AWS, it completes an upload
+is stored; so is a chunked body without ``Content-Length``. A part URL past
+its expiry gets 403 ``AccessDenied``. Aborting an upload it no longer knows
+is not an error. Unlike AWS, which keeps only the last upload of a part
+number, SeaweedFS lists every upload of a retried part (``list_parts`` keeps
+the most recent), and completion uses whichever ETag it is given. Like AWS, it completes an upload
 from non-consecutive part numbers (a gap is not refused), so the caller must
 check the listed parts against the plan before completing.
 """
@@ -225,3 +226,42 @@ def test_completion_does_not_refuse_a_gap_in_part_numbers(storage: S3Storage) ->
     _complete_from_storage(storage, key, upload_id)
 
     assert _body(storage, key) == SOURCE[:MIN_PART_SIZE] + SOURCE[-12_345:]
+
+
+def test_chunked_part_without_content_length_is_refused(storage: S3Storage) -> None:
+    """A part streamed chunked (no Content-Length) does not match the signature: 403."""
+    key = _key()
+    upload_id = storage.create_multipart_upload(key=key, content_type="audio/mp4")
+    url = storage.sign_upload_part(
+        key=key, upload_id=upload_id, part_number=1, size=10, expires_in=300
+    )
+
+    response = httpx.put(url, content=iter([b"x" * 5, b"x" * 5]), timeout=60)
+
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 403
+    assert "<Code>SignatureDoesNotMatch</Code>" in response.text
+    assert storage.list_parts(key=key, upload_id=upload_id) == []
+    storage.abort_multipart_upload(key=key, upload_id=upload_id)
+
+
+def test_expired_part_url_is_refused(storage: S3Storage) -> None:
+    """A part URL used after its expiry gets 403 AccessDenied; a fresh URL then works."""
+    key = _key()
+    upload_id = storage.create_multipart_upload(key=key, content_type="audio/mp4")
+    url = storage.sign_upload_part(
+        key=key, upload_id=upload_id, part_number=1, size=10, expires_in=1
+    )
+    time.sleep(2.1)
+
+    response = httpx.put(url, content=b"x" * 10, timeout=60)
+
+    assert response.status_code == 403
+    assert "<Code>AccessDenied</Code>" in response.text
+    assert storage.list_parts(key=key, upload_id=upload_id) == []
+    fresh = storage.sign_upload_part(
+        key=key, upload_id=upload_id, part_number=1, size=10, expires_in=300
+    )
+    assert httpx.put(fresh, content=b"x" * 10, timeout=60).status_code == 200
+    assert [size for _, size, _ in storage.list_parts(key=key, upload_id=upload_id)] == [10]
+    storage.abort_multipart_upload(key=key, upload_id=upload_id)
