@@ -1,8 +1,9 @@
 """S3Storage: presigned POST uploads, presigned GET downloads and object checks on boto3.
 
 Needs the ``s3`` extra (boto3). The implementation is split by concern:
-``_storage`` (the backend), ``_signer`` (POST policies), ``_client`` (the
-default boto3 client) and ``_errors`` (botocore errors translated).
+``_storage`` (the backend), ``_signer`` (POST policies), ``_multipart``
+(multipart uploads), ``_client`` (the default boto3 client) and ``_errors``
+(botocore errors translated).
 """
 
 from __future__ import annotations
