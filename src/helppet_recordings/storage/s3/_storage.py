@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 import botocore.exceptions
@@ -20,9 +19,9 @@ from helppet_recordings.storage._encryption import (
     encryption_fields,
 )
 from helppet_recordings.storage._http import content_disposition
-from helppet_recordings.storage.s3 import _multipart
 from helppet_recordings.storage.s3._client import build_client
 from helppet_recordings.storage.s3._errors import NOT_FOUND_CODES, error_code, raise_translated
+from helppet_recordings.storage.s3._multipart_methods import MultipartUploads
 from helppet_recordings.storage.s3._signer import PostSigner
 
 if TYPE_CHECKING:
@@ -39,7 +38,7 @@ MAX_COPY_SIZE: Final = 5 * 1024**3
 _REFUSED_COPY_CODES: Final = frozenset({"PreconditionFailed", "412", *NOT_FOUND_CODES})
 
 
-class S3Storage(EncryptionSettings):
+class S3Storage(MultipartUploads, EncryptionSettings):
     """Recordings in one S3 bucket (AWS or any S3-compatible server).
 
     With ``client=None`` a boto3 client is built once and reused. It always
@@ -315,80 +314,6 @@ class S3Storage(EncryptionSettings):
                     )
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             raise_translated(exc)
-
-    def create_multipart_upload(self, *, key: str, content_type: str) -> str:
-        """Start a multipart upload of ``key``; return its upload id.
-
-        The content type and the storage's encryption (``AES256``, or
-        ``aws:kms`` with ``kms_key_id`` when one is set) are fixed here, for
-        the object completion will assemble; the parts carry neither.
-        """
-        return _multipart.create(
-            self._client,
-            self._bucket,
-            key=key,
-            content_type=content_type,
-            sse=self._sse,
-            kms_key_id=self._kms_key_id,
-        )
-
-    def sign_upload_part(
-        self, *, key: str, upload_id: str, part_number: int, size: int, expires_in: int
-    ) -> str:
-        """Presign a PUT of part ``part_number`` that must carry exactly ``size`` bytes.
-
-        The signature covers ``Content-Length``: storage refuses a body of
-        any other length (the signature no longer matches) and keeps nothing
-        of it. Uploading the same part again replaces it.
-        """
-        return _multipart.sign_part(
-            self._client,
-            self._bucket,
-            key=key,
-            upload_id=upload_id,
-            part_number=part_number,
-            size=size,
-            expires_in=expires_in,
-        )
-
-    def list_parts(self, *, key: str, upload_id: str) -> list[tuple[int, int, str]]:
-        """Return ``(part number, size, ETag)`` of every part storage holds (all pages).
-
-        One entry per part number, in order: for a part uploaded more than
-        once, the most recent upload (SeaweedFS lists each one; S3 keeps only
-        the last). Gaps are not filled in: compare the numbers with the plan.
-
-        Raises ``StorageError`` (``storage_error="NoSuchUpload"``) when the
-        upload is unknown, completed or aborted.
-        """
-        return _multipart.list_parts(self._client, self._bucket, key=key, upload_id=upload_id)
-
-    def complete_multipart_upload(
-        self, *, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
-    ) -> StoredObject:
-        """Assemble ``key`` from ``(part number, ETag)`` pairs; return the object as HEAD sees it.
-
-        ``parts`` must come from :meth:`list_parts` (what storage holds),
-        never from ETags a client reports. Storage refuses an unknown part or
-        ETag (``InvalidPart``) and a part below its minimum size that is not
-        the last (``EntityTooSmall``), as ``StorageError``.
-        """
-        _multipart.complete(self._client, self._bucket, key=key, upload_id=upload_id, parts=parts)
-        stored = self.head(key)
-        if stored is None:
-            raise StorageError(
-                "The completed multipart upload is not in storage",
-                storage_error="NoSuchKey",
-            )
-        return stored
-
-    def abort_multipart_upload(self, *, key: str, upload_id: str) -> None:
-        """Abort the upload and free its parts; aborting an upload already gone is not an error."""
-        _multipart.abort(self._client, self._bucket, key=key, upload_id=upload_id)
-
-    def list_multipart_uploads(self, *, prefix: str) -> list[tuple[str, str, dt.datetime]]:
-        """Return ``(key, upload id, initiated)`` of every unfinished upload under ``prefix``."""
-        return _multipart.list_uploads(self._client, self._bucket, prefix=prefix)
 
 
 def _same_object(found: StoredObject | None, expected: StoredObject) -> bool:
