@@ -32,7 +32,6 @@ import asyncio
 import json
 import os
 import secrets
-import signal
 import socket
 import statistics
 import subprocess
@@ -46,6 +45,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.bench_local_upload import proc_status_kib, reset_peak, stop_server  # noqa: E402
 
 from helppet_recordings.storage.local import LocalStorage  # noqa: E402 - after the path is set
 
@@ -127,33 +128,6 @@ def start_server(workdir: Path, timeout: float) -> tuple[subprocess.Popen[bytes]
     tail = (workdir / "uvicorn.log").read_text(errors="replace")[-3000:]
     msg = f"the server did not start:\n{tail}"
     raise RuntimeError(msg)
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def proc_status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    msg = f"{field} not in /proc/{pid}/status"
-    raise RuntimeError(msg)
-
-
-def reset_peak(pid: int) -> bool:
-    """Reset VmHWM to the current RSS (Linux: write 5 to clear_refs); False if not allowed."""
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 class Sampler:
