@@ -83,14 +83,7 @@ def initiate_upload(
     )
     # The ticket names a staging key; completion moves the verified bytes to ``key``,
     # which no ticket ever names, so a replayed ticket cannot change verified audio.
-    upload_key = build_key(
-        prefix=settings.s3_staging_prefix,
-        user_id=owner,
-        appointment_id=req.appointment_id,
-        visit_id=req.visit_id,
-        extension=audio.extension,
-        created_at=now,
-    )
+    upload_key = settings.s3_staging_prefix + key.removeprefix(settings.s3_recordings_prefix)
     ticket = _sign_upload(ctx, upload_key, mime_type)
     recording = Recording(
         id=uuid.uuid4(),
