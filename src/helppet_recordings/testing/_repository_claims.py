@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from helppet_recordings.models import Recording
 from helppet_recordings.ports import RecordingRepository
 from helppet_recordings.status import RecordingStatus
 from helppet_recordings.testing.factories import BASE_TIME, make_recording
@@ -69,20 +71,11 @@ class ClaimingContract:
             recording = make_recording(upload_expires_at=now - dt.timedelta(seconds=i + 1))
             repository.add(recording)
             ids.add(recording.id)
-        threads = 8
-        barrier = threading.Barrier(threads)
-
-        def sweep(_: int) -> list[uuid.UUID]:
-            barrier.wait()
-            taken: list[uuid.UUID] = []
-            while batch := repository.claim_stale_uploads(
+        claimed = _claim_from_threads(
+            lambda: repository.claim_stale_uploads(
                 now=now, limit=3, lease_until=now + dt.timedelta(minutes=5)
-            ):
-                taken.extend(r.id for r in batch)
-            return taken
-
-        with ThreadPoolExecutor(threads) as pool:
-            claimed = [rid for taken in pool.map(sweep, range(threads)) for rid in taken]
+            )
+        )
         assert sorted(claimed) == sorted(ids)
 
     def test_claiming_work_takes_ready_recordings_once(
@@ -133,18 +126,24 @@ class ClaimingContract:
             )
             repository.add(recording)
             ids.add(recording.id)
-        threads = 8
-        barrier = threading.Barrier(threads)
-
-        def work(_: int) -> list[uuid.UUID]:
-            barrier.wait()
-            taken: list[uuid.UUID] = []
-            while batch := repository.claim_work(
+        claimed = _claim_from_threads(
+            lambda: repository.claim_work(
                 now=now, limit=3, lease_until=now + dt.timedelta(minutes=5)
-            ):
-                taken.extend(r.id for r in batch)
-            return taken
-
-        with ThreadPoolExecutor(threads) as pool:
-            claimed = [rid for taken in pool.map(work, range(threads)) for rid in taken]
+            )
+        )
         assert sorted(claimed) == sorted(ids)
+
+
+def _claim_from_threads(claim: Callable[[], list[Recording]], threads: int = 8) -> list[uuid.UUID]:
+    """Start ``threads`` claimers at once, each claiming until nothing is left; every id taken."""
+    barrier = threading.Barrier(threads)
+
+    def drain(_: int) -> list[uuid.UUID]:
+        barrier.wait()
+        taken: list[uuid.UUID] = []
+        while batch := claim():
+            taken.extend(r.id for r in batch)
+        return taken
+
+    with ThreadPoolExecutor(threads) as pool:
+        return [rid for taken in pool.map(drain, range(threads)) for rid in taken]

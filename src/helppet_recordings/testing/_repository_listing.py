@@ -8,36 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Protocol, cast
 
 import pytest
 
-from helppet_recordings.models import RecordingFilter, RecordingPage
+from helppet_recordings.models import RecordingFilter
 from helppet_recordings.ports import RecordingRepository
 from helppet_recordings.status import RecordingStatus
 from helppet_recordings.testing.factories import BASE_TIME, make_recording
 
 
-class KeysetPaging(Protocol):
-    """Keyset paging, which the contract checks on every backend."""
-
-    def find_page(
-        self,
-        recording_filter: RecordingFilter,
-        *,
-        limit: int,
-        after: tuple[dt.datetime, uuid.UUID] | None = None,
-    ) -> RecordingPage:
-        """Return up to ``limit`` live matches strictly after ``after``, newest first.
-
-        ``after`` is a ``(created_at, id)`` position; ``total`` counts every
-        live recording matching the filter.
-        """
-        ...
-
-
 def _walk(
-    repository: KeysetPaging, recording_filter: RecordingFilter, *, limit: int
+    repository: RecordingRepository, recording_filter: RecordingFilter, *, limit: int
 ) -> tuple[list[list[uuid.UUID]], set[int]]:
     """Page through a listing with ``find_page``; return each page's ids and the totals seen.
 
@@ -128,7 +109,6 @@ class ListingContract:
         self, repository: RecordingRepository
     ) -> None:
         """Many recordings in few instants: keyset pages list each once, in ``find``'s order."""
-        pager = cast("KeysetPaging", repository)
         user = uuid.uuid4()
         instants = [BASE_TIME + dt.timedelta(seconds=s, microseconds=7) for s in (0, 1, 1, 3)]
         for i in range(23):
@@ -143,18 +123,17 @@ class ListingContract:
         expected = [r.id for r in everything.items]
         assert len(expected) == 23
         for limit in (1, 5, 23, 50):
-            pages, totals = _walk(pager, RecordingFilter(user_id=user), limit=limit)
+            pages, totals = _walk(repository, RecordingFilter(user_id=user), limit=limit)
             assert [rid for page in pages for rid in page] == expected
             assert all(len(page) == limit for page in pages[:-1])
             assert totals == {23}
-        first = pager.find_page(RecordingFilter(user_id=user), limit=4, after=None)
+        first = repository.find_page(RecordingFilter(user_id=user), limit=4, after=None)
         assert [r.id for r in first.items] == expected[:4]
         assert first.items == everything.items[:4]  # whole recordings, every field
-        assert pager.find_page(RecordingFilter(user_id=user), limit=0, after=None).total == 23
+        assert repository.find_page(RecordingFilter(user_id=user), limit=0, after=None).total == 23
 
     def test_keyset_pages_honour_every_filter(self, repository: RecordingRepository) -> None:
         """Each filter, alone and combined, pages through exactly what ``find`` lists."""
-        pager = cast("KeysetPaging", repository)
         user = uuid.uuid4()
         appointment, visit = uuid.uuid4(), uuid.uuid4()
         for i in range(12):
@@ -180,7 +159,7 @@ class ListingContract:
         ]
         for recording_filter in filters:
             listed = repository.find(recording_filter, limit=100, offset=0)
-            pages, totals = _walk(pager, recording_filter, limit=2)
+            pages, totals = _walk(repository, recording_filter, limit=2)
             assert [rid for page in pages for rid in page] == [r.id for r in listed.items]
             assert totals == {listed.total}
         sizes = [repository.find(f, limit=100, offset=0).total for f in filters]
@@ -190,7 +169,6 @@ class ListingContract:
         self, repository: RecordingRepository
     ) -> None:
         """A page after a recording deleted since, or after any instant, continues from there."""
-        pager = cast("KeysetPaging", repository)
         user = uuid.uuid4()
         rows = [
             make_recording(recorded_by_user_id=user, created_at=BASE_TIME + dt.timedelta(seconds=i))
@@ -203,26 +181,27 @@ class ListingContract:
         repository.save(
             cursor.copy(is_deleted=True, deleted_at=BASE_TIME), expected_status=cursor.status
         )
-        page = pager.find_page(
+        page = repository.find_page(
             RecordingFilter(user_id=user), limit=10, after=(cursor.created_at, cursor.id)
         )
         assert [r.id for r in page.items] == [r.id for r in newest_first[3:]]
         assert page.total == 5
         india = dt.timezone(dt.timedelta(hours=5, minutes=30))
         between = (BASE_TIME + dt.timedelta(seconds=1, milliseconds=500)).astimezone(india)
-        page = pager.find_page(
+        page = repository.find_page(
             RecordingFilter(user_id=user), limit=10, after=(between, uuid.UUID(int=0))
         )
         assert [r.id for r in page.items] == [rows[1].id, rows[0].id]
         past_the_end = (BASE_TIME - dt.timedelta(days=1), uuid.UUID(int=0))
-        page = pager.find_page(RecordingFilter(user_id=user), limit=10, after=past_the_end)
+        page = repository.find_page(RecordingFilter(user_id=user), limit=10, after=past_the_end)
         assert (page.items, page.total) == ([], 5)
 
     def test_keyset_paging_refuses_bad_arguments(self, repository: RecordingRepository) -> None:
         """A negative limit or a naive position is a programming error (ValueError)."""
-        pager = cast("KeysetPaging", repository)
         listing = RecordingFilter(user_id=uuid.uuid4())
         with pytest.raises(ValueError, match="negative"):
-            pager.find_page(listing, limit=-1, after=None)
+            repository.find_page(listing, limit=-1, after=None)
         with pytest.raises(ValueError, match="timezone-aware"):
-            pager.find_page(listing, limit=5, after=(BASE_TIME.replace(tzinfo=None), uuid.uuid4()))
+            repository.find_page(
+                listing, limit=5, after=(BASE_TIME.replace(tzinfo=None), uuid.uuid4())
+            )

@@ -3,9 +3,6 @@
 A backend's test module subclasses :class:`RepositoryContract` and supplies a
 ``repository`` fixture that yields an empty repository.
 
-Besides the port's methods, a backend provides keyset paging,
-``find_page(recording_filter, *, limit, after)`` (see :class:`KeysetPaging`).
-
 The audit trail and statistics tests expect the repository empty of
 recordings, but not of audit entries (they use fresh recording ids).
 
@@ -25,9 +22,9 @@ from helppet_recordings.testing._repository_audit import AuditAndStatsContract
 from helppet_recordings.testing._repository_basics import StoringContract
 from helppet_recordings.testing._repository_claims import ClaimingContract
 from helppet_recordings.testing._repository_keys import KeysAndPurgingContract
-from helppet_recordings.testing._repository_listing import KeysetPaging, ListingContract
+from helppet_recordings.testing._repository_listing import ListingContract
 
-__all__ = ["KeysetPaging", "RepositoryContract"]
+__all__ = ["RepositoryContract"]
 
 
 # pytest runs inherited tests in reverse MRO order, so the bases are listed last concern

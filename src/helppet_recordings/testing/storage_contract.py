@@ -20,7 +20,6 @@ import hashlib
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from typing import Protocol, runtime_checkable
 
 import httpx
 import pytest
@@ -33,17 +32,6 @@ PutObject = Callable[[str, bytes, str], None]
 
 AUDIO = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 8
 MAX_SIZE = 64 * 1024
-
-
-@runtime_checkable
-class PromotingStorage(RecordingStorage, Protocol):
-    """A storage backend that can move a verified object to a key no ticket names."""
-
-    def promote(
-        self, source_key: str, target_key: str, *, expected: StoredObject
-    ) -> StoredObject | None:
-        """Move ``source_key`` to ``target_key`` if it is still ``expected``; None if not."""
-        ...
 
 
 def _md5(body: bytes) -> str:
@@ -282,7 +270,7 @@ class PromoteContract:
 
     @pytest.fixture
     def storage(self) -> RecordingStorage:
-        """An empty storage backend that has ``promote``."""
+        """An empty storage backend."""
         raise NotImplementedError
 
     @pytest.fixture
@@ -293,11 +281,6 @@ class PromoteContract:
     def keys(self, name: str) -> tuple[str, str]:
         """A staging key and the final key it is promoted to."""
         return f"{self.staging_prefix}{name}", f"{self.final_prefix}{name}"
-
-    def promoting(self, storage: RecordingStorage) -> PromotingStorage:
-        """The backend under test, checked to have ``promote``."""
-        assert isinstance(storage, PromotingStorage)
-        return storage
 
     def verified(self, storage: RecordingStorage, key: str) -> StoredObject:
         """What HEAD reports for ``key``, as completion would have verified it."""
@@ -312,7 +295,7 @@ class PromoteContract:
         source, target = self.keys("move.wav")
         put_object(source, AUDIO, "audio/wav")
         expected = self.verified(storage, source)
-        moved = self.promoting(storage).promote(source, target, expected=expected)
+        moved = storage.promote(source, target, expected=expected)
         assert moved is not None
         assert (moved.key, moved.size, moved.content_type) == (target, len(AUDIO), "audio/wav")
         assert moved.md5 == expected.md5
@@ -333,7 +316,7 @@ class PromoteContract:
         expected = self.verified(storage, source)
         replayed = AUDIO[::-1]  # same size, other bytes
         put_object(source, replayed, "audio/wav")
-        assert self.promoting(storage).promote(source, target, expected=expected) is None
+        assert storage.promote(source, target, expected=expected) is None
         assert storage.head(target) is None
         assert storage.read_range(source, offset=0, length=len(replayed)) == replayed
 
@@ -343,7 +326,7 @@ class PromoteContract:
         put_object(source, AUDIO, "audio/wav")
         expected = self.verified(storage, source)
         storage.delete(source)
-        assert self.promoting(storage).promote(source, target, expected=expected) is None
+        assert storage.promote(source, target, expected=expected) is None
         assert storage.head(target) is None
 
     def test_promote_again_keeps_the_moved_object(
@@ -353,9 +336,9 @@ class PromoteContract:
         source, target = self.keys("retry.wav")
         put_object(source, AUDIO, "audio/wav")
         expected = self.verified(storage, source)
-        moved = self.promoting(storage).promote(source, target, expected=expected)
+        moved = storage.promote(source, target, expected=expected)
         assert moved is not None
-        assert self.promoting(storage).promote(source, target, expected=expected) is None
+        assert storage.promote(source, target, expected=expected) is None
         assert storage.head(target) == moved
 
     def test_refusal_leaves_an_existing_target_untouched(
@@ -368,6 +351,6 @@ class PromoteContract:
         put_object(source, AUDIO, "audio/wav")
         expected = self.verified(storage, source)
         put_object(source, AUDIO[::-1], "audio/wav")
-        assert self.promoting(storage).promote(source, target, expected=expected) is None
+        assert storage.promote(source, target, expected=expected) is None
         assert storage.head(target) == before
         assert storage.read_range(target, offset=0, length=64) == b"verified earlier"
