@@ -168,8 +168,6 @@ def complete_upload(
         return Change(uploaded, events.UPLOAD_COMPLETED, completed_attributes(uploaded, "client"))
 
     settled = ctx.change(rid, verify, owner=owner).recording
-    if settled.status is RecordingStatus.UPLOADING:
-        settled = ctx.owned(owner, rid)  # moved by a concurrent completion meanwhile
     if settled.status is RecordingStatus.FAILED:
         raise InvalidStatusTransitionError(
             "A failed recording cannot be completed; start a new upload",
