@@ -50,6 +50,8 @@ __all__ = [
     "StorageUnavailableError",
     "UnavailableError",
     "UnsupportedContentTypeError",
+    "UploadIncompleteError",
+    "UploadKindError",
     "UploadNotFoundError",
     "UploadSizeMismatchError",
     "UploadTimeoutError",
@@ -149,6 +151,25 @@ class UploadSizeMismatchError(RecordingError):
     error_code = "UPLOAD_SIZE_MISMATCH"
     http_status = 409
     default_message = "The stored file size does not match the declared size"
+
+
+class UploadIncompleteError(RecordingError):
+    """A multipart upload was completed with parts missing; the recording stays uploading.
+
+    ``details["missing_parts"]`` lists the part numbers storage does not hold.
+    """
+
+    error_code = "UPLOAD_INCOMPLETE"
+    http_status = 409
+    default_message = "Parts of the upload are missing; upload them and complete again"
+
+
+class UploadKindError(RecordingError):
+    """The operation belongs to the other kind of upload (POST ticket or multipart)."""
+
+    error_code = "WRONG_UPLOAD_KIND"
+    http_status = 409
+    default_message = "The operation does not apply to this recording's kind of upload"
 
 
 class UploadVerificationError(RecordingError):

@@ -33,6 +33,7 @@ __all__ = [
     "MAX_STORAGE_URL_LENGTH",
     "MAX_TRANSCRIPTION_SERVICE_LENGTH",
     "MAX_TRANSCRIPT_LANGUAGE_LENGTH",
+    "MAX_UPLOAD_ID_LENGTH",
 ]
 
 MAX_FILENAME_LENGTH: Final = 255
@@ -92,8 +93,13 @@ MAX_CHECKSUM_STATUS_LENGTH: Final = 20
 MAX_AUDIO_NAME_LENGTH: Final = 50
 """``audio_format`` / ``audio_codec``: FFmpeg's short names (``VARCHAR(50)``)."""
 
+MAX_UPLOAD_ID_LENGTH: Final = 1024
+"""``multipart_upload_id``: storage's id of an unfinished multipart upload (``VARCHAR(1024)``;
+S3 documents no limit, and its ids run to a few hundred characters)."""
+
 FIELD_LENGTHS: Final[Mapping[str, int]] = MappingProxyType(
     {
+        "multipart_upload_id": MAX_UPLOAD_ID_LENGTH,
         "upload_key": MAX_STORAGE_KEY_LENGTH,
         "verified_etag": MAX_ETAG_LENGTH,
         "checksum_status": MAX_CHECKSUM_STATUS_LENGTH,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import attrs
 
@@ -19,11 +20,13 @@ from helppet_recordings.status import RecordingStatus
 
 __all__ = [
     "AudioFacts",
+    "MultipartUploadInfo",
     "ReconcileReport",
     "Recording",
     "RecordingFilter",
     "RecordingPage",
     "StoredObject",
+    "StoredPart",
     "UploadTicket",
 ]
 
@@ -68,6 +71,22 @@ class StoredObject:
         if len(etag) == 32 and all(ch in "0123456789abcdef" for ch in etag):
             return etag
         return None
+
+
+class StoredPart(NamedTuple):
+    """One part of an unfinished multipart upload as storage holds it."""
+
+    part_number: int
+    size: int
+    etag: str
+
+
+class MultipartUploadInfo(NamedTuple):
+    """An unfinished multipart upload storage knows of: its key, id and start time."""
+
+    key: str
+    upload_id: str
+    initiated: dt.datetime
 
 
 @attrs.frozen(kw_only=True)

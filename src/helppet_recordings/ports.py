@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from helppet_recordings.audit import AuditEntry
 from helppet_recordings.models import (
+    MultipartUploadInfo,
     Recording,
     RecordingFilter,
     RecordingPage,
     StoredObject,
+    StoredPart,
     UploadTicket,
 )
 from helppet_recordings.stats import RepositoryStats
 from helppet_recordings.status import RecordingStatus
 
-__all__ = ["EncryptionChecking", "RecordingRepository", "RecordingStorage"]
+__all__ = ["EncryptionChecking", "MultipartStorage", "RecordingRepository", "RecordingStorage"]
 
 
 @runtime_checkable
@@ -113,6 +115,58 @@ class EncryptionChecking(Protocol):
 
     def encryption_matches(self, stored: StoredObject) -> bool:
         """Whether ``stored`` is encrypted as uploads must be."""
+        ...
+
+
+@runtime_checkable
+class MultipartStorage(Protocol):
+    """A storage that takes an object in numbered parts (resumable uploads).
+
+    Parts are planned by :func:`helppet_recordings.multipart.plan_parts`:
+    every part but the last at least 5 MiB, at most 10,000 parts. Methods
+    raise ``StorageError`` with ``details["storage_error"] == "NoSuchUpload"``
+    for an upload id storage does not know (never started, completed or
+    aborted), ``StorageUnavailableError`` when storage cannot be reached.
+    """
+
+    def create_multipart_upload(self, *, key: str, content_type: str) -> str:
+        """Start a multipart upload of ``key`` and return its upload id.
+
+        The content type and the encryption of the object completion will
+        assemble are fixed here; the parts carry neither.
+        """
+        ...
+
+    def sign_upload_part(
+        self, *, key: str, upload_id: str, part_number: int, size: int, expires_in: int
+    ) -> str:
+        """Return a URL a client sends part ``part_number`` to with ``PUT``, for ``expires_in`` s.
+
+        Storage refuses a body of any length but ``size`` and keeps nothing
+        of it. Sending a part again replaces it.
+        """
+        ...
+
+    def list_parts(self, *, key: str, upload_id: str) -> list[StoredPart]:
+        """Return every part storage holds for the upload, one per part number, in order."""
+        ...
+
+    def complete_multipart_upload(
+        self, *, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
+    ) -> StoredObject:
+        """Assemble ``key`` from ``(part number, ETag)`` pairs taken from :meth:`list_parts`.
+
+        Returns the assembled object as :meth:`RecordingStorage.head` reports
+        it; the upload id is gone afterwards.
+        """
+        ...
+
+    def abort_multipart_upload(self, *, key: str, upload_id: str) -> None:
+        """Abort the upload and free its parts; an upload already gone is not an error."""
+        ...
+
+    def list_multipart_uploads(self, *, prefix: str) -> list[MultipartUploadInfo]:
+        """Return every unfinished upload whose key starts with ``prefix``."""
         ...
 
 

@@ -56,7 +56,10 @@ class Recording:
     - ``audio_*``: what decoding the stored file measured (format, codec,
       duration, sample rate, channels), apart from the client's ``duration_seconds``;
     - ``processing_attempts`` / ``lease_expires_at``: how many times a worker
-      took it, and until when the current claim (or a retry's wait) holds.
+      took it, and until when the current claim (or a retry's wait) holds;
+    - ``multipart_*``: for a resumable upload, storage's upload id (None once
+      the parts are assembled or the upload aborted), the part size and the
+      size the client declared.
 
     The entity carries its own rules: each transition method returns a changed
     copy after checking the move against the transition table, and never
@@ -107,6 +110,9 @@ class Recording:
     audio_channels: int | None = None
     processing_attempts: int = 0
     lease_expires_at: dt.datetime | None = None
+    multipart_upload_id: str | None = None
+    multipart_part_size: int | None = None
+    multipart_size_bytes: int | None = None
     created_at: dt.datetime
     updated_at: dt.datetime
 

@@ -31,10 +31,15 @@ __all__ = [
     "CompleteUploadRequest",
     "DownloadUrlResponse",
     "ErrorResponse",
+    "InitiateMultipartUploadRequest",
     "InitiateUploadRequest",
     "InitiateUploadResponse",
+    "MultipartUploadResponse",
+    "PartUploadUrl",
     "RecordingListResponse",
     "RecordingResponse",
+    "SignUploadPartsRequest",
+    "UploadedPart",
 ]
 
 
@@ -113,10 +118,28 @@ class InitiateUploadRequest(_Request):
     content_sha256: Sha256 | None = None
 
 
+FileSize = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
+"""A size in bytes as a client declares it; the service checks it against ``max_file_size``."""
+
+
+class InitiateMultipartUploadRequest(InitiateUploadRequest):
+    """Ask for a resumable (multipart) upload of a file of ``file_size_bytes`` bytes."""
+
+    file_size_bytes: FileSize
+
+
+class SignUploadPartsRequest(_Request):
+    """Ask for fresh part URLs: those in ``part_numbers``, or every part still missing."""
+
+    part_numbers: (
+        Annotated[list[Annotated[int, Field(strict=True, ge=1)]], Field(max_length=10_000)] | None
+    ) = None
+
+
 class CompleteUploadRequest(_Request):
     """Tell the service an upload finished, with what the client knows about it."""
 
-    file_size_bytes: Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
+    file_size_bytes: FileSize
     duration_seconds: Duration | None = None
     recording_metadata: dict[str, Any] | None = None
     content_md5: Md5 | None = None
@@ -138,6 +161,38 @@ class InitiateUploadResponse(BaseModel):
     upload_fields: dict[str, str]
     s3_key: str
     bucket: str
+    expires_in: int
+    max_file_size: int
+
+
+class PartUploadUrl(BaseModel):
+    """Where to send one part: ``PUT url`` with exactly ``size`` bytes, before ``expires_in``."""
+
+    part_number: int
+    url: str
+    size: int
+    expires_in: int
+
+
+class UploadedPart(BaseModel):
+    """A part storage already holds."""
+
+    part_number: int
+    size: int
+
+
+class MultipartUploadResponse(BaseModel):
+    """A resumable upload: the part plan, a URL per part still to send, and what storage holds.
+
+    Part ``n`` is the ``size`` bytes of the file from offset ``(n - 1) * part_size``.
+    """
+
+    recording_id: uuid.UUID
+    s3_key: str
+    bucket: str
+    part_size: int
+    parts: list[PartUploadUrl]
+    uploaded_parts: list[UploadedPart]
     expires_in: int
     max_file_size: int
 

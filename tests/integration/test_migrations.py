@@ -80,7 +80,7 @@ def test_upgrade_creates_the_table_and_indexes(repository: SqlAlchemyRepository)
     repository.create_schema()
     assert _tables(engine) == {"recordings", AUDIT_TABLE_NAME, ALEMBIC_VERSION_TABLE}
     assert "alembic_version" not in _tables(engine)
-    assert _revision(engine) == "0003"
+    assert _revision(engine) == "0004"
     inspector = sa.inspect(engine)
     indexes = {
         index["name"]: index
@@ -96,7 +96,7 @@ def test_upgrade_creates_the_table_and_indexes(repository: SqlAlchemyRepository)
     assert indexes["uq_recordings_owner_idempotency_key"]["unique"]
     assert inspector.get_foreign_keys("recordings") == []
     columns = {column["name"]: column for column in inspector.get_columns("recordings")}
-    assert len(columns) == 43
+    assert len(columns) == 46
     assert not columns["recorded_by_user_id"]["nullable"]
     assert columns["created_at"]["nullable"]
     assert "uploading" in str(columns["status"]["default"])
@@ -143,7 +143,7 @@ def test_downgrade_to_base_and_up_again(repository: SqlAlchemyRepository) -> Non
     assert _tables(engine) == {ALEMBIC_VERSION_TABLE}
     assert _revision(engine) is None
     repository.create_schema()
-    assert _revision(engine) == "0003"
+    assert _revision(engine) == "0004"
     assert _differences(engine, metadata) == []
     recording = make_recording()
     repository.add(recording)
@@ -170,7 +170,7 @@ def test_create_schema_is_idempotent_and_safe_concurrently(
     for thread in threads:
         thread.join()
     assert errors == []
-    assert _revision(repository.engine) == "0003"
+    assert _revision(repository.engine) == "0004"
     with repository.engine.connect() as connection:
         version_table = sa.table(ALEMBIC_VERSION_TABLE)
         versions = connection.execute(sa.select(sa.func.count()).select_from(version_table))

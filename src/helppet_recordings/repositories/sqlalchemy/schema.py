@@ -200,6 +200,10 @@ def define_recordings_table(
         # and the transcription worker's attempts and current claim.
         sa.Column("processing_attempts", sa.Integer(), nullable=False, server_default=sa.text("0")),
         sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+        # A resumable upload: storage's upload id, the part size and the declared size.
+        sa.Column("multipart_upload_id", sa.String(limits.MAX_UPLOAD_ID_LENGTH), nullable=True),
+        sa.Column("multipart_part_size", sa.BigInteger(), nullable=True),
+        sa.Column("multipart_size_bytes", sa.BigInteger(), nullable=True),
         sa.UniqueConstraint("s3_key", name=f"uq_{name}_s3_key"),
         sa.UniqueConstraint("upload_key", name=f"uq_{name}_upload_key"),
         schema=schema,

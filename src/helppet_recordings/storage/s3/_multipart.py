@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import botocore.exceptions
 
+from helppet_recordings.models import MultipartUploadInfo, StoredPart
 from helppet_recordings.storage._encryption import AWS_KMS
 from helppet_recordings.storage.s3._errors import error_code, raise_translated
 
@@ -90,7 +91,7 @@ def sign_part(
 
 def list_parts(
     client: S3Client, bucket: str, *, key: str, upload_id: str, page_size: int | None = None
-) -> list[tuple[int, int, str]]:
+) -> list[StoredPart]:
     """Return ``(part number, size, ETag)`` of every part storage holds, in part order.
 
     Reads every page (``page_size`` parts each; None: storage's default, 1,000 on S3).
@@ -115,7 +116,7 @@ def list_parts(
                     latest[number] = (modified, part["Size"], part["ETag"].strip('"'))
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         raise_translated(exc)
-    return [(number, size, etag) for number, (_, size, etag) in sorted(latest.items())]
+    return [StoredPart(number, size, etag) for number, (_, size, etag) in sorted(latest.items())]
 
 
 def _earlier(modified: dt.datetime | None, than: dt.datetime | None) -> bool:
@@ -157,16 +158,14 @@ def abort(client: S3Client, bucket: str, *, key: str, upload_id: str) -> None:
         raise_translated(exc)
 
 
-def list_uploads(
-    client: S3Client, bucket: str, *, prefix: str
-) -> list[tuple[str, str, dt.datetime]]:
+def list_uploads(client: S3Client, bucket: str, *, prefix: str) -> list[MultipartUploadInfo]:
     """Return ``(key, upload id, initiated)`` of every unfinished upload under ``prefix``."""
     paginator = client.get_paginator("list_multipart_uploads")
-    uploads: list[tuple[str, str, dt.datetime]] = []
+    uploads: list[MultipartUploadInfo] = []
     try:
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             uploads.extend(
-                (upload["Key"], upload["UploadId"], upload["Initiated"])
+                MultipartUploadInfo(upload["Key"], upload["UploadId"], upload["Initiated"])
                 for upload in page.get("Uploads", [])
             )
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from helppet_recordings.errors import StorageError
-from helppet_recordings.models import StoredObject
+from helppet_recordings.models import MultipartUploadInfo, StoredObject, StoredPart
 from helppet_recordings.storage.s3 import _multipart
 
 if TYPE_CHECKING:
@@ -67,7 +66,7 @@ class MultipartUploads:
             expires_in=expires_in,
         )
 
-    def list_parts(self, *, key: str, upload_id: str) -> list[tuple[int, int, str]]:
+    def list_parts(self, *, key: str, upload_id: str) -> list[StoredPart]:
         """Return ``(part number, size, ETag)`` of every part storage holds (all pages).
 
         One entry per part number, in order: for a part uploaded more than
@@ -102,6 +101,6 @@ class MultipartUploads:
         """Abort the upload and free its parts; aborting an upload already gone is not an error."""
         _multipart.abort(self._client, self._bucket, key=key, upload_id=upload_id)
 
-    def list_multipart_uploads(self, *, prefix: str) -> list[tuple[str, str, dt.datetime]]:
+    def list_multipart_uploads(self, *, prefix: str) -> list[MultipartUploadInfo]:
         """Return ``(key, upload id, initiated)`` of every unfinished upload under ``prefix``."""
         return _multipart.list_uploads(self._client, self._bucket, prefix=prefix)
