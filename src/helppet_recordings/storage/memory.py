@@ -7,7 +7,8 @@ SHA-256 as S3 and ``LocalStorage`` do. Like S3, it gives objects under
 ``aws:kms`` an ETag that is not their MD5. Nothing leaves the process: upload and
 download URLs point at the reserved host ``in-memory.invalid`` and are for the
 object's own methods (:meth:`InMemoryStorage.receive_upload`,
-:meth:`InMemoryStorage.download`), not for HTTP clients.
+:meth:`InMemoryStorage.receive_part`, :meth:`InMemoryStorage.download`), not
+for HTTP clients. Multipart uploads work as on S3 (``memory_multipart``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from helppet_recordings.storage._encryption import (
     check_encryption,
     encryption_fields,
 )
+from helppet_recordings.storage.memory_multipart import InMemoryMultipart
 
 __all__ = ["InMemoryStorage"]
 
@@ -60,7 +62,7 @@ class _Object:
     sha256: str
 
 
-class InMemoryStorage(EncryptionSettings):
+class InMemoryStorage(InMemoryMultipart, EncryptionSettings):
     """Objects in memory, with signed tickets whose policy it enforces itself.
 
     ``clock`` returns seconds since the epoch (``time.time`` by default);
@@ -85,6 +87,7 @@ class InMemoryStorage(EncryptionSettings):
         self._secret = secret if secret is not None else secrets.token_bytes(32)
         self._clock = clock
         self._objects: dict[str, _Object] = {}
+        self._uploads = {}
         self._lock = threading.Lock()
 
     @property
