@@ -129,11 +129,12 @@ class InitiateMultipartUploadRequest(InitiateUploadRequest):
 
 
 class SignUploadPartsRequest(_Request):
-    """Ask for fresh part URLs: those in ``part_numbers``, or every part still missing."""
+    """Ask for fresh part URLs: those in ``part_numbers``, or every part still missing.
 
-    part_numbers: (
-        Annotated[list[Annotated[int, Field(strict=True, ge=1)]], Field(max_length=10_000)] | None
-    ) = None
+    Numbers past the upload's last part are refused by the service; repeats count once.
+    """
+
+    part_numbers: list[Annotated[int, Field(strict=True, ge=1)]] | None = None
 
 
 class CompleteUploadRequest(_Request):

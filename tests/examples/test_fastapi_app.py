@@ -232,11 +232,13 @@ def test_head_of_download_url(client: TestClient, user: uuid.UUID) -> None:
 
 
 def test_openapi_lists_the_six_endpoints(client: TestClient) -> None:
-    """The schema documents the design's endpoints and renewal (not the storage routes)."""
+    """The schema documents the design's endpoints, renewal, multipart (not storage routes)."""
     paths = client.get("/openapi.json").json()["paths"]
     assert set(paths) == {
         f"{BASE}/upload/initiate",
         f"{BASE}/upload/renew/{{recording_id}}",
+        f"{BASE}/upload/multipart/initiate",
+        f"{BASE}/upload/multipart/{{recording_id}}/parts",
         f"{BASE}/upload/complete/{{recording_id}}",
         f"{BASE}/",
         f"{BASE}/{{recording_id}}",
@@ -251,6 +253,8 @@ def test_openapi_lists_the_six_endpoints(client: TestClient) -> None:
 ENDPOINTS = [
     ("POST", f"{BASE}/upload/initiate"),
     ("POST", f"{BASE}/upload/complete/{uuid.uuid4()}"),
+    ("POST", f"{BASE}/upload/multipart/initiate"),
+    ("POST", f"{BASE}/upload/multipart/{uuid.uuid4()}/parts"),
     ("GET", f"{BASE}/"),
     ("GET", f"{BASE}/{uuid.uuid4()}"),
     ("GET", f"{BASE}/{uuid.uuid4()}/download-url"),
