@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -118,3 +119,32 @@ def test_sql_stats_equal_the_python_twin(
         sql_stats_repository.stats(since=since, until=until),
         twin.stats(since=since, until=until),
     )
+
+
+@pytest.mark.parametrize(("session_work_mem", "during"), [("4MB", "64MB"), ("256MB", "256MB")])
+def test_postgres_stats_raise_work_mem_for_their_transaction_only(
+    request: pytest.FixtureRequest, tmp_path: Path, session_work_mem: str, during: str
+) -> None:
+    """PostgreSQL stats() sort with work_mem of at least 64MB; the session's setting comes back."""
+    url = database_url("postgresql", request, tmp_path)
+    seen: list[str] = []
+    with SqlAlchemyRepository.from_url(
+        url,
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"options": f"-c work_mem={session_work_mem}"},
+    ) as repository:
+        repository.add(make_recording(status=RecordingStatus.UPLOADED, verified_at=BASE_TIME))
+
+        def look(connection: sa.Connection, cursor: object, statement: str, *_: object) -> None:
+            if "percentile_cont" in statement:
+                driver = connection.connection.driver_connection
+                seen.append(driver.execute("SHOW work_mem").fetchone()[0])  # type: ignore[union-attr]
+
+        sa.event.listen(repository.engine, "after_cursor_execute", look)
+        stats = repository.stats(since=None, until=None)
+        with repository.engine.connect() as connection:  # the same pooled connection
+            after = connection.exec_driver_sql("SHOW work_mem").scalar_one()
+    assert stats.uploads.verified == 1
+    assert seen == [during]
+    assert after == session_work_mem

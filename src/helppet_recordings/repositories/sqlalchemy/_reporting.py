@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from helppet_recordings.audit import AuditEntry
 from helppet_recordings.repositories.sqlalchemy.errors import translate_errors
 from helppet_recordings.repositories.sqlalchemy.reports import (
+    RAISE_WORK_MEM,
     AuditStatements,
     StatsStatements,
     to_audit_entry,
@@ -58,16 +59,19 @@ class AuditQueries:
         """Compute the statistics of the recordings created in ``[since, until)`` in one query.
 
         One aggregate ``SELECT`` returns one row: counts, extremes and means,
-        and the percentiles (PostgreSQL: ``percentile_cont``; SQLite: ranks
+        and the percentiles (PostgreSQL: ``percentile_cont``, one sort per
+        distribution, with ``work_mem`` raised to at least
+        :data:`~.reports.STATS_WORK_MEM` for that transaction; SQLite: ranks
         picked with ``row_number()``, times to the millisecond). No recording
         is read into Python.
         """
         params = window_params(since, until)
         with self._lock, translate_errors("stats"), self._engine.connect() as connection:
+            postgres = connection.dialect.name == "postgresql"
             statement = self._stats_statements.statement(
-                postgres=connection.dialect.name == "postgresql",
-                since=since is not None,
-                until=until is not None,
+                postgres=postgres, since=since is not None, until=until is not None
             )
+            if postgres:  # the sorts in memory; set_config(..., true) ends with the transaction
+                connection.execute(RAISE_WORK_MEM)
             row = connection.execute(statement, params).mappings().one()
         return to_repository_stats(row)

@@ -9,6 +9,12 @@ Statistics are computed in the database, whatever its size: PostgreSQL with
 function) by ranking each quantity with ``row_number()`` and picking the one
 or two ranks each percentile interpolates between. Either way a single row
 comes back.
+
+On PostgreSQL the sorts are the cost: one per distribution, whatever the
+number of percentiles. The extremes come from the same sort (the
+percentiles 0 and 1 are the first and last values), and the mean from
+``sum / count`` (what ``avg(float8)`` computes, with a cheaper step per
+row), so each row feeds three aggregates per distribution instead of five.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from helppet_recordings.stats import (
 from helppet_recordings.status import RecordingStatus
 
 __all__ = [
+    "RAISE_WORK_MEM",
+    "STATS_WORK_MEM",
     "AuditStatements",
     "StatsStatements",
     "to_audit_entry",
@@ -47,6 +55,20 @@ _DISTRIBUTIONS: Final = (
     "audio_duration_seconds",
     "processing_seconds",
 )
+STATS_WORK_MEM: Final = "64MB"
+"""The least ``work_mem`` the PostgreSQL statistics transaction runs with.
+
+Each distribution's sort keeps 24 bytes per value in memory; below this
+(PostgreSQL's default is 4 MB) the sorts of a million values spill to
+temporary files. A higher setting of the session or server is kept.
+"""
+
+RAISE_WORK_MEM: Final = sa.text(
+    "SELECT set_config('work_mem', :work_mem, true)"
+    " WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes(:work_mem)"
+).bindparams(work_mem=STATS_WORK_MEM)
+"""Raise ``work_mem`` to :data:`STATS_WORK_MEM` for the current transaction only."""
+
 _SQLITE_WHOLE_SECONDS: Final = 19  # "YYYY-MM-DD HH:MM:SS", then ".ffffff" (SQLAlchemy's format)
 
 
@@ -184,10 +206,12 @@ class StatsStatements:
         return columns
 
     def _postgres(self, *, since: bool, until: bool) -> sa.Select[Any]:
-        """One pass: counts, extremes and means, and ``percentile_cont`` over each quantity.
+        """One pass: the counts, and per quantity its count, sum and one ``percentile_cont``.
 
-        Each row's quantities are computed once, in a subquery the planner may
-        not flatten (``OFFSET 0``), rather than once per aggregate using them.
+        The percentile aggregate takes the fractions 0, :data:`PERCENTILES` and
+        1 over one sort, so it returns ``[min, p50, p90, p99, max]``. Each
+        row's quantities are computed once, in a subquery the planner may not
+        flatten (``OFFSET 0``), rather than once per aggregate using them.
         """
         c = self.table.c
         values = (
@@ -204,14 +228,13 @@ class StatsStatements:
             .subquery("window")
         )
         columns = self._counts(values.c.status, values.c.verified_at)
-        fractions = sa.literal(list(PERCENTILES), postgresql.ARRAY(sa.Float()))
+        # The extremes ride on the percentiles' sort: min is the fraction 0, max the fraction 1.
+        fractions = sa.literal([0.0, *PERCENTILES, 1.0], postgresql.ARRAY(sa.Float()))
         for name in _DISTRIBUTIONS:
             value = values.c[name]
             columns += [
                 sa.func.count(value).label(f"{name}_count"),
-                sa.func.min(value).label(f"{name}_min"),
-                sa.func.max(value).label(f"{name}_max"),
-                sa.func.avg(value).label(f"{name}_mean"),
+                sa.func.sum(value).label(f"{name}_sum"),
                 sa.func.percentile_cont(fractions).within_group(value).label(f"{name}_percentiles"),
             ]
         return sa.select(*columns).select_from(values)
@@ -304,18 +327,15 @@ def to_repository_stats(row: Mapping[Any, Any]) -> RepositoryStats:
         if count == 0:
             distributions[name] = Distribution()
             continue
-        if f"{name}_percentiles" in row:
-            p50, p90, p99 = (float(value) for value in row[f"{name}_percentiles"])
+        if f"{name}_percentiles" in row:  # PostgreSQL: [min, p50, p90, p99, max] and the sum
+            low, p50, p90, p99, high = (float(value) for value in row[f"{name}_percentiles"])
+            mean = float(row[f"{name}_sum"]) / count
         else:
+            low, high = float(row[f"{name}_min"]), float(row[f"{name}_max"])
             p50, p90, p99 = (float(row[f"{name}_p{round(f * 100)}"]) for f in PERCENTILES)
+            mean = float(row[f"{name}_mean"])
         distributions[name] = Distribution(
-            count=count,
-            min=float(row[f"{name}_min"]),
-            p50=p50,
-            p90=p90,
-            p99=p99,
-            max=float(row[f"{name}_max"]),
-            mean=float(row[f"{name}_mean"]),
+            count=count, min=low, p50=p50, p90=p90, p99=p99, max=high, mean=mean
         )
     return RepositoryStats(
         by_status={status: int(row[f"status_{status.value}"]) for status in RecordingStatus},
