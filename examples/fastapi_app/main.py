@@ -1,9 +1,9 @@
 """The HelpPet recordings API on FastAPI: ``uvicorn examples.fastapi_app.main:app``.
 
-Six endpoints under ``/api/v1/recordings`` (the design document's) and ticket
-renewal, and Prometheus text at ``/metrics``. Configured from the environment
-(see :mod:`.config`); ``create_app`` takes ready-made backends instead, for
-tests and embedding.
+Six endpoints under ``/api/v1/recordings`` (the design document's), ticket
+renewal, resumable (multipart) uploads, and Prometheus text at ``/metrics``.
+Configured from the environment (see :mod:`.config`); ``create_app`` takes
+ready-made backends instead, for tests and embedding.
 
 This module only routes and authenticates. The package does the rest:
 validation, the recording life cycle, signing and, through
@@ -30,8 +30,10 @@ from helppet_recordings import (
     CompleteUploadRequest,
     DownloadUrlResponse,
     ErrorResponse,
+    InitiateMultipartUploadRequest,
     InitiateUploadRequest,
     InitiateUploadResponse,
+    MultipartUploadResponse,
     RecordingListResponse,
     RecordingResponse,
     RecordingService,
@@ -39,6 +41,7 @@ from helppet_recordings import (
 )
 from helppet_recordings.environment import LOCAL_STORAGE_PATH, build_backends
 from helppet_recordings.integrations.fastapi import MAX_JSON_BODY_BYTES, install
+from helppet_recordings.schemas import SignUploadPartsRequest
 from helppet_recordings.storage.local import LocalStorage
 
 from .auth import TokenVerifier, UnauthorizedError, install_unauthorized_handler
@@ -146,6 +149,27 @@ async def renew_upload(recording_id: uuid.UUID, request: Request) -> InitiateUpl
     """Return a fresh upload ticket for a recording whose upload URL expired."""
     user_id, service = _caller(request)
     return await run_in_threadpool(service.renew_upload, user_id, recording_id)
+
+
+@recordings.post("/upload/multipart/initiate")
+async def initiate_multipart_upload(
+    body: InitiateMultipartUploadRequest, request: Request
+) -> MultipartUploadResponse:
+    """Create a recording uploaded in parts: the part plan and a signed PUT URL per part."""
+    user_id, service = _caller(request)
+    return await run_in_threadpool(service.initiate_multipart_upload, user_id, body)
+
+
+@recordings.post("/upload/multipart/{recording_id}/parts")
+async def sign_upload_parts(
+    recording_id: uuid.UUID, request: Request, body: SignUploadPartsRequest | None = None
+) -> MultipartUploadResponse:
+    """Return fresh part URLs: those in ``part_numbers``, or every part storage lacks."""
+    user_id, service = _caller(request)
+    numbers = None if body is None else body.part_numbers
+    return await run_in_threadpool(
+        service.sign_upload_parts, user_id, recording_id, part_numbers=numbers
+    )
 
 
 @recordings.get("/")

@@ -27,6 +27,8 @@ from helppet_recordings.errors import (
     StorageUnavailableError,
     UnavailableError,
     UnsupportedContentTypeError,
+    UploadIncompleteError,
+    UploadKindError,
     UploadNotFoundError,
     UploadSizeMismatchError,
     UploadTimeoutError,
@@ -35,14 +37,16 @@ from helppet_recordings.errors import (
 )
 from helppet_recordings.events import RecordingEvent
 from helppet_recordings.models import ReconcileReport, Recording, StoredObject, UploadTicket
-from helppet_recordings.ports import RecordingRepository, RecordingStorage
+from helppet_recordings.ports import MultipartStorage, RecordingRepository, RecordingStorage
 from helppet_recordings.repositories.memory import InMemoryRepository
 from helppet_recordings.schemas import (
     CompleteUploadRequest,
     DownloadUrlResponse,
     ErrorResponse,
+    InitiateMultipartUploadRequest,
     InitiateUploadRequest,
     InitiateUploadResponse,
+    MultipartUploadResponse,
     RecordingListResponse,
     RecordingResponse,
 )
@@ -66,11 +70,14 @@ __all__ = [
     "IdempotencyConflictError",
     "InMemoryRepository",
     "InMemoryStorage",
+    "InitiateMultipartUploadRequest",
     "InitiateUploadRequest",
     "InitiateUploadResponse",
     "InvalidStatusTransitionError",
     "LocalStorage",
     "MissingDependencyError",
+    "MultipartStorage",
+    "MultipartUploadResponse",
     "PermissionDeniedError",
     "ReconcileReport",
     "Recording",
@@ -94,6 +101,8 @@ __all__ = [
     "StoredObject",
     "UnavailableError",
     "UnsupportedContentTypeError",
+    "UploadIncompleteError",
+    "UploadKindError",
     "UploadNotFoundError",
     "UploadSizeMismatchError",
     "UploadTicket",

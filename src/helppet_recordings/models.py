@@ -127,6 +127,11 @@ class ReconcileReport:
     recording was verified, failed or deleted, or that no recording owns."""
     deleted_staging: int = 0
     """How many of those were deleted (0 on a dry run)."""
+    unfinished_uploads: list[str] = attrs.field(factory=list)
+    """Keys of multipart uploads started longer ago than an upload's deadline allows that no
+    live upload waits for (abandoned: storage bills their parts until they are aborted)."""
+    aborted_uploads: int = 0
+    """How many of those were aborted (0 on a dry run)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -58,6 +58,21 @@ class PartPlan:
         """The upload's total size in bytes (the sum of the parts' sizes)."""
         return sum(part.size for part in self.parts)
 
+    @classmethod
+    def cut(cls, size: int, part_size: int) -> PartPlan:
+        """Rebuild the plan of ``size`` bytes in parts of ``part_size`` (as ``plan_parts`` made it).
+
+        Raises ``ValueError`` when either is below 1.
+        """
+        if size < 1 or part_size < 1:
+            msg = f"size and part_size must be at least 1, not {size} and {part_size}"
+            raise ValueError(msg)
+        parts = tuple(
+            PlannedPart(number, offset, min(part_size, size - offset))
+            for number, offset in enumerate(range(0, size, part_size), start=1)
+        )
+        return cls(part_size=part_size, parts=parts)
+
     def part(self, part_number: int) -> PlannedPart:
         """Return part ``part_number`` (1-based); ``KeyError`` if the plan has no such part."""
         if not 1 <= part_number <= len(self.parts):
@@ -106,8 +121,4 @@ def plan_parts(
         part_size = min(-(-needed // MIB) * MIB, MAX_PART_SIZE)
     if size <= part_size:
         return PartPlan(part_size=size, parts=(PlannedPart(1, 0, size),))
-    parts = tuple(
-        PlannedPart(number, offset, min(part_size, size - offset))
-        for number, offset in enumerate(range(0, size, part_size), start=1)
-    )
-    return PartPlan(part_size=part_size, parts=parts)
+    return PartPlan.cut(size, part_size)

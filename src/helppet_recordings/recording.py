@@ -189,7 +189,9 @@ class Recording:
         Checksums, duration and metadata replace the recorded ones when given.
         """
         # lease_expires_at: from now on a transcription worker may claim it
+        # multipart_upload_id: the parts are assembled, storage forgot the upload id
         changes: dict[str, Any] = {"file_size_bytes": size, "verified_at": now}
+        changes["multipart_upload_id"] = None
         changes.update(lease_expires_at=now, verified_etag=etag, checksum_status=checksum_status)
         if md5 is not None:
             changes["content_md5"] = md5

@@ -64,6 +64,8 @@ class AsyncRecordingService:
 
     initiate_upload = _awaitable(RecordingService.initiate_upload)
     renew_upload = _awaitable(RecordingService.renew_upload)
+    initiate_multipart_upload = _awaitable(RecordingService.initiate_multipart_upload)
+    sign_upload_parts = _awaitable(RecordingService.sign_upload_parts)
     complete_upload = _awaitable(RecordingService.complete_upload)
     list_recordings = _awaitable(RecordingService.list_recordings)
     get_recording = _awaitable(RecordingService.get_recording)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from helppet_recordings.audit import AuditEntry
@@ -19,12 +19,21 @@ from helppet_recordings.ports import RecordingRepository, RecordingStorage
 from helppet_recordings.schemas import (
     CompleteUploadRequest,
     DownloadUrlResponse,
+    InitiateMultipartUploadRequest,
     InitiateUploadRequest,
     InitiateUploadResponse,
+    MultipartUploadResponse,
     RecordingListResponse,
     RecordingResponse,
 )
-from helppet_recordings.service import maintenance, processing, queries, reports, uploads
+from helppet_recordings.service import (
+    maintenance,
+    processing,
+    queries,
+    reports,
+    resumable,
+    uploads,
+)
 from helppet_recordings.service.changes import AuthorizeContext, Clock, ServiceContext
 from helppet_recordings.settings import RecordingSettings
 from helppet_recordings.stats import RecordingStats
@@ -122,6 +131,43 @@ class RecordingService:
         """
         return uploads.renew_upload(self._ctx, user_id, recording_id)
 
+    def initiate_multipart_upload(
+        self,
+        user_id: uuid.UUID | str,
+        request: InitiateMultipartUploadRequest | Mapping[str, Any],
+    ) -> MultipartUploadResponse:
+        """Create an ``uploading`` recording taken in parts, and a signed URL for every part.
+
+        The server plans the parts (every part but the last ``part_size``
+        bytes, at least 5 MiB, at most 10,000); the client ``PUT``s each
+        part's exact bytes to its URL, in any order, and completes with
+        :meth:`complete_upload`. ``idempotency_key`` works as for
+        :meth:`initiate_upload`.
+
+        Raises ``VALIDATION_ERROR`` (also when the storage backend takes no
+        multipart uploads), ``FILE_TOO_LARGE``, ``UNSUPPORTED_CONTENT_TYPE``,
+        ``PERMISSION_DENIED`` or ``STORAGE_UNAVAILABLE``.
+        """
+        return resumable.initiate_multipart_upload(self._ctx, user_id, request)
+
+    def sign_upload_parts(
+        self,
+        user_id: uuid.UUID | str,
+        recording_id: uuid.UUID | str,
+        *,
+        part_numbers: Sequence[int] | None = None,
+    ) -> MultipartUploadResponse:
+        """Return fresh URLs for the parts storage does not hold yet (or for ``part_numbers``).
+
+        ``uploaded_parts`` lists what storage holds, so a client resuming
+        after an interruption sends only the rest. The upload deadline moves
+        forward. ``WRONG_UPLOAD_KIND`` for a recording started with
+        :meth:`initiate_upload`.
+        """
+        return resumable.sign_upload_parts(
+            self._ctx, user_id, recording_id, part_numbers=part_numbers
+        )
+
     def complete_upload(
         self,
         user_id: uuid.UUID | str,
@@ -137,6 +183,10 @@ class RecordingService:
         the recording becomes ``failed`` (``UPLOAD_TIMEOUT`` when nothing
         arrived). Repeating a successful completion with the same size
         returns the recording unchanged.
+
+        For a multipart upload the object is first assembled from the parts
+        storage holds; ``UPLOAD_INCOMPLETE`` (``details.missing_parts``) when
+        some are missing (the recording stays ``uploading``).
         """
         return uploads.complete_upload(self._ctx, user_id, recording_id, request)
 

@@ -12,12 +12,19 @@ from helppet_recordings.errors import (
     RecordingError,
     RecordingNotFoundError,
     UnavailableError,
+    UploadIncompleteError,
     UploadNotFoundError,
     ValidationError,
 )
 from helppet_recordings.models import ReconcileReport, Recording
 from helppet_recordings.service import inputs
 from helppet_recordings.service.changes import Change, ServiceContext
+from helppet_recordings.service.resumable import (
+    abort_orphan_uploads,
+    assemble,
+    discard_upload,
+    unfinished_uploads,
+)
 from helppet_recordings.service.staging import expire_upload, promote_upload
 from helppet_recordings.status import RecordingStatus
 
@@ -44,20 +51,31 @@ def expire_stale_uploads(
     ):
         for recording in batch:
             try:
+                assemble(ctx, recording)  # a multipart upload whose parts all arrived
                 promoted += promote_upload(ctx, recording, moment)
             except UnavailableError:
                 raise  # an outage: the recording stays uploading for the next sweep
             except RecordingError as exc:
-                reason = (
-                    "The upload deadline passed without a file"
-                    if isinstance(exc, UploadNotFoundError)
-                    else "The upload deadline passed and the stored file was refused: "
-                    + exc.message
-                )
-                failed += expire_upload(ctx, recording, reason, moment)
-    if failed or promoted:
-        _logger.info("Stale uploads settled: %d failed, %d promoted", failed, promoted)
+                if expire_upload(ctx, recording, _stale_reason(exc), moment):
+                    failed += 1
+                    discard_upload(ctx, recording)
+    aborted = abort_orphan_uploads(ctx, now=moment)
+    if failed or promoted or aborted:
+        _logger.info(
+            "Stale uploads settled: %d failed, %d promoted, %d abandoned multipart uploads aborted",
+            failed,
+            promoted,
+            aborted,
+        )
     return failed
+
+
+def _stale_reason(exc: RecordingError) -> str:
+    if isinstance(exc, UploadNotFoundError):
+        return "The upload deadline passed without a file"
+    if isinstance(exc, UploadIncompleteError):
+        return "The upload deadline passed with parts of the file missing"
+    return "The upload deadline passed and the stored file was refused: " + exc.message
 
 
 def reconcile(
@@ -107,25 +125,18 @@ def reconcile(
         if _object_missing(ctx, recording):
             missing.append(recording.id)
         recording = next(recordings, None)
+    unfinished = list(unfinished_uploads(ctx, now=moment))
+    aborted = 0
     if delete_orphans:  # only after the whole walk: a failure midway deletes nothing
         deleted = _delete_all(ctx, deletable)
         deleted_staging = _delete_all(ctx, leftovers)
+        aborted = abort_orphan_uploads(ctx, now=moment)
     ctx.metrics.reconciled(
         orphans=len(orphans) + len(leftovers),
         missing=len(missing),
         deleted=deleted + deleted_staging,
     )
-    if orphans or missing or leftovers:
-        _logger.warning(
-            "Reconcile found %d orphan objects (%d deleted), %d leftover staging objects "
-            "(%d deleted) and %d recordings without audio",
-            len(orphans),
-            deleted,
-            len(leftovers),
-            deleted_staging,
-            len(missing),
-        )
-    return ReconcileReport(
+    report = ReconcileReport(
         scanned_objects=scanned_objects,
         scanned_recordings=scanned_recordings,
         orphan_keys=orphans,
@@ -134,7 +145,30 @@ def reconcile(
         dry_run=not delete_orphans,
         leftover_staging_keys=leftovers,
         deleted_staging=deleted_staging,
+        unfinished_uploads=[key for key, _, _ in unfinished],
+        aborted_uploads=aborted,
     )
+    _log_findings(report)
+    return report
+
+
+def _log_findings(report: ReconcileReport) -> None:
+    if report.unfinished_uploads:
+        _logger.warning(
+            "Reconcile found %d abandoned multipart uploads (%d aborted)",
+            len(report.unfinished_uploads),
+            report.aborted_uploads,
+        )
+    if report.orphan_keys or report.missing_objects or report.leftover_staging_keys:
+        _logger.warning(
+            "Reconcile found %d orphan objects (%d deleted), %d leftover staging objects "
+            "(%d deleted) and %d recordings without audio",
+            len(report.orphan_keys),
+            report.deleted_orphans,
+            len(report.leftover_staging_keys),
+            report.deleted_staging,
+            len(report.missing_objects),
+        )
 
 
 def purge_deleted(
@@ -151,6 +185,7 @@ def purge_deleted(
     def scrub(recording: Recording, at: dt.datetime) -> Change | None:
         if not recording.is_deleted or recording.purged_at is not None:
             return None
+        discard_upload(ctx, recording)  # an unfinished multipart upload is billed until aborted
         ctx.storage.delete(recording.s3_key)
         if recording.upload_key is not None:
             ctx.storage.delete(recording.upload_key)  # whatever a ticket left behind

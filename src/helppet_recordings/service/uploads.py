@@ -12,14 +12,14 @@ from helppet_recordings.errors import (
     DuplicateRecordingError,
     IdempotencyConflictError,
     InvalidStatusTransitionError,
-    PermissionDeniedError,
     RecordingError,
     UnavailableError,
+    UploadIncompleteError,
+    UploadKindError,
     UploadNotFoundError,
     UploadSizeMismatchError,
     UploadTimeoutError,
 )
-from helppet_recordings.keys import build_key
 from helppet_recordings.models import Recording, UploadTicket
 from helppet_recordings.schemas import (
     CompleteUploadRequest,
@@ -28,8 +28,15 @@ from helppet_recordings.schemas import (
     RecordingResponse,
 )
 from helppet_recordings.service import inputs
+from helppet_recordings.service.admission import (
+    admit,
+    new_recording,
+    same_request,
+    upload_deadline,
+)
 from helppet_recordings.service.changes import Change, ServiceContext
 from helppet_recordings.service.queries import without_transcript
+from helppet_recordings.service.resumable import assemble, discard_upload
 from helppet_recordings.service.staging import (
     completed_attributes,
     expire_upload,
@@ -57,55 +64,29 @@ def initiate_upload(
     """Create an ``uploading`` recording and return a signed upload ticket for it."""
     owner = inputs.user_id(user_id)
     req = inputs.parse(InitiateUploadRequest, request)
-    mime_type, audio = policy.resolve_audio_type(req.content_type)
-    policy.check_extension_matches(req.filename, audio)
-    if ctx.authorize_context is not None and not ctx.authorize_context(
-        owner, req.appointment_id, req.visit_id
-    ):
-        raise PermissionDeniedError(
-            appointment_id=None if req.appointment_id is None else str(req.appointment_id),
-            visit_id=None if req.visit_id is None else str(req.visit_id),
-        )
+    mime_type, extension = admit(ctx, owner, req)
     if req.idempotency_key is not None:
         existing = ctx.repository.find_by_idempotency_key(owner, req.idempotency_key)
         if existing is not None:
             return _repeat_initiate(ctx, existing, req, mime_type)
 
-    now = ctx.now()
     settings = ctx.settings
-    key = build_key(
-        prefix=settings.s3_recordings_prefix,
-        user_id=owner,
-        appointment_id=req.appointment_id,
-        visit_id=req.visit_id,
-        extension=audio.extension,
-        created_at=now,
-    )
-    # The ticket names a staging key; completion moves the verified bytes to ``key``,
-    # which no ticket ever names, so a replayed ticket cannot change verified audio.
-    upload_key = settings.s3_staging_prefix + key.removeprefix(settings.s3_recordings_prefix)
-    ticket = _sign_upload(ctx, upload_key, mime_type)
-    recording = Recording(
-        id=uuid.uuid4(),
-        recorded_by_user_id=owner,
-        appointment_id=req.appointment_id,
-        visit_id=req.visit_id,
-        recording_type=req.recording_type,
-        status=RecordingStatus.UPLOADING,
-        filename=key.rsplit("/", 1)[-1],
-        original_filename=req.filename,
+    recording = new_recording(
+        ctx,
+        owner,
+        req,
         mime_type=mime_type,
-        s3_bucket=ticket.bucket,
-        s3_key=key,
-        upload_key=upload_key,
-        s3_url=ctx.storage.object_url(key),
-        upload_expires_at=_upload_deadline(ctx, now),
-        idempotency_key=req.idempotency_key,
-        content_md5=req.content_md5,
-        content_sha256=req.content_sha256,
-        created_at=now,
-        updated_at=now,
+        extension=extension,
+        bucket=ctx.storage.bucket,
+        now=ctx.now(),
     )
+    # The ticket names a staging key; completion moves the verified bytes to ``s3_key``,
+    # which no ticket ever names, so a replayed ticket cannot change verified audio.
+    upload_key = settings.s3_staging_prefix + recording.s3_key.removeprefix(
+        settings.s3_recordings_prefix
+    )
+    ticket = _sign_upload(ctx, upload_key, mime_type)
+    recording = recording.copy(upload_key=upload_key, s3_bucket=ticket.bucket)
     try:
         ctx.create(
             recording, {"mime_type": mime_type, "recording_type": recording.recording_type.value}
@@ -152,6 +133,8 @@ def complete_upload(
             ),
         )
         try:
+            if recording.multipart_size_bytes is not None:
+                _assemble(ctx, recording, req.file_size_bytes)
             uploaded = verified_and_moved(
                 ctx,
                 expected,
@@ -163,6 +146,8 @@ def complete_upload(
         except RecordingError as exc:
             if isinstance(exc, UnavailableError):
                 raise  # an outage says nothing about the upload
+            if recording.multipart_size_bytes is not None and _refuses_bytes(exc):
+                ctx.storage.delete(recording.s3_key)  # an assembled object was refused
             _rejected(ctx, recording, exc, now, owner)
             raise
         return Change(uploaded, events.UPLOAD_COMPLETED, completed_attributes(uploaded, "client"))
@@ -186,6 +171,25 @@ def complete_upload(
     # A repeated completion may meet a transcribed recording: transcripts are read (and
     # audited) through get_recording only.
     return without_transcript(settled)
+
+
+def _assemble(ctx: ServiceContext, recording: Recording, declared_size: int) -> None:
+    """Assemble a multipart upload's parts, after checking the size the client declares now."""
+    if declared_size != recording.multipart_size_bytes:
+        raise UploadSizeMismatchError(
+            "The upload was started with another size",
+            recording_id=str(recording.id),
+            declared_size=declared_size,
+            stored_size=recording.multipart_size_bytes,
+        )
+    assemble(ctx, recording)
+
+
+def _refuses_bytes(exc: RecordingError) -> bool:
+    """Whether a completion error condemns the stored bytes (not missing parts or a race)."""
+    if isinstance(exc, UploadIncompleteError | UploadSizeMismatchError | UploadNotFoundError):
+        return False
+    return exc.details.get("reason") != "changed_during_verification"
 
 
 def ticket_response(recording: Recording, ticket: UploadTicket) -> InitiateUploadResponse:
@@ -225,6 +229,7 @@ def _rejected(
         return
     if not expire_upload(ctx, recording, cause.message, now):
         return  # someone else settled it first; report the original cause
+    discard_upload(ctx, recording)
     cause.details["current_status"] = RecordingStatus.FAILED.value
     if isinstance(cause, UploadNotFoundError):
         raise UploadTimeoutError(
@@ -232,13 +237,6 @@ def _rejected(
             deadline=deadline.isoformat(),
             **cause.details,
         ) from cause
-
-
-def _upload_deadline(ctx: ServiceContext, now: dt.datetime) -> dt.datetime:
-    settings = ctx.settings
-    return now + dt.timedelta(
-        seconds=settings.s3_presigned_url_expiration + settings.upload_grace_seconds
-    )
 
 
 def _sign_upload(ctx: ServiceContext, key: str, mime_type: str) -> UploadTicket:
@@ -254,15 +252,7 @@ def _repeat_initiate(
     ctx: ServiceContext, existing: Recording, req: InitiateUploadRequest, mime_type: str
 ) -> InitiateUploadResponse:
     """Answer a repeated initiate: the same recording, a fresh ticket."""
-    same_request = (
-        not existing.is_deleted
-        and existing.original_filename == req.filename
-        and existing.mime_type == mime_type
-        and existing.appointment_id == req.appointment_id
-        and existing.visit_id == req.visit_id
-        and existing.recording_type == req.recording_type
-    )
-    if not same_request:
+    if not same_request(existing, req, mime_type) or existing.multipart_size_bytes is not None:
         raise IdempotencyConflictError(idempotency_key=req.idempotency_key)
     return _renew(ctx, existing.id, loaded=existing)
 
@@ -278,7 +268,12 @@ def _renew(
     tickets: list[UploadTicket] = []
 
     def renew(recording: Recording, now: dt.datetime) -> Change | None:
-        renewed = recording.renew(now, upload_expires_at=_upload_deadline(ctx, now))
+        if recording.multipart_size_bytes is not None and not recording.is_deleted:
+            raise UploadKindError(
+                "A resumable upload is renewed by signing its parts again",
+                recording_id=str(recording.id),
+            )
+        renewed = recording.renew(now, upload_expires_at=upload_deadline(ctx, now))
         key = recording.upload_key or recording.s3_key
         tickets.append(_sign_upload(ctx, key, recording.mime_type or ""))
         return Change(renewed, None)
@@ -296,4 +291,6 @@ def delete_recording(
     def delete(recording: Recording, now: dt.datetime) -> Change:
         return Change(recording.soft_delete(now, by=owner), events.RECORDING_DELETED)
 
-    ctx.change(inputs.recording_id(recording_id), delete, owner=owner)
+    deleted = ctx.change(inputs.recording_id(recording_id), delete, owner=owner).recording
+    if deleted.status is RecordingStatus.UPLOADING:
+        discard_upload(ctx, deleted)  # an unfinished multipart upload is billed until aborted
