@@ -12,9 +12,14 @@ lacks (counted at the proxy).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
+import signal
 import struct
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +39,7 @@ from helppet_recordings import (
     RecordingSettings,
     S3Storage,
 )
-from helppet_recordings.client import RecordingUploader, RetryPolicy
+from helppet_recordings.client import RecordingUploader, RetryPolicy, load_state
 from tests.support.asgi_server import ServerThread
 from tests.support.flaky_proxy import FlakyProxy
 from tests.support.seaweedfs import SeaweedEndpoint, create_bucket
@@ -45,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET = "client-e2e-jwt-secret-0123456789abcdefghij"
 API = "/api/v1/recordings"
 MiB = 1024 * 1024
+PART = 8 * MiB
 PATIENT = RetryPolicy(attempts=40, timeout=120, wait_initial=0.01, wait_max=0.2, wait_jitter=0.05)
 """Retries for a proxy that fails often and asks for no wait: many, quick."""
 
@@ -54,6 +60,9 @@ class Deployment:
     """The example app behind a flaky proxy: where to send, how to read back."""
 
     proxy: FlakyProxy
+    """In front of the API (and of LocalStorage, which the app serves)."""
+    storage_proxy: FlakyProxy
+    """In front of storage: what storage received is counted here."""
     direct_url: str
     token: str
 
@@ -116,7 +125,7 @@ def local_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deplo
     )
     server = _serve(proxy, service, storage)
     try:
-        yield Deployment(proxy, server.base_url, mint_token(SECRET, uuid.uuid4()))
+        yield Deployment(proxy, proxy, server.base_url, mint_token(SECRET, uuid.uuid4()))
     finally:
         proxy.stop()  # first: its connections would hold the server's shutdown
         server.stop()
@@ -145,7 +154,9 @@ def seaweed_deployment(seaweed: SeaweedEndpoint) -> Iterator[Deployment]:
     api_proxy = FlakyProxy(seed=13).start()
     server = _serve(api_proxy, service, None)
     try:
-        yield Deployment(api_proxy, server.base_url, mint_token(SECRET, uuid.uuid4()))
+        yield Deployment(
+            api_proxy, storage_proxy, server.base_url, mint_token(SECRET, uuid.uuid4())
+        )
     finally:
         api_proxy.stop()
         server.stop()
@@ -181,3 +192,99 @@ def test_post_upload_survives_a_flaky_network(deployment: Deployment, tmp_path: 
     stored = deployment.download(recording.id)
     assert hashlib.sha256(stored).digest() == hashlib.sha256(path.read_bytes()).digest()
     assert deployment.proxy.faults["refuse"] + deployment.proxy.faults["drop"] > 0
+
+
+def test_multipart_upload_survives_a_flaky_network(
+    seaweed_deployment: Deployment, tmp_path: Path
+) -> None:
+    """Parts go in parallel through refusals, drops and cut bodies; the assembled bytes match."""
+    deployment = seaweed_deployment
+    path = wav_file(tmp_path / "visit.wav", 3 * PART + 333_333)
+    progress: list[int] = []
+    deployment.proxy.set_faults(refuse=0.2, drop=0.1, cut=0.15)
+    try:
+        with _uploader(deployment, parallel=4) as uploader:
+            recording = uploader.upload(path, progress=lambda sent, _total: progress.append(sent))
+    finally:
+        deployment.proxy.set_faults()
+    assert recording.status == "uploaded"
+    assert recording.file_size_bytes == path.stat().st_size
+    assert progress == sorted(progress)
+    assert progress[-1] == path.stat().st_size
+    stored = deployment.download(recording.id)
+    assert hashlib.sha256(stored).digest() == hashlib.sha256(path.read_bytes()).digest()
+
+
+def _parts_held(deployment: Deployment, recording_id: uuid.UUID) -> int:
+    """Bytes storage holds for the upload, as the parts route reports them."""
+    answer = httpx.post(
+        f"{deployment.direct_url}{API}/upload/multipart/{recording_id}/parts",
+        headers={"Authorization": f"Bearer {deployment.token}"},
+        json={},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return sum(part["size"] for part in answer.json()["uploaded_parts"])
+
+
+def test_killed_client_resumes_and_sends_only_missing_parts(
+    seaweed_deployment: Deployment, tmp_path: Path
+) -> None:
+    """``helppet-recordings upload`` SIGKILLed mid-upload resumes from its state file.
+
+    The second run sends (through the proxy) the parts storage lacks and no
+    more than a few kilobytes of requests besides.
+    """
+    deployment = seaweed_deployment
+    size = 5 * PART + 4242
+    path = wav_file(tmp_path / "visit.wav", size)
+    state = tmp_path / "visit.wav.upload-state.json"
+    command = [
+        sys.executable,
+        "-m",
+        "helppet_recordings.cli",
+        "upload",
+        str(path),
+        "--api",
+        deployment.api_url,
+        "--parallel",
+        "2",
+        "--json",
+    ]
+    env = {**os.environ, "HELPPET_API_TOKEN": deployment.token}
+    storage = deployment.storage_proxy
+    storage.throttle = 16 * MiB  # bytes per second per connection: time to kill it
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            saved = load_state(state)
+            if saved is not None and saved.sent_parts:
+                break
+            assert first.poll() is None, "the first run ended before it was killed"
+            assert time.monotonic() < deadline, "the first run never finished a part"
+            time.sleep(0.01)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(timeout=10)
+        storage.throttle = None
+    saved = load_state(state)
+    assert saved is not None
+    assert saved.recording_id is not None
+    held = _parts_held(deployment, saved.recording_id)
+    assert 0 < held < size
+
+    before = storage.bytes_up
+    second = subprocess.run(command, env=env, capture_output=True, timeout=120, check=False)
+    assert second.returncode == 0, second.stderr.decode()
+    resent = storage.bytes_up - before
+    assert size - held <= resent <= size - held + 64 * 1024
+    assert not state.exists()
+    recording = json.loads(second.stdout)["recording"]
+    assert recording["id"] == str(saved.recording_id)
+    stored = deployment.download(saved.recording_id)
+    assert hashlib.sha256(stored).digest() == hashlib.sha256(path.read_bytes()).digest()
+    print(f"resume: storage held {held} of {size} bytes; the second run sent {resent}")

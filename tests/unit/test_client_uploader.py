@@ -347,3 +347,18 @@ def test_retry_policy_attempts_bound_the_retries(api: FakeRecordingsApi, tmp_pat
         uploader.upload(path)
     assert caught.value.error_code == "STORAGE_UNAVAILABLE"
     assert api.requests["POST api.test/upload/initiate"] == 2
+
+
+def test_storage_without_parts_falls_back_to_one_post(
+    api: FakeRecordingsApi, tmp_path: Path
+) -> None:
+    """A server whose storage takes no parts (VALIDATION_ERROR naming it) gets one POST."""
+    path = _file(tmp_path, PART + 5)
+    api.script(
+        "POST api.test/upload/multipart/initiate",
+        lambda _r: error(422, "VALIDATION_ERROR", "no parts here", storage="LocalStorage"),
+    )
+    with _uploader(api) as uploader:
+        recording = uploader.upload(path)
+    assert _stored(api, recording.id) == path.read_bytes()
+    assert (api.requests["POST form"], api.requests["PUT part"]) == (1, 0)

@@ -140,9 +140,17 @@ class RecordingUploader:
             except _STALE_RECORDING:
                 logger.warning("the saved upload cannot be carried on; starting a new one")
                 job.keeper.update(recording_id=None, idempotency_key=uuid.uuid4().hex)
-        if state.kind == "post":
+        if job.keeper.state.kind == "post":
             return upload_post(self._api, self._session, job)
-        return upload_multipart(self._api, self._session, job, parallel=self.parallel)
+        try:
+            return upload_multipart(self._api, self._session, job, parallel=self.parallel)
+        except ValidationError as refused:
+            if "storage" not in refused.details:
+                raise
+            # The deployment's storage takes no parts: one POST carries the file instead.
+            logger.info("the server's storage takes no multipart uploads; sending one POST")
+            job.keeper.update(kind="post")
+            return upload_post(self._api, self._session, job)
 
     def _resume(self, job: UploadJob, recording_id: uuid.UUID) -> RecordingResponse:
         kind = job.keeper.state.kind
