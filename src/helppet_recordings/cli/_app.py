@@ -28,6 +28,7 @@ from helppet_recordings.cli._text_reports import (
 from helppet_recordings.cli.bucket import BucketExpectations, apply_configuration
 from helppet_recordings.cli.doctor import DOCTOR_S3_OPTIONS, probe_bucket, run_doctor
 from helppet_recordings.cli.findings import Status, exit_status
+from helppet_recordings.cli.upload import upload
 from helppet_recordings.environment import (
     Backends,
     ConfigurationError,
@@ -404,3 +405,8 @@ def worker(
             "Worker stopped." if taken is None else f"Worker done: {taken} recording(s) taken."
         ),
     )
+
+
+# ------------------------------------------------------------------------------ upload
+
+cli.add_command(upload)
