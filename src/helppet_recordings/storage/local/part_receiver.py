@@ -1,0 +1,355 @@
+"""LocalPartReceiver: receives the part PUTs of LocalStorage's multipart uploads.
+
+Give :meth:`LocalPartReceiver.receive_async` (ASGI frameworks) or
+:meth:`LocalPartReceiver.receive` (WSGI, threads) the URL's key (the path
+after ``/part/``, percent-decoded), its query, the request's
+``Content-Length`` header and its body; either returns the
+:class:`~helppet_recordings.storage.local.LocalResponse` to send. Standard
+library only.
+
+Before a byte of the body is read: the signature, then the expiry (403
+``SignatureDoesNotMatch``, ``AccessDenied``), then the length (411
+``MissingContentLength`` without ``Content-Length``, as for a chunked body;
+403 ``SignatureDoesNotMatch`` for any length but the signed size), then the
+upload (404 ``NoSuchUpload`` once it is completed or aborted). The body
+streams into a temporary file in the upload's directory, a batch at a time
+and never more than one batch in memory, with its MD5 (the part's ETag); a
+body shorter or longer than the signed size is refused (400
+``IncompleteBody``). A complete part replaces any earlier one of its number
+in one rename, under the upload's lock, and is answered 200 with its
+``ETag``. A part whose upload was completed or aborted while it arrived is
+refused (404 ``NoSuchUpload``) and kept nowhere. The idle and body timeouts
+of the POST receiver apply (400 ``RequestTimeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from helppet_recordings.errors import StorageError
+from helppet_recordings.multipart import MAX_PART_SIZE
+from helppet_recordings.storage.local.deadlines import ReceiveClock, request_timeout
+from helppet_recordings.storage.local.files import create_exclusive
+from helppet_recordings.storage.local.limits import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+)
+from helppet_recordings.storage.local.parts import PartStore, Upload
+from helppet_recordings.storage.local.refusal import (
+    LocalStorageRefusal,
+    entity_too_large,
+    incomplete_body,
+    internal_error,
+)
+from helppet_recordings.storage.local.responses import LocalResponse, refused
+from helppet_recordings.storage.local.signing import PartGrant
+from helppet_recordings.storage.local.storage import LocalStorage
+
+__all__ = ["LocalPartReceiver"]
+
+_log = logging.getLogger(__name__)
+
+
+class LocalPartReceiver:
+    """Receives part PUTs for one :class:`LocalStorage`; safe to share between requests.
+
+    ``idle_timeout`` is how long the client may send nothing, ``body_timeout``
+    how long the whole body may take (seconds, or None for no limit);
+    ``batch_size`` how many bytes are gathered before a worker thread writes them.
+    """
+
+    def __init__(
+        self,
+        storage: LocalStorage,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
+    ) -> None:
+        if batch_size < 1:
+            msg = "batch_size must be a positive number of bytes"
+            raise ValueError(msg)
+        for name, value in (("idle_timeout", idle_timeout), ("body_timeout", body_timeout)):
+            if value is not None and not value > 0:
+                msg = f"{name} must be a positive number of seconds or None"
+                raise ValueError(msg)
+        self._storage = storage
+        self._batch_size = batch_size
+        self._limits = (idle_timeout, body_timeout)
+
+    @property
+    def storage(self) -> LocalStorage:
+        """The storage the parts are kept by."""
+        return self._storage
+
+    def check(self, key: str, query: Mapping[str, str], content_length: str | None) -> PartGrant:
+        """Check a part PUT's URL and ``Content-Length`` without touching the disk or the body.
+
+        Raises :class:`LocalStorageRefusal` as the module describes.
+        """
+        grant = self._storage.verify_part(key, query)
+        if content_length is None:
+            raise LocalStorageRefusal(
+                411, "MissingContentLength", "You must provide the Content-Length HTTP header."
+            )
+        text = content_length.strip()
+        if not (text.isascii() and text.isdigit() and len(text) <= 19) or int(text) != grant.size:
+            raise LocalStorageRefusal(
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.",
+                SignedContentLength=str(grant.size),
+            )
+        if grant.size > MAX_PART_SIZE:
+            raise entity_too_large(MAX_PART_SIZE)
+        return grant
+
+    def receive(
+        self,
+        key: str,
+        query: Mapping[str, str],
+        content_length: str | None,
+        body: Iterable[bytes],
+    ) -> LocalResponse:
+        """Receive one part from a synchronous body; blocks while it streams in."""
+        part: _PartFile | None = None
+        exhausted = False
+        try:
+            grant = self.check(key, query, content_length)
+            part = _PartFile.open(self._storage.part_store, grant)
+            clock = ReceiveClock(self._limits[0], None, self._limits[1])
+            chunks = iter(body)
+            while True:
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    exhausted = True
+                    break
+                except Exception as exc:
+                    raise incomplete_body() from exc
+                clock.check(file_started=True)
+                part.write(bytes(chunk))
+                clock.fed()
+            return part.finish()
+        except LocalStorageRefusal as refusal:
+            return refused(refusal, body_left=not exhausted)
+        except OSError:
+            _log.exception("LocalStorage could not store a part")
+            return refused(internal_error(), body_left=not exhausted)
+        finally:
+            if part is not None:
+                part.discard()
+
+    async def receive_async(
+        self,
+        key: str,
+        query: Mapping[str, str],
+        content_length: str | None,
+        body: AsyncIterable[bytes],
+    ) -> LocalResponse:
+        """Receive one part from an asynchronous body (an ASGI request stream).
+
+        The checks run in the event loop (no disk, no body); the file is
+        opened, written and placed in the loop's default executor, one batch
+        while the next streams in.
+        """
+        try:
+            grant = self.check(key, query, content_length)
+        except LocalStorageRefusal as refusal:
+            return refused(refusal, body_left=True)
+        loop = asyncio.get_running_loop()
+        work = _Work()
+        exhausted = False
+        try:
+            part: _PartFile = await work.run(_PartFile.open, self._storage.part_store, grant)
+            clock = ReceiveClock(self._limits[0], None, self._limits[1])
+            batch: list[bytes] = []
+            batched = 0
+            chunks = aiter(body)
+            while True:
+                chunk = await _next_chunk(chunks, clock)
+                if chunk is None:
+                    exhausted = True
+                    break
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= self._batch_size:
+                    await work.wait()
+                    work.start(loop, part.write, b"".join(batch))
+                    batch, batched = [], 0
+                clock.fed()
+            await work.wait()
+            answer: LocalResponse = await work.run(part.finish_with, b"".join(batch))
+        except LocalStorageRefusal as refusal:
+            return refused(refusal, body_left=not exhausted)
+        except OSError:
+            _log.exception("LocalStorage could not store a part")
+            return refused(internal_error(), body_left=not exhausted)
+        finally:
+            work.close()
+        return answer
+
+
+class _Work:
+    """The one piece of disk work of a part in a worker thread, and the part it opened.
+
+    Every piece is awaited, or, when the request is cancelled, the part is
+    discarded after it: a worker never writes to a file being removed.
+    """
+
+    def __init__(self) -> None:
+        self._pending: asyncio.Future[Any] | None = None
+        self._part: _PartFile | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop, work: Callable[..., Any], *args: Any) -> None:
+        self._pending = loop.run_in_executor(None, work, *args)
+
+    async def wait(self) -> Any:
+        pending = self._pending
+        if pending is None:
+            return None
+        result = await pending
+        self._pending = None
+        if isinstance(result, _PartFile):
+            self._part = result
+        return result
+
+    async def run(self, work: Callable[..., Any], *args: Any) -> Any:
+        self.start(asyncio.get_running_loop(), work, *args)
+        return await self.wait()
+
+    def close(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None or pending.done():
+            self._settle(pending)
+        else:
+            pending.add_done_callback(self._settle)
+
+    def _settle(self, pending: asyncio.Future[Any] | None) -> None:
+        if pending is not None and not pending.cancelled():
+            with contextlib.suppress(BaseException):
+                result = pending.result()
+                if isinstance(result, _PartFile):
+                    self._part = result
+        if self._part is not None:
+            self._part.discard()
+
+
+class _PartFile:
+    """One part being received: its temporary file in the upload's directory, size and MD5."""
+
+    def __init__(self, store: PartStore, grant: PartGrant, upload: Upload, path: Path) -> None:
+        self._store = store
+        self._grant = grant
+        self._upload = upload
+        self._path: Path | None = path
+        self._file: IO[bytes] | None = None
+        self._md5 = hashlib.md5()  # noqa: S324 - a part's ETag is its MD5, as on S3
+        self.size = 0
+
+    @classmethod
+    def open(cls, store: PartStore, grant: PartGrant) -> _PartFile:
+        """Create the temporary file in the live upload's directory (never creating that)."""
+        try:
+            upload = store.get(grant.key, grant.upload_id)
+            path = store.temp_path(upload)
+            part = cls(store, grant, upload, path)
+            part._file = create_exclusive(path)
+        except (StorageError, FileNotFoundError, NotADirectoryError):
+            raise _no_such_upload() from None
+        return part
+
+    def write(self, data: bytes) -> None:
+        """Append body bytes; refuse a body longer than the signed size."""
+        if self._file is None:
+            msg = "the part is closed"
+            raise RuntimeError(msg)
+        if self.size + len(data) > self._grant.size:
+            raise LocalStorageRefusal(
+                400,
+                "IncompleteBody",
+                "The body is longer than the Content-Length the part URL was signed for.",
+            )
+        self._md5.update(data)
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            if not written:
+                raise OSError(errno.EIO, "short write to a part")
+            view = view[written:]
+        self.size += len(data)
+
+    def finish_with(self, data: bytes) -> LocalResponse:
+        """Write the last batch, then :meth:`finish`."""
+        if data:
+            self.write(data)
+        return self.finish()
+
+    def finish(self) -> LocalResponse:
+        """Flush the part and place it in its upload; answer 200 with its ETag."""
+        handle, path = self._file, self._path
+        if handle is None or path is None:
+            msg = "the part is closed"
+            raise RuntimeError(msg)
+        if self.size != self._grant.size:
+            raise incomplete_body()
+        handle.flush()
+        if self._store.fsync:
+            os.fsync(handle.fileno())
+        handle.close()
+        self._file = None
+        md5 = self._md5.hexdigest()
+        try:
+            self._store.place(self._upload, path, self._grant.part_number, md5)
+        except (StorageError, FileNotFoundError):
+            raise _no_such_upload() from None
+        self._path = None
+        request_id = secrets.token_hex(8).upper()
+        return LocalResponse(
+            200, {"ETag": f'"{md5}"', "Content-Length": "0", "x-amz-request-id": request_id}
+        )
+
+    def discard(self) -> None:
+        """Close and remove the temporary file unless it was placed; safe to repeat."""
+        handle, self._file = self._file, None
+        path, self._path = self._path, None
+        if handle is not None:
+            handle.close()
+        if path is not None:
+            with contextlib.suppress(OSError):  # gone with an upload completed or aborted
+                path.unlink()
+
+
+async def _next_chunk(chunks: AsyncIterator[bytes], clock: ReceiveClock) -> bytes | None:
+    """Return the next chunk, or None at the end; refuse a late or broken body."""
+    limit = clock.wait_limit(file_started=True)
+    if limit is not None and limit <= 0:
+        raise request_timeout()
+    try:
+        async with asyncio.timeout(limit):
+            return bytes(await anext(chunks))
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        raise request_timeout() from None
+    except Exception as exc:
+        raise incomplete_body() from exc
+
+
+def _no_such_upload() -> LocalStorageRefusal:
+    return LocalStorageRefusal(
+        404,
+        "NoSuchUpload",
+        "The specified multipart upload does not exist. The upload ID may be invalid, "
+        "or the upload may have been aborted or completed.",
+    )
