@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+import tracemalloc
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -481,3 +482,39 @@ def test_concurrent_retries_of_one_part_leave_one_file(local: LocalStorage) -> N
     assert part.etag in {_md5(body) for body in bodies}
     assert len(list((local.root / ".multipart" / upload_id).iterdir())) == 2  # upload.json too
     local.abort_multipart_upload(key=KEY, upload_id=upload_id)
+
+
+def test_part_receipt_and_assembly_memory_is_bounded(tmp_path: Path) -> None:
+    """A 50 MiB part received (async) and assembled peaks at a few MiB of Python memory each."""
+    storage = LocalStorage(tmp_path, "http://127.0.0.1:9", SECRET, fsync=False)
+    size = 50 * 1024 * 1024
+    upload_id = storage.create_multipart_upload(key=KEY, content_type="audio/mp4")
+    url = storage.sign_upload_part(
+        key=KEY, upload_id=upload_id, part_number=1, size=size, expires_in=60
+    )
+    parts = urllib.parse.urlsplit(url)
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    block = bytes(range(256)) * 256  # 64 KiB
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(size // len(block)):
+            yield block
+
+    tracemalloc.start()
+    try:
+        answer = asyncio.run(
+            LocalPartReceiver(storage).receive_async(KEY, query, str(size), body())
+        )
+        _, receipt_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        (part,) = storage.list_parts(key=KEY, upload_id=upload_id)
+        stored = storage.complete_multipart_upload(
+            key=KEY, upload_id=upload_id, parts=[(1, part.etag)]
+        )
+        _, assembly_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert answer.status == 200
+    assert stored.size == size
+    assert receipt_peak < 6 * 1024 * 1024, receipt_peak
+    assert assembly_peak < 6 * 1024 * 1024, assembly_peak
