@@ -518,3 +518,13 @@ def test_part_receipt_and_assembly_memory_is_bounded(tmp_path: Path) -> None:
     assert stored.size == size
     assert receipt_peak < 6 * 1024 * 1024, receipt_peak
     assert assembly_peak < 6 * 1024 * 1024, assembly_peak
+
+
+def test_a_failing_disk_is_a_storage_error(tmp_path: Path) -> None:
+    """When the uploads' directory cannot be made, create raises StorageError, not OSError."""
+    storage = LocalStorage(tmp_path, "http://127.0.0.1:9", SECRET)
+    (tmp_path / ".multipart").write_bytes(b"in the way")
+    with pytest.raises(StorageError) as raised:
+        storage.create_multipart_upload(key=KEY, content_type="audio/mp4")
+    assert raised.value.details["storage_error"] == "InternalError"
+    assert isinstance(raised.value.__cause__, OSError)

@@ -13,11 +13,12 @@ of order (``InvalidPartOrder``), a part below 5 MiB that is not the last
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import secrets
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from helppet_recordings.errors import StorageError
@@ -66,7 +67,8 @@ class LocalMultipart:
         """
         self._layout.paths(key)
         check_header_text(content_type, "content_type")
-        return self._parts.create(key, content_type)
+        with _disk_errors():
+            return self._parts.create(key, content_type)
 
     def sign_upload_part(
         self, *, key: str, upload_id: str, part_number: int, size: int, expires_in: int
@@ -96,7 +98,8 @@ class LocalMultipart:
         Raises ``StorageError`` (``storage_error="NoSuchUpload"``) when the
         upload is unknown, completed or aborted.
         """
-        return self._parts.list_parts(key, upload_id)
+        with _disk_errors():
+            return self._parts.list_parts(key, upload_id)
 
     def complete_multipart_upload(
         self, *, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
@@ -115,9 +118,10 @@ class LocalMultipart:
                 "The parts must be listed once each, in order", storage_error="InvalidPartOrder"
             )
         upload = self._parts.get(key, upload_id)
-        with self._parts.locked(upload):
-            _chosen(self._parts.parts(upload.directory), parts)
-        taken = self._parts.take(upload, done=True)
+        with _disk_errors():
+            with self._parts.locked(upload):
+                _chosen(self._parts.parts(upload.directory), parts)
+            taken = self._parts.take(upload, done=True)
         try:
             files = _chosen(self._parts.parts(taken), parts)
             stored = self._assemble(upload, files)
@@ -132,19 +136,21 @@ class LocalMultipart:
 
         A part still arriving for it is refused when it ends, and kept nowhere.
         """
-        try:
-            upload = self._parts.get(key, upload_id)
-            taken = self._parts.take(upload, done=False)
-        except StorageError:
-            return  # already completed, aborted or never started
-        self._parts.remove(taken)
+        with _disk_errors():
+            try:
+                upload = self._parts.get(key, upload_id)
+                taken = self._parts.take(upload, done=False)
+            except StorageError:
+                return  # already completed, aborted or never started
+            self._parts.remove(taken)
 
     def list_multipart_uploads(self, *, prefix: str) -> list[MultipartUploadInfo]:
         """Return every unfinished upload whose key starts with ``prefix``, by key.
 
         ``initiated`` is when :meth:`create_multipart_upload` ran (UTC).
         """
-        return self._parts.list_uploads(prefix)
+        with _disk_errors():
+            return self._parts.list_uploads(prefix)
 
     # -------------------------------------------------------- used by the HTTP receiver
 
@@ -207,6 +213,18 @@ class LocalMultipart:
                 "The completed multipart upload is not in storage", storage_error="NoSuchKey"
             )
         return stored
+
+
+@contextlib.contextmanager
+def _disk_errors() -> Iterator[None]:
+    """Translate a failing disk (permissions, full, I/O) into ``StorageError``."""
+    try:
+        yield
+    except OSError as exc:
+        raise StorageError(
+            "LocalStorage could not read or write its multipart uploads",
+            storage_error="InternalError",
+        ) from exc
 
 
 def _chosen(held: list[tuple[StoredPart, Path]], wanted: Sequence[tuple[int, str]]) -> list[Path]:
