@@ -528,3 +528,22 @@ def test_a_failing_disk_is_a_storage_error(tmp_path: Path) -> None:
         storage.create_multipart_upload(key=KEY, content_type="audio/mp4")
     assert raised.value.details["storage_error"] == "InternalError"
     assert isinstance(raised.value.__cause__, OSError)
+
+
+def test_a_client_that_leaves_mid_part_leaves_nothing(local: LocalStorage) -> None:
+    """A connection closed halfway through a part's body leaves no part and no temporary file."""
+    key, query = _signed(local)
+    directory = local.root / ".multipart" / query["uploadId"]
+    netloc = urllib.parse.urlsplit(local.base_url).netloc
+    host, port = netloc.rsplit(":", 1)
+    head = f"PUT /part/{key}?{urllib.parse.urlencode(query)} HTTP/1.1\r\nHost: x\r\n"
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(f"{head}Content-Length: 10\r\n\r\n".encode() + b"x" * 4)
+        deadline = time.monotonic() + 5
+        while not any(p.name.startswith(".tmp-") for p in directory.iterdir()):
+            assert time.monotonic() < deadline, "the part never started"
+            time.sleep(0.01)
+    while any(p.name.startswith(".tmp-") for p in directory.iterdir()):
+        assert time.monotonic() < deadline + 5, "the temporary file stayed"
+        time.sleep(0.01)
+    assert local.list_parts(key=KEY, upload_id=query["uploadId"]) == []

@@ -31,7 +31,8 @@ import hashlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -126,7 +127,8 @@ class LocalPartReceiver:
         exhausted = False
         try:
             grant = self.check(key, query, content_length)
-            part = _PartFile.open(self._storage.part_store, grant)
+            part = _PartFile(self._storage.part_store, grant)
+            part.open()
             clock = ReceiveClock(self._limits[0], None, self._limits[1])
             chunks = iter(body)
             while True:
@@ -140,7 +142,7 @@ class LocalPartReceiver:
                 clock.check(file_started=True)
                 part.write(bytes(chunk))
                 clock.fed()
-            return part.finish()
+            return part.finish_with(b"")
         except LocalStorageRefusal as refusal:
             return refused(refusal, body_left=not exhausted)
         except OSError:
@@ -168,10 +170,12 @@ class LocalPartReceiver:
         except LocalStorageRefusal as refusal:
             return refused(refusal, body_left=True)
         loop = asyncio.get_running_loop()
-        work = _Work()
+        part = _PartFile(self._storage.part_store, grant)
+        pending: asyncio.Future[Any] | None = None
         exhausted = False
         try:
-            part: _PartFile = await work.run(_PartFile.open, self._storage.part_store, grant)
+            pending = loop.run_in_executor(None, part.open)
+            await pending
             clock = ReceiveClock(self._limits[0], None, self._limits[1])
             batch: list[bytes] = []
             batched = 0
@@ -184,95 +188,83 @@ class LocalPartReceiver:
                 batch.append(chunk)
                 batched += len(chunk)
                 if batched >= self._batch_size:
-                    await work.wait()
-                    work.start(loop, part.write, b"".join(batch))
+                    await pending
+                    pending = loop.run_in_executor(None, part.write, b"".join(batch))
                     batch, batched = [], 0
                 clock.fed()
-            await work.wait()
-            answer: LocalResponse = await work.run(part.finish_with, b"".join(batch))
+            await pending
+            pending = loop.run_in_executor(None, part.finish_with, b"".join(batch))
+            answer: LocalResponse = await pending
         except LocalStorageRefusal as refusal:
             return refused(refusal, body_left=not exhausted)
         except OSError:
             _log.exception("LocalStorage could not store a part")
             return refused(internal_error(), body_left=not exhausted)
         finally:
-            work.close()
+            _discard_after(loop, part, pending)
         return answer
 
 
-class _Work:
-    """The one piece of disk work of a part in a worker thread, and the part it opened.
+class _PartFile:
+    """One part being received: its temporary file in the upload's directory, size and MD5.
 
-    Every piece is awaited, or, when the request is cancelled, the part is
-    discarded after it: a worker never writes to a file being removed.
+    Each step runs in a worker thread, one at a time; :meth:`discard` may come
+    from another thread (a request cancelled while a worker still writes),
+    so every step holds a lock and nothing happens once the part is discarded.
     """
 
-    def __init__(self) -> None:
-        self._pending: asyncio.Future[Any] | None = None
-        self._part: _PartFile | None = None
-
-    def start(self, loop: asyncio.AbstractEventLoop, work: Callable[..., Any], *args: Any) -> None:
-        self._pending = loop.run_in_executor(None, work, *args)
-
-    async def wait(self) -> Any:
-        pending = self._pending
-        if pending is None:
-            return None
-        result = await pending
-        self._pending = None
-        if isinstance(result, _PartFile):
-            self._part = result
-        return result
-
-    async def run(self, work: Callable[..., Any], *args: Any) -> Any:
-        self.start(asyncio.get_running_loop(), work, *args)
-        return await self.wait()
-
-    def close(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is None or pending.done():
-            self._settle(pending)
-        else:
-            pending.add_done_callback(self._settle)
-
-    def _settle(self, pending: asyncio.Future[Any] | None) -> None:
-        if pending is not None and not pending.cancelled():
-            with contextlib.suppress(BaseException):
-                result = pending.result()
-                if isinstance(result, _PartFile):
-                    self._part = result
-        if self._part is not None:
-            self._part.discard()
-
-
-class _PartFile:
-    """One part being received: its temporary file in the upload's directory, size and MD5."""
-
-    def __init__(self, store: PartStore, grant: PartGrant, upload: Upload, path: Path) -> None:
+    def __init__(self, store: PartStore, grant: PartGrant) -> None:
         self._store = store
         self._grant = grant
-        self._upload = upload
-        self._path: Path | None = path
+        self._lock = threading.Lock()
+        self._upload: Upload | None = None
+        self._path: Path | None = None
         self._file: IO[bytes] | None = None
+        self._discarded = False
         self._md5 = hashlib.md5()  # noqa: S324 - a part's ETag is its MD5, as on S3
         self.size = 0
 
-    @classmethod
-    def open(cls, store: PartStore, grant: PartGrant) -> _PartFile:
+    def open(self) -> None:
         """Create the temporary file in the live upload's directory (never creating that)."""
-        try:
-            upload = store.get(grant.key, grant.upload_id)
-            path = store.temp_path(upload)
-            part = cls(store, grant, upload, path)
-            part._file = create_exclusive(path)
-        except (StorageError, FileNotFoundError, NotADirectoryError):
-            raise _no_such_upload() from None
-        return part
+        with self._lock:
+            if self._discarded:
+                return
+            try:
+                self._upload = self._store.get(self._grant.key, self._grant.upload_id)
+                path = self._store.temp_path(self._upload)
+                self._file = create_exclusive(path)
+            except (StorageError, FileNotFoundError, NotADirectoryError):
+                raise _no_such_upload() from None
+            self._path = path
 
     def write(self, data: bytes) -> None:
         """Append body bytes; refuse a body longer than the signed size."""
-        if self._file is None:
-            msg = "the part is closed"
+        with self._lock:
+            self._write(data)
+
+    def finish_with(self, data: bytes) -> LocalResponse:
+        """Write the last bytes, flush the part and place it in its upload; answer its ETag."""
+        with self._lock:
+            if data:
+                self._write(data)
+            return self._finish()
+
+    def discard(self) -> None:
+        """Close and remove the temporary file unless it was placed; safe to repeat."""
+        with self._lock:
+            self._discarded = True
+            handle, self._file = self._file, None
+            path, self._path = self._path, None
+            if handle is not None:
+                handle.close()
+            if path is not None:
+                with contextlib.suppress(OSError):  # gone with an upload completed or aborted
+                    path.unlink()
+
+    def _write(self, data: bytes) -> None:
+        handle = self._file
+        if handle is None:
+            msg = "the part is not open"
             raise RuntimeError(msg)
         if self.size + len(data) > self._grant.size:
             raise LocalStorageRefusal(
@@ -283,23 +275,16 @@ class _PartFile:
         self._md5.update(data)
         view = memoryview(data)
         while view:
-            written = self._file.write(view)
+            written = handle.write(view)
             if not written:
                 raise OSError(errno.EIO, "short write to a part")
             view = view[written:]
         self.size += len(data)
 
-    def finish_with(self, data: bytes) -> LocalResponse:
-        """Write the last batch, then :meth:`finish`."""
-        if data:
-            self.write(data)
-        return self.finish()
-
-    def finish(self) -> LocalResponse:
-        """Flush the part and place it in its upload; answer 200 with its ETag."""
-        handle, path = self._file, self._path
-        if handle is None or path is None:
-            msg = "the part is closed"
+    def _finish(self) -> LocalResponse:
+        handle, path, upload = self._file, self._path, self._upload
+        if handle is None or path is None or upload is None:
+            msg = "the part is not open"
             raise RuntimeError(msg)
         if self.size != self._grant.size:
             raise incomplete_body()
@@ -310,7 +295,7 @@ class _PartFile:
         self._file = None
         md5 = self._md5.hexdigest()
         try:
-            self._store.place(self._upload, path, self._grant.part_number, md5)
+            self._store.place(upload, path, self._grant.part_number, md5)
         except (StorageError, FileNotFoundError):
             raise _no_such_upload() from None
         self._path = None
@@ -319,15 +304,35 @@ class _PartFile:
             200, {"ETag": f'"{md5}"', "Content-Length": "0", "x-amz-request-id": request_id}
         )
 
-    def discard(self) -> None:
-        """Close and remove the temporary file unless it was placed; safe to repeat."""
-        handle, self._file = self._file, None
-        path, self._path = self._path, None
-        if handle is not None:
-            handle.close()
-        if path is not None:
-            with contextlib.suppress(OSError):  # gone with an upload completed or aborted
-                path.unlink()
+
+def _discard_after(
+    loop: asyncio.AbstractEventLoop, part: _PartFile, pending: asyncio.Future[Any] | None
+) -> None:
+    """Discard the part once no worker can still be writing it.
+
+    A step cancelled with the request may still be running in its worker:
+    then a worker discards the part, waiting on its lock for the step to end.
+    """
+    if pending is not None and pending.cancelled():
+        loop.run_in_executor(None, part.discard).add_done_callback(_observe)
+    elif pending is not None and not pending.done():
+
+        def discard_when_done(done: asyncio.Future[Any]) -> None:
+            _observe(done)
+            part.discard()
+
+        pending.add_done_callback(discard_when_done)
+    else:
+        if pending is not None:
+            _observe(pending)
+        part.discard()
+
+
+def _observe(future: asyncio.Future[Any]) -> None:
+    """Retrieve a finished future's outcome, so asyncio does not log it as unobserved."""
+    if not future.cancelled():
+        with contextlib.suppress(BaseException):
+            future.result()
 
 
 async def _next_chunk(chunks: AsyncIterator[bytes], clock: ReceiveClock) -> bytes | None:
