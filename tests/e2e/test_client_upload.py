@@ -197,7 +197,7 @@ def test_post_upload_survives_a_flaky_network(deployment: Deployment, tmp_path: 
 def test_multipart_upload_survives_a_flaky_network(deployment: Deployment, tmp_path: Path) -> None:
     """A large file goes through refusals, drops and cut bodies; the stored bytes match.
 
-    On SeaweedFS it goes in parallel parts; storage that takes no parts gets one POST.
+    It goes in parallel parts on both deployments (LocalStorage serves part PUTs too).
     """
     path = wav_file(tmp_path / "visit.wav", 3 * PART + 333_333)
     progress: list[int] = []
@@ -228,14 +228,13 @@ def _parts_held(deployment: Deployment, recording_id: uuid.UUID) -> int:
 
 
 def test_killed_client_resumes_and_sends_only_missing_parts(
-    seaweed_deployment: Deployment, tmp_path: Path
+    deployment: Deployment, tmp_path: Path
 ) -> None:
     """``helppet-recordings upload`` SIGKILLed mid-upload resumes from its state file.
 
     The second run sends (through the proxy) the parts storage lacks and no
     more than a few kilobytes of requests besides.
     """
-    deployment = seaweed_deployment
     size = 5 * PART + 4242
     path = wav_file(tmp_path / "visit.wav", size)
     state = tmp_path / "visit.wav.upload-state.json"
