@@ -236,6 +236,19 @@ class Recording:
             updated_at=now,
         )
 
+    def extend_lease(self, *, lease_until: dt.datetime) -> Recording:
+        """Hold a ``processing`` recording longer: the worker's claim now runs to ``lease_until``.
+
+        A heartbeat, not a change of state: ``updated_at`` stays.
+        """
+        if self.status is not RecordingStatus.PROCESSING:
+            raise InvalidStatusTransitionError(
+                f"A recording that is {self.status.value} has no claim to extend",
+                recording_id=str(self.id),
+                current_status=self.status.value,
+            )
+        return self.copy(lease_expires_at=lease_until)
+
     def retry_later(self, now: dt.datetime, *, reason: str, not_before: dt.datetime) -> Recording:
         """Move ``processing`` -> ``uploaded`` after a transient error, until ``not_before``."""
         return self._moved(

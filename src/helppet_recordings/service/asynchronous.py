@@ -80,6 +80,7 @@ class AsyncRecordingService:
     reprocess = _awaitable(RecordingService.reprocess)
     claim_for_processing = _awaitable(RecordingService.claim_for_processing)
     begin_processing = _awaitable(RecordingService.begin_processing)
+    extend_claim = _awaitable(RecordingService.extend_claim)
     record_audio = _awaitable(RecordingService.record_audio)
     defer_processing = _awaitable(RecordingService.defer_processing)
     audit_trail = _awaitable(RecordingService.audit_trail)

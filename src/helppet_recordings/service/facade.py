@@ -308,6 +308,26 @@ class RecordingService:
         """
         return processing.claim_for_processing(self._ctx, limit=limit, lease_seconds=lease_seconds)
 
+    def extend_claim(
+        self,
+        recording_id: uuid.UUID | str,
+        *,
+        claim: dt.datetime,
+        lease_seconds: int = 900,
+    ) -> dt.datetime:
+        """Renew a worker's claim on a ``processing`` recording for ``lease_seconds`` from now.
+
+        Returns the new claim, which the worker's later writes carry. A job
+        longer than its lease renews its claim (``TranscriptionWorker`` does,
+        every third of the lease), so no other worker takes the recording
+        over while it runs. ``INVALID_STATUS_TRANSITION`` with
+        ``details["reason"] == "claim_lost"`` when the claim no longer holds
+        the recording or runs out within five seconds (or a fifth of ``lease_seconds``).
+        """
+        return processing.extend_claim(
+            self._ctx, recording_id, claim=claim, lease_seconds=lease_seconds
+        )
+
     def begin_processing(self, claimed: Recording) -> Recording:
         """Start processing a claimed recording (``processing.started``; the attempt counts)."""
         return processing.begin_processing(self._ctx, claimed)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Final
 
 from helppet_recordings import events
 from helppet_recordings.errors import InvalidStatusTransitionError
@@ -22,10 +23,16 @@ from helppet_recordings.service import inputs
 from helppet_recordings.service.changes import Change, ServiceContext, Step
 from helppet_recordings.status import RecordingStatus
 
+CLAIM_RENEWAL_MARGIN: Final = dt.timedelta(seconds=5)
+"""A claim closer than this (or than a fifth of the lease asked for) to running out is not
+renewed: another worker may be taking it over. Renew well before, a third of the lease in."""
+
 __all__ = [
+    "CLAIM_RENEWAL_MARGIN",
     "begin_processing",
     "claim_for_processing",
     "defer_processing",
+    "extend_claim",
     "mark_failed",
     "record_audio",
     "record_transcript",
@@ -51,6 +58,34 @@ def claim_for_processing(ctx: ServiceContext, *, limit: int, lease_seconds: int)
     return ctx.repository.claim_work(
         now=now, limit=limit, lease_until=now + dt.timedelta(seconds=lease_seconds)
     )
+
+
+def extend_claim(
+    ctx: ServiceContext,
+    recording_id: uuid.UUID | str,
+    *,
+    claim: dt.datetime,
+    lease_seconds: int,
+) -> dt.datetime:
+    """Renew a worker's claim on a ``processing`` recording; return the new claim.
+
+    Refused (``claim_lost``) when the claim no longer holds the recording, or
+    runs out within :data:`CLAIM_RENEWAL_MARGIN` or a fifth of
+    ``lease_seconds`` (another worker may be taking it over right now). A
+    claim is never shortened.
+    """
+    rid = inputs.recording_id(recording_id)
+    inputs.check_positive(lease_seconds, "lease_seconds")
+
+    def extend(recording: Recording, now: dt.datetime) -> Change:
+        _check_claim(recording, claim, RecordingStatus.PROCESSING)
+        if claim - now < min(CLAIM_RENEWAL_MARGIN, dt.timedelta(seconds=lease_seconds / 5)):
+            raise _claim_lost(recording)
+        until = max(claim, now + dt.timedelta(seconds=lease_seconds))
+        return Change(recording.extend_lease(lease_until=until), None)
+
+    renewed = ctx.change(rid, extend).recording.lease_expires_at
+    return claim if renewed is None else renewed
 
 
 def begin_processing(ctx: ServiceContext, claimed: Recording) -> Recording:

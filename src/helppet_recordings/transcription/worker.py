@@ -54,12 +54,11 @@ from helppet_recordings.transcription._failures import (
     log_dropped,
 )
 from helppet_recordings.transcription._failures import logger as _logger
+from helppet_recordings.transcription._lease import HeldClaim, keep_claimed
 from helppet_recordings.transcription.base import Transcriber, Transcript, TranscriptionInput
 from helppet_recordings.transcription.errors import TransientTranscriptionError
 
 if TYPE_CHECKING:
-    import datetime as dt
-
     from helppet_recordings.service import RecordingService
 
 __all__ = ["TranscriptionWorker"]
@@ -73,7 +72,7 @@ class _Job:
     """One claimed recording being worked on: the claim that every write carries."""
 
     recording: Recording
-    claim: dt.datetime
+    claim: HeldClaim
     started: float
 
     @property
@@ -93,8 +92,10 @@ class TranscriptionWorker:
 
     - ``max_attempts``: attempts a recording gets (transient errors, lost
       workers) before it is marked ``failed``.
-    - ``lease_seconds``: how long a claim holds a recording; after it, another
-      worker may take it over. Must exceed the longest job.
+    - ``lease_seconds``: how long a claim holds a recording without news from
+      its worker; while a job runs the worker renews its claim every third of
+      it, so only a worker that died (or lost the database for a whole lease)
+      has its recording taken over.
     - ``poll_interval``: seconds :meth:`run` waits when nothing is ready.
     - ``retry_base_seconds`` / ``retry_max_seconds``: the wait after a
       transient error is ``retry_base_seconds * 2 ** (attempt - 1)``, capped at
@@ -265,7 +266,7 @@ class TranscriptionWorker:
             # Lost, deleted or unreachable: its lease runs out and it is claimed again.
             log_dropped(str(claimed.id), claimed.processing_attempts + 1, exc)
             return
-        job = _Job(recording, claim, time.perf_counter())
+        job = _Job(recording, HeldClaim(claim), time.perf_counter())
         if claimed.status is RecordingStatus.PROCESSING and job.attempt > self._max_attempts:
             self._fail(
                 job,
@@ -274,19 +275,21 @@ class TranscriptionWorker:
                 "abandoned",
             )
             return
-        try:
-            audio, transcript = self._transcribe(job)
-            self._service.record_transcript(
-                job.recording.id,
-                text=transcript.text,
-                confidence=transcript.confidence,
-                language=transcript.language,
-                service=transcript.service,
-                claim=job.claim,
-            )
-        except Exception as exc:  # noqa: BLE001 - every failure is classified and handled
-            self._handle(job, exc)
-            return
+        with keep_claimed(self._service, job.recording, job.claim, self._lease_seconds):
+            try:
+                audio, transcript = self._transcribe(job)
+                with job.claim.held() as held:
+                    self._service.record_transcript(
+                        job.recording.id,
+                        text=transcript.text,
+                        confidence=transcript.confidence,
+                        language=transcript.language,
+                        service=transcript.service,
+                        claim=held,
+                    )
+            except Exception as exc:  # noqa: BLE001 - every failure is classified and handled
+                self._handle(job, exc)
+                return
         _logger.info(
             "Recording %s transcribed (attempt %d, %.1f s of audio in %.2f s)",
             job.id,
@@ -324,7 +327,8 @@ class TranscriptionWorker:
             return AudioInfo(**attrs.asdict(known))
         with source.open() as stream:
             info = inspect_audio(stream)
-        self._service.record_audio(job.recording.id, AudioFacts(**info.to_dict()), claim=job.claim)
+        with job.claim.held() as held:
+            self._service.record_audio(job.recording.id, AudioFacts(**info.to_dict()), claim=held)
         return info
 
     # ------------------------------------------------------------------------ failures
@@ -365,7 +369,8 @@ class TranscriptionWorker:
 
     def _fail(self, job: _Job, reason: str, code: str) -> None:
         try:
-            self._service.mark_failed(job.recording.id, error=reason, claim=job.claim)
+            with job.claim.held() as held:
+                self._service.mark_failed(job.recording.id, error=reason, claim=held)
         except RecordingError as exc:
             log_dropped(job.id, job.attempt, exc)
             return
@@ -373,9 +378,10 @@ class TranscriptionWorker:
 
     def _defer(self, job: _Job, reason: str, code: str, delay: float) -> None:
         try:
-            self._service.defer_processing(
-                job.recording.id, error=reason, retry_in_seconds=delay, claim=job.claim
-            )
+            with job.claim.held() as held:
+                self._service.defer_processing(
+                    job.recording.id, error=reason, retry_in_seconds=delay, claim=held
+                )
         except RecordingError as exc:
             log_dropped(job.id, job.attempt, exc)
             return
