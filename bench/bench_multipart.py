@@ -107,11 +107,9 @@ def free_port() -> int:
 
 
 class AppServer:
-    """The example app under uvicorn in a subprocess, on S3Storage at ``s3_url``."""
+    """The example app under uvicorn in a subprocess, configured by ``env`` (SQLite)."""
 
-    def __init__(
-        self, workdir: Path, name: str, seaweed: SeaweedEndpoint, s3_url: str, max_size: int
-    ) -> None:
+    def __init__(self, workdir: Path, name: str, env: dict[str, str], max_size: int) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._log = workdir / f"{name}.log"
@@ -121,15 +119,10 @@ class AppServer:
         env = {
             **clean,
             "HELPPET_JWT_SECRET": SECRET,
-            "HELPPET_STORAGE": "s3",
             "HELPPET_PUBLIC_BASE_URL": self.base_url,
             "HELPPET_MAX_FILE_SIZE": str(max_size),
             "DATABASE_URL": f"sqlite:///{workdir / name}.db",
-            "AWS_ENDPOINT_URL": s3_url,
-            "AWS_ACCESS_KEY_ID": seaweed.access_key,
-            "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
-            "AWS_REGION": seaweed.region,
-            "S3_BUCKET_NAME": BUCKET,
+            **env,
         }
         command = [
             sys.executable,
@@ -166,6 +159,11 @@ class AppServer:
         msg = f"the example app did not start:\n{tail}"
         raise RuntimeError(msg)
 
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        return self.process.pid
+
     def stop(self) -> None:
         """SIGTERM the server's process group, then SIGKILL if it lingers."""
         if self.process.poll() is None:
@@ -175,6 +173,18 @@ class AppServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+
+def s3_env(seaweed: SeaweedEndpoint, s3_url: str) -> dict[str, str]:
+    """The environment that puts the app on S3Storage at ``s3_url`` with SeaweedFS's keys."""
+    return {
+        "HELPPET_STORAGE": "s3",
+        "AWS_ENDPOINT_URL": s3_url,
+        "AWS_ACCESS_KEY_ID": seaweed.access_key,
+        "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
+        "AWS_REGION": seaweed.region,
+        "S3_BUCKET_NAME": BUCKET,
+    }
 
 
 # ---------------------------------------------------------------------------- timing
@@ -469,9 +479,9 @@ def main() -> None:
             s3 = make_client(endpoint)
             port = int(httpx.URL(endpoint.endpoint_url).port or 80)
             proxy.target = ("127.0.0.1", port)
-            direct = AppServer(workdir, "direct", endpoint, endpoint.endpoint_url, 2 * size)
+            direct = AppServer(workdir, "direct", s3_env(endpoint, endpoint.endpoint_url), 2 * size)
             apps.append(direct)
-            counted = AppServer(workdir, "counted", endpoint, proxy.base_url, 2 * size)
+            counted = AppServer(workdir, "counted", s3_env(endpoint, proxy.base_url), 2 * size)
             apps.append(counted)
             token = mint_token(SECRET, uuid.uuid4())
 
