@@ -442,6 +442,11 @@ def print_resume(post: list[Resume], parts: list[Resume], size: int) -> None:
     row("POST, started over", post)
     best_parts = min(r.after for r in parts)
     best_post = min(r.after for r in post)
+    spread = sorted(r.after / MiB for r in parts)
+    print(
+        "multipart, sent after the interruption, over the rounds: "
+        f"{spread[0]:.1f} to {spread[-1]:.1f} MiB"
+    )
     print(
         f"bytes sent after the interruption, multipart / POST: {best_parts / best_post:.2f} "
         f"({best_parts / MiB:.1f} of {mib:.0f} MiB vs {best_post / MiB:.1f} MiB)"
