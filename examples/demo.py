@@ -4,12 +4,13 @@ Starts the example API (SQLite and LocalStorage in a temporary directory, a
 generated token secret) with uvicorn on 127.0.0.1 (port 8000 if free) and a
 transcription worker beside it (the offline LocalTranscriber), then plays the
 phone: takes the package's speech sample (a few seconds of a synthetic voice,
-as FLAC), initiates an upload, uploads it with a real multipart POST,
-completes it, waits for the worker to transcribe it and prints the
-transcript, lists, fetches the download URL, downloads and compares the
-bytes, deletes, and checks the recording is gone. Each step prints its HTTP
-status and timing. Exits 0 when every step passed, 1 when one failed, 2 when
-the server or the transcriber could not start.
+as FLAC) and uploads it with the package's client (``RecordingUploader``:
+initiate, a real multipart POST with the signed ticket, complete), waits
+for the worker to transcribe it and prints the transcript, lists, fetches
+the download URL, downloads and compares the bytes, deletes, and checks the
+recording is gone. Each step prints its HTTP status and timing. Exits 0 when
+every step passed, 1 when one failed, 2 when the server or the transcriber
+could not start.
 
 ``--keep-running`` leaves the API and the worker up afterwards (until Ctrl-C)
 and prints curl commands, with a fresh token and a ready upload ticket, to
@@ -50,6 +51,7 @@ from pydantic import SecretStr
 from examples.fastapi_app.auth import mint_token
 from examples.fastapi_app.config import AppConfig
 from examples.fastapi_app.main import create_app
+from helppet_recordings.client import RecordingUploader
 from helppet_recordings.environment import Backends, build_backends
 from helppet_recordings.errors import RecordingError
 from helppet_recordings.transcription import (
@@ -220,6 +222,36 @@ class Phone:
             raise StepFailedError(title)
         return response
 
+    def upload(self, path: Path, **options: Any) -> str:
+        """Upload ``path`` with ``RecordingUploader`` (initiate, send, complete); print its line.
+
+        Returns the recording's id. Raises ``StepFailedError`` when the client raised.
+        """
+        self.step += 1
+        started = time.perf_counter()
+        sent: list[int] = []
+        base_url = str(self.client.base_url).rstrip("/")
+        try:
+            with RecordingUploader(base_url=base_url, token=self.token) as uploader:
+                done = uploader.upload(
+                    path, progress=lambda now, _total: sent.append(now), **options
+                )
+        except RecordingError as exc:
+            note, ok = f"FAILED: {exc.error_code}: {exc.message}", False
+        else:
+            shown = f"progress at {sent[-1]:,} bytes" if sent else "no progress reported"
+            note = f"status {done.status.value}, {done.file_size_bytes:,} bytes verified, {shown}"
+            ok = True
+        elapsed = (time.perf_counter() - started) * 1000
+        print(
+            f"  {self.step}. {'upload (client)':<18} {'':<6} {'initiate, send, complete':<46} "
+            f"{'ok ' if ok else 'ERR'}  {elapsed:7.1f} ms  {note}",
+            flush=True,
+        )
+        if not ok:
+            raise StepFailedError("upload")
+        return str(done.id)
+
     def poll(
         self,
         title: str,
@@ -259,48 +291,19 @@ class Phone:
         return body
 
 
-def run_flow(phone: Phone, sample: SpeechSample) -> None:
-    """Play the phone's part: every endpoint once, checking each answer."""
+def run_flow(phone: Phone, sample: SpeechSample, workdir: Path) -> None:
+    """Play the phone's part: upload with the package's client, then every other endpoint."""
     audio = sample.data
     duration = round(sample.duration_seconds, 1)
-    ticket = phone.call(
-        "initiate upload",
-        "POST",
-        f"{API}/upload/initiate",
-        json={
-            "appointment_id": str(uuid.uuid4()),
-            "recording_type": "visit_audio",
-            "filename": FILENAME,
-            "content_type": sample.mime_type,
-            "estimated_duration_seconds": duration,
-        },
-        headers=phone.auth,
-        expect=200,
-        describe=lambda r: f"recording {r.json()['recording_id']}",
-    ).json()
-    rid = ticket["recording_id"]
-    phone.call(
-        "upload audio",
-        "POST",
-        ticket["upload_url"],
-        data=ticket["upload_fields"],
-        files={"file": (FILENAME, audio, ticket["upload_fields"]["Content-Type"])},
-        expect=204,
-        describe=lambda _r: f"{len(audio):,} bytes, multipart POST with the signed ticket",
-    )
-    phone.call(
-        "complete upload",
-        "POST",
-        f"{API}/upload/complete/{rid}",
-        shown=f"{API}/upload/complete/{{id}}",
-        json={
-            "file_size_bytes": len(audio),
-            "duration_seconds": duration,
-            "recording_metadata": {"device_model": "demo phone", "app_version": "demo"},
-        },
-        headers=phone.auth,
-        expect=200,
-        describe=lambda r: f"status {r.json()['status']}",
+    (workdir / "phone").mkdir(exist_ok=True)
+    audio_path = workdir / "phone" / FILENAME
+    audio_path.write_bytes(audio)
+    rid = phone.upload(
+        audio_path,
+        content_type=sample.mime_type,
+        appointment_id=uuid.uuid4(),
+        duration_seconds=duration,
+        metadata={"device_model": "demo phone", "app_version": "demo"},
     )
     transcribed = phone.poll(
         "await transcript",
@@ -538,7 +541,7 @@ def run_demo(
             phone = Phone(client=client, token=mint_token(secret_of(backends), user))
             started = time.perf_counter()
             try:
-                run_flow(phone, sample)
+                run_flow(phone, sample, data)
             except StepFailedError as exc:
                 print(f"\nDemo FAILED at: {exc}", file=sys.stderr)
                 return 1

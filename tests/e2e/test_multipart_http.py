@@ -1,7 +1,7 @@
 """Resumable uploads as deployed: the example app under uvicorn, parts PUT over real HTTP.
 
 The phone's side of contract section 7 against ``uvicorn examples.fastapi_app.main:app``
-on SeaweedFS: parts out of order and in parallel, one part missing and then
+on LocalStorage and on SeaweedFS: parts out of order and in parallel, one part missing and then
 resumed with only its bytes re-sent, a part of the wrong size refused by
 storage, a declared size over the maximum refused, and after completion no
 part URL can change the audio served. The sweeper, run in-process on the
@@ -19,11 +19,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 from examples.fastapi_app.auth import mint_token
 
-from helppet_recordings import RecordingService, RecordingSettings, S3Storage
+from helppet_recordings import (
+    LocalStorage,
+    MultipartStorage,
+    RecordingService,
+    RecordingSettings,
+    RecordingStorage,
+    S3Storage,
+)
 from helppet_recordings.multipart import PREFERRED_PART_SIZE
 from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository
 from tests.e2e.test_fastapi_example import UvicornProcess
@@ -38,34 +46,50 @@ SIZE = 2 * PREFERRED_PART_SIZE + 54_321
 AUDIO = b"RIFF\x00\x00\x00\x00WAVEfmt " + random.Random(11).randbytes(SIZE - 16)
 
 
-@pytest.fixture
-def server(
-    tmp_path: Path, seaweed: SeaweedEndpoint, seaweed_bucket: str
-) -> Iterator[UvicornProcess]:
-    """The example app on SQLite and S3Storage (SeaweedFS), configured by its environment."""
-    process = UvicornProcess(
-        tmp_path,
-        {
-            "HELPPET_JWT_SECRET": SECRET,
+@pytest.fixture(params=["local", "s3"])
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
+    """The example app on SQLite and LocalStorage or S3Storage (SeaweedFS), from its environment.
+
+    Also a storage object on the same files or bucket, for what the test checks in storage.
+    """
+    env = {"HELPPET_JWT_SECRET": SECRET, "DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}"}
+    storage: MultipartStorage
+    if request.param == "local":
+        env |= {"HELPPET_STORAGE": "local", "HELPPET_LOCAL_STORAGE_DIR": str(tmp_path / "files")}
+        storage = LocalStorage(tmp_path / "files", "http://127.0.0.1/unused", "x" * 32)
+    else:
+        seaweed: SeaweedEndpoint = request.getfixturevalue("seaweed")
+        bucket: str = request.getfixturevalue("seaweed_bucket")
+        env |= {
             "HELPPET_STORAGE": "s3",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}",
             "AWS_ENDPOINT_URL": seaweed.endpoint_url,
             "AWS_ACCESS_KEY_ID": seaweed.access_key,
             "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
             "AWS_REGION": seaweed.region,
-            "S3_BUCKET_NAME": seaweed_bucket,
-        },
-    )
+            "S3_BUCKET_NAME": bucket,
+        }
+        storage = S3Storage(bucket, client=make_client(seaweed))
+    process = UvicornProcess(tmp_path, env)
     process.start()
-    yield process
+    yield Deployment(process, storage, f"sqlite:///{tmp_path / 'api.db'}")
     process.stop()
 
 
+@attrs.frozen
+class Deployment:
+    """A running example app, its storage seen from the test, and its database URL."""
+
+    server: UvicornProcess
+    storage: MultipartStorage
+    database_url: str
+
+
 @pytest.fixture
-def api(server: UvicornProcess) -> Iterator[httpx.Client]:
+def api(deployment: Deployment) -> Iterator[httpx.Client]:
     """An HTTP client of the API with a caller's token."""
     headers = {"Authorization": f"Bearer {mint_token(SECRET, uuid.uuid4())}"}
-    with httpx.Client(base_url=server.base_url, headers=headers, timeout=60) as client:
+    base_url = deployment.server.base_url
+    with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
         yield client
 
 
@@ -161,15 +185,14 @@ def test_a_declared_size_over_the_maximum_is_refused(api: httpx.Client) -> None:
     assert (response.status_code, response.json()["error_code"]) == (413, "FILE_TOO_LARGE")
 
 
-def test_the_sweeper_aborts_an_abandoned_upload(
-    api: httpx.Client, tmp_path: Path, seaweed: SeaweedEndpoint, seaweed_bucket: str
-) -> None:
+def test_the_sweeper_aborts_an_abandoned_upload(api: httpx.Client, deployment: Deployment) -> None:
     """A part sent, then silence: past the deadline the sweeper fails it and aborts the upload."""
     started = _initiate(api)
     assert _put(started["parts"][:1], started["part_size"]) == [200]
-    storage = S3Storage(seaweed_bucket, client=make_client(seaweed))
+    storage = deployment.storage
     assert len(storage.list_multipart_uploads(prefix="")) == 1
-    repository = SqlAlchemyRepository.from_url(f"sqlite:///{tmp_path / 'api.db'}")
+    repository = SqlAlchemyRepository.from_url(deployment.database_url)
+    assert isinstance(storage, RecordingStorage)
     service = RecordingService(storage, repository, RecordingSettings())
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
     assert service.expire_stale_uploads(now=later) == 1

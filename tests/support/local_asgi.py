@@ -1,4 +1,4 @@
-"""A bare ASGI app serving LocalStorage's upload and download routes, with no framework.
+"""A bare ASGI app serving LocalStorage's upload, part and download routes, with no framework.
 
 It shows (and tests) that the receiver needs nothing from a web framework:
 the app only routes, feeds the body and copies the answer back.
@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from helppet_recordings.storage.local import (
+    LocalPartReceiver,
     LocalResponse,
     LocalStorage,
     LocalUploadReceiver,
@@ -25,16 +26,18 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 class LocalStorageApp:
-    """``POST /upload`` and ``GET``/``HEAD /download/{key}`` for the current ``storage``.
+    """``POST /upload``, ``PUT /part/{key}`` and ``GET``/``HEAD /download/{key}``.
 
-    ``storage`` may be replaced between requests (tests give each test a fresh one);
-    so may ``receiver_options``, the keyword arguments of each request's
-    :class:`LocalUploadReceiver`.
+    They serve the current ``storage``, which may be replaced between requests
+    (tests give each test a fresh one); so may ``receiver_options``, the
+    keyword arguments of each request's :class:`LocalUploadReceiver`, and
+    ``part_options``, those of its :class:`LocalPartReceiver`.
     """
 
     def __init__(self, storage: LocalStorage | None = None, **receiver_options: Any) -> None:
         self.storage = storage
         self.receiver_options = receiver_options
+        self.part_options: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI HTTP request."""
@@ -51,6 +54,11 @@ class LocalStorageApp:
         elif method == "POST" and path == "/upload":
             receiver = LocalUploadReceiver(storage, **self.receiver_options)
             response = await receiver.receive_async(headers.get("content-type"), _body(receive))
+        elif method == "PUT" and path.startswith("/part/"):
+            query = dict(urllib.parse.parse_qsl(scope["query_string"].decode("latin-1")))
+            response = await LocalPartReceiver(storage, **self.part_options).receive_async(
+                path.removeprefix("/part/"), query, headers.get("content-length"), _body(receive)
+            )
         elif method in {"GET", "HEAD"} and path.startswith("/download/"):
             query = dict(urllib.parse.parse_qsl(scope["query_string"].decode("latin-1")))
             response = serve_download(

@@ -178,6 +178,28 @@ def test_reconcile_reports_orphans_and_lost_audio(backends: Backends) -> None:
     assert storage.head(stray) is None
 
 
+def test_reconcile_reports_and_removes_a_replayed_tickets_bytes(backends: Backends) -> None:
+    """A ticket replayed after completion leaves a staging object: exit 1 until it is removed."""
+    storage = backends.local_storage
+    assert storage is not None
+    user = uuid.uuid4()
+    ticket = backends.service.initiate_upload(user, AUDIO)
+    body = b"\x00\x00\x00\x18ftypM4A " + b"\x00" * 52
+    upload(storage, dict(ticket.upload_fields), body)
+    backends.service.complete_upload(user, ticket.recording_id, {"file_size_bytes": 64})
+    upload(storage, dict(ticket.upload_fields), body)  # the replay
+
+    report = run_json("reconcile", exit_code=1)
+    assert report["leftover_staging_keys"] == [ticket.upload_fields["key"]]
+    assert (report["deleted_staging"], report["unfinished_uploads"]) == (0, [])
+    text = run("reconcile")
+    assert "1 leftover staging object(s)" in text.stdout
+    assert ticket.upload_fields["key"] in text.stdout
+    cleaned = run_json("reconcile", "--delete-orphans")
+    assert cleaned["deleted_staging"] == 1
+    assert run_json("reconcile")["leftover_staging_keys"] == []
+
+
 def _fields_for(storage: LocalStorage, key: str) -> dict[str, str]:
     ticket = storage.create_upload(key=key, content_type="audio/mp4", max_size=100, expires_in=60)
     return dict(ticket.fields)

@@ -35,7 +35,9 @@ def test_readme_quick_start_runs_as_written(
     assert lines[1:] == ["409 UPLOAD_NOT_FOUND", "1"]
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/operations.md", "docs/database.md"])
+@pytest.mark.parametrize(
+    "doc", ["README.md", "docs/operations.md", "docs/database.md", "docs/client.md"]
+)
 def test_documented_python_compiles(doc: str) -> None:
     """Every Python block in the docs is at least valid Python."""
     for block in _python_blocks(ROOT / doc):

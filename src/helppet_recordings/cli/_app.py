@@ -28,6 +28,7 @@ from helppet_recordings.cli._text_reports import (
 from helppet_recordings.cli.bucket import BucketExpectations, apply_configuration
 from helppet_recordings.cli.doctor import DOCTOR_S3_OPTIONS, probe_bucket, run_doctor
 from helppet_recordings.cli.findings import Status, exit_status
+from helppet_recordings.cli.upload import upload
 from helppet_recordings.environment import (
     Backends,
     ConfigurationError,
@@ -175,15 +176,22 @@ def sweep(*, json_mode: bool, progress: bool | None) -> None:
 )
 @_reporting
 def reconcile(*, delete_orphans: bool, json_mode: bool, progress: bool | None) -> None:
-    """Compare storage with the database: orphan objects, recordings whose audio is gone.
+    """Compare storage with the database: orphans, leftovers, lost audio, abandoned uploads.
 
-    Exits 1 when it finds a recording without its object, or orphans it did
-    not delete.
+    Exits 1 when it finds a recording without its object, or orphan objects,
+    leftover staging objects or abandoned multipart uploads it did not remove.
     """
     output = Output(json_mode=json_mode, progress=progress)
     with _job(output, "Reconciling storage and database", "objects") as service:
         report = service.reconcile(delete_orphans=delete_orphans)
-    left = len(report.orphan_keys) - report.deleted_orphans
+    left = (
+        len(report.orphan_keys)
+        - report.deleted_orphans
+        + len(report.leftover_staging_keys)
+        - report.deleted_staging
+        + len(report.unfinished_uploads)
+        - report.aborted_uploads
+    )
     payload = {
         "ok": not report.missing_objects and left == 0,
         "dry_run": report.dry_run,
@@ -192,6 +200,10 @@ def reconcile(*, delete_orphans: bool, json_mode: bool, progress: bool | None) -
         "orphan_keys": report.orphan_keys,
         "missing_objects": [str(rid) for rid in report.missing_objects],
         "deleted_orphans": report.deleted_orphans,
+        "leftover_staging_keys": report.leftover_staging_keys,
+        "deleted_staging": report.deleted_staging,
+        "unfinished_uploads": report.unfinished_uploads,
+        "aborted_uploads": report.aborted_uploads,
     }
     output.report(payload, functools.partial(reconcile_text, report))
     if not payload["ok"]:
@@ -393,3 +405,8 @@ def worker(
             "Worker stopped." if taken is None else f"Worker done: {taken} recording(s) taken."
         ),
     )
+
+
+# ------------------------------------------------------------------------------ upload
+
+cli.add_command(upload)

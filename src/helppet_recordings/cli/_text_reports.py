@@ -46,8 +46,34 @@ def reconcile_text(report: ReconcileReport, console: Console) -> None:
         )
         for rid in report.missing_objects[:LISTED_KEYS]:
             console.print(f"  {rid}")
-    if not report.orphan_keys and not report.missing_objects:
+    _listed(
+        console,
+        report.leftover_staging_keys,
+        f"leftover staging object(s) (replayed or refused uploads), {report.deleted_staging} "
+        "deleted:",
+    )
+    _listed(
+        console,
+        report.unfinished_uploads,
+        f"abandoned multipart upload(s), {report.aborted_uploads} aborted:",
+    )
+    if not (
+        report.orphan_keys
+        or report.missing_objects
+        or report.leftover_staging_keys
+        or report.unfinished_uploads
+    ):
         console.print("Storage and database agree.")
+
+
+def _listed(console: Console, keys: list[str], what: str) -> None:
+    if not keys:
+        return
+    console.print(f"{len(keys)} {what}")
+    for key in keys[:LISTED_KEYS]:
+        console.print(f"  {key}")
+    if len(keys) > LISTED_KEYS:
+        console.print(f"  ... and {len(keys) - LISTED_KEYS} more (--json)")
 
 
 def stats_text(computed: RecordingStats, console: Console) -> None:

@@ -2,6 +2,8 @@
 
 - :mod:`~helppet_recordings.testing.storage_contract`: ``StorageContract`` and
   ``HttpStorageContract``, the suites every storage backend passes;
+- :mod:`~helppet_recordings.testing.multipart_contract`: ``MultipartContract``,
+  the suite every multipart (resumable upload) storage backend passes;
 - :mod:`~helppet_recordings.testing.repository_contract`: ``RepositoryContract``,
   the suite every repository backend passes;
 - :mod:`~helppet_recordings.testing.factories`: ``make_recording`` and ``BASE_TIME``;

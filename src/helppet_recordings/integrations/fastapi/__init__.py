@@ -8,7 +8,7 @@ importing it without FastAPI raises
 
 - error handlers answering every error with the ``ErrorResponse`` body and the
   contract's status (:func:`install_error_handlers`);
-- LocalStorage's upload and download routes (:func:`local_storage_router`);
+- LocalStorage's upload, part and download routes (:func:`local_storage_router`);
 - a limit on request bodies that follows the route, not the path, so it
   holds behind any ``root_path`` or mount point (:class:`JsonBodyLimitMiddleware`);
 - CORS for the configured browser origins (:class:`CorsMiddleware`);
@@ -88,7 +88,7 @@ def install(
     """Add the error handlers, LocalStorage's routes, the body limit and CORS to ``app``.
 
     - ``local_storage``: the :class:`~helppet_recordings.LocalStorage` whose
-      upload and download routes to serve under ``local_storage_prefix``
+      upload, part and download routes to serve under ``local_storage_prefix``
       (its ``base_url`` must be their public URL), or a function returning
       it (or ``None`` when the app runs on S3); without it, no routes.
     - ``cors_origins``: browser origins allowed to call the app (a list, or a

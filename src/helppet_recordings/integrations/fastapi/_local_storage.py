@@ -1,4 +1,4 @@
-"""LocalStorage's two HTTP routes: receive POST uploads, serve signed downloads."""
+"""LocalStorage's HTTP routes: receive POST uploads and part PUTs, serve signed downloads."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from helppet_recordings.storage.local import (
+    LocalPartReceiver,
     LocalResponse,
     LocalStorage,
     LocalUploadReceiver,
@@ -36,13 +37,18 @@ def local_storage_router(
       streamed to disk by :class:`~helppet_recordings.storage.local.LocalUploadReceiver`
       (exempt from the JSON body limit: the signed policy bounds it); 204, or
       S3's status and XML error.
+    - ``PUT {prefix}/part/{key}``: one part of a multipart upload, to a signed
+      part URL, streamed to disk by
+      :class:`~helppet_recordings.storage.local.LocalPartReceiver` (exempt from
+      the JSON body limit: the signed size bounds it); 200 with the part's
+      ``ETag``, or S3's status and XML error.
     - ``GET``/``HEAD {prefix}/download/{key}``: a signed download URL, with
       ``Range`` support; 200 or 206, or S3's error.
 
     The storage's ``base_url`` must be the public URL of ``prefix`` (with any
     ``root_path`` or mount point in front). ``storage`` may be a function
     returning the storage in use, or ``None`` when the app runs on another
-    backend: both routes then answer 404. The routes stay out of the OpenAPI
+    backend: the routes then answer 404. The routes stay out of the OpenAPI
     schema.
     """
 
@@ -60,6 +66,16 @@ def local_storage_router(
         """Receive a POST upload with a signed ticket (what S3 does for S3Storage)."""
         receiver = LocalUploadReceiver(current())
         answer = await receiver.receive_async(request.headers.get("content-type"), request.stream())
+        return _response(answer, send_body=True)
+
+    @router.put("/part/{key:path}")
+    @body_limit(None)
+    async def local_part(key: str, request: Request) -> Response:
+        """Receive one part of a multipart upload (what S3 does for S3Storage)."""
+        receiver = LocalPartReceiver(current())
+        answer = await receiver.receive_async(
+            key, request.query_params, request.headers.get("content-length"), request.stream()
+        )
         return _response(answer, send_body=True)
 
     @router.api_route("/download/{key:path}", methods=["GET", "HEAD"])

@@ -3,15 +3,18 @@
 A ticket looks like an S3 presigned POST: ``upload_url`` plus ``upload_fields``
 (``key``, ``Content-Type``, ``policy``, ``signature``), signed with the
 storage's secret; download URLs are signed the same way. An HTTP adapter
-serves two routes and hands them to this package, whatever the framework:
+serves three routes and hands them to this package, whatever the framework:
 
 - ``POST {base_url}/upload``: :class:`LocalUploadReceiver` parses the body as
   it streams in, checks the fields against the signed policy before a byte of
   the file is kept, bounds what a client without a valid ticket can make it
   hold and how long any client may take, and commits the file atomically.
+- ``PUT {base_url}/part/{key}?uploadId=...``: :class:`LocalPartReceiver` takes
+  one part of a multipart upload (checks the signed URL and the exact
+  length before a byte of the body is read, streams it to disk).
 - ``GET`` or ``HEAD {base_url}/download/{key}``: :func:`serve_download`.
 
-Both return a :class:`LocalResponse`. Everything here needs only the standard
+All return a :class:`LocalResponse`. Everything here needs only the standard
 library except :class:`LocalUploadReceiver`, which needs ``python-multipart``
 (the ``local`` extra) and is imported on first use.
 
@@ -20,12 +23,15 @@ On disk, under ``root``::
     objects/<key>          the object's bytes, exactly as uploaded
     meta/<key>.json        its sidecar: content type, size, MD5 (the ETag), SHA-256, ...
     .incoming/             uploads in progress; each is moved into place atomically
+    .multipart/<id>/       an unfinished multipart upload: upload.json and its parts
 
 The modules, one concern each: :mod:`.signing` (policies, download grants),
 :mod:`.keys` (safe keys and their paths), :mod:`.objects` (object files and
-sidecars), :mod:`.staging` (uploads in progress, digests), :mod:`.storage`
+sidecars), :mod:`.staging` (uploads in progress, digests), :mod:`.parts` and
+:mod:`.multipart` (multipart uploads), :mod:`.storage`
 (the :class:`LocalStorage` class), :mod:`.form` and :mod:`.receiver` (the
-streaming multipart receiver), :mod:`.download` (serving downloads),
+streaming multipart receiver), :mod:`.part_receiver` (part PUTs),
+:mod:`.download` (serving downloads),
 :mod:`.responses` and :mod:`.refusal` (what the routes answer).
 """
 
@@ -43,9 +49,15 @@ from helppet_recordings.storage.local.limits import (
     DEFAULT_IDLE_TIMEOUT,
     MAX_PRE_DATA_BYTES,
 )
+from helppet_recordings.storage.local.part_receiver import LocalPartReceiver
 from helppet_recordings.storage.local.refusal import LocalStorageRefusal
 from helppet_recordings.storage.local.responses import FileChunks, LocalResponse
-from helppet_recordings.storage.local.signing import MIN_SECRET_LENGTH, DownloadGrant, UploadPolicy
+from helppet_recordings.storage.local.signing import (
+    MIN_SECRET_LENGTH,
+    DownloadGrant,
+    PartGrant,
+    UploadPolicy,
+)
 from helppet_recordings.storage.local.staging import (
     PARALLEL_DIGEST_BYTES,
     STALE_STAGING_SECONDS,
@@ -71,10 +83,12 @@ __all__ = [
     "STALE_STAGING_SECONDS",
     "DownloadGrant",
     "FileChunks",
+    "LocalPartReceiver",
     "LocalResponse",
     "LocalStorage",
     "LocalStorageRefusal",
     "LocalUploadReceiver",
+    "PartGrant",
     "StagedUpload",
     "UploadPolicy",
     "check_key",

@@ -67,7 +67,9 @@ class Layout:
     """The directories under ``root`` and the paths of each key's files.
 
     ``objects/<key>`` holds an object's bytes, ``meta/<key>.json`` its
-    sidecar, ``.incoming/`` the uploads still being received.
+    sidecar, ``.incoming/`` the uploads still being received, ``.multipart/``
+    one directory per unfinished multipart upload (outside every key's path;
+    made with the first multipart upload).
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -75,9 +77,10 @@ class Layout:
         self.objects = self.root / "objects"
         self.meta = self.root / "meta"
         self.staging = self.root / ".incoming"
+        self.multipart = self.root / ".multipart"
 
     def create(self) -> None:
-        """Create the three directories (and ``root``) if they are missing."""
+        """Create the three directories of objects (and ``root``) if they are missing."""
         for directory in (self.objects, self.meta, self.staging):
             directory.mkdir(parents=True, exist_ok=True)
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 
+from helppet_recordings.storage.local.deadlines import ReceiveClock, request_timeout
 from helppet_recordings.storage.local.form import FormUpload
 from helppet_recordings.storage.local.limits import (
     DEFAULT_BATCH_SIZE,
@@ -93,7 +93,7 @@ class LocalUploadReceiver:
             upload = FormUpload(self._storage, content_type)
         except LocalStorageRefusal as refusal:
             return refused(refusal, body_left=True)
-        clock = _Clock(*self._limits)
+        clock = ReceiveClock(*self._limits)
         exhausted = False
         try:
             chunks = iter(body)
@@ -133,7 +133,7 @@ class LocalUploadReceiver:
             upload = FormUpload(self._storage, content_type)
         except LocalStorageRefusal as refusal:
             return refused(refusal, body_left=True)
-        pump = _AsyncPump(upload, self._batch_size, _Clock(*self._limits))
+        pump = _AsyncPump(upload, self._batch_size, ReceiveClock(*self._limits))
         try:
             await pump.run(body)
             return stored(upload.stored)
@@ -146,46 +146,6 @@ class LocalUploadReceiver:
             pump.close()
 
 
-class _Clock:
-    """The three receive deadlines of one upload, on the monotonic clock."""
-
-    def __init__(self, idle: float | None, fields: float | None, body: float | None) -> None:
-        now = time.monotonic()
-        self._idle = idle
-        self._fields_deadline = None if fields is None else now + fields
-        self._body_deadline = None if body is None else now + body
-        self._last = now
-
-    def wait_limit(self, *, file_started: bool) -> float | None:
-        """Return how long the next chunk may take to arrive (None: no limit, <= 0: none)."""
-        now = time.monotonic()
-        limits = [self._idle]
-        if self._body_deadline is not None:
-            limits.append(self._body_deadline - now)
-        if self._fields_deadline is not None and not file_started:
-            limits.append(self._fields_deadline - now)
-        present = [limit for limit in limits if limit is not None]
-        return min(present) if present else None
-
-    def check(self, *, file_started: bool) -> None:
-        """Refuse with ``RequestTimeout`` if the chunk that just arrived came too late."""
-        now = time.monotonic()
-        if (
-            (self._idle is not None and now - self._last > self._idle)
-            or (self._body_deadline is not None and now > self._body_deadline)
-            or (
-                self._fields_deadline is not None
-                and not file_started
-                and now > self._fields_deadline
-            )
-        ):
-            raise _request_timeout()
-
-    def fed(self) -> None:
-        """Note that a chunk was dealt with: the client's idle time starts now."""
-        self._last = time.monotonic()
-
-
 class _AsyncPump:
     """Feeds an upload from an async body in worker threads, under the receive deadlines.
 
@@ -196,7 +156,7 @@ class _AsyncPump:
     upload is closed after it), so no failure goes unobserved.
     """
 
-    def __init__(self, upload: FormUpload, batch_size: int, clock: _Clock) -> None:
+    def __init__(self, upload: FormUpload, batch_size: int, clock: ReceiveClock) -> None:
         self._upload = upload
         self._batch_size = batch_size
         self._clock = clock
@@ -262,7 +222,7 @@ class _AsyncPump:
         limit = self._clock.wait_limit(file_started=self._upload.file_started)
         if limit is not None and limit <= 0:
             await self._wait()
-            raise _request_timeout()
+            raise request_timeout()
         try:
             async with asyncio.timeout(limit):
                 return await anext(chunks)
@@ -270,7 +230,7 @@ class _AsyncPump:
             return None
         except TimeoutError:
             await self._wait()
-            raise _request_timeout() from None
+            raise request_timeout() from None
         except Exception as exc:
             await self._wait()
             raise incomplete_body() from exc
@@ -315,12 +275,3 @@ def _observe(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
         with contextlib.suppress(Exception):
             future.result()
-
-
-def _request_timeout() -> LocalStorageRefusal:
-    return LocalStorageRefusal(
-        400,
-        "RequestTimeout",
-        "Your socket connection to the server was not read from or written to "
-        "within the timeout period. Idle connections will be closed.",
-    )

@@ -5,7 +5,9 @@ An upload ticket looks like an S3 presigned POST: ``key``, ``Content-Type``,
 bucket, the exact key, the exact content type, the size range 1..max and the
 expiry; the signature is HMAC-SHA256 of the policy under the storage's
 secret. A download URL's query carries an expiry, the response content type
-and filename, and an HMAC over all of them, the bucket and the key. Each
+and filename, and an HMAC over all of them, the bucket and the key. A part
+URL of a multipart upload carries the upload id, the part number, the exact
+size and an expiry, with an HMAC over them, the bucket and the key. Each
 kind of signature has its own context prefix, so one can never pass as the
 other. Nothing is trusted that the secret did not sign.
 """
@@ -31,6 +33,7 @@ from helppet_recordings.storage.local.refusal import LocalStorageRefusal, condit
 __all__ = [
     "MIN_SECRET_LENGTH",
     "DownloadGrant",
+    "PartGrant",
     "Signer",
     "UploadPolicy",
     "check_header_text",
@@ -44,6 +47,8 @@ MIN_SECRET_LENGTH: Final = 16
 _POLICY_VERSION: Final = 1
 _UPLOAD_CONTEXT: Final = b"helppet-local-upload-v1\n"
 _DOWNLOAD_CONTEXT: Final = b"helppet-local-download-v1\n"
+_PART_CONTEXT: Final = b"helppet-local-part-v1\n"
+_PART_PARAMETERS: Final = ("uploadId", "partNumber", "size", "expires", "sig")
 _ALLOWED_FIELDS: Final = frozenset({"key", "content-type", "policy", "signature"})
 _IGNORED_FIELD_PREFIX: Final = "x-ignore-"
 
@@ -74,6 +79,17 @@ class DownloadGrant:
     def content_disposition(self) -> str:
         """The ``attachment`` Content-Disposition naming ``filename``."""
         return content_disposition(self.filename)
+
+
+@attrs.frozen(kw_only=True)
+class PartGrant:
+    """A verified part URL: exactly ``size`` bytes for part ``part_number`` of one upload."""
+
+    key: str
+    upload_id: str
+    part_number: int
+    size: int
+    expires_at: int
 
 
 class Signer:
@@ -198,6 +214,61 @@ class Signer:
         return DownloadGrant(
             key=key, content_type=content_type, filename=filename, expires_at=expires_at
         )
+
+    def part_query(
+        self, *, key: str, upload_id: str, part_number: int, size: int, expires_in: int
+    ) -> str:
+        """Return a part URL's query: uploadId, partNumber, size, expires and sig."""
+        expires_at = math.floor(self._clock()) + expires_in
+        signature = self._part_signature(key, upload_id, part_number, size, expires_at)
+        return urllib.parse.urlencode(
+            {
+                "uploadId": upload_id,
+                "partNumber": str(part_number),
+                "size": str(size),
+                "expires": str(expires_at),
+                "sig": signature,
+            }
+        )
+
+    def verify_part(self, key: str, query: Mapping[str, str]) -> PartGrant:
+        """Check a part URL's query for ``key``; raise :class:`LocalStorageRefusal` 403.
+
+        ``AccessDenied`` when a parameter is missing or malformed or the URL
+        expired, ``SignatureDoesNotMatch`` when anything signed was changed.
+        """
+        if any(not query.get(name) for name in _PART_PARAMETERS):
+            raise LocalStorageRefusal(
+                403,
+                "AccessDenied",
+                "Query-string authentication requires the uploadId, partNumber, size, "
+                "expires and sig parameters",
+            )
+        numbers = [query[name] for name in ("partNumber", "size", "expires")]
+        if not all(text.isascii() and text.isdigit() and len(text) <= 12 for text in numbers):
+            raise LocalStorageRefusal(403, "AccessDenied", "Invalid part URL parameter")
+        part_number, size, expires_at = (int(text) for text in numbers)
+        upload_id = query["uploadId"]
+        expected = self._part_signature(key, upload_id, part_number, size, expires_at)
+        if not _signature_matches(query["sig"], expected):
+            raise LocalStorageRefusal(
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.",
+            )
+        if math.floor(self._clock()) > expires_at:
+            raise LocalStorageRefusal(403, "AccessDenied", "Request has expired")
+        return PartGrant(
+            key=key, upload_id=upload_id, part_number=part_number, size=size, expires_at=expires_at
+        )
+
+    def _part_signature(
+        self, key: str, upload_id: str, part_number: int, size: int, expires_at: int
+    ) -> str:
+        canonical = json.dumps(
+            [self._bucket, key, upload_id, part_number, size, expires_at], separators=(",", ":")
+        )
+        return self._sign(_PART_CONTEXT + canonical.encode("ascii"))
 
     def _sign(self, message: bytes) -> str:
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()

@@ -30,6 +30,7 @@ from helppet_recordings.storage.local.signing import UploadPolicy
 __all__ = [
     "PARALLEL_DIGEST_BYTES",
     "STALE_STAGING_SECONDS",
+    "Digests",
     "StagedUpload",
     "purge_stale_staging",
 ]
@@ -64,7 +65,7 @@ class StagedUpload:
         self.meta_path = meta_path
         self.size = 0
         self._store = store
-        self._digests = _Digests()
+        self._digests = Digests()
         self._path: Path | None = staging_dir / f"{secrets.token_hex(16)}{STAGING_SUFFIX}"
         self._file: IO[bytes] | None = create_exclusive(self._path)
 
@@ -168,7 +169,7 @@ def purge_stale_staging(layout: Layout) -> None:
                 entry.unlink()
 
 
-class _Digests:
+class Digests:
     """MD5 (the ETag) and SHA-256 of a stream, in order.
 
     Pieces of ``PARALLEL_DIGEST_BYTES`` or more are hashed in a shared pool of
@@ -183,6 +184,7 @@ class _Digests:
         self._pending: tuple[Future[None], Future[None]] | None = None
 
     def update(self, data: bytes | memoryview) -> None:
+        """Hash ``data`` after what came before; it must not change until the next call."""
         self.wait()
         if len(data) >= PARALLEL_DIGEST_BYTES:
             pool = _digest_pool()
@@ -195,12 +197,14 @@ class _Digests:
             self._sha256.update(data)
 
     def wait(self) -> None:
+        """Wait until every piece handed over so far is hashed."""
         pending, self._pending = self._pending, None
         if pending is not None:
             for future in pending:
                 future.result()
 
     def hexdigests(self) -> tuple[str, str]:
+        """Return the MD5 and SHA-256 of everything hashed, as lower-case hex."""
         self.wait()
         return self._md5.hexdigest(), self._sha256.hexdigest()
 

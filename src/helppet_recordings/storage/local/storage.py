@@ -11,7 +11,9 @@ from typing import IO, Final
 
 from helppet_recordings.models import StoredObject, UploadTicket
 from helppet_recordings.storage.local.keys import Layout, check_key
+from helppet_recordings.storage.local.multipart import LocalMultipart
 from helppet_recordings.storage.local.objects import ObjectStore
+from helppet_recordings.storage.local.parts import PartStore
 from helppet_recordings.storage.local.refusal import condition_failed
 from helppet_recordings.storage.local.signing import (
     DownloadGrant,
@@ -21,7 +23,11 @@ from helppet_recordings.storage.local.signing import (
     check_positive,
     check_secret,
 )
-from helppet_recordings.storage.local.staging import StagedUpload, purge_stale_staging
+from helppet_recordings.storage.local.staging import (
+    STALE_STAGING_SECONDS,
+    StagedUpload,
+    purge_stale_staging,
+)
 
 __all__ = ["DEFAULT_BASE_URL", "LocalStorage"]
 
@@ -29,11 +35,13 @@ DEFAULT_BASE_URL: Final = "http://127.0.0.1:8000/local-storage"
 """Where the example app serves LocalStorage's upload and download routes."""
 
 
-class LocalStorage:
+class LocalStorage(LocalMultipart):
     """Recordings as files under ``root``, uploaded and downloaded through signed URLs.
 
     ``base_url`` is where an HTTP adapter routes ``POST {base_url}/upload``
-    (to :class:`~helppet_recordings.storage.local.LocalUploadReceiver`) and
+    (to :class:`~helppet_recordings.storage.local.LocalUploadReceiver`),
+    ``PUT {base_url}/part/{key}`` (the parts of multipart uploads, to
+    :class:`~helppet_recordings.storage.local.LocalPartReceiver`) and
     ``GET {base_url}/download/{key}`` (to
     :func:`~helppet_recordings.storage.local.serve_download`). ``secret`` (at
     least 16 characters; keep it out of source control) signs tickets and
@@ -68,7 +76,9 @@ class LocalStorage:
         self._layout = Layout(root)
         self._layout.create()
         self._store = ObjectStore(self._layout, fsync=fsync)
+        self._parts = PartStore(self._layout, fsync=fsync, clock=clock)
         purge_stale_staging(self._layout)
+        self._parts.purge_debris(STALE_STAGING_SECONDS)
 
     # ------------------------------------------------------------------------ the port
 

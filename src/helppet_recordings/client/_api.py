@@ -1,0 +1,140 @@
+"""The HTTP exchanges of an upload: the API's routes and storage's URLs, each retried.
+
+Every exchange goes through :meth:`Session.send`, which retries connection
+failures, timeouts and 408/429/5xx answers (:mod:`._retry`) and hands back
+any other answer. The API's routes then raise the package's error for a
+failed answer; storage's answers are judged by the caller (an expired URL is
+renewed, not raised).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from helppet_recordings.client._errors import ConnectionFailedError, api_error
+from helppet_recordings.client._retry import (
+    RetryableResponseError,
+    RetryPolicy,
+    is_retryable_status,
+    retry_after,
+    retrying,
+)
+from helppet_recordings.errors import RecordingError
+from helppet_recordings.schemas import (
+    CompleteUploadRequest,
+    InitiateMultipartUploadRequest,
+    InitiateUploadRequest,
+    InitiateUploadResponse,
+    MultipartUploadResponse,
+    RecordingResponse,
+    SignUploadPartsRequest,
+)
+
+__all__ = ["API_PREFIX", "RecordingsApi", "Session", "TokenSource"]
+
+API_PREFIX = "/api/v1/recordings"
+"""Where the recordings routes live under the API's base URL."""
+
+TokenSource = str | Callable[[], str]
+"""A bearer token, or a callable returning a current one (called for every API request)."""
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class Session:
+    """One ``httpx.Client`` and a retry policy: sends a request until it gets a final answer."""
+
+    def __init__(self, http: httpx.Client, policy: RetryPolicy) -> None:
+        self.http = http
+        self.policy = policy
+
+    def send(self, build: Callable[[], httpx.Request]) -> httpx.Response:
+        """Send the request ``build`` makes (once per attempt) and return the final answer.
+
+        A retryable answer that is still retryable after the last attempt is
+        returned as it is; transport failures after the last attempt raise
+        ``ConnectionFailedError``.
+        """
+        try:
+            for attempt in retrying(self.policy):
+                with attempt:
+                    return self._once(build())
+        except RetryableResponseError as exhausted:
+            return exhausted.response
+        except httpx.TransportError as exc:
+            raise ConnectionFailedError(reason=type(exc).__name__) from exc
+        raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
+
+    def _once(self, request: httpx.Request) -> httpx.Response:
+        response = self.http.send(request)  # read whole: answers are small
+        if is_retryable_status(response.status_code):
+            raise RetryableResponseError(response, retry_after(response))
+        return response
+
+
+class RecordingsApi:
+    """The API's upload routes, authenticated with a bearer token, each retried."""
+
+    def __init__(
+        self, session: Session, base_url: str, token: TokenSource, *, prefix: str = API_PREFIX
+    ) -> None:
+        self._session = session
+        self._root = base_url.rstrip("/") + prefix
+        self._token = token
+
+    def initiate(self, request: InitiateUploadRequest) -> InitiateUploadResponse:
+        """``POST /upload/initiate``: create the recording, get a ticket."""
+        return self._post("/upload/initiate", request, InitiateUploadResponse)
+
+    def renew(self, recording_id: uuid.UUID) -> InitiateUploadResponse:
+        """``POST /upload/renew/{id}``: a fresh ticket for an expired one."""
+        return self._post(f"/upload/renew/{recording_id}", None, InitiateUploadResponse)
+
+    def initiate_multipart(
+        self, request: InitiateMultipartUploadRequest
+    ) -> MultipartUploadResponse:
+        """``POST /upload/multipart/initiate``: create the recording, get the part plan."""
+        return self._post("/upload/multipart/initiate", request, MultipartUploadResponse)
+
+    def sign_parts(
+        self, recording_id: uuid.UUID, part_numbers: list[int] | None = None
+    ) -> MultipartUploadResponse:
+        """``POST /upload/multipart/{id}/parts``: fresh URLs, and what storage holds."""
+        body = SignUploadPartsRequest(part_numbers=part_numbers)
+        return self._post(f"/upload/multipart/{recording_id}/parts", body, MultipartUploadResponse)
+
+    def complete(
+        self, recording_id: uuid.UUID, request: CompleteUploadRequest
+    ) -> RecordingResponse:
+        """``POST /upload/complete/{id}``: verify and settle the upload (idempotent)."""
+        return self._post(f"/upload/complete/{recording_id}", request, RecordingResponse)
+
+    def _post(self, path: str, body: BaseModel | None, answer: type[Model]) -> Model:
+        payload: Mapping[str, Any] | None = (
+            None if body is None else body.model_dump(mode="json", exclude_none=True)
+        )
+
+        def build() -> httpx.Request:
+            headers = {"Authorization": f"Bearer {self._current_token()}"}
+            return self._session.http.build_request(
+                "POST", self._root + path, json=payload, headers=headers
+            )
+
+        response = self._session.send(build)
+        if not response.is_success:
+            raise api_error(response)
+        try:
+            return answer.model_validate_json(response.content)
+        except ValueError as exc:
+            raise RecordingError(
+                "The API answered with a body this client does not understand",
+                http_status=response.status_code,
+            ) from exc
+
+    def _current_token(self) -> str:
+        return self._token if isinstance(self._token, str) else self._token()

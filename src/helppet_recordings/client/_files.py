@@ -1,0 +1,116 @@
+"""Reading the file to upload: its identity, its content type, and byte ranges as streams.
+
+Nothing here reads a whole file into memory: digests and request bodies go
+through :data:`CHUNK_SIZE` bytes at a time, and a part's body is read from
+its own file handle at its own offset, so parts can be sent in parallel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO, Final
+
+import attrs
+
+from helppet_recordings import policy
+from helppet_recordings.errors import UnsupportedContentTypeError
+
+__all__ = ["CHUNK_SIZE", "CountingReader", "FileIdentity", "guess_content_type", "read_range"]
+
+CHUNK_SIZE: Final = 256 * 1024
+"""Bytes read (and handed to the socket) at a time."""
+
+
+@attrs.frozen(kw_only=True)
+class FileIdentity:
+    """What tells one file's content from another's: size, modification time and SHA-256.
+
+    The SHA-256 covers the whole file (hex); it also becomes the upload's
+    ``content_sha256`` where the server can verify it.
+    """
+
+    size: int
+    mtime_ns: int
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path) -> FileIdentity:
+        """Measure ``path``: one streaming pass for the digest."""
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            stat = os.fstat(handle.fileno())
+            while chunk := handle.read(CHUNK_SIZE):
+                digest.update(chunk)
+        return cls(size=stat.st_size, mtime_ns=stat.st_mtime_ns, sha256=digest.hexdigest())
+
+
+def guess_content_type(path: Path) -> str:
+    """Return the accepted audio type that ``path``'s extension names.
+
+    Raises ``UNSUPPORTED_CONTENT_TYPE`` (before anything is sent) when the
+    extension is not one of an accepted audio format.
+    """
+    extension = policy.filename_extension(path.name)
+    for audio in policy.AUDIO_TYPES:
+        if extension in audio.extensions:
+            return audio.mime_type
+    raise UnsupportedContentTypeError(
+        "The file's extension names no accepted audio type; pass content_type",
+        allowed_extensions=sorted(e for audio in policy.AUDIO_TYPES for e in audio.extensions),
+    )
+
+
+def read_range(
+    path: Path, offset: int, size: int, *, sent: Callable[[int], None] | None = None
+) -> Iterator[bytes]:
+    """Yield the ``size`` bytes of ``path`` from ``offset``, a chunk at a time.
+
+    ``sent`` is told the length of each chunk as it is handed on. Raises
+    ``OSError`` if the file ended early (it changed under the upload).
+    """
+    remaining = size
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        while remaining:
+            chunk = handle.read(min(CHUNK_SIZE, remaining))
+            if not chunk:
+                msg = "the file is shorter than when the upload started"
+                raise OSError(msg)
+            remaining -= len(chunk)
+            if sent is not None:
+                sent(len(chunk))
+            yield chunk
+
+
+class CountingReader:
+    """A binary file for httpx's form upload that reports every chunk read from it.
+
+    It keeps ``fileno`` so that httpx can learn the length and send a
+    ``Content-Length`` (storage refuses a chunked form upload).
+    """
+
+    def __init__(self, handle: BinaryIO, sent: Callable[[int], None]) -> None:
+        self._handle = handle
+        self._sent = sent
+
+    def read(self, size: int = -1) -> bytes:
+        """Read like the file does, reporting the length read."""
+        chunk = self._handle.read(size)
+        if chunk:
+            self._sent(len(chunk))
+        return chunk
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move like the file does."""
+        return self._handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        """Report the position like the file does."""
+        return self._handle.tell()
+
+    def fileno(self) -> int:
+        """Return the file's descriptor (httpx measures the body from it)."""
+        return self._handle.fileno()

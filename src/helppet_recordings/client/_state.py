@@ -1,0 +1,141 @@
+"""The resume state of one upload: a small JSON file, replaced atomically at each step.
+
+It records which recording the upload belongs to, the idempotency key that
+makes a repeated initiate return that recording, the identity of the file
+(size, modification time and the whole file's SHA-256) and the kind of
+upload with its part size. A state file whose identity does not match the
+file being uploaded is ignored: it belongs to another file, or the file
+changed since.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from helppet_recordings.client._files import FileIdentity
+
+__all__ = ["StateKeeper", "UploadState", "load_state", "remove_state", "save_state"]
+
+UploadKind = Literal["post", "multipart"]
+
+
+class UploadState(BaseModel):
+    """What a restarted upload needs to carry on where the last one stopped."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    version: Literal[1] = 1
+    idempotency_key: str = Field(min_length=1, max_length=128)
+    file_size: int = Field(ge=0)
+    file_mtime_ns: int
+    file_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    kind: UploadKind
+    recording_id: uuid.UUID | None = None
+    part_size: int | None = Field(default=None, ge=1)
+    sent_parts: tuple[int, ...] = ()
+    """Parts this client saw storage accept (informational: storage's list is the truth)."""
+
+    def matches(self, identity: FileIdentity) -> bool:
+        """Whether this state was written for a file with exactly ``identity``."""
+        return (self.file_size, self.file_mtime_ns, self.file_sha256) == (
+            identity.size,
+            identity.mtime_ns,
+            identity.sha256,
+        )
+
+    @classmethod
+    def start(
+        cls, identity: FileIdentity, *, kind: UploadKind, idempotency_key: str
+    ) -> UploadState:
+        """Return a fresh state for ``identity``, before the recording exists."""
+        return cls(
+            idempotency_key=idempotency_key,
+            file_size=identity.size,
+            file_mtime_ns=identity.mtime_ns,
+            file_sha256=identity.sha256,
+            kind=kind,
+        )
+
+
+def load_state(path: Path) -> UploadState | None:
+    """Read the state at ``path``; None when there is none or it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return None
+    try:
+        return UploadState.model_validate_json(text)
+    except ValueError:
+        return None
+
+
+def save_state(path: Path, state: UploadState) -> None:
+    """Write ``state`` to ``path`` atomically (a temporary file renamed over it, fsynced)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=".upload-state-", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(state.model_dump_json())
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(temporary).replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            Path(temporary).unlink()
+        raise
+
+
+def remove_state(path: Path) -> None:
+    """Delete the state file (it is not an error if it is gone)."""
+    path.unlink(missing_ok=True)
+
+
+class StateKeeper:
+    """The current state of one upload, saved after every change when it has a path.
+
+    Parts finish on several threads; a lock orders their saves.
+    """
+
+    def __init__(self, path: Path | None, state: UploadState) -> None:
+        self.path = path
+        self._state = state
+        self._lock = threading.Lock()
+        self._save_locked()
+
+    @property
+    def state(self) -> UploadState:
+        """The latest state."""
+        with self._lock:
+            return self._state
+
+    def update(self, **changes: Any) -> None:
+        """Change fields of the state and save it."""
+        with self._lock:
+            self._state = self._state.model_copy(update=changes)
+            self._save_locked()
+
+    def part_sent(self, part_number: int) -> None:
+        """Record that storage accepted ``part_number``, and save."""
+        with self._lock:
+            sent = tuple(sorted({*self._state.sent_parts, part_number}))
+            self._state = self._state.model_copy(update={"sent_parts": sent})
+            self._save_locked()
+
+    def finished(self) -> None:
+        """Remove the state file: the upload completed."""
+        if self.path is not None:
+            remove_state(self.path)
+
+    def _save_locked(self) -> None:
+        if self.path is not None:
+            save_state(self.path, self._state)

@@ -1,0 +1,171 @@
+"""The client's retry rules and error mapping, over ``httpx.MockTransport``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import stamina
+from hypothesis import given
+from hypothesis import strategies as st
+
+from helppet_recordings.client import ConnectionFailedError, RetryPolicy, retry_after
+from helppet_recordings.client._api import Session
+from helppet_recordings.client._errors import api_error, is_expired_url, storage_error
+from helppet_recordings.client._retry import RetryableResponseError, _backoff_hook
+from helppet_recordings.errors import (
+    FileTooLargeError,
+    MissingDependencyError,
+    RecordingError,
+    StorageUnavailableError,
+    UploadIncompleteError,
+    ValidationError,
+)
+from tests.support.fake_recordings_api import error, s3_error
+
+NOW = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def no_waiting() -> Iterator[None]:
+    """Stamina retries without sleeping (up to 5 attempts) in these tests."""
+    with stamina.set_testing(True, attempts=5, cap=True):
+        yield
+
+
+def _session(*answers: httpx.Response | Exception) -> tuple[Session, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+    queue = list(answers)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = queue.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    http = httpx.Client(transport=httpx.MockTransport(handle))
+    return Session(http, RetryPolicy(attempts=10)), seen
+
+
+def _get(session: Session) -> httpx.Response:
+    return session.send(lambda: session.http.build_request("GET", "http://api.test/x"))
+
+
+def test_retry_after_in_seconds() -> None:
+    """A Retry-After of seconds is read as such."""
+    assert retry_after(httpx.Response(503, headers={"Retry-After": "7"}), now=NOW) == 7.0
+
+
+def test_retry_after_as_http_date() -> None:
+    """A Retry-After HTTP date is the seconds from now until then (0 if past)."""
+    later = email.utils.format_datetime(NOW + dt.timedelta(seconds=42), usegmt=True)
+    earlier = email.utils.format_datetime(NOW - dt.timedelta(seconds=42), usegmt=True)
+    assert retry_after(httpx.Response(429, headers={"Retry-After": later}), now=NOW) == 42.0
+    assert retry_after(httpx.Response(429, headers={"Retry-After": earlier}), now=NOW) == 0.0
+
+
+def test_retry_after_from_error_details() -> None:
+    """Without the header, the API body's details.retry_after counts; garbage does not."""
+    assert retry_after(error(503, "STORAGE_UNAVAILABLE", retry_after=3), now=NOW) == 3.0
+    assert retry_after(error(503, "STORAGE_UNAVAILABLE", retry_after="soon"), now=NOW) is None
+    assert retry_after(httpx.Response(503, headers={"Retry-After": "soon"}), now=NOW) is None
+    assert retry_after(httpx.Response(503, text="{not json"), now=NOW) is None
+
+
+@given(st.integers(min_value=0, max_value=10**6))
+def test_retry_after_seconds_round_trip(seconds: int) -> None:
+    """Any whole number of seconds in the header comes back unchanged."""
+    response = httpx.Response(503, headers={"Retry-After": str(seconds)})
+    assert retry_after(response, now=NOW) == float(seconds)
+
+
+def test_backoff_hook_uses_the_servers_delay_capped() -> None:
+    """The server's delay replaces the backoff (capped); transport errors retry too."""
+    hook = _backoff_hook(RetryPolicy(max_retry_after=60))
+    assert hook(RetryableResponseError(httpx.Response(503), 7.0)) == 7.0
+    assert hook(RetryableResponseError(httpx.Response(503), 3600.0)) == 60
+    assert hook(RetryableResponseError(httpx.Response(503), None)) is True
+    assert hook(httpx.ConnectError("refused")) is True
+    assert hook(httpx.ReadTimeout("slow")) is True
+    assert hook(ValueError("not ours")) is False
+
+
+def test_session_retries_5xx_429_408_and_connection_errors() -> None:
+    """Retryable answers and failures are sent again until a final answer comes."""
+    session, seen = _session(
+        httpx.Response(503, headers={"Retry-After": "1"}),
+        httpx.ConnectError("refused"),
+        httpx.Response(429),
+        httpx.Response(408),
+        httpx.Response(200, text="ok"),
+    )
+    assert _get(session).text == "ok"
+    assert len(seen) == 5
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 410, 413, 415, 422])
+def test_session_never_retries_other_4xx(status: int) -> None:
+    """A 4xx other than 408/429 is final at once."""
+    session, seen = _session(httpx.Response(status), httpx.Response(200))
+    assert _get(session).status_code == status
+    assert len(seen) == 1
+
+
+def test_session_returns_the_last_retryable_answer_when_attempts_run_out() -> None:
+    """After the last attempt the 503 itself comes back, to be raised as the API's error."""
+    session, seen = _session(*[error(503, "STORAGE_UNAVAILABLE", retry_after=1)] * 5)
+    response = _get(session)
+    assert (response.status_code, len(seen)) == (503, 5)
+    raised = api_error(response)
+    assert isinstance(raised, StorageUnavailableError)
+    assert raised.retry_after == 1
+
+
+def test_session_raises_connection_failed_after_the_last_attempt() -> None:
+    """Connection failures through every attempt raise ConnectionFailedError, chained."""
+    session, seen = _session(*[httpx.ConnectError("refused")] * 5)
+    with pytest.raises(ConnectionFailedError) as caught:
+        _get(session)
+    assert len(seen) == 5
+    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    assert caught.value.to_dict()["error_code"] == "CONNECTION_FAILED"
+
+
+def test_api_errors_become_the_package_classes() -> None:
+    """Each error_code is rebuilt as its errors.py class, with message and details as sent."""
+    incomplete = api_error(error(409, "UPLOAD_INCOMPLETE", "parts missing", missing_parts=[2, 5]))
+    assert isinstance(incomplete, UploadIncompleteError)
+    assert (incomplete.message, incomplete.details) == ("parts missing", {"missing_parts": [2, 5]})
+    assert isinstance(api_error(error(413, "FILE_TOO_LARGE")), FileTooLargeError)
+    assert isinstance(api_error(error(422, "VALIDATION_ERROR", errors=[])), ValidationError)
+    missing = api_error(error(500, "MISSING_DEPENDENCY", "no boto3", package="boto3", extra="s3"))
+    assert isinstance(missing, MissingDependencyError)
+    assert missing.details == {"package": "boto3", "extra": "s3"}
+
+
+def test_unknown_codes_stay_recording_errors_with_their_code() -> None:
+    """An unknown code is a plain RecordingError that keeps the server's code and status."""
+    raised = api_error(error(401, "UNAUTHORIZED", "token expired"))
+    assert type(raised) is RecordingError
+    assert (raised.error_code, raised.http_status, raised.message) == (
+        "UNAUTHORIZED",
+        401,
+        "token expired",
+    )
+    garbled = api_error(httpx.Response(502, text="<html>bad gateway</html>"))
+    assert type(garbled) is RecordingError
+    assert garbled.to_dict()["error_code"] == "HTTP_502"
+
+
+def test_storage_refusals_and_expiry() -> None:
+    """Storage's XML errors become StorageError; a 403 AccessDenied is an expired URL."""
+    expired = s3_error(403, "AccessDenied", "Request has expired")
+    assert is_expired_url(expired)
+    assert not is_expired_url(s3_error(400, "EntityTooLarge", "too big"))
+    assert not is_expired_url(s3_error(403, "SignatureDoesNotMatch", "bad signature"))
+    refused = storage_error(s3_error(400, "EntityTooLarge", "too big"))
+    assert refused.details == {"storage_error": "EntityTooLarge", "http_status": 400}
