@@ -3,10 +3,10 @@
 Debian's ``chromium`` is driven by Playwright (``executable_path``; Playwright
 never downloads a browser here). Chromium's fake media devices give
 ``MediaRecorder`` a real microphone signal. The API runs as uvicorn
-subprocesses on 127.0.0.1: on LocalStorage (recording, same origin), on
-SeaweedFS (a file larger than one part, uploaded in parallel parts), and as
-two servers on different origins (``localhost`` vs ``127.0.0.1``) for CORS,
-allowed through ``HELPPET_CORS_ORIGINS`` or not.
+subprocesses on 127.0.0.1: on LocalStorage (a recording, same origin), on
+LocalStorage and on SeaweedFS (a file larger than one part, uploaded in
+parallel parts), and as two servers on different origins (``localhost`` vs
+``127.0.0.1``) for CORS, allowed through ``HELPPET_CORS_ORIGINS`` or not.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import struct
 import time
 import uuid
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import httpx
 import pytest
 from examples.demo import tone_wav
 from examples.fastapi_app.auth import mint_token
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, Route, expect, sync_playwright
 
 from helppet_recordings.cli.bucket import BucketExpectations
 from tests.e2e.test_fastapi_example import SECRET, UvicornProcess
@@ -160,13 +160,25 @@ class Visit:
         self.context = browser.new_context(accept_downloads=True)
         self.page: Page = self.context.new_page()
         self.console: list[str] = []
-        self.requests: list[tuple[str, str]] = []
         self.page.on("console", lambda message: self.console.append(message.text))
-        self.page.on("request", lambda request: self.requests.append((request.method, request.url)))
+        self.events: list[tuple[str, str, str]] = []
+        for kind in ("request", "requestfinished", "requestfailed"):
+            self.page.on(kind, self._recorder(kind))
         self.page.goto(f"{page_origin}/app/")
         self.page.fill("#token", self.token)
         if api_base is not None:
             self.page.fill("#api-base", api_base)
+
+    @property
+    def requests(self) -> list[tuple[str, str]]:
+        """Every request the page sent: (method, URL)."""
+        return [(method, url) for kind, method, url in self.events if kind == "request"]
+
+    def _recorder(self, kind: str) -> Callable[[Request], None]:
+        def record(request: Request) -> None:
+            self.events.append((kind, request.method, request.url))
+
+        return record
 
     def headers(self) -> dict[str, str]:
         """The user's Authorization header, for checking through the API directly."""
@@ -272,14 +284,34 @@ def test_record_upload_list_and_play_same_origin(
     assert not [url for url in storage_calls if "recording.webm" in url]
 
 
+@pytest.fixture(params=["local", "seaweedfs"])
+def multipart_api(request: pytest.FixtureRequest) -> UvicornProcess:
+    """The API on LocalStorage, then on SeaweedFS."""
+    if request.param == "local":
+        servers: dict[str, UvicornProcess] = request.getfixturevalue("servers")
+        return servers["plain"]
+    s3: UvicornProcess = request.getfixturevalue("s3_server")
+    return s3
+
+
+def _most_in_flight(events: list[tuple[str, str, str]], method: str) -> int:
+    """The most ``method`` requests that were under way at once."""
+    in_flight = most = 0
+    for kind, request_method, _ in events:
+        if request_method == method:
+            in_flight += 1 if kind == "request" else -1
+            most = max(most, in_flight)
+    return most
+
+
 def test_large_file_goes_up_in_parallel_parts_with_progress(
-    browser: Browser, s3_server: UvicornProcess, visits: list[Visit], tmp_path: Path
+    browser: Browser, multipart_api: UvicornProcess, visits: list[Visit], tmp_path: Path
 ) -> None:
-    """A 12 MiB WAV goes to SeaweedFS as parts PUT in parallel; the bar moves through to 100%."""
+    """A 12 MiB WAV goes up as parallel part PUTs, one failed PUT retried; the bar reaches 100%."""
     path = tmp_path / "long-visit.wav"
     _write_wav(path, LARGE_FILE_BYTES)
     content = path.read_bytes()
-    visit = Visit(browser, s3_server.base_url)
+    visit = Visit(browser, multipart_api.base_url)
     visits.append(visit)
     page = visit.page
     page.evaluate(
@@ -287,18 +319,35 @@ def test_large_file_goes_up_in_parallel_parts_with_progress(
         " new MutationObserver(() => window.progressSeen.push([bar.value, bar.max]))"
         ".observe(bar, {attributes: true, attributeFilter: ['value']}); })()"
     )
+    failed: list[str] = []
+
+    def fail_first_put(route: Route) -> None:
+        if route.request.method == "PUT" and not failed:
+            failed.append(route.request.url)
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/*", fail_first_put)
     page.set_input_files("#file", str(path))
-    visit.upload_and_wait()
+    with page.expect_response(lambda r: r.url.endswith(f"{API}/upload/multipart/initiate")) as ok:
+        visit.upload_and_wait()
+    plan = ok.value.json()
 
     seen: list[list[float]] = page.evaluate("window.progressSeen")
     assert seen[-1] == [len(content), len(content)]
     assert any(0 < value < len(content) for value, _ in seen), seen
     puts = [url for method, url in visit.requests if method == "PUT"]
-    assert len(puts) >= 2
+    assert len(plan["parts"]) == math.ceil(len(content) / plan["part_size"]) >= 2
+    assert len(puts) == len(plan["parts"]) + 1  # the aborted one, sent again
+    resigned = [url for _, url in visit.requests if url.endswith("/parts")]
+    parts_route = f"{API}/upload/multipart/{plan['recording_id']}/parts"
+    assert resigned == [multipart_api.base_url + parts_route]
+    assert _most_in_flight(visit.events, "PUT") >= 2
     assert not [url for _, url in visit.requests if "long-visit" in url]
-    assert not [url for method, url in visit.requests if method == "POST" and "partNumber" in url]
 
     recording_id = _only_row(visit)
+    assert recording_id == plan["recording_id"]
     player = visit.play(recording_id)
     assert player["readyState"] >= 2
     assert math.isclose(player["duration"], len(content) / 32_000, rel_tol=0.01)

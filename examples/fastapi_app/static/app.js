@@ -344,6 +344,7 @@ async function playRecording(recordingId) {
 }
 
 ui.apiBase.placeholder = new URL("..", location.href).href;
+$("connection").addEventListener("submit", (event) => event.preventDefault());
 ui.record.addEventListener("click", () => guarded(startRecording));
 ui.stop.addEventListener("click", () => guarded(stopRecording));
 ui.file.addEventListener("change", () => guarded(pickFile));
