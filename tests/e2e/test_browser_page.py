@@ -364,6 +364,7 @@ def test_cross_origin_with_cors_origins(
     visit = Visit(browser, f"http://localhost:{page_server.port}", api.base_url)
     visits.append(visit)
     visit.page.set_input_files("#file", str(path))
+    expect(visit.page.locator("#save")).to_be_hidden()  # only recordings are offered to save
     visit.upload_and_wait()
     recording_id = _only_row(visit)
     player = visit.play(recording_id)

@@ -222,14 +222,17 @@ function bareType(type) {
   return type.split(";")[0].trim().toLowerCase();
 }
 
-function choose(source) {
+function choose(source, { recorded = false } = {}) {
   chosen = source;
   ui.upload.disabled = false;
   ui.progress.value = 0;
   if (ui.save.href) URL.revokeObjectURL(ui.save.href);
-  ui.save.href = URL.createObjectURL(source.blob);
-  ui.save.download = source.filename;
-  ui.save.hidden = false;
+  ui.save.removeAttribute("href");
+  ui.save.hidden = !recorded;
+  if (recorded) {
+    ui.save.href = URL.createObjectURL(source.blob);
+    ui.save.download = source.filename;
+  }
   say(`Ready to upload ${source.blob.size} bytes (${source.contentType || "unknown type"}).`);
 }
 
@@ -258,7 +261,7 @@ async function startRecording() {
       blob: new Blob(chunks, { type }),
       filename: `recording.${EXTENSIONS[type] ?? "webm"}`,
       contentType: type,
-    });
+    }, { recorded: true });
   };
   recorder.start();
   ui.record.disabled = true;
