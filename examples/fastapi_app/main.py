@@ -1,9 +1,11 @@
 """The HelpPet recordings API on FastAPI: ``uvicorn examples.fastapi_app.main:app``.
 
 Six endpoints under ``/api/v1/recordings`` (the design document's), ticket
-renewal, resumable (multipart) uploads, and Prometheus text at ``/metrics``.
-Configured from the environment (see :mod:`.config`); ``create_app`` takes
-ready-made backends instead, for tests and embedding.
+renewal, resumable (multipart) uploads, Prometheus text at ``/metrics``, and
+a browser page at ``/app/`` (``static/``) that records or picks audio,
+uploads, lists and plays it. Configured from the environment (see
+:mod:`.config`); ``create_app`` takes ready-made backends instead, for tests
+and embedding.
 
 This module only routes and authenticates. The package does the rest:
 validation, the recording life cycle, signing and, through
@@ -18,6 +20,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any, Final
 
 import attrs
@@ -25,6 +28,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response,
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
+from fastapi.staticfiles import StaticFiles
 
 from helppet_recordings import (
     CompleteUploadRequest,
@@ -51,6 +55,8 @@ from .metrics import PrometheusMetrics, prometheus_metrics
 __all__ = ["MAX_JSON_BODY_BYTES", "app", "create_app"]
 
 API_PREFIX: Final = "/api/v1/recordings"
+STATIC_DIR: Final = Path(__file__).parent / "static"
+"""The browser page served at ``/app/`` (plain HTML and one ES module, no build step)."""
 
 _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     status: {"model": ErrorResponse} for status in (401, 403, 404, 409, 410, 413, 415, 422, 503)
@@ -358,6 +364,7 @@ def create_app(
     install_unauthorized_handler(api)
     api.include_router(recordings)
     api.add_api_route("/metrics", serve_metrics, methods=["GET"], include_in_schema=False)
+    api.mount("/app", StaticFiles(directory=STATIC_DIR, html=True), name="app")
     return api
 
 

@@ -1,0 +1,356 @@
+// The example app's browser page: record or pick audio, upload it straight to storage
+// (one POST, or parts in parallel), complete it, list the caller's recordings, play one.
+// No framework and no build step; every call follows the API contract (sections 3, 5, 7).
+
+const API_PATH = "/api/v1/recordings";
+// S3's smallest part: a file of at most this many bytes goes up in one POST.
+const SINGLE_POST_MAX_BYTES = 5 * 1024 * 1024;
+const PARALLEL_PARTS = 4;
+const PART_ATTEMPTS = 3;
+const COMPLETE_ROUNDS = 3;
+const RECORDER_TYPES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/mp4"];
+const EXTENSIONS = { "audio/webm": "webm", "audio/ogg": "ogg", "audio/mp4": "m4a" };
+const TYPES_BY_EXTENSION = {
+  wav: "audio/wav", webm: "audio/webm", ogg: "audio/ogg", opus: "audio/ogg", m4a: "audio/mp4",
+  mp3: "audio/mpeg", flac: "audio/flac", aac: "audio/aac", caf: "audio/x-caf", amr: "audio/amr",
+};
+const PLAYABLE = new Set(["uploaded", "processing", "transcribed"]);
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  token: $("token"), apiBase: $("api-base"), record: $("record"), stop: $("stop"),
+  recordingState: $("recording-state"), file: $("file"), upload: $("upload"), save: $("save"),
+  progress: $("progress"), status: $("status"), error: $("error"), refresh: $("refresh"),
+  recordings: $("recordings"), player: $("player"),
+};
+
+/** An error answer of the API: its ErrorResponse body (message, error_code, details). */
+class ApiError extends Error {
+  constructor(status, body) {
+    const message = typeof body?.message === "string" ? body.message : `HTTP ${status}`;
+    super(body?.error_code ? `${message} (${body.error_code})` : message);
+    this.status = status;
+    this.code = body?.error_code ?? null;
+    this.details = body?.details ?? {};
+  }
+}
+
+function apiRoot() {
+  const base = ui.apiBase.value.trim() || new URL("..", location.href).href;
+  return base.replace(/\/+$/, "") + API_PATH;
+}
+
+async function api(path, { method = "GET", body } = {}) {
+  const headers = { Authorization: `Bearer ${ui.token.value.trim()}` };
+  const init = { method, headers };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(apiRoot() + path, init);
+  } catch {
+    const origin = new URL(apiRoot()).origin;
+    const hint = origin === location.origin ? "" :
+      ` The API is on another origin than this page: its HELPPET_CORS_ORIGINS must list ${location.origin}.`;
+    throw new Error(`Could not reach the API at ${origin}.${hint}`);
+  }
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+// ------------------------------------------------------------------ sending bytes
+
+function storageMessage(xhr) {
+  // S3 and LocalStorage answer errors in S3's XML: <Error><Code/><Message/></Error>.
+  const xml = new DOMParser().parseFromString(xhr.responseText || "<x/>", "application/xml");
+  const text = xml.querySelector("Message")?.textContent || xml.querySelector("Code")?.textContent;
+  return `storage answered ${xhr.status}${text ? `: ${text}` : ""}`;
+}
+
+/** Send `body` with XMLHttpRequest, whose upload events tell the bytes sent. */
+function send(method, url, body, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(method, url);
+    xhr.upload.onprogress = (event) => onProgress(event.loaded);
+    xhr.onload = () => (xhr.status >= 200 && xhr.status < 300 ?
+      resolve(xhr) : reject(new Error(storageMessage(xhr))));
+    // Never the URL itself in a message: it carries a signature.
+    xhr.onerror = () => reject(new Error(`could not reach storage at ${new URL(url).origin}`));
+    xhr.send(body);
+  });
+}
+
+/** The progress bar, from the bytes sent of each part (or of the one POST). */
+class Progress {
+  constructor(total) {
+    this.total = total;
+    this.sent = new Map();
+    ui.progress.max = total;
+    ui.progress.value = 0;
+  }
+
+  set(key, bytes) {
+    this.sent.set(key, bytes);
+    let sum = 0;
+    for (const value of this.sent.values()) sum += value;
+    ui.progress.value = Math.min(sum, this.total);
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function uploadInOnePost(source, progress) {
+  const ticket = await api("/upload/initiate", {
+    method: "POST", body: { filename: source.filename, content_type: source.contentType },
+  });
+  const form = new FormData();
+  for (const [name, value] of Object.entries(ticket.upload_fields)) form.append(name, value);
+  form.append("file", source.blob, "audio"); // the signed key names the object, not this
+  await send("POST", ticket.upload_url, form, (loaded) => progress.set(0, loaded));
+  progress.set(0, source.blob.size);
+  return complete(ticket.recording_id, source);
+}
+
+async function putPart(recordingId, part, partSize, blob, progress) {
+  const start = (part.part_number - 1) * partSize;
+  const body = blob.slice(start, start + part.size);
+  let url = part.url;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await send("PUT", url, body, (loaded) => progress.set(part.part_number, loaded));
+      progress.set(part.part_number, part.size);
+      return;
+    } catch (error) {
+      progress.set(part.part_number, 0);
+      if (attempt >= PART_ATTEMPTS) throw new Error(`Part ${part.part_number}: ${error.message}`);
+      await sleep(500 * attempt);
+      // A fresh URL, in case this one expired; none when storage holds the part after all.
+      const fresh = await api(`/upload/multipart/${recordingId}/parts`, {
+        method: "POST", body: { part_numbers: [part.part_number] },
+      });
+      const again = fresh.parts.find((p) => p.part_number === part.part_number);
+      if (!again) {
+        progress.set(part.part_number, part.size);
+        return;
+      }
+      url = again.url;
+    }
+  }
+}
+
+async function putParts(recordingId, plan, blob, progress) {
+  const queue = [...plan.parts];
+  let failed = false;
+  const worker = async () => {
+    while (queue.length && !failed) {
+      const part = queue.shift();
+      try {
+        await putPart(recordingId, part, plan.part_size, blob, progress);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  const workers = Array.from({ length: Math.min(PARALLEL_PARTS, queue.length) }, worker);
+  await Promise.all(workers);
+}
+
+async function uploadInParts(source, progress) {
+  const plan = await api("/upload/multipart/initiate", {
+    method: "POST",
+    body: {
+      filename: source.filename, content_type: source.contentType,
+      file_size_bytes: source.blob.size,
+    },
+  });
+  const id = plan.recording_id;
+  for (const part of plan.uploaded_parts) progress.set(part.part_number, part.size);
+  await putParts(id, plan, source.blob, progress);
+  for (let round = 1; ; round += 1) {
+    try {
+      return await complete(id, source);
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.code !== "UPLOAD_INCOMPLETE" ||
+          round >= COMPLETE_ROUNDS) throw error;
+      const missing = error.details.missing_parts ?? [];
+      for (const number of missing) progress.set(number, 0);
+      const fresh = await api(`/upload/multipart/${id}/parts`, {
+        method: "POST", body: { part_numbers: missing },
+      });
+      await putParts(id, fresh, source.blob, progress);
+    }
+  }
+}
+
+function complete(recordingId, source) {
+  return api(`/upload/complete/${recordingId}`, {
+    method: "POST", body: { file_size_bytes: source.blob.size },
+  });
+}
+
+// ------------------------------------------------------------------ the page
+
+let chosen = null; // { blob, filename, contentType }
+let recorder = null;
+
+function say(text) {
+  ui.status.textContent = text;
+}
+
+function showError(error) {
+  ui.error.textContent = error instanceof Error ? error.message : String(error);
+}
+
+/** Run `action` for a control, showing its failure; the controls wait meanwhile. */
+async function guarded(action) {
+  ui.error.textContent = "";
+  try {
+    await action();
+  } catch (error) {
+    say("");
+    showError(error);
+  }
+}
+
+function bareType(type) {
+  return type.split(";")[0].trim().toLowerCase();
+}
+
+function choose(source, { recorded = false } = {}) {
+  chosen = source;
+  ui.upload.disabled = false;
+  ui.progress.value = 0;
+  if (ui.save.href) URL.revokeObjectURL(ui.save.href);
+  ui.save.removeAttribute("href");
+  ui.save.hidden = !recorded;
+  if (recorded) {
+    ui.save.href = URL.createObjectURL(source.blob);
+    ui.save.download = source.filename;
+  }
+  say(`Ready to upload ${source.blob.size} bytes (${source.contentType || "unknown type"}).`);
+}
+
+async function startRecording() {
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (error) {
+    throw new Error(`The microphone is not available: ${error.message}`);
+  }
+  const mimeType = RECORDER_TYPES.find((type) => MediaRecorder.isTypeSupported(type));
+  recorder = new MediaRecorder(stream, mimeType ? { mimeType } : {});
+  const chunks = [];
+  const started = performance.now();
+  recorder.ondataavailable = (event) => {
+    if (event.data.size) chunks.push(event.data);
+  };
+  recorder.onstop = () => {
+    for (const track of stream.getTracks()) track.stop();
+    const type = bareType(recorder.mimeType || chunks[0]?.type || "audio/webm");
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    ui.recordingState.textContent = `Recorded ${seconds} s.`;
+    recorder = null;
+    ui.record.disabled = false;
+    choose({
+      blob: new Blob(chunks, { type }),
+      filename: `recording.${EXTENSIONS[type] ?? "webm"}`,
+      contentType: type,
+    }, { recorded: true });
+  };
+  recorder.start();
+  ui.record.disabled = true;
+  ui.stop.disabled = false;
+  ui.upload.disabled = true;
+  ui.recordingState.textContent = "Recording…";
+}
+
+function stopRecording() {
+  ui.stop.disabled = true;
+  recorder?.stop();
+}
+
+function pickFile() {
+  const file = ui.file.files[0];
+  if (!file) return;
+  const extension = file.name.includes(".") ? file.name.split(".").pop().toLowerCase() : "";
+  choose({
+    blob: file,
+    filename: file.name,
+    contentType: bareType(file.type) || TYPES_BY_EXTENSION[extension] || "application/octet-stream",
+  });
+}
+
+async function upload() {
+  if (!chosen) return;
+  const source = chosen;
+  ui.upload.disabled = true;
+  ui.record.disabled = true;
+  try {
+    const progress = new Progress(source.blob.size);
+    const inParts = source.blob.size > SINGLE_POST_MAX_BYTES;
+    say(inParts ? "Uploading in parts…" : "Uploading…");
+    const recording = await (inParts ? uploadInParts : uploadInOnePost)(source, progress);
+    say(`Uploaded ${recording.file_size_bytes} bytes: ${recording.status}.`);
+    await refresh();
+  } finally {
+    ui.upload.disabled = false;
+    ui.record.disabled = recorder !== null;
+  }
+}
+
+function formatBytes(bytes) {
+  if (bytes === null || bytes === undefined) return "—";
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function row(recording) {
+  const tr = document.createElement("tr");
+  tr.dataset.recordingId = recording.id;
+  tr.dataset.status = recording.status;
+  const created = new Date(recording.created_at).toLocaleString();
+  for (const text of [created, recording.status, formatBytes(recording.file_size_bytes)]) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    tr.append(td);
+  }
+  const cell = document.createElement("td");
+  const play = document.createElement("button");
+  play.type = "button";
+  play.textContent = "Play";
+  play.setAttribute("aria-label", `Play the recording of ${created}`);
+  play.disabled = !PLAYABLE.has(recording.status);
+  play.addEventListener("click", () => guarded(() => playRecording(recording.id)));
+  cell.append(play);
+  tr.append(cell);
+  return tr;
+}
+
+async function refresh() {
+  const page = await api("/?limit=20");
+  ui.recordings.replaceChildren(...page.items.map(row));
+}
+
+async function playRecording(recordingId) {
+  const { download_url: url } = await api(`/${recordingId}/download-url`);
+  ui.player.src = url;
+  say("Playing.");
+  // The browser may refuse to start playing on its own; the controls can then start it.
+  await ui.player.play().catch(() => undefined);
+}
+
+ui.apiBase.placeholder = new URL("..", location.href).href;
+$("connection").addEventListener("submit", (event) => event.preventDefault());
+ui.record.addEventListener("click", () => guarded(startRecording));
+ui.stop.addEventListener("click", () => guarded(stopRecording));
+ui.file.addEventListener("change", () => guarded(pickFile));
+ui.upload.addEventListener("click", () => guarded(upload));
+ui.refresh.addEventListener("click", () => guarded(refresh));
+ui.player.addEventListener("error", () => showError("The recording could not be played."));
