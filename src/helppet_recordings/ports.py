@@ -22,7 +22,7 @@ from helppet_recordings.models import (
 from helppet_recordings.stats import RepositoryStats
 from helppet_recordings.status import RecordingStatus
 
-__all__ = ["EncryptionChecking", "RecordingRepository", "RecordingStorage"]
+__all__ = ["EncryptionChecking", "HeadAndRead", "RecordingRepository", "RecordingStorage"]
 
 
 @runtime_checkable
@@ -113,6 +113,20 @@ class EncryptionChecking(Protocol):
 
     def encryption_matches(self, stored: StoredObject) -> bool:
         """Whether ``stored`` is encrypted as uploads must be."""
+        ...
+
+
+@runtime_checkable
+class HeadAndRead(Protocol):
+    """A storage that reports an object and reads its first bytes in one request.
+
+    Optional: ``S3Storage`` has it (one ranged GET instead of a HEAD and a
+    GET); completion uses it where it needs no checksum, else ``head`` and
+    ``read_range``.
+    """
+
+    def head_and_read(self, key: str, *, length: int) -> tuple[StoredObject, bytes] | None:
+        """Return ``head``'s report (no checksums) and the first ``length`` bytes, or None."""
         ...
 
 
