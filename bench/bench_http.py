@@ -1,8 +1,13 @@
 """The HTTP path against a hand-written app: the example API versus ``bare_http_app.py``.
 
-Both apps run under uvicorn (one worker each, started here) on the same
-PostgreSQL cluster (two databases of the package's schema) and the same
-SeaweedFS server, both started with the harnesses in ``tests/support``. A
+Three apps run under uvicorn (one worker each, started here) on the same
+PostgreSQL cluster (a database of the package's schema each) and the same
+SeaweedFS server, both started with the harnesses in ``tests/support``: the
+example app (``package``), the bare app as the issue defines it (``bare``:
+HEAD + one UPDATE to complete) and the bare app doing the integrity work the
+package does (``bare-int``, ``BARE_INTEGRITY=1``: staging key, one ranged GET
+for size, type, encryption and the audio signature, a conditional copy to the
+final key, a delete). A
 small asyncio HTTP/1.1 client on loopback keeps one keep-alive connection per
 simulated phone and drives, at concurrency 1, 8 and 32:
 
@@ -11,12 +16,12 @@ simulated phone and drives, at concurrency 1, 8 and 32:
   for both apps), complete. Its throughput counts whole flows; its latencies
   are the two API calls' time, without the upload.
 
-Rounds are interleaved (package, bare, bare, package, ...) so that drift in
-the machine's speed hits both alike. Printed per cell: requests (or flows)
-per second, p50 and p99, and the server's CPU time per request, each as a
-ratio package / bare. Target: throughput >= 0.9 and p99 <= 1.2 everywhere.
-After the run, the PostgreSQL sessions each app opened and its transactions
-per request.
+Rounds are interleaved (the order rotates every round) so that drift in the
+machine's speed hits all alike. Printed per cell: requests (or flows) per
+second, p50 and p99, and the server's CPU time per request, each as a ratio
+package / bare, then again as package / bare-int. Target (against ``bare``):
+throughput >= 0.9 and p99 <= 1.2 everywhere. After the run, the PostgreSQL
+sessions each app opened and its transactions per request.
 
     .venv/bin/python bench/bench_http.py [--rounds 3] [--seconds 4] [--concurrency 1 8 32]
 """
@@ -325,14 +330,15 @@ async def drive(
 
 
 @contextmanager
-def servers(workdir: Path) -> Iterator[tuple[PostgresServer, SeaweedEndpoint, App, App]]:
-    """PostgreSQL, SeaweedFS and both apps; everything is stopped on the way out."""
+def servers(workdir: Path) -> Iterator[tuple[PostgresServer, SeaweedEndpoint, list[App]]]:
+    """PostgreSQL, SeaweedFS and the three apps; everything is stopped on the way out."""
     with ExitStack() as stack:
         postgres = stack.enter_context(PostgresServer())
         postgres.start()
         package_url = postgres.create_database("package")
         bare_url = postgres.create_database("bare")
-        for url in (package_url, bare_url):
+        integrity_url = postgres.create_database("bare_int")
+        for url in (package_url, bare_url, integrity_url):
             with SqlAlchemyRepository.from_url(url) as repository:
                 repository.create_schema()
         seaweed_server = stack.enter_context(SeaweedServer(workdir / "seaweedfs"))
@@ -360,7 +366,18 @@ def servers(workdir: Path) -> Iterator[tuple[PostgresServer, SeaweedEndpoint, Ap
             workdir,
         )
         stack.callback(bare.stop)
-        yield postgres, seaweed, package, bare
+        integrity = App(
+            "bare-int",
+            "--app-dir bench bare_http_app:app",
+            {
+                **storage_env,
+                "BARE_DATABASE_URL": integrity_url.replace("+psycopg", ""),
+                "BARE_INTEGRITY": "1",
+            },
+            workdir,
+        )
+        stack.callback(integrity.stop)
+        yield postgres, seaweed, [package, bare, integrity]
 
 
 def database_counters(postgres: PostgresServer) -> dict[str, tuple[int, int]]:
@@ -369,9 +386,12 @@ def database_counters(postgres: PostgresServer) -> dict[str, tuple[int, int]]:
     with psycopg.connect(postgres.url.replace("+psycopg", ""), autocommit=True) as connection:
         rows = connection.execute(
             "SELECT datname, sessions, xact_commit + xact_rollback FROM pg_stat_database"
-            " WHERE datname IN ('package', 'bare')"
+            " WHERE datname IN ('package', 'bare', 'bare_int')"
         ).fetchall()
-    return {name: (int(sessions), int(transactions)) for name, sessions, transactions in rows}
+    return {
+        name.replace("_", "-"): (int(sessions), int(transactions))
+        for name, sessions, transactions in rows
+    }
 
 
 # ----------------------------------------------------------------------------- report
@@ -384,15 +404,20 @@ def ratio_line(label: str, values: Sequence[tuple[float, float]], fmt: str, mark
 
 
 def report(
-    results: dict[tuple[str, int, str], Cell], concurrencies: Sequence[int], rounds: int
+    results: dict[tuple[str, int, str], Cell],
+    concurrencies: Sequence[int],
+    rounds: int,
+    baseline: str,
 ) -> list[str]:
-    """Print the table; return the cells that miss the target."""
+    """Print the table package / ``baseline``; return the cells that miss the target."""
     misses = []
-    header = "".join(f"{'c=' + str(c) + ' (pkg  bare  ratio)':>28}" for c in concurrencies)
-    print(f"\n{'':22}{header}")
+    header = "".join(f"{'c=' + str(c) + ' (pkg  base  ratio)':>28}" for c in concurrencies)
+    print(f"\npackage / {baseline}")
+    print(f"{'':22}{header}")
     for operation, unit in (("initiate", "req/s"), ("flow", "flows/s")):
         cells = [
-            (results[operation, c, "package"], results[operation, c, "bare"]) for c in concurrencies
+            (results[operation, c, "package"], results[operation, c, baseline])
+            for c in concurrencies
         ]
         rates = [(p.rate, b.rate) for p, b in cells]
         p50 = [(p.percentile(50) * 1e3, b.percentile(50) * 1e3) for p, b in cells]
@@ -413,27 +438,25 @@ def report(
 
 
 async def measure(
-    package: App, bare: App, args: argparse.Namespace
+    apps: Sequence[App], args: argparse.Namespace
 ) -> dict[tuple[str, int, str], Cell]:
-    """Warm both apps up, then run every cell's rounds, interleaved."""
+    """Warm every app up, then run every cell's rounds, interleaved (the order rotates)."""
     results: dict[tuple[str, int, str], Cell] = {}
     for operation in OPERATIONS:
         for concurrency in args.concurrency:
-            for app in (package, bare):
+            for app in apps:
                 await drive(app, operation, concurrency, args.warmup, None)
                 results[operation, concurrency, app.name] = Cell()
             for round_number in range(args.rounds):
-                order = (package, bare) if round_number % 2 == 0 else (bare, package)
-                for app in order:
+                shift = round_number % len(apps)
+                for app in [*apps[shift:], *apps[:shift]]:
                     cell = results[operation, concurrency, app.name]
                     await drive(app, operation, concurrency, args.seconds, cell)
-            pkg = results[operation, concurrency, "package"]
-            base = results[operation, concurrency, "bare"]
-            print(
-                f"{operation:9} c={concurrency:<3} package {pkg.rate:7.1f}/s"
-                f"  bare {base.rate:7.1f}/s  ratio {pkg.rate / base.rate:.2f}",
-                flush=True,
+            rates = "  ".join(
+                f"{app.name} {results[operation, concurrency, app.name].rate:7.1f}/s"
+                for app in apps
             )
+            print(f"{operation:9} c={concurrency:<3} {rates}", flush=True)
     return results
 
 
@@ -447,23 +470,28 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-http-{uuid.uuid4().hex[:8]}"  # noqa: S108
     workdir.mkdir(parents=True)
-    with servers(workdir) as (postgres, _seaweed, package, bare):
+    print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
+    with servers(workdir) as (postgres, _seaweed, apps):
         before = database_counters(postgres)
-        results = asyncio.run(measure(package, bare, args))
-        package.stop()
-        bare.stop()
+        results = asyncio.run(measure(apps, args))
+        for app in apps:
+            app.stop()
         time.sleep(1.5)  # exited backends flush their statistics
         after = database_counters(postgres)
-        misses = report(results, args.concurrency, args.rounds)
+        misses = report(results, args.concurrency, args.rounds, "bare")
+        integrity_misses = report(results, args.concurrency, args.rounds, "bare-int")
         print()
-        for app in (package, bare):
+        for app in apps:
             sessions = after[app.name][0] - before[app.name][0]
             transactions = after[app.name][1] - before[app.name][1]
             print(
                 f"{app.name:8} {app.requests:7d} requests, {sessions:4d} PostgreSQL sessions, "
                 f"{transactions / app.requests:.2f} transactions per request"
             )
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     print("\nall cells meet the target" if not misses else "\nmisses: " + "; ".join(misses))
+    if integrity_misses:
+        print("against bare-int: " + "; ".join(integrity_misses))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,13 @@ from helppet_recordings.models import (
 from helppet_recordings.stats import RepositoryStats
 from helppet_recordings.status import RecordingStatus
 
-__all__ = ["EncryptionChecking", "MultipartStorage", "RecordingRepository", "RecordingStorage"]
+__all__ = [
+    "EncryptionChecking",
+    "HeadAndRead",
+    "MultipartStorage",
+    "RecordingRepository",
+    "RecordingStorage",
+]
 
 
 @runtime_checkable
@@ -167,6 +173,20 @@ class MultipartStorage(Protocol):
 
     def list_multipart_uploads(self, *, prefix: str) -> list[MultipartUploadInfo]:
         """Return every unfinished upload whose key starts with ``prefix``."""
+        ...
+
+
+@runtime_checkable
+class HeadAndRead(Protocol):
+    """A storage that reports an object and reads its first bytes in one request.
+
+    Optional: ``S3Storage`` has it (one ranged GET instead of a HEAD and a
+    GET); completion uses it where it needs no checksum, else ``head`` and
+    ``read_range``.
+    """
+
+    def head_and_read(self, key: str, *, length: int) -> tuple[StoredObject, bytes] | None:
+        """Return ``head``'s report (no checksums) and the first ``length`` bytes, or None."""
         ...
 
 

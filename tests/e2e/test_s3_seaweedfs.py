@@ -23,9 +23,12 @@ and reports it; a multipart upload's SHA-256 is reported as COMPOSITE
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import hashlib
 import json
+import logging
 import secrets
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,6 +126,45 @@ class TestS3StorageOnSeaweedFS(HttpStorageContract, PromoteContract):
         assert 400 <= response.status_code < 500
         assert client.list_objects_v2(Bucket=other_bucket).get("KeyCount", 0) == 0
 
+    def test_head_and_read_is_head_and_read_range_in_one_get(
+        self, storage: RecordingStorage
+    ) -> None:
+        """One ranged GET reports what HEAD does (but checksums) and the object's first bytes."""
+        assert isinstance(storage, S3Storage)
+        ticket = self.ticket(storage, "staging/look.m4a")
+        assert self.post(ticket, AUDIO).is_success
+        calls = _count_requests(storage)
+        found = storage.head_and_read(ticket.key, length=16)
+        assert calls == ["GetObject"]
+        assert found is not None
+        stored, first = found
+        assert stored == storage.head(ticket.key)
+        assert (stored.size, stored.content_type, stored.server_side_encryption) == (
+            len(AUDIO),
+            "audio/mp4",
+            "AES256",
+        )
+        assert first == AUDIO[:16]
+        whole = storage.head_and_read(ticket.key, length=len(AUDIO) + 100)
+        assert whole is not None
+        assert whole[1] == AUDIO
+        assert whole[0].size == len(AUDIO)
+        assert storage.head_and_read(self.key("staging/absent.m4a"), length=16) is None
+
+    def test_promote_is_one_copy_and_one_delete(self, storage: RecordingStorage) -> None:
+        """SeaweedFS honours the copy condition, so a move is CopyObject and DeleteObject only."""
+        assert isinstance(storage, S3Storage)
+        ticket = self.ticket(storage, "staging/two.m4a")
+        assert self.post(ticket, AUDIO).is_success
+        expected = storage.head(ticket.key)
+        assert expected is not None
+        calls = _count_requests(storage)
+        target = self.key("final/two.m4a")
+        moved = storage.promote(ticket.key, target, expected=expected)
+        assert calls == ["CopyObject", "DeleteObject"]
+        assert moved is not None
+        assert storage.head(target) == moved
+
     def test_ticket_replayed_during_promote_is_not_copied(self, storage: RecordingStorage) -> None:
         """A replay landing between promote's HEAD and its copy fails the copy's condition (412)."""
         assert isinstance(storage, S3Storage)
@@ -147,6 +189,64 @@ class TestS3StorageOnSeaweedFS(HttpStorageContract, PromoteContract):
         assert statuses == [412]
         assert storage.head(target) is None
         assert storage.read_range(ticket.key, offset=0, length=len(AUDIO)) == replayed
+
+
+def _count_requests(storage: S3Storage) -> list[str]:
+    """The names of the S3 operations the storage's client sends from now on."""
+    calls: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    storage.client.meta.events.register("before-call.s3", record)
+    return calls
+
+
+def test_completion_is_one_get_one_copy_and_one_delete(
+    seaweed: SeaweedEndpoint, seaweed_bucket: str
+) -> None:
+    """Completing an upload costs three S3 requests: the look, the copy, the delete."""
+    storage = _storage(seaweed, seaweed_bucket)
+    service = RecordingService(
+        storage=storage,
+        repository=InMemoryRepository(),
+        settings=RecordingSettings(s3_bucket_name=seaweed_bucket),
+    )
+    user = uuid.uuid4()
+    ticket = service.initiate_upload(user, {"filename": "visit.m4a", "content_type": "audio/mp4"})
+    assert _post(storage, ticket.upload_fields["key"], M4A).is_success
+    calls = _count_requests(storage)
+    done = service.complete_upload(user, ticket.recording_id, {"file_size_bytes": len(M4A)})
+    assert done.status is RecordingStatus.UPLOADED
+    assert calls == ["GetObject", "CopyObject", "DeleteObject"]
+    assert storage.head(ticket.upload_fields["key"]) is None
+    assert storage.read_range(ticket.s3_key, offset=0, length=len(M4A) + 1) == M4A
+
+
+def test_the_built_client_pools_a_connection_per_thread(
+    seaweed: SeaweedEndpoint,
+    seaweed_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """32 threads calling at once reuse pooled connections (botocore's default pool is 10)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", seaweed.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweed.secret_key)
+    storage = S3Storage(seaweed_bucket, endpoint_url=seaweed.endpoint_url)
+    threads = 32
+    barrier = threading.Barrier(threads)
+
+    def look(_: int) -> None:
+        for _ in range(3):
+            barrier.wait()
+            storage.head("absent")
+
+    with (
+        caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"),
+        concurrent.futures.ThreadPoolExecutor(threads) as pool,
+    ):
+        list(pool.map(look, range(threads)))
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
 
 
 def test_phone_flow_end_to_end(seaweed: SeaweedEndpoint, seaweed_bucket: str) -> None:

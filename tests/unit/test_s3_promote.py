@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -61,42 +62,90 @@ def _expected(**changes: Any) -> StoredObject:
     return StoredObject(**values)
 
 
+_COPY_PARAMS = {
+    "Bucket": BUCKET,
+    "Key": TARGET,
+    "CopySource": {"Bucket": BUCKET, "Key": SOURCE},
+    "CopySourceIfMatch": f'"{ETAG}"',
+    "MetadataDirective": "COPY",
+    "ServerSideEncryption": "AES256",
+}
+
+
 def test_copy_is_conditioned_on_the_etag_and_keeps_type_and_encryption(
     stubbed: tuple[S3Storage, Stubber],
 ) -> None:
-    """HEAD source, CopyObject if-match with AES256 and COPY metadata, HEAD target, DELETE."""
+    """CopyObject if-match with AES256 and COPY metadata, then DELETE: two requests in all."""
     storage, stubber = stubbed
-    stubber.add_response(
-        "head_object", _head(), {"Bucket": BUCKET, "Key": SOURCE, "ChecksumMode": "ENABLED"}
-    )
+    copied_at = dt.datetime(2026, 5, 1, 12, 30, 15, 250_000, tzinfo=dt.UTC)
     stubber.add_response(
         "copy_object",
-        {"CopyObjectResult": {"ETag": f'"{ETAG}"'}},
-        {
-            "Bucket": BUCKET,
-            "Key": TARGET,
-            "CopySource": {"Bucket": BUCKET, "Key": SOURCE},
-            "CopySourceIfMatch": f'"{ETAG}"',
-            "MetadataDirective": "COPY",
-            "ServerSideEncryption": "AES256",
-        },
+        {"CopyObjectResult": {"ETag": f'"{ETAG}"', "LastModified": copied_at}},
+        _COPY_PARAMS,
     )
+    stubber.add_response("delete_object", {}, {"Bucket": BUCKET, "Key": SOURCE})
+    moved = storage.promote(SOURCE, TARGET, expected=_expected(sha256="ab" * 32))
+    assert moved == StoredObject(
+        key=TARGET,
+        size=len(AUDIO),
+        content_type="audio/wav",
+        etag=ETAG,
+        server_side_encryption="AES256",
+        last_modified=copied_at.replace(microsecond=0),  # HEAD reports whole seconds
+        sha256="ab" * 32,
+    )
+
+
+def test_a_copy_with_another_etag_is_headed_and_compared(
+    stubbed: tuple[S3Storage, Stubber],
+) -> None:
+    """A copy whose ETag is not the source's MD5 proves nothing: HEAD the target, then DELETE."""
+    storage, stubber = stubbed
+    stubber.add_response("copy_object", {"CopyObjectResult": {"ETag": '"other"'}}, _COPY_PARAMS)
     stubber.add_response(
         "head_object", _head(), {"Bucket": BUCKET, "Key": TARGET, "ChecksumMode": "ENABLED"}
     )
     stubber.add_response("delete_object", {}, {"Bucket": BUCKET, "Key": SOURCE})
     moved = storage.promote(SOURCE, TARGET, expected=_expected())
     assert moved is not None
+    assert (moved.key, moved.etag) == (TARGET, ETAG)
+
+
+def test_a_server_ignoring_copy_conditions_gets_a_head_before_and_after() -> None:
+    """With copy_source_if_match=False: HEAD source, CopyObject, HEAD target, DELETE."""
+    client = s3v4_client()
+    storage = S3Storage(BUCKET, client=client, copy_source_if_match=False)
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "head_object", _head(), {"Bucket": BUCKET, "Key": SOURCE, "ChecksumMode": "ENABLED"}
+        )
+        stubber.add_response(
+            "copy_object", {"CopyObjectResult": {"ETag": f'"{ETAG}"'}}, _COPY_PARAMS
+        )
+        stubber.add_response(
+            "head_object", _head(), {"Bucket": BUCKET, "Key": TARGET, "ChecksumMode": "ENABLED"}
+        )
+        stubber.add_response("delete_object", {}, {"Bucket": BUCKET, "Key": SOURCE})
+        moved = storage.promote(SOURCE, TARGET, expected=_expected())
+        stubber.assert_no_pending_responses()
+    assert moved is not None
     assert (moved.key, moved.etag, moved.server_side_encryption) == (TARGET, ETAG, "AES256")
 
 
+def test_a_changed_source_is_not_copied_where_conditions_are_ignored() -> None:
+    """With copy_source_if_match=False a source HEAD that differs from expected stops the move."""
+    client = s3v4_client()
+    storage = S3Storage(BUCKET, client=client, copy_source_if_match=False)
+    with Stubber(client) as stubber:
+        stubber.add_response("head_object", _head(etag="0" * 32))
+        assert storage.promote(SOURCE, TARGET, expected=_expected()) is None
+        stubber.assert_no_pending_responses()
+
+
 def test_kms_copy_asks_for_the_same_key(stubbed: tuple[S3Storage, Stubber]) -> None:
-    """An aws:kms source is copied under the key HEAD reported; its new ETag is no refusal."""
+    """An aws:kms source is copied under the key HEAD reported; its ETag (no MD5) means a HEAD."""
     storage, stubber = stubbed
     key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-    stubber.add_response(
-        "head_object", _head(etag="f" * 32, ServerSideEncryption="aws:kms", SSEKMSKeyId=key_arn)
-    )
     stubber.add_response(
         "copy_object",
         {"CopyObjectResult": {"ETag": '"opaque"'}},
@@ -123,9 +172,8 @@ def test_kms_copy_asks_for_the_same_key(stubbed: tuple[S3Storage, Stubber]) -> N
 def test_a_failed_copy_precondition_moves_and_deletes_nothing(
     stubbed: tuple[S3Storage, Stubber],
 ) -> None:
-    """412 from CopyObject (the source changed after the HEAD) is None, with no DELETE."""
+    """412 from CopyObject (the source changed after it was verified) is None, with no DELETE."""
     storage, stubber = stubbed
-    stubber.add_response("head_object", _head())
     stubber.add_client_error(
         "copy_object", service_error_code="PreconditionFailed", http_status_code=412
     )
@@ -135,7 +183,6 @@ def test_a_failed_copy_precondition_moves_and_deletes_nothing(
 def test_a_source_deleted_before_the_copy_is_none(stubbed: tuple[S3Storage, Stubber]) -> None:
     """NoSuchKey from CopyObject is None, with no DELETE."""
     storage, stubber = stubbed
-    stubber.add_response("head_object", _head())
     stubber.add_client_error("copy_object", service_error_code="NoSuchKey", http_status_code=404)
     assert storage.promote(SOURCE, TARGET, expected=_expected()) is None
 
@@ -145,7 +192,6 @@ def test_an_unavailable_copy_is_retryable_and_keeps_the_source(
 ) -> None:
     """A 503 from CopyObject is STORAGE_UNAVAILABLE and nothing is deleted."""
     storage, stubber = stubbed
-    stubber.add_response("head_object", _head())
     stubber.add_client_error("copy_object", service_error_code="SlowDown", http_status_code=503)
     with pytest.raises(StorageUnavailableError):
         storage.promote(SOURCE, TARGET, expected=_expected())
@@ -218,7 +264,6 @@ def test_a_source_without_reported_encryption_is_copied_as_configured() -> None:
     storage = S3Storage(BUCKET, client=client, sse="aws:kms", kms_key_id=key_arn)
     plain = {"ContentLength": len(AUDIO), "ContentType": "audio/wav", "ETag": f'"{ETAG}"'}
     with Stubber(client) as stubber:
-        stubber.add_response("head_object", plain)
         stubber.add_response(
             "copy_object",
             {},
@@ -247,7 +292,6 @@ def test_a_target_gone_right_after_the_copy_is_none_and_the_source_stays(
 ) -> None:
     """If the copy cannot be found again, nothing counts as moved and the source is kept."""
     storage, stubber = stubbed
-    stubber.add_response("head_object", _head())
     stubber.add_response("copy_object", {})
     stubber.add_client_error("head_object", service_error_code="404", http_status_code=404)
     assert storage.promote(SOURCE, TARGET, expected=_expected()) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 import json
 import urllib.parse
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import boto3
 import botocore.exceptions
 import pytest
 from botocore.config import Config
+from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from helppet_recordings import S3Storage, StorageError, StorageUnavailableError
@@ -34,8 +36,8 @@ def s3_client() -> Iterator[S3Client]:
 class TestS3StorageOnMoto(StorageContract, PromoteContract):
     @pytest.fixture
     def storage(self, s3_client: S3Client) -> RecordingStorage:
-        """S3Storage over moto."""
-        return S3Storage(BUCKET, client=s3_client)
+        """S3Storage over moto, which ignores copy conditions."""
+        return S3Storage(BUCKET, client=s3_client, copy_source_if_match=False)
 
     @pytest.fixture
     def put_object(self, s3_client: S3Client) -> PutObject:
@@ -150,6 +152,99 @@ def test_head_not_found_is_none(stubbed: tuple[S3Storage, Stubber], code: str) -
     storage, stubber = stubbed
     stubber.add_client_error("head_object", service_error_code=code, http_status_code=404)
     assert storage.head("k") is None
+
+
+# --- head_and_read: one ranged GET ------------------------------------------------------
+
+
+def _get(body: bytes, **headers: Any) -> dict[str, Any]:
+    return {
+        "Body": StreamingBody(io.BytesIO(body), len(body)),
+        "ContentLength": len(body),
+        "ContentType": "audio/wav",
+        "ETag": '"0123456789abcdef0123456789abcdef"',
+        "ServerSideEncryption": "AES256",
+        **headers,
+    }
+
+
+def test_head_and_read_takes_the_size_from_content_range(
+    stubbed: tuple[S3Storage, Stubber],
+) -> None:
+    """The size is the total of ``Content-Range``, not the length of the part read."""
+    storage, stubber = stubbed
+    stubber.add_response(
+        "get_object",
+        _get(b"RIFF", ContentRange="bytes 0-3/52000"),
+        {"Bucket": BUCKET, "Key": "k", "Range": "bytes=0-3"},
+    )
+    found = storage.head_and_read("k", length=4)
+    assert found is not None
+    stored, first = found
+    assert first == b"RIFF"
+    assert (stored.key, stored.size, stored.content_type, stored.md5) == (
+        "k",
+        52000,
+        "audio/wav",
+        "0123456789abcdef0123456789abcdef",
+    )
+    assert (stored.server_side_encryption, stored.sha256, stored.crc64nvme) == (
+        "AES256",
+        None,
+        None,
+    )
+
+
+def test_head_and_read_of_a_server_ignoring_the_range(stubbed: tuple[S3Storage, Stubber]) -> None:
+    """A 200 with the whole object: its Content-Length is the size; only ``length`` bytes kept."""
+    storage, stubber = stubbed
+    stubber.add_response("get_object", _get(b"RIFF....WAVE"))
+    found = storage.head_and_read("k", length=4)
+    assert found is not None
+    assert (found[0].size, found[1]) == (12, b"RIFF")
+
+
+@pytest.mark.parametrize("code", ["NoSuchKey", "404"])
+def test_head_and_read_of_a_missing_object_is_none(
+    stubbed: tuple[S3Storage, Stubber], code: str
+) -> None:
+    """Not found is None, as for head."""
+    storage, stubber = stubbed
+    stubber.add_client_error("get_object", service_error_code=code, http_status_code=404)
+    assert storage.head_and_read("k", length=4) is None
+
+
+def test_head_and_read_of_an_empty_object_heads_it(stubbed: tuple[S3Storage, Stubber]) -> None:
+    """An empty object has no byte 0 (416 InvalidRange): HEAD reports it, with no bytes."""
+    storage, stubber = stubbed
+    stubber.add_client_error("get_object", service_error_code="InvalidRange", http_status_code=416)
+    stubber.add_response("head_object", {"ContentLength": 0, "ContentType": "audio/wav"})
+    found = storage.head_and_read("k", length=4)
+    assert found is not None
+    assert (found[0].size, found[1]) == (0, b"")
+
+
+def test_head_and_read_outage_is_unavailable(stubbed: tuple[S3Storage, Stubber]) -> None:
+    """A 503 is STORAGE_UNAVAILABLE, as for every other call."""
+    storage, stubber = stubbed
+    stubber.add_client_error("get_object", service_error_code="SlowDown", http_status_code=503)
+    with pytest.raises(StorageUnavailableError):
+        storage.head_and_read("k", length=4)
+
+
+def test_head_and_read_needs_a_length(stubbed: tuple[S3Storage, Stubber]) -> None:
+    """A length under 1 is a programming error, refused before any request."""
+    storage, _ = stubbed
+    with pytest.raises(ValueError, match="length"):
+        storage.head_and_read("k", length=0)
+
+
+def test_the_built_client_pools_forty_connections_unless_told() -> None:
+    """The pool holds 40 connections (a uvicorn worker's threads; botocore: 10), or as told."""
+    default = S3Storage(BUCKET, region_name="us-east-1")
+    sized = S3Storage(BUCKET, region_name="us-east-1", max_pool_connections=64)
+    assert getattr(default.client.meta.config, "max_pool_connections", None) == 40
+    assert getattr(sized.client.meta.config, "max_pool_connections", None) == 64
 
 
 @pytest.mark.parametrize(

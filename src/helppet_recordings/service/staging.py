@@ -13,7 +13,7 @@ from typing import Any
 from helppet_recordings import events
 from helppet_recordings.errors import UploadVerificationError
 from helppet_recordings.models import Recording, StoredObject
-from helppet_recordings.ports import EncryptionChecking
+from helppet_recordings.ports import EncryptionChecking, HeadAndRead, RecordingStorage
 from helppet_recordings.service.changes import Change, ServiceContext
 from helppet_recordings.service.verification import (
     check_audio_signature,
@@ -114,10 +114,10 @@ def _try_verify_and_move(
     """
     storage = ctx.storage
     source = recording.upload_key or recording.s3_key
-    found = storage.head(source)
+    found, head = _look(storage, recording, source)
     moved_before = False
     if found is None and recording.upload_key is not None:
-        found = storage.head(recording.s3_key)
+        found, head = _look(storage, recording, recording.s3_key)
         moved_before = found is not None
     where = recording.s3_key if moved_before else source
     stored = verify_upload(
@@ -129,9 +129,10 @@ def _try_verify_and_move(
             storage.encryption_matches if isinstance(storage, EncryptionChecking) else None
         ),
     )
-    head = storage.read_range(where, offset=0, length=SNIFF_BYTES)
     if head is None:
-        return None
+        head = storage.read_range(where, offset=0, length=SNIFF_BYTES)
+        if head is None:
+            return None
     check_audio_signature(recording, head)
     final = stored
     if recording.upload_key is not None and not moved_before:
@@ -140,3 +141,17 @@ def _try_verify_and_move(
             return None
         final = moved
     return final, checksum_status(recording, stored)
+
+
+def _look(
+    storage: RecordingStorage, recording: Recording, key: str
+) -> tuple[StoredObject | None, bytes | None]:
+    """Return the object at ``key`` and, where one request tells both, its first bytes.
+
+    That request reports no checksums, so an upload with a declared SHA-256
+    is HEADed (its first bytes are read after verification).
+    """
+    if isinstance(storage, HeadAndRead) and recording.content_sha256 is None:
+        both = storage.head_and_read(key, length=SNIFF_BYTES)
+        return (None, None) if both is None else both
+    return storage.head(key), None

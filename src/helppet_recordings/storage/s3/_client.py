@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import boto3
 import botocore.config
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+MAX_POOL_CONNECTIONS: Final = 40
+"""Connections the default client keeps open: one per thread of AnyIO's default thread pool.
+
+botocore's own default is 10; with more threads calling S3 at once, every
+request past the tenth opens a connection and closes it when done.
+"""
 
 
 def build_client(
@@ -19,6 +26,7 @@ def build_client(
     connect_timeout: float,
     read_timeout: float,
     max_attempts: int,
+    max_pool_connections: int = MAX_POOL_CONNECTIONS,
 ) -> S3Client:
     """Return a SigV4 client: path-style with an endpoint URL, virtual-hosted on AWS."""
     endpoint = (
@@ -30,6 +38,7 @@ def build_client(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         retries={"mode": "standard", "max_attempts": max_attempts},
+        max_pool_connections=max_pool_connections,
     )
     session = boto3.session.Session()
     return session.client(

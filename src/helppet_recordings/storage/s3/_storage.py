@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import datetime as dt
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
 import botocore.exceptions
 
 from helppet_recordings.errors import StorageError
@@ -19,7 +21,7 @@ from helppet_recordings.storage._encryption import (
     encryption_fields,
 )
 from helppet_recordings.storage._http import content_disposition
-from helppet_recordings.storage.s3._client import build_client
+from helppet_recordings.storage.s3._client import MAX_POOL_CONNECTIONS, build_client
 from helppet_recordings.storage.s3._errors import NOT_FOUND_CODES, error_code, raise_translated
 from helppet_recordings.storage.s3._multipart_methods import MultipartUploads
 from helppet_recordings.storage.s3._signer import PostSigner
@@ -50,12 +52,24 @@ class S3Storage(MultipartUploads, EncryptionSettings):
 
     A client passed in must already sign with ``s3v4``.
 
+    ``max_pool_connections`` (default 40) is how many connections the built
+    client keeps open to S3: at least the number of threads that call the
+    storage at once (a uvicorn worker runs blocking calls on AnyIO's 40
+    threads). botocore's default, 10, makes every call past the tenth open
+    and close a connection of its own. A client passed in keeps its own pool.
+
     ``sse`` is the server-side encryption every upload must request:
     ``"AES256"`` (SSE-S3, the default) or ``"aws:kms"``, with ``kms_key_id``
     (the key's ARN or id; an alias is refused, since S3 reports the key ARN
     and completion could not check it) or without (the account's ``aws/s3``
     key). The POST policy pins both, and :meth:`encryption_matches` tells
     whether a stored object honours them.
+
+    ``copy_source_if_match`` says that the server honours
+    ``x-amz-copy-source-if-match`` (AWS S3 and SeaweedFS do): :meth:`promote`
+    then trusts the condition and its copy's ETag. Set it False for a server
+    that ignores the condition (moto does): every move then HEADs the source
+    before the copy and the target after it.
     """
 
     def __init__(
@@ -68,8 +82,10 @@ class S3Storage(MultipartUploads, EncryptionSettings):
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         max_attempts: int = 3,
+        max_pool_connections: int = MAX_POOL_CONNECTIONS,
         sse: str = AES256,
         kms_key_id: str | None = None,
+        copy_source_if_match: bool = True,
     ) -> None:
         if not bucket:
             msg = "bucket must not be empty"
@@ -78,6 +94,7 @@ class S3Storage(MultipartUploads, EncryptionSettings):
         self._bucket = bucket
         self._sse = sse
         self._kms_key_id = kms_key_id
+        self._copy_source_if_match = copy_source_if_match
         if client is None:
             client = build_client(
                 region_name=region_name,
@@ -85,6 +102,7 @@ class S3Storage(MultipartUploads, EncryptionSettings):
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
                 max_attempts=max_attempts,
+                max_pool_connections=max_pool_connections,
             )
         elif getattr(client.meta.config, "signature_version", None) != "s3v4":
             msg = (
@@ -187,42 +205,69 @@ class S3Storage(MultipartUploads, EncryptionSettings):
             raise_translated(exc)
         except botocore.exceptions.BotoCoreError as exc:
             raise_translated(exc)
-        composite = response.get("ChecksumType") == "COMPOSITE"
-        return StoredObject(
-            key=key,
-            size=response["ContentLength"],
-            content_type=response.get("ContentType"),
-            etag=_unquote(response.get("ETag")),
-            server_side_encryption=response.get("ServerSideEncryption"),
-            last_modified=response.get("LastModified"),
-            kms_key_id=response.get("SSEKMSKeyId"),
-            version_id=response.get("VersionId"),
-            sha256=None if composite else from_s3_base64(response.get("ChecksumSHA256"), size=32),
-            crc64nvme=from_s3_base64(response.get("ChecksumCRC64NVME"), size=8),
-        )
+        return _stored_object(key, response, size=response["ContentLength"])
+
+    def head_and_read(self, key: str, *, length: int) -> tuple[StoredObject, bytes] | None:
+        """Return what :meth:`head` reports (no checksums) and the first ``length`` bytes: one GET.
+
+        A ranged GET answers with the headers a HEAD has (type, ETag,
+        encryption, KMS key, version, last modified) and ``Content-Range``,
+        which names the object's size, so one request does the work of
+        :meth:`head` and :meth:`read_range` and both describe the same bytes.
+        It carries no full-object checksums (S3 returns none for a ranged
+        read): ``sha256`` and ``crc64nvme`` are None; use :meth:`head` where
+        they matter. None when the object is absent.
+        """
+        if length < 1:
+            msg = "length must be at least 1"
+            raise ValueError(msg)
+        try:
+            response = self._client.get_object(
+                Bucket=self._bucket, Key=key, Range=f"bytes=0-{length - 1}"
+            )
+            with contextlib.closing(response["Body"]) as body:
+                data = body.read(length)
+        except botocore.exceptions.ClientError as exc:
+            code = error_code(exc)
+            if code in NOT_FOUND_CODES:
+                return None
+            if code == "InvalidRange":  # an empty object has no first byte
+                stored = self.head(key)
+                return None if stored is None else (_without_checksums(stored), b"")
+            raise_translated(exc)
+        except botocore.exceptions.BotoCoreError as exc:
+            raise_translated(exc)
+        stored = _stored_object(key, response, size=_total_size(response, len(data)))
+        return _without_checksums(stored), data
 
     def promote(
         self, source_key: str, target_key: str, *, expected: StoredObject
     ) -> StoredObject | None:
         """Move the object at ``source_key`` to ``target_key`` if it is still exactly ``expected``.
 
-        ``expected`` is what :meth:`head` reported for the source when it was
-        verified. The move is a CopyObject conditioned on the source's ETag
-        (``x-amz-copy-source-if-match``), so bytes that replace the source
-        after that HEAD (a replayed upload ticket) are never copied, even if
-        they land between the check below and the copy. The copy keeps the
-        content type and metadata (``MetadataDirective=COPY``) and asks again
-        for the source's encryption (AES256, or ``aws:kms`` with the same
-        key). The source is deleted only after the copy landed.
+        ``expected`` is what :meth:`head` (or :meth:`head_and_read`) reported
+        for the source when it was verified. The move is a CopyObject
+        conditioned on the source's ETag (``x-amz-copy-source-if-match``), so
+        bytes that replace the source after that look (a replayed upload
+        ticket) are never copied. The copy keeps the content type and
+        metadata (``MetadataDirective=COPY``) and asks again for the source's
+        encryption (AES256, or ``aws:kms`` with the same key). The source is
+        deleted only after the copy landed.
 
-        Returns the target as :meth:`head` reports it after the copy, or None
-        when nothing was moved and nothing deleted: the source is gone or no
-        longer ``expected``. Safe to retry after a ``StorageUnavailableError``:
-        the copy is repeated only while the source is still ``expected``.
+        Returns the target as :meth:`head` reports it, or None when nothing
+        was moved and nothing deleted: the source is gone or no longer
+        ``expected``. When the copy's ETag is the source's MD5 (a single-part,
+        non-KMS object) the copy holds the verified bytes and the answer is
+        built from the copy's response (its ETag, time, version and
+        checksums; the checksums ``expected`` carries where the response has
+        none) without another request; otherwise the target is HEADed and its
+        size and checksums compared with ``expected`` (a mismatch is
+        deleted). Safe to retry after a ``StorageUnavailableError``: the copy
+        is repeated only while the source is still ``expected``.
 
-        A server that ignores the copy condition (moto does) is covered by a
-        HEAD of the source before the copy and, for a race, by comparing the
-        copy's size and checksums with ``expected`` (a mismatch is deleted).
+        With ``copy_source_if_match=False`` (a server that ignores the copy
+        condition, as moto does) the source is HEADed before the copy and the
+        target always after it.
 
         Objects are at most 5 GiB (``MAX_COPY_SIZE``, the CopyObject limit);
         a larger one raises ``StorageError`` before any request is made.
@@ -236,16 +281,17 @@ class S3Storage(MultipartUploads, EncryptionSettings):
                 storage_error="EntityTooLarge",
                 size=expected.size,
             )
-        if not _same_object(self.head(source_key), expected):
+        if not self._copy_source_if_match and not _same_object(self.head(source_key), expected):
             return None
+        encryption = self._copy_encryption(expected)
         try:
-            self._client.copy_object(
+            response = self._client.copy_object(
                 Bucket=self._bucket,
                 Key=target_key,
                 CopySource={"Bucket": self._bucket, "Key": source_key},
                 CopySourceIfMatch=f'"{expected.etag}"',
                 MetadataDirective="COPY",
-                **self._copy_encryption(expected),
+                **encryption,
             )
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) in _REFUSED_COPY_CODES:
@@ -253,12 +299,18 @@ class S3Storage(MultipartUploads, EncryptionSettings):
             raise_translated(exc)
         except botocore.exceptions.BotoCoreError as exc:
             raise_translated(exc)
-        moved = self.head(target_key)
+        moved = (
+            _copied(target_key, response, expected, encryption)
+            if self._copy_source_if_match
+            else None
+        )
         if moved is None:
-            return None
-        if not _same_content(moved, expected):
-            self.delete(target_key)  # a server that ignored the condition copied other bytes
-            return None
+            moved = self.head(target_key)
+            if moved is None:
+                return None
+            if not _same_content(moved, expected):
+                self.delete(target_key)  # a server that ignored the condition copied other bytes
+                return None
         self.delete(source_key)
         return moved
 
@@ -314,6 +366,74 @@ class S3Storage(MultipartUploads, EncryptionSettings):
                     )
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             raise_translated(exc)
+
+
+def _stored_object(key: str, response: Mapping[str, Any], *, size: int) -> StoredObject:
+    """Return a HEAD's (or a GET's) answer as a StoredObject."""
+    composite = response.get("ChecksumType") == "COMPOSITE"
+    return StoredObject(
+        key=key,
+        size=size,
+        content_type=response.get("ContentType"),
+        etag=_unquote(response.get("ETag")),
+        server_side_encryption=response.get("ServerSideEncryption"),
+        last_modified=response.get("LastModified"),
+        kms_key_id=response.get("SSEKMSKeyId"),
+        version_id=response.get("VersionId"),
+        sha256=None if composite else from_s3_base64(response.get("ChecksumSHA256"), size=32),
+        crc64nvme=from_s3_base64(response.get("ChecksumCRC64NVME"), size=8),
+    )
+
+
+def _copied(
+    key: str, response: Mapping[str, Any], expected: StoredObject, encryption: Mapping[str, Any]
+) -> StoredObject | None:
+    """Return the copy as :meth:`S3Storage.head` reports it, when the response proves its bytes.
+
+    Only an ETag that is the MD5 of the expected bytes proves it (None otherwise).
+    The type and metadata were copied; the encryption is the one the copy
+    asked for (S3 applies it or refuses the copy). HEAD reports the time in
+    whole seconds.
+    """
+    result = response.get("CopyObjectResult") or {}
+    etag = _unquote(result.get("ETag"))
+    if expected.md5 is None or etag != expected.etag:
+        return None
+    modified = result.get("LastModified")
+    return StoredObject(
+        key=key,
+        size=expected.size,
+        content_type=expected.content_type,
+        etag=etag,
+        server_side_encryption=response.get("ServerSideEncryption")
+        or encryption["ServerSideEncryption"],
+        last_modified=None
+        if modified is None
+        else modified.astimezone(dt.UTC).replace(microsecond=0),
+        kms_key_id=response.get("SSEKMSKeyId") or encryption.get("SSEKMSKeyId"),
+        version_id=response.get("VersionId"),
+        sha256=from_s3_base64(result.get("ChecksumSHA256"), size=32) or expected.sha256,
+        crc64nvme=from_s3_base64(result.get("ChecksumCRC64NVME"), size=8) or expected.crc64nvme,
+    )
+
+
+def _without_checksums(stored: StoredObject) -> StoredObject:
+    return attrs.evolve(stored, sha256=None, crc64nvme=None)
+
+
+def _total_size(response: Mapping[str, Any], received: int) -> int:
+    """Return the object's size from a ranged GET's ``Content-Range: bytes 0-N/SIZE``.
+
+    A server that ignored the range answered 200 with the whole object, whose
+    ``Content-Length`` is then the size.
+    """
+    content_range = response.get("ContentRange")
+    if content_range:
+        total = str(content_range).rpartition("/")[2]
+        if total.isdigit():
+            return int(total)
+    length = response.get("ContentLength")
+    return int(length) if length is not None else received
 
 
 def _same_object(found: StoredObject | None, expected: StoredObject) -> bool:
