@@ -6,6 +6,7 @@ end to end in tests/e2e/test_s3_multipart.py.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from helppet_recordings import S3Storage
+from helppet_recordings import InMemoryRepository, RecordingService, RecordingSettings, S3Storage
 from helppet_recordings.errors import StorageError, StorageUnavailableError
 from helppet_recordings.storage.s3 import _multipart
 from tests.support.moto_s3 import BUCKET, moto_bucket
@@ -53,6 +54,37 @@ def test_kms_encryption_and_content_type_are_fixed_at_creation(s3_client: S3Clie
     assert stored.content_type == "audio/mp4"
     assert stored.server_side_encryption == "aws:kms"
     assert storage.encryption_matches(stored)
+
+
+def test_a_kms_multipart_upload_completes_through_the_service(s3_client: S3Client) -> None:
+    """The service starts the upload under the KMS key and completion verifies it."""
+    key_id = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
+    storage = S3Storage(
+        BUCKET, client=s3_client, sse="aws:kms", kms_key_id=key_id, copy_source_if_match=False
+    )
+    repository = InMemoryRepository()
+    service = RecordingService(storage, repository, RecordingSettings())
+    user = uuid.uuid4()
+    started = service.initiate_multipart_upload(
+        user, {"filename": "v.m4a", "content_type": "audio/mp4", "file_size_bytes": len(BODY)}
+    )
+    recording = repository.get(started.recording_id)
+    assert recording is not None and recording.multipart_upload_id is not None
+    s3_client.upload_part(
+        Bucket=BUCKET,
+        Key=started.s3_key,
+        UploadId=recording.multipart_upload_id,
+        PartNumber=1,
+        Body=BODY,
+    )
+
+    done = service.complete_upload(user, started.recording_id, {"file_size_bytes": len(BODY)})
+
+    assert done.status.value == "uploaded"
+    stored = storage.head(started.s3_key)
+    assert stored is not None
+    assert (stored.server_side_encryption, stored.content_type) == ("aws:kms", "audio/mp4")
+    assert stored.kms_key_id is not None and key_id in stored.kms_key_id
 
 
 def test_list_parts_reads_every_page(s3_client: S3Client) -> None:
