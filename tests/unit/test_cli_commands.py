@@ -140,9 +140,30 @@ def test_sweep_fails_uploads_past_their_deadline(backends: Backends) -> None:
     past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
     user = uuid.uuid4()
     living_at(backends, past).initiate_upload(user, AUDIO)
-    assert run_json("sweep") == {"ok": True, "failed": 1}
-    assert run_json("sweep") == {"ok": True, "failed": 0}
+    assert run_json("sweep") == {"ok": True, "failed": 1, "aborted_uploads": 0}
+    assert run_json("sweep") == {"ok": True, "failed": 0, "aborted_uploads": 0}
     assert backends.service.list_recordings(user, status="failed").total == 1
+
+
+def test_sweep_aborts_multipart_uploads_nobody_waits_for(backends: Backends) -> None:
+    """A stale multipart recording is failed (its upload aborted); an orphan upload is aborted."""
+    storage = backends.local_storage
+    assert storage is not None
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
+    user = uuid.uuid4()
+    living_at(backends, past).initiate_multipart_upload(
+        user, {"filename": "v.wav", "content_type": "audio/wav", "file_size_bytes": 1000}
+    )
+    orphan = storage.create_multipart_upload(key="recordings/orphan.wav", content_type="audio/wav")
+    described = storage.root / ".multipart" / orphan / "upload.json"
+    document = json.loads(described.read_text(encoding="utf-8"))
+    document["initiated"] = past.isoformat()
+    described.write_text(json.dumps(document), encoding="utf-8")
+    assert len(storage.list_multipart_uploads(prefix="")) == 2
+
+    assert run_json("sweep") == {"ok": True, "failed": 1, "aborted_uploads": 1}
+    assert storage.list_multipart_uploads(prefix="") == []
+    assert "0 abandoned multipart upload(s) aborted" in run("sweep").stdout
 
 
 def test_purge_removes_deleted_recordings(backends: Backends) -> None:

@@ -275,6 +275,17 @@ def test_sweeper_and_reconcile_abort_uploads_no_recording_waits_for(env: Env) ->
     assert env.storage.list_multipart_uploads(prefix="") == []
 
 
+def test_abort_abandoned_uploads_counts_what_it_aborts(env: Env) -> None:
+    """Only uploads old enough that no live upload waits for are aborted, and counted."""
+    live = env.initiate()
+    env.storage.create_multipart_upload(key="recordings/orphan/2.wav", content_type="audio/wav")
+    assert env.service.abort_abandoned_uploads() == 0
+    env.clock.advance(seconds=10_000)
+    env.service.sign_upload_parts(USER, live.recording_id)  # the live upload keeps going
+    assert env.service.abort_abandoned_uploads() == 1
+    assert [u.key for u in env.storage.list_multipart_uploads(prefix="")] == [live.s3_key]
+
+
 def test_reconcile_with_delete_orphans_aborts_them(env: Env) -> None:
     """``delete_orphans`` aborts the abandoned uploads it reports."""
     env.storage.create_multipart_upload(key="recordings/orphan/1.wav", content_type="audio/wav")

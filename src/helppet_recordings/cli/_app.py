@@ -158,13 +158,17 @@ def _revisions(repository: SqlAlchemyRepository) -> list[str]:
 @cli.command()
 @_reporting
 def sweep(*, json_mode: bool, progress: bool | None) -> None:
-    """Settle uploads whose deadline passed (expire_stale_uploads); run every few minutes."""
+    """Settle uploads whose deadline passed, abort abandoned multipart uploads; run often."""
     output = Output(json_mode=json_mode, progress=progress)
     with _job(output, "Sweeping stale uploads", "checked") as service:
+        aborted = service.abort_abandoned_uploads()
         failed = service.expire_stale_uploads()
     output.report(
-        {"ok": True, "failed": failed},
-        lambda console: console.print(f"Sweep done: {failed} stale upload(s) marked failed."),
+        {"ok": True, "failed": failed, "aborted_uploads": aborted},
+        lambda console: console.print(
+            f"Sweep done: {failed} stale upload(s) marked failed, "
+            f"{aborted} abandoned multipart upload(s) aborted."
+        ),
     )
 
 

@@ -75,6 +75,7 @@ class AsyncRecordingService:
     record_transcript = _awaitable(RecordingService.record_transcript)
     mark_failed = _awaitable(RecordingService.mark_failed)
     expire_stale_uploads = _awaitable(RecordingService.expire_stale_uploads)
+    abort_abandoned_uploads = _awaitable(RecordingService.abort_abandoned_uploads)
     reconcile = _awaitable(RecordingService.reconcile)
     purge_deleted = _awaitable(RecordingService.purge_deleted)
     reprocess = _awaitable(RecordingService.reprocess)

@@ -376,6 +376,17 @@ class RecordingService:
             self._ctx, now=now, batch_size=batch_size, lease_seconds=lease_seconds
         )
 
+    def abort_abandoned_uploads(self, *, now: dt.datetime | None = None) -> int:
+        """Abort the multipart uploads in storage that no live upload waits for; return how many.
+
+        Those are uploads under the recordings prefix started longer ago than
+        an upload's deadline allows whose recording failed, was deleted,
+        completed them or never got stored (an initiate that crashed).
+        :meth:`expire_stale_uploads` does this too, after settling the stale
+        uploads; call this one to know how many there were.
+        """
+        return maintenance.abort_abandoned_uploads(self._ctx, now=now)
+
     def reconcile(
         self,
         *,

@@ -28,7 +28,7 @@ from helppet_recordings.service.resumable import (
 from helppet_recordings.service.staging import expire_upload, promote_upload
 from helppet_recordings.status import RecordingStatus
 
-__all__ = ["expire_stale_uploads", "purge_deleted", "reconcile"]
+__all__ = ["abort_abandoned_uploads", "expire_stale_uploads", "purge_deleted", "reconcile"]
 
 _logger = logging.getLogger("helppet_recordings.maintenance")
 
@@ -68,6 +68,15 @@ def expire_stale_uploads(
             aborted,
         )
     return failed
+
+
+def abort_abandoned_uploads(ctx: ServiceContext, *, now: dt.datetime | None) -> int:
+    """Abort multipart uploads no live upload waits for; return how many."""
+    moment = ctx.now() if now is None else inputs.aware(now, "now")
+    aborted = abort_orphan_uploads(ctx, now=moment)
+    if aborted:
+        _logger.info("%d abandoned multipart uploads aborted", aborted)
+    return aborted
 
 
 def _stale_reason(exc: RecordingError) -> str:
