@@ -30,8 +30,9 @@ from examples.fastapi_app.auth import mint_token
 from playwright.sync_api import Browser, Page, Request, Route, expect, sync_playwright
 
 from helppet_recordings.cli.bucket import BucketExpectations
-from tests.e2e.test_fastapi_example import SECRET, UvicornProcess
+from tests.e2e.test_fastapi_example import SECRET
 from tests.support.seaweedfs import SeaweedEndpoint, create_bucket, make_client
+from tests.support.uvicorn_app import UvicornProcess
 
 pytestmark = pytest.mark.e2e
 

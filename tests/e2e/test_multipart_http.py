@@ -34,8 +34,8 @@ from helppet_recordings import (
 )
 from helppet_recordings.multipart import PREFERRED_PART_SIZE
 from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository
-from tests.e2e.test_fastapi_example import UvicornProcess
 from tests.support.seaweedfs import SeaweedEndpoint, make_client
+from tests.support.uvicorn_app import UvicornProcess
 
 pytestmark = pytest.mark.e2e
 

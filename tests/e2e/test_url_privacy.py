@@ -19,9 +19,9 @@ import httpx
 import pytest
 from examples.fastapi_app.auth import mint_token
 
-from tests.e2e.test_fastapi_example import UvicornProcess
 from tests.support.replay import ORIGINAL
 from tests.support.seaweedfs import SeaweedEndpoint
+from tests.support.uvicorn_app import UvicornProcess
 
 pytestmark = pytest.mark.e2e
 
