@@ -121,6 +121,31 @@ def test_sigv2_client_is_refused() -> None:
         S3Storage(BUCKET, client=sigv2)
 
 
+def test_client_without_an_explicit_signature_version_is_refused() -> None:
+    """boto3's default client says ``s3v4`` yet presigns POSTs with SigV2: refused.
+
+    The same client with ``Config(signature_version="s3v4")`` is accepted and
+    its tickets carry SigV4 fields.
+    """
+    default = boto3.client(
+        "s3", region_name="us-east-1", aws_access_key_id="AKID", aws_secret_access_key="secret"
+    )
+    assert default.meta.config.signature_version == "s3v4"  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="s3v4"):
+        S3Storage(BUCKET, client=default)
+    explicit = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        aws_access_key_id="AKID",
+        aws_secret_access_key="secret",
+        config=Config(signature_version="s3v4"),
+    )
+    ticket = S3Storage(BUCKET, client=explicit).create_upload(
+        key="k.m4a", content_type="audio/mp4", max_size=9, expires_in=60
+    )
+    assert ticket.fields["x-amz-algorithm"] == "AWS4-HMAC-SHA256"
+
+
 def test_download_url_carries_type_and_disposition(s3_client: S3Client) -> None:
     """The presigned GET overrides Content-Type and names the download (RFC 6266)."""
     storage = S3Storage(BUCKET, client=s3_client)

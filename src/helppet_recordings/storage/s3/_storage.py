@@ -88,6 +88,7 @@ class S3Storage(Promotion, MultipartUploads, EncryptionSettings):
         self._sse = sse
         self._kms_key_id = kms_key_id
         self._copy_source_if_match = copy_source_if_match
+        injected = client is not None
         if client is None:
             client = build_client(
                 region_name=region_name,
@@ -97,14 +98,17 @@ class S3Storage(Promotion, MultipartUploads, EncryptionSettings):
                 max_attempts=max_attempts,
                 max_pool_connections=max_pool_connections,
             )
-        elif getattr(client.meta.config, "signature_version", None) != "s3v4":
+        self._client = client
+        self._post_signer = PostSigner(client, bucket)
+        if injected and (
+            getattr(client.meta.config, "signature_version", None) != "s3v4"
+            or not _presigns_sigv4_posts(client, bucket)
+        ):
             msg = (
                 "the S3 client must sign with SigV4: "
                 "create it with config=botocore.config.Config(signature_version='s3v4')"
             )
             raise ValueError(msg)
-        self._client = client
-        self._post_signer = PostSigner(client, bucket)
 
     @property
     def bucket(self) -> str:
@@ -310,3 +314,17 @@ def _total_size(response: Mapping[str, Any], received: int) -> int:
             return int(total)
     length = response.get("ContentLength")
     return int(length) if length is not None else received
+
+
+def _presigns_sigv4_posts(client: S3Client, bucket: str) -> bool:
+    """Whether the client presigns POSTs with SigV4 (signed locally, no request is made).
+
+    A client created without an explicit ``signature_version`` reports
+    ``s3v4`` in its configuration yet presigns POST policies with SigV2.
+    Without credentials nothing can be signed, so nothing is known: True.
+    """
+    try:
+        fields = client.generate_presigned_post(bucket, "signature-version-probe")["fields"]
+    except Exception:  # noqa: BLE001 - no credentials (or a stub client): nothing to judge by
+        return True
+    return bool(fields.get("x-amz-algorithm") == "AWS4-HMAC-SHA256")
