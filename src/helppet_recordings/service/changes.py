@@ -127,6 +127,11 @@ class ServiceContext:
             raise RecordingNotFoundError(recording_id=str(rid))
         return recording
 
+    def at_key(self, key: str) -> Recording | None:
+        """Return the recording whose audio lives at ``key`` (deleted ones too), or None."""
+        found = self.repository.list_by_key(prefix=key, after=None, limit=1)
+        return found[0] if found and found[0].s3_key == key else None
+
     def create(self, recording: Recording, attributes: Mapping[str, AttributeValue]) -> None:
         """Store a new recording and publish ``recording.initiated``."""
         self.repository.add(recording)

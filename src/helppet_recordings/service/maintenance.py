@@ -124,7 +124,7 @@ def reconcile(
             scanned_recordings += 1
             recording = next(recordings, None)
             continue
-        if _key_is_owned(ctx, stored.key):
+        if ctx.at_key(stored.key) is not None:
             continue  # its recording was created while we walked
         orphans.append(stored.key)
         if old_enough:
@@ -247,11 +247,6 @@ def _staging_is_leftover(ctx: ServiceContext, key: str, *, old_enough: bool) -> 
     if owner is None:
         return old_enough
     return owner.status is not RecordingStatus.UPLOADING
-
-
-def _key_is_owned(ctx: ServiceContext, key: str) -> bool:
-    found = ctx.repository.list_by_key(prefix=key, after=None, limit=1)
-    return bool(found) and found[0].s3_key == key
 
 
 def _object_missing(ctx: ServiceContext, recording: Recording) -> bool:

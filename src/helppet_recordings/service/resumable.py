@@ -222,7 +222,7 @@ def unfinished_uploads(
     for info in storage.list_multipart_uploads(prefix=ctx.settings.s3_recordings_prefix):
         if info.initiated >= started_before:
             continue
-        owner = _recording_at(ctx, info.key)
+        owner = ctx.at_key(info.key)
         waiting = (
             owner is not None
             and not owner.is_deleted
@@ -372,11 +372,6 @@ def _answer(
         expires_in=expires_in,
         max_file_size=ctx.settings.max_file_size,
     )
-
-
-def _recording_at(ctx: ServiceContext, key: str) -> Recording | None:
-    found = ctx.repository.list_by_key(prefix=key, after=None, limit=1)
-    return found[0] if found and found[0].s3_key == key else None
 
 
 def _abort_quietly(storage: MultipartStorage, key: str, upload_id: str) -> None:
