@@ -36,7 +36,6 @@ import secrets
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -53,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.support and examples
 
 from examples.fastapi_app.auth import mint_token  # noqa: E402 - after the path is set
+from tests.support.audio import wav_file  # noqa: E402
 from tests.support.flaky_proxy import FlakyProxy  # noqa: E402
 from tests.support.seaweedfs import (  # noqa: E402
     SeaweedEndpoint,
@@ -80,21 +80,6 @@ def load_average() -> str:
     """The 1, 5 and 15 minute load averages and the CPU count, as ``uptime`` shows them."""
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} CPUs)"
-
-
-def wav_file(path: Path, size: int) -> Path:
-    """Write a WAV file of exactly ``size`` bytes: a valid header, then random samples."""
-    header = b"RIFF" + struct.pack("<I", size - 8) + b"WAVE"
-    header += b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 16_000, 32_000, 2, 16)
-    header += b"data" + struct.pack("<I", size - 44)
-    with path.open("wb") as handle:
-        handle.write(header)
-        remaining = size - len(header)
-        while remaining:
-            chunk = os.urandom(min(remaining, 4 * MiB))
-            handle.write(chunk)
-            remaining -= len(chunk)
-    return path
 
 
 # ---------------------------------------------------------------------------- the app

@@ -53,9 +53,9 @@ from bench.bench_multipart import (  # noqa: E402
     AppServer,
     load_average,
     s3_env,
-    wav_file,
 )
 from examples.fastapi_app.auth import mint_token  # noqa: E402 - after the path is set
+from tests.support.audio import wav_file  # noqa: E402
 from tests.support.seaweedfs import SeaweedServer, create_bucket, make_client  # noqa: E402
 
 if TYPE_CHECKING:

@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from helppet_recordings import (
 )
 from helppet_recordings.client import RecordingUploader, RetryPolicy, load_state
 from tests.support.asgi_server import ServerThread
+from tests.support.audio import wav_file
 from tests.support.flaky_proxy import FlakyProxy
 from tests.support.seaweedfs import SeaweedEndpoint, create_bucket
 
@@ -83,21 +83,6 @@ class Deployment:
             body = http.get(url)
             assert body.status_code == 200
             return body.content
-
-
-def wav_file(path: Path, size: int) -> Path:
-    """Write a WAV file of exactly ``size`` bytes: a valid header, then random samples."""
-    header = b"RIFF" + struct.pack("<I", size - 8) + b"WAVE"
-    header += b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 16_000, 32_000, 2, 16)
-    header += b"data" + struct.pack("<I", size - 44)
-    with path.open("wb") as handle:
-        handle.write(header)
-        remaining = size - len(header)
-        while remaining:
-            chunk = os.urandom(min(remaining, 4 * MiB))
-            handle.write(chunk)
-            remaining -= len(chunk)
-    return path
 
 
 def _serve(

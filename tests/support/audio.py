@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import struct
 from fractions import Fraction
+from pathlib import Path
 from typing import Final
 
 import attrs
 import av
 import av.audio.stream
 
-__all__ = ["FORMATS", "Encoding", "encode_tone", "silence", "tone"]
+__all__ = ["FORMATS", "Encoding", "encode_tone", "silence", "tone", "wav_file"]
 
 
 @attrs.frozen
@@ -104,3 +106,18 @@ def encode_tone(name: str, seconds: float) -> bytes:
         for packet in stream.encode(None):
             container.mux(packet)
     return output.getvalue()
+
+
+def wav_file(path: Path, size: int) -> Path:
+    """Write a WAV file of exactly ``size`` bytes: a valid header, then random samples."""
+    header = b"RIFF" + struct.pack("<I", size - 8) + b"WAVE"
+    header += b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 16_000, 32_000, 2, 16)
+    header += b"data" + struct.pack("<I", size - 44)
+    with path.open("wb") as handle:
+        handle.write(header)
+        remaining = size - len(header)
+        while remaining:
+            chunk = os.urandom(min(remaining, 4 * 1024 * 1024))
+            handle.write(chunk)
+            remaining -= len(chunk)
+    return path
