@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING
 
-from helppet_recordings.errors import MissingDependencyError, RecordingError
+from helppet_recordings.errors import MissingDependencyError
 
 try:
     import click
@@ -15,9 +13,15 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise MissingDependencyError("click", "cli") from exc
 
 from helppet_recordings.cli._database import current_revisions
-from helppet_recordings.cli._observed import observed
-from helppet_recordings.cli._output import USAGE_ERROR, Output
+from helppet_recordings.cli._output import Output
 from helppet_recordings.cli._params import ISO_TIME
+from helppet_recordings.cli._running import (
+    PROBLEMS_FOUND,
+    deployment_backends,
+    job,
+    reported_errors,
+    reporting,
+)
 from helppet_recordings.cli._text_reports import (
     apply_text,
     expected_text,
@@ -30,14 +34,11 @@ from helppet_recordings.cli.doctor import DOCTOR_S3_OPTIONS, probe_bucket, run_d
 from helppet_recordings.cli.findings import Status, exit_status
 from helppet_recordings.cli.upload import upload
 from helppet_recordings.environment import (
-    Backends,
     ConfigurationError,
     DeploymentSettings,
-    build_backends,
     build_repository,
     build_storage,
 )
-from helppet_recordings.service import RecordingService
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -47,54 +48,6 @@ if TYPE_CHECKING:
     from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository
 
 __all__ = ["cli"]
-
-
-PROBLEMS_FOUND: Final = 1
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _reporting(command: Callable[P, R]) -> Callable[P, R]:
-    """Add ``--json`` and ``--progress/--no-progress`` to a command."""
-    command = click.option(
-        "--progress/--no-progress",
-        "progress",
-        default=None,
-        help="Show progress on stderr (default: when stdout is a terminal).",
-    )(command)
-    return click.option("--json", "json_mode", is_flag=True, help="Report as JSON.")(command)
-
-
-@contextlib.contextmanager
-def _errors(output: Output) -> Iterator[None]:
-    """Turn the package's errors into a report and an exit status (2: configuration, 1: other)."""
-    try:
-        yield
-    except (ConfigurationError, MissingDependencyError) as error:
-        raise output.fail(error, status=USAGE_ERROR) from None
-    except RecordingError as error:
-        raise output.fail(error, status=PROBLEMS_FOUND) from None
-
-
-@contextlib.contextmanager
-def _backends() -> Iterator[Backends]:
-    backends = build_backends(DeploymentSettings.load())
-    try:
-        yield backends
-    finally:
-        backends.close()
-
-
-@contextlib.contextmanager
-def _job(output: Output, description: str, unit: str) -> Iterator[RecordingService]:
-    """Run a batch job over the deployment's backends, its storage calls counted as progress."""
-    with (
-        _errors(output),
-        _backends() as backends,
-        output.progress(description, unit) as advance,
-    ):
-        yield observed(backends, advance)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,11 +65,11 @@ def cli() -> None:
 
 
 @cli.command()
-@_reporting
+@reporting()
 def migrate(*, json_mode: bool, progress: bool | None) -> None:
     """Bring the database to the current schema (the package's Alembic migrations)."""
     output = Output(json_mode=json_mode, progress=progress)
-    with _errors(output):
+    with reported_errors(output):
         environment = DeploymentSettings.load()
         repository = build_repository(environment)
         try:
@@ -156,11 +109,11 @@ def _revisions(repository: SqlAlchemyRepository) -> list[str]:
 
 
 @cli.command()
-@_reporting
+@reporting()
 def sweep(*, json_mode: bool, progress: bool | None) -> None:
     """Settle uploads whose deadline passed, abort abandoned multipart uploads; run often."""
     output = Output(json_mode=json_mode, progress=progress)
-    with _job(output, "Sweeping stale uploads", "checked") as service:
+    with job(output, "Sweeping stale uploads", "checked") as service:
         aborted = service.abort_abandoned_uploads()
         failed = service.expire_stale_uploads()
     output.report(
@@ -178,7 +131,7 @@ def sweep(*, json_mode: bool, progress: bool | None) -> None:
     is_flag=True,
     help="Delete objects no recording owns (older than an hour); default: only report.",
 )
-@_reporting
+@reporting()
 def reconcile(*, delete_orphans: bool, json_mode: bool, progress: bool | None) -> None:
     """Compare storage with the database: orphans, leftovers, lost audio, abandoned uploads.
 
@@ -186,7 +139,7 @@ def reconcile(*, delete_orphans: bool, json_mode: bool, progress: bool | None) -
     leftover staging objects or abandoned multipart uploads it did not remove.
     """
     output = Output(json_mode=json_mode, progress=progress)
-    with _job(output, "Reconciling storage and database", "objects") as service:
+    with job(output, "Reconciling storage and database", "objects") as service:
         report = service.reconcile(delete_orphans=delete_orphans)
     left = (
         len(report.orphan_keys)
@@ -221,11 +174,11 @@ def reconcile(*, delete_orphans: bool, json_mode: bool, progress: bool | None) -
     default=None,
     help="Days a deleted recording keeps its audio (default: HELPPET_DELETED_RETENTION_DAYS).",
 )
-@_reporting
+@reporting()
 def purge(*, retention_days: int | None, json_mode: bool, progress: bool | None) -> None:
     """Remove the audio of recordings deleted longer ago than the retention (purge_deleted)."""
     output = Output(json_mode=json_mode, progress=progress)
-    with _job(output, "Purging deleted recordings", "purged") as service:
+    with job(output, "Purging deleted recordings", "purged") as service:
         purged = service.purge_deleted(retention_days=retention_days)
     output.report(
         {"ok": True, "purged": purged},
@@ -239,7 +192,7 @@ def purge(*, retention_days: int | None, json_mode: bool, progress: bool | None)
 @cli.command()
 @click.option("--since", type=ISO_TIME, help="Recordings created at or after (ISO 8601; UTC).")
 @click.option("--until", type=ISO_TIME, help="Recordings created before (ISO 8601; UTC).")
-@_reporting
+@reporting()
 def stats(
     *,
     since: dt.datetime | None,
@@ -256,8 +209,8 @@ def stats(
         raise click.UsageError("--until must be later than --since")
     output = Output(json_mode=json_mode, progress=progress)
     with (
-        _errors(output),
-        _backends() as backends,
+        reported_errors(output),
+        deployment_backends() as backends,
         output.progress("Computing statistics", "queries"),
     ):
         computed = backends.service.stats(since=since, until=until)
@@ -272,11 +225,11 @@ def stats(
 
 @cli.command()
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
-@_reporting
+@reporting()
 def doctor(*, strict: bool, json_mode: bool, progress: bool | None) -> None:
     """Check the deployment (database, storage, bucket configuration) and say what to fix."""
     output = Output(json_mode=json_mode, progress=progress)
-    with _errors(output):
+    with reported_errors(output):
         environment = DeploymentSettings.load()
         with output.progress("Checking the deployment", "checks"):
             findings = run_doctor(environment)
@@ -298,7 +251,7 @@ def doctor(*, strict: bool, json_mode: bool, progress: bool | None) -> None:
 
 @cli.command("bucket-setup")
 @click.option("--apply", "apply_", is_flag=True, help="Make the configuration (idempotent).")
-@_reporting
+@reporting()
 def bucket_setup(*, apply_: bool, json_mode: bool, progress: bool | None) -> None:
     """Show the bucket configuration doctor expects; with --apply, make it.
 
@@ -306,7 +259,7 @@ def bucket_setup(*, apply_: bool, json_mode: bool, progress: bool | None) -> Non
     rules are kept. A second --apply changes nothing.
     """
     output = Output(json_mode=json_mode, progress=progress)
-    with _errors(output):
+    with reported_errors(output):
         environment = DeploymentSettings.load()
         if environment.storage != "s3":
             raise ConfigurationError(
@@ -372,7 +325,7 @@ def bucket_setup(*, apply_: bool, json_mode: bool, progress: bool | None) -> Non
 @click.option("--once", is_flag=True, help="Settle what is waiting now, then exit.")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--lease-seconds", type=click.IntRange(min=1), default=900, show_default=True)
-@_reporting
+@reporting()
 def worker(
     *,
     transcriber: str,
@@ -384,7 +337,7 @@ def worker(
 ) -> None:
     """Transcribe uploaded recordings (a TranscriptionWorker); SIGTERM stops it after a job."""
     output = Output(json_mode=json_mode, progress=progress)
-    with _errors(output), _backends() as backends:
+    with reported_errors(output), deployment_backends() as backends:
         from helppet_recordings.transcription import (  # noqa: PLC0415 - optional extras
             TranscriptionWorker,
             get_transcriber,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import click
 
 from helppet_recordings.cli._output import USAGE_ERROR, Output
+from helppet_recordings.cli._running import PROBLEMS_FOUND, reporting
 from helppet_recordings.errors import MissingDependencyError, RecordingError
 from helppet_recordings.status import RecordingType
 
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["upload"]
 
-PROBLEMS_FOUND = 1
 DEFAULT_API = "http://127.0.0.1:8000"
 STATE_SUFFIX = ".upload-state.json"
 
@@ -60,13 +60,7 @@ STATE_SUFFIX = ".upload-state.json"
     type=click.Path(dir_okay=False, path_type=Path),
     help=f"Where to keep resume state (default: FILE{STATE_SUFFIX}).",
 )
-@click.option("--json", "json_mode", is_flag=True, help="Report as JSON.")
-@click.option(
-    "--progress/--no-progress",
-    "progress",
-    default=None,
-    help="Show a progress bar on stderr (default: when stdout is a terminal).",
-)
+@reporting("Show a progress bar on stderr (default: when stdout is a terminal).")
 def upload(
     *,
     file: Path,
