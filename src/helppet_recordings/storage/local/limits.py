@@ -10,6 +10,7 @@ __all__ = [
     "DEFAULT_FIELDS_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
     "MAX_PRE_DATA_BYTES",
+    "check_receiver_limits",
 ]
 
 DEFAULT_BATCH_SIZE: Final = 1024 * 1024
@@ -32,3 +33,14 @@ DEFAULT_FIELDS_TIMEOUT: Final = 15.0
 
 DEFAULT_BODY_TIMEOUT: Final = 3600.0
 """Seconds the whole body may take (the default upload ticket lives as long)."""
+
+
+def check_receiver_limits(batch_size: int, **timeouts: float | None) -> None:
+    """Raise ``ValueError`` unless ``batch_size`` is positive and each timeout positive or None."""
+    if batch_size < 1:
+        msg = "batch_size must be a positive number of bytes"
+        raise ValueError(msg)
+    for name, value in timeouts.items():
+        if value is not None and not value > 0:
+            msg = f"{name} must be a positive number of seconds or None"
+            raise ValueError(msg)

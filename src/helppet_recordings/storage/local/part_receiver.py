@@ -44,6 +44,7 @@ from helppet_recordings.storage.local.limits import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
+    check_receiver_limits,
 )
 from helppet_recordings.storage.local.parts import PartStore, Upload
 from helppet_recordings.storage.local.refusal import (
@@ -51,6 +52,7 @@ from helppet_recordings.storage.local.refusal import (
     entity_too_large,
     incomplete_body,
     internal_error,
+    signature_mismatch,
 )
 from helppet_recordings.storage.local.responses import LocalResponse, refused
 from helppet_recordings.storage.local.signing import PartGrant
@@ -77,13 +79,7 @@ class LocalPartReceiver:
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
     ) -> None:
-        if batch_size < 1:
-            msg = "batch_size must be a positive number of bytes"
-            raise ValueError(msg)
-        for name, value in (("idle_timeout", idle_timeout), ("body_timeout", body_timeout)):
-            if value is not None and not value > 0:
-                msg = f"{name} must be a positive number of seconds or None"
-                raise ValueError(msg)
+        check_receiver_limits(batch_size, idle_timeout=idle_timeout, body_timeout=body_timeout)
         self._storage = storage
         self._batch_size = batch_size
         self._limits = (idle_timeout, body_timeout)
@@ -105,12 +101,7 @@ class LocalPartReceiver:
             )
         text = content_length.strip()
         if not (text.isascii() and text.isdigit() and len(text) <= 19) or int(text) != grant.size:
-            raise LocalStorageRefusal(
-                403,
-                "SignatureDoesNotMatch",
-                "The request signature we calculated does not match the signature you provided.",
-                SignedContentLength=str(grant.size),
-            )
+            raise signature_mismatch(SignedContentLength=str(grant.size))
         if grant.size > MAX_PART_SIZE:
             raise entity_too_large(MAX_PART_SIZE)
         return grant

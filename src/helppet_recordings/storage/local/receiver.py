@@ -29,6 +29,7 @@ from helppet_recordings.storage.local.limits import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_FIELDS_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
+    check_receiver_limits,
 )
 from helppet_recordings.storage.local.refusal import (
     LocalStorageRefusal,
@@ -62,17 +63,12 @@ class LocalUploadReceiver:
         fields_timeout: float | None = DEFAULT_FIELDS_TIMEOUT,
         body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
     ) -> None:
-        if batch_size < 1:
-            msg = "batch_size must be a positive number of bytes"
-            raise ValueError(msg)
-        for name, value in (
-            ("idle_timeout", idle_timeout),
-            ("fields_timeout", fields_timeout),
-            ("body_timeout", body_timeout),
-        ):
-            if value is not None and not value > 0:
-                msg = f"{name} must be a positive number of seconds or None"
-                raise ValueError(msg)
+        check_receiver_limits(
+            batch_size,
+            idle_timeout=idle_timeout,
+            fields_timeout=fields_timeout,
+            body_timeout=body_timeout,
+        )
         self._storage = storage
         self._batch_size = batch_size
         self._limits = (idle_timeout, fields_timeout, body_timeout)

@@ -15,6 +15,7 @@ __all__ = [
     "incomplete_body",
     "internal_error",
     "malformed",
+    "signature_mismatch",
 ]
 
 
@@ -71,3 +72,13 @@ def incomplete_body() -> LocalStorageRefusal:
 def internal_error() -> LocalStorageRefusal:
     """500 ``InternalError``: the disk failed us (full, permissions); nothing was stored."""
     return LocalStorageRefusal(500, "InternalError", "We encountered an internal error.")
+
+
+def signature_mismatch(**extra: str) -> LocalStorageRefusal:
+    """403 ``SignatureDoesNotMatch``: something the signature covers was changed."""
+    return LocalStorageRefusal(
+        403,
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided.",
+        **extra,
+    )

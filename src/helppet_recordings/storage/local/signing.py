@@ -28,7 +28,11 @@ from typing import Any, Final, TypeVar
 import attrs
 
 from helppet_recordings.storage._http import content_disposition
-from helppet_recordings.storage.local.refusal import LocalStorageRefusal, condition_failed
+from helppet_recordings.storage.local.refusal import (
+    LocalStorageRefusal,
+    condition_failed,
+    signature_mismatch,
+)
 
 __all__ = [
     "MIN_SECRET_LENGTH",
@@ -146,11 +150,7 @@ class Signer:
         if not _signature_matches(
             signature, self._sign(_UPLOAD_CONTEXT + policy_text.encode("utf-8"))
         ):
-            raise LocalStorageRefusal(
-                403,
-                "SignatureDoesNotMatch",
-                "The request signature we calculated does not match the signature you provided.",
-            )
+            raise signature_mismatch()
         policy = _parse_policy(policy_text)
         if policy.bucket != self._bucket:
             raise condition_failed("bucket", policy.bucket)
@@ -203,14 +203,7 @@ class Signer:
             raise LocalStorageRefusal(403, "AccessDenied", "Invalid expires parameter")
         expires_at = int(expires)
         expected = self._download_signature(key, expires_at, content_type, filename)
-        if not _signature_matches(signature, expected):
-            raise LocalStorageRefusal(
-                403,
-                "SignatureDoesNotMatch",
-                "The request signature we calculated does not match the signature you provided.",
-            )
-        if math.floor(self._clock()) > expires_at:
-            raise LocalStorageRefusal(403, "AccessDenied", "Request has expired")
+        self._check_url(signature, expected, expires_at)
         return DownloadGrant(
             key=key, content_type=content_type, filename=filename, expires_at=expires_at
         )
@@ -250,17 +243,17 @@ class Signer:
         part_number, size, expires_at = (int(text) for text in numbers)
         upload_id = query["uploadId"]
         expected = self._part_signature(key, upload_id, part_number, size, expires_at)
-        if not _signature_matches(query["sig"], expected):
-            raise LocalStorageRefusal(
-                403,
-                "SignatureDoesNotMatch",
-                "The request signature we calculated does not match the signature you provided.",
-            )
-        if math.floor(self._clock()) > expires_at:
-            raise LocalStorageRefusal(403, "AccessDenied", "Request has expired")
+        self._check_url(query["sig"], expected, expires_at)
         return PartGrant(
             key=key, upload_id=upload_id, part_number=part_number, size=size, expires_at=expires_at
         )
+
+    def _check_url(self, signature: str, expected: str, expires_at: int) -> None:
+        """Refuse a signed URL whose signature does not match, then one that expired (403)."""
+        if not _signature_matches(signature, expected):
+            raise signature_mismatch()
+        if math.floor(self._clock()) > expires_at:
+            raise LocalStorageRefusal(403, "AccessDenied", "Request has expired")
 
     def _part_signature(
         self, key: str, upload_id: str, part_number: int, size: int, expires_at: int
