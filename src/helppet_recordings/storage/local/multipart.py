@@ -26,7 +26,7 @@ from helppet_recordings.models import MultipartUploadInfo, StoredObject, StoredP
 from helppet_recordings.multipart import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
 from helppet_recordings.storage.local.files import create_exclusive
 from helppet_recordings.storage.local.keys import Layout, check_key
-from helppet_recordings.storage.local.objects import STAGING_SUFFIX, ObjectStore
+from helppet_recordings.storage.local.objects import STAGING_SUFFIX, ObjectStore, sidecar
 from helppet_recordings.storage.local.parts import PartStore, Upload
 from helppet_recordings.storage.local.signing import (
     PartGrant,
@@ -188,17 +188,15 @@ class LocalMultipart:
                 status = os.fstat(out.fileno())
             md5, sha256 = digests.hexdigests()
             stored_at = dt.datetime.now(dt.UTC)
-            meta = {
-                "key": upload.key,
-                "content_type": upload.content_type,
-                "size": size,
-                "md5": md5,
-                "sha256": sha256,
-                "stored_at": stored_at.isoformat(),
-                "inode": status.st_ino,
-                "device": status.st_dev,
-                "mtime_ns": status.st_mtime_ns,
-            }
+            meta = sidecar(
+                key=upload.key,
+                content_type=upload.content_type,
+                size=size,
+                md5=md5,
+                sha256=sha256,
+                status=status,
+                stored_at=stored_at,
+            )
             self._store.commit(temp, data_path, meta_path, meta)
         except OSError as exc:
             raise StorageError(

@@ -40,7 +40,7 @@ from helppet_recordings.storage.local.keys import META_SUFFIX, Layout, check_key
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["STAGING_SUFFIX", "ObjectStore"]
+__all__ = ["STAGING_SUFFIX", "ObjectStore", "sidecar"]
 
 STAGING_SUFFIX: Final = ".part"
 """The name ending of every temporary file in the staging directory."""
@@ -241,6 +241,35 @@ def _process_lock(root: Path) -> threading.Lock:
     """Return the one lock of ``root`` in this process, whichever LocalStorage uses it."""
     with _process_locks_guard:
         return _process_locks.setdefault(root, threading.Lock())
+
+
+def sidecar(
+    *,
+    key: str,
+    content_type: str,
+    size: int,
+    md5: str,
+    sha256: str,
+    status: os.stat_result,
+    stored_at: dt.datetime,
+) -> dict[str, Any]:
+    """Build the sidecar of a file about to be committed (read back by ``head``).
+
+    ``status`` is the file's ``fstat``: a sidecar describes exactly that file
+    (inode, device, size, mtime), so a file replaced behind its back is not
+    reported with this sidecar's checksums.
+    """
+    return {
+        "key": key,
+        "content_type": content_type,
+        "size": size,
+        "md5": md5,
+        "sha256": sha256,
+        "stored_at": stored_at.isoformat(),
+        "inode": status.st_ino,
+        "device": status.st_dev,
+        "mtime_ns": status.st_mtime_ns,
+    }
 
 
 def _object_info(key: str, status: os.stat_result, meta_path: Path) -> StoredObject | None:

@@ -23,7 +23,7 @@ from typing import IO, Final, Self
 from helppet_recordings.models import StoredObject
 from helppet_recordings.storage.local.files import create_exclusive
 from helppet_recordings.storage.local.keys import Layout
-from helppet_recordings.storage.local.objects import STAGING_SUFFIX, ObjectStore
+from helppet_recordings.storage.local.objects import STAGING_SUFFIX, ObjectStore, sidecar
 from helppet_recordings.storage.local.refusal import LocalStorageRefusal, entity_too_large
 from helppet_recordings.storage.local.signing import UploadPolicy
 
@@ -119,17 +119,15 @@ class StagedUpload:
             handle.close()
             stored_at = dt.datetime.now(dt.UTC)
             md5, sha256 = self._digests.hexdigests()
-            meta = {
-                "key": self.policy.key,
-                "content_type": self.policy.content_type,
-                "size": self.size,
-                "md5": md5,
-                "sha256": sha256,
-                "stored_at": stored_at.isoformat(),
-                "inode": status.st_ino,
-                "device": status.st_dev,
-                "mtime_ns": status.st_mtime_ns,
-            }
+            meta = sidecar(
+                key=self.policy.key,
+                content_type=self.policy.content_type,
+                size=self.size,
+                md5=md5,
+                sha256=sha256,
+                status=status,
+                stored_at=stored_at,
+            )
             self._store.commit(path, self.data_path, self.meta_path, meta)
         finally:
             self.discard()
