@@ -25,6 +25,7 @@ from helppet_recordings.stats import RepositoryStats
 from helppet_recordings.status import RecordingStatus
 
 __all__ = [
+    "ChecksumPinning",
     "EncryptionChecking",
     "HeadAndRead",
     "MultipartStorage",
@@ -187,6 +188,39 @@ class HeadAndRead(Protocol):
 
     def head_and_read(self, key: str, *, length: int) -> tuple[StoredObject, bytes] | None:
         """Return ``head``'s report (no checksums) and the first ``length`` bytes, or None."""
+        ...
+
+
+@runtime_checkable
+class ChecksumPinning(Protocol):
+    """A storage whose upload tickets can pin the body's SHA-256.
+
+    Optional. A ticket signed with ``sha256`` (64 hex characters) is refused
+    by storage for any body with another digest, so every use of it can only
+    ever write the same bytes. Where ``pins_checksums`` is True, identical
+    bytes written again also keep the ``ETag`` they had, and the service lets
+    such tickets name the final key ``s3_key`` directly: no staging key and no
+    server-side copy at completion, and a replay cannot change the audio.
+    ``S3Storage`` (SSE-S3), ``LocalStorage`` and ``InMemoryStorage`` have it;
+    ``S3Storage`` with SSE-KMS (whose ETag changes on every write) or
+    ``checksum_tickets=False`` answers False.
+    """
+
+    @property
+    def pins_checksums(self) -> bool:
+        """Whether pinned tickets may name the final key (see the class)."""
+        ...
+
+    def create_upload(
+        self,
+        *,
+        key: str,
+        content_type: str,
+        max_size: int,
+        expires_in: int,
+        sha256: str | None = None,
+    ) -> UploadTicket:
+        """Sign an upload as ``RecordingStorage.create_upload``, pinning ``sha256`` if given."""
         ...
 
 

@@ -95,6 +95,11 @@ class InMemoryStorage(InMemoryMultipart, EncryptionSettings):
         """The bucket name tickets and records carry."""
         return self._bucket
 
+    @property
+    def pins_checksums(self) -> bool:
+        """Whether a ticket pinning a SHA-256 may name the final key (as on S3: not with KMS)."""
+        return self._sse == AES256
+
     # ------------------------------------------------------------------------ signing
 
     def create_upload(

@@ -63,6 +63,14 @@ class S3Storage(Promotion, MultipartUploads, EncryptionSettings):
     then trusts the condition and its copy's ETag. Set it False for a server
     that ignores the condition (moto does): every move then HEADs the source
     before the copy and the target after it.
+
+    ``checksum_tickets`` says that the server verifies a POST's
+    ``x-amz-checksum-sha256`` field against the body (AWS S3 and SeaweedFS
+    do): an upload whose client
+    declared its SHA-256 then gets a ticket pinning it at the final key, so
+    completion needs no copy (see ``ChecksumPinning``). Set it False for a
+    server that ignores the field; such uploads then go through a staging
+    key like the others. SSE-KMS never pins (its ETag changes on every write).
     """
 
     def __init__(
@@ -79,6 +87,7 @@ class S3Storage(Promotion, MultipartUploads, EncryptionSettings):
         sse: str = AES256,
         kms_key_id: str | None = None,
         copy_source_if_match: bool = True,
+        checksum_tickets: bool = True,
     ) -> None:
         if not bucket:
             msg = "bucket must not be empty"
@@ -88,6 +97,7 @@ class S3Storage(Promotion, MultipartUploads, EncryptionSettings):
         self._sse = sse
         self._kms_key_id = kms_key_id
         self._copy_source_if_match = copy_source_if_match
+        self._checksum_tickets = checksum_tickets
         injected = client is not None
         if client is None:
             client = build_client(
@@ -114,6 +124,11 @@ class S3Storage(Promotion, MultipartUploads, EncryptionSettings):
     def bucket(self) -> str:
         """The bucket recordings are stored in."""
         return self._bucket
+
+    @property
+    def pins_checksums(self) -> bool:
+        """Whether a ticket pinning a SHA-256 may name the final key (see ``ChecksumPinning``)."""
+        return self._checksum_tickets and self._sse == AES256
 
     @property
     def client(self) -> S3Client:
