@@ -46,9 +46,12 @@ class Recording:
       (lower-case hex), checked against what storage reports;
     - ``purged_at``: when a soft-deleted recording's audio was removed and its
       personal fields scrubbed;
-    - ``upload_key``: the staging key upload tickets name, when it is not
-      ``s3_key``: completion moves the verified object from there to ``s3_key``,
-      which no ticket ever names;
+    - ``upload_key``: the key upload tickets name. A staging key (completion
+      moves the verified object from there to ``s3_key``, which no such ticket
+      names), or ``s3_key`` itself when every ticket pins the declared
+      ``content_sha256`` (storage refuses other bytes, so a ticket can only
+      ever write the same audio there; see ``ChecksumPinning``); None for rows
+      from before staging keys;
     - ``verified_at`` / ``verified_etag``: when storage confirmed the audio, and
       the ETag it reported for the object at ``s3_key`` then;
     - ``checksum_status``: ``verified`` when storage confirmed a checksum the
@@ -156,6 +159,16 @@ class Recording:
             sample_rate=self.audio_sample_rate,
             channels=self.audio_channels,
         )
+
+    @property
+    def uploads_in_place(self) -> bool:
+        """Whether its tickets name ``s3_key`` itself, each pinning ``content_sha256``."""
+        return self.upload_key is not None and self.upload_key == self.s3_key
+
+    @property
+    def staging_key(self) -> str | None:
+        """The staging key its tickets name, if they name one (not ``s3_key``)."""
+        return None if self.upload_key == self.s3_key else self.upload_key
 
     @property
     def has_verified_audio(self) -> bool:

@@ -223,6 +223,39 @@ def test_completion_is_one_get_one_copy_and_one_delete(
     assert storage.read_range(ticket.s3_key, offset=0, length=len(M4A) + 1) == M4A
 
 
+def test_a_pinned_upload_completes_with_one_get_and_no_copy(
+    seaweed: SeaweedEndpoint, seaweed_bucket: str
+) -> None:
+    """A declared SHA-256 gets a ticket for the final key: completion is one ranged GET."""
+    storage = _storage(seaweed, seaweed_bucket)
+    service = RecordingService(
+        storage=storage,
+        repository=InMemoryRepository(),
+        settings=RecordingSettings(s3_bucket_name=seaweed_bucket),
+    )
+    user = uuid.uuid4()
+    digest = hashlib.sha256(M4A).hexdigest()
+    ticket = service.initiate_upload(
+        user, {"filename": "visit.m4a", "content_type": "audio/mp4", "content_sha256": digest}
+    )
+    assert ticket.upload_fields["key"] == ticket.s3_key
+    posted = httpx.post(
+        ticket.upload_url,
+        data=ticket.upload_fields,
+        files={"file": ("recording", M4A, "audio/mp4")},
+        timeout=30,
+    )
+    assert posted.is_success, posted.text
+    calls = _count_requests(storage)
+    done = service.complete_upload(user, ticket.recording_id, {"file_size_bytes": len(M4A)})
+    assert done.status is RecordingStatus.UPLOADED
+    assert calls == ["GetObject"]
+    stored = storage.head(ticket.s3_key)
+    assert stored is not None
+    assert stored.sha256 == digest  # what storage verified when it took the bytes
+    assert [found.key for found in storage.iter_objects("")] == [ticket.s3_key]
+
+
 def test_the_built_client_pools_a_connection_per_thread(
     seaweed: SeaweedEndpoint,
     seaweed_bucket: str,

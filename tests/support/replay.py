@@ -4,7 +4,8 @@ The phone's ticket stays valid until it expires, also after completion. A
 replay (same fields, other bytes) may be accepted by storage, but it only
 lands on the ticket's staging key: the verified audio at ``s3_key`` is what
 every later download serves, and ``reconcile`` reports and removes the
-replayed bytes.
+replayed bytes. A ticket that pins the declared SHA-256 names ``s3_key``
+itself: storage refuses other bytes, and the same bytes change nothing.
 """
 
 from __future__ import annotations
@@ -174,3 +175,60 @@ def assert_html_is_refused(service: RecordingService) -> None:
     assert refused.value.details["reason"] == "html_document"
     assert service.get_recording(user, ticket.recording_id).status is RecordingStatus.UPLOADING
     assert service.storage.head(ticket.s3_key) is None
+
+
+def pinned_uploaded(service: RecordingService, user: uuid.UUID) -> InitiateUploadResponse:
+    """Initiate declaring ORIGINAL's SHA-256, upload it over HTTP, complete; return the ticket."""
+    ticket = service.initiate_upload(
+        user,
+        {
+            "filename": "visit.wav",
+            "content_type": "audio/wav",
+            "content_sha256": hashlib.sha256(ORIGINAL).hexdigest(),
+        },
+    )
+    assert ticket.upload_fields["key"] == ticket.s3_key  # the ticket names the final key
+    response = post(ticket, ORIGINAL)
+    assert response.is_success, response.text
+    done = service.complete_upload(user, ticket.recording_id, {"file_size_bytes": len(ORIGINAL)})
+    assert done.status is RecordingStatus.UPLOADED
+    assert service.storage.head(ticket.s3_key) is not None
+    return ticket
+
+
+def assert_pinned_replay_is_harmless(service: RecordingService, status: str) -> bytes:
+    """Replay a pinned ticket in ``status``; assert the audio at ``s3_key`` never changes.
+
+    Other bytes are refused by storage (400); the same bytes are accepted and
+    leave the download as it was. After a purge they land where no recording
+    reads them, and ``reconcile`` reports and removes them. Returns what is at
+    ``s3_key`` at the end (``b""`` once purged and reconciled).
+    """
+    user = uuid.uuid4()
+    ticket = pinned_uploaded(service, user)
+    rid = ticket.recording_id
+    storage = service.storage
+    verified = storage.head(ticket.s3_key)
+    assert verified is not None
+    move_to(service, user, rid, status)
+    for body in (SAME_SIZE, OTHER_SIZE):
+        refused = post(ticket, body)
+        assert refused.status_code == 400, refused.text
+        assert "BadDigest" in refused.text
+    same = post(ticket, ORIGINAL)
+    assert same.is_success, same.text
+    stored = storage.head(ticket.s3_key)
+    assert stored is not None
+    at_key = storage.read_range(ticket.s3_key, offset=0, length=len(OTHER_SIZE))
+    assert at_key == ORIGINAL
+    if status == "purged":
+        report = service.reconcile(orphan_min_age_seconds=0)
+        assert report.orphan_keys == [ticket.s3_key]
+        service.reconcile(delete_orphans=True, orphan_min_age_seconds=0)
+        assert storage.head(ticket.s3_key) is None
+        return b""
+    assert service.reconcile().orphan_keys == []
+    if status == "deleted":
+        return at_key
+    assert stored.etag == verified.etag  # the same bytes keep the ETag completion verified
+    return served(service, user, rid)

@@ -45,7 +45,7 @@ def new_recording(
 ) -> Recording:
     """Build the ``uploading`` record of a new upload: its final key, no client text in it.
 
-    ``upload_key`` is left unset; a POST upload sets it to its staging key.
+    ``upload_key`` is left unset; a POST upload sets it to the key its tickets name.
     """
     settings = ctx.settings
     key = build_key(
@@ -95,4 +95,7 @@ def same_request(existing: Recording, req: InitiateUploadRequest, mime_type: str
         and existing.appointment_id == req.appointment_id
         and existing.visit_id == req.visit_id
         and existing.recording_type == req.recording_type
+        # Storage's checksums replace the declared ones at completion; a ticket pins the
+        # declared SHA-256, so a retry may not declare another.
+        and (req.content_sha256 is None or req.content_sha256 == existing.content_sha256)
     )

@@ -122,10 +122,12 @@ def reconcile(
             recording = next(recordings, None)
         if recording is not None and recording.s3_key == stored.key:
             scanned_recordings += 1
+            owner: Recording | None = recording
             recording = next(recordings, None)
+        else:
+            owner = ctx.at_key(stored.key)  # created while we walked?
+        if owner is not None and _reads_its_object(owner):
             continue
-        if ctx.at_key(stored.key) is not None:
-            continue  # its recording was created while we walked
         orphans.append(stored.key)
         if old_enough:
             deletable.append(stored.key)
@@ -196,8 +198,8 @@ def purge_deleted(
             return None
         discard_upload(ctx, recording)  # an unfinished multipart upload is billed until aborted
         ctx.storage.delete(recording.s3_key)
-        if recording.upload_key is not None:
-            ctx.storage.delete(recording.upload_key)  # whatever a ticket left behind
+        if recording.staging_key is not None:
+            ctx.storage.delete(recording.staging_key)  # whatever a ticket left behind
         return Change(recording.scrubbed(at), events.RECORDING_PURGED)
 
     def load(rid: uuid.UUID) -> Recording:
@@ -247,6 +249,19 @@ def _staging_is_leftover(ctx: ServiceContext, key: str, *, old_enough: bool) -> 
     if owner is None:
         return old_enough
     return owner.status is not RecordingStatus.UPLOADING
+
+
+def _reads_its_object(recording: Recording) -> bool:
+    """Whether anything will read the object at the recording's ``s3_key``.
+
+    Verified audio is read until purged, and an upload still under way will
+    be verified. Bytes at the key of a purged recording, or of one that
+    failed before its audio was verified, were left by a ticket or an upload
+    nobody completes: orphans.
+    """
+    if recording.purged_at is not None:
+        return False
+    return recording.has_verified_audio or recording.status is RecordingStatus.UPLOADING
 
 
 def _object_missing(ctx: ServiceContext, recording: Recording) -> bool:

@@ -187,13 +187,22 @@ def assemble(ctx: ServiceContext, recording: Recording) -> None:
 
 
 def discard_upload(ctx: ServiceContext, recording: Recording) -> None:
-    """After a multipart recording failed or was deleted unverified: free what storage holds.
+    """After an upload failed or was deleted unverified: free what storage holds at ``s3_key``.
 
-    Aborts its multipart upload and removes an assembled object that was
-    never verified. Best effort: a storage error is logged, and the sweeper's
-    pass over unfinished uploads catches what is left.
+    Aborts a multipart upload and removes an assembled object that was never
+    verified, or the unverified bytes a ticket naming ``s3_key`` left there.
+    Best effort: a storage error is logged, and the sweeper's pass over
+    unfinished uploads (or ``reconcile``) catches what is left.
     """
-    if recording.multipart_size_bytes is None or recording.verified_at is not None:
+    if recording.verified_at is not None:
+        return
+    if recording.uploads_in_place:
+        try:
+            ctx.storage.delete(recording.s3_key)
+        except RecordingError:
+            _logger.warning("Could not remove the unverified upload of recording %s", recording.id)
+        return
+    if recording.multipart_size_bytes is None:
         return
     storage = multipart_storage(ctx)
     try:

@@ -1,14 +1,18 @@
 """Settling a staged upload: verify it, check its audio signature, move it to its final key.
 
 Completion and the sweeper share this. Upload tickets name a staging key; the
-verified object moves to ``s3_key``, which no ticket ever names, so a replayed
-ticket can never change verified audio (see ``docs/security.md``).
+verified object moves to ``s3_key``, which no such ticket names, so a replayed
+ticket can never change verified audio. Tickets that pin the declared SHA-256
+name ``s3_key`` itself: storage takes no other bytes there, so the object is
+verified where it is (see ``docs/security.md``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+
+import attrs
 
 from helppet_recordings import events
 from helppet_recordings.errors import UploadVerificationError
@@ -113,12 +117,17 @@ def _try_verify_and_move(
     None when the staged object changed or vanished during the pass.
     """
     storage = ctx.storage
-    source = recording.upload_key or recording.s3_key
+    staging_key = recording.staging_key
+    source = staging_key or recording.s3_key
     found, head = _look(storage, recording, source)
     moved_before = False
-    if found is None and recording.upload_key is not None:
+    if found is None and staging_key is not None:
         found, head = _look(storage, recording, recording.s3_key)
         moved_before = found is not None
+    if found is not None and recording.uploads_in_place:
+        # Its tickets pinned the declared SHA-256 and storage refused any other body,
+        # so storage confirmed it when the bytes were written.
+        found = attrs.evolve(found, sha256=recording.content_sha256)
     where = recording.s3_key if moved_before else source
     stored = verify_upload(
         recording,
@@ -135,7 +144,7 @@ def _try_verify_and_move(
             return None
     check_audio_signature(recording, head)
     final = stored
-    if recording.upload_key is not None and not moved_before:
+    if staging_key is not None and not moved_before:
         moved = storage.promote(source, recording.s3_key, expected=stored)
         if moved is None:
             return None
@@ -149,9 +158,11 @@ def _look(
     """Return the object at ``key`` and, where one request tells both, its first bytes.
 
     That request reports no checksums, so an upload with a declared SHA-256
-    is HEADed (its first bytes are read after verification).
+    is HEADed (its first bytes are read after verification), unless its
+    tickets pinned that SHA-256.
     """
-    if isinstance(storage, HeadAndRead) and recording.content_sha256 is None:
+    needs_checksum = recording.content_sha256 is not None and not recording.uploads_in_place
+    if isinstance(storage, HeadAndRead) and not needs_checksum:
         both = storage.head_and_read(key, length=SNIFF_BYTES)
         return (None, None) if both is None else both
     return storage.head(key), None

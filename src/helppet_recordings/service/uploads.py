@@ -21,6 +21,7 @@ from helppet_recordings.errors import (
     UploadTimeoutError,
 )
 from helppet_recordings.models import Recording, UploadTicket
+from helppet_recordings.ports import ChecksumPinning
 from helppet_recordings.schemas import (
     CompleteUploadRequest,
     InitiateUploadRequest,
@@ -70,7 +71,6 @@ def initiate_upload(
         if existing is not None:
             return _repeat_initiate(ctx, existing, req, mime_type)
 
-    settings = ctx.settings
     recording = new_recording(
         ctx,
         owner,
@@ -80,12 +80,8 @@ def initiate_upload(
         bucket=ctx.storage.bucket,
         now=ctx.now(),
     )
-    # The ticket names a staging key; completion moves the verified bytes to ``s3_key``,
-    # which no ticket ever names, so a replayed ticket cannot change verified audio.
-    upload_key = settings.s3_staging_prefix + recording.s3_key.removeprefix(
-        settings.s3_recordings_prefix
-    )
-    ticket = _sign_upload(ctx, upload_key, mime_type)
+    upload_key = _upload_key(ctx, recording)
+    ticket = _sign_upload(ctx, upload_key, mime_type, sha256=_pinned(recording, upload_key))
     recording = recording.copy(upload_key=upload_key, s3_bucket=ticket.bucket)
     try:
         ctx.create(
@@ -239,12 +235,55 @@ def _rejected(
         ) from cause
 
 
-def _sign_upload(ctx: ServiceContext, key: str, mime_type: str) -> UploadTicket:
-    return ctx.storage.create_upload(
+def _upload_key(ctx: ServiceContext, recording: Recording) -> str:
+    """Return the key a new recording's tickets name; none may ever change verified audio.
+
+    ``s3_key`` itself when the client declared the file's SHA-256 and storage
+    pins it in the ticket (every use of the ticket can then only write those
+    same bytes, and completion needs no copy); otherwise a staging key, from
+    which completion moves the verified bytes to ``s3_key``, which no ticket
+    names.
+    """
+    storage = ctx.storage
+    if (
+        recording.content_sha256 is not None
+        and isinstance(storage, ChecksumPinning)
+        and storage.pins_checksums
+    ):
+        return recording.s3_key
+    settings = ctx.settings
+    return settings.s3_staging_prefix + recording.s3_key.removeprefix(settings.s3_recordings_prefix)
+
+
+def _pinned(recording: Recording, upload_key: str) -> str | None:
+    """Return the SHA-256 a ticket for ``upload_key`` pins (the declared one, at ``s3_key``)."""
+    return recording.content_sha256 if upload_key == recording.s3_key else None
+
+
+def _sign_upload(
+    ctx: ServiceContext, key: str, mime_type: str, *, sha256: str | None = None
+) -> UploadTicket:
+    """Sign a ticket for ``key``; with ``sha256``, one that pins it (or none at all)."""
+    storage = ctx.storage
+    settings = ctx.settings
+    if sha256 is not None:
+        if not isinstance(storage, ChecksumPinning):
+            # An unpinned ticket for the final key could overwrite verified audio.
+            raise UploadKindError(
+                "This upload's tickets pin its checksum and this storage cannot; start a new upload"
+            )
+        return storage.create_upload(
+            key=key,
+            content_type=mime_type,
+            max_size=settings.max_file_size,
+            expires_in=settings.s3_presigned_url_expiration,
+            sha256=sha256,
+        )
+    return storage.create_upload(
         key=key,
         content_type=mime_type,
-        max_size=ctx.settings.max_file_size,
-        expires_in=ctx.settings.s3_presigned_url_expiration,
+        max_size=settings.max_file_size,
+        expires_in=settings.s3_presigned_url_expiration,
     )
 
 
@@ -275,7 +314,8 @@ def _renew(
             )
         renewed = recording.renew(now, upload_expires_at=upload_deadline(ctx, now))
         key = recording.upload_key or recording.s3_key
-        tickets.append(_sign_upload(ctx, key, recording.mime_type or ""))
+        sha256 = _pinned(recording, key) if recording.uploads_in_place else None
+        tickets.append(_sign_upload(ctx, key, recording.mime_type or "", sha256=sha256))
         return Change(renewed, None)
 
     renewed = ctx.change(rid, renew, owner=owner, loaded=loaded).recording
