@@ -48,6 +48,7 @@ from helppet_recordings import (
 from helppet_recordings.ports import RecordingStorage
 from helppet_recordings.testing.storage_contract import (
     AUDIO,
+    ChecksumPinningContract,
     HttpStorageContract,
     PromoteContract,
     PutObject,
@@ -78,7 +79,7 @@ def _post(storage: S3Storage, key: str, body: bytes, **fields: str) -> httpx.Res
     )
 
 
-class TestS3StorageOnSeaweedFS(HttpStorageContract, PromoteContract):
+class TestS3StorageOnSeaweedFS(HttpStorageContract, PromoteContract, ChecksumPinningContract):
     signature_field = "x-amz-signature"
 
     @pytest.fixture

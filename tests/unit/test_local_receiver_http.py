@@ -273,6 +273,47 @@ def test_trickling_client_hits_the_body_timeout(storage: LocalStorage, served: S
     assert _staging_is_empty(storage)
 
 
+# ------------------------------------------------------------------- pinned checksums
+
+
+def test_pinned_ticket_over_http_stores_only_its_bytes(
+    storage: LocalStorage, server_log: list[logging.LogRecord]
+) -> None:
+    """4 MiB in batches: other bytes get 400 BadDigest and leave nothing; the right ones land."""
+    body = os.urandom(4 * MiB)
+    forged = body[:-1] + bytes([body[-1] ^ 1])
+    digest = hashlib.sha256(body).hexdigest()
+    ticket = storage.create_upload(
+        key="recordings/u/ctx/pinned.m4a",
+        content_type="audio/mp4",
+        max_size=len(body),
+        expires_in=60,
+        sha256=digest,
+    )
+
+    def post(data: bytes) -> httpx.Response:
+        files = {"file": ("r.m4a", data, "audio/mp4")}
+        return httpx.post(ticket.url, data=dict(ticket.fields), files=files, timeout=30)
+
+    refused = post(forged)
+    assert refused.status_code == 400, refused.text
+    assert "<Code>BadDigest</Code>" in refused.text
+    assert _staging_is_empty(storage)
+    assert files_under(storage.root) == []
+    stored = post(body)
+    assert stored.status_code == 204, stored.text
+    data_path = storage.root / "objects" / ticket.key
+    before = (data_path.stat().st_ino, storage.head(ticket.key))
+    assert "<Code>BadDigest</Code>" in post(forged).text
+    assert (data_path.stat().st_ino, storage.head(ticket.key)) == before
+    assert before[1] is not None
+    assert before[1].sha256 == digest
+    assert stored.headers["etag"] == f'"{before[1].etag}"'
+    assert data_path.read_bytes() == body
+    assert _staging_is_empty(storage)
+    assert server_log == []
+
+
 # ---------------------------------------------------------------------- concurrency
 
 

@@ -20,6 +20,7 @@ from helppet_recordings.storage.local import (
 )
 from helppet_recordings.testing.storage_contract import (
     AUDIO,
+    ChecksumPinningContract,
     HttpStorageContract,
     PromoteContract,
     PutObject,
@@ -47,7 +48,7 @@ def http_app() -> Iterator[tuple[LocalStorageApp, str]]:
         yield app, server.base_url
 
 
-class TestLocalStorage(HttpStorageContract, PromoteContract):
+class TestLocalStorage(HttpStorageContract, PromoteContract, ChecksumPinningContract):
     signature_field = "signature"
 
     @pytest.fixture

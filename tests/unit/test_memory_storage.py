@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 
 import pytest
 
 from helppet_recordings import InMemoryStorage, StorageError
+from helppet_recordings.models import UploadTicket
 from helppet_recordings.ports import RecordingStorage
 from helppet_recordings.testing.storage_contract import (
     AUDIO,
+    ChecksumPinningContract,
     PromoteContract,
     PutObject,
+    SendUpload,
     StorageContract,
 )
 
 
-class TestInMemoryStorageContract(StorageContract, PromoteContract):
+class TestInMemoryStorageContract(StorageContract, PromoteContract, ChecksumPinningContract):
     """The shared storage contract on the in-memory backend."""
 
     @pytest.fixture
@@ -32,6 +36,19 @@ class TestInMemoryStorageContract(StorageContract, PromoteContract):
             storage.put_object(key, body, content_type=content_type)
 
         return put
+
+    @pytest.fixture
+    def send_upload(self, storage: RecordingStorage) -> SendUpload:
+        assert isinstance(storage, InMemoryStorage)
+
+        def send(ticket: UploadTicket, body: bytes, fields: Mapping[str, str]) -> bool:
+            try:
+                storage.receive_upload(fields, body)
+            except StorageError:
+                return False
+            return True
+
+        return send
 
 
 class FakeTime:

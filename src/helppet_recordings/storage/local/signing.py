@@ -3,13 +3,15 @@
 An upload ticket looks like an S3 presigned POST: ``key``, ``Content-Type``,
 ``policy`` and ``signature`` fields. The policy is base64url JSON naming the
 bucket, the exact key, the exact content type, the size range 1..max and the
-expiry; the signature is HMAC-SHA256 of the policy under the storage's
-secret. A download URL's query carries an expiry, the response content type
-and filename, and an HMAC over all of them, the bucket and the key. A part
-URL of a multipart upload carries the upload id, the part number, the exact
-size and an expiry, with an HMAC over them, the bucket and the key. Each
-kind of signature has its own context prefix, so one can never pass as the
-other. Nothing is trusted that the secret did not sign.
+expiry, and optionally the body's SHA-256 (then the ticket also carries S3's
+``x-amz-checksum-algorithm`` and ``x-amz-checksum-sha256`` fields, which the
+form must repeat exactly); the signature is HMAC-SHA256 of the policy under
+the storage's secret. A download URL's query carries an expiry, the response
+content type and filename, and an HMAC over all of them, the bucket and the
+key. A part URL of a multipart upload carries the upload id, the part number,
+the exact size and an expiry, with an HMAC over them, the bucket and the key.
+Each kind of signature has its own context prefix, so one can never pass as
+the other. Nothing is trusted that the secret did not sign.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
+from helppet_recordings.storage._checksums import sha256_fields
 from helppet_recordings.storage._http import content_disposition
 from helppet_recordings.storage.local.refusal import (
     LocalStorageRefusal,
@@ -43,6 +46,7 @@ __all__ = [
     "check_header_text",
     "check_positive",
     "check_secret",
+    "check_sha256",
 ]
 
 MIN_SECRET_LENGTH: Final = 16
@@ -68,6 +72,13 @@ class UploadPolicy:
     max_size: int
     expires_at: int
     """Unix time after which the ticket is refused."""
+    sha256: str | None = None
+    """The body's SHA-256 the ticket pins (64 lower-case hex characters), or None."""
+
+    @property
+    def checksum_fields(self) -> dict[str, str]:
+        """The checksum fields the form must carry exactly (none when nothing is pinned)."""
+        return {} if self.sha256 is None else sha256_fields(self.sha256)
 
 
 @attrs.frozen(kw_only=True)
@@ -108,11 +119,23 @@ class Signer:
         self._clock = clock
 
     def upload_fields(
-        self, *, key: str, content_type: str, max_size: int, expires_in: int
+        self,
+        *,
+        key: str,
+        content_type: str,
+        max_size: int,
+        expires_in: int,
+        sha256: str | None = None,
     ) -> dict[str, str]:
-        """Return the form fields of a POST upload of 1 to ``max_size`` bytes at ``key``."""
+        """Return the form fields of a POST upload of 1 to ``max_size`` bytes at ``key``.
+
+        With ``sha256`` (64 hex characters) the policy pins the body's digest
+        and the fields carry it as S3's checksum fields; ``ValueError`` if it
+        is not a digest.
+        """
+        checksum = sha256_fields(sha256) if sha256 is not None else {}
         expires_at = math.floor(self._clock()) + expires_in
-        document = {
+        document: dict[str, object] = {
             "v": _POLICY_VERSION,
             "bucket": self._bucket,
             "key": key,
@@ -122,10 +145,14 @@ class Signer:
             "exp": expires_at,
             "expiration": dt.datetime.fromtimestamp(expires_at, dt.UTC).isoformat(),
         }
+        if sha256 is not None:
+            # An optional member: policies signed without one keep verifying as before.
+            document["sha256"] = sha256.lower()
         policy = _b64encode(json.dumps(document, separators=(",", ":"), sort_keys=True))
         return {
             "key": key,
             "Content-Type": content_type,
+            **checksum,
             "policy": policy,
             "signature": self._sign(_UPLOAD_CONTEXT + policy.encode("ascii")),
         }
@@ -162,10 +189,17 @@ class Signer:
             raise condition_failed("key", policy.key)
         if fields.get("content-type") != policy.content_type:
             raise condition_failed("Content-Type", policy.content_type)
+        checksum = policy.checksum_fields
+        for name, value in checksum.items():
+            if fields.get(name) != value:
+                raise condition_failed(name, value)
+        # Checksum fields a policy does not pin are extra fields: refused, never trusted.
         extra = sorted(
             name
             for name in fields
-            if name not in _ALLOWED_FIELDS and not name.startswith(_IGNORED_FIELD_PREFIX)
+            if name not in _ALLOWED_FIELDS
+            and name not in checksum
+            and not name.startswith(_IGNORED_FIELD_PREFIX)
         )
         if extra:
             raise LocalStorageRefusal(
@@ -302,6 +336,16 @@ def check_positive(value: object, name: str) -> None:
         raise ValueError(msg)
 
 
+def check_sha256(value: object) -> None:
+    """Raise ``ValueError`` unless ``value`` is None or a SHA-256 digest as 64 hex characters."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        msg = "sha256 must be a SHA-256 digest as 64 hex characters"
+        raise ValueError(msg)
+    sha256_fields(value)  # raises the same ValueError for any other text
+
+
 def check_header_text(value: object, name: str) -> None:
     """Raise ``ValueError`` unless ``value`` is 1 to 255 printable ASCII characters."""
     if (
@@ -339,12 +383,23 @@ def _parse_policy(text: str) -> UploadPolicy:
             min_size=_typed(document, "min", int),
             max_size=_typed(document, "max", int),
             expires_at=_typed(document, "exp", int),
+            sha256=_pinned_sha256(document),
         )
     except (ValueError, TypeError, UnicodeError, binascii.Error):
         raise LocalStorageRefusal(
             400, "InvalidPolicyDocument", "Invalid Policy: Invalid JSON."
         ) from None
     return policy
+
+
+def _pinned_sha256(document: dict[str, Any]) -> str | None:
+    """Return the policy's optional ``sha256`` (64 lower-case hex characters), or None."""
+    if "sha256" not in document:
+        return None
+    value = _typed(document, "sha256", str)
+    if len(value) != 64 or not all(ch in "0123456789abcdef" for ch in value):
+        raise ValueError(value)
+    return value
 
 
 _T = TypeVar("_T")

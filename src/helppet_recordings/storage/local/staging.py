@@ -97,7 +97,9 @@ class StagedUpload:
     def commit(self) -> StoredObject:
         """Flush the file and move it into place with its sidecar; return the stored object.
 
-        Raises ``EntityTooSmall`` (and discards) below the policy's minimum size.
+        Raises (and discards) ``EntityTooSmall`` below the policy's minimum
+        size, and ``BadDigest`` when the policy pins another SHA-256: then
+        nothing is moved, and whatever the key held stays as it was.
         """
         if self._file is None or self._path is None:
             msg = "the upload is closed"
@@ -110,6 +112,14 @@ class StagedUpload:
                 "Your proposed upload is smaller than the minimum allowed size",
                 MinSizeAllowed=str(self.policy.min_size),
             )
+        md5, sha256 = self._digests.hexdigests()
+        if self.policy.sha256 is not None and sha256 != self.policy.sha256:
+            self.discard()
+            raise LocalStorageRefusal(
+                400,
+                "BadDigest",
+                "The SHA256 you specified did not match the calculated checksum.",
+            )
         handle, path = self._file, self._path
         try:
             handle.flush()
@@ -118,7 +128,6 @@ class StagedUpload:
             status = os.fstat(handle.fileno())
             handle.close()
             stored_at = dt.datetime.now(dt.UTC)
-            md5, sha256 = self._digests.hexdigests()
             meta = sidecar(
                 key=self.policy.key,
                 content_type=self.policy.content_type,

@@ -22,6 +22,7 @@ from helppet_recordings.storage.local.signing import (
     check_header_text,
     check_positive,
     check_secret,
+    check_sha256,
 )
 from helppet_recordings.storage.local.staging import (
     STALE_STAGING_SECONDS,
@@ -102,19 +103,43 @@ class LocalStorage(LocalMultipart):
         """Where clients POST uploads."""
         return f"{self._base_url}/upload"
 
+    @property
+    def pins_checksums(self) -> bool:
+        """True: a pinned ticket may name the final key (see ``ChecksumPinning``).
+
+        The receiver refuses a body with another SHA-256, and the ETag is the
+        MD5 of the bytes, so identical bytes written again keep their ETag.
+        """
+        return True
+
     def create_upload(
-        self, *, key: str, content_type: str, max_size: int, expires_in: int
+        self,
+        *,
+        key: str,
+        content_type: str,
+        max_size: int,
+        expires_in: int,
+        sha256: str | None = None,
     ) -> UploadTicket:
         """Sign a POST upload of 1 to ``max_size`` bytes of ``content_type`` at ``key``.
 
-        Raises ``ValueError`` for an unsafe key or a nonsensical limit.
+        With ``sha256`` (64 hex characters) the policy also pins the body's
+        SHA-256 and the ticket carries S3's ``x-amz-checksum-algorithm`` and
+        ``x-amz-checksum-sha256`` fields: the receiver refuses any other body
+        with 400 ``BadDigest``. Raises ``ValueError`` for an unsafe key, a
+        nonsensical limit or a ``sha256`` that is not a digest.
         """
         check_key(key)
         check_positive(max_size, "max_size")
         check_positive(expires_in, "expires_in")
         check_header_text(content_type, "content_type")
+        check_sha256(sha256)
         fields = self._signer.upload_fields(
-            key=key, content_type=content_type, max_size=max_size, expires_in=expires_in
+            key=key,
+            content_type=content_type,
+            max_size=max_size,
+            expires_in=expires_in,
+            sha256=sha256,
         )
         return UploadTicket(
             url=self.upload_url,
@@ -188,8 +213,10 @@ class LocalStorage(LocalMultipart):
         the file. Raises :class:`LocalStorageRefusal`: 400 ``InvalidArgument``
         for a missing field, 403 ``SignatureDoesNotMatch`` for a policy the
         secret did not sign, 403 ``AccessDenied`` for an expired policy, a
-        key, content type or bucket the policy does not allow, or a field it
-        does not cover. With ``check_path=False`` it does not touch the
+        key, content type, checksum field or bucket the policy does not
+        allow, or a field it does not cover (checksum fields included); a
+        pinned SHA-256 is checked against the body when it is committed
+        (400 ``BadDigest``). With ``check_path=False`` it does not touch the
         filesystem (an event loop may call it); :meth:`stage` then checks
         that the key's path stays inside the root.
         """
