@@ -3,7 +3,8 @@
 FastAPI, PyJWT, one boto3 client, one psycopg connection per worker thread,
 no package. ``initiate`` checks the bearer token and the content type, presigns
 a POST with the package's conditions (bucket, key, Content-Type, AES256,
-1..max bytes, one hour) and INSERTs one row into a table of the package's
+1..max bytes, one hour, and the file's SHA-256 when the phone declares it) and
+INSERTs one row into a table of the package's
 schema; ``complete`` checks the token, runs one ``UPDATE ... RETURNING`` in a
 transaction, HEADs the object and commits only if it is the announced size.
 No listing, no idempotency, no events, no metrics.
@@ -23,6 +24,7 @@ Configured from the environment: ``BARE_DATABASE_URL`` (a libpq URL),
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import os
 import secrets
@@ -76,6 +78,7 @@ class InitiateBody(BaseModel):
     filename: str
     content_type: str
     appointment_id: uuid.UUID | None = None
+    content_sha256: str | None = None
 
 
 class CompleteBody(BaseModel):
@@ -120,13 +123,16 @@ def initiate(
     name = f"{now:%Y%m%d_%H%M%S}_{secrets.token_hex(8)}.{extension}"
     key = f"recordings/{user}/{name}"
     upload_key = f"{STAGING_PREFIX}{user}/{name}" if _INTEGRITY else None
+    fields = {"Content-Type": body.content_type, "x-amz-server-side-encryption": "AES256"}
+    if body.content_sha256 is not None:
+        digest = base64.b64encode(bytes.fromhex(body.content_sha256)).decode()
+        fields |= {"x-amz-checksum-algorithm": "SHA256", "x-amz-checksum-sha256": digest}
     post = _s3.generate_presigned_post(
         Bucket=_BUCKET,
         Key=upload_key or key,
-        Fields={"Content-Type": body.content_type, "x-amz-server-side-encryption": "AES256"},
+        Fields=fields,
         Conditions=[
-            {"Content-Type": body.content_type},
-            {"x-amz-server-side-encryption": "AES256"},
+            *({name: value} for name, value in fields.items()),
             ["content-length-range", 1, MAX_FILE_SIZE],
         ],
         ExpiresIn=EXPIRES_IN,

@@ -11,7 +11,9 @@ final key, a delete). A
 small asyncio HTTP/1.1 client on loopback keeps one keep-alive connection per
 simulated phone and drives, at concurrency 1, 8 and 32:
 
-- ``initiate``: ``POST /upload/initiate`` in a loop;
+- ``initiate``: ``POST /upload/initiate`` in a loop, declaring the file's
+  SHA-256 as the package's client does (every app pins it in the POST policy;
+  the package's ticket then names the final key);
 - ``flow``: initiate, the upload to SeaweedFS (the phone's own step, the same
   for both apps), complete. Its throughput counts whole flows; its latencies
   are the two API calls' time, without the upload.
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -64,7 +67,13 @@ API = "/api/v1/recordings"
 BUCKET = "bench-http"
 START_TIMEOUT = 60.0
 AUDIO = tone_wav(seconds=0.1)
-INITIATE_BODY = json.dumps({"filename": "visit.wav", "content_type": "audio/wav"}).encode()
+INITIATE_BODY = json.dumps(
+    {
+        "filename": "visit.wav",
+        "content_type": "audio/wav",
+        "content_sha256": hashlib.sha256(AUDIO).hexdigest(),
+    }
+).encode()
 TICKS = os.sysconf("SC_CLK_TCK")
 
 # ----------------------------------------------------------------------------- client

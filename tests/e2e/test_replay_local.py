@@ -19,6 +19,7 @@ from tests.support.replay import (
     ORIGINAL,
     STATUSES,
     assert_html_is_refused,
+    assert_pinned_replay_is_harmless,
     assert_replay_is_harmless,
 )
 
@@ -60,6 +61,15 @@ def test_replayed_ticket_never_changes_verified_audio(
     after_replays = assert_replay_is_harmless(service, status)
     expected = b"" if status == "purged" else ORIGINAL
     assert after_replays == [expected, expected]
+
+
+@pytest.mark.parametrize("status", STATUSES)
+def test_a_pinned_ticket_replayed_never_changes_verified_audio(
+    service: RecordingService, status: str
+) -> None:
+    """A ticket naming the final key takes only the pinned bytes, which change nothing."""
+    expected = b"" if status == "purged" else ORIGINAL
+    assert assert_pinned_replay_is_harmless(service, status) == expected
 
 
 def test_html_page_on_an_audio_ticket_is_refused(service: RecordingService) -> None:
