@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import gc
 import hashlib
 import logging
 import re
@@ -991,3 +992,15 @@ def test_listing_pages_by_cursor(client: TestClient, user: uuid.UUID) -> None:
     assert len(seen) == len(set(seen)) == 5
     forged = client.get(f"{BASE}/", params={"cursor": "forged"}, headers=auth(user))
     assert_error(forged, 422, "VALIDATION_ERROR")
+
+
+def test_start_up_freezes_what_it_built(storage: LocalStorage, service: RecordingService) -> None:
+    """After start-up the collector no longer walks the objects the app built (gc.freeze)."""
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        with TestClient(create_app(service, jwt_secret=SECRET, local_storage=storage)) as client:
+            assert gc.get_freeze_count() > 0
+            assert client.get("/openapi.json").status_code == 200
+    finally:
+        gc.unfreeze()
