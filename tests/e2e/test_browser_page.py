@@ -275,6 +275,8 @@ def test_record_upload_list_and_play_same_origin(
     recording_id = _only_row(visit)
     stored = httpx.get(f"{api.base_url}{API}/{recording_id}", headers=visit.headers()).json()
     assert (stored["file_size_bytes"], stored["mime_type"]) == (len(recorded), "audio/webm")
+    # The page declared the SHA-256 (WebCrypto), so its ticket pinned it and named s3_key.
+    assert stored["checksum_status"] == "verified"
 
     player = visit.play(recording_id)
     assert player["readyState"] >= 2

@@ -104,10 +104,20 @@ class Progress {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// The file's SHA-256, declared at initiate: the ticket then pins it, so storage takes only
+// these bytes and completion verifies them where they land. WebCrypto exists only in
+// secure contexts (https, localhost); elsewhere the upload goes without it.
+async function sha256Hex(blob) {
+  if (!globalThis.crypto?.subtle) return undefined;
+  const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
+  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
 async function uploadInOnePost(source, progress) {
-  const ticket = await api("/upload/initiate", {
-    method: "POST", body: { filename: source.filename, content_type: source.contentType },
-  });
+  const body = { filename: source.filename, content_type: source.contentType };
+  const sha256 = await sha256Hex(source.blob);
+  if (sha256) body.content_sha256 = sha256;
+  const ticket = await api("/upload/initiate", { method: "POST", body });
   const form = new FormData();
   for (const [name, value] of Object.entries(ticket.upload_fields)) form.append(name, value);
   form.append("file", source.blob, "audio"); // the signed key names the object, not this
