@@ -17,6 +17,7 @@ from helppet_recordings import (
     RecordingSettings,
     RecordingStatus,
     StorageError,
+    UploadKindError,
 )
 from helppet_recordings.schemas import InitiateUploadResponse
 from tests.unit.conftest import BUCKET, Harness
@@ -206,3 +207,16 @@ def test_a_verified_recordings_object_is_not_an_orphan(harness: Harness) -> None
     report = harness.service.reconcile()
     assert report.orphan_keys == []
     assert report.missing_objects == []
+
+
+def test_a_pinned_upload_is_not_renewed_by_storage_that_no_longer_pins(harness: Harness) -> None:
+    """An unpinned ticket for the final key could overwrite audio: renewal is refused instead."""
+    ticket = harness.service.initiate_upload(USER, request())
+    kms = InMemoryStorage(BUCKET, sse="aws:kms")  # pins_checksums is False
+    service = RecordingService(kms, harness.repository, RecordingSettings(), clock=harness.clock)
+    with pytest.raises(UploadKindError) as info:
+        service.renew_upload(USER, ticket.recording_id)
+    assert info.value.error_code == "WRONG_UPLOAD_KIND"
+    assert harness.service.renew_upload(USER, ticket.recording_id).upload_fields["key"] == (
+        ticket.s3_key
+    )

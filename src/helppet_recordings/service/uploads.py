@@ -267,8 +267,9 @@ def _sign_upload(
     storage = ctx.storage
     settings = ctx.settings
     if sha256 is not None:
-        if not isinstance(storage, ChecksumPinning):
-            # An unpinned ticket for the final key could overwrite verified audio.
+        if not isinstance(storage, ChecksumPinning) or not storage.pins_checksums:
+            # The storage changed since initiate (or stopped trusting the server's checksum
+            # check): a ticket for the final key it cannot pin could overwrite verified audio.
             raise UploadKindError(
                 "This upload's tickets pin its checksum and this storage cannot; start a new upload"
             )
@@ -314,7 +315,7 @@ def _renew(
             )
         renewed = recording.renew(now, upload_expires_at=upload_deadline(ctx, now))
         key = recording.upload_key or recording.s3_key
-        sha256 = _pinned(recording, key) if recording.uploads_in_place else None
+        sha256 = recording.content_sha256 if recording.uploads_in_place else None
         tickets.append(_sign_upload(ctx, key, recording.mime_type or "", sha256=sha256))
         return Change(renewed, None)
 

@@ -66,11 +66,11 @@ class S3Storage(Promotion, MultipartUploads, EncryptionSettings):
 
     ``checksum_tickets`` says that the server verifies a POST's
     ``x-amz-checksum-sha256`` field against the body (AWS S3 and SeaweedFS
-    do): an upload whose client
-    declared its SHA-256 then gets a ticket pinning it at the final key, so
-    completion needs no copy (see ``ChecksumPinning``). Set it False for a
-    server that ignores the field; such uploads then go through a staging
-    key like the others. SSE-KMS never pins (its ETag changes on every write).
+    do): an upload whose client declared its SHA-256 then gets a ticket
+    pinning it at the final key, so completion needs no copy (see
+    ``ChecksumPinning``). Set it False for a server that ignores the field;
+    such uploads then go through a staging key like the others. SSE-KMS
+    never pins (its ETag changes on every write).
     """
 
     def __init__(
