@@ -20,7 +20,8 @@ same thing:
   POST's ``x-amz-checksum-sha256`` field, so tickets that pin the file's
   SHA-256 may name the final key (``S3Storage(checksum_tickets=...)``);
   ``true`` (default) or ``false`` (also ``1``/``0``, ``yes``/``no``,
-  ``on``/``off``).
+  ``on``/``off``). ``helppet-recordings doctor`` checks the server
+  (``s3.checksum_tickets``).
 
 plus :class:`~helppet_recordings.RecordingSettings`' own variables
 (``S3_BUCKET_NAME``, ``AWS_REGION``, ``HELPPET_MAX_FILE_SIZE``, ...) and,
