@@ -43,7 +43,10 @@ _EXPIRES_IN: Final = 120
 DIGEST_MISMATCH_CODES: Final = frozenset(
     {"BadDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch"}
 )
-"""S3 error codes meaning the body's checksum is not the one declared (AWS, SeaweedFS, MinIO)."""
+"""S3 error codes meaning the body's checksum is not the one declared.
+
+``BadDigest`` from AWS S3 and SeaweedFS, ``XAmzContentChecksumMismatch`` from MinIO.
+"""
 
 _MISMATCH_WORDS: Final = re.compile(r"(digest|checksum|sha256).*mismatch|bad.*digest", re.I)
 _XML_CODE: Final = re.compile(rb"<Code>\s*([^<]{1,100}?)\s*</Code>")
