@@ -3,8 +3,9 @@
 :class:`AppConfig` is :class:`~helppet_recordings.environment.DeploymentSettings`
 (``DATABASE_URL``, ``HELPPET_STORAGE``, ``HELPPET_LOCAL_STORAGE_DIR``,
 ``HELPPET_PUBLIC_BASE_URL``, ``HELPPET_CORS_ORIGINS``, ``HELPPET_JWT_SECRET``,
-``HELPPET_LOCAL_STORAGE_SECRET`` and :class:`~helppet_recordings.RecordingSettings`'
-variables, with the same defaults) with what only this app reads:
+``HELPPET_LOCAL_STORAGE_SECRET``, ``HELPPET_S3_CHECKSUM_TICKETS`` and
+:class:`~helppet_recordings.RecordingSettings`' variables, with the same
+defaults) with what only this app reads:
 
 - ``HELPPET_JWT_SECRET`` is required (at least 32 bytes);
 - ``HELPPET_JWT_AUDIENCE``, ``HELPPET_JWT_ISSUER``: when set, every token must

@@ -3,6 +3,10 @@
 moto's server implements every bucket configuration call (and KMS); SeaweedFS
 implements encryption, CORS and lifecycle but not Block Public Access, which
 doctor must then report as not checkable rather than pass.
+
+``s3.checksum_tickets`` POSTs a body whose SHA-256 is not the one its ticket
+pins: SeaweedFS refuses it (400 BadDigest), moto (5.x) stores it (204) and is
+the server that ignores the checksum fields here.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from moto.server import ThreadedMotoServer
 
 from helppet_recordings.cli._app import cli
 from helppet_recordings.cli.doctor import run_doctor
+from helppet_recordings.cli.findings import Finding
 from helppet_recordings.environment import DeploymentSettings
-from tests.support.seaweedfs import SeaweedEndpoint
+from tests.support.seaweedfs import SeaweedEndpoint, make_client
 from tests.support.servers import HOST, free_ports
 
 if TYPE_CHECKING:
@@ -45,6 +50,7 @@ S3_CHECKS = [
     "s3.cors",
     "s3.lifecycle",
     "s3.public_access",
+    "s3.checksum_tickets",
 ]
 
 
@@ -119,6 +125,17 @@ def findings(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {finding["check"]: finding for finding in report["findings"]}
 
 
+def checksum_finding() -> Finding:
+    """Run doctor on the process environment and return its ``s3.checksum_tickets`` finding."""
+    checks = run_doctor(DeploymentSettings.load())
+    return next(finding for finding in checks if finding.check == "s3.checksum_tickets")
+
+
+def keys_in(client: S3Client, bucket: str) -> list[str]:
+    """Every key in the bucket."""
+    return [item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
 # ------------------------------------------------------------------------------ moto
 
 
@@ -129,7 +146,11 @@ def moto_bucket(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> S3Client:
-    """A fresh bucket on the moto server, with the environment pointing at it."""
+    """A fresh bucket on the moto server, with the environment pointing at it.
+
+    moto ignores a POST's checksum fields, so checksum tickets are off, as they
+    must be on such a server.
+    """
     bucket = f"cli-{request.node.name.replace('_', '-')[:40].lower()}".strip("-")
     configure(
         monkeypatch,
@@ -139,6 +160,7 @@ def moto_bucket(
         secret=MOTO_SECRET,
         bucket=bucket,
     )
+    monkeypatch.setenv("HELPPET_S3_CHECKSUM_TICKETS", "0")
     client = client_for(moto_endpoint, MOTO_KEY, MOTO_SECRET)
     client.create_bucket(Bucket=bucket)
     return client
@@ -182,7 +204,8 @@ def test_bucket_setup_then_doctor_is_clean_on_moto(moto_bucket: S3Client) -> Non
 
     after = run_json("doctor", exit_code=0)
     assert list(findings(after)) == ["database.reachable", "database.migrations", *S3_CHECKS]
-    assert {finding["status"] for finding in after["findings"]} == {"ok"}
+    statuses = {check: finding["status"] for check, finding in findings(after).items()}
+    assert statuses == {**dict.fromkeys(statuses, "ok"), "s3.checksum_tickets": "warn"}
     origins = [
         rule["AllowedOrigins"] for rule in moto_bucket.get_bucket_cors(Bucket=bucket)["CORSRules"]
     ]
@@ -235,6 +258,44 @@ def test_clock_skew_is_measured_against_the_server_date(
     assert clock.status.value == status, clock
 
 
+@pytest.mark.parametrize(
+    ("tickets", "status", "said"),
+    [
+        ("1", "fail", "a replayed ticket could overwrite verified audio"),
+        ("0", "warn", "checksum tickets are off (HELPPET_S3_CHECKSUM_TICKETS) and must stay off"),
+    ],
+)
+def test_a_server_that_ignores_checksum_fields_is_found(
+    moto_bucket: S3Client, monkeypatch: pytest.MonkeyPatch, tickets: str, status: str, said: str
+) -> None:
+    """The moto server stores the mismatched body: fail with tickets on, warn with them off."""
+    monkeypatch.setenv("HELPPET_S3_CHECKSUM_TICKETS", tickets)
+    finding = checksum_finding()
+    assert finding.status.value == status, finding
+    assert "the server stored a body whose SHA-256 differs from the ticket's (204)" in (
+        finding.message
+    )
+    assert said in finding.message
+    assert finding.fix is not None
+    assert "HELPPET_S3_CHECKSUM_TICKETS=0 (S3Storage(checksum_tickets=False))" in finding.fix
+    assert "could not be deleted" not in finding.message
+    assert keys_in(moto_bucket, os.environ["S3_BUCKET_NAME"]) == []  # the probe is gone
+
+
+def test_checksum_tickets_on_moto_fail_the_command(
+    moto_bucket: S3Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From the command line, tickets on a server that ignores the fields: exit 1, the fix said."""
+    monkeypatch.setenv("HELPPET_S3_CHECKSUM_TICKETS", "true")
+    run_json("migrate", exit_code=0)
+    report = run_json("doctor", exit_code=1)
+    failed = [check for check, found in findings(report).items() if found["status"] == "fail"]
+    assert "s3.checksum_tickets" in failed
+    text = run("doctor")
+    assert "s3.checksum_tickets" in text.stdout
+    assert "HELPPET_S3_CHECKSUM_TICKETS=0" in text.stdout
+
+
 def test_a_missing_bucket_is_a_finding(moto_bucket: S3Client) -> None:
     """S3_BUCKET_NAME names no bucket: exit 1, the fix says to create it; setup refuses too."""
     os.environ["S3_BUCKET_NAME"] = "no-such-bucket-here"
@@ -244,6 +305,8 @@ def test_a_missing_bucket_is_a_finding(moto_bucket: S3Client) -> None:
     assert "does not exist" in bucket["message"]
     assert "S3_BUCKET_NAME" in bucket["fix"]
     assert findings(report)["s3.cors"]["message"].startswith("not checked")
+    assert findings(report)["s3.checksum_tickets"]["status"] == "warn"
+    assert findings(report)["s3.checksum_tickets"]["message"].startswith("not checked")
     setup = run_json("bucket-setup", "--apply", exit_code=1)
     assert setup["findings"][-1]["check"] == "s3.bucket"
 
@@ -260,6 +323,13 @@ def test_an_unreachable_endpoint_is_a_finding(
     assert bucket["status"] == "fail"
     assert f"cannot reach {endpoint}" in bucket["message"]
     assert findings(report)["s3.credentials"]["status"] == "warn"
+    checksum = findings(report)["s3.checksum_tickets"]
+    assert checksum == {
+        "check": "s3.checksum_tickets",
+        "status": "warn",
+        "message": "not checked: the bucket is not reachable",
+        "fix": None,
+    }
     text = run("doctor")
     assert text.exit_code == 1
     assert "AWS_ENDPOINT_URL" in text.stdout
@@ -306,7 +376,17 @@ def test_seaweedfs_setup_and_doctor_say_what_they_cannot_do(
     assert (
         "does not implement GetPublicAccessBlock" in findings(report)["s3.public_access"]["message"]
     )
+    assert findings(report)["s3.checksum_tickets"]["message"] == (
+        "the server refuses a body whose SHA-256 differs from the ticket's (400 BadDigest); "
+        "pinned tickets may name the final key"
+    )
     run_json("doctor", "--strict", exit_code=1)  # ...unless the pipeline says so
+    monkeypatch.setenv("HELPPET_S3_CHECKSUM_TICKETS", "0")
+    turned_off = checksum_finding()
+    assert turned_off.status.value == "ok"
+    assert "checksum tickets are off" in turned_off.message
+    assert "they may be turned on" in turned_off.message
+    assert keys_in(make_client(seaweed), seaweed_bucket) == []  # no probe left behind
 
 
 def test_a_wrong_secret_key_is_a_finding(

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from examples.fastapi_app.config import AppConfig
 
-from helppet_recordings import LocalStorage
+from helppet_recordings import LocalStorage, S3Storage
 from helppet_recordings.environment import (
     ConfigurationError,
     DeploymentSettings,
     build_backends,
+    build_storage,
 )
 
 JWT_SECRET = "j" * 40
@@ -40,6 +41,7 @@ def test_defaults_match_the_example_app(tmp_path: Path, monkeypatch: pytest.Monk
     assert env.local_storage_dir == example.local_storage_dir
     assert env.public_base_url == example.public_base_url == "http://127.0.0.1:8000"
     assert env.cors_origins == ()
+    assert env.s3_checksum_tickets is example.s3_checksum_tickets is True
     assert env.local_secret() is None
     assert env.recording.s3_bucket_name == "helppet-audio-recordings"
 
@@ -125,6 +127,43 @@ def test_bad_values_name_every_variable_and_never_quote_secrets() -> None:
     }
     assert "short-secret-value" not in str(error.to_dict())
     assert "tiny-secret" not in str(error.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("value", "pins"),
+    [("0", False), ("false", False), ("Off", False), ("1", True), ("true", True)],
+)
+def test_checksum_tickets_follow_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str, pins: bool
+) -> None:
+    """HELPPET_S3_CHECKSUM_TICKETS reaches S3Storage; the example app and os.environ read it."""
+    environ = {"HELPPET_STORAGE": "s3", "HELPPET_S3_CHECKSUM_TICKETS": value}
+    env = DeploymentSettings.from_env(environ)
+    assert env.s3_checksum_tickets is pins
+    storage = build_storage(env)
+    assert isinstance(storage, S3Storage)
+    assert storage.pins_checksums is pins
+    app = AppConfig.from_env({**environ, "HELPPET_JWT_SECRET": JWT_SECRET})
+    assert app.s3_checksum_tickets is pins
+    monkeypatch.setenv("HELPPET_S3_CHECKSUM_TICKETS", value)
+    assert DeploymentSettings().s3_checksum_tickets is pins
+
+
+def test_s3_options_win_over_the_checksum_tickets_variable() -> None:
+    """A caller's own checksum_tickets keyword overrides the environment's."""
+    env = DeploymentSettings.from_env({"HELPPET_STORAGE": "s3"})
+    storage = build_storage(env, s3_options={"checksum_tickets": False})
+    assert isinstance(storage, S3Storage)
+    assert storage.pins_checksums is False
+
+
+def test_a_bad_checksum_tickets_value_names_the_variable() -> None:
+    """A value that is no boolean is a ConfigurationError naming HELPPET_S3_CHECKSUM_TICKETS."""
+    with pytest.raises(ConfigurationError) as caught:
+        DeploymentSettings.from_env({"HELPPET_S3_CHECKSUM_TICKETS": "sometimes"})
+    problems = caught.value.details["errors"]
+    assert [problem["variable"] for problem in problems] == ["HELPPET_S3_CHECKSUM_TICKETS"]
+    assert "HELPPET_S3_CHECKSUM_TICKETS: Input should be a valid boolean" in caught.value.message
 
 
 def test_secrets_stay_out_of_repr() -> None:

@@ -16,6 +16,12 @@ same thing:
 - ``HELPPET_JWT_SECRET``: the example app's token secret, at least 32 bytes.
 - ``HELPPET_LOCAL_STORAGE_SECRET``: signs LocalStorage tickets, at least 16
   characters; default derived from ``HELPPET_JWT_SECRET``.
+- ``HELPPET_S3_CHECKSUM_TICKETS``: with ``s3``, whether the server verifies a
+  POST's ``x-amz-checksum-sha256`` field, so tickets that pin the file's
+  SHA-256 may name the final key (``S3Storage(checksum_tickets=...)``);
+  ``true`` (default) or ``false`` (also ``1``/``0``, ``yes``/``no``,
+  ``on``/``off``). ``helppet-recordings doctor`` checks the server
+  (``s3.checksum_tickets``).
 
 plus :class:`~helppet_recordings.RecordingSettings`' own variables
 (``S3_BUCKET_NAME``, ``AWS_REGION``, ``HELPPET_MAX_FILE_SIZE``, ...) and,

@@ -41,8 +41,9 @@ def build_storage(
 ) -> RecordingStorage:
     """Build the storage backend ``HELPPET_STORAGE`` names.
 
-    ``s3_options`` are further keyword arguments for ``S3Storage``
-    (``connect_timeout``, ``read_timeout``, ``max_attempts``). Raises
+    ``S3Storage`` gets ``checksum_tickets`` from ``HELPPET_S3_CHECKSUM_TICKETS``;
+    ``s3_options`` are further keyword arguments for it (``connect_timeout``,
+    ``read_timeout``, ``max_attempts``), and win over the environment. Raises
     :class:`ConfigurationError` when LocalStorage has no usable secret or
     directory, and ``MissingDependencyError`` when the backend's extra is not
     installed.
@@ -51,11 +52,12 @@ def build_storage(
         # Imported here: the s3 extra is needed only for this backend.
         from helppet_recordings.storage.s3 import S3Storage  # noqa: PLC0415
 
+        options = {"checksum_tickets": environment.s3_checksum_tickets, **(s3_options or {})}
         try:
             return S3Storage(
                 environment.recording.s3_bucket_name,
                 region_name=environment.recording.aws_region,
-                **(s3_options or {}),
+                **options,
             )
         except ValueError as exc:  # botocore refuses e.g. a malformed AWS_ENDPOINT_URL
             msg = f"The S3 client cannot be configured: {exc}"

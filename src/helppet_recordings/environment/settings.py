@@ -99,6 +99,9 @@ class DeploymentSettings(BaseSettings):
     local_storage_secret: Annotated[
         SecretStr | None, Field(validation_alias=_alias("local_storage_secret"))
     ] = None
+    s3_checksum_tickets: Annotated[bool, Field(validation_alias=_alias("s3_checksum_tickets"))] = (
+        True
+    )
     recording: RecordingSettings = Field(default_factory=RecordingSettings)
 
     @classmethod

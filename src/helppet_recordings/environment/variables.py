@@ -35,6 +35,7 @@ _VARIABLES: Final = {
     "cors_origins": "HELPPET_CORS_ORIGINS",
     "jwt_secret": "HELPPET_JWT_SECRET",
     "local_storage_secret": "HELPPET_LOCAL_STORAGE_SECRET",
+    "s3_checksum_tickets": "HELPPET_S3_CHECKSUM_TICKETS",
 }
 
 

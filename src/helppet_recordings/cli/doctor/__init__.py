@@ -2,10 +2,12 @@
 
 Every check yields one :class:`~helppet_recordings.cli.findings.Finding`
 (``ok``, ``warn`` or ``fail``, with a fix). Nothing is changed: doctor only
-reads (the one exception is a temporary file that proves LocalStorage's
-directory is writable). A check that cannot be made (a server that does not
-implement a call, a permission the credentials lack) is a warning that says
-so, never a silent pass.
+reads (the exceptions are a temporary file that proves LocalStorage's
+directory is writable, and the probe of ``s3.checksum_tickets``: a POST of a
+few bytes under the staging prefix, deleted if the server stored it). A
+check that cannot be made (a server that does not implement a call, a
+permission the credentials lack) is a warning that says so, never a silent
+pass.
 
 Checks, in order:
 
@@ -15,7 +17,9 @@ Checks, in order:
   ``local.secret``, ``local.public_url``;
 - with ``s3``: ``s3.credentials``, ``s3.bucket``, ``s3.signature``,
   ``s3.clock``, ``s3.encryption`` (and KMS key access for ``aws:kms``),
-  ``s3.cors``, ``s3.lifecycle``, ``s3.public_access``.
+  ``s3.cors``, ``s3.lifecycle``, ``s3.public_access``, ``s3.checksum_tickets``
+  (the server refuses a POST whose body has another SHA-256 than its ticket
+  pins).
 """
 
 from __future__ import annotations

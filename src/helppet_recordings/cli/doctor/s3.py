@@ -1,4 +1,4 @@
-"""The S3 checks in order: access, signing, clock, then the bucket's configuration."""
+"""The S3 checks in order: access, signing, clock, the bucket's configuration, checksum tickets."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from helppet_recordings.cli.bucket import (
 )
 from helppet_recordings.cli.doctor._common import DOCTOR_S3_OPTIONS, Clock, _finding
 from helppet_recordings.cli.doctor.bucket_access import probe_bucket
+from helppet_recordings.cli.doctor.checksum_tickets import _check_checksum_tickets
 from helppet_recordings.cli.doctor.encryption import _check_encryption
 from helppet_recordings.cli.doctor.signing import _check_clock, _check_signature
 from helppet_recordings.cli.findings import Finding, Status
@@ -20,7 +21,7 @@ from helppet_recordings.environment import DeploymentSettings, build_storage
 
 
 def check_s3(environment: DeploymentSettings, *, clock: Clock = time.time) -> list[Finding]:
-    """Check credentials, the bucket and its configuration."""
+    """Check credentials, the bucket, its configuration and what it does with checksum fields."""
     from helppet_recordings.storage.s3 import S3Storage  # noqa: PLC0415
 
     storage = build_storage(environment, s3_options=DOCTOR_S3_OPTIONS)
@@ -34,7 +35,13 @@ def check_s3(environment: DeploymentSettings, *, clock: Clock = time.time) -> li
     if not probe.reachable:
         findings += [
             _finding(name, Status.WARN, "not checked: the bucket is not reachable")
-            for name in ("s3.encryption", "s3.cors", "s3.lifecycle", "s3.public_access")
+            for name in (
+                "s3.encryption",
+                "s3.cors",
+                "s3.lifecycle",
+                "s3.public_access",
+                "s3.checksum_tickets",
+            )
         ]
         return findings
     findings.append(_check_encryption(client, environment))
@@ -44,4 +51,5 @@ def check_s3(environment: DeploymentSettings, *, clock: Clock = time.time) -> li
     findings.append(lifecycle.unavailable or evaluate_lifecycle(lifecycle.document, expect)[0])
     public = read_part(client, expect.bucket, "public_access")
     findings.append(public.unavailable or evaluate_public_access(public.document)[0])
+    findings.append(_check_checksum_tickets(storage, environment))
     return findings
