@@ -11,10 +11,11 @@ in a subprocess, a throwaway SeaweedFS (``tests/support/seaweedfs.py``), and
    request, so the whole flow (``upload()`` from start to the completed
    recording) splits into: preparing (the uploader's SHA-256 of the file),
    initiate, the raw transfer to storage (first storage request sent to last
-   answer), and complete. Completing a POST upload includes the server-side
-   move from the staging key to the final key (a CopyObject of all 100 MiB,
-   then a DELETE); a multipart upload is assembled at its final key
-   (CompleteMultipartUpload) and needs no move. Target: multipart at least as
+   answer), and complete. The uploader declares the file's SHA-256, so the
+   POST's ticket pins it and names the final key: completing it reads the
+   object where it is (before pinned tickets, completion moved it from a
+   staging key, a CopyObject of all 100 MiB, then a DELETE); a multipart
+   upload is assembled at its final key (CompleteMultipartUpload). Target: multipart at least as
    fast as POST (ratio <= 1.0), for the transfer and for the whole flow.
 
 2. Resume. A second app talks to SeaweedFS through a counting loopback proxy
