@@ -402,9 +402,9 @@ def print_speed(post: Series, parts: Series, size: int) -> None:
     )
     print("ratio: multipart seconds / POST seconds (target <= 1.0)")
     print(
-        "complete: for POST it includes the server-side move from the staging key to the final\n"
-        "key (CopyObject of the whole object, then DELETE); a multipart upload is assembled at\n"
-        "its final key (CompleteMultipartUpload from ListParts) and needs no move."
+        "complete: the POST's ticket pinned the file's SHA-256 and named the final key, so its\n"
+        "completion reads the object where it is; a multipart upload is assembled at its final\n"
+        "key (CompleteMultipartUpload from ListParts). Neither moves the object."
     )
 
 
@@ -494,6 +494,8 @@ def main() -> None:
 
             post_resumes: list[Resume] = []
             parts_resumes: list[Resume] = []
+            if args.resume_rounds < 1:
+                return
             for index in range(args.resume_rounds):
                 order = (True, False) if index % 2 == 0 else (False, True)
                 for multipart in order:
