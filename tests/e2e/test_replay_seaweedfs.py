@@ -21,6 +21,7 @@ from tests.support.replay import (
     STATUSES,
     assert_html_is_refused,
     assert_pinned_replay_is_harmless,
+    assert_pinned_replays_during_completion_are_harmless,
     assert_replay_is_harmless,
 )
 from tests.support.seaweedfs import SeaweedEndpoint, make_client
@@ -54,6 +55,11 @@ def test_a_pinned_ticket_replayed_never_changes_verified_audio(
     """A ticket naming the final key takes only the pinned bytes, which change nothing."""
     expected = b"" if status == "purged" else ORIGINAL
     assert assert_pinned_replay_is_harmless(service, status) == expected
+
+
+def test_pinned_replays_during_completion_change_nothing(service: RecordingService) -> None:
+    """Four threads replay the pinned ticket while completion verifies: the audio holds."""
+    assert_pinned_replays_during_completion_are_harmless(service)
 
 
 def test_html_page_on_an_audio_ticket_is_refused(service: RecordingService) -> None:

@@ -15,6 +15,8 @@ import hashlib
 import io
 import math
 import struct
+import threading
+import time
 import uuid
 import wave
 from typing import Final
@@ -232,3 +234,60 @@ def assert_pinned_replay_is_harmless(service: RecordingService, status: str) -> 
         return at_key
     assert stored.etag == verified.etag  # the same bytes keep the ETag completion verified
     return served(service, user, rid)
+
+
+def assert_pinned_replays_during_completion_are_harmless(service: RecordingService) -> None:
+    """Replay a pinned ticket from four threads while completion verifies; nothing changes.
+
+    Other bytes are refused throughout; the same bytes may land any number of
+    times, before, during and after the completion, and the recording is
+    verified with the ETag the audio keeps and served unchanged.
+    """
+    user = uuid.uuid4()
+    ticket = service.initiate_upload(
+        user,
+        {
+            "filename": "visit.wav",
+            "content_type": "audio/wav",
+            "content_sha256": hashlib.sha256(ORIGINAL).hexdigest(),
+        },
+    )
+    assert post(ticket, ORIGINAL).is_success
+    stop = threading.Event()
+    answers: list[tuple[bytes, int]] = []
+
+    def replay(body: bytes) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                content_type = ticket.upload_fields["Content-Type"]
+                response = client.post(
+                    ticket.upload_url,
+                    data=ticket.upload_fields,
+                    files={"file": ("recording.wav", body, content_type)},
+                )
+                answers.append((body, response.status_code))
+
+    threads = [
+        threading.Thread(target=replay, args=(body,))
+        for body in (ORIGINAL, ORIGINAL, SAME_SIZE, OTHER_SIZE)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        while len(answers) < 8:
+            time.sleep(0.01)
+        done = service.complete_upload(
+            user, ticket.recording_id, {"file_size_bytes": len(ORIGINAL)}
+        )
+        assert done.status is RecordingStatus.UPLOADED
+        assert done.checksum_status == "verified"
+        served_during = served(service, user, ticket.recording_id)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert served_during == ORIGINAL
+    assert served(service, user, ticket.recording_id) == ORIGINAL
+    assert {status for body, status in answers if body == ORIGINAL} <= {200, 201, 204}
+    assert {status for body, status in answers if body != ORIGINAL} == {400}
+    assert sum(body == ORIGINAL for body, _ in answers) >= 2
