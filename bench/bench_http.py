@@ -21,7 +21,9 @@ simulated phone and drives, at concurrency 1, 8 and 32:
 Rounds are interleaved (the order rotates every round) so that drift in the
 machine's speed hits all alike. Printed per cell: requests (or flows) per
 second, p50 and p99, and the server's CPU time per request, each as a ratio
-package / bare, then again as package / bare-int. Target (against ``bare``):
+package / bare, then again as package / bare-int, with the CPU PostgreSQL and
+SeaweedFS (all their processes) and the load generator used per operation.
+Target (against ``bare``):
 throughput >= 0.9 and p99 <= 1.2 everywhere. After the run, the PostgreSQL
 sessions each app opened and its transactions per request.
 
@@ -278,6 +280,42 @@ class App:
                 self.process.wait(timeout=5)
 
 
+def tree_cpu_seconds(roots: Sequence[int]) -> float:
+    """User plus system CPU of ``roots`` and all their descendants, with the children reaped.
+
+    By parentage, not process group: PostgreSQL's backends start sessions of their own.
+    """
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process exited while we looked
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        ticks[pid] = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    total = 0
+    for pid, count in ticks.items():
+        ancestor = pid
+        while ancestor > 1 and ancestor not in roots:
+            ancestor = parents.get(ancestor, 0)
+        if ancestor in roots:
+            total += count
+    return total / TICKS
+
+
+BACKEND_ROOTS: list[int] = []
+"""The PostgreSQL and SeaweedFS server processes, which every app shares (filled by servers)."""
+
+
+def backend_cpu_seconds() -> float:
+    """CPU time PostgreSQL and SeaweedFS have used, all their processes together."""
+    return tree_cpu_seconds(BACKEND_ROOTS)
+
+
 @dataclass
 class Cell:
     """What one app measured for one operation at one concurrency, over every round."""
@@ -285,6 +323,8 @@ class Cell:
     count: int = 0
     seconds: float = 0.0
     cpu: float = 0.0
+    backend_cpu: float = 0.0
+    client_cpu: float = 0.0
     latencies: list[float] = field(default_factory=list)
 
     @property
@@ -300,6 +340,16 @@ class Cell:
     def cpu_per_op(self) -> float:
         """Server CPU seconds per operation."""
         return self.cpu / self.count
+
+    @property
+    def backend_cpu_per_op(self) -> float:
+        """PostgreSQL and SeaweedFS CPU seconds per operation."""
+        return self.backend_cpu / self.count
+
+    @property
+    def client_cpu_per_op(self) -> float:
+        """The load generator's CPU seconds per operation (its HTTP client and the uploads)."""
+        return self.client_cpu / self.count
 
 
 async def drive(
@@ -321,10 +371,14 @@ async def drive(
         await phone.initiate()
     app.requests += concurrency
     cpu_before = app.cpu_seconds()
+    backend_before = backend_cpu_seconds()
+    client_before = time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(phone_loop(phone, started + seconds) for phone in phones))
     elapsed = time.perf_counter() - started
     cpu = app.cpu_seconds() - cpu_before
+    backend = backend_cpu_seconds() - backend_before
+    client = time.process_time() - client_before
     for phone in phones:
         phone.close()
     app.requests += count * (2 if operation == "flow" else 1)
@@ -332,6 +386,8 @@ async def drive(
         cell.count += count
         cell.seconds += elapsed
         cell.cpu += cpu
+        cell.backend_cpu += backend
+        cell.client_cpu += client
         cell.latencies += latencies
 
 
@@ -353,6 +409,7 @@ def servers(workdir: Path) -> Iterator[tuple[PostgresServer, SeaweedEndpoint, li
         seaweed_server = stack.enter_context(SeaweedServer(workdir / "seaweedfs"))
         seaweed = seaweed_server.start()
         create_bucket(seaweed, BUCKET)
+        BACKEND_ROOTS[:] = [pid for pid in (postgres.pid, seaweed_server.pid) if pid is not None]
         storage_env = {
             "AWS_ENDPOINT_URL": seaweed.endpoint_url,
             "AWS_ACCESS_KEY_ID": seaweed.access_key,
@@ -436,6 +493,10 @@ def report(
         print(ratio_line(f"{operation} p50 ms", p50, "7.2f", ""))
         print(ratio_line(f"{operation} p99 ms", p99, "7.2f", "target <= 1.20"))
         print(ratio_line(f"{operation} CPU ms/op", cpu, "7.2f", "server CPU per op"))
+        backend = [(p.backend_cpu_per_op * 1e3, b.backend_cpu_per_op * 1e3) for p, b in cells]
+        print(ratio_line(f"{operation} PG+S3 ms/op", backend, "7.2f", "PostgreSQL + SeaweedFS"))
+        client = [(p.client_cpu_per_op * 1e3, b.client_cpu_per_op * 1e3) for p, b in cells]
+        print(ratio_line(f"{operation} client ms/op", client, "7.2f", "load generator"))
         for c, (pkg, bare) in zip(concurrencies, cells, strict=True):
             if pkg.rate / bare.rate < 0.9:
                 misses.append(f"{operation} c={c} throughput {pkg.rate / bare.rate:.2f}")
