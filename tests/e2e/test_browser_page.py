@@ -357,6 +357,48 @@ def test_large_file_goes_up_in_parallel_parts_with_progress(
     assert httpx.get(player["src"], timeout=60).content == content
 
 
+def test_a_part_storage_never_got_is_sent_again_after_upload_incomplete(
+    browser: Browser, servers: dict[str, UvicornProcess], visits: list[Visit], tmp_path: Path
+) -> None:
+    """A part answered 200 that storage never got is re-sent after UPLOAD_INCOMPLETE."""
+    api = servers["plain"]
+    path = tmp_path / "visit-with-a-lost-part.wav"
+    _write_wav(path, LARGE_FILE_BYTES)
+    content = path.read_bytes()
+    visit = Visit(browser, api.base_url)
+    visits.append(visit)
+    page = visit.page
+    swallowed: list[str] = []
+
+    def swallow_part_two_once(route: Route) -> None:
+        request = route.request
+        if request.method == "PUT" and "partNumber=2" in request.url and not swallowed:
+            swallowed.append(request.url)  # as a proxy that answers and drops the body would
+            route.fulfill(status=200, headers={"ETag": '"lost"'}, body="")
+        else:
+            route.continue_()
+
+    page.route("**/*", swallow_part_two_once)
+    page.set_input_files("#file", str(path))
+    with page.expect_response(lambda r: r.url.endswith(f"{API}/upload/multipart/initiate")) as ok:
+        visit.upload_and_wait()
+    plan = ok.value.json()
+    rid = plan["recording_id"]
+
+    assert swallowed
+    completions = [
+        (method, url) for method, url in visit.requests if url.endswith(f"/upload/complete/{rid}")
+    ]
+    assert len(completions) == 2  # UPLOAD_INCOMPLETE, then complete
+    resigned = [url for _, url in visit.requests if url.endswith(f"/multipart/{rid}/parts")]
+    assert len(resigned) == 1
+    part_two = [url for method, url in visit.requests if method == "PUT" and "partNumber=2" in url]
+    assert len(part_two) == 2
+    assert _only_row(visit) == rid
+    player = visit.play(rid)
+    assert httpx.get(player["src"], timeout=60).content == content
+
+
 def test_cross_origin_with_cors_origins(
     browser: Browser, servers: dict[str, UvicornProcess], visits: list[Visit], tmp_path: Path
 ) -> None:
