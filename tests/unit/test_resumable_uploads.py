@@ -286,6 +286,29 @@ def test_abort_abandoned_uploads_counts_what_it_aborts(env: Env) -> None:
     assert [u.key for u in env.storage.list_multipart_uploads(prefix="")] == [live.s3_key]
 
 
+def test_the_sweep_can_leave_aborting_to_one_listing_of_its_own(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``abort_abandoned=False`` settles without listing uploads; the abort then lists once."""
+    stale = env.initiate()  # its parts never come: the sweep fails it and aborts its upload
+    env.storage.create_multipart_upload(key="recordings/orphan/3.wav", content_type="audio/wav")
+    env.clock.advance(seconds=10_000)
+    listings: list[str] = []
+    listed = env.storage.list_multipart_uploads
+
+    def counted(*, prefix: str) -> Any:
+        listings.append(prefix)
+        return listed(prefix=prefix)
+
+    monkeypatch.setattr(env.storage, "list_multipart_uploads", counted)
+    assert env.service.expire_stale_uploads(abort_abandoned=False) == 1
+    assert listings == []
+    assert env.service.abort_abandoned_uploads() == 1  # the orphan; the failed one went with it
+    assert len(listings) == 1
+    assert listed(prefix="") == []
+    assert env.service.get_recording(USER, stale.recording_id).status.value == "failed"
+
+
 def test_reconcile_with_delete_orphans_aborts_them(env: Env) -> None:
     """``delete_orphans`` aborts the abandoned uploads it reports."""
     env.storage.create_multipart_upload(key="recordings/orphan/1.wav", content_type="audio/wav")

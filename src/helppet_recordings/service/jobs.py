@@ -84,6 +84,7 @@ class WorkerAndJobOperations:
         now: dt.datetime | None = None,
         batch_size: int = 100,
         lease_seconds: int = 300,
+        abort_abandoned: bool = True,
     ) -> int:
         """Settle every ``uploading`` recording whose upload deadline has passed.
 
@@ -98,9 +99,17 @@ class WorkerAndJobOperations:
         recording; one that dies mid-batch leaves its claims to expire and be
         taken again. A storage outage raises ``STORAGE_UNAVAILABLE`` and
         leaves the unsettled recordings ``uploading``.
+
+        Then it aborts the multipart uploads no live upload waits for (see
+        :meth:`abort_abandoned_uploads`); ``abort_abandoned=False`` leaves
+        that to a call of its own, which also says how many there were.
         """
         return maintenance.expire_stale_uploads(
-            self._ctx, now=now, batch_size=batch_size, lease_seconds=lease_seconds
+            self._ctx,
+            now=now,
+            batch_size=batch_size,
+            lease_seconds=lease_seconds,
+            abort_abandoned=abort_abandoned,
         )
 
     def abort_abandoned_uploads(self, *, now: dt.datetime | None = None) -> int:
@@ -110,7 +119,8 @@ class WorkerAndJobOperations:
         an upload's deadline allows whose recording failed, was deleted,
         completed them or never got stored (an initiate that crashed).
         :meth:`expire_stale_uploads` does this too, after settling the stale
-        uploads; call this one to know how many there were.
+        uploads; call this one (after ``expire_stale_uploads(abort_abandoned=False)``,
+        so storage lists its uploads once) to know how many there were.
         """
         return maintenance.abort_abandoned_uploads(self._ctx, now=now)
 

@@ -34,12 +34,18 @@ _logger = logging.getLogger("helppet_recordings.maintenance")
 
 
 def expire_stale_uploads(
-    ctx: ServiceContext, *, now: dt.datetime | None, batch_size: int, lease_seconds: int
+    ctx: ServiceContext,
+    *,
+    now: dt.datetime | None,
+    batch_size: int,
+    lease_seconds: int,
+    abort_abandoned: bool = True,
 ) -> int:
     """Settle every ``uploading`` recording past its deadline; return how many failed.
 
     An object that did arrive and passes verification promotes its recording
-    to ``uploaded`` instead (its completion call was lost).
+    to ``uploaded`` instead (its completion call was lost). Then, unless
+    ``abort_abandoned`` is False, abandoned multipart uploads are aborted.
     """
     moment = ctx.now() if now is None else inputs.aware(now, "now")
     inputs.check_positive(batch_size, "batch_size")
@@ -59,7 +65,7 @@ def expire_stale_uploads(
                 if expire_upload(ctx, recording, _stale_reason(exc), moment):
                     failed += 1
                     discard_upload(ctx, recording)
-    aborted = abort_orphan_uploads(ctx, now=moment)
+    aborted = abort_orphan_uploads(ctx, now=moment) if abort_abandoned else 0
     if failed or promoted or aborted:
         _logger.info(
             "Stale uploads settled: %d failed, %d promoted, %d abandoned multipart uploads aborted",
