@@ -114,8 +114,8 @@ def sweep(*, json_mode: bool, progress: bool | None) -> None:
     """Settle uploads whose deadline passed, abort abandoned multipart uploads; run often."""
     output = Output(json_mode=json_mode, progress=progress)
     with job(output, "Sweeping stale uploads", "checked") as service:
-        # Settling first can abandon uploads (a failed multipart recording); one listing then
-        # aborts them and every other abandoned upload.
+        # Settle first: an upload whose recording it failed and could not abort right away is
+        # then caught by the one listing of abandoned uploads.
         failed = service.expire_stale_uploads(abort_abandoned=False)
         aborted = service.abort_abandoned_uploads()
     output.report(
