@@ -5,6 +5,11 @@ The service runs over ``SqlAlchemyRepository`` (SQLite file, PostgreSQL) and
 delete the same few recordings at once. Afterwards every recording is in one
 valid status that agrees with the calls that succeeded, no successful write
 was lost, and every failure was a deliberate ``RecordingError``.
+
+moto's in-process S3 is not thread-safe (a copy racing a delete of its source
+reads a closed file and raises ``ValueError``, where S3 answers
+``NoSuchKey``), so the storage client's calls go one at a time; the threads
+still interleave between them, and the races under test are the database's.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import attrs
 import pytest
@@ -62,6 +68,7 @@ def scene(shared_engine_url: str) -> Iterator[Scene]:
     """Recordings initiated through the service; all but one have their object in S3."""
     with moto_bucket() as client, SqlAlchemyRepository.from_url(shared_engine_url) as repository:
         repository.create_schema()
+        _one_call_at_a_time(client)
         service = RecordingService(
             S3Storage(BUCKET, client=client), repository, RecordingSettings(max_file_size=10_000)
         )
@@ -86,6 +93,18 @@ def scene(shared_engine_url: str) -> Iterator[Scene]:
             )
             sizes[recording.id] = 100 + i
         yield Scene(service, repository, user_id, sizes)
+
+
+def _one_call_at_a_time(client: Any) -> None:
+    """Serialize the client's S3 calls (see the module docstring: moto is not thread-safe)."""
+    lock = threading.Lock()
+    make_api_call = client._make_api_call
+
+    def serialized(operation: str, params: dict[str, Any]) -> Any:
+        with lock:
+            return make_api_call(operation, params)
+
+    client._make_api_call = serialized
 
 
 def _run_workers(scene: Scene) -> list[Outcome]:
