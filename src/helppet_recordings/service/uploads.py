@@ -81,8 +81,9 @@ def initiate_upload(
         now=ctx.now(),
     )
     upload_key = _upload_key(ctx, recording)
-    ticket = _sign_upload(ctx, upload_key, mime_type, sha256=_pinned(recording, upload_key))
-    recording = recording.copy(upload_key=upload_key, s3_bucket=ticket.bucket)
+    recording = recording.copy(upload_key=upload_key)
+    ticket = _sign_upload(ctx, upload_key, mime_type, sha256=_pinned(recording))
+    recording = recording.copy(s3_bucket=ticket.bucket)
     try:
         ctx.create(
             recording, {"mime_type": mime_type, "recording_type": recording.recording_type.value}
@@ -255,9 +256,9 @@ def _upload_key(ctx: ServiceContext, recording: Recording) -> str:
     return settings.s3_staging_prefix + recording.s3_key.removeprefix(settings.s3_recordings_prefix)
 
 
-def _pinned(recording: Recording, upload_key: str) -> str | None:
-    """Return the SHA-256 a ticket for ``upload_key`` pins (the declared one, at ``s3_key``)."""
-    return recording.content_sha256 if upload_key == recording.s3_key else None
+def _pinned(recording: Recording) -> str | None:
+    """Return the SHA-256 its tickets pin: the declared one where they name ``s3_key``."""
+    return recording.content_sha256 if recording.uploads_in_place else None
 
 
 def _sign_upload(
@@ -315,8 +316,7 @@ def _renew(
             )
         renewed = recording.renew(now, upload_expires_at=upload_deadline(ctx, now))
         key = recording.upload_key or recording.s3_key
-        sha256 = recording.content_sha256 if recording.uploads_in_place else None
-        tickets.append(_sign_upload(ctx, key, recording.mime_type or "", sha256=sha256))
+        tickets.append(_sign_upload(ctx, key, recording.mime_type or "", sha256=_pinned(recording)))
         return Change(renewed, None)
 
     renewed = ctx.change(rid, renew, owner=owner, loaded=loaded).recording
