@@ -46,9 +46,9 @@ from helppet_recordings import (
     UploadNotFoundError,
 )
 from helppet_recordings.ports import RecordingStorage
+from helppet_recordings.testing.checksum_contract import ChecksumPinningContract
 from helppet_recordings.testing.storage_contract import (
     AUDIO,
-    ChecksumPinningContract,
     HttpStorageContract,
     PromoteContract,
     PutObject,

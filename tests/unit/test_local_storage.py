@@ -18,9 +18,9 @@ from helppet_recordings.ports import RecordingStorage
 from helppet_recordings.storage.local import (
     LocalStorage,
 )
+from helppet_recordings.testing.checksum_contract import ChecksumPinningContract
 from helppet_recordings.testing.storage_contract import (
     AUDIO,
-    ChecksumPinningContract,
     HttpStorageContract,
     PromoteContract,
     PutObject,

@@ -11,9 +11,9 @@ import pytest
 from helppet_recordings import InMemoryStorage, StorageError
 from helppet_recordings.models import UploadTicket
 from helppet_recordings.ports import RecordingStorage
+from helppet_recordings.testing.checksum_contract import ChecksumPinningContract
 from helppet_recordings.testing.storage_contract import (
     AUDIO,
-    ChecksumPinningContract,
     PromoteContract,
     PutObject,
     SendUpload,

@@ -1,7 +1,10 @@
 """Test kit for hosts and backend authors (the ``testing`` extra: pytest, httpx).
 
 - :mod:`~helppet_recordings.testing.storage_contract`: ``StorageContract`` and
-  ``HttpStorageContract``, the suites every storage backend passes;
+  ``HttpStorageContract``, the suites every storage backend passes, and
+  ``PromoteContract`` for backends that move staged uploads;
+- :mod:`~helppet_recordings.testing.checksum_contract`: ``ChecksumPinningContract``,
+  the suite every storage whose tickets pin the body's SHA-256 passes;
 - :mod:`~helppet_recordings.testing.multipart_contract`: ``MultipartContract``,
   the suite every multipart (resumable upload) storage backend passes;
 - :mod:`~helppet_recordings.testing.repository_contract`: ``RepositoryContract``,
