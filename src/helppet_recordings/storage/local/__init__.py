@@ -40,6 +40,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from helppet_recordings._lazy import lazy_exports
+from helppet_recordings.storage.local.arguments import MIN_SECRET_LENGTH
 from helppet_recordings.storage.local.download import DOWNLOAD_CHUNK_SIZE, serve_download
 from helppet_recordings.storage.local.keys import MAX_KEY_BYTES, MAX_SEGMENT_BYTES, check_key
 from helppet_recordings.storage.local.limits import (
@@ -53,7 +54,6 @@ from helppet_recordings.storage.local.part_receiver import LocalPartReceiver
 from helppet_recordings.storage.local.refusal import LocalStorageRefusal
 from helppet_recordings.storage.local.responses import FileChunks, LocalResponse
 from helppet_recordings.storage.local.signing import (
-    MIN_SECRET_LENGTH,
     DownloadGrant,
     PartGrant,
     UploadPolicy,

@@ -24,16 +24,12 @@ from pathlib import Path
 from helppet_recordings.errors import StorageError
 from helppet_recordings.models import MultipartUploadInfo, StoredObject, StoredPart
 from helppet_recordings.multipart import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
+from helppet_recordings.storage.local.arguments import check_header_text, check_positive
 from helppet_recordings.storage.local.files import create_exclusive
 from helppet_recordings.storage.local.keys import Layout, check_key
 from helppet_recordings.storage.local.objects import STAGING_SUFFIX, ObjectStore, sidecar
 from helppet_recordings.storage.local.parts import PartStore, Upload
-from helppet_recordings.storage.local.signing import (
-    PartGrant,
-    Signer,
-    check_header_text,
-    check_positive,
-)
+from helppet_recordings.storage.local.signing import PartGrant, Signer
 from helppet_recordings.storage.local.staging import Digests
 
 __all__ = ["LocalMultipart"]

@@ -10,20 +10,18 @@ from pathlib import Path
 from typing import IO, Final
 
 from helppet_recordings.models import StoredObject, UploadTicket
-from helppet_recordings.storage.local.keys import Layout, check_key
-from helppet_recordings.storage.local.multipart import LocalMultipart
-from helppet_recordings.storage.local.objects import ObjectStore
-from helppet_recordings.storage.local.parts import PartStore
-from helppet_recordings.storage.local.refusal import condition_failed
-from helppet_recordings.storage.local.signing import (
-    DownloadGrant,
-    Signer,
-    UploadPolicy,
+from helppet_recordings.storage.local.arguments import (
     check_header_text,
     check_positive,
     check_secret,
     check_sha256,
 )
+from helppet_recordings.storage.local.keys import Layout, check_key
+from helppet_recordings.storage.local.multipart import LocalMultipart
+from helppet_recordings.storage.local.objects import ObjectStore
+from helppet_recordings.storage.local.parts import PartStore
+from helppet_recordings.storage.local.refusal import condition_failed
+from helppet_recordings.storage.local.signing import DownloadGrant, Signer, UploadPolicy
 from helppet_recordings.storage.local.staging import (
     STALE_STAGING_SECONDS,
     StagedUpload,
