@@ -192,6 +192,15 @@ class TestS3StorageOnSeaweedFS(HttpStorageContract, PromoteContract, ChecksumPin
         assert storage.read_range(ticket.key, offset=0, length=len(AUDIO)) == replayed
 
 
+def _service(storage: S3Storage, bucket: str) -> RecordingService:
+    """A service over ``storage`` and an in-memory repository."""
+    return RecordingService(
+        storage=storage,
+        repository=InMemoryRepository(),
+        settings=RecordingSettings(s3_bucket_name=bucket),
+    )
+
+
 def _count_requests(storage: S3Storage) -> list[str]:
     """The names of the S3 operations the storage's client sends from now on."""
     calls: list[str] = []
@@ -208,11 +217,7 @@ def test_completion_is_one_get_one_copy_and_one_delete(
 ) -> None:
     """Completing an upload costs three S3 requests: the look, the copy, the delete."""
     storage = _storage(seaweed, seaweed_bucket)
-    service = RecordingService(
-        storage=storage,
-        repository=InMemoryRepository(),
-        settings=RecordingSettings(s3_bucket_name=seaweed_bucket),
-    )
+    service = _service(storage, seaweed_bucket)
     user = uuid.uuid4()
     ticket = service.initiate_upload(user, {"filename": "visit.m4a", "content_type": "audio/mp4"})
     assert _post(storage, ticket.upload_fields["key"], M4A).is_success
@@ -229,11 +234,7 @@ def test_a_pinned_upload_completes_with_one_get_and_no_copy(
 ) -> None:
     """A declared SHA-256 gets a ticket for the final key: completion is one ranged GET."""
     storage = _storage(seaweed, seaweed_bucket)
-    service = RecordingService(
-        storage=storage,
-        repository=InMemoryRepository(),
-        settings=RecordingSettings(s3_bucket_name=seaweed_bucket),
-    )
+    service = _service(storage, seaweed_bucket)
     user = uuid.uuid4()
     digest = hashlib.sha256(M4A).hexdigest()
     ticket = service.initiate_upload(
