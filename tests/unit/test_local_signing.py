@@ -164,20 +164,24 @@ def test_pinned_ticket_signs_the_sha256_and_carries_s3_fields(tmp_path: Path) ->
     assert "sha256" not in plain  # the policy of an unpinned ticket is as it always was
 
 
-def test_a_policy_signed_without_a_sha256_member_still_verifies(tmp_path: Path) -> None:
-    """A ticket signed before pinning existed (no sha256 member) stores any body, as before."""
-    clock = FakeClock()
-    storage = make_storage(tmp_path, clock=clock)
-    document = {
+def _hand_signed_policy(clock: FakeClock, **members: object) -> dict[str, object]:
+    """A version-1 upload policy for KEY (audio/mp4, 60 s), with ``members`` added or replaced."""
+    return {
         "v": 1,
         "bucket": "local",
         "key": KEY,
         "content_type": "audio/mp4",
         "min": 1,
-        "max": 99,
         "exp": int(clock.now) + 60,
-        "expiration": "2026-11-18T00:00:00+00:00",
+        **members,
     }
+
+
+def test_a_policy_signed_without_a_sha256_member_still_verifies(tmp_path: Path) -> None:
+    """A ticket signed before pinning existed (no sha256 member) stores any body, as before."""
+    clock = FakeClock()
+    storage = make_storage(tmp_path, clock=clock)
+    document = _hand_signed_policy(clock, max=99, expiration="2026-11-18T00:00:00+00:00")
     fields = {"key": KEY, "Content-Type": "audio/mp4", **_signed(document)}
     content_type, body = encode_form(fields.items(), b"abc")
     assert receive(storage, content_type, [body]).status == 204
@@ -191,16 +195,7 @@ def test_a_signed_policy_with_a_malformed_sha256_is_invalid(tmp_path: Path, memb
     """A sha256 member that is not 64 lower-case hex characters makes the policy invalid."""
     clock = FakeClock()
     storage = make_storage(tmp_path, clock=clock)
-    document = {
-        "v": 1,
-        "bucket": "local",
-        "key": KEY,
-        "content_type": "audio/mp4",
-        "min": 1,
-        "max": 9999,
-        "exp": int(clock.now) + 60,
-        "sha256": member,
-    }
+    document = _hand_signed_policy(clock, max=9999, sha256=member)
     fields = {"key": KEY, "Content-Type": "audio/mp4", **_signed(document)}
     content_type, body = encode_form(fields.items(), BODY)
     response = receive(storage, content_type, [body])
