@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import threading
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, Self
 
 import sqlalchemy as sa
@@ -17,6 +18,7 @@ from helppet_recordings.models import Recording, RecordingFilter, RecordingPage
 from helppet_recordings.repositories.sqlalchemy._claims import ClaimQueries
 from helppet_recordings.repositories.sqlalchemy._lookups import KeyQueries
 from helppet_recordings.repositories.sqlalchemy._reporting import AuditQueries
+from helppet_recordings.repositories.sqlalchemy.driver import driver_path
 from helppet_recordings.repositories.sqlalchemy.engine import (
     DEFAULT_MAX_OVERFLOW,
     DEFAULT_POOL_SIZE,
@@ -94,6 +96,9 @@ class SqlAlchemyRepository(ClaimQueries, KeyQueries, AuditQueries):
             threading.RLock() if single_connection else contextlib.nullcontext()
         )
         self._statements = Statements(self._table)
+        # get, add and save's transitions skip SQLAlchemy's execution machinery where that
+        # passes the same values (psycopg 3, native column types): see driver.py.
+        self._driver = driver_path(engine.dialect, self._table)
         # One statement is atomic on its own: on PostgreSQL, add, get and save run theirs
         # without BEGIN and COMMIT (one round trip instead of three), on the same pool.
         self._single: sa.Engine = (
@@ -228,6 +233,13 @@ class SqlAlchemyRepository(ClaimQueries, KeyQueries, AuditQueries):
             if value is not None or name in statements.server_defaults
         }
         with self._lock, translate_errors("add"), self._single.begin() as connection:
+            if self._driver is not None:
+                try:
+                    self._driver.rowcount(connection, statements.insert, row, by_keys=True)
+                except self._driver.errors:
+                    pass  # run again below, so that SQLAlchemy's error handling applies
+                else:
+                    return
             connection.execute(statements.insert, row)
 
     def get(self, recording_id: uuid.UUID) -> Recording | None:
@@ -239,15 +251,23 @@ class SqlAlchemyRepository(ClaimQueries, KeyQueries, AuditQueries):
         """
         params = {"id": recording_id}
         try:
-            with self._lock, translate_errors("get"), self._single.connect() as connection:
-                row = connection.execute(self._statements.get, params).first()
+            row = self._get_row(params)
         except RepositoryUnavailableError as exc:
             cause = exc.__cause__
             if not (isinstance(cause, sa.exc.DBAPIError) and cause.connection_invalidated):
                 raise
-            with self._lock, translate_errors("get"), self._single.connect() as connection:
-                row = connection.execute(self._statements.get, params).first()
+            row = self._get_row(params)
         return None if row is None else to_recording(row)
+
+    def _get_row(self, params: dict[str, Any]) -> Sequence[Any] | None:
+        statement = self._statements.get
+        with self._lock, translate_errors("get"), self._single.connect() as connection:
+            if self._driver is not None:
+                try:
+                    return self._driver.first(connection, statement, params)
+                except self._driver.errors:
+                    pass  # run again below, so that SQLAlchemy's error handling applies
+            return connection.execute(statement, params).first()
 
     def save(
         self,
@@ -275,8 +295,14 @@ class SqlAlchemyRepository(ClaimQueries, KeyQueries, AuditQueries):
             params = {f"v_{name}": row[name] for name in changed}
             params["v_id"] = recording.id
             params["w_status"] = RecordingStatus(expected_status).value
+            statement = statements.transition(changed)
             with self._lock, translate_errors("save"), self._single.begin() as connection:
-                return connection.execute(statements.transition(changed), params).rowcount == 1
+                if self._driver is not None:
+                    try:
+                        return self._driver.rowcount(connection, statement, params) == 1
+                    except self._driver.errors:
+                        pass  # run again below, so that SQLAlchemy's error handling applies
+                return connection.execute(statement, params).rowcount == 1
         params = {f"v_{name}": value for name, value in to_row(recording).items()}
         params["w_status"] = RecordingStatus(expected_status).value
         with self._lock, translate_errors("save"), self._single.begin() as connection:
