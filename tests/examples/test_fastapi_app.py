@@ -1004,3 +1004,17 @@ def test_start_up_freezes_what_it_built(storage: LocalStorage, service: Recordin
             assert client.get("/openapi.json").status_code == 200
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize(
+    "suffix", ["%0A", "%0D", "%00", "%7F", "{rid}%0A", "{rid}%09/download-url"]
+)
+def test_a_path_with_a_control_character_is_not_found(
+    client: TestClient, user: uuid.UUID, suffix: str
+) -> None:
+    """Starlette's ``$`` matches before a trailing newline; such paths reach no route."""
+    rid = uploaded(client, user)
+    path = f"{BASE}/{suffix.format(rid=rid)}"
+    assert_error(client.get(path, headers=auth(user)), 404, "NOT_FOUND")
+    assert_error(client.delete(path, headers=auth(user)), 404, "NOT_FOUND")
+    assert client.get(f"{BASE}/{rid}", headers=auth(user)).json()["status"] == "uploaded"

@@ -26,6 +26,7 @@ import datetime as dt
 import enum
 import hashlib
 import json
+import urllib.parse
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -303,9 +304,14 @@ def _names_another_resource(case: FuzzCase) -> bool:
 
     Clients drop ``.`` and ``..`` segments (RFC 3986) and a ``/`` adds one, so
     ``GET /api/v1/recordings/.`` is a request for the list, not for a recording.
+    A path that decodes to an ASCII control character names no route at all
+    (``ControlCharacterPathMiddleware``).
     """
     fuzzed = (case.path_parameters or {}).get("recording_id")
-    return isinstance(fuzzed, str) and (fuzzed in {".", ".."} or "/" in fuzzed)
+    if not isinstance(fuzzed, str):
+        return False
+    control = any(ord(c) < 0x20 or ord(c) == 0x7F for c in urllib.parse.unquote(fuzzed))
+    return fuzzed in {".", ".."} or "/" in fuzzed or control
 
 
 def _fingerprint(*values: object) -> int:

@@ -46,6 +46,7 @@ try:
         recording_error_response,
     )
     from ._local_storage import LOCAL_STORAGE_PREFIX, LocalStorageSource, local_storage_router
+    from ._paths import ControlCharacterPathMiddleware
 except ImportError as exc:
     if isinstance(exc, MissingDependencyError) or exc.name not in _PACKAGES:
         raise
@@ -59,6 +60,7 @@ __all__ = [
     "LOCAL_STORAGE_PREFIX",
     "MAX_JSON_BODY_BYTES",
     "BodyTooLargeError",
+    "ControlCharacterPathMiddleware",
     "CorsMiddleware",
     "JsonBodyLimitMiddleware",
     "LocalStorageSource",
@@ -87,6 +89,9 @@ def install(
 ) -> None:
     """Add the error handlers, LocalStorage's routes, the body limit and CORS to ``app``.
 
+    Every path with an ASCII control character is answered 404 ``NOT_FOUND``
+    (Starlette would let ``/recordings/%0A`` reach the listing route).
+
     - ``local_storage``: the :class:`~helppet_recordings.LocalStorage` whose
       upload, part and download routes to serve under ``local_storage_prefix``
       (its ``base_url`` must be their public URL), or a function returning
@@ -109,6 +114,7 @@ def install(
         app.include_router(local_storage_router(local_storage, prefix=local_storage_prefix))
     if max_json_body_bytes is not None:
         app.add_middleware(JsonBodyLimitMiddleware, max_body_bytes=max_json_body_bytes)
+    app.add_middleware(ControlCharacterPathMiddleware)
     if cors_origins is not None:
         # Added last, so outermost: refusals from the layers inside get CORS headers too.
         app.add_middleware(CorsMiddleware, origins=cors_origins)
