@@ -140,6 +140,9 @@ class TestS3StorageOnSeaweedFS(HttpStorageContract, PromoteContract, ChecksumPin
         assert found is not None
         stored, first = found
         assert stored == storage.head(ticket.key)
+        # That GET was a direct read (presigned, on the client's session): the API call agrees.
+        through_api = S3Storage(storage.bucket, client=storage.client, direct_reads=False)
+        assert through_api.head_and_read(ticket.key, length=16) == found
         assert (stored.size, stored.content_type, stored.server_side_encryption) == (
             len(AUDIO),
             "audio/mp4",
@@ -202,13 +205,17 @@ def _service(storage: S3Storage, bucket: str) -> RecordingService:
 
 
 def _count_requests(storage: S3Storage) -> list[str]:
-    """The names of the S3 operations the storage's client sends from now on."""
+    """The names of the S3 requests the storage sends from now on (API calls and direct reads).
+
+    Counted at ``before-send``, which botocore emits for every HTTP request
+    (a retry too) and the storage's direct reads emit as well.
+    """
     calls: list[str] = []
 
-    def record(model: Any, **_: Any) -> None:
-        calls.append(model.name)
+    def record(event_name: str, **_: Any) -> None:
+        calls.append(event_name.rsplit(".", 1)[-1])
 
-    storage.client.meta.events.register("before-call.s3", record)
+    storage.client.meta.events.register("before-send.s3", record)
     return calls
 
 

@@ -165,10 +165,10 @@ def test_download_url_carries_type_and_disposition(s3_client: S3Client) -> None:
 
 @pytest.fixture
 def stubbed() -> Iterator[tuple[S3Storage, Stubber]]:
-    """S3Storage over a client whose answers the test scripts."""
+    """S3Storage over a client whose answers the test scripts (as API calls: no direct reads)."""
     client = s3v4_client()
     with Stubber(client) as stubber:
-        yield S3Storage(BUCKET, client=client), stubber
+        yield S3Storage(BUCKET, client=client, direct_reads=False), stubber
 
 
 @pytest.mark.parametrize("code", ["404", "NoSuchKey", "NotFound"])

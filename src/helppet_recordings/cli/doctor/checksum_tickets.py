@@ -191,8 +191,10 @@ def _http_session(client: S3Client, url: str) -> Any:
     import botocore.session  # noqa: PLC0415
     import botocore.utils  # noqa: PLC0415
 
-    session = getattr(getattr(client, "_endpoint", None), "http_session", None)
-    if callable(getattr(session, "send", None)):
+    from helppet_recordings.storage.s3._direct import client_http_session  # noqa: PLC0415
+
+    session = client_http_session(client)
+    if session is not None:
         return session
     bundle = botocore.session.get_session().get_config_variable("ca_bundle")
     # botocore takes (connect, read) as its clients do; its stubs say an int.

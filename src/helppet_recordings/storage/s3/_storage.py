@@ -19,6 +19,7 @@ from helppet_recordings.storage._encryption import (
 )
 from helppet_recordings.storage._http import content_disposition
 from helppet_recordings.storage.s3._client import MAX_POOL_CONNECTIONS, build_client
+from helppet_recordings.storage.s3._direct import DirectReads
 from helppet_recordings.storage.s3._errors import NOT_FOUND_CODES, error_code, raise_translated
 from helppet_recordings.storage.s3._multipart_methods import MultipartUploads
 from helppet_recordings.storage.s3._promotion import MAX_COPY_SIZE, Promotion, unquote
@@ -71,6 +72,13 @@ class S3Storage(Promotion, MultipartUploads, EncryptionSettings):
     ``ChecksumPinning``). Set it False for a server that ignores the field;
     such uploads then go through a staging key like the others. SSE-KMS
     never pins (its ETag changes on every write).
+
+    ``direct_reads`` sends completion's ranged read (:meth:`head_and_read`)
+    as a presigned GET on the client's own HTTP session, a third of a
+    ``GetObject`` call's CPU; any answer but a plain success is asked again
+    through ``GetObject``. Turn it off to see that read in botocore's
+    ``before-call``/``after-call`` hooks (tracing instrumentation does);
+    ``before-send`` sees it either way.
     """
 
     def __init__(
@@ -88,6 +96,7 @@ class S3Storage(Promotion, MultipartUploads, EncryptionSettings):
         kms_key_id: str | None = None,
         copy_source_if_match: bool = True,
         checksum_tickets: bool = True,
+        direct_reads: bool = True,
     ) -> None:
         if not bucket:
             msg = "bucket must not be empty"
@@ -110,6 +119,7 @@ class S3Storage(Promotion, MultipartUploads, EncryptionSettings):
             )
         self._client = client
         self._post_signer = PostSigner(client, bucket)
+        self._direct = DirectReads(client, bucket) if direct_reads else None
         if injected and (
             getattr(client.meta.config, "signature_version", None) != "s3v4"
             or not _presigns_sigv4_posts(client, bucket)
@@ -228,28 +238,34 @@ class S3Storage(Promotion, MultipartUploads, EncryptionSettings):
         :meth:`head` and :meth:`read_range` and both describe the same bytes.
         It carries no full-object checksums (S3 returns none for a ranged
         read): ``sha256`` and ``crc64nvme`` are None; use :meth:`head` where
-        they matter. None when the object is absent.
+        they matter. None when the object is absent. With ``direct_reads``
+        the GET is sent presigned (see the class); the answer is the same.
         """
         if length < 1:
             msg = "length must be at least 1"
             raise ValueError(msg)
-        try:
-            response = self._client.get_object(
-                Bucket=self._bucket, Key=key, Range=f"bytes=0-{length - 1}"
-            )
-            with contextlib.closing(response["Body"]) as body:
-                data = body.read(length)
-        except botocore.exceptions.ClientError as exc:
-            code = error_code(exc)
-            if code in NOT_FOUND_CODES:
-                return None
-            if code == "InvalidRange":  # an empty object has no first byte
-                stored = self.head(key)
-                return None if stored is None else (_without_checksums(stored), b"")
-            raise_translated(exc)
-        except botocore.exceptions.BotoCoreError as exc:
-            raise_translated(exc)
-        stored = _stored_object(key, response, size=_total_size(response, len(data)))
+        answer: tuple[Mapping[str, Any], bytes] | None = None
+        if self._direct is not None:
+            answer = self._direct.head_and_read(key, length)
+        if answer is None:
+            try:
+                response = self._client.get_object(
+                    Bucket=self._bucket, Key=key, Range=f"bytes=0-{length - 1}"
+                )
+                with contextlib.closing(response["Body"]) as body:
+                    answer = response, body.read(length)
+            except botocore.exceptions.ClientError as exc:
+                code = error_code(exc)
+                if code in NOT_FOUND_CODES:
+                    return None
+                if code == "InvalidRange":  # an empty object has no first byte
+                    empty = self.head(key)
+                    return None if empty is None else (_without_checksums(empty), b"")
+                raise_translated(exc)
+            except botocore.exceptions.BotoCoreError as exc:
+                raise_translated(exc)
+        headers, data = answer
+        stored = _stored_object(key, headers, size=_total_size(headers, len(data)))
         return _without_checksums(stored), data
 
     def read_range(self, key: str, *, offset: int, length: int) -> bytes | None:
