@@ -233,14 +233,7 @@ class SqlAlchemyRepository(ClaimQueries, KeyQueries, AuditQueries):
             if value is not None or name in statements.server_defaults
         }
         with self._lock, translate_errors("add"), self._single.begin() as connection:
-            if self._driver is not None:
-                try:
-                    self._driver.rowcount(connection, statements.insert, row, by_keys=True)
-                except self._driver.errors:
-                    pass  # run again below, so that SQLAlchemy's error handling applies
-                else:
-                    return
-            connection.execute(statements.insert, row)
+            self._rowcount(connection, statements.insert, row, by_keys=True)
 
     def get(self, recording_id: uuid.UUID) -> Recording | None:
         """Return the recording with this id (soft-deleted ones included), or None.
@@ -260,14 +253,33 @@ class SqlAlchemyRepository(ClaimQueries, KeyQueries, AuditQueries):
         return None if row is None else to_recording(row)
 
     def _get_row(self, params: dict[str, Any]) -> Sequence[Any] | None:
-        statement = self._statements.get
         with self._lock, translate_errors("get"), self._single.connect() as connection:
-            if self._driver is not None:
-                try:
-                    return self._driver.first(connection, statement, params)
-                except self._driver.errors:
-                    pass  # run again below, so that SQLAlchemy's error handling applies
-            return connection.execute(statement, params).first()
+            return self._first(connection, self._statements.get, params)
+
+    def _first(
+        self, connection: sa.Connection, statement: sa.Select[Any], params: dict[str, Any]
+    ) -> Sequence[Any] | None:
+        """Return a query's first row: on the driver path where there is one (see driver.py)."""
+        if self._driver is not None:
+            # A driver error runs the statement again below, where SQLAlchemy handles it.
+            with contextlib.suppress(self._driver.errors):
+                return self._driver.first(connection, statement, params)
+        return connection.execute(statement, params).first()
+
+    def _rowcount(
+        self,
+        connection: sa.Connection,
+        statement: sa.Insert | sa.Update,
+        params: dict[str, Any],
+        *,
+        by_keys: bool = False,
+    ) -> int:
+        """Run a write and return the rows it changed: on the driver path where there is one."""
+        if self._driver is not None:
+            # A driver error runs the statement again below, where SQLAlchemy handles it.
+            with contextlib.suppress(self._driver.errors):
+                return self._driver.rowcount(connection, statement, params, by_keys=by_keys)
+        return connection.execute(statement, params).rowcount
 
     def save(
         self,
@@ -297,12 +309,7 @@ class SqlAlchemyRepository(ClaimQueries, KeyQueries, AuditQueries):
             params["w_status"] = RecordingStatus(expected_status).value
             statement = statements.transition(changed)
             with self._lock, translate_errors("save"), self._single.begin() as connection:
-                if self._driver is not None:
-                    try:
-                        return self._driver.rowcount(connection, statement, params) == 1
-                    except self._driver.errors:
-                        pass  # run again below, so that SQLAlchemy's error handling applies
-                return connection.execute(statement, params).rowcount == 1
+                return self._rowcount(connection, statement, params) == 1
         params = {f"v_{name}": value for name, value in to_row(recording).items()}
         params["w_status"] = RecordingStatus(expected_status).value
         with self._lock, translate_errors("save"), self._single.begin() as connection:
