@@ -74,11 +74,11 @@ class S3Storage(Promotion, MultipartUploads, EncryptionSettings):
     never pins (its ETag changes on every write).
 
     ``direct_reads`` sends completion's ranged read (:meth:`head_and_read`)
-    as a presigned GET on the client's own HTTP session, a third of a
-    ``GetObject`` call's CPU; any answer but a plain success is asked again
-    through ``GetObject``. Turn it off to see that read in botocore's
-    ``before-call``/``after-call`` hooks (tracing instrumentation does);
-    ``before-send`` sees it either way.
+    as a presigned GET on the client's own HTTP session (1.1 ms of CPU
+    against 1.7-2.0 ms for ``GetObject`` on SeaweedFS); any answer but a
+    plain success is asked again through ``GetObject``. Turn it off to see
+    that read in botocore's ``before-call``/``after-call`` hooks (tracing
+    instrumentation uses them); ``before-send`` sees it either way.
     """
 
     def __init__(
