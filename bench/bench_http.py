@@ -27,7 +27,10 @@ Target (against ``bare``):
 throughput >= 0.9 and p99 <= 1.2 everywhere. After the run, the PostgreSQL
 sessions each app opened and its transactions per request.
 
-    .venv/bin/python bench/bench_http.py [--rounds 3] [--seconds 4] [--concurrency 1 8 32]
+    .venv/bin/python bench/bench_http.py [--rounds 5] [--seconds 4] [--concurrency 1 8 32]
+
+Five rounds by default: with three, the same code's cells moved by up to 0.1
+between runs (a p99 at one phone by 0.25), more than the margins measured.
 """
 
 from __future__ import annotations
@@ -533,7 +536,7 @@ async def measure(
 def main() -> None:
     """Start everything, measure, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=4.0, help="length of one round")
     parser.add_argument("--warmup", type=float, default=1.5)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
