@@ -29,8 +29,8 @@ sessions each app opened and its transactions per request.
 
     .venv/bin/python bench/bench_http.py [--rounds 5] [--seconds 4] [--concurrency 1 8 32]
 
-Five rounds by default: with three, the same code's cells moved by up to 0.1
-between runs (a p99 at one phone by 0.25), more than the margins measured.
+Five rounds by default: with three, a cell of the same code moved by up to
+0.12 between runs (flows at c=8), more than the margins measured.
 """
 
 from __future__ import annotations
