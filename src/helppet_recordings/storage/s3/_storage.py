@@ -78,7 +78,9 @@ class S3Storage(Promotion, MultipartUploads, EncryptionSettings):
     against 1.7-2.0 ms for ``GetObject`` on SeaweedFS); any answer but a
     plain success is asked again through ``GetObject``. Turn it off to see
     that read in botocore's ``before-call``/``after-call`` hooks (tracing
-    instrumentation uses them); ``before-send`` sees it either way.
+    instrumentation uses them; botocore's ``Stubber`` answers there, so a
+    test that scripts ``get_object`` with it needs it off too);
+    ``before-send`` sees it either way (moto answers there).
     """
 
     def __init__(
