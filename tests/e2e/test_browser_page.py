@@ -191,6 +191,15 @@ class Visit:
         self.wait_until("document.querySelector('#status').textContent.startsWith('Uploaded')")
         assert self.page.text_content("#error") == "", self.console
 
+    def upload_in_parts(self, path: Path) -> dict[str, Any]:
+        """Choose ``path`` (large enough for parts), upload it; return the multipart plan."""
+        self.page.set_input_files("#file", str(path))
+        initiate = f"{API}/upload/multipart/initiate"
+        with self.page.expect_response(lambda r: r.url.endswith(initiate)) as answered:
+            self.upload_and_wait()
+        plan: dict[str, Any] = answered.value.json()
+        return plan
+
     def wait_until(self, condition: str) -> None:
         """Poll ``condition`` (JavaScript) until it holds or the page shows an error.
 
@@ -332,10 +341,7 @@ def test_large_file_goes_up_in_parallel_parts_with_progress(
             route.continue_()
 
     page.route("**/*", fail_first_put)
-    page.set_input_files("#file", str(path))
-    with page.expect_response(lambda r: r.url.endswith(f"{API}/upload/multipart/initiate")) as ok:
-        visit.upload_and_wait()
-    plan = ok.value.json()
+    plan = visit.upload_in_parts(path)
 
     seen: list[list[float]] = page.evaluate("window.progressSeen")
     assert seen[-1] == [len(content), len(content)]
@@ -379,10 +385,7 @@ def test_a_part_storage_never_got_is_sent_again_after_upload_incomplete(
             route.continue_()
 
     page.route("**/*", swallow_part_two_once)
-    page.set_input_files("#file", str(path))
-    with page.expect_response(lambda r: r.url.endswith(f"{API}/upload/multipart/initiate")) as ok:
-        visit.upload_and_wait()
-    plan = ok.value.json()
+    plan = visit.upload_in_parts(path)
     rid = plan["recording_id"]
 
     assert swallowed
