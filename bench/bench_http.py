@@ -20,12 +20,13 @@ simulated phone and drives, at concurrency 1, 8 and 32:
 
 Rounds are interleaved (the order rotates every round) so that drift in the
 machine's speed hits all alike. Printed per cell: requests (or flows) per
-second, p50 and p99, and the server's CPU time per request, each as a ratio
-package / bare, then again as package / bare-int, with the CPU PostgreSQL and
-SeaweedFS (all their processes) and the load generator used per operation.
-Target (against ``bare``):
-throughput >= 0.9 and p99 <= 1.2 everywhere. After the run, the PostgreSQL
-sessions each app opened and its transactions per request.
+second (and the lowest and highest ratio of a single round, run side by side:
+how far the machine's noise moves a cell), p50 and p99, and the server's CPU
+time per request, each as a ratio package / bare, then again as package /
+bare-int, with the CPU PostgreSQL and SeaweedFS (all their processes) and the
+load generator used per operation. Target (against ``bare``): throughput >=
+0.9 and p99 <= 1.2 everywhere. After the run, the PostgreSQL sessions each app
+opened and its transactions per request.
 
     .venv/bin/python bench/bench_http.py [--rounds 5] [--seconds 4] [--concurrency 1 8 32]
 
@@ -329,6 +330,8 @@ class Cell:
     backend_cpu: float = 0.0
     client_cpu: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    round_rates: list[float] = field(default_factory=list)
+    """Each round's operations per second, in round order (rounds of all apps interleave)."""
 
     @property
     def rate(self) -> float:
@@ -392,6 +395,7 @@ async def drive(
         cell.backend_cpu += backend
         cell.client_cpu += client
         cell.latencies += latencies
+        cell.round_rates.append(count / elapsed)
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -472,6 +476,15 @@ def ratio_line(label: str, values: Sequence[tuple[float, float]], fmt: str, mark
     return f"{label:22}" + "".join(f"{cell:>28}" for cell in cells) + f"   {mark}"
 
 
+def spread_line(label: str, cells: Sequence[tuple[Cell, Cell]]) -> str:
+    """The lowest and highest throughput ratio of one round (the rounds were run side by side)."""
+    spans = []
+    for package, base in cells:
+        ratios = [p / b for p, b in zip(package.round_rates, base.round_rates, strict=True)]
+        spans.append(f"{min(ratios):.2f} to {max(ratios):.2f}")
+    return f"{label:22}" + "".join(f"{span:>28}" for span in spans) + "   round-to-round spread"
+
+
 def report(
     results: dict[tuple[str, int, str], Cell],
     concurrencies: Sequence[int],
@@ -493,6 +506,7 @@ def report(
         p99 = [(p.percentile(99) * 1e3, b.percentile(99) * 1e3) for p, b in cells]
         cpu = [(p.cpu_per_op * 1e3, b.cpu_per_op * 1e3) for p, b in cells]
         print(ratio_line(f"{operation} {unit}", rates, "7.1f", "target >= 0.90"))
+        print(spread_line("  ratio, by round", cells))
         print(ratio_line(f"{operation} p50 ms", p50, "7.2f", ""))
         print(ratio_line(f"{operation} p99 ms", p99, "7.2f", "target <= 1.20"))
         print(ratio_line(f"{operation} CPU ms/op", cpu, "7.2f", "server CPU per op"))
