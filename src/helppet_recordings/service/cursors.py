@@ -52,7 +52,9 @@ def decode_cursor(
         recording_id = uuid.UUID(str(payload["i"]))
         if created_at.tzinfo is None:
             raise ValueError
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        # Issued cursors are in UTC; an edited offset may put the time outside datetime's range.
+        created_at = created_at.astimezone(dt.UTC)
+    except (ValueError, KeyError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise ValidationError.for_field("cursor", "is not a cursor this service issued") from None
     if payload.get("f") != _fingerprint(recording_filter):
         raise ValidationError.for_field("cursor", "was issued for a listing with other filters")
