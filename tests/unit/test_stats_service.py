@@ -114,12 +114,14 @@ def test_stats_narrow_to_the_window(service: RecordingService) -> None:
         (None, "2026-11-24T10:00:00Z", "until"),
         (BASE_TIME, BASE_TIME, "until"),
         (BASE_TIME + HOUR, BASE_TIME, "until"),
+        (dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5))), None, "since"),
+        (None, dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(-HOUR * 5)), "until"),
     ],
 )
 def test_stats_refuse_a_bad_window(
     service: RecordingService, since: object, until: object, field: str
 ) -> None:
-    """Naive or non-datetime bounds, and an empty or reversed window, are VALIDATION_ERROR."""
+    """Naive, non-datetime or beyond-UTC bounds, an empty or reversed window: VALIDATION_ERROR."""
     with pytest.raises(ValidationError) as caught:
         service.stats(since=since, until=until)  # type: ignore[arg-type]
     assert caught.value.error_code == "VALIDATION_ERROR"

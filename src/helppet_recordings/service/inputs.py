@@ -131,9 +131,17 @@ def check_range(value: object, name: str, low: int, high: int) -> None:
 
 
 def aware(value: dt.datetime, name: str) -> dt.datetime:
-    """Refuse a naive datetime: every time in the package carries its zone."""
+    """Refuse a naive datetime (every time in the package carries its zone), or one beyond UTC's.
+
+    ``datetime(1, 1, 1, tzinfo=+05:00)`` is aware, but has no UTC form for
+    storage to compare with.
+    """
     if not isinstance(value, dt.datetime) or value.tzinfo is None:
         raise ValidationError.for_field(name, "must be a timezone-aware datetime")
+    try:
+        value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValidationError.for_field(name, "is beyond the range of UTC datetimes") from None
     return value
 
 
