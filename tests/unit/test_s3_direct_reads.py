@@ -8,12 +8,17 @@ Counting ``before-call`` (emitted by API calls only) tells which path answered.
 
 from __future__ import annotations
 
+import datetime as dt
+import http.server
 import io
+import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import boto3
 import botocore.awsrequest
 import botocore.compat
+import botocore.config
 import botocore.exceptions
 import pytest
 
@@ -209,3 +214,70 @@ def test_a_client_without_an_http_session_uses_the_api_call(
     found = S3Storage(BUCKET, client=s3_client).head_and_read("k.wav", length=4)
     assert calls == ["GetObject"]
     assert found is not None
+
+
+def test_a_date_in_minus_zero_form_is_utc(s3_client: S3Client) -> None:
+    """``-0000`` (UTC by RFC 5322) is read as UTC, as botocore reads it, not as a naive time."""
+    answer_presigned(
+        s3_client,
+        lambda _request: response(
+            206,
+            b"RIFF",
+            **{"Content-Range": "bytes 0-3/9", "Last-Modified": "Wed, 21 Oct 2015 07:28:00 -0000"},
+        ),
+    )
+    found = S3Storage(BUCKET, client=s3_client).head_and_read("k.wav", length=4)
+    assert found is not None
+    assert found[0].last_modified == dt.datetime(2015, 10, 21, 7, 28, tzinfo=dt.UTC)
+
+
+class _CountingS3(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with S3's 404 ``NoSuchKey``, on keep-alive connections it counts."""
+
+    protocol_version = "HTTP/1.1"
+    connections = 0
+    requests: ClassVar[list[bool]] = []  # per request: was it presigned (a direct read)?
+
+    def setup(self) -> None:
+        type(self).connections += 1
+        super().setup()
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        type(self).requests.append("X-Amz-Signature=" in self.path)
+        body = b"<?xml version='1.0'?><Error><Code>NoSuchKey</Code><Message>gone</Message></Error>"
+        self.send_response(404)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_an_error_answer_leaves_its_connection_to_the_api_call() -> None:
+    """A 404's short body is read to its end: the API call asked next reuses the connection."""
+    counting: type[_CountingS3] = type("CountingS3", (_CountingS3,), {"requests": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), counting)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{server.server_address[1]}",
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=botocore.config.Config(
+                signature_version="s3v4", s3={"addressing_style": "path"}
+            ),
+        )
+        storage = S3Storage(BUCKET, client=client)
+        for _ in range(3):
+            assert storage.head_and_read("absent.wav", length=16) is None
+        assert counting.requests == [True, False] * 3  # each direct read, then GetObject
+        assert counting.connections == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -20,6 +20,7 @@ error handling, exactly as without this path.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import email.utils
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -38,6 +39,8 @@ URL_EXPIRES_IN: Final = 60
 """Seconds the read's presigned URL is valid; it is used at once and never leaves the process."""
 
 _SUCCESS: Final = frozenset({200, 206})
+_DRAINED_BODY: Final = 64 * 1024
+"""An error answer at most this long is read to its end, so its connection goes back to the pool."""
 _HEADERS: Final = {
     "ContentType": "Content-Type",
     "ETag": "ETag",
@@ -96,6 +99,7 @@ class DirectReads:
             return None
         with contextlib.closing(response.raw):
             if response.status_code not in _SUCCESS:
+                _release(response.raw, response.headers)
                 return None
             try:
                 headers = _parsed(response.headers)
@@ -103,6 +107,19 @@ class DirectReads:
             except (urllib3.exceptions.HTTPError, OSError, ValueError, TypeError):
                 return None
         return headers, bytes(data[:length])
+
+
+def _release(raw: Any, headers: Mapping[str, str]) -> None:
+    """Read a short error body to its end, so that the API call asked next reuses the connection.
+
+    A longer one, or one of unknown length, is left to ``close`` (which drops the connection).
+    """
+    drain = getattr(raw, "drain_conn", None)  # urllib3's; an answer from a hook may lack it
+    try:
+        if callable(drain) and int(headers.get("Content-Length", "-1")) in range(_DRAINED_BODY + 1):
+            drain()
+    except (urllib3.exceptions.HTTPError, OSError, ValueError):
+        pass  # closed below either way
 
 
 def _parsed(headers: Mapping[str, str]) -> dict[str, Any]:
@@ -117,5 +134,7 @@ def _parsed(headers: Mapping[str, str]) -> dict[str, Any]:
         parsed["ContentLength"] = int(parsed["ContentLength"])
     modified = headers.get("Last-Modified")
     if modified is not None:
-        parsed["LastModified"] = email.utils.parsedate_to_datetime(modified)
+        when = email.utils.parsedate_to_datetime(modified)
+        # "-0000" (UTC, by RFC 5322's convention) parses naive; botocore reads it as UTC
+        parsed["LastModified"] = when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
     return parsed
