@@ -18,7 +18,7 @@ from helppet_recordings.models import Recording, RecordingFilter, RecordingPage
 from helppet_recordings.repositories.sqlalchemy._claims import ClaimQueries
 from helppet_recordings.repositories.sqlalchemy._lookups import KeyQueries
 from helppet_recordings.repositories.sqlalchemy._reporting import AuditQueries
-from helppet_recordings.repositories.sqlalchemy.driver import driver_path
+from helppet_recordings.repositories.sqlalchemy.driver import NotOnDriverPath, driver_path
 from helppet_recordings.repositories.sqlalchemy.engine import (
     DEFAULT_MAX_OVERFLOW,
     DEFAULT_POOL_SIZE,
@@ -97,8 +97,12 @@ class SqlAlchemyRepository(ClaimQueries, KeyQueries, AuditQueries):
         )
         self._statements = Statements(self._table)
         # get, add and save's transitions skip SQLAlchemy's execution machinery where that
-        # passes the same values (psycopg 3, native column types): see driver.py.
-        self._driver = driver_path(engine.dialect, self._table)
+        # changes nothing (psycopg 3, native column types, nobody watching): see driver.py.
+        self._driver = driver_path(
+            engine.dialect,
+            self._table,
+            schema_translate_map=engine.get_execution_options().get("schema_translate_map"),
+        )
         # One statement is atomic on its own: on PostgreSQL, add, get and save run theirs
         # without BEGIN and COMMIT (one round trip instead of three), on the same pool.
         self._single: sa.Engine = (
@@ -261,8 +265,7 @@ class SqlAlchemyRepository(ClaimQueries, KeyQueries, AuditQueries):
     ) -> Sequence[Any] | None:
         """Return a query's first row: on the driver path where there is one (see driver.py)."""
         if self._driver is not None:
-            # A driver error runs the statement again below, where SQLAlchemy handles it.
-            with contextlib.suppress(self._driver.errors):
+            with contextlib.suppress(NotOnDriverPath):
                 return self._driver.first(connection, statement, params)
         return connection.execute(statement, params).first()
 
@@ -276,8 +279,7 @@ class SqlAlchemyRepository(ClaimQueries, KeyQueries, AuditQueries):
     ) -> int:
         """Run a write and return the rows it changed: on the driver path where there is one."""
         if self._driver is not None:
-            # A driver error runs the statement again below, where SQLAlchemy handles it.
-            with contextlib.suppress(self._driver.errors):
+            with contextlib.suppress(NotOnDriverPath):
                 return self._driver.rowcount(connection, statement, params, by_keys=by_keys)
         return connection.execute(statement, params).rowcount
 
