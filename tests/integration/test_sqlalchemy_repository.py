@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import sqlite3
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 
 from helppet_recordings.errors import (
     DuplicateRecordingError,
+    MissingDependencyError,
     RepositoryError,
     RepositoryUnavailableError,
     ValidationError,
@@ -480,9 +482,12 @@ def test_from_url_pool_settings_are_keywords() -> None:
         assert (pool.size(), pool._max_overflow, pool._pre_ping, pool._recycle) == (8, 2, True, 60)
 
 
-def test_in_memory_sqlite_is_one_database_for_all_threads() -> None:
-    """``sqlite://`` is shared by every thread, so a web server's pool sees one database."""
-    with SqlAlchemyRepository.from_url("sqlite://") as repository:
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:?uri=true"]
+)
+def test_in_memory_sqlite_is_one_database_for_all_threads(url: str) -> None:
+    """An in-memory database (any spelling) is shared by every thread, as one database."""
+    with SqlAlchemyRepository.from_url(url) as repository:
         repository.create_schema()
         recording = make_recording()
         worker = threading.Thread(target=repository.add, args=(recording,))
@@ -502,6 +507,27 @@ def test_file_sqlite_uses_wal_foreign_keys_and_busy_timeout(tmp_path: Path) -> N
                 for name in ("journal_mode", "foreign_keys", "busy_timeout")
             }
         assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 2500}
+
+
+def test_missing_psycopg_names_the_postgres_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without psycopg, a PostgreSQL URL says which extra to install; another driver does not."""
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg now fails
+    with pytest.raises(MissingDependencyError) as caught:
+        SqlAlchemyRepository.from_url("postgresql://user@127.0.0.1:1/db")
+    assert caught.value.details == {"package": "psycopg", "extra": "postgres"}
+    monkeypatch.setitem(sys.modules, "psycopg2", None)
+    with pytest.raises(ModuleNotFoundError) as other:
+        SqlAlchemyRepository.from_url("postgresql+psycopg2://user@127.0.0.1:1/db")
+    assert not isinstance(other.value, MissingDependencyError)
+
+
+def test_sqlite_timeout_in_connect_args_wins_over_the_busy_timeout(tmp_path: Path) -> None:
+    """sqlite3's own ``timeout``, given in connect_args, is the busy timeout the pragma sets."""
+    url = f"sqlite:///{tmp_path / 'timeout.db'}"
+    with SqlAlchemyRepository.from_url(url, connect_args={"timeout": 30}) as repository:
+        with repository.engine.connect() as connection:
+            busy = connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
+        assert busy == 30_000
 
 
 def test_engine_kwargs_are_passed_through(tmp_path: Path) -> None:

@@ -203,14 +203,32 @@ def test_build_backends_gives_a_working_local_deployment(tmp_path: Path) -> None
     [
         ({}, "HELPPET_LOCAL_STORAGE_SECRET"),
         ({"HELPPET_JWT_SECRET": JWT_SECRET, "DATABASE_URL": "not a url"}, "DATABASE_URL"),
+        (
+            {"HELPPET_JWT_SECRET": JWT_SECRET, "DATABASE_URL": "postgresql://u:pw@h:notaport/db"},
+            "DATABASE_URL",
+        ),
+        ({"HELPPET_JWT_SECRET": JWT_SECRET, "DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL"),
+        (
+            {"HELPPET_JWT_SECRET": JWT_SECRET, "DATABASE_URL": "postgresql+asyncpg://u@h/db"},
+            "DATABASE_URL",
+        ),
+        (
+            {"HELPPET_JWT_SECRET": JWT_SECRET, "DATABASE_URL": "sqlite+nosuchdriver:///x.db"},
+            "DATABASE_URL",
+        ),
     ],
 )
 def test_build_backends_refuses_what_cannot_work(
     tmp_path: Path, environ: dict[str, str], variable: str
 ) -> None:
-    """No LocalStorage secret, or an unparseable DATABASE_URL: a ConfigurationError naming it."""
+    """A missing LocalStorage secret or a DATABASE_URL that cannot work names its variable.
+
+    The URL may not parse (a port that is no number) or name a database or
+    driver the package does not run on; the error never repeats its password.
+    """
     env = DeploymentSettings.from_env(environ, cwd=tmp_path)
     with pytest.raises(ConfigurationError) as caught:
         build_backends(env)
     assert caught.value.details["variable"] == variable
     assert variable in caught.value.message
+    assert "pw" not in str(caught.value.to_dict())

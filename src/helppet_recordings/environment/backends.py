@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -17,6 +17,10 @@ from helppet_recordings.storage.local import MIN_SECRET_LENGTH, LocalStorage
 
 if TYPE_CHECKING:
     from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository
+
+_DATABASE_EXAMPLES: Final = (
+    "(e.g. postgresql+psycopg://user@host/dbname or sqlite:///recordings.db)"
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -91,22 +95,31 @@ def build_repository(
     ``engine_options`` are further keyword arguments for
     ``SqlAlchemyRepository.from_url`` (``pool_size``, ``max_overflow``,
     ``pool_pre_ping``, ``pool_recycle``). Raises :class:`ConfigurationError`
-    for a URL SQLAlchemy cannot parse and ``MissingDependencyError`` when the
-    driver's extra is not installed.
+    for a URL SQLAlchemy cannot parse or a database the package does not run
+    on, and ``MissingDependencyError`` when psycopg (the ``postgres`` extra) is
+    not installed.
     """
     # Imported here: the sql extra is needed only when a database is used.
+    import sqlalchemy  # noqa: PLC0415
     import sqlalchemy.exc  # noqa: PLC0415
 
     from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository  # noqa: PLC0415
 
     try:
-        return SqlAlchemyRepository.from_url(environment.database_url, **(engine_options or {}))
-    except sqlalchemy.exc.ArgumentError as exc:
-        msg = (
-            "DATABASE_URL is not a SQLAlchemy database URL "
-            "(e.g. postgresql+psycopg://user@host/dbname or sqlite:///recordings.db)"
-        )
-        raise ConfigurationError(msg, variable="DATABASE_URL") from exc
+        url = sqlalchemy.make_url(environment.database_url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: a port that is no number
+        raise ConfigurationError(
+            "DATABASE_URL is not a SQLAlchemy database URL " + _DATABASE_EXAMPLES,
+            variable="DATABASE_URL",
+        ) from None  # the parser's message may quote the URL, password included
+    try:
+        return SqlAlchemyRepository.from_url(url, **(engine_options or {}))
+    except (sqlalchemy.exc.NoSuchModuleError, ModuleNotFoundError):
+        raise ConfigurationError(
+            f"DATABASE_URL names a database this package does not run on ({url.drivername}); "
+            "it runs on PostgreSQL with psycopg 3 and on SQLite " + _DATABASE_EXAMPLES,
+            variable="DATABASE_URL",
+        ) from None
 
 
 def build_backends(

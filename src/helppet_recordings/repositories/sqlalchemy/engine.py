@@ -62,8 +62,10 @@ def build_engine(
 
     See :meth:`SqlAlchemyRepository.from_url
     <helppet_recordings.repositories.sqlalchemy.SqlAlchemyRepository.from_url>`
-    for the defaults; ``engine_kwargs`` win over them. A driver that is not
-    installed raises ``MissingDependencyError`` naming the ``postgres`` extra.
+    for the defaults; ``engine_kwargs`` win over them (on SQLite,
+    ``connect_args={"timeout": seconds}`` over ``sqlite_busy_timeout``).
+    psycopg missing raises ``MissingDependencyError`` naming the ``postgres``
+    extra; another driver that is not installed, SQLAlchemy's own error.
     """
     parsed = sa.make_url(url)
     if parsed.drivername == "postgresql":
@@ -93,12 +95,14 @@ def build_engine(
         connect_args.setdefault("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
     try:
         engine = sa.create_engine(parsed, connect_args=connect_args, **kwargs)
-    except sa.exc.NoSuchModuleError as exc:
-        raise MissingDependencyError(parsed.drivername, "postgres") from exc
-    except ModuleNotFoundError as exc:
-        raise MissingDependencyError(exc.name or parsed.drivername, "postgres") from exc
+    except (sa.exc.NoSuchModuleError, ModuleNotFoundError) as exc:
+        if backend == "postgresql" and parsed.get_driver_name() == "psycopg":
+            raise MissingDependencyError("psycopg", "postgres") from exc
+        raise  # another database or driver: no extra of this package installs it
     if backend == "sqlite":
-        _configure_sqlite(engine, busy_timeout=sqlite_busy_timeout, wal=not in_memory)
+        # sqlite3's own ``timeout`` (seconds), given in connect_args, wins over the default
+        busy_timeout = float(connect_args.get("timeout", sqlite_busy_timeout))
+        _configure_sqlite(engine, busy_timeout=busy_timeout, wal=not in_memory)
     return engine
 
 
@@ -110,7 +114,11 @@ def sqlite_begin_immediate(connection: sa.Connection) -> None:
 
 def _sqlite_in_memory(url: sa.URL) -> bool:
     database = url.database or ""
-    return database in {"", ":memory:"} or url.query.get("mode") == "memory"
+    return (
+        database in {"", ":memory:"}
+        or database.startswith("file::memory:")  # a URI filename (``?uri=true``)
+        or url.query.get("mode") == "memory"
+    )
 
 
 def _configure_sqlite(engine: sa.Engine, *, busy_timeout: float, wal: bool) -> None:
