@@ -99,8 +99,50 @@ def test_concurrent_calls_settle_like_sequential_ones() -> None:
 
 
 def test_every_service_operation_has_an_async_twin() -> None:
-    """Each public method of RecordingService is a coroutine function on the async facade."""
-    public = {n for n in vars(RecordingService) if not n.startswith("_")}
-    operations = {n for n in public if callable(getattr(RecordingService, n))}
+    """Each public method of RecordingService, its mixins' too, has a twin with its signature."""
+    operations = [
+        name
+        for name, member in inspect.getmembers(RecordingService, inspect.isfunction)
+        if not name.startswith("_")
+    ]
+    assert {"initiate_upload", "claim_for_processing", "stats"} <= set(operations)  # both halves
     for name in operations:
-        assert inspect.iscoroutinefunction(getattr(AsyncRecordingService, name)), name
+        twin = getattr(AsyncRecordingService, name)
+        assert inspect.iscoroutinefunction(twin), name
+        assert inspect.signature(twin) == inspect.signature(getattr(RecordingService, name)), name
+        assert twin.__doc__.startswith(f"Await :meth:`RecordingService.{name}`"), name
+
+
+def test_the_backends_are_those_of_the_service() -> None:
+    """settings, storage, repository and metrics are the synchronous service's."""
+    service = _service(InMemoryRepository())
+    sync = service.sync
+    assert (service.settings, service.storage, service.repository, service.metrics) == (
+        sync.settings,
+        sync.storage,
+        sync.repository,
+        sync.metrics,
+    )
+
+
+def test_a_cancelled_call_still_runs_its_operation_to_its_end() -> None:
+    """Cancelling the awaiting task leaves the operation whole: it finishes and is stored."""
+    repository = GatedRepository()
+    service = _service(repository)
+
+    async def scenario() -> None:
+        pending = asyncio.ensure_future(
+            service.initiate_upload(USER, {"filename": "a.m4a", "content_type": "audio/mp4"})
+        )
+        await asyncio.sleep(0.05)
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        repository.gate.set()
+        for _ in range(200):  # the thread goes on after the task is gone
+            if (await service.list_recordings(USER)).total:
+                return
+            await asyncio.sleep(0.01)
+        pytest.fail("the cancelled operation never finished")
+
+    asyncio.run(scenario())

@@ -1,4 +1,4 @@
-"""AsyncRecordingService: the same operations as ``async def``, for async hosts.
+"""AsyncRecordingService: the same operations as ``async def``, for asyncio hosts.
 
 Backends (boto3, SQLAlchemy's sync engines, the filesystem) block, so each
 call runs the synchronous operation in a worker thread and the event loop
@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Concatenate, ParamSpec, TypeVar
 
+from helppet_recordings.metrics import RecordingMetrics
+from helppet_recordings.ports import RecordingRepository, RecordingStorage
 from helppet_recordings.service.facade import RecordingService
 from helppet_recordings.settings import RecordingSettings
 
@@ -35,17 +38,31 @@ def _awaitable(
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, context.run, bound)
 
-    call.__name__ = method.__name__
-    call.__qualname__ = f"AsyncRecordingService.{method.__name__}"
-    call.__doc__ = f"Await :meth:`RecordingService.{method.__name__}` (same arguments and errors)."
+    name = method.__name__
+    functools.update_wrapper(call, method)  # name, module, __wrapped__: help() shows its arguments
+    call.__qualname__ = f"AsyncRecordingService.{name}"
+    call.__doc__ = (
+        f"Await :meth:`RecordingService.{name}` (same arguments, results and errors).\n\n"
+        + inspect.cleandoc(method.__doc__ or "")
+    )
     return call
 
 
 class AsyncRecordingService:
-    """Awaitable twins of every :class:`RecordingService` operation.
+    """Awaitable twins of every :class:`RecordingService` operation, for asyncio.
 
     Wraps a ``RecordingService`` (``AsyncRecordingService(service)``); the
-    arguments, results and errors are exactly the synchronous ones.
+    arguments, results and errors are exactly the synchronous ones, and the
+    caller's context variables (tracing) go with each call to its thread.
+
+    Threads: the loop's default executor has ``min(32, os.cpu_count() + 4)``
+    of them, so at most that many operations run at once; pass ``executor``
+    (a ``ThreadPoolExecutor`` sized like the database pool, 40 by default) for
+    more. Cancelling an awaiting task does not stop its operation: the thread
+    runs it to its end, so a recording never changes halfway, and what it did
+    is stored and published; the cancelled task only never sees the result.
+    The facade runs on asyncio's loop (under AnyIO's asyncio backend too); on
+    Trio, call the synchronous service through ``trio.to_thread.run_sync``.
     """
 
     def __init__(self, service: RecordingService, *, executor: Executor | None = None) -> None:
@@ -61,6 +78,21 @@ class AsyncRecordingService:
     def settings(self) -> RecordingSettings:
         """The settings the service runs with."""
         return self._service.settings
+
+    @property
+    def storage(self) -> RecordingStorage:
+        """The storage backend the service runs on."""
+        return self._service.storage
+
+    @property
+    def repository(self) -> RecordingRepository:
+        """The repository backend the service runs on."""
+        return self._service.repository
+
+    @property
+    def metrics(self) -> RecordingMetrics:
+        """The metrics the service records."""
+        return self._service.metrics
 
     initiate_upload = _awaitable(RecordingService.initiate_upload)
     renew_upload = _awaitable(RecordingService.renew_upload)
