@@ -10,7 +10,7 @@ import subprocess
 import sys
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from pydantic import BaseModel
 from starlette.exceptions import StarletteDeprecationWarning
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 import helppet_recordings.errors as errors_module
@@ -300,6 +300,33 @@ def test_a_bug_is_500_without_details_and_logged_without_its_message(
     assert record.exc_info is None
 
 
+def test_a_bug_after_the_answer_started_is_logged_and_ends_there(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stream that fails midway keeps what was sent; the log has the frames, not the text."""
+    app = FastAPI()
+    install(app)
+
+    @app.get("/stream")
+    async def stream() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            msg = "cannot read visit-bella.wav"
+            yield b"first"
+            raise ValueError(msg)
+
+        return StreamingResponse(chunks())
+
+    with (
+        caplog.at_level(logging.ERROR, logger="helppet_recordings"),
+        TestClient(app) as client,  # raises whatever reaches the server
+    ):
+        response = client.get("/stream")
+    assert (response.status_code, response.content) == (200, b"first")
+    [record] = [r for r in caplog.records if r.name.startswith("helppet_recordings.")]
+    assert "ValueError" in record.getMessage()
+    assert "bella.wav" not in record.getMessage()
+
+
 def test_an_http_exception_keeps_its_status_and_headers(errors_client: TestClient) -> None:
     """An app's own HTTPException answers its status and headers in the error shape."""
     response = errors_client.get("/teapot")
@@ -474,6 +501,11 @@ def _cors_app(tmp_path: Path, origins: list[str] | None) -> tuple[FastAPI, str]:
     async def echo(request: Request) -> dict[str, int]:
         return {"size": len(await request.body())}
 
+    @app.get("/api/bug")
+    async def bug() -> None:
+        msg = "cannot store row for 'bug-FluffyMcPatient.wav'"
+        raise ValueError(msg)
+
     return app, url
 
 
@@ -486,6 +518,26 @@ def _preflight(client: TestClient, path: str, origin: str, method: str = "POST")
             "Access-Control-Request-Headers": "authorization, content-type",
         },
     )
+
+
+@pytest.mark.parametrize(
+    "asks",
+    [
+        {"Access-Control-Request-Method": "PATCH"},
+        {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-secret"},
+    ],
+)
+def test_a_refused_preflight_answers_in_the_error_shape(
+    tmp_path: Path, asks: dict[str, str]
+) -> None:
+    """A method or header the API does not allow: 400 BAD_REQUEST listing what it allows."""
+    app, _ = _cors_app(tmp_path, [ALLOWED])
+    with TestClient(app) as client:
+        response = client.options("/api/ping", headers={"Origin": ALLOWED, **asks})
+    body = assert_error(response, 400, "BAD_REQUEST")
+    assert body["details"]["allowed_methods"] == ["GET", "POST", "PUT", "DELETE"]
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert "origin" in response.headers["vary"].lower()
 
 
 def test_cors_preflight_for_an_allowed_origin(tmp_path: Path) -> None:
@@ -513,7 +565,7 @@ def test_cors_preflight_for_an_allowed_origin(tmp_path: Path) -> None:
 
 
 def test_cors_ignores_other_origins(tmp_path: Path) -> None:
-    """Another origin's preflight and requests carry no Access-Control-Allow-* header."""
+    """Other origins' (and origin-less) requests carry no Access-Control-* header, but Vary."""
     app, url = _cors_app(tmp_path, [ALLOWED])
     with TestClient(app) as client:
         preflight = _preflight(client, "/api/ping", "https://evil.example", "GET")
@@ -523,6 +575,9 @@ def test_cors_ignores_other_origins(tmp_path: Path) -> None:
         download = client.get(url, headers={"Origin": "https://evil.example"})
         assert download.status_code == 200
         assert not [h for h in download.headers if h.startswith("access-control-")]
+        without_origin = client.get("/api/ping")
+        assert not [h for h in without_origin.headers if h.startswith("access-control-")]
+        assert "origin" in without_origin.headers["vary"].lower()  # caches keep them apart
 
 
 def test_no_origins_means_no_cors_headers(tmp_path: Path) -> None:
@@ -537,12 +592,17 @@ def test_no_origins_means_no_cors_headers(tmp_path: Path) -> None:
 
 
 def test_cors_refusals_carry_cors_headers_too(tmp_path: Path) -> None:
-    """A 413 from the body limit reaches a browser of an allowed origin readable."""
+    """A 413 from the body limit and a bug's 500 reach a browser of an allowed origin readable."""
     app, _ = _cors_app(tmp_path, [ALLOWED])
     with TestClient(app) as client:
         response = client.post("/api/echo", content=b"x" * 70_000, headers={"Origin": ALLOWED})
-    assert_error(response, 413, "REQUEST_TOO_LARGE")
-    assert response.headers["access-control-allow-origin"] == ALLOWED
+        assert_error(response, 413, "REQUEST_TOO_LARGE")
+        assert response.headers["access-control-allow-origin"] == ALLOWED
+        # raise_server_exceptions (the default) would raise here had the bug reached the server
+        bug = client.get("/api/bug", headers={"Origin": ALLOWED})
+    assert assert_error(bug, 500, "INTERNAL_ERROR")["details"] == {}
+    assert bug.headers["access-control-allow-origin"] == ALLOWED
+    assert "Fluffy" not in bug.text
 
 
 @pytest.mark.parametrize(

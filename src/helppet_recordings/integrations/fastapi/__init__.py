@@ -40,6 +40,7 @@ try:
     )
     from ._errors import (
         BodyTooLargeError,
+        UnexpectedErrorMiddleware,
         allowed_methods,
         error_body,
         install_error_handlers,
@@ -66,6 +67,7 @@ __all__ = [
     "LocalStorageSource",
     "OriginsSource",
     "QueryStringFilter",
+    "UnexpectedErrorMiddleware",
     "allowed_methods",
     "body_limit",
     "error_body",

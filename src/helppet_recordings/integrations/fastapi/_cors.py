@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Final
@@ -73,10 +74,12 @@ class CorsMiddleware:
     Requests from an allowed origin go through Starlette's ``CORSMiddleware``
     with :data:`CORS_ALLOW_METHODS`, :data:`CORS_ALLOW_HEADERS` and
     :data:`CORS_EXPOSE_HEADERS` (no credentials: the API takes bearer
-    tokens). A request from any other origin, a preflight included, reaches
-    the app as if CORS were off (so a preflight gets the app's own 405, with
-    no ``Access-Control-Allow-*`` header) and its answer says ``Vary: Origin``.
-    With no origins at all, nothing changes.
+    tokens); a refused preflight is 400 ``BAD_REQUEST`` in the error shape. A
+    request from any other origin, a preflight included, reaches the app as if
+    CORS were off (so a preflight gets the app's own 405, with no
+    ``Access-Control-Allow-*`` header); its answer, and that of a request
+    without ``Origin``, says ``Vary: Origin``. With no origins at all, nothing
+    changes.
 
     ``origins`` may be a function, called at the first request: apps that
     read their configuration at start-up pass one.
@@ -111,10 +114,13 @@ class CorsMiddleware:
             return
         allowed = self._resolve()
         origin = _origin(scope)
-        if origin is None or not allowed:
+        if not allowed:
             await self.app(scope, receive, send)
+        elif origin is None:  # the answer would differ with one: caches must know
+            await self.app(scope, receive, _vary_on_origin(send))
         elif origin in allowed and self._cors is not None:
-            await self._cors(scope, receive, send)
+            refusals = _preflight_refusals_as_errors(send) if _is_preflight(scope) else send
+            await self._cors(scope, receive, refusals)
         else:
             await self.app(scope, receive, _vary_on_origin(send))
 
@@ -126,6 +132,43 @@ def _origin(scope: Scope) -> str | None:
         if name == b"origin":
             return value.decode("latin-1").lower()
     return None
+
+
+def _is_preflight(scope: Scope) -> bool:
+    return scope["method"] == "OPTIONS" and any(
+        name == b"access-control-request-method" for name, _ in scope["headers"]
+    )
+
+
+def _preflight_refusals_as_errors(send: Send) -> Send:
+    """Answer CORSMiddleware's refusal of a preflight (400, plain text) in the error shape."""
+    refused = False
+
+    async def send_shaped(message: Message) -> None:
+        nonlocal refused
+        if message["type"] == "http.response.start" and message["status"] == 400:
+            refused = True
+            headers = MutableHeaders(scope=message)  # keeps Vary and the allowed lists
+            headers["content-type"] = "application/json"
+            headers["content-length"] = str(len(_PREFLIGHT_REFUSAL))
+            await send(message)
+            await send({"type": "http.response.body", "body": _PREFLIGHT_REFUSAL})
+        elif not refused:
+            await send(message)
+
+    return send_shaped
+
+
+_PREFLIGHT_REFUSAL: Final = json.dumps(
+    {
+        "message": "The preflight asks for a method or request header this API does not allow",
+        "error_code": "BAD_REQUEST",
+        "details": {
+            "allowed_methods": list(CORS_ALLOW_METHODS),
+            "allowed_headers": list(CORS_ALLOW_HEADERS),
+        },
+    }
+).encode()
 
 
 def _vary_on_origin(send: Send) -> Send:

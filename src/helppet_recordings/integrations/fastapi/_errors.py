@@ -12,13 +12,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match, Mount
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helppet_recordings.errors import RecordingError, UnavailableError
 
 __all__ = [
     "MAX_REPORTED_ERRORS",
     "BodyTooLargeError",
+    "UnexpectedErrorMiddleware",
     "error_body",
     "install_error_handlers",
     "recording_error_response",
@@ -205,19 +206,62 @@ def _serves(route: BaseRoute, scope: Scope) -> bool:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    _log_unexpected(exc, request.scope)
+    return _internal_error()
+
+
+def _internal_error() -> JSONResponse:
+    return JSONResponse(error_body("Internal server error", "INTERNAL_ERROR"), status_code=500)
+
+
+def _log_unexpected(exc: BaseException, scope: Scope) -> None:
     # The frames, not the messages: a bug's message may quote what the client sent.
     frames = "".join(traceback.format_tb(exc.__traceback__))
     causes = " <- ".join(type(cause).__qualname__ for cause in _causes(exc)) or "none"
     _log.error(
         "Unhandled %s in %s %s; caused by %s\n%s",
         type(exc).__qualname__,
-        request.method,
-        _route_template(request.scope),
+        scope.get("method", "?"),
+        _route_template(scope),
         causes,
         frames.rstrip(),
         extra={"error_code": "INTERNAL_ERROR", "http_status": 500},
     )
-    return JSONResponse(error_body("Internal server error", "INTERNAL_ERROR"), status_code=500)
+
+
+class UnexpectedErrorMiddleware:
+    """Answer an exception no handler took: 500 ``INTERNAL_ERROR``, logged without its message.
+
+    Starlette's last-resort handler (the ``Exception`` handler) runs outside
+    every middleware, so its 500 carries no CORS headers, and it hands the
+    exception on to the server, which logs its message, and a bug's message
+    may quote what the client sent. This middleware, innermost among
+    ``install``'s, answers such an exception itself and ends it there. An
+    exception after the answer started can only be logged; the server then
+    closes the connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; answer (or log) any exception it lets out."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:  # noqa: BLE001 - the last resort, answered and logged
+            _log_unexpected(exc, scope)
+            if not started:
+                await _internal_error()(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -232,8 +276,10 @@ def install_error_handlers(app: FastAPI) -> None:
     - an HTTP error of the framework (unknown route, wrong method, body too
       large): its status with a matching code; a 405 lists in ``Allow`` every
       method the path serves;
-    - anything else: 500 ``INTERNAL_ERROR`` with empty details; the traceback
-      goes to the log.
+    - anything else: 500 ``INTERNAL_ERROR`` with empty details, answered by
+      :class:`UnexpectedErrorMiddleware` (inside the middlewares added later,
+      so CORS headers come with it); its frames go to the log, never its
+      message, and the exception ends there (the server logs nothing more).
 
     Register a handler for a subclass of ``RecordingError`` after this one to
     answer it differently (Starlette picks the most specific class).
@@ -241,4 +287,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RecordingError, _recording_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    # Errors of the app: answered inside the middlewares added later (CORS), not re-raised.
+    app.add_middleware(UnexpectedErrorMiddleware)
+    # Errors of those middlewares themselves: Starlette's last resort.
     app.add_exception_handler(Exception, _unexpected_error)
