@@ -46,6 +46,8 @@ _APP_VARIABLES: Final = {
     "db_pool_pre_ping": "HELPPET_DB_POOL_PRE_PING",
     "db_pool_recycle": "HELPPET_DB_POOL_RECYCLE",
 }
+_MAX_CONNECTIONS: Final = 10_000
+"""More than any PostgreSQL server's ``max_connections`` in practice: a larger pool is a typo."""
 _DEMO_HINT: Final = "; to try the API without one, run the demo: `python -m examples.demo`"
 
 
@@ -58,15 +60,16 @@ class AppConfig(DeploymentSettings):
 
     jwt_audience: Annotated[str | None, Field(validation_alias=_alias("jwt_audience"))] = None
     jwt_issuer: Annotated[str | None, Field(validation_alias=_alias("jwt_issuer"))] = None
-    db_pool_size: Annotated[int, Field(ge=1, validation_alias=_alias("db_pool_size"))] = (
-        DEFAULT_POOL_SIZE
-    )
-    db_max_overflow: Annotated[int, Field(ge=0, validation_alias=_alias("db_max_overflow"))] = (
-        DEFAULT_MAX_OVERFLOW
-    )
+    db_pool_size: Annotated[
+        int, Field(ge=1, le=_MAX_CONNECTIONS, validation_alias=_alias("db_pool_size"))
+    ] = DEFAULT_POOL_SIZE
+    db_max_overflow: Annotated[
+        int, Field(ge=0, le=_MAX_CONNECTIONS, validation_alias=_alias("db_max_overflow"))
+    ] = DEFAULT_MAX_OVERFLOW
     db_pool_pre_ping: Annotated[bool, Field(validation_alias=_alias("db_pool_pre_ping"))] = False
     db_pool_recycle: Annotated[
-        float | None, Field(gt=0, validation_alias=_alias("db_pool_recycle"))
+        float | None,
+        Field(gt=0, allow_inf_nan=False, validation_alias=_alias("db_pool_recycle")),
     ] = None
 
     @classmethod

@@ -968,9 +968,17 @@ def test_pool_settings_from_the_environment(tmp_path: Path) -> None:
         )
     defaults = AppConfig.from_env(_env(tmp_path)).engine_options()
     assert defaults == {"pool_size": 40, "max_overflow": 10, "pool_pre_ping": False}
-    with pytest.raises(ConfigurationError, match="HELPPET_DB_POOL_SIZE") as caught:
-        AppConfig.from_env(_env(tmp_path, HELPPET_DB_POOL_SIZE="many"))
-    assert caught.value.details["variable"] == "HELPPET_DB_POOL_SIZE"
+    refused = [
+        ("HELPPET_DB_POOL_SIZE", "many"),
+        ("HELPPET_DB_POOL_SIZE", "99999999999999999999999"),
+        ("HELPPET_DB_MAX_OVERFLOW", "20000"),
+        ("HELPPET_DB_POOL_RECYCLE", "inf"),
+        ("HELPPET_DB_POOL_RECYCLE", "nan"),
+    ]
+    for variable, value in refused:
+        with pytest.raises(ConfigurationError, match=variable) as caught:
+            AppConfig.from_env(_env(tmp_path, **{variable: value}))
+        assert caught.value.details["variable"] == variable, value
 
 
 def test_listing_pages_by_cursor(client: TestClient, user: uuid.UUID) -> None:
