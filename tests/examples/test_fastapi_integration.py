@@ -283,6 +283,25 @@ def test_validation_errors_are_422_in_the_same_shape(
         assert set(error) == {"field", "location", "message", "type"}
 
 
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_json_body_not_declared_as_json_says_so(
+    errors_client: TestClient, content_type: str | None
+) -> None:
+    """A body without Content-Type: application/json is 422 naming the header to send."""
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = errors_client.post(
+        f"/items/{uuid.uuid4()}", content=b'{"name": "a", "size": 1}', headers=headers
+    )
+    [error] = assert_error(response, 422, "VALIDATION_ERROR")["details"]["errors"]
+    assert error["location"] == "body"
+    assert "Content-Type: application/json" in error["message"]
+    declared = errors_client.post(
+        f"/items/{uuid.uuid4()}", content=b"[1]", headers={"Content-Type": "application/json"}
+    )
+    [error] = assert_error(declared, 422, "VALIDATION_ERROR")["details"]["errors"]
+    assert "Content-Type" not in error["message"]  # JSON, but not an object: FastAPI's words
+
+
 def test_a_bug_is_500_without_details_and_logged_without_its_message(
     errors_client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:

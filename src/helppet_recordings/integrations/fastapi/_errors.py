@@ -118,16 +118,27 @@ def _route_template(scope: Scope) -> str:
     return f"{scope.get('root_path', '')}{template}" if isinstance(template, str) else "(no route)"
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this type only
     problems = list(exc.errors())
     errors = [_problem(problem) for problem in problems[:MAX_REPORTED_ERRORS]]
+    if not _declares_json(request.headers.get("content-type", "")):
+        # FastAPI reads a body as JSON only when it says it is; otherwise the body is a string
+        # and the complaint ("a valid dictionary") would not say what to change.
+        for error in errors:
+            if error["location"] == "body" and not error["field"]:
+                error["message"] = "The body must be JSON, sent with Content-Type: application/json"
     fields = sorted({error["field"] or error["location"] for error in errors})
     body = error_body(f"Invalid request: check {', '.join(fields)}", "VALIDATION_ERROR")
     body["details"]["errors"] = errors
     if len(problems) > MAX_REPORTED_ERRORS:
         body["details"]["omitted_errors"] = len(problems) - MAX_REPORTED_ERRORS
     return JSONResponse(body, status_code=422)
+
+
+def _declares_json(content_type: str) -> bool:
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
 
 
 def _problem(problem: Any) -> dict[str, str]:
