@@ -22,6 +22,7 @@ from helppet_recordings.audio import (
     decode_pcm,
     encode_pcm,
     inspect_audio,
+    probe,
     sniff_container,
 )
 from helppet_recordings.errors import (
@@ -260,3 +261,35 @@ def test_missing_av_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(MissingDependencyError) as caught:
         inspect_audio(io.BytesIO(b"x"))
     assert caught.value.details == {"package": "av", "extra": "audio"}
+
+
+def _wav_at(rate: int, pcm: bytes) -> bytes:
+    """A mono 16-bit WAV at ``rate`` Hz."""
+    output = io.BytesIO()
+    with wave.open(output, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(pcm)
+    return output.getvalue()
+
+
+def test_a_sample_rate_below_speech_is_refused_before_decoding() -> None:
+    """100 KB at 1 Hz would be 14 hours of audio to resample and transcribe: refused."""
+    with pytest.raises(AudioDecodeError) as caught:
+        inspect_audio(io.BytesIO(_wav_at(1, os.urandom(100_000))))
+    assert (caught.value.reason, caught.value.details["sample_rate"]) == ("sample_rate", 1)
+    with pytest.raises(AudioDecodeError):
+        next(iter(decode_pcm(io.BytesIO(_wav_at(7999, tone(0.5, 7999))))))
+    assert inspect_audio(io.BytesIO(_wav_at(8000, tone(0.5, 8000)))).sample_rate == 8000
+
+
+def test_audio_longer_than_a_recording_may_be_stops_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Decoding stops once the audio passes the longest recording the policy allows."""
+    monkeypatch.setattr(probe, "MAX_DURATION_SECONDS", 0.5)
+    with pytest.raises(AudioDecodeError) as caught:
+        inspect_audio(io.BytesIO(_wav(tone(2.0, 16000))))
+    assert caught.value.reason == "too_long"
+    assert caught.value.details["decoded_seconds"] <= 0.75

@@ -18,6 +18,7 @@ from helppet_recordings.audio._containers import (
 from helppet_recordings.audio.errors import AudioDecodeError
 from helppet_recordings.audio.sniff import SNIFF_BYTES, sniff_container
 from helppet_recordings.errors import MissingDependencyError, RecordingError
+from helppet_recordings.policy import MAX_DURATION_SECONDS
 
 if TYPE_CHECKING:
     import av.audio.frame
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACCEPTED_DEMUXERS",
+    "MIN_SAMPLE_RATE",
     "AudioInfo",
     "AudioSource",
     "decode_pcm",
@@ -59,6 +61,9 @@ Anything else (playlists such as HLS, concat lists, images, video-only formats)
 is refused before it is parsed, so a hostile upload cannot make FFmpeg open
 other files or URLs.
 """
+
+MIN_SAMPLE_RATE: Final = 8000
+"""The lowest sample rate accepted: narrowband telephony, the least speech is recorded at."""
 
 # Raw streams whose total length FFmpeg estimates from the bit rate: their
 # declared duration is a guess, so a shortfall against it proves nothing.
@@ -180,6 +185,15 @@ class _Decoding:
             raise AudioDecodeError(
                 "The audio stream's codec cannot be decoded", reason="unsupported_codec"
             )
+        rate = int(stream.codec_context.sample_rate)
+        if rate < MIN_SAMPLE_RATE:
+            # A few bytes at 1 Hz would be hours to decode, resample and transcribe.
+            raise AudioDecodeError(
+                f"The audio's sample rate ({rate} Hz) is below the {MIN_SAMPLE_RATE} Hz "
+                "speech needs",
+                reason="sample_rate",
+                sample_rate=rate,
+            )
         self._stream = stream
 
     def _open_error(self) -> AudioDecodeError:
@@ -219,6 +233,13 @@ class _Decoding:
                 for frame in packet.decode():
                     if frame.sample_rate:
                         self._samples_seconds += frame.samples / frame.sample_rate
+                    if self._samples_seconds > MAX_DURATION_SECONDS:
+                        raise AudioDecodeError(
+                            f"The audio goes on past {MAX_DURATION_SECONDS} s, "
+                            "the most a recording may hold",
+                            reason="too_long",
+                            decoded_seconds=round(self._samples_seconds, 3),
+                        )
                     yield frame
         except RecordingError:
             raise
