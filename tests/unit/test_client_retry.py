@@ -74,6 +74,8 @@ def test_retry_after_from_error_details() -> None:
     assert retry_after(error(503, "STORAGE_UNAVAILABLE", retry_after="soon"), now=NOW) is None
     assert retry_after(httpx.Response(503, headers={"Retry-After": "soon"}), now=NOW) is None
     assert retry_after(httpx.Response(503, text="{not json"), now=NOW) is None
+    superscript = httpx.Response(503, headers=[(b"Retry-After", "\u00b2".encode("latin-1"))])
+    assert retry_after(superscript, now=NOW) is None  # a digit to str.isdigit, not to float
 
 
 @given(st.integers(min_value=0, max_value=10**6))
@@ -169,3 +171,13 @@ def test_storage_refusals_and_expiry() -> None:
     assert not is_expired_url(s3_error(403, "SignatureDoesNotMatch", "bad signature"))
     refused = storage_error(s3_error(400, "EntityTooLarge", "too big"))
     assert refused.details == {"storage_error": "EntityTooLarge", "http_status": 400}
+
+
+def test_a_storage_refusal_reads_its_xml_or_says_so_once() -> None:
+    """S3's XML code and message when there are some; one plain sentence when there are none."""
+    bare = storage_error(httpx.Response(400))
+    assert bare.message == "Storage refused the upload"
+    assert bare.details["storage_error"] == "HTTP400"
+    xml = storage_error(s3_error(400, "EntityTooSmall", "Your proposed upload is too small"))
+    assert xml.message == "Storage refused the upload: Your proposed upload is too small"
+    assert xml.details["storage_error"] == "EntityTooSmall"

@@ -23,6 +23,7 @@ from helppet_recordings.errors import (
     RecordingError,
     StorageError,
     UnsupportedContentTypeError,
+    ValidationError,
 )
 from tests.support.fake_recordings_api import (
     API,
@@ -315,7 +316,13 @@ def test_state_file_round_trips(
 ) -> None:
     """Whatever a state holds, saving and loading it gives it back, and it matches its file."""
     identity = FileIdentity(size=size, mtime_ns=mtime, sha256=digest.hex())
-    state = UploadState.start(identity, kind=kind, idempotency_key=key).model_copy(  # type: ignore[arg-type]
+    request = hashlib.sha256(digest).hexdigest()
+    state = UploadState.start(
+        identity,
+        kind=kind,  # type: ignore[arg-type]
+        idempotency_key=key,
+        request_sha256=request,
+    ).model_copy(
         update={"recording_id": rid, "part_size": part_size, "sent_parts": tuple(sorted(sent))}
     )
     path = tmp_path_factory.mktemp("state") / "s.json"
@@ -323,8 +330,10 @@ def test_state_file_round_trips(
     loaded = load_state(path)
     assert loaded == state
     assert loaded is not None
-    assert loaded.matches(identity)
-    assert not loaded.matches(FileIdentity(size=size + 1, mtime_ns=mtime, sha256=digest.hex()))
+    assert loaded.matches(identity, request)
+    other = FileIdentity(size=size + 1, mtime_ns=mtime, sha256=digest.hex())
+    assert not loaded.matches(other, request)
+    assert not loaded.matches(identity, "0" * 64)  # another request for the same file
     assert [p.name for p in path.parent.iterdir()] == ["s.json"]
 
 
@@ -362,3 +371,87 @@ def test_storage_without_parts_falls_back_to_one_post(
         recording = uploader.upload(path)
     assert _stored(api, recording.id) == path.read_bytes()
     assert (api.requests["POST form"], api.requests["PUT part"]) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        error(409, "INVALID_STATUS_TRANSITION", "failed", current_status="failed"),
+        error(409, "IDEMPOTENCY_CONFLICT", "the key names another request"),
+    ],
+    ids=["failed", "deleted"],
+)
+def test_a_resumed_upload_whose_recording_cannot_go_on_starts_anew(
+    api: FakeRecordingsApi, tmp_path: Path, refusal: httpx.Response
+) -> None:
+    """A recording that failed (or was deleted) since the last run: a new upload, state cleared."""
+    path = _file(tmp_path, 5000)
+    state = tmp_path / "state.json"
+    api.script("POST form", lambda _r: s3_error(400, "Broken", "x"))
+    with _uploader(api) as uploader, pytest.raises(StorageError):
+        uploader.upload(path, state_file=state)
+    saved = load_state(state)
+    assert saved is not None
+    assert saved.recording_id is not None
+    if "INVALID" in refusal.text:  # completion is asked twice (it is idempotent) before giving up
+        api.script("POST api.test/upload/complete/{id}", lambda _r: refusal, lambda _r: refusal)
+    else:  # the saved key's initiate
+        api.script("POST api.test/upload/initiate", lambda _r: refusal)
+    with _uploader(api) as uploader:
+        recording = uploader.upload(path, state_file=state)
+    assert recording.id != saved.recording_id
+    assert _stored(api, recording.id) == path.read_bytes()
+    assert not state.exists()
+
+
+def test_a_resumed_upload_asked_for_another_appointment_starts_anew(
+    api: FakeRecordingsApi, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A state written for appointment A never files this run's audio (for B) under A."""
+    path = _file(tmp_path, 3 * PART)
+    state = tmp_path / "state.json"
+    first, second = uuid.uuid4(), uuid.uuid4()
+    api.script("PUT part", lambda _r: s3_error(400, "Broken", "x"))
+    with _uploader(api, parallel=1) as uploader, pytest.raises(StorageError):
+        uploader.upload(path, state_file=state, appointment_id=first)
+    saved = load_state(state)
+    assert saved is not None
+    assert saved.recording_id is not None
+    with caplog.at_level(logging.WARNING, "helppet_recordings"), _uploader(api) as uploader:
+        recording = uploader.upload(path, state_file=state, appointment_id=second)
+    assert recording.id != saved.recording_id
+    assert api.requests["POST api.test/upload/multipart/initiate"] == 2
+    assert "another file or upload" in caplog.text
+    assert str(second) not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"idempotency_key": "visit 42"}, "idempotency_key"),
+        ({"duration_seconds": -1.0}, "duration_seconds"),
+        ({"metadata": {"note": "x" * 100_000}}, "recording_metadata"),
+        ({"recording_type": "podcast"}, "recording_type"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_is_sent(
+    api: FakeRecordingsApi, tmp_path: Path, options: dict[str, object], field: str
+) -> None:
+    """VALIDATION_ERROR naming the field, no request sent and no state file written."""
+    state = tmp_path / "state.json"
+    for size in (5000, 3 * PART):  # one POST, and parts
+        with _uploader(api) as uploader, pytest.raises(ValidationError) as caught:
+            uploader.upload(_file(tmp_path, size), state_file=state, **options)  # type: ignore[arg-type]
+        assert field in caught.value.details["errors"][0]["field"]
+    assert sum(api.requests.values()) == 0
+    assert not state.exists()
+
+
+def test_an_empty_file_is_refused_before_anything_is_sent(
+    api: FakeRecordingsApi, tmp_path: Path
+) -> None:
+    """A 0-byte file holds no audio: VALIDATION_ERROR, no recording left uploading."""
+    with _uploader(api) as uploader, pytest.raises(ValidationError) as caught:
+        uploader.upload(_file(tmp_path, 0))
+    assert caught.value.details["errors"][0]["field"] == "path"
+    assert sum(api.requests.values()) == 0

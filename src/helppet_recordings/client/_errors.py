@@ -75,9 +75,9 @@ def _xml(pattern: re.Pattern[str], response: httpx.Response) -> str | None:
 def storage_error(response: httpx.Response) -> StorageError:
     """Return a ``StorageError`` for a storage refusal (S3's XML error document, if any)."""
     code = _xml(_XML_CODE, response) or f"HTTP{response.status_code}"
-    message = _xml(_XML_MESSAGE, response) or "Storage refused the upload"
+    message = _xml(_XML_MESSAGE, response)
     return StorageError(
-        f"Storage refused the upload: {message}",
+        "Storage refused the upload" + ("" if message is None else f": {message}"),
         storage_error=code,
         http_status=response.status_code,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,13 @@ import attrs
 from helppet_recordings.client._files import FileIdentity
 from helppet_recordings.client._progress import ProgressTracker
 from helppet_recordings.client._state import StateKeeper
-from helppet_recordings.schemas import CompleteUploadRequest
+from helppet_recordings.errors import ValidationError
+from helppet_recordings.schemas import (
+    CompleteUploadRequest,
+    InitiateMultipartUploadRequest,
+    InitiateUploadRequest,
+)
+from helppet_recordings.service.inputs import parse
 from helppet_recordings.status import RecordingType
 
 __all__ = ["MAX_RENEWALS", "UploadJob"]
@@ -48,11 +56,38 @@ class UploadJob:
             "idempotency_key": self.keeper.state.idempotency_key,
         }
 
+    def request_sha256(self) -> str:
+        """Return a digest of what the recording is asked for: what a resumed upload must match."""
+        asked = {
+            "content_type": self.content_type,
+            "recording_type": self.recording_type.value,
+            "appointment_id": None if self.appointment_id is None else str(self.appointment_id),
+            "visit_id": None if self.visit_id is None else str(self.visit_id),
+            "filename": self.filename,
+        }
+        return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
+
+    def check(self, *, multipart: bool) -> None:
+        """Validate the initiate and complete requests before anything is sent.
+
+        Raises ``VALIDATION_ERROR`` (the package's error, naming each field)
+        for what the server would refuse, an empty file included.
+        """
+        if self.identity.size == 0:
+            raise ValidationError.for_field("path", "is an empty file: there is no audio to send")
+        fields = {**self.initiate_fields(), "content_sha256": self.identity.sha256}
+        if multipart:
+            parse(InitiateMultipartUploadRequest, {**fields, "file_size_bytes": self.identity.size})
+        else:
+            parse(InitiateUploadRequest, fields)
+        self.completion(content_sha256=None)
+
     def completion(self, *, content_sha256: str | None) -> CompleteUploadRequest:
         """Return the complete request: size, duration, metadata and, if given, the SHA-256."""
-        return CompleteUploadRequest(
-            file_size_bytes=self.identity.size,
-            duration_seconds=self.duration_seconds,
-            recording_metadata=self.metadata,
-            content_sha256=content_sha256,
-        )
+        fields = {
+            "file_size_bytes": self.identity.size,
+            "duration_seconds": self.duration_seconds,
+            "recording_metadata": self.metadata,
+            "content_sha256": content_sha256,
+        }
+        return parse(CompleteUploadRequest, fields)

@@ -90,7 +90,7 @@ def retry_after(response: httpx.Response, *, now: dt.datetime | None = None) -> 
 
 
 def _header_seconds(value: str, now: dt.datetime) -> float | None:
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit also takes "²" and other digits
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

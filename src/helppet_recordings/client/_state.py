@@ -2,10 +2,11 @@
 
 It records which recording the upload belongs to, the idempotency key that
 makes a repeated initiate return that recording, the identity of the file
-(size, modification time and the whole file's SHA-256) and the kind of
-upload with its part size. A state file whose identity does not match the
-file being uploaded is ignored: it belongs to another file, or the file
-changed since.
+(size, modification time and the whole file's SHA-256), a digest of what
+the recording was asked for (content type, recording type, appointment,
+visit, file name) and the kind of upload with its part size. A state file
+whose identity or request does not match the upload being made is ignored:
+it belongs to another file or request, or the file changed since.
 """
 
 from __future__ import annotations
@@ -42,18 +43,29 @@ class UploadState(BaseModel):
     part_size: int | None = Field(default=None, ge=1)
     sent_parts: tuple[int, ...] = ()
     """Parts this client saw storage accept (informational: storage's list is the truth)."""
+    request_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    """A digest of what the recording was asked for (type, appointment, visit, name), not
+    the values: a resumed upload must file its audio where this run asks, or start anew."""
 
-    def matches(self, identity: FileIdentity) -> bool:
-        """Whether this state was written for a file with exactly ``identity``."""
+    def matches(self, identity: FileIdentity, request_sha256: str) -> bool:
+        """Whether this state was written for exactly this file and request.
+
+        A state written before requests were recorded (no digest) matches any.
+        """
         return (self.file_size, self.file_mtime_ns, self.file_sha256) == (
             identity.size,
             identity.mtime_ns,
             identity.sha256,
-        )
+        ) and self.request_sha256 in (None, request_sha256)
 
     @classmethod
     def start(
-        cls, identity: FileIdentity, *, kind: UploadKind, idempotency_key: str
+        cls,
+        identity: FileIdentity,
+        *,
+        kind: UploadKind,
+        idempotency_key: str,
+        request_sha256: str | None = None,
     ) -> UploadState:
         """Return a fresh state for ``identity``, before the recording exists."""
         return cls(
@@ -62,6 +74,7 @@ class UploadState(BaseModel):
             file_mtime_ns=identity.mtime_ns,
             file_sha256=identity.sha256,
             kind=kind,
+            request_sha256=request_sha256,
         )
 
 

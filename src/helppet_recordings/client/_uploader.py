@@ -9,6 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import attrs
 import httpx
 
 from helppet_recordings.client._api import API_PREFIX, RecordingsApi, Session, TokenSource
@@ -20,7 +21,9 @@ from helppet_recordings.client._progress import ProgressCallback, ProgressTracke
 from helppet_recordings.client._retry import RetryPolicy
 from helppet_recordings.client._state import StateKeeper, UploadKind, UploadState, load_state
 from helppet_recordings.errors import (
+    IdempotencyConflictError,
     InvalidStatusTransitionError,
+    RecordingError,
     RecordingNotFoundError,
     UploadKindError,
     UploadTimeoutError,
@@ -28,7 +31,7 @@ from helppet_recordings.errors import (
 )
 from helppet_recordings.multipart import PREFERRED_PART_SIZE
 from helppet_recordings.schemas import RecordingResponse
-from helppet_recordings.status import RecordingType
+from helppet_recordings.status import RecordingStatus, RecordingType
 
 __all__ = ["DEFAULT_TIMEOUT", "RecordingUploader"]
 
@@ -37,8 +40,29 @@ logger = logging.getLogger("helppet_recordings.client")
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, write=120.0)
 """Per-request timeouts: 30 s to connect or read an answer, 120 s to write a chunk."""
 
-_STALE_RECORDING = (RecordingNotFoundError, UploadTimeoutError, UploadKindError)
+_STALE_RECORDING = (
+    RecordingNotFoundError,
+    UploadTimeoutError,
+    UploadKindError,
+    IdempotencyConflictError,  # the recording the key named was deleted or purged since
+)
 """Answers to a resumed upload that say its recording cannot be carried on: start afresh."""
+
+
+def _is_stale(exc: RecordingError) -> bool:
+    """Whether a resumed upload's answer says to start anew (its recording is gone or failed)."""
+    if isinstance(exc, _STALE_RECORDING):
+        return True
+    failed = exc.details.get("current_status") == RecordingStatus.FAILED.value
+    return isinstance(exc, InvalidStatusTransitionError) and failed
+
+
+def _recording_type(value: RecordingType | str) -> RecordingType:
+    try:
+        return RecordingType(value)
+    except ValueError:
+        allowed = ", ".join(kind.value for kind in RecordingType)
+        raise ValidationError.for_field("recording_type", f"must be one of {allowed}") from None
 
 
 class RecordingUploader:
@@ -107,25 +131,32 @@ class RecordingUploader:
         """
         file = Path(path)
         identity = FileIdentity.of(file)
-        state_path = None if state_file is None else Path(state_file)
-        state = self._resumable(state_path, identity, idempotency_key)
-        if state is None:
-            kind: UploadKind = "post" if identity.size < self.multipart_threshold else "multipart"
-            key = idempotency_key or uuid.uuid4().hex
-            state = UploadState.start(identity, kind=kind, idempotency_key=key)
+        kind: UploadKind = "post" if identity.size < self.multipart_threshold else "multipart"
         job = UploadJob(
             path=file,
             identity=identity,
             content_type=content_type or guess_content_type(file),
             filename=file.name,
-            recording_type=RecordingType(recording_type),
+            recording_type=_recording_type(recording_type),
             appointment_id=_uuid(appointment_id),
             visit_id=_uuid(visit_id),
             duration_seconds=duration_seconds,
             metadata=metadata,
-            keeper=StateKeeper(state_path, state),
+            keeper=StateKeeper(
+                None,
+                UploadState.start(
+                    identity, kind=kind, idempotency_key=idempotency_key or uuid.uuid4().hex
+                ),
+            ),
             tracker=ProgressTracker(identity.size, progress),
         )
+        job.check(multipart=kind == "multipart")  # before anything is sent or saved
+        state_path = None if state_file is None else Path(state_file)
+        request = job.request_sha256()
+        state = self._resumable(state_path, identity, request, idempotency_key)
+        if state is None:
+            state = job.keeper.state.model_copy(update={"request_sha256": request})
+        job = attrs.evolve(job, keeper=StateKeeper(state_path, state))
         if state.recording_id is None:
             job.tracker.report()  # (0, total); a resumed upload first learns what storage holds
         recording = self._run(job)
@@ -137,7 +168,9 @@ class RecordingUploader:
         if state.recording_id is not None:
             try:
                 return self._resume(job, state.recording_id)
-            except _STALE_RECORDING:
+            except RecordingError as exc:
+                if not _is_stale(exc):
+                    raise
                 logger.warning("the saved upload cannot be carried on; starting a new one")
                 job.keeper.update(recording_id=None, idempotency_key=uuid.uuid4().hex)
         if job.keeper.state.kind == "post":
@@ -168,14 +201,18 @@ class RecordingUploader:
             return complete_post(self._api, job, recording_id)
 
     def _resumable(
-        self, path: Path | None, identity: FileIdentity, idempotency_key: str | None
+        self,
+        path: Path | None,
+        identity: FileIdentity,
+        request_sha256: str,
+        idempotency_key: str | None,
     ) -> UploadState | None:
         if path is None:
             return None
         state = load_state(path)
         if state is None:
             return None
-        if not state.matches(identity) or (
+        if not state.matches(identity, request_sha256) or (
             idempotency_key is not None and idempotency_key != state.idempotency_key
         ):
             logger.warning("ignoring an upload state file written for another file or upload")
