@@ -261,6 +261,36 @@ def test_sweeper_assembles_an_upload_whose_completion_never_came(env: Env) -> No
     assert env.storage.read_range(answer.s3_key, offset=0, length=SIZE) == AUDIO
 
 
+class AssembledMeanwhile(InMemoryStorage):
+    """Storage where another party assembles the upload just before this caller does.
+
+    The other party is the sweeper or a second completion: it assembled the
+    parts between this caller's listing of them and its own assembly.
+    """
+
+    def complete_multipart_upload(self, **kwargs: Any) -> Any:
+        super().complete_multipart_upload(**kwargs)  # theirs
+        return super().complete_multipart_upload(**kwargs)  # ours: NoSuchUpload
+
+
+@pytest.mark.parametrize("who", ["client", "sweeper"])
+def test_an_upload_assembled_meanwhile_is_verified_where_it_is(env: Env, who: str) -> None:
+    """A completion and the sweeper racing to assemble: the loser verifies the object, no harm."""
+    env.storage = AssembledMeanwhile(clock=lambda: env.clock().timestamp())
+    settings = env.service.settings
+    env.service = RecordingService(env.storage, env.repository, settings, clock=env.clock)
+    answer = env.initiate()
+    env.send(answer)
+    if who == "client":
+        done = env.complete(answer)
+    else:
+        env.clock.advance(seconds=10_000)
+        assert env.service.expire_stale_uploads() == 0
+        done = env.service.get_recording(USER, answer.recording_id)
+    assert done.status is RecordingStatus.UPLOADED
+    assert env.storage.read_range(answer.s3_key, offset=0, length=SIZE) == AUDIO
+
+
 def test_sweeper_and_reconcile_abort_uploads_no_recording_waits_for(env: Env) -> None:
     """An orphan multipart upload (its initiate died) is reported, then aborted."""
     key = "recordings/orphan/0.wav"

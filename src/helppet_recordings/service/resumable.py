@@ -179,11 +179,17 @@ def assemble(ctx: ServiceContext, recording: Recording) -> None:
             part_count=len(plan.parts),
         )
     planned = {part.part_number for part in plan.parts}
-    storage.complete_multipart_upload(
-        key=recording.s3_key,
-        upload_id=recording.multipart_upload_id,
-        parts=[(part.part_number, part.etag) for part in held if part.part_number in planned],
-    )
+    try:
+        storage.complete_multipart_upload(
+            key=recording.s3_key,
+            upload_id=recording.multipart_upload_id,
+            parts=[(part.part_number, part.etag) for part in held if part.part_number in planned],
+        )
+    except StorageError as exc:
+        if exc.details.get("storage_error") not in _GONE:
+            raise
+        # Assembled (or aborted) since the parts were listed: a completion and the sweeper
+        # raced. As when storage no longer knows the upload, what is at s3_key decides.
 
 
 def discard_upload(ctx: ServiceContext, recording: Recording) -> None:
