@@ -252,15 +252,18 @@ class RecordingRepository(Protocol):
         *,
         expected_status: RecordingStatus,
         previous: Recording | None = None,
+        expected_lease: dt.datetime | None = None,
     ) -> bool:
         """Write ``recording`` if the stored one is live and in ``expected_status``.
 
         Without ``previous`` every field is written. With ``previous`` (the
         recording as it was loaded, before the change) only the status and
         the fields that differ from it are written, so a concurrent change to
-        other fields (a worker's lease) survives. Return False, changing
-        nothing, when the stored recording is missing, soft-deleted or in
-        another status (another writer got there first). A recording whose
+        other fields (a worker's lease) survives. With ``expected_lease``, the
+        stored ``lease_expires_at`` must also be exactly that (the claim of
+        the worker writing). Return False, changing nothing, when the stored
+        recording is missing, soft-deleted, in another status or under
+        another lease (another writer got there first). A recording whose
         storage key or idempotency key differs from the stored one's (or
         from ``previous``'s) raises ``ValueError``.
         """

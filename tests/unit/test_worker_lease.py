@@ -6,6 +6,8 @@ import datetime as dt
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,7 @@ from helppet_recordings import (
     InMemoryRepository,
     InMemoryStorage,
     InvalidStatusTransitionError,
+    Recording,
     RecordingService,
     RecordingSettings,
     RecordingStatus,
@@ -132,3 +135,53 @@ def test_a_job_longer_than_its_lease_keeps_its_recording() -> None:
     done = repository.get(rid)
     assert done is not None
     assert (done.status, done.processing_attempts) == (RecordingStatus.TRANSCRIBED, 1)
+
+
+class TakeoverBeforeTheWrite(InMemoryRepository):
+    """A repository where another worker acts between a write's check and the write itself."""
+
+    meanwhile: Callable[[], None] | None = None
+
+    def save(self, recording: Recording, **options: Any) -> bool:
+        """Run the pending takeover once, then save."""
+        takeover, self.meanwhile = self.meanwhile, None
+        if takeover is not None:
+            takeover()
+        return super().save(recording, **options)
+
+
+@pytest.mark.parametrize("operation", ["mark_failed", "defer_processing", "record_transcript"])
+def test_a_takeover_between_the_claim_check_and_the_write_wins(
+    clock: FakeClock, operation: str
+) -> None:
+    """A's lease ran out and B took over just before A's write: A loses, B's attempt stands."""
+    storage, repository = InMemoryStorage(), TakeoverBeforeTheWrite()
+    service = RecordingService(storage, repository, RecordingSettings(), clock=clock)
+    rid = _uploaded(service, storage)
+    [first] = service.claim_for_processing(lease_seconds=60)
+    claim_a = service.begin_processing(first).lease_expires_at
+    assert claim_a is not None
+    clock.advance(seconds=61)
+    taken: list[Recording] = []
+
+    def worker_b() -> None:
+        [second] = service.claim_for_processing(lease_seconds=60)
+        taken.append(service.begin_processing(second))
+
+    repository.meanwhile = worker_b
+    writes: dict[str, Callable[[], object]] = {
+        "mark_failed": lambda: service.mark_failed(rid, error="A gave up", claim=claim_a),
+        "defer_processing": lambda: service.defer_processing(
+            rid, error="A's transient error", retry_in_seconds=30, claim=claim_a
+        ),
+        "record_transcript": lambda: service.record_transcript(rid, text="A", claim=claim_a),
+    }
+    with pytest.raises(InvalidStatusTransitionError) as lost:
+        writes[operation]()
+    assert lost.value.details["reason"] == "claim_lost"
+    [b] = taken
+    stored = repository.get(rid)
+    assert stored is not None
+    assert (stored.status, stored.processing_attempts) == (RecordingStatus.PROCESSING, 2)
+    done = service.record_transcript(rid, text="B", claim=b.lease_expires_at)
+    assert done.transcript_text == "B"

@@ -70,12 +70,14 @@ class InMemoryRepository:
         *,
         expected_status: RecordingStatus,
         previous: Recording | None = None,
+        expected_lease: dt.datetime | None = None,
     ) -> bool:
         """Replace the stored recording if it is live and in ``expected_status``.
 
         With ``previous`` (the recording as it was loaded) only the fields
         that differ from it are written, so a concurrent change to other
-        fields is kept.
+        fields is kept. With ``expected_lease``, only while the stored
+        ``lease_expires_at`` is that (a worker's claim still holds).
         """
         keys = (recording.s3_key, recording.idempotency_key)
         if previous is not None and (recording.id, *keys) != (
@@ -87,6 +89,8 @@ class InMemoryRepository:
         with self._lock:
             row = self._rows.get(recording.id)
             if row is None or row.is_deleted or row.status != expected_status:
+                return False
+            if expected_lease is not None and row.lease_expires_at != expected_lease:
                 return False
             if keys != (row.s3_key, row.idempotency_key):
                 raise ValueError(_KEYS_NEVER_CHANGE)

@@ -182,6 +182,41 @@ class StoringContract:
         )
         assert repository.get(recording.id) == moved
 
+    @pytest.mark.parametrize("write", ["changed columns", "every column"])
+    def test_save_with_expected_lease_writes_only_under_that_lease(
+        self, repository: RecordingRepository, write: str
+    ) -> None:
+        """A worker's write lands while the stored lease is its claim, not after a takeover."""
+        claim = BASE_TIME + dt.timedelta(minutes=5, microseconds=123)
+        recording = make_recording(
+            status=RecordingStatus.PROCESSING, lease_expires_at=claim, processing_attempts=1
+        )
+        repository.add(recording)
+        taken_over = recording.copy(
+            lease_expires_at=claim + dt.timedelta(minutes=1), processing_attempts=2
+        )
+        assert repository.save(
+            taken_over, expected_status=RecordingStatus.PROCESSING, previous=recording
+        )
+        late = recording.copy(status=RecordingStatus.FAILED, processing_error="late")
+        with_previous = write == "changed columns"
+        previous = recording if with_previous else None
+        assert not repository.save(
+            late,
+            expected_status=RecordingStatus.PROCESSING,
+            previous=previous,
+            expected_lease=claim,
+        )
+        assert repository.get(recording.id) == taken_over
+        current = taken_over.copy(status=RecordingStatus.FAILED, processing_error="theirs")
+        assert repository.save(
+            current,
+            expected_status=RecordingStatus.PROCESSING,
+            previous=taken_over if with_previous else None,
+            expected_lease=taken_over.lease_expires_at,
+        )
+        assert repository.get(recording.id) == current
+
     def test_save_with_previous_refuses_new_keys(self, repository: RecordingRepository) -> None:
         """Keys never change: a save whose keys differ from the loaded ones is a ValueError."""
         recording = make_recording()

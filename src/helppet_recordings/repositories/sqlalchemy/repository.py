@@ -289,6 +289,7 @@ class SqlAlchemyRepository(ClaimQueries, KeyQueries, AuditQueries):
         *,
         expected_status: RecordingStatus,
         previous: Recording | None = None,
+        expected_lease: dt.datetime | None = None,
     ) -> bool:
         """Write ``recording`` if the stored one is live and in ``expected_status``.
 
@@ -297,11 +298,14 @@ class SqlAlchemyRepository(ClaimQueries, KeyQueries, AuditQueries):
         ``UPDATE ... SET <the columns that differ from previous> WHERE id =
         :id AND status = :expected AND NOT is_deleted``, so a concurrent
         change to other columns (a worker's lease) is kept; without it, every
-        column is written. The storage key and the idempotency key never
-        change: saving a recording whose keys differ from ``previous``'s or
-        the stored ones raises ``ValueError``.
+        column is written. With ``expected_lease`` the ``WHERE`` also asks
+        ``lease_expires_at = :expected_lease`` (a worker's claim still holds).
+        The storage key and the idempotency key never change: saving a
+        recording whose keys differ from ``previous``'s or the stored ones
+        raises ``ValueError``.
         """
         statements = self._statements
+        leased = expected_lease is not None
         if previous is not None:
             _check_same_keys(recording, previous)
             changed = changed_columns(recording, previous)
@@ -309,13 +313,18 @@ class SqlAlchemyRepository(ClaimQueries, KeyQueries, AuditQueries):
             params = {f"v_{name}": row[name] for name in changed}
             params["v_id"] = recording.id
             params["w_status"] = RecordingStatus(expected_status).value
-            statement = statements.transition(changed)
+            if leased:
+                params["w_lease"] = to_db_time(expected_lease)
+            statement = statements.transition(changed, leased=leased)
             with self._lock, translate_errors("save"), self._single.begin() as connection:
                 return self._rowcount(connection, statement, params) == 1
         params = {f"v_{name}": value for name, value in to_row(recording).items()}
         params["w_status"] = RecordingStatus(expected_status).value
+        if leased:
+            params["w_lease"] = to_db_time(expected_lease)
+        update = statements.update_leased if leased else statements.update
         with self._lock, translate_errors("save"), self._single.begin() as connection:
-            if connection.execute(statements.update, params).rowcount == 1:
+            if connection.execute(update, params).rowcount == 1:
                 return True
             stored = connection.execute(statements.keys_of, {"id": recording.id}).first()
         if stored is not None and tuple(stored) != (recording.s3_key, recording.idempotency_key):

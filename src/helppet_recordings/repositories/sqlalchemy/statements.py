@@ -46,6 +46,8 @@ class Statements:
         self.columns = columns = [table.c[name] for name in FIELDS]
         # Literal SQL, word for word the partial indexes' predicates (see schema.py).
         self.live = sa.text(LIVE_PREDICATE)
+        lease = table.c.lease_expires_at
+        self._lease_held = lease == sa.bindparam("w_lease", type_=lease.type)
         self.select = sa.select(*columns)
         self.insert = table.insert()
         # Columns whose omission from an INSERT would not mean NULL (they have a server default).
@@ -67,6 +69,8 @@ class Statements:
             )
             .values(self._set(columns, exclude=_IMMUTABLE))
         )
+        self.update_leased = self.update.where(self._lease_held)
+        """``update``, only while the stored lease is ``:w_lease`` (a worker's claim)."""
         self.stale = (
             self.select.where(
                 sa.text(STALE_UPLOAD_PREDICATE),
@@ -118,7 +122,7 @@ class Statements:
             )
             .values(self._set(columns, exclude=frozenset({"id"})))
         )
-        self._transitions: dict[frozenset[str], sa.Update] = {}
+        self._transitions: dict[tuple[frozenset[str], bool], sa.Update] = {}
         self._by_key: dict[tuple[bool, bool], sa.Select[Any]] = {}
         self._finders: dict[frozenset[str], tuple[sa.Select[Any], sa.Select[Any]]] = {}
         self._keyset_finders: dict[
@@ -136,15 +140,16 @@ class Statements:
             if column.name not in exclude
         }
 
-    def transition(self, changed: frozenset[str]) -> sa.Update:
+    def transition(self, changed: frozenset[str], *, leased: bool = False) -> sa.Update:
         """Return the compare-and-set ``UPDATE`` that writes ``status`` and the ``changed`` columns.
 
         ``UPDATE ... SET status = :v_status, <column> = :v_<column> ... WHERE
-        id = :v_id AND status = :w_status AND NOT is_deleted``. One statement
-        object per column set, so SQLAlchemy compiles each once and the driver
+        id = :v_id AND status = :w_status AND NOT is_deleted``, and with
+        ``leased`` ``AND lease_expires_at = :w_lease``. One statement object
+        per column set, so SQLAlchemy compiles each once and the driver
         prepares it once per connection.
         """
-        statement = self._transitions.get(changed)
+        statement = self._transitions.get((changed, leased))
         if statement is None:
             table = self.table
             columns = [table.c[name] for name in _MUTABLE if name in changed or name == "status"]
@@ -157,8 +162,10 @@ class Statements:
                 )
                 .values(self._set(columns, exclude=_IMMUTABLE))
             )
+            if leased:
+                statement = statement.where(self._lease_held)
             if len(self._transitions) < _MAX_TRANSITIONS:
-                self._transitions[changed] = statement
+                self._transitions[changed, leased] = statement
         return statement
 
     def by_key(self, *, bounded: bool, inclusive: bool) -> sa.Select[Any]:
