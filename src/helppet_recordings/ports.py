@@ -299,8 +299,9 @@ class RecordingRepository(Protocol):
 
         Claiming moves each one's ``upload_expires_at`` to ``lease_until`` (after
         ``now``), so a concurrent sweeper does not take it too; should this
-        sweeper die, the recording is stale again once the lease runs out.
-        Returns the recordings as they were claimed (with the new deadline).
+        sweeper die, the recording is stale again once the lease runs out. Its
+        ``lease_expires_at`` becomes ``lease_until`` too: the sweeper's claim,
+        which a renewal clears. Returns the recordings as they were claimed.
         """
         ...
 

@@ -333,14 +333,17 @@ class Recording:
         )
 
     def renew(self, now: dt.datetime, *, upload_expires_at: dt.datetime) -> Recording:
-        """Push the upload deadline of an ``uploading`` recording (a new ticket was issued)."""
+        """Push the upload deadline of an ``uploading`` recording (a new ticket was issued).
+
+        A sweeper's claim on it ends: the upload is no longer stale.
+        """
         if self.status is not RecordingStatus.UPLOADING:
             raise InvalidStatusTransitionError(
                 f"A recording that is {self.status.value} takes no new upload",
                 recording_id=str(self.id),
                 current_status=self.status.value,
             )
-        return self.copy(upload_expires_at=upload_expires_at, updated_at=now)
+        return self.copy(upload_expires_at=upload_expires_at, lease_expires_at=None, updated_at=now)
 
     def soft_delete(self, now: dt.datetime, *, by: uuid.UUID) -> Recording:
         """Hide it from its owner; the audio stays until purged."""

@@ -21,6 +21,7 @@ from helppet_recordings import (
     RecordingError,
     RecordingService,
     RecordingSettings,
+    RecordingStatus,
     S3Storage,
     UnavailableError,
 )
@@ -152,8 +153,17 @@ FAULTS = [("storage", m) for m in STORAGE_METHODS] + [("repository", m) for m in
 
 
 def _without_leases(rows: list[Any]) -> list[Any]:
-    """Rows with the sweeper's claim lease (a pushed deadline) set aside."""
-    return [attrs.evolve(row, upload_expires_at=None) for row in rows]
+    """Rows with the sweeper's claim (a pushed deadline, and the lease of an upload) set aside."""
+    return [
+        attrs.evolve(
+            row,
+            upload_expires_at=None,
+            lease_expires_at=(
+                None if row.status is RecordingStatus.UPLOADING else row.lease_expires_at
+            ),
+        )
+        for row in rows
+    ]
 
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))

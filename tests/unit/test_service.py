@@ -13,6 +13,7 @@ from helppet_recordings import (
     FileTooLargeError,
     InitiateUploadRequest,
     InMemoryRepository,
+    InMemoryStorage,
     InvalidStatusTransitionError,
     PermissionDeniedError,
     RecordingError,
@@ -30,7 +31,7 @@ from helppet_recordings import (
 )
 from helppet_recordings.keys import parse_key
 from tests.support.uploads import upload_key
-from tests.unit.conftest import Harness
+from tests.unit.conftest import BUCKET, Harness
 
 USER = uuid.UUID("5f0c6c1e-0a7e-4b8e-9d5e-0c2b7b7f1a01")
 OTHER = uuid.UUID("9a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
@@ -645,3 +646,55 @@ def test_settings_default_from_the_environment(
     monkeypatch.setenv("HELPPET_MAX_FILE_SIZE", "1234")
     service = RecordingService(harness.storage, InMemoryRepository())
     assert service.settings.max_file_size == 1234
+
+
+class _HeadHook(InMemoryStorage):
+    """Storage that runs ``meanwhile`` once, when the sweeper looks for an upload's object."""
+
+    meanwhile: Callable[[], object] | None = None
+
+    def head(self, key: str) -> Any:
+        """Run the pending action once, then answer."""
+        action, self.meanwhile = self.meanwhile, None
+        if action is not None:
+            action()
+        return super().head(key)
+
+
+def _hooked(harness: Harness) -> tuple[RecordingService, _HeadHook]:
+    storage = _HeadHook(BUCKET)
+    settings = harness.service.settings
+    service = RecordingService(storage, harness.repository, settings, clock=harness.clock)
+    return service, storage
+
+
+def test_an_upload_renewed_while_the_sweeper_looks_stays_uploading(harness: Harness) -> None:
+    """The client renewed its ticket as the sweeper checked storage: the new deadline holds."""
+    service, storage = _hooked(harness)
+    rid = service.initiate_upload(USER, {"filename": "a.m4a", "content_type": "audio/m4a"})
+    harness.clock.advance(seconds=1600)
+    storage.meanwhile = lambda: service.renew_upload(USER, rid.recording_id)
+    assert service.expire_stale_uploads() == 0
+    recording = service.get_recording(USER, rid.recording_id)
+    assert recording.status is RecordingStatus.UPLOADING
+    assert recording.upload_expires_at is not None
+    assert recording.upload_expires_at > harness.clock.now
+
+
+def test_an_upload_deleted_while_the_sweeper_looks_does_not_stop_the_sweep(
+    harness: Harness,
+) -> None:
+    """The user deleted one stale upload mid-sweep: it is skipped, the others are settled."""
+    service, storage = _hooked(harness)
+    ids = [
+        service.initiate_upload(USER, {"filename": "a.m4a", "content_type": "audio/m4a"})
+        for _ in range(3)
+    ]
+    harness.clock.advance(seconds=1600)
+    first = harness.repository.list_stale_uploads(now=harness.clock.now, limit=1)[0].id
+    storage.meanwhile = lambda: service.delete_recording(USER, first)
+    assert service.expire_stale_uploads() == 2
+    statuses = {t.recording_id: harness.repository.get(t.recording_id) for t in ids}
+    assert statuses[first] is not None and statuses[first].is_deleted  # type: ignore[union-attr]
+    others = [r for rid, r in statuses.items() if rid != first]
+    assert [r.status for r in others] == [RecordingStatus.FAILED] * 2  # type: ignore[union-attr]

@@ -159,11 +159,11 @@ class InMemoryRepository:
     def claim_stale_uploads(
         self, *, now: dt.datetime, limit: int, lease_until: dt.datetime
     ) -> list[Recording]:
-        """Take up to ``limit`` stale uploads, pushing their deadline to ``lease_until``."""
+        """Take up to ``limit`` stale uploads; their deadline and lease become ``lease_until``."""
         with self._lock:
             claimed = self.list_stale_uploads(now=now, limit=limit)
             for row in claimed:
-                row.upload_expires_at = lease_until
+                row.upload_expires_at = row.lease_expires_at = lease_until
                 self._rows[row.id] = row.copy()
         return claimed
 

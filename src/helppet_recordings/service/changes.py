@@ -246,5 +246,23 @@ class ServiceContext:
             )
             raise
 
+    def claimed(self, claim: dt.datetime | None) -> Write | None:
+        """Return the write of whoever holds ``claim`` (a worker, the sweeper), or None for none.
+
+        It lands only while the stored lease is still that claim: the step
+        checked the claim on the recording it loaded, and another party may
+        take the recording over (or a renewal end the claim) before the write;
+        the write then loses and the step runs again on the fresh recording.
+        """
+        if claim is None:
+            return None
+
+        def write(new: Recording, loaded: Recording) -> bool:
+            return self.repository.save(
+                new, expected_status=loaded.status, previous=loaded, expected_lease=claim
+            )
+
+        return write
+
     def _save(self, new: Recording, loaded: Recording) -> bool:
         return self.repository.save(new, expected_status=loaded.status, previous=loaded)

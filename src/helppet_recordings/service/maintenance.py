@@ -62,7 +62,12 @@ def expire_stale_uploads(
             except UnavailableError:
                 raise  # an outage: the recording stays uploading for the next sweep
             except RecordingError as exc:
-                if expire_upload(ctx, recording, _stale_reason(exc), moment):
+                claim = recording.lease_expires_at  # this sweep's, set when it claimed the batch
+                try:
+                    expired = expire_upload(ctx, recording, _stale_reason(exc), moment, claim=claim)
+                except RecordingNotFoundError:
+                    continue  # deleted while the sweep looked at it: nothing to settle
+                if expired:
                     failed += 1
                     discard_upload(ctx, recording)
     aborted = abort_orphan_uploads(ctx, now=moment) if abort_abandoned else 0

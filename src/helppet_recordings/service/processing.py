@@ -20,7 +20,7 @@ from helppet_recordings.errors import InvalidStatusTransitionError
 from helppet_recordings.models import AudioFacts, Recording
 from helppet_recordings.schemas import RecordingResponse
 from helppet_recordings.service import inputs
-from helppet_recordings.service.changes import Change, ServiceContext, Step, Write
+from helppet_recordings.service.changes import Change, ServiceContext, Step
 from helppet_recordings.status import RecordingStatus
 
 CLAIM_RENEWAL_MARGIN: Final = dt.timedelta(seconds=5)
@@ -84,7 +84,7 @@ def extend_claim(
         until = max(claim, now + dt.timedelta(seconds=lease_seconds))
         return Change(recording.extend_lease(lease_until=until), None)
 
-    renewed = ctx.change(rid, extend, write=_claimed(ctx, claim)).recording.lease_expires_at
+    renewed = ctx.change(rid, extend, write=ctx.claimed(claim)).recording.lease_expires_at
     return claim if renewed is None else renewed
 
 
@@ -109,7 +109,7 @@ def begin_processing(ctx: ServiceContext, claimed: Recording) -> Recording:
             },
         )
 
-    return ctx.change(claimed.id, begin, loaded=claimed, write=_claimed(ctx, lease)).recording
+    return ctx.change(claimed.id, begin, loaded=claimed, write=ctx.claimed(lease)).recording
 
 
 def record_audio(
@@ -132,7 +132,7 @@ def record_audio(
         )
 
     rid = inputs.recording_id(recording_id)
-    return ctx.change(rid, inspected, write=_claimed(ctx, claim)).recording
+    return ctx.change(rid, inspected, write=ctx.claimed(claim)).recording
 
 
 def defer_processing(
@@ -158,7 +158,7 @@ def defer_processing(
         )
 
     rid = inputs.recording_id(recording_id)
-    return ctx.change(rid, defer, write=_claimed(ctx, claim)).recording
+    return ctx.change(rid, defer, write=ctx.claimed(claim)).recording
 
 
 def record_transcript(
@@ -245,26 +245,8 @@ def _respond(
     claim: dt.datetime | None = None,
 ) -> RecordingResponse:
     rid = inputs.recording_id(recording_id)
-    changed = ctx.change(rid, step, write=_claimed(ctx, claim))
+    changed = ctx.change(rid, step, write=ctx.claimed(claim))
     return RecordingResponse.from_recording(changed.recording)
-
-
-def _claimed(ctx: ServiceContext, claim: dt.datetime | None) -> Write | None:
-    """Return the write of a worker holding ``claim``: it lands only while the lease is that.
-
-    The step checked the claim on the recording it loaded; another worker may
-    take the recording over before the write lands, and this write must then
-    lose (the step runs again on the fresh recording and reports claim_lost).
-    """
-    if claim is None:
-        return None
-
-    def write(new: Recording, loaded: Recording) -> bool:
-        return ctx.repository.save(
-            new, expected_status=loaded.status, previous=loaded, expected_lease=claim
-        )
-
-    return write
 
 
 def _processing_seconds(recording: Recording, now: dt.datetime) -> float | None:

@@ -30,15 +30,30 @@ from helppet_recordings.status import RecordingStatus
 __all__ = ["completed_attributes", "expire_upload", "promote_upload", "verified_and_moved"]
 
 
-def expire_upload(ctx: ServiceContext, recording: Recording, reason: str, at: dt.datetime) -> bool:
-    """Fail an ``uploading`` recording whose deadline passed; False if it had moved on."""
+def expire_upload(
+    ctx: ServiceContext,
+    recording: Recording,
+    reason: str,
+    at: dt.datetime,
+    *,
+    claim: dt.datetime | None = None,
+) -> bool:
+    """Fail an ``uploading`` recording whose deadline passed; False if it had moved on.
+
+    ``claim`` is the sweeper's: a renewal (a new ticket, a new deadline) ends
+    it, so an upload renewed while the sweeper looked at it stays uploading.
+    """
 
     def expire(current: Recording, now: dt.datetime) -> Change | None:
         if current.status is not RecordingStatus.UPLOADING:
             return None
+        if claim is not None and current.lease_expires_at != claim:
+            return None  # renewed (a new deadline) since the sweeper found it stale
         return Change(current.fail(now, reason=reason), events.UPLOAD_EXPIRED)
 
-    return ctx.change(recording.id, expire, loaded=recording, at=at).changed
+    return ctx.change(
+        recording.id, expire, loaded=recording, at=at, write=ctx.claimed(claim)
+    ).changed
 
 
 def completed_attributes(recording: Recording, by: str) -> dict[str, events.AttributeValue]:

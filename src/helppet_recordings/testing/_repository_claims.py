@@ -45,7 +45,7 @@ class ClaimingContract:
         ]
 
     def test_claiming_stale_uploads_leases_them(self, repository: RecordingRepository) -> None:
-        """A claim takes stale uploads once: it pushes their deadline to the lease."""
+        """A claim takes stale uploads once: their deadline and their lease become the lease."""
         now = BASE_TIME + dt.timedelta(hours=3)
         lease = now + dt.timedelta(minutes=5)
         stale = [make_recording(upload_expires_at=now - dt.timedelta(minutes=m)) for m in (1, 3, 2)]
@@ -54,7 +54,7 @@ class ClaimingContract:
             repository.add(recording)
         first = repository.claim_stale_uploads(now=now, limit=2, lease_until=lease)
         assert [r.id for r in first] == [stale[1].id, stale[2].id]
-        assert all(r.upload_expires_at == lease for r in first)
+        assert all(r.upload_expires_at == r.lease_expires_at == lease for r in first)
         assert [repository.get(r.id) for r in first] == first
         second = repository.claim_stale_uploads(now=now, limit=2, lease_until=lease)
         assert [r.id for r in second] == [stale[0].id]

@@ -48,7 +48,8 @@ class ClaimQueries:
         and locked (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so concurrent
         sweepers take disjoint batches without waiting; SQLite: the database
         write lock, taken before reading), then their ``upload_expires_at``
-        becomes ``lease_until``. Returns them as claimed, in that order.
+        and ``lease_expires_at`` become ``lease_until``. Returns them as
+        claimed, in that order.
         """
         statements = self._statements
         claimed = self._claim(
@@ -59,7 +60,8 @@ class ClaimQueries:
             lease_until=lease_until,
         )
         for recording in claimed:
-            recording.upload_expires_at = from_db_time(to_db_time(lease_until))
+            lease = from_db_time(to_db_time(lease_until))
+            recording.upload_expires_at = recording.lease_expires_at = lease
         return claimed
 
     def claim_work(

@@ -81,10 +81,15 @@ class Statements:
             .limit(sa.bindparam("limit", type_=sa.Integer()))
         )
         self.claim = self.stale.with_for_update(skip_locked=True)
+        # The sweeper's claim: the deadline moves to the lease, and the lease says whose it is
+        # (a renewal clears it, so a write made under the claim then changes nothing).
         self.extend_deadline = (
             table.update()
             .where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
-            .values(upload_expires_at=sa.bindparam("lease", type_=table.c.upload_expires_at.type))
+            .values(
+                upload_expires_at=sa.bindparam("lease", type_=table.c.upload_expires_at.type),
+                lease_expires_at=sa.bindparam("lease", type_=table.c.lease_expires_at.type),
+            )
         )
         lease_type = table.c.lease_expires_at.type
         self.work = (
