@@ -9,7 +9,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from helppet_recordings.keys import normalize_prefix
 
-__all__ = ["MAX_SUPPORTED_FILE_SIZE", "RecordingSettings"]
+__all__ = ["MAX_RETENTION_DAYS", "MAX_SUPPORTED_FILE_SIZE", "RecordingSettings"]
+
+MAX_RETENTION_DAYS: Final = 36_500
+"""The longest soft-deleted audio may be kept before a purge (a hundred years)."""
 
 MAX_SUPPORTED_FILE_SIZE: Final = 2**31 - 1
 """Largest ``max_file_size`` supported: ``file_size_bytes`` is an INTEGER column."""
@@ -91,7 +94,7 @@ class RecordingSettings(BaseSettings):
         int,
         Field(
             ge=0,
-            le=36_500,
+            le=MAX_RETENTION_DAYS,
             validation_alias=_env("HELPPET_DELETED_RETENTION_DAYS", "deleted_retention_days"),
             description=(
                 "How long soft-deleted recordings keep their audio before a purge may remove it."

@@ -199,6 +199,27 @@ def test_reconcile_reports_orphans_and_lost_audio(backends: Backends) -> None:
     assert storage.head(stray) is None
 
 
+def test_reconcile_prints_keys_as_they_are(backends: Backends) -> None:
+    """Keys holding what rich would read as markup are printed literally, without a traceback."""
+    storage = backends.local_storage
+    assert storage is not None
+    strays = ["recordings/x[/]y.m4a", "recordings/old[bold]copy.m4a"]
+    for stray in strays:
+        upload(storage, _fields_for(storage, stray), b"\x00" * 16)
+    result = run("reconcile")
+    assert result.exit_code == 1, result.output
+    for stray in strays:
+        assert stray in result.stdout
+
+
+def test_purge_refuses_a_retention_beyond_a_hundred_years(backends: Backends) -> None:
+    """--retention-days above 36,500 is a usage error (exit 2), not an OverflowError traceback."""
+    result = run("purge", "--retention-days", "99999999")
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output + result.stderr
+    assert "36500" in result.stderr
+
+
 def test_reconcile_reports_and_removes_a_replayed_tickets_bytes(backends: Backends) -> None:
     """A ticket replayed after completion leaves a staging object: exit 1 until it is removed."""
     storage = backends.local_storage

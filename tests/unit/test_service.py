@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
@@ -698,3 +699,40 @@ def test_an_upload_deleted_while_the_sweeper_looks_does_not_stop_the_sweep(
     assert statuses[first] is not None and statuses[first].is_deleted  # type: ignore[union-attr]
     others = [r for rid, r in statuses.items() if rid != first]
     assert [r.status for r in others] == [RecordingStatus.FAILED] * 2  # type: ignore[union-attr]
+
+
+def test_times_are_reckoned_in_utc_across_daylight_saving(harness: Harness) -> None:
+    """A now= given in a zone whose clocks moved: the 30 days of retention are real days."""
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    deleted_at = dt.datetime(2024, 3, 1, 10, 30, tzinfo=dt.UTC)
+    harness.clock.now = deleted_at - dt.timedelta(days=1)
+    rid = uploaded(harness)
+    harness.clock.now = deleted_at
+    harness.service.delete_recording(USER, rid)
+    almost = dt.datetime(2024, 3, 31, 10, 0, tzinfo=dt.UTC)  # 29 days 23.5 hours later
+    assert harness.service.purge_deleted(retention_days=30, now=almost.astimezone(berlin)) == 0
+    after = almost + dt.timedelta(hours=1)
+    assert harness.service.purge_deleted(retention_days=30, now=after.astimezone(berlin)) == 1
+
+
+def test_purge_refuses_a_retention_beyond_the_settings_range(harness: Harness) -> None:
+    """More than 36,500 days is VALIDATION_ERROR naming retention_days, not an OverflowError."""
+    with pytest.raises(ValidationError) as caught:
+        harness.service.purge_deleted(retention_days=1_000_000)
+    assert caught.value.details["errors"][0]["field"] == "retention_days"
+
+
+def test_a_purged_uploads_staging_object_is_a_leftover(harness: Harness) -> None:
+    """Bytes a ticket writes after its recording was deleted and purged: reported, removable."""
+    ticket = harness.service.initiate_upload(
+        USER, {"filename": "a.m4a", "content_type": "audio/m4a"}
+    )
+    harness.service.delete_recording(USER, ticket.recording_id)
+    harness.clock.advance(seconds=1)
+    assert harness.service.purge_deleted(retention_days=0) == 1
+    key = ticket.upload_fields["key"]
+    harness.put(key, BODY, "audio/m4a")
+    harness.clock.advance(days=2)
+    report = harness.service.reconcile(delete_orphans=True)
+    assert key in report.leftover_staging_keys
+    assert harness.storage.head(key) is None

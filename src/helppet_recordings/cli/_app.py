@@ -6,6 +6,7 @@ import functools
 from typing import TYPE_CHECKING
 
 from helppet_recordings.errors import MissingDependencyError
+from helppet_recordings.settings import MAX_RETENTION_DAYS
 
 try:
     import click
@@ -172,7 +173,7 @@ def reconcile(*, delete_orphans: bool, json_mode: bool, progress: bool | None) -
 @cli.command()
 @click.option(
     "--retention-days",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_RETENTION_DAYS),
     default=None,
     help="Days a deleted recording keeps its audio (default: HELPPET_DELETED_RETENTION_DAYS).",
 )

@@ -34,7 +34,7 @@ def reconcile_text(report: ReconcileReport, console: Console) -> None:
             f"{len(report.orphan_keys)} orphan object(s), {report.deleted_orphans} deleted:"
         )
         for key in report.orphan_keys[:LISTED_KEYS]:
-            console.print(f"  {key}")
+            console.print(f"  {key}", markup=False, highlight=False)  # keys as they are
         if len(report.orphan_keys) > LISTED_KEYS:
             console.print(f"  ... and {len(report.orphan_keys) - LISTED_KEYS} more (--json)")
         if report.dry_run:
@@ -71,7 +71,7 @@ def _listed(console: Console, keys: list[str], what: str) -> None:
         return
     console.print(f"{len(keys)} {what}")
     for key in keys[:LISTED_KEYS]:
-        console.print(f"  {key}")
+        console.print(f"  {key}", markup=False, highlight=False)  # keys as they are
     if len(keys) > LISTED_KEYS:
         console.print(f"  ... and {len(keys) - LISTED_KEYS} more (--json)")
 

@@ -131,18 +131,19 @@ def check_range(value: object, name: str, low: int, high: int) -> None:
 
 
 def aware(value: dt.datetime, name: str) -> dt.datetime:
-    """Refuse a naive datetime (every time in the package carries its zone), or one beyond UTC's.
+    """Return ``value`` in UTC; refuse a naive datetime, or one beyond UTC's range.
 
-    ``datetime(1, 1, 1, tzinfo=+05:00)`` is aware, but has no UTC form for
-    storage to compare with.
+    Every time in the package carries its zone, and is reckoned in UTC: a
+    time in a zone with daylight saving would make ``now - 30 days`` off by
+    the hour the clocks moved. ``datetime(1, 1, 1, tzinfo=+05:00)`` is aware,
+    but has no UTC form.
     """
     if not isinstance(value, dt.datetime) or value.tzinfo is None:
         raise ValidationError.for_field(name, "must be a timezone-aware datetime")
     try:
-        value.astimezone(dt.UTC)
+        return value.astimezone(dt.UTC)
     except OverflowError:
         raise ValidationError.for_field(name, "is beyond the range of UTC datetimes") from None
-    return value
 
 
 def error_text(error: object) -> str:

@@ -26,6 +26,7 @@ from helppet_recordings.service.resumable import (
     unfinished_uploads,
 )
 from helppet_recordings.service.staging import expire_upload, promote_upload
+from helppet_recordings.settings import MAX_RETENTION_DAYS
 from helppet_recordings.status import RecordingStatus
 
 __all__ = ["abort_abandoned_uploads", "expire_stale_uploads", "purge_deleted", "reconcile"]
@@ -200,8 +201,10 @@ def purge_deleted(
     moment = ctx.now() if now is None else inputs.aware(now, "now")
     inputs.check_positive(batch_size, "batch_size")
     days = ctx.settings.deleted_retention_days if retention_days is None else retention_days
-    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-        raise ValidationError.for_field("retention_days", "must be a non-negative integer")
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_RETENTION_DAYS:
+        raise ValidationError.for_field(
+            "retention_days", f"must be an integer from 0 to {MAX_RETENTION_DAYS}"
+        )
     cutoff = moment - dt.timedelta(days=days)
 
     def scrub(recording: Recording, at: dt.datetime) -> Change | None:
@@ -259,7 +262,7 @@ def _staging_is_leftover(ctx: ServiceContext, key: str, *, old_enough: bool) -> 
     owner = ctx.repository.find_by_upload_key(key)
     if owner is None:
         return old_enough
-    return owner.status is not RecordingStatus.UPLOADING
+    return owner.status is not RecordingStatus.UPLOADING or owner.purged_at is not None
 
 
 def _reads_its_object(recording: Recording) -> bool:
