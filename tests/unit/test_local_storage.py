@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from helppet_recordings.errors import StorageUnavailableError
 from helppet_recordings.ports import RecordingStorage
 from helppet_recordings.storage.local import (
     LocalStorage,
@@ -75,6 +78,57 @@ class TestLocalStorage(HttpStorageContract, PromoteContract, ChecksumPinningCont
             assert response.status == 204, response.body
 
         return put
+
+    def test_a_move_the_disk_refuses_leaves_the_object_where_it_was(
+        self, storage: RecordingStorage, put_object: PutObject, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A full disk during promote: STORAGE_UNAVAILABLE, the source intact, a retry moves it."""
+        assert isinstance(storage, LocalStorage)
+        put_object("recordings/staging/a.wav", b"RIFF" + b"\x01" * 60, "audio/wav")
+        source = storage.head("recordings/staging/a.wav")
+        assert source is not None
+        store = type(storage._store)
+        real_commit = store.commit
+
+        def full(*_args: object, **_kwargs: object) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device", str(storage.root))
+
+        monkeypatch.setattr(store, "commit", full)
+        with pytest.raises(StorageUnavailableError) as caught:
+            storage.promote("recordings/staging/a.wav", "recordings/a.wav", expected=source)
+        assert str(storage.root) not in str(caught.value.to_dict())
+        assert storage.head("recordings/staging/a.wav") == source
+        assert storage.head("recordings/a.wav") is None
+        monkeypatch.setattr(store, "commit", real_commit)
+        moved = storage.promote("recordings/staging/a.wav", "recordings/a.wav", expected=source)
+        assert moved is not None
+        assert moved.etag == source.etag
+
+    def test_a_disk_error_is_logged_without_the_paths_it_names(
+        self,
+        storage: RecordingStorage,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """The receiver logs an OS error's type and errno: its message names the key's path."""
+        assert isinstance(storage, LocalStorage)
+        key = "recordings/5f0c6c1e-0a7e-4b8e-9d5e-0c2b7b7f1a01/unassigned/x.wav"
+
+        def refused(*_args: object, **_kwargs: object) -> None:
+            raise PermissionError(errno.EPERM, "Operation not permitted", str(storage.root / key))
+
+        monkeypatch.setattr(type(storage._store), "commit", refused)
+        ticket = storage.create_upload(
+            key=key, content_type="audio/wav", max_size=64, expires_in=60
+        )
+        content, encoded = encode_form(ticket.fields.items(), b"RIFF" + b"\x00" * 40)
+        with caplog.at_level(logging.ERROR, logger="helppet_recordings"):
+            response = receive(storage, content, [encoded])
+        assert response.status == 500
+        [record] = [r for r in caplog.records if r.name.startswith("helppet_recordings")]
+        assert "PermissionError (errno 1)" in record.getMessage()
+        assert "5f0c6c1e" not in record.getMessage()
+        assert record.exc_info is None
 
     def test_head_after_http_upload_reports_sidecar(self, storage: RecordingStorage) -> None:
         """An HTTP upload writes the bytes and a sidecar with MD5 and SHA-256."""

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import os
 import stat
+import traceback
 from pathlib import Path
 from typing import IO
 
 __all__ = ["create_exclusive", "fsync_directory", "open_regular", "prune", "replace_into"]
+
+
+def os_error_summary(exc: OSError) -> str:
+    """Describe an OS error by its type, errno and frames: never its message.
+
+    The message names the paths involved, and a key's path holds the user id,
+    the appointment or visit id and the upload's time.
+    """
+    frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+    return f"{type(exc).__name__} (errno {exc.errno})\n{frames}"
 
 
 def create_exclusive(path: Path) -> IO[bytes]:

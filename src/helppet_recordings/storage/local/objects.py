@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Final
 
+from helppet_recordings.errors import StorageUnavailableError
 from helppet_recordings.models import StoredObject
 from helppet_recordings.storage.local.files import (
     create_exclusive,
@@ -169,7 +170,8 @@ class ObjectStore:
         taken = self.layout.staging / f"{secrets.token_hex(16)}{STAGING_SUFFIX}"
         with self._turn():
             try:
-                meta = json.loads(meta_path.read_bytes())
+                sidecar = meta_path.read_bytes()
+                meta = json.loads(sidecar)
                 data_path.rename(taken)
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError):
                 return None
@@ -185,10 +187,27 @@ class ObjectStore:
                 taken.rename(data_path)  # put it back as it was
                 return None
             meta_path.unlink()  # its data file is gone: the sidecar describes nothing now
-        self.commit(taken, target_data, target_meta, {**meta, "key": target_key})
+        try:
+            self.commit(taken, target_data, target_meta, {**meta, "key": target_key})
+        except OSError as exc:
+            # A full or failing disk: put the object back where it was, as it was (the
+            # sidecar describes the same inode), so nothing changed and a retry can succeed.
+            self._put_back(taken if taken.exists() else target_data, data_path, meta_path, sidecar)
+            raise StorageUnavailableError(
+                "Storage could not move the file; nothing changed, retry later",
+                storage_error=type(exc).__name__,
+            ) from None  # the OS error names paths, which hold user ids
         prune(data_path.parent, self.layout.objects)
         prune(meta_path.parent, self.layout.meta)
         return self.head(target_key)
+
+    def _put_back(self, data: Path, data_path: Path, meta_path: Path, sidecar: bytes) -> None:
+        """Return a promoted object's data file and sidecar to its source key (best effort)."""
+        with self._turn(), contextlib.suppress(OSError):
+            replace_into(data, data_path)
+            meta_path.parent.mkdir(parents=True, exist_ok=True)
+            with create_exclusive(meta_path) as handle:
+                handle.write(sidecar)
 
     @contextlib.contextmanager
     def _turn(self) -> Iterator[None]:

@@ -39,7 +39,7 @@ from typing import IO, Any
 from helppet_recordings.errors import StorageError
 from helppet_recordings.multipart import MAX_PART_SIZE
 from helppet_recordings.storage.local.deadlines import ReceiveClock, request_timeout
-from helppet_recordings.storage.local.files import create_exclusive
+from helppet_recordings.storage.local.files import create_exclusive, os_error_summary
 from helppet_recordings.storage.local.limits import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_BODY_TIMEOUT,
@@ -136,8 +136,8 @@ class LocalPartReceiver:
             return part.finish_with(b"")
         except LocalStorageRefusal as refusal:
             return refused(refusal, body_left=not exhausted)
-        except OSError:
-            _log.exception("LocalStorage could not store a part")
+        except OSError as exc:
+            _log.error("LocalStorage could not store a part: %s", os_error_summary(exc))
             return refused(internal_error(), body_left=not exhausted)
         finally:
             if part is not None:
@@ -188,8 +188,8 @@ class LocalPartReceiver:
             answer: LocalResponse = await pending
         except LocalStorageRefusal as refusal:
             return refused(refusal, body_left=not exhausted)
-        except OSError:
-            _log.exception("LocalStorage could not store a part")
+        except OSError as exc:
+            _log.error("LocalStorage could not store a part: %s", os_error_summary(exc))
             return refused(internal_error(), body_left=not exhausted)
         finally:
             _discard_after(loop, part, pending)

@@ -23,6 +23,7 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 
 from helppet_recordings.storage.local.deadlines import ReceiveClock, request_timeout
+from helppet_recordings.storage.local.files import os_error_summary
 from helppet_recordings.storage.local.form import FormUpload
 from helppet_recordings.storage.local.limits import (
     DEFAULT_BATCH_SIZE,
@@ -108,8 +109,8 @@ class LocalUploadReceiver:
             return stored(upload.stored)
         except LocalStorageRefusal as refusal:
             return refused(refusal, body_left=not exhausted)
-        except OSError:
-            _log.exception("LocalStorage could not store an upload")
+        except OSError as exc:
+            _log.error("LocalStorage could not store an upload: %s", os_error_summary(exc))
             return refused(internal_error(), body_left=not exhausted)
         finally:
             upload.close()
@@ -135,8 +136,8 @@ class LocalUploadReceiver:
             return stored(upload.stored)
         except LocalStorageRefusal as refusal:
             return refused(refusal, body_left=not pump.exhausted)
-        except OSError:
-            _log.exception("LocalStorage could not store an upload")
+        except OSError as exc:
+            _log.error("LocalStorage could not store an upload: %s", os_error_summary(exc))
             return refused(internal_error(), body_left=not pump.exhausted)
         finally:
             pump.close()
