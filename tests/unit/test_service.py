@@ -736,3 +736,26 @@ def test_a_purged_uploads_staging_object_is_a_leftover(harness: Harness) -> None
     report = harness.service.reconcile(delete_orphans=True)
     assert key in report.leftover_staging_keys
     assert harness.storage.head(key) is None
+
+
+def test_a_staging_object_a_completion_moves_during_reconcile_is_no_leftover(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The completion lands between reconcile's listing and its check: nothing is reported."""
+    ticket = harness.service.initiate_upload(
+        USER, {"filename": "a.m4a", "content_type": "audio/m4a"}
+    )
+    harness.put(ticket.upload_fields["key"], BODY, "audio/m4a")
+    find = harness.repository.find_by_upload_key
+
+    def completion_lands_first(key: str) -> Any:
+        monkeypatch.setattr(harness.repository, "find_by_upload_key", find)
+        harness.service.complete_upload(USER, ticket.recording_id, {"file_size_bytes": len(BODY)})
+        return find(key)
+
+    monkeypatch.setattr(harness.repository, "find_by_upload_key", completion_lands_first)
+    report = harness.service.reconcile()
+    assert report.leftover_staging_keys == []
+    assert (
+        harness.service.get_recording(USER, ticket.recording_id).status is RecordingStatus.UPLOADED
+    )

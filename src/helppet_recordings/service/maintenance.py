@@ -124,7 +124,10 @@ def reconcile(
         scanned_objects += 1
         old_enough = stored.last_modified is None or stored.last_modified < oldest_orphan
         if stored.key.startswith(staging):
-            if _staging_is_leftover(ctx, stored.key, old_enough=old_enough):
+            # Looked at again once found: a completion that landed meanwhile moved it away.
+            if _staging_is_leftover(ctx, stored.key, old_enough=old_enough) and (
+                ctx.storage.head(stored.key) is not None
+            ):
                 leftovers.append(stored.key)
             continue
         while recording is not None and recording.s3_key < stored.key:
