@@ -110,13 +110,13 @@ def test_garbage_behind_a_valid_header_is_refused(name: str, tones: dict[str, by
     assert caught.value.reason in allowed
 
 
-def _wav(pcm: bytes, *, declared: int | None = None) -> bytes:
-    """A canonical 44-byte-header WAV (16 kHz mono), optionally declaring another data size."""
+def _wav(pcm: bytes, *, declared: int | None = None, rate: int = 16000) -> bytes:
+    """A canonical 44-byte-header mono WAV, optionally declaring another data size."""
     output = io.BytesIO()
     with wave.open(output, "wb") as writer:
         writer.setnchannels(1)
         writer.setsampwidth(2)
-        writer.setframerate(16000)
+        writer.setframerate(rate)
         writer.writeframes(pcm)
     data = output.getvalue()
     if declared is not None:
@@ -263,25 +263,14 @@ def test_missing_av_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     assert caught.value.details == {"package": "av", "extra": "audio"}
 
 
-def _wav_at(rate: int, pcm: bytes) -> bytes:
-    """A mono 16-bit WAV at ``rate`` Hz."""
-    output = io.BytesIO()
-    with wave.open(output, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(rate)
-        writer.writeframes(pcm)
-    return output.getvalue()
-
-
 def test_a_sample_rate_below_speech_is_refused_before_decoding() -> None:
     """100 KB at 1 Hz would be 14 hours of audio to resample and transcribe: refused."""
     with pytest.raises(AudioDecodeError) as caught:
-        inspect_audio(io.BytesIO(_wav_at(1, os.urandom(100_000))))
+        inspect_audio(io.BytesIO(_wav(os.urandom(100_000), rate=1)))
     assert (caught.value.reason, caught.value.details["sample_rate"]) == ("sample_rate", 1)
     with pytest.raises(AudioDecodeError):
-        next(iter(decode_pcm(io.BytesIO(_wav_at(7999, tone(0.5, 7999))))))
-    assert inspect_audio(io.BytesIO(_wav_at(8000, tone(0.5, 8000)))).sample_rate == 8000
+        next(iter(decode_pcm(io.BytesIO(_wav(tone(0.5, 7999), rate=7999)))))
+    assert inspect_audio(io.BytesIO(_wav(tone(0.5, 8000), rate=8000))).sample_rate == 8000
 
 
 def test_audio_longer_than_a_recording_may_be_stops_decoding(
