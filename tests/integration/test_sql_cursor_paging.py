@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 
 import pytest
@@ -12,6 +10,7 @@ from helppet_recordings import RecordingService, RecordingSettings, ValidationEr
 from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository
 from helppet_recordings.storage.memory import InMemoryStorage
 from helppet_recordings.testing.clock import FakeClock
+from tests.support.cursors import cursor_moved_to
 
 USER = uuid.UUID("0b9e4a52-51c1-4d3e-a0a8-6f3f1c2b9d10")
 
@@ -24,12 +23,6 @@ def _initiate(service: RecordingService, clock: FakeClock, steps: list[float]) -
     for seconds in steps:
         service.initiate_upload(USER, {"filename": "a.m4a", "content_type": "audio/mp4"})
         clock.advance(seconds=seconds)
-
-
-def _moved_to(cursor: str, created_at: str) -> str:
-    payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    payload["t"] = created_at
-    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
 
 
 def test_cursor_pages_cover_tied_and_microsecond_apart_recordings_once(
@@ -63,14 +56,14 @@ def test_edited_cursor_positions_answer_a_page_or_a_validation_error(
     newest_first = [item.id for item in service.list_recordings(USER, limit=50).items]
 
     after_the_end = service.list_recordings(
-        USER, limit=5, cursor=_moved_to(cursor, "9999-12-31T23:59:59.999999+00:00")
+        USER, limit=5, cursor=cursor_moved_to(cursor, "9999-12-31T23:59:59.999999+00:00")
     )
     assert [item.id for item in after_the_end.items] == newest_first
     before_the_start = service.list_recordings(
-        USER, limit=5, cursor=_moved_to(cursor, "0001-01-01T00:00:00+00:00")
+        USER, limit=5, cursor=cursor_moved_to(cursor, "0001-01-01T00:00:00+00:00")
     )
     assert before_the_start.items == []
     assert before_the_start.next_cursor is None
     for beyond in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"):
         with pytest.raises(ValidationError):
-            service.list_recordings(USER, limit=5, cursor=_moved_to(cursor, beyond))
+            service.list_recordings(USER, limit=5, cursor=cursor_moved_to(cursor, beyond))

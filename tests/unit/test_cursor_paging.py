@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 
 import pytest
 
 from helppet_recordings import ValidationError
+from tests.support.cursors import cursor_moved_to
 from tests.unit.conftest import Harness
 
 USER = uuid.UUID("5f0c6c1e-0a7e-4b8e-9d5e-0c2b7b7f1a01")
@@ -76,14 +75,6 @@ def test_a_cursor_is_bound_to_its_filter_and_to_offset_zero(harness: Harness) ->
         harness.service.list_recordings(USER, limit=2, cursor=cursor, offset=1)
 
 
-def _moved_to(cursor: str, created_at: str) -> str:
-    """``cursor`` with its position's time replaced (a client editing its own cursor)."""
-    payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    payload["t"] = created_at
-    raw = json.dumps(payload).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 @pytest.mark.parametrize("created_at", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])
 def test_a_cursor_time_beyond_the_calendar_in_utc_is_a_validation_error(
     harness: Harness, created_at: str
@@ -93,5 +84,5 @@ def test_a_cursor_time_beyond_the_calendar_in_utc_is_a_validation_error(
     cursor = harness.service.list_recordings(USER, limit=1).next_cursor
     assert cursor is not None
     with pytest.raises(ValidationError) as info:
-        harness.service.list_recordings(USER, limit=1, cursor=_moved_to(cursor, created_at))
+        harness.service.list_recordings(USER, limit=1, cursor=cursor_moved_to(cursor, created_at))
     assert info.value.details["errors"][0]["field"] == "cursor"
