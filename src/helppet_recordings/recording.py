@@ -60,6 +60,10 @@ class Recording:
       duration, sample rate, channels), apart from the client's ``duration_seconds``;
     - ``processing_attempts`` / ``lease_expires_at``: how many times a worker
       took it, and until when the current claim (or a retry's wait) holds;
+    - ``processing_cycle``: which round of processing this is (1, then one
+      more for each ``reprocess``). Retries and takeovers within a round keep
+      it, so work started for the round (a paid transcription job) is found
+      again rather than started twice;
     - ``multipart_*``: for a resumable upload, storage's upload id (None once
       the parts are assembled or the upload aborted), the part size and the
       size the client declared.
@@ -112,6 +116,7 @@ class Recording:
     audio_sample_rate: int | None = None
     audio_channels: int | None = None
     processing_attempts: int = 0
+    processing_cycle: int = 1
     lease_expires_at: dt.datetime | None = None
     multipart_upload_id: str | None = None
     multipart_part_size: int | None = None
@@ -269,7 +274,10 @@ class Recording:
         )
 
     def reprocess(self, now: dt.datetime) -> Recording:
-        """Move ``failed`` -> ``uploaded`` for another attempt; only with verified audio."""
+        """Move ``failed`` -> ``uploaded`` for a new round of processing; only with verified audio.
+
+        The attempts start again from 0 and ``processing_cycle`` goes up by one.
+        """
         if not self.has_verified_audio:
             raise InvalidStatusTransitionError(
                 "Only a recording whose audio was verified can be processed again",
@@ -284,6 +292,7 @@ class Recording:
             processing_started_at=None,
             processing_completed_at=None,
             processing_attempts=0,
+            processing_cycle=self.processing_cycle + 1,
             lease_expires_at=now,
         )
 

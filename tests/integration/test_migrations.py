@@ -80,7 +80,7 @@ def test_upgrade_creates_the_table_and_indexes(repository: SqlAlchemyRepository)
     repository.create_schema()
     assert _tables(engine) == {"recordings", AUDIT_TABLE_NAME, ALEMBIC_VERSION_TABLE}
     assert "alembic_version" not in _tables(engine)
-    assert _revision(engine) == "0004"
+    assert _revision(engine) == "0005"
     inspector = sa.inspect(engine)
     indexes = {
         index["name"]: index
@@ -96,7 +96,7 @@ def test_upgrade_creates_the_table_and_indexes(repository: SqlAlchemyRepository)
     assert indexes["uq_recordings_owner_idempotency_key"]["unique"]
     assert inspector.get_foreign_keys("recordings") == []
     columns = {column["name"]: column for column in inspector.get_columns("recordings")}
-    assert len(columns) == 46
+    assert len(columns) == 47
     assert not columns["recorded_by_user_id"]["nullable"]
     assert columns["created_at"]["nullable"]
     assert "uploading" in str(columns["status"]["default"])
@@ -143,7 +143,7 @@ def test_downgrade_to_base_and_up_again(repository: SqlAlchemyRepository) -> Non
     assert _tables(engine) == {ALEMBIC_VERSION_TABLE}
     assert _revision(engine) is None
     repository.create_schema()
-    assert _revision(engine) == "0004"
+    assert _revision(engine) == "0005"
     assert _differences(engine, metadata) == []
     recording = make_recording()
     repository.add(recording)
@@ -170,7 +170,7 @@ def test_create_schema_is_idempotent_and_safe_concurrently(
     for thread in threads:
         thread.join()
     assert errors == []
-    assert _revision(repository.engine) == "0004"
+    assert _revision(repository.engine) == "0005"
     with repository.engine.connect() as connection:
         version_table = sa.table(ALEMBIC_VERSION_TABLE)
         versions = connection.execute(sa.select(sa.func.count()).select_from(version_table))
@@ -197,7 +197,7 @@ def test_offline_sql_for_postgresql(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_upgrade_from_0001_marks_verified_recordings(repository: SqlAlchemyRepository) -> None:
-    """Rows verified before 0002 get verified_at from their last update; others stay None."""
+    """Rows verified before 0002 get verified_at from their last update; all are in cycle 1."""
     engine = repository.engine
     config = alembic_config(url=engine.url.render_as_string(hide_password=False))
     command.upgrade(config, "0001")
@@ -234,10 +234,16 @@ def test_upgrade_from_0001_marks_verified_recordings(repository: SqlAlchemyRepos
     command.upgrade(config, "head")
     with engine.connect() as connection:
         found = connection.execute(
-            sa.text("SELECT status, verified_at, processing_attempts FROM recordings ORDER BY id")
+            sa.text(
+                "SELECT status, verified_at, processing_attempts, processing_cycle "
+                "FROM recordings ORDER BY id"
+            )
         ).all()
-    assert [(row[0], row[1] is not None, row[2]) for row in found] == [
-        ("uploaded", True, 0),
-        ("failed", False, 0),
-        ("uploading", False, 0),
+    assert [(row[0], row[1] is not None, row[2], row[3]) for row in found] == [
+        ("uploaded", True, 0, 1),
+        ("failed", False, 0, 1),
+        ("uploading", False, 0, 1),
     ]
+    migrated = repository.get(uuid.UUID(int=2))
+    assert migrated is not None
+    assert migrated.processing_cycle == 1

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from helppet_recordings import InvalidStatusTransitionError, RecordingStatus
-from helppet_recordings.models import AudioFacts
+from helppet_recordings.models import AudioFacts, Recording
 from tests.support.uploads import upload_key
 from tests.unit.conftest import Harness
 
@@ -16,6 +16,13 @@ BODY = b"\x00\x00\x00\x18ftypM4A " + b"a" * 500
 FACTS = AudioFacts(
     format="mov,mp4,m4a", codec="aac", duration_seconds=3.2, sample_rate=44100, channels=1
 )
+
+
+def _stored(h: Harness, rid: uuid.UUID) -> Recording:
+    """The recording as the repository holds it."""
+    recording = h.repository.get(rid)
+    assert recording is not None
+    return recording
 
 
 def _uploaded(h: Harness) -> uuid.UUID:
@@ -80,11 +87,14 @@ def test_a_dead_workers_recording_is_taken_over_and_its_late_result_dropped(
 
 
 def test_reprocess_needs_verified_audio(harness: Harness) -> None:
-    """A failed transcription goes back to uploaded; a failed upload cannot."""
+    """A failed transcription goes back to uploaded, in its next cycle; a failed upload cannot."""
     rid = _uploaded(harness)
     harness.service.mark_failed(rid, error="unsupported language")
+    assert _stored(harness, rid).processing_cycle == 1
     again = harness.service.reprocess(rid)
     assert (again.status, again.processing_error) == (RecordingStatus.UPLOADED, None)
+    stored = _stored(harness, rid)
+    assert (stored.processing_attempts, stored.processing_cycle) == (0, 2)
     assert [r.id for r in harness.service.claim_for_processing()] == [rid]
 
     never = harness.service.initiate_upload(

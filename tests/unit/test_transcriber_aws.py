@@ -19,15 +19,26 @@ import botocore.exceptions
 import pytest
 from moto import mock_aws
 
+from helppet_recordings import (
+    InMemoryRepository,
+    RecordingService,
+    RecordingSettings,
+    RecordingStatus,
+    S3Storage,
+)
+from helppet_recordings.testing.clock import FakeClock
 from helppet_recordings.transcription import (
     AwsTranscribeTranscriber,
     PermanentTranscriptionError,
     TranscriberConfigurationError,
     TranscriptionInput,
+    TranscriptionWorker,
     TransientTranscriptionError,
     get_transcriber,
 )
 from helppet_recordings.transcription.aws import _translate
+from tests.support.audio import encode_tone
+from tests.support.moto_s3 import s3v4_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -37,6 +48,9 @@ AUDIO_BUCKET = "helppet-audio-recordings"
 OUTPUT_BUCKET = "helppet-transcripts"
 KEY = "recordings/2024/05/01/a.m4a"
 S3_URI = f"s3://{AUDIO_BUCKET}/{KEY}"
+SECRET = "The patient's owner mentioned a lump."
+USER = uuid.UUID("0b7c5a52-3a3e-4f0f-8a55-4c1e8f3d2a10")
+TONE = encode_tone("wav", 0.5)
 
 
 def result(text: str, confidences: list[float]) -> bytes:
@@ -108,11 +122,16 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
 
 
 def audio(
-    recording_id: uuid.UUID, attempt: int = 1, mime_type: str = "audio/mp4"
+    recording_id: uuid.UUID, attempt: int = 1, mime_type: str = "audio/mp4", cycle: int = 1
 ) -> TranscriptionInput:
     """The recording as a worker would describe it."""
     return TranscriptionInput.from_bytes(
-        b"audio", mime_type=mime_type, recording_id=recording_id, attempt=attempt, s3_uri=S3_URI
+        b"audio",
+        mime_type=mime_type,
+        recording_id=recording_id,
+        attempt=attempt,
+        cycle=cycle,
+        s3_uri=S3_URI,
     )
 
 
@@ -139,39 +158,85 @@ def test_runs_a_job_on_the_object_in_place_and_parses_the_result(aws: Aws) -> No
     assert aws.jobs() == [name]
 
 
-def test_the_same_attempt_resumes_the_job_instead_of_paying_twice(aws: Aws) -> None:
-    """A retry of an attempt whose poll timed out finds the running job and waits for it."""
+def test_a_later_attempt_resumes_the_job_instead_of_paying_twice(aws: Aws) -> None:
+    """The next attempt after a poll that timed out finds the running job and waits for it."""
     recording = uuid.uuid4()
     impatient = aws.transcriber(max_wait=1.0)
     name = impatient.job_name(recording, 3)
     with pytest.raises(TransientTranscriptionError) as caught:
-        impatient.transcribe(audio(recording, attempt=3))
+        impatient.transcribe(audio(recording, attempt=1, cycle=3))
     assert caught.value.details["job_name"] == name
     assert caught.value.retry_after == 30.0
     assert aws.jobs() == [name]
     aws.s3.put_object(
         Bucket=OUTPUT_BUCKET, Key=impatient.output_key(name), Body=result("resumed", [1.0])
     )
-    transcript = aws.transcriber().transcribe(audio(recording, attempt=3))
+    transcript = aws.transcriber().transcribe(audio(recording, attempt=2, cycle=3))
     assert transcript.text == "resumed"
     assert aws.jobs() == []  # cleanup deleted the one job
     listed = aws.s3.list_objects_v2(Bucket=OUTPUT_BUCKET).get("Contents", [])
     assert listed == []
 
 
-def test_a_new_attempt_is_a_new_job(aws: Aws) -> None:
-    """Attempt 2 of the same recording gets its own job name."""
+def test_a_new_cycle_is_a_new_job(aws: Aws) -> None:
+    """A reprocessed recording (cycle 2, attempt 1 again) gets its own job, not cycle 1's."""
     transcriber = aws.transcriber(cleanup=False)
     recording = uuid.uuid4()
-    for attempt in (1, 2):
-        name = transcriber.job_name(recording, attempt)
+    for cycle in (1, 2):
+        name = transcriber.job_name(recording, cycle)
         aws.s3.put_object(
             Bucket=OUTPUT_BUCKET,
             Key=transcriber.output_key(name),
-            Body=result(f"try {attempt}", []),
+            Body=result(f"round {cycle}", []),
         )
-        assert transcriber.transcribe(audio(recording, attempt)).text == f"try {attempt}"
+        found = transcriber.transcribe(audio(recording, attempt=1, cycle=cycle))
+        assert found.text == f"round {cycle}"
     assert sorted(aws.jobs()) == [f"helppet-{recording}-1", f"helppet-{recording}-2"]
+
+
+class FailingCleanup:
+    """A Transcribe client whose DeleteTranscriptionJob is refused; the rest is moto."""
+
+    def __init__(self, client: TranscribeServiceClient) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def delete_transcription_job(self, **_params: Any) -> None:
+        """Refuse, as AWS does when the role lacks the permission."""
+        raise botocore.exceptions.ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "no"}},
+            "DeleteTranscriptionJob",
+        )
+
+
+def test_a_failed_cleanup_keeps_the_transcript_and_logs_the_job(
+    aws: Aws, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The transcript already read is returned; the warning names the job and no text."""
+    recording = uuid.uuid4()
+    transcriber = get_transcriber(
+        "aws",
+        client=FailingCleanup(aws.transcribe),
+        s3_client=aws.s3,
+        output_bucket=OUTPUT_BUCKET,
+        sleep=aws.sleep,
+        clock=lambda: aws.now,
+    )
+    assert isinstance(transcriber, AwsTranscribeTranscriber)
+    name = transcriber.job_name(recording, 1)
+    aws.s3.put_object(
+        Bucket=OUTPUT_BUCKET, Key=transcriber.output_key(name), Body=result(SECRET, [0.5])
+    )
+    with caplog.at_level("WARNING", logger="helppet_recordings.transcription"):
+        transcript = transcriber.transcribe(audio(recording))
+    assert transcript.text == SECRET
+    assert aws.jobs() == [name]
+    [record] = caplog.records
+    assert name in record.getMessage()
+    assert "AccessDeniedException" in record.getMessage()
+    assert SECRET not in caplog.text
 
 
 def test_result_from_the_transcript_uri_without_an_output_bucket(aws: Aws) -> None:
@@ -261,3 +326,31 @@ def test_throttling_carries_retry_after() -> None:
     translated = _translate(_client_error("ThrottlingException", 400, {"retry-after": "9"}))
     assert isinstance(translated, TransientTranscriptionError)
     assert translated.retry_after == 9.0
+
+
+def test_workers_retrying_a_slow_job_pay_for_it_once(aws: Aws) -> None:
+    """A poll that timed out defers the recording; the next worker's attempt polls the same job."""
+    clock = FakeClock()
+    storage = S3Storage(AUDIO_BUCKET, client=s3v4_client())
+    repository = InMemoryRepository()
+    service = RecordingService(storage, repository, RecordingSettings(), clock=clock)
+    ticket = service.initiate_upload(USER, {"filename": "visit.wav", "content_type": "audio/wav"})
+    aws.s3.put_object(Bucket=AUDIO_BUCKET, Key=ticket.s3_key, Body=TONE, ContentType="audio/wav")
+    service.complete_upload(USER, ticket.recording_id, {"file_size_bytes": len(TONE)})
+
+    impatient = TranscriptionWorker(service, aws.transcriber(max_wait=1.0))
+    assert impatient.run_once() == 1
+    waiting = repository.get(ticket.recording_id)
+    assert waiting is not None
+    assert (waiting.status, waiting.processing_attempts) == (RecordingStatus.UPLOADED, 1)
+    [name] = aws.jobs()
+    assert name == f"helppet-{ticket.recording_id}-1"
+
+    aws.s3.put_object(Bucket=OUTPUT_BUCKET, Key=f"transcripts/{name}.json", Body=result(SECRET, []))
+    clock.advance(seconds=60)
+    assert TranscriptionWorker(service, aws.transcriber()).run_once() == 1
+    done = repository.get(ticket.recording_id)
+    assert done is not None
+    assert (done.status, done.processing_attempts) == (RecordingStatus.TRANSCRIBED, 2)
+    assert done.transcript_text == SECRET
+    assert aws.jobs() == []  # the one job, cleaned up after it was read

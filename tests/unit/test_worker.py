@@ -232,7 +232,7 @@ def test_a_service_retry_after_is_honoured_and_the_audio_not_measured_again(
     done = scene.get(rid)
     assert (done.status, done.processing_attempts) == (RecordingStatus.TRANSCRIBED, 2)
     assert scene.storage.reads == reads_after_measuring
-    assert transcriber.calls[1].attempt == 2
+    assert [(call.attempt, call.cycle) for call in transcriber.calls] == [(1, 1), (2, 1)]
     assert transcriber.calls[1].audio == transcriber.calls[0].audio
 
 
@@ -464,11 +464,11 @@ def test_a_taken_over_recording_within_its_attempts_is_finished(scene: Scene) ->
     assert scene.worker(transcriber).run_once() == 1
     done = scene.get(rid)
     assert (done.status, done.processing_attempts) == (RecordingStatus.TRANSCRIBED, 2)
-    assert transcriber.calls[0].attempt == 2
+    assert (transcriber.calls[0].attempt, transcriber.calls[0].cycle) == (2, 1)
 
 
 def test_a_reprocessed_recording_is_transcribed_again(scene: Scene) -> None:
-    """reprocess() after a permanent failure: the worker takes it from attempt 1."""
+    """reprocess() after a permanent failure: attempt 1 again, in the next cycle."""
     rid = scene.upload()
     transcriber = ScriptedTranscriber(
         [_raise(PermanentTranscriptionError(reason="refused")), _answer()], read_audio=False
@@ -480,6 +480,8 @@ def test_a_reprocessed_recording_is_transcribed_again(scene: Scene) -> None:
     assert worker.run_once() == 1
     done = scene.get(rid)
     assert (done.status, done.processing_attempts) == (RecordingStatus.TRANSCRIBED, 1)
+    assert done.processing_cycle == 2
+    assert [(call.attempt, call.cycle) for call in transcriber.calls] == [(1, 1), (1, 2)]
 
 
 @pytest.fixture

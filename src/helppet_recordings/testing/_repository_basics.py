@@ -37,6 +37,8 @@ def _full_recording() -> Recording:
         processing_started_at=BASE_TIME + dt.timedelta(minutes=1),
         processing_completed_at=BASE_TIME + dt.timedelta(minutes=2, microseconds=7),
         processing_error=None,
+        processing_attempts=2,
+        processing_cycle=3,
         recording_metadata={"device_model": "iPhone 15 Pro", "nested": {"a": [1, 2.5, None]}},
         updated_at=BASE_TIME + dt.timedelta(minutes=2),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import urllib.error
 import urllib.parse
@@ -75,6 +76,7 @@ _CONFIGURATION_CODES: Final = frozenset(
     }
 )
 _RUNNING: Final = frozenset({"QUEUED", "IN_PROGRESS"})
+_logger: Final = logging.getLogger("helppet_recordings.transcription")
 _MAX_RESULT_BYTES: Final = 64 * 1024 * 1024
 
 
@@ -93,13 +95,16 @@ def _fetch_https(url: str) -> bytes:
 
 
 class AwsTranscribeTranscriber:
-    """Runs one Amazon Transcribe job per (recording, attempt) on the audio where it lies.
+    """Runs one Amazon Transcribe job per round of processing of a recording, on the audio in place.
 
     The job reads ``TranscriptionInput.s3_uri`` directly: nothing is copied.
-    Its name is ``{job_prefix}-{recording_id}-{attempt}``, so calling again
-    with the same attempt (a worker that lost its lease, a process that
-    died) finds the existing job (``ConflictException``) and polls it
-    instead of paying for a second one.
+    Its name is ``{job_prefix}-{recording_id}-{cycle}``, where ``cycle`` is
+    the recording's round of processing (``Recording.processing_cycle``).
+    Every attempt within a round (a retry after a transient error or a
+    timed-out poll, a worker taking over from one that died) finds the
+    existing job (``ConflictException``) and polls it instead of paying for
+    a second one; a reprocessed recording is in a new round and gets a new
+    job, not the old failed one.
 
     - ``language``: ``en-US`` by default; None lets Transcribe identify it
       (among ``language_options`` when given).
@@ -111,11 +116,15 @@ class AwsTranscribeTranscriber:
     - ``cleanup``: after a successful read, delete the job (and so its copy
       of the transcript in Transcribe's bucket) and the result object in
       ``output_bucket``. Clinic transcripts then live only in the database.
+      A cleanup that fails is logged (WARNING, job name only) and the
+      transcript is returned all the same: the job expires by itself after
+      90 days, and a bucket lifecycle rule on ``output_prefix`` removes a
+      result object left behind.
     - Polling waits ``poll_initial`` seconds, growing by half each time up to
       ``poll_max``; after ``max_wait`` seconds (keep it under the worker's
       lease) it raises ``TransientTranscriptionError`` with
-      ``details["job_name"]``: retrying with the same attempt resumes
-      polling the same job.
+      ``details["job_name"]``: a retry in the same round resumes polling the
+      same job.
 
     ``confidence`` is the mean confidence of the recognised words;
     ``language`` the job's language code. A job that ends ``FAILED`` raises
@@ -160,21 +169,21 @@ class AwsTranscribeTranscriber:
         self._clock = clock
         self._fetch_url = fetch_url
 
-    def job_name(self, recording_id: uuid.UUID, attempt: int) -> str:
-        """Return the Transcribe job name of one attempt at one recording."""
-        return f"{self.job_prefix}-{recording_id}-{attempt}"
+    def job_name(self, recording_id: uuid.UUID, cycle: int) -> str:
+        """Return the Transcribe job name of one round of processing of one recording."""
+        return f"{self.job_prefix}-{recording_id}-{cycle}"
 
     def output_key(self, job_name: str) -> str:
         """Return the key of a job's result in ``output_bucket``."""
         return f"{self.output_prefix}{job_name}.json"
 
     def transcribe(self, audio: TranscriptionInput) -> Transcript:
-        """Start (or resume) this attempt's job, wait for it and return its transcript."""
+        """Start (or resume) this round's job, wait for it and return its transcript."""
         if not audio.s3_uri or not audio.s3_uri.startswith("s3://"):
             msg = "Amazon Transcribe reads audio from S3, and this recording has no S3 URI"
             raise TranscriberConfigurationError(msg)
         media_format = _media_format(audio.mime_type)
-        name = self.job_name(audio.recording_id, audio.attempt)
+        name = self.job_name(audio.recording_id, audio.cycle)
         self._start(name, audio.s3_uri, media_format)
         job = self._wait(name)
         media = job.get("Media", {}).get("MediaFileUri")
@@ -230,7 +239,7 @@ class AwsTranscribeTranscriber:
                 return job
             if self._clock() + delay > deadline:
                 raise TransientTranscriptionError(
-                    "The Transcribe job is still running; retry the same attempt to resume it",
+                    "The Transcribe job is still running; a retry resumes it",
                     retry_after=self.poll_max,
                     job_name=name,
                 )
@@ -284,8 +293,14 @@ class AwsTranscribeTranscriber:
                     Bucket=self.output_bucket, Key=self.output_key(name)
                 )
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            # The transcript is in hand; a leftover job expires by itself (90 days).
-            raise _translate(exc) from exc
+            # The transcript is in hand: losing it would pay for the job again.
+            # A leftover job expires by itself (90 days).
+            detail = _code(exc) if isinstance(exc, botocore.exceptions.ClientError) else ""
+            _logger.warning(
+                "Transcribe job %s: the transcript was read but cleaning up failed (%s)",
+                name,
+                detail or type(exc).__name__,
+            )
 
     def _s3_client(self) -> S3Client:
         if self._s3 is None:

@@ -69,11 +69,14 @@ class Transcript:
 class TranscriptionInput:
     """One recording to transcribe, and everything a transcriber may need to read it.
 
-    - ``recording_id`` and ``attempt`` (1 for the first try) identify the
-      work: a transcriber that starts paid jobs (AWS Transcribe) derives the
-      job's name from them, so a retry of the same attempt resumes the job
-      instead of paying for a second one. A worker gives a new attempt number
-      only when it means a new try.
+    - ``recording_id`` and ``cycle`` identify the work: ``cycle`` is the
+      recording's round of processing (``Recording.processing_cycle``: 1,
+      then one more after each ``reprocess``). A transcriber that starts
+      paid jobs (AWS Transcribe) derives the job's name from the two, so a
+      retry or a takeover within the round resumes the job instead of paying
+      for a second one, and a reprocessed recording gets a new job.
+    - ``attempt`` (1 for the first try) counts the tries within the round,
+      for logs and backoff.
     - ``open()`` returns a fresh, readable, seekable binary stream of the
       audio, positioned at 0; each call starts a new one and the caller closes
       it. Over storage it is a :class:`~helppet_recordings.audio.RangeReader`,
@@ -92,6 +95,7 @@ class TranscriptionInput:
     mime_type: str
     s3_uri: str | None = None
     audio: AudioInfo | None = None
+    cycle: int = attrs.field(default=1, kw_only=True, validator=attrs.validators.ge(1))
 
     def open(self) -> BinaryIO:
         """Return a new readable, seekable binary stream of the audio, at its start."""
@@ -110,6 +114,7 @@ class TranscriptionInput:
         mime_type: str,
         recording_id: uuid.UUID | None = None,
         attempt: int = 1,
+        cycle: int = 1,
         s3_uri: str | None = None,
         audio: AudioInfo | None = None,
     ) -> TranscriptionInput:
@@ -117,6 +122,7 @@ class TranscriptionInput:
         return cls(
             recording_id=recording_id or uuid.uuid4(),
             attempt=attempt,
+            cycle=cycle,
             opener=lambda: io.BytesIO(data),
             size=len(data),
             mime_type=mime_type,
@@ -134,6 +140,7 @@ class TranscriptionInput:
         mime_type: str,
         recording_id: uuid.UUID,
         attempt: int,
+        cycle: int = 1,
         s3_uri: str | None = None,
         audio: AudioInfo | None = None,
         block_size: int = DEFAULT_BLOCK_SIZE,
@@ -142,6 +149,7 @@ class TranscriptionInput:
         return cls(
             recording_id=recording_id,
             attempt=attempt,
+            cycle=cycle,
             opener=lambda: io.BufferedReader(
                 RangeReader.from_storage(storage, key, size, block_size=block_size)
             ),

@@ -314,6 +314,7 @@ class TranscriptionWorker:
             mime_type=recording.mime_type or _UNKNOWN_MIME_TYPE,
             recording_id=recording.id,
             attempt=job.attempt,
+            cycle=recording.processing_cycle,
             s3_uri=url if url.startswith("s3://") else None,
         )
         audio = self._measure(job, source)

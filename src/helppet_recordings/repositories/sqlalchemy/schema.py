@@ -204,6 +204,8 @@ def define_recordings_table(
         sa.Column("multipart_upload_id", sa.String(limits.MAX_UPLOAD_ID_LENGTH), nullable=True),
         sa.Column("multipart_part_size", sa.BigInteger(), nullable=True),
         sa.Column("multipart_size_bytes", sa.BigInteger(), nullable=True),
+        # The round of processing (one more per reprocess), which names paid transcription jobs.
+        sa.Column("processing_cycle", sa.Integer(), nullable=False, server_default=sa.text("1")),
         sa.UniqueConstraint("s3_key", name=f"uq_{name}_s3_key"),
         sa.UniqueConstraint("upload_key", name=f"uq_{name}_upload_key"),
         schema=schema,
