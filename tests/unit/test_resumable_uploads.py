@@ -229,6 +229,35 @@ def test_wrong_audio_is_refused_and_the_upload_starts_over(env: Env) -> None:
     assert env.complete(fresh, MIN_PART_SIZE).status is RecordingStatus.UPLOADED
 
 
+class RefusingReads(InMemoryStorage):
+    """Storage that refuses to read objects (a missing kms:Decrypt, an expired token) on demand."""
+
+    refusing = False
+
+    def read_range(self, key: str, *, offset: int, length: int) -> bytes | None:
+        """Refuse while ``refusing``, as S3 answers 403 AccessDenied."""
+        if self.refusing:
+            raise StorageError("Storage refused the request", storage_error="AccessDenied")
+        return super().read_range(key, offset=offset, length=length)
+
+
+def test_storage_refusing_to_read_the_assembled_object_keeps_it(env: Env) -> None:
+    """A 403 while verifying is no verdict on the audio: the object stays, a retry completes."""
+    storage = RefusingReads(clock=lambda: env.clock().timestamp())
+    env.storage = storage
+    settings = env.service.settings
+    env.service = RecordingService(storage, env.repository, settings, clock=env.clock)
+    answer = env.initiate()
+    env.send(answer)
+    storage.refusing = True
+    with pytest.raises(StorageError):
+        env.complete(answer)
+    assert env.storage.head(answer.s3_key) is not None
+    storage.refusing = False
+    assert env.complete(answer).status is RecordingStatus.UPLOADED
+    assert env.storage.read_range(answer.s3_key, offset=0, length=SIZE) == AUDIO
+
+
 def test_delete_aborts_the_unfinished_upload(env: Env) -> None:
     """Deleting an uploading recording aborts its multipart upload: nothing stays billed."""
     answer = env.initiate()

@@ -10,6 +10,7 @@ from typing import Any
 from helppet_recordings import events, policy
 from helppet_recordings.errors import (
     DuplicateRecordingError,
+    FileTooLargeError,
     IdempotencyConflictError,
     InvalidStatusTransitionError,
     RecordingError,
@@ -19,6 +20,7 @@ from helppet_recordings.errors import (
     UploadNotFoundError,
     UploadSizeMismatchError,
     UploadTimeoutError,
+    UploadVerificationError,
 )
 from helppet_recordings.models import Recording, UploadTicket
 from helppet_recordings.ports import ChecksumPinning
@@ -183,8 +185,13 @@ def _assemble(ctx: ServiceContext, recording: Recording, declared_size: int) -> 
 
 
 def _refuses_bytes(exc: RecordingError) -> bool:
-    """Whether a completion error condemns the stored bytes (not missing parts or a race)."""
-    if isinstance(exc, UploadIncompleteError | UploadSizeMismatchError | UploadNotFoundError):
+    """Whether a completion error is a verdict on the stored bytes.
+
+    Only verification's verdicts are: missing parts, a race, or storage refusing
+    to read (a permission, an expired token) say nothing about the audio, and
+    deleting the assembled object would lose every part for good.
+    """
+    if not isinstance(exc, UploadVerificationError | FileTooLargeError):
         return False
     return exc.details.get("reason") != "changed_during_verification"
 
