@@ -192,11 +192,31 @@ def test_checksums_given_twice_must_agree(harness: Harness) -> None:
         )
 
 
-@pytest.mark.parametrize("bad", ["abc", "g" * 32, "=" * 24, MD5_HEX + "00"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "abc",
+        "g" * 32,
+        "=" * 24,
+        MD5_HEX + "00",
+        MD5_HEX[:14] + " \t\n " + MD5_HEX[14:28],  # 32 characters, 28 of them hex
+        "\u0661" * 32,  # Arabic-Indic digits
+    ],
+)
 def test_malformed_checksums_are_refused(harness: Harness, bad: str) -> None:
     """A checksum that is not a digest of the right size is VALIDATION_ERROR."""
     with pytest.raises(ValidationError):
         harness.service.initiate_upload(USER, request(content_md5=bad))
+
+
+def test_a_sha256_with_whitespace_inside_is_refused_at_initiate(harness: Harness) -> None:
+    """64 characters with tabs among them are no SHA-256: VALIDATION_ERROR, not a shorter one."""
+    digest = hashlib.sha256(BODY).hexdigest()
+    with pytest.raises(ValidationError) as refused:
+        harness.service.initiate_upload(
+            USER, request(content_sha256=digest[:28] + "\t" * 8 + digest[28:56])
+        )
+    assert [e["field"] for e in refused.value.details["errors"]] == ["content_sha256"]
 
 
 # --- the sweeper -------------------------------------------------------------------------
