@@ -7,7 +7,11 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from helppet_recordings.errors import RepositoryUnavailableError, StorageUnavailableError
+from helppet_recordings.errors import (
+    RepositoryUnavailableError,
+    StorageError,
+    StorageUnavailableError,
+)
 
 
 class _Wrapper:
@@ -48,6 +52,15 @@ class FaultyStorage(_Wrapper):
     def bucket(self) -> str:
         """The wrapped storage's bucket."""
         return str(self._inner.bucket)
+
+
+class RefusingStorage(FaultyStorage):
+    """A storage whose named methods are refused (403 AccessDenied), as a missing permission is."""
+
+    @staticmethod
+    def error_factory() -> Exception:
+        """The error S3 refusing the role produces after translation."""
+        return StorageError("Storage refused the request", storage_error="AccessDenied")
 
 
 class FaultyRepository(_Wrapper):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import logging
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -18,10 +19,11 @@ from helppet_recordings import (
     RecordingNotFoundError,
     RecordingService,
     RecordingStatus,
+    StorageError,
     UploadVerificationError,
     ValidationError,
 )
-from tests.support.faults import FaultyStorage
+from tests.support.faults import FaultyStorage, RefusingStorage
 from tests.support.uploads import upload_key
 from tests.unit.conftest import Harness
 
@@ -266,6 +268,69 @@ def test_sweeper_outage_leaves_recordings_uploading_until_the_lease_ends(harness
     assert service.expire_stale_uploads() == 0  # still leased
     harness.clock.advance(seconds=61)
     assert service.expire_stale_uploads() == 1
+
+
+def _on(harness: Harness, storage: FaultyStorage) -> RecordingService:
+    return RecordingService(
+        storage, harness.repository, harness.service.settings, clock=harness.clock
+    )
+
+
+def test_a_storage_refusal_in_the_sweep_leaves_the_upload_and_the_sweep_goes_on(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """403 on reading a stale upload fails nothing and deletes nothing; the sweep carries on."""
+    storage = RefusingStorage(harness.storage)
+    service = _on(harness, storage)
+    arrived = service.initiate_upload(USER, request())
+    harness.put(upload_key(arrived), BODY)
+    never = service.initiate_upload(USER, request()).recording_id
+    harness.clock.advance(hours=1)
+    storage.failing = {"read_range"}
+    with caplog.at_level(logging.WARNING, logger="helppet_recordings.maintenance"):
+        assert service.expire_stale_uploads(lease_seconds=60) == 1  # only the one never sent
+    assert service.get_recording(USER, never).status is RecordingStatus.FAILED
+    assert service.get_recording(USER, arrived.recording_id).status is RecordingStatus.UPLOADING
+    assert harness.storage.head(upload_key(arrived)) is not None
+    assert "AccessDenied" in caplog.text
+    storage.failing = set()
+    harness.clock.advance(seconds=61)
+    assert service.expire_stale_uploads() == 0
+    promoted = service.get_recording(USER, arrived.recording_id)
+    assert promoted.status is RecordingStatus.UPLOADED
+
+
+def test_a_sweep_not_allowed_to_list_multipart_uploads_still_settles_and_counts(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The orphan-abort step refused (a POST-only role) is logged; the stale uploads are counted."""
+    storage = RefusingStorage(harness.storage)
+    service = _on(harness, storage)
+    rid = service.initiate_upload(USER, request()).recording_id
+    harness.clock.advance(hours=1)
+    storage.failing = {"list_multipart_uploads"}
+    with caplog.at_level(logging.WARNING, logger="helppet_recordings.maintenance"):
+        assert service.expire_stale_uploads() == 1
+    assert service.get_recording(USER, rid).status is RecordingStatus.FAILED
+    assert "s3:ListBucketMultipartUploads" in caplog.text
+    assert storage.calls["list_multipart_uploads"] == 1
+
+
+def test_a_late_completion_storage_refuses_to_read_keeps_the_upload(harness: Harness) -> None:
+    """After the deadline, a 403 while verifying is raised as it is: no failure, no deletion."""
+    storage = RefusingStorage(harness.storage)
+    service = _on(harness, storage)
+    ticket = service.initiate_upload(USER, request())
+    harness.put(upload_key(ticket), BODY)
+    harness.clock.advance(hours=1)
+    storage.failing = {"read_range"}
+    with pytest.raises(StorageError):
+        service.complete_upload(USER, ticket.recording_id, {"file_size_bytes": len(BODY)})
+    assert service.get_recording(USER, ticket.recording_id).status is RecordingStatus.UPLOADING
+    assert harness.storage.head(upload_key(ticket)) is not None
+    storage.failing = set()
+    done = service.complete_upload(USER, ticket.recording_id, {"file_size_bytes": len(BODY)})
+    assert done.status is RecordingStatus.UPLOADED
 
 
 # --- reconcile and purge -----------------------------------------------------------------

@@ -11,6 +11,7 @@ from helppet_recordings import events
 from helppet_recordings.errors import (
     RecordingError,
     RecordingNotFoundError,
+    StorageError,
     UnavailableError,
     UploadIncompleteError,
     UploadNotFoundError,
@@ -62,6 +63,14 @@ def expire_stale_uploads(
                 promoted += promote_upload(ctx, recording, moment)
             except UnavailableError:
                 raise  # an outage: the recording stays uploading for the next sweep
+            except StorageError as exc:
+                # A refusal to read (a permission, a KMS key) is no verdict on the upload:
+                # it stays uploading, claimed until the lease ends, and the sweep goes on.
+                _logger.warning(
+                    "Stale upload %s left as it is: storage refused the request (%s)",
+                    recording.id,
+                    exc.details.get("storage_error") or exc.error_code,
+                )
             except RecordingError as exc:
                 claim = recording.lease_expires_at  # this sweep's, set when it claimed the batch
                 try:
@@ -71,7 +80,7 @@ def expire_stale_uploads(
                 if expired:
                     failed += 1
                     discard_upload(ctx, recording)
-    aborted = abort_orphan_uploads(ctx, now=moment) if abort_abandoned else 0
+    aborted = _abort_orphans_logged(ctx, moment) if abort_abandoned else 0
     if failed or promoted or aborted:
         _logger.info(
             "Stale uploads settled: %d failed, %d promoted, %d abandoned multipart uploads aborted",
@@ -80,6 +89,23 @@ def expire_stale_uploads(
             aborted,
         )
     return failed
+
+
+def _abort_orphans_logged(ctx: ServiceContext, moment: dt.datetime) -> int:
+    """Abort orphan multipart uploads as the sweep's last step; log a refusal, not raise it.
+
+    The stale uploads are settled by then, and a deployment that never uses
+    multipart may well not grant listing them.
+    """
+    try:
+        return abort_orphan_uploads(ctx, now=moment)
+    except StorageError as exc:
+        _logger.warning(
+            "Abandoned multipart uploads were not aborted: storage refused the request (%s); "
+            "grant s3:ListBucketMultipartUploads and s3:AbortMultipartUpload",
+            exc.details.get("storage_error") or exc.error_code,
+        )
+        return 0
 
 
 def abort_abandoned_uploads(ctx: ServiceContext, *, now: dt.datetime | None) -> int:

@@ -14,8 +14,8 @@ from helppet_recordings.errors import (
     IdempotencyConflictError,
     InvalidStatusTransitionError,
     RecordingError,
+    StorageError,
     UnavailableError,
-    UploadIncompleteError,
     UploadKindError,
     UploadNotFoundError,
     UploadSizeMismatchError,
@@ -143,8 +143,8 @@ def complete_upload(
                 metadata=req.recording_metadata,
             )
         except RecordingError as exc:
-            if isinstance(exc, UnavailableError):
-                raise  # an outage says nothing about the upload
+            if isinstance(exc, UnavailableError | StorageError):
+                raise  # an outage or a refusal to read says nothing about the upload
             if recording.multipart_size_bytes is not None and _refuses_bytes(exc):
                 ctx.storage.delete(recording.s3_key)  # an assembled object was refused
             _rejected(ctx, recording, exc, now, owner)
