@@ -14,7 +14,7 @@ import attrs
 import av
 import av.audio.stream
 
-__all__ = ["FORMATS", "Encoding", "encode_tone", "silence", "tone", "wav_file"]
+__all__ = ["FORMATS", "Encoding", "encode_pcm_as", "encode_tone", "silence", "tone", "wav_file"]
 
 
 @attrs.frozen
@@ -73,16 +73,36 @@ def silence(seconds: float, sample_rate: int) -> bytes:
 
 def encode_tone(name: str, seconds: float) -> bytes:
     """Return a ``seconds`` long 440 Hz tone encoded as the format named ``name`` in FORMATS."""
+    return encode_pcm_as(name, tone(seconds, FORMATS[name].sample_rate))
+
+
+def encode_pcm_as(
+    name: str,
+    pcm: bytes,
+    *,
+    container_options: dict[str, str] | None = None,
+    quality: int | None = None,
+) -> bytes:
+    """Return 16-bit mono ``pcm`` at the format's rate, encoded as the format named ``name``.
+
+    ``container_options`` go to the muxer (``{"write_xing": "0"}`` leaves an
+    MP3 without its length header); ``quality`` asks the encoder for variable
+    bit rate at that quality scale.
+    """
     encoding = FORMATS[name]
     rate = encoding.sample_rate
     layout = "stereo" if encoding.channels == 2 else "mono"
-    pcm = tone(seconds, rate)
     output = io.BytesIO()
-    with av.open(output, mode="w", format=encoding.container) as container:
+    with av.open(
+        output, mode="w", format=encoding.container, options=container_options or {}
+    ) as container:
         stream = container.add_stream(encoding.codec, rate=rate, options=encoding.options)
         assert isinstance(stream, av.audio.stream.AudioStream)
         stream.layout = layout
         context = stream.codec_context
+        if quality is not None:
+            context.qscale = quality
+            context.flags |= av.codec.context.Flags.qscale
         resampler = av.AudioResampler(
             format=stream.format.name,
             layout=layout,

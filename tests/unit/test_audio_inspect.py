@@ -25,12 +25,13 @@ from helppet_recordings.audio import (
     probe,
     sniff_container,
 )
+from helppet_recordings.audio._containers import mp3_declares_length
 from helppet_recordings.errors import (
     MissingDependencyError,
     StorageUnavailableError,
     UploadVerificationError,
 )
-from tests.support.audio import FORMATS, encode_tone, silence, tone
+from tests.support.audio import FORMATS, encode_pcm_as, encode_tone, silence, tone
 
 SECONDS = 1.5
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -282,3 +283,40 @@ def test_audio_longer_than_a_recording_may_be_stops_decoding(
         inspect_audio(io.BytesIO(_wav(tone(2.0, 16000))))
     assert caught.value.reason == "too_long"
     assert caught.value.details["decoded_seconds"] <= 0.75
+
+
+def _silence_then_noise(rate: int = 44100) -> bytes:
+    """Five seconds of silence, then five of noise: the first frames' bit rate says nothing."""
+    noise = random.Random(1).randbytes(5 * rate * 2)
+    return silence(5, rate) + noise
+
+
+def test_a_vbr_mp3_without_a_length_header_is_measured_not_refused() -> None:
+    """No Xing/Info header (a streaming encoder's file): FFmpeg's estimate is no declared length."""
+    data = encode_pcm_as(
+        "mp3", _silence_then_noise(), container_options={"write_xing": "0"}, quality=4
+    )
+    assert not mp3_declares_length(io.BytesIO(data))
+    info = inspect_audio(io.BytesIO(data))
+    assert info.duration_seconds == pytest.approx(10.0, abs=0.1)
+
+
+def test_a_truncated_mp3_with_a_length_header_is_still_refused() -> None:
+    """With a Xing header the length is declared, and a file cut short is caught."""
+    data = encode_pcm_as("mp3", _silence_then_noise(), quality=4)
+    assert mp3_declares_length(io.BytesIO(data))
+    with pytest.raises(AudioDecodeError) as caught:
+        inspect_audio(io.BytesIO(data[: len(data) * 2 // 3]))
+    assert caught.value.details["reason"] == "truncated"
+
+
+def test_the_length_header_is_found_behind_an_id3_tag() -> None:
+    """An ID3v2 tag (with its size in synchsafe bytes) is skipped to the first frame."""
+    data = encode_tone("mp3", SECONDS)
+    tag_body = b"TIT2" + (11).to_bytes(4, "big") + b"\0\0\0" + b"a" * 10
+    tag = b"ID3\x04\x00\x00" + bytes([0, 0, 0, len(tag_body)]) + tag_body
+    tagged = io.BytesIO(tag + data)
+    tagged.seek(5)
+    assert mp3_declares_length(tagged)
+    assert tagged.tell() == 5
+    assert not mp3_declares_length(io.BytesIO(tag + b"\0" * 5000))

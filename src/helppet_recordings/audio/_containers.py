@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from typing import BinaryIO, Final
 
-__all__ = ["OGG_TAIL_BYTES", "ogg_tail_is_complete", "wav_missing_bytes"]
+__all__ = ["OGG_TAIL_BYTES", "mp3_declares_length", "ogg_tail_is_complete", "wav_missing_bytes"]
 
 _UNKNOWN_SIZES: Final = frozenset({0, 0xFFFFFFFF})  # what streaming writers put before they know
 _MAX_CHUNKS: Final = 64
@@ -46,6 +46,42 @@ def wav_missing_bytes(source: BinaryIO, size: int) -> int | None:
                 return max(0, offset + 8 + chunk_size - size)
             offset += 8 + chunk_size + (chunk_size & 1)
         return None
+    finally:
+        source.seek(start)
+
+
+_ID3_HEADER: Final = 10
+_MP3_SYNC_SEARCH: Final = 4096
+_LENGTH_TAGS: Final = (b"Xing", b"Info", b"VBRI")
+_LENGTH_TAG_END: Final = 4 + 32 + 4 + 4  # the frame header, the longest side info, tag, flags
+
+
+def mp3_declares_length(source: BinaryIO) -> bool:
+    """Return whether an MPEG audio file's first frame carries a Xing, Info or VBRI header.
+
+    Only such a header states the file's length. Without one, FFmpeg
+    estimates the length from the first frame's bit rate, which for a
+    variable bit rate file (as streaming encoders write them) says nothing.
+    Skips an ID3v2 tag; leaves the position where it was.
+    """
+    start = source.tell()
+    try:
+        source.seek(0)
+        head = source.read(_ID3_HEADER)
+        offset = 0
+        if len(head) == _ID3_HEADER and head[:3] == b"ID3":
+            size = 0
+            for byte in head[6:10]:
+                size = (size << 7) | (byte & 0x7F)
+            footer = _ID3_HEADER if head[5] & 0x10 else 0
+            offset = _ID3_HEADER + size + footer
+        source.seek(offset)
+        data = source.read(_MP3_SYNC_SEARCH + _LENGTH_TAG_END)
+        for position in range(min(len(data) - 1, _MP3_SYNC_SEARCH)):
+            if data[position] == 0xFF and data[position + 1] & 0xE0 == 0xE0:
+                frame = data[position : position + _LENGTH_TAG_END]
+                return any(tag in frame for tag in _LENGTH_TAGS)
+        return False
     finally:
         source.seek(start)
 

@@ -12,6 +12,7 @@ import attrs
 
 from helppet_recordings.audio._containers import (
     OGG_TAIL_BYTES,
+    mp3_declares_length,
     ogg_tail_is_complete,
     wav_missing_bytes,
 )
@@ -66,7 +67,8 @@ MIN_SAMPLE_RATE: Final = 8000
 """The lowest sample rate accepted: narrowband telephony, the least speech is recorded at."""
 
 # Raw streams whose total length FFmpeg estimates from the bit rate: their
-# declared duration is a guess, so a shortfall against it proves nothing.
+# declared duration is a guess, so a shortfall against it proves nothing. MP3
+# joins them when no Xing/Info/VBRI header states its length.
 _ESTIMATED_DURATION: Final = frozenset({"aac", "amr"})
 _WEBM_CODECS: Final = frozenset({"opus", "vorbis"})
 _MIN_SHORTFALL_SECONDS: Final = 0.1
@@ -306,7 +308,7 @@ class _Decoding:
 
     def _declared_seconds(self, fmt: str) -> float | None:
         container, stream = self._opened()
-        if fmt in _ESTIMATED_DURATION:
+        if fmt in _ESTIMATED_DURATION or (fmt == "mp3" and not mp3_declares_length(self._file)):
             return None
         if stream.duration and stream.time_base:
             return float(stream.duration * stream.time_base)
