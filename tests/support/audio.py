@@ -81,13 +81,13 @@ def encode_pcm_as(
     pcm: bytes,
     *,
     container_options: dict[str, str] | None = None,
-    quality: int | None = None,
+    variable_bit_rate: bool = False,
 ) -> bytes:
     """Return 16-bit mono ``pcm`` at the format's rate, encoded as the format named ``name``.
 
     ``container_options`` go to the muxer (``{"write_xing": "0"}`` leaves an
-    MP3 without its length header); ``quality`` asks the encoder for variable
-    bit rate at that quality scale.
+    MP3 without its length header); ``variable_bit_rate`` asks the encoder for
+    a quality scale instead of a constant bit rate.
     """
     encoding = FORMATS[name]
     rate = encoding.sample_rate
@@ -100,9 +100,7 @@ def encode_pcm_as(
         assert isinstance(stream, av.audio.stream.AudioStream)
         stream.layout = layout
         context = stream.codec_context
-        if quality is not None:
-            context.qscale = quality
-            context.flags |= av.codec.context.Flags.qscale
+        context.qscale = variable_bit_rate
         resampler = av.AudioResampler(
             format=stream.format.name,
             layout=layout,

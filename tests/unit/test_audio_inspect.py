@@ -294,7 +294,7 @@ def _silence_then_noise(rate: int = 44100) -> bytes:
 def test_a_vbr_mp3_without_a_length_header_is_measured_not_refused() -> None:
     """No Xing/Info header (a streaming encoder's file): FFmpeg's estimate is no declared length."""
     data = encode_pcm_as(
-        "mp3", _silence_then_noise(), container_options={"write_xing": "0"}, quality=4
+        "mp3", _silence_then_noise(), container_options={"write_xing": "0"}, variable_bit_rate=True
     )
     assert not mp3_declares_length(io.BytesIO(data))
     info = inspect_audio(io.BytesIO(data))
@@ -303,7 +303,7 @@ def test_a_vbr_mp3_without_a_length_header_is_measured_not_refused() -> None:
 
 def test_a_truncated_mp3_with_a_length_header_is_still_refused() -> None:
     """With a Xing header the length is declared, and a file cut short is caught."""
-    data = encode_pcm_as("mp3", _silence_then_noise(), quality=4)
+    data = encode_pcm_as("mp3", _silence_then_noise(), variable_bit_rate=True)
     assert mp3_declares_length(io.BytesIO(data))
     with pytest.raises(AudioDecodeError) as caught:
         inspect_audio(io.BytesIO(data[: len(data) * 2 // 3]))
