@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from helppet_recordings.keys import normalize_prefix
 
-__all__ = ["MAX_RETENTION_DAYS", "MAX_SUPPORTED_FILE_SIZE", "RecordingSettings"]
+__all__ = [
+    "MAX_RETENTION_DAYS",
+    "MAX_SUPPORTED_FILE_SIZE",
+    "DocumentedVariables",
+    "RecordingSettings",
+]
 
 MAX_RETENTION_DAYS: Final = 36_500
 """The longest soft-deleted audio may be kept before a purge (a hundred years)."""
@@ -21,7 +32,26 @@ _SEVEN_DAYS: Final = 7 * 24 * 60 * 60  # the longest a SigV4 presigned URL may l
 
 
 def _env(name: str, field: str) -> AliasChoices:
-    return AliasChoices(field, name)
+    del field  # keyword arguments name the field itself (populate_by_name)
+    return AliasChoices(name)
+
+
+class DocumentedVariables(EnvSettingsSource):
+    """The process environment, read by each field's documented variable only.
+
+    With ``populate_by_name`` (keyword arguments may name the field),
+    pydantic-settings also reads a variable named after the field itself,
+    after the documented one: ``MAX_FILE_SIZE`` or ``DELETED_RETENTION_DAYS``
+    would stand in for an unset ``HELPPET_*`` variable. A value found only
+    under the field's own name is ignored here.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Return the field's value from its documented variable, or None."""
+        value, key, is_complex = super().get_field_value(field, field_name)
+        if key == field_name:  # the documented variables are tried first, under their names
+            return None, field_name, False
+        return value, key, is_complex
 
 
 class RecordingSettings(BaseSettings):
@@ -105,6 +135,18 @@ class RecordingSettings(BaseSettings):
         int,
         Field(ge=1, le=10_000, validation_alias=_env("HELPPET_LIST_MAX_LIMIT", "list_max_limit")),
     ] = 200
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read keyword arguments, then the documented variables (no dotenv or secret files)."""
+        return (init_settings, DocumentedVariables(settings_cls, case_sensitive=False))
 
     @field_validator("s3_recordings_prefix")
     @classmethod

@@ -7,6 +7,7 @@ import pytest
 
 import helppet_recordings
 from helppet_recordings import RecordingError, RecordingSettings, errors
+from helppet_recordings.environment import DeploymentSettings
 
 
 def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,6 +41,32 @@ def test_environment_is_read_and_keywords_override(monkeypatch: pytest.MonkeyPat
     assert (settings.s3_presigned_url_expiration, settings.max_file_size) == (900, 5_000_000)
     override = RecordingSettings(s3_bucket_name="other-bucket", max_file_size=10)
     assert (override.s3_bucket_name, override.max_file_size) == ("other-bucket", 10)
+
+
+def test_only_the_documented_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A variable named after a field (MAX_FILE_SIZE, not HELPPET_MAX_FILE_SIZE) is not read."""
+    for name in (
+        "HELPPET_MAX_FILE_SIZE",
+        "HELPPET_DELETED_RETENTION_DAYS",
+        "HELPPET_UPLOAD_GRACE_SECONDS",
+        "HELPPET_STORAGE",
+        "HELPPET_JWT_SECRET",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MAX_FILE_SIZE", "5")
+    monkeypatch.setenv("DELETED_RETENTION_DAYS", "0")
+    monkeypatch.setenv("UPLOAD_GRACE_SECONDS", "1")
+    monkeypatch.setenv("JWT_SECRET", "short")
+    monkeypatch.setenv("STORAGE", "s3")
+    settings = RecordingSettings()
+    assert (settings.max_file_size, settings.deleted_retention_days) == (104_857_600, 30)
+    assert settings.upload_grace_seconds == 900
+    deployment = DeploymentSettings()
+    assert (deployment.jwt_secret, deployment.storage) == (None, "local")
+    assert deployment.recording.deleted_retention_days == 30
+    monkeypatch.setenv("HELPPET_DELETED_RETENTION_DAYS", "7")
+    assert RecordingSettings().deleted_retention_days == 7
+    assert RecordingSettings(deleted_retention_days=3).deleted_retention_days == 3
 
 
 @pytest.mark.parametrize(

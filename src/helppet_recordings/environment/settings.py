@@ -15,7 +15,6 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -37,12 +36,12 @@ from helppet_recordings.environment.variables import (
     STORAGE_KINDS,
     ConfigurationError,
 )
-from helppet_recordings.settings import RecordingSettings
+from helppet_recordings.settings import DocumentedVariables, RecordingSettings
 from helppet_recordings.storage.local import MIN_SECRET_LENGTH
 
 
 def _alias(field: str) -> AliasChoices:
-    return AliasChoices(field, _VARIABLES[field])
+    return AliasChoices(_VARIABLES[field])  # keyword arguments name the field (populate_by_name)
 
 
 def _default_database_url() -> str:
@@ -53,7 +52,7 @@ def _default_local_storage_dir() -> Path:
     return Path.cwd() / DEFAULT_LOCAL_STORAGE_DIR
 
 
-class _EnvironmentSource(EnvSettingsSource):
+class _EnvironmentSource(DocumentedVariables):
     """The process environment, except for the nested ``recording`` settings.
 
     Those read their own variables (``S3_BUCKET_NAME``, ...) through
