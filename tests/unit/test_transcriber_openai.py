@@ -360,3 +360,36 @@ def test_gpt4o_duration_cap_cuts_long_audio() -> None:
     assert transcript.text == "p0 p1 p2"
     assert [r.filename for r in service.requests] == ["audio.mp3"] * 3
     assert json.dumps(transcript.confidence) == "null"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx2.Response(200, text="<html>gateway</html>", headers={"content-type": "text/html"}),
+        httpx2.Response(200, text="The dog is fine", headers={"content-type": "text/plain"}),
+        httpx2.Response(200, json={}),
+        httpx2.Response(200, json={"text": None}),
+        httpx2.Response(200, text="{not json", headers={"content-type": "application/json"}),
+    ],
+    ids=["html", "plain-text", "empty-object", "null-text", "malformed-json"],
+)
+def test_an_answer_without_a_transcript_is_retried_not_stored_empty(
+    m4a: bytes, answer: httpx2.Response
+) -> None:
+    """A 200 that holds no transcript is transient: retried here, then left to the worker."""
+    service = Service(lambda request, index: answer)
+    with pytest.raises(TransientTranscriptionError):
+        service.transcriber(max_retries=2).transcribe(
+            TranscriptionInput.from_bytes(m4a, mime_type="audio/mp4")
+        )
+    assert len(service.requests) == 3
+
+
+def test_an_empty_transcript_is_a_transcript(m4a: bytes) -> None:
+    """Silence transcribes to "" in the service's JSON: that is an answer, kept as it is."""
+    service = Service(lambda request, index: verbose(""))
+    transcript = service.transcriber().transcribe(
+        TranscriptionInput.from_bytes(m4a, mime_type="audio/mp4")
+    )
+    assert transcript.text == ""
+    assert len(service.requests) == 1

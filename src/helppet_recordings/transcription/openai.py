@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import email.utils
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -246,10 +247,13 @@ class OpenAITranscriber:
             sleep=self._sleep,
             reraise=True,
         )
-        response = retrying(self._call, arguments)
-        return _parse(response, seconds)
+        part: _Part = retrying(self._call, arguments, seconds)
+        return part
 
-    def _call(self, arguments: dict[str, Any]) -> Any:
+    def _call(self, arguments: dict[str, Any], seconds: float | None) -> _Part:
+        return _parse(self._create(arguments), seconds)
+
+    def _create(self, arguments: dict[str, Any]) -> Any:
         try:
             return self._client.audio.transcriptions.create(**arguments)
         except openai.APIStatusError as exc:
@@ -260,7 +264,7 @@ class OpenAITranscriber:
         except openai.APIConnectionError as exc:
             msg = "The transcription service could not be reached"
             raise TransientTranscriptionError(msg) from exc
-        except openai.APIResponseValidationError as exc:
+        except (openai.APIResponseValidationError, json.JSONDecodeError) as exc:
             msg = "The transcription service answered with an unexpected response"
             raise TransientTranscriptionError(msg) from exc
 
@@ -357,7 +361,12 @@ def _bounded(seconds: float) -> float | None:
 
 
 def _parse(response: Any, seconds: float | None) -> _Part:
-    text = str(getattr(response, "text", "") or "")
+    # The SDK hands back a bare string for a text/plain or HTML answer (a proxy's page),
+    # and a model without text for "{}": neither is a transcript, even an empty one.
+    text = getattr(response, "text", None)
+    if isinstance(response, str) or not isinstance(text, str):
+        msg = "The transcription service answered without a transcript"
+        raise TransientTranscriptionError(msg)
     confidence: float | None = None
     segments = getattr(response, "segments", None) or []
     spans = [
