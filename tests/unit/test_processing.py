@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from helppet_recordings import InvalidStatusTransitionError, RecordingStatus
+from helppet_recordings import InvalidStatusTransitionError, RecordingStatus, ValidationError
 from helppet_recordings.models import AudioFacts, Recording
 from tests.support.uploads import upload_key
 from tests.unit.conftest import Harness
@@ -64,6 +64,35 @@ def test_a_transient_error_waits_then_retries_with_the_attempts_counted(harness:
     harness.clock.advance(seconds=31)
     [again] = harness.service.claim_for_processing()
     assert harness.service.begin_processing(again).processing_attempts == 2
+
+
+@pytest.mark.parametrize("wait", [float("inf"), float("nan"), -1, 10**12, True, "30"])
+def test_a_wait_that_is_no_wait_is_refused_and_changes_nothing(
+    harness: Harness, wait: object
+) -> None:
+    """retry_in_seconds outside 0..30 days is VALIDATION_ERROR, not an OverflowError."""
+    rid = _uploaded(harness)
+    [claimed] = harness.service.claim_for_processing()
+    harness.service.begin_processing(claimed)
+    assert claimed.lease_expires_at is not None
+    with pytest.raises(ValidationError):
+        harness.service.defer_processing(
+            rid,
+            error="429",
+            retry_in_seconds=wait,  # type: ignore[arg-type]
+            claim=claimed.lease_expires_at,
+        )
+    assert _stored(harness, rid).status is RecordingStatus.PROCESSING
+
+
+@pytest.mark.parametrize("lease", [0, 10**12, 2.5])
+def test_leases_outside_their_range_are_refused(harness: Harness, lease: object) -> None:
+    """A lease of 0, a trillion seconds or a fraction is VALIDATION_ERROR before anything moves."""
+    _uploaded(harness)
+    with pytest.raises(ValidationError):
+        harness.service.claim_for_processing(lease_seconds=lease)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        harness.service.expire_stale_uploads(lease_seconds=lease)  # type: ignore[arg-type]
 
 
 def test_a_dead_workers_recording_is_taken_over_and_its_late_result_dropped(

@@ -259,6 +259,21 @@ def test_backoff_grows_with_jitter_until_the_last_attempt_fails(scene: Scene) ->
     assert [call.attempt for call in transcriber.calls] == [1, 2, 3]
 
 
+@pytest.mark.parametrize("hint", [float("inf"), float("nan"), 1e12])
+def test_a_service_wait_beyond_reason_is_capped_not_a_crash(scene: Scene, hint: float) -> None:
+    """retry_after of inf, NaN or 1e12 s defers the recording; the worker keeps running."""
+    rid = scene.upload()
+    transcriber = ScriptedTranscriber(
+        [_raise(TransientTranscriptionError("429", retry_after=hint))], read_audio=False
+    )
+    assert scene.worker(transcriber, retry_max_seconds=600).run_once() == 1
+    waiting = scene.get(rid)
+    assert waiting.status is RecordingStatus.UPLOADED
+    assert waiting.lease_expires_at is not None
+    wait = (waiting.lease_expires_at - scene.clock.now).total_seconds()
+    assert 0 < wait <= 660
+
+
 def test_retry_delays_stay_within_their_bounds(scene: Scene) -> None:
     """Backoff is capped at retry_max; an outage's retry_after is a floor, a service's the wait."""
     worker = scene.worker(ScriptedTranscriber([]), retry_base_seconds=2, retry_max_seconds=50)
@@ -591,6 +606,9 @@ def test_signal_handler_stops_the_worker_and_restores_the_previous_handler(
         ("poll_interval", 0),
         ("retry_base_seconds", -1),
         ("retry_max_seconds", 1),
+        ("retry_max_seconds", float("inf")),
+        ("retry_max_seconds", 8 * 24 * 3600),
+        ("lease_seconds", 10**12),
     ],
 )
 def test_bad_options_are_refused(scene: Scene, option: str, value: float) -> None:

@@ -39,6 +39,8 @@ _Model = TypeVar("_Model", bound=pydantic.BaseModel)
 
 MAX_ERROR_LENGTH: Final = 10_000
 MAX_OFFSET: Final = 2**31 - 1  # beyond any real listing, and within every database's integers
+MAX_WAIT_SECONDS: Final = 30 * 24 * 60 * 60
+"""The longest lease or retry wait taken: longer ones are mistakes (or would overflow a date)."""
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,2}")
 _STATUS_VALUES: Final = tuple(s.value for s in RecordingStatus)
 
@@ -122,6 +124,25 @@ def check_positive(value: object, name: str) -> None:
     """Refuse anything but a positive integer (booleans included)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValidationError.for_field(name, "must be a positive integer")
+
+
+def check_lease(value: object, name: str) -> None:
+    """Refuse anything but a whole number of seconds from 1 to ``MAX_WAIT_SECONDS``."""
+    check_range(value, name, 1, MAX_WAIT_SECONDS)
+
+
+def check_wait(value: object, name: str) -> float:
+    """Return a wait in seconds as a float; refuse anything but a number from 0 to 30 days."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= MAX_WAIT_SECONDS
+    ):
+        raise ValidationError.for_field(
+            name, f"must be a number of seconds from 0 to {MAX_WAIT_SECONDS}"
+        )
+    return float(value)
 
 
 def check_range(value: object, name: str, low: int, high: int) -> None:

@@ -51,7 +51,7 @@ def expire_stale_uploads(
     """
     moment = ctx.now() if now is None else inputs.aware(now, "now")
     inputs.check_positive(batch_size, "batch_size")
-    inputs.check_positive(lease_seconds, "lease_seconds")
+    inputs.check_lease(lease_seconds, "lease_seconds")
     lease_until = moment + dt.timedelta(seconds=lease_seconds)
     failed = promoted = 0
     while batch := ctx.repository.claim_stale_uploads(

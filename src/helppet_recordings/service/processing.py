@@ -53,7 +53,7 @@ def start_processing(ctx: ServiceContext, recording_id: uuid.UUID | str) -> Reco
 def claim_for_processing(ctx: ServiceContext, *, limit: int, lease_seconds: int) -> list[Recording]:
     """Claim up to ``limit`` recordings ready for a worker, each for ``lease_seconds``."""
     inputs.check_positive(limit, "limit")
-    inputs.check_positive(lease_seconds, "lease_seconds")
+    inputs.check_lease(lease_seconds, "lease_seconds")
     now = ctx.now()
     return ctx.repository.claim_work(
         now=now, limit=limit, lease_until=now + dt.timedelta(seconds=lease_seconds)
@@ -75,7 +75,7 @@ def extend_claim(
     claim is never shortened.
     """
     rid = inputs.recording_id(recording_id)
-    inputs.check_positive(lease_seconds, "lease_seconds")
+    inputs.check_lease(lease_seconds, "lease_seconds")
 
     def extend(recording: Recording, now: dt.datetime) -> Change:
         _check_claim(recording, claim, RecordingStatus.PROCESSING)
@@ -145,16 +145,17 @@ def defer_processing(
 ) -> Recording:
     """After a transient error: ``processing`` -> ``uploaded``, ready again after the wait."""
     reason = inputs.error_text(error)
+    wait = inputs.check_wait(retry_in_seconds, "retry_in_seconds")
 
     def defer(recording: Recording, now: dt.datetime) -> Change:
         _check_claim(recording, claim, RecordingStatus.PROCESSING)
         waiting = recording.retry_later(
-            now, reason=reason, not_before=now + dt.timedelta(seconds=retry_in_seconds)
+            now, reason=reason, not_before=now + dt.timedelta(seconds=wait)
         )
         return Change(
             waiting,
             events.PROCESSING_DEFERRED,
-            {"attempt": recording.processing_attempts, "retry_in_seconds": retry_in_seconds},
+            {"attempt": recording.processing_attempts, "retry_in_seconds": wait},
         )
 
     rid = inputs.recording_id(recording_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import random
 import traceback
 from pathlib import PurePath
@@ -105,13 +106,17 @@ class Backoff:
             return self.jittered(backoff, error.retry_after)
         delay = self.jittered(backoff, None)
         if isinstance(error, UnavailableError):
-            delay = max(delay, float(error.retry_after))
+            delay = max(delay, min(float(error.retry_after), self.maximum))
         return delay
 
     def jittered(self, backoff: float, service_hint: float | None) -> float:
-        """Return the service's wait when it gave one, else ``backoff`` with jitter."""
-        if service_hint is not None and service_hint >= 0:
-            return service_hint * (1 + _SERVICE_HINT_JITTER * self.rng.random())
+        """Return the service's wait when it gave one (at most ``maximum``), else ``backoff``.
+
+        Either with jitter. A wait that is not a finite number counts as none.
+        """
+        if service_hint is not None and math.isfinite(service_hint) and service_hint >= 0:
+            wait = min(service_hint, self.maximum)
+            return wait * (1 + _SERVICE_HINT_JITTER * self.rng.random())
         return backoff * (0.5 + 0.5 * self.rng.random())
 
 

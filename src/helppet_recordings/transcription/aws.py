@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import urllib.error
 import urllib.parse
@@ -361,6 +362,7 @@ def _translate(exc: Exception, *, missing_is_transient: bool = False) -> Excepti
 
 def _seconds(value: str | None) -> float | None:
     try:
-        return None if value is None else max(0.0, float(value))
+        seconds = None if value is None else max(0.0, float(value))
     except ValueError:
         return None
+    return seconds if seconds is not None and math.isfinite(seconds) else None

@@ -44,6 +44,7 @@ from helppet_recordings.errors import (
     ValidationError,
 )
 from helppet_recordings.models import AudioFacts, Recording
+from helppet_recordings.service.inputs import MAX_WAIT_SECONDS
 from helppet_recordings.status import RecordingStatus
 from helppet_recordings.transcription._failures import (
     Backoff,
@@ -65,6 +66,7 @@ __all__ = ["TranscriptionWorker"]
 
 _UNKNOWN_MIME_TYPE: Final = "application/octet-stream"
 _MAX_OUTAGE_WAIT_SECONDS: Final = 60.0
+_MAX_RETRY_SECONDS: Final = 7 * 24 * 3600.0
 
 
 @attrs.frozen
@@ -102,7 +104,7 @@ class TranscriptionWorker:
       ``retry_max_seconds``, with jitter (a random 50 to 100 % of it), so that
       recordings that failed together do not come back together. When the
       transcription service said how long to wait (``retry_after``), that wait
-      is used instead.
+      is used instead, up to ``retry_max_seconds`` (at most 7 days).
     - ``rng``: the source of jitter (for reproducible tests).
 
     An instance is driven by one thread at a time; run one worker per thread
@@ -123,13 +125,19 @@ class TranscriptionWorker:
     ) -> None:
         if max_attempts < 1:
             raise ValidationError.for_field("max_attempts", "must be at least 1")
-        if lease_seconds < 1:
-            raise ValidationError.for_field("lease_seconds", "must be at least 1")
+        if not 1 <= lease_seconds <= MAX_WAIT_SECONDS:
+            raise ValidationError.for_field(
+                "lease_seconds", f"must be from 1 to {MAX_WAIT_SECONDS} seconds"
+            )
         if poll_interval <= 0:
             raise ValidationError.for_field("poll_interval", "must be positive")
         if not 0 <= retry_base_seconds <= retry_max_seconds:
             raise ValidationError.for_field(
                 "retry_base_seconds", "must be from 0 to retry_max_seconds"
+            )
+        if not retry_max_seconds <= _MAX_RETRY_SECONDS:
+            raise ValidationError.for_field(
+                "retry_max_seconds", f"must be at most {_MAX_RETRY_SECONDS:.0f} (7 days)"
             )
         self._service = service
         self._transcriber = transcriber
