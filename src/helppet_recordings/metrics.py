@@ -91,7 +91,12 @@ class RecordingMetrics:
             handler(event)
 
     def transcription_finished(self, seconds: float, *, service: str, outcome: str) -> None:
-        """Record how long a transcriber took (``outcome``: transcribed, deferred, failed)."""
+        """Record how long a transcriber took.
+
+        ``outcome``: ``transcribed``, or what the worker made of its error
+        (``deferred``, ``failed``, ``dropped``). The worker calls it for every
+        call to its transcriber.
+        """
         self._transcription_duration.record(seconds, {"service": service, "outcome": outcome})
 
     def reconciled(self, *, orphans: int, missing: int, deleted: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final
@@ -38,6 +39,7 @@ __all__ = [
     "normalize_checksum",
     "normalize_content_type",
     "resolve_audio_type",
+    "storable_text",
 ]
 
 MAX_FILENAME_LENGTH: Final = 255
@@ -238,6 +240,26 @@ def check_text(value: str, field: str) -> str:
     if "\x00" in value:
         raise ValidationError.for_field(field, "must not contain NUL characters")
     return _check_encodable(value, field)
+
+
+def storable_text(value: str) -> str:
+    """Return ``value`` without what no database can store (see :func:`check_text`).
+
+    NUL characters are dropped, and each unpaired surrogate becomes U+FFFD
+    (the replacement character). For text the package did not choose, such
+    as what a transcription service returned: losing one odd character beats
+    losing the transcript.
+    """
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = _SURROGATE.sub("\ufffd", value)
+    return value
+
+
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 def _check_encodable(value: str, field: str) -> str:

@@ -15,6 +15,8 @@ from types import FrameType
 
 import attrs
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 
 from helppet_recordings import (
     InMemoryRepository,
@@ -26,6 +28,7 @@ from helppet_recordings import (
     StorageUnavailableError,
     ValidationError,
 )
+from helppet_recordings.metrics import RecordingMetrics
 from helppet_recordings.models import Recording
 from helppet_recordings.testing.clock import FakeClock
 from helppet_recordings.transcription import (
@@ -629,3 +632,61 @@ def test_the_worker_is_part_of_the_transcription_surface() -> None:
 
     assert "TranscriptionWorker" in transcription.__all__
     assert transcription.TranscriptionWorker is TranscriptionWorker
+
+
+def test_a_transcript_with_characters_no_database_stores_is_kept_without_them(
+    scene: Scene,
+) -> None:
+    """NUL is dropped and a lone surrogate replaced: the paid transcript is not thrown away."""
+    rid = scene.upload()
+    transcriber = ScriptedTranscriber([_answer("Rex\x00 is \ud83d fine")], read_audio=False)
+    assert scene.worker(transcriber).run_once() == 1
+    done = scene.get(rid)
+    assert done.status is RecordingStatus.TRANSCRIBED
+    assert done.transcript_text == "Rex is \ufffd fine"
+
+
+def test_each_transcriber_call_is_timed_with_its_outcome() -> None:
+    """transcription.duration gets one point per call: deferred, failed, transcribed."""
+    reader = InMemoryMetricReader()
+    clock = FakeClock()
+    storage = CountingStorage("helppet-audio-recordings")
+    repository = FlakyRepository()
+    service = RecordingService(
+        storage,
+        repository,
+        RecordingSettings(max_file_size=1_000_000),
+        clock=clock,
+        metrics=RecordingMetrics(MeterProvider(metric_readers=[reader])),
+    )
+    scene = Scene(service, storage, repository, clock)
+    first, second = scene.upload(), scene.upload()
+    transcriber = ScriptedTranscriber(
+        [
+            _raise(TransientTranscriptionError("503")),
+            _raise(PermanentTranscriptionError(reason="refused")),
+            _answer(),
+        ],
+        read_audio=False,
+    )
+    worker = scene.worker(transcriber)
+    assert worker.run_once() == 2
+    clock.advance(hours=2)
+    assert worker.run_once() == 1
+    assert {scene.get(first).status, scene.get(second).status} == {
+        RecordingStatus.FAILED,
+        RecordingStatus.TRANSCRIBED,
+    }
+    data = reader.get_metrics_data()
+    assert data is not None
+    counts: dict[object, tuple[object, int]] = {}
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name != "helppet_recordings.transcription.duration":
+                    continue
+                for point in metric.data.data_points:
+                    assert isinstance(point, HistogramDataPoint)
+                    labels = dict(point.attributes or {})
+                    counts[labels["outcome"]] = (labels["service"], point.count)
+    assert counts == {"deferred": ("fake", 1), "failed": ("fake", 1), "transcribed": ("fake", 1)}

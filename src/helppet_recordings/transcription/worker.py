@@ -44,6 +44,7 @@ from helppet_recordings.errors import (
     ValidationError,
 )
 from helppet_recordings.models import AudioFacts, Recording
+from helppet_recordings.policy import storable_text
 from helppet_recordings.service.inputs import MAX_WAIT_SECONDS
 from helppet_recordings.status import RecordingStatus
 from helppet_recordings.transcription._failures import (
@@ -69,13 +70,15 @@ _MAX_OUTAGE_WAIT_SECONDS: Final = 60.0
 _MAX_RETRY_SECONDS: Final = 7 * 24 * 3600.0
 
 
-@attrs.frozen
+@attrs.define
 class _Job:
     """One claimed recording being worked on: the claim that every write carries."""
 
     recording: Recording
     claim: HeldClaim
     started: float
+    transcriber_seconds: float | None = None
+    """How long the transcriber took when it raised (its outcome is decided later)."""
 
     @property
     def id(self) -> str:
@@ -289,7 +292,7 @@ class TranscriptionWorker:
                 with job.claim.held() as held:
                     self._service.record_transcript(
                         job.recording.id,
-                        text=transcript.text,
+                        text=storable_text(transcript.text),
                         confidence=transcript.confidence,
                         language=transcript.language,
                         service=transcript.service,
@@ -326,8 +329,20 @@ class TranscriptionWorker:
             s3_uri=url if url.startswith("s3://") else None,
         )
         audio = self._measure(job, source)
-        transcript = self._transcriber.transcribe(attrs.evolve(source, audio=audio))
+        started = time.perf_counter()
+        try:
+            transcript = self._transcriber.transcribe(attrs.evolve(source, audio=audio))
+        except Exception:
+            job.transcriber_seconds = time.perf_counter() - started
+            raise
+        self._timed(time.perf_counter() - started, "transcribed")
         return audio, transcript
+
+    def _timed(self, seconds: float, outcome: str) -> None:
+        """Record the transcriber's time (``transcription.duration``) with what came of it."""
+        self._service.metrics.transcription_finished(
+            seconds, service=self._transcriber.name, outcome=outcome
+        )
 
     def _measure(self, job: _Job, source: TranscriptionInput) -> AudioInfo:
         """Decode the stored audio to measure it, unless an earlier attempt already did."""
@@ -344,6 +359,12 @@ class TranscriptionWorker:
 
     def _handle(self, job: _Job, exc: Exception) -> None:
         kind = classify(exc)
+        if job.transcriber_seconds is not None:
+            fails = kind is Kind.PERMANENT or (
+                kind is Kind.TRANSIENT and job.attempt >= self._max_attempts
+            )
+            outcome = "dropped" if kind is Kind.DROP else "failed" if fails else "deferred"
+            self._timed(job.transcriber_seconds, outcome)
         if kind is Kind.DROP:
             log_dropped(job.id, job.attempt, exc)
         elif kind is Kind.PERMANENT:
