@@ -6,6 +6,7 @@ import datetime as dt
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -247,3 +248,25 @@ def test_upgrade_from_0001_marks_verified_recordings(repository: SqlAlchemyRepos
     migrated = repository.get(uuid.UUID(int=2))
     assert migrated is not None
     assert migrated.processing_cycle == 1
+
+
+def test_sqlite_indexes_are_the_metadata_s_to_the_letter(tmp_path: Path) -> None:
+    """Every index SQLite holds after the migrations is the one create_all makes (DESC kept)."""
+
+    def indexes(engine: sa.Engine) -> dict[str, str]:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+                )
+            ).all()
+        return {str(name): str(sql) for name, sql in rows}
+
+    migrated = sa.create_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    with migrated.begin() as connection:
+        command.upgrade(alembic_config(connection), "head")
+    created = sa.create_engine(f"sqlite:///{tmp_path / 'created.db'}")
+    metadata.create_all(created)
+    owner = indexes(migrated)["ix_recordings_owner_created"]
+    assert "created_at DESC, id DESC" in owner
+    assert indexes(migrated) == indexes(created)
