@@ -12,7 +12,9 @@ from helppet_recordings.transcription.chunking import choose_cut, split_at_silen
 from tests.support.audio import silence, tone
 
 
-def _split(pcm: bytes, sizes: list[int], max_bytes: int, search_bytes: int) -> list[bytes]:
+def _split(
+    pcm: bytes, sizes: list[int], max_bytes: int, search_bytes: int, min_bytes: int = 0
+) -> list[bytes]:
     """Feed ``pcm`` in pieces of the given sizes (cycled) and collect the output."""
     chunks, position, index = [], 0, 0
     while position < len(pcm):
@@ -21,7 +23,13 @@ def _split(pcm: bytes, sizes: list[int], max_bytes: int, search_bytes: int) -> l
         position += size
         index += 1
     return list(
-        split_at_silences(chunks, max_bytes=max_bytes, search_bytes=search_bytes, frame_bytes=64)
+        split_at_silences(
+            chunks,
+            max_bytes=max_bytes,
+            search_bytes=search_bytes,
+            frame_bytes=64,
+            min_bytes=min_bytes,
+        )
     )
 
 
@@ -45,6 +53,41 @@ def test_pieces_are_bounded_and_cover_the_audio_in_order(
     assert all(0 < len(piece) <= max_bytes and len(piece) % 2 == 0 for piece in pieces)
     assert all(len(piece) >= max_bytes - search_bytes for piece in pieces[:-1])
     assert len(pieces) >= -(-len(pcm) // max_bytes)
+
+
+@given(
+    samples=st.integers(0, 20000),
+    max_samples=st.integers(2, 5000),
+    search_fraction=st.floats(0, 1),
+    min_fraction=st.floats(0, 0.5),
+    sizes=st.lists(st.integers(1, 3000).map(lambda n: n * 2), min_size=1, max_size=5),
+)
+def test_the_last_piece_is_never_shorter_than_min_bytes(
+    samples: int, max_samples: int, search_fraction: float, min_fraction: float, sizes: list[int]
+) -> None:
+    """With min_bytes, a split never ends in a sliver; the other bounds still hold."""
+    pcm = array.array("h", (i % 251 * 97 for i in range(samples))).tobytes()
+    max_bytes = max_samples * 2
+    search_bytes = int(max_bytes * search_fraction)
+    min_bytes = int(max_bytes * min_fraction) // 2 * 2
+    pieces = _split(pcm, sizes, max_bytes, search_bytes, min_bytes)
+    assert b"".join(pieces) == pcm
+    assert all(0 < len(piece) <= max_bytes and len(piece) % 2 == 0 for piece in pieces)
+    assert all(len(piece) >= max_bytes - search_bytes - min_bytes for piece in pieces[:-1])
+    if len(pieces) > 1:
+        assert len(pieces[-1]) >= min_bytes
+
+
+def test_a_sliver_at_the_end_is_joined_by_moving_the_last_cut() -> None:
+    """A pause 50 ms before the limit would leave a sliver; min_bytes moves the cut earlier."""
+    rate = 16000
+    pcm = tone(9.95, rate) + silence(0.05, rate) + tone(0.05, rate)
+    plain = _split(pcm, [3200], rate * 2 * 10, rate * 2 * 2)
+    assert len(plain[-1]) < 0.1 * rate * 2  # what a service refuses as too short
+    pieces = _split(pcm, [3200], rate * 2 * 10, rate * 2 * 2, min_bytes=rate * 2)
+    assert b"".join(pieces) == pcm
+    assert len(pieces) == 2
+    assert len(pieces[-1]) >= rate * 2
 
 
 @given(

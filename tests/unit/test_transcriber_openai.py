@@ -30,7 +30,7 @@ from helppet_recordings.transcription import (
     get_transcriber,
 )
 from helppet_recordings.transcription.openai import OPENAI_MAX_REQUEST_BYTES
-from tests.support.audio import encode_tone, silence
+from tests.support.audio import encode_tone, silence, tone
 
 RATE = 16000
 
@@ -393,3 +393,25 @@ def test_an_empty_transcript_is_a_transcript(m4a: bytes) -> None:
     )
     assert transcript.text == ""
     assert len(service.requests) == 1
+
+
+def test_a_long_recording_never_ends_in_a_piece_the_service_refuses() -> None:
+    """A pause just before the limit would leave 50 ms, which the service refuses as too short."""
+    pcm = tone(9.95, RATE) + silence(0.05, RATE) + tone(0.05, RATE)
+    received: list[int] = []
+
+    def answer(request: Request, index: int) -> httpx2.Response:
+        samples = len(_decode(request.file)) // 2
+        received.append(samples)
+        if samples < RATE // 10:
+            return error(400, "audio_too_short")
+        return verbose(f"part{index}")
+
+    service = Service(answer)
+    transcript = service.transcriber(max_chunk_seconds=10).transcribe(
+        TranscriptionInput.from_bytes(_wav(pcm), mime_type="audio/wav")
+    )
+    assert sum(received) * 2 == len(pcm)
+    assert len(received) == 2
+    assert min(received) >= RATE
+    assert transcript.text == "part0 part1"

@@ -25,24 +25,36 @@ _QUIET_FLOOR: Final = 4  # mean square of a signal within about +-2 of zero: dig
 
 
 def split_at_silences(
-    pcm: Iterable[bytes], *, max_bytes: int, search_bytes: int, frame_bytes: int = 640
+    pcm: Iterable[bytes],
+    *,
+    max_bytes: int,
+    search_bytes: int,
+    frame_bytes: int = 640,
+    min_bytes: int = 0,
 ) -> Iterator[bytes]:
     """Yield ``pcm`` (16-bit mono chunks of any size) again as pieces of at most ``max_bytes``.
 
     The pieces, joined, are exactly the input; each is non-empty and a whole
     number of samples; every piece but the last is at least
-    ``max_bytes - search_bytes`` long. ``frame_bytes`` is the energy frame
-    (640 bytes is 20 ms at 16 kHz).
+    ``max_bytes - search_bytes - min_bytes`` long, and, when there are several,
+    the last is at least ``min_bytes`` (services refuse a request of a few
+    milliseconds: the last cut moves earlier to leave it that much).
+    ``frame_bytes`` is the energy frame (640 bytes is 20 ms at 16 kHz).
     """
     if max_bytes < 2 or search_bytes < 0 or frame_bytes < 2:
         msg = "max_bytes and frame_bytes must be at least 2, search_bytes at least 0"
         raise ValueError(msg)
+    if not 0 <= min_bytes <= max_bytes // 2:
+        msg = "min_bytes must be from 0 to half of max_bytes"
+        raise ValueError(msg)
     max_bytes -= max_bytes % 2
     frame_bytes -= frame_bytes % 2
+    min_bytes += min_bytes % 2
     buffer = bytearray()
     for chunk in pcm:
         buffer += chunk
-        while len(buffer) > max_bytes:
+        # Cutting only past max_bytes + min_bytes leaves more than min_bytes behind.
+        while len(buffer) > max_bytes + min_bytes:
             cut = choose_cut(
                 buffer, max_bytes=max_bytes, search_bytes=search_bytes, frame_bytes=frame_bytes
             )
@@ -51,6 +63,15 @@ def split_at_silences(
     if len(buffer) % 2:
         msg = "PCM input ends in half a sample"
         raise ValueError(msg)
+    while len(buffer) > max_bytes:
+        cut = choose_cut(
+            buffer,
+            max_bytes=min(max_bytes, len(buffer) - min_bytes),
+            search_bytes=search_bytes,
+            frame_bytes=frame_bytes,
+        )
+        yield bytes(buffer[:cut])
+        del buffer[:cut]
     if buffer:
         yield bytes(buffer)
 

@@ -54,6 +54,7 @@ _ENCODED_OVER_PCM: Final = 1.01
 _GPT4O_MAX_SECONDS: Final = 1380.0
 _DEFAULT_SEARCH_SECONDS: Final = 30.0
 _PROMPT_TAIL: Final = 200
+_MIN_PIECE_SECONDS: Final = 1.0  # the service refuses audio under 0.1 s; a sliver helps no one
 # Formats the service takes as they are, by canonical MIME type, with the extension it reads.
 _DIRECT: Final = {
     "audio/flac": "flac",
@@ -202,7 +203,13 @@ class OpenAITranscriber:
         previous = ""
         with audio.open() as stream:
             pcm = decode_pcm(stream, sample_rate=SAMPLE_RATE)
-            for piece in split_at_silences(pcm, max_bytes=max_bytes, search_bytes=search_bytes):
+            pieces = split_at_silences(
+                pcm,
+                max_bytes=max_bytes,
+                search_bytes=search_bytes,
+                min_bytes=min(max_bytes // 2, int(_MIN_PIECE_SECONDS * _BYTES_PER_SECOND)),
+            )
+            for piece in pieces:
                 for encoded, seconds in self._encode_within_limit(piece):
                     part = self._send(
                         encoded,
