@@ -82,15 +82,17 @@ def encode_pcm_as(
     *,
     container_options: dict[str, str] | None = None,
     variable_bit_rate: bool = False,
+    sample_rate: int | None = None,
 ) -> bytes:
     """Return 16-bit mono ``pcm`` at the format's rate, encoded as the format named ``name``.
 
     ``container_options`` go to the muxer (``{"write_xing": "0"}`` leaves an
     MP3 without its length header); ``variable_bit_rate`` asks the encoder for
-    a quality scale instead of a constant bit rate.
+    a quality scale instead of a constant bit rate; ``sample_rate`` replaces
+    the format's usual rate (``pcm`` is at that rate).
     """
     encoding = FORMATS[name]
-    rate = encoding.sample_rate
+    rate = sample_rate or encoding.sample_rate
     layout = "stereo" if encoding.channels == 2 else "mono"
     output = io.BytesIO()
     with av.open(

@@ -320,3 +320,13 @@ def test_the_length_header_is_found_behind_an_id3_tag() -> None:
     assert mp3_declares_length(tagged)
     assert tagged.tell() == 5
     assert not mp3_declares_length(io.BytesIO(tag + b"\0" * 5000))
+
+
+def test_pcm_decoding_follows_a_change_of_rate_midway() -> None:
+    """Two ADTS sessions appended (44.1 then 16 kHz) decode to the whole length at 16 kHz."""
+    first = encode_pcm_as("aac", tone(2.0, FORMATS["aac"].sample_rate))
+    second = encode_pcm_as("aac", tone(2.0, 16000), sample_rate=16000)
+    info = inspect_audio(io.BytesIO(first + second))
+    pcm = b"".join(decode_pcm(io.BytesIO(first + second)))
+    assert len(pcm) / 2 / 16000 == pytest.approx(info.duration_seconds, abs=0.1)
+    assert info.duration_seconds == pytest.approx(4.0, abs=0.25)  # with AAC priming, per session

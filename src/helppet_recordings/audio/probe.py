@@ -132,11 +132,21 @@ def decode_pcm(source: AudioSource, *, sample_rate: int = 16000) -> Iterator[byt
 def _decode_pcm(source: AudioSource, sample_rate: int) -> Iterator[bytes]:
     av = _load_av()
     with _decoding(source) as decoding:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+        resampler: Any = None
+        shape: tuple[str, str, int] | None = None
         for frame in decoding.frames():
             frame.pts = None  # resample by sample count; broken timestamps must not add silence
+            # A resampler takes one input shape; streams appended together (two ADTS
+            # sessions, say) change rate or layout midway: flush, then start another.
+            now = (frame.format.name, frame.layout.name, frame.sample_rate)
+            if now != shape:
+                if resampler is not None:
+                    yield from _pcm(decoding.resample(resampler, None))
+                resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+                shape = now
             yield from _pcm(decoding.resample(resampler, frame))
-        yield from _pcm(decoding.resample(resampler, None))
+        if resampler is not None:
+            yield from _pcm(decoding.resample(resampler, None))
         decoding.info()  # runs the truncation checks
 
 
