@@ -107,7 +107,8 @@ class _AuthenticatedRoute(APIRoute):
     instead of the contract's 401. The token is decoded here, in the event
     loop (an HMAC over a few hundred bytes), and the caller left in the
     request's scope for the route to read; the router's ``Security``
-    dependency only documents the scheme in OpenAPI.
+    dependency only documents the scheme in OpenAPI. Every answer says
+    ``Cache-Control: no-store``.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -117,7 +118,10 @@ class _AuthenticatedRoute(APIRoute):
             credentials = await _bearer(request)
             token = None if credentials is None else credentials.credentials
             request.scope[_USER_ID] = _runtime(request).verifier.authenticate(token)
-            return await handler(request)
+            response = await handler(request)
+            # Signed URLs and transcripts: no browser, proxy or CDN may keep a copy.
+            response.headers["Cache-Control"] = "no-store"
+            return response
 
         return authenticated
 

@@ -332,6 +332,7 @@ def test_phone_flow_end_to_end(seaweed: SeaweedEndpoint, seaweed_bucket: str) ->
     assert fetched.status_code == 200
     assert hashlib.sha256(fetched.content).digest() == hashlib.sha256(M4A).digest()
     assert fetched.headers["content-type"] == "audio/mp4"
+    assert fetched.headers["cache-control"] == "private, no-store"
 
 
 # --- checksums ---------------------------------------------------------------------------

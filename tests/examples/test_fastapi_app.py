@@ -232,6 +232,27 @@ def test_head_of_download_url(client: TestClient, user: uuid.UUID) -> None:
     assert response.content == b""
 
 
+def test_no_answer_with_a_signed_url_or_a_transcript_may_be_cached(
+    client: TestClient, user: uuid.UUID
+) -> None:
+    """The API's answers say no-store; so does the download they point to."""
+    rid = uploaded(client, user)
+    answers = [
+        client.get(f"{BASE}/{rid}", headers=auth(user)),
+        client.get(f"{BASE}/{rid}/download-url", headers=auth(user)),
+        client.get(f"{BASE}/", headers=auth(user)),
+        client.post(
+            f"{BASE}/upload/initiate",
+            json={"filename": "visit.m4a", "content_type": "audio/mp4"},
+            headers=auth(user),
+        ),
+    ]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 200]
+    assert {answer.headers["cache-control"] for answer in answers} == {"no-store"}
+    download = client.get(answers[1].json()["download_url"])
+    assert download.headers["cache-control"] == "private, no-store"
+
+
 def test_openapi_lists_the_six_endpoints(client: TestClient) -> None:
     """The schema documents the design's endpoints, renewal, multipart (not storage routes)."""
     paths = client.get("/openapi.json").json()["paths"]

@@ -48,6 +48,7 @@ def test_download_serves_signed_type_and_name(stored: tuple[LocalStorage, FakeCl
     assert response.status == 200
     assert read_stream(response) == AUDIO
     assert response.headers["Content-Type"] == "audio/mp4"
+    assert response.headers["Cache-Control"] == "private, no-store"
     assert response.headers["Content-Length"] == str(len(AUDIO))
     assert response.headers["ETag"] == f'"{hashlib.md5(AUDIO).hexdigest()}"'  # noqa: S324
     assert (

@@ -157,6 +157,7 @@ def test_download_url_carries_type_and_disposition(s3_client: S3Client) -> None:
     (disposition,) = query["response-content-disposition"]
     assert disposition.startswith('attachment; filename="Zo_ _B_.m4a"; ')
     assert disposition.endswith("filename*=UTF-8''Zo%C3%AB%20%22B%22.m4a")
+    assert query["response-cache-control"] == ["private, no-store"]
     assert query["X-Amz-Expires"] == ["120"]
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import urllib.parse
+from typing import Final
 
-__all__ = ["content_disposition"]
+__all__ = ["DOWNLOAD_CACHE_CONTROL", "content_disposition"]
+
+DOWNLOAD_CACHE_CONTROL: Final = "private, no-store"
+"""What a download answer says about caching: clinic audio is kept by no cache."""
 
 
 def content_disposition(filename: str) -> str:

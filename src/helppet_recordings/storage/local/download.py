@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from helppet_recordings.storage._http import DOWNLOAD_CACHE_CONTROL
 from helppet_recordings.storage.local.refusal import LocalStorageRefusal
 from helppet_recordings.storage.local.responses import FileChunks, LocalResponse, refused
 
@@ -54,7 +55,7 @@ def serve_download(
         "Content-Type": grant.content_type,
         "Content-Disposition": grant.content_disposition,
         "Accept-Ranges": "bytes",
-        "Cache-Control": "private, max-age=0",
+        "Cache-Control": DOWNLOAD_CACHE_CONTROL,
         "X-Content-Type-Options": "nosniff",
     }
     if info.etag:

@@ -17,7 +17,7 @@ from helppet_recordings.storage._encryption import (
     check_encryption,
     encryption_fields,
 )
-from helppet_recordings.storage._http import content_disposition
+from helppet_recordings.storage._http import DOWNLOAD_CACHE_CONTROL, content_disposition
 from helppet_recordings.storage.s3._client import MAX_POOL_CONNECTIONS, build_client
 from helppet_recordings.storage.s3._direct import DirectReads
 from helppet_recordings.storage.s3._errors import NOT_FOUND_CODES, error_code, raise_translated
@@ -190,7 +190,11 @@ class S3Storage(Promotion, MultipartUploads, EncryptionSettings):
     def create_download_url(
         self, *, key: str, expires_in: int, content_type: str, filename: str
     ) -> str:
-        """Presign a GET that serves ``content_type`` as an attachment named ``filename``."""
+        """Presign a GET that serves ``content_type`` as an attachment named ``filename``.
+
+        The answer says ``Cache-Control: private, no-store``: clinic audio is
+        kept by no browser or proxy cache.
+        """
         try:
             return self._client.generate_presigned_url(
                 "get_object",
@@ -199,6 +203,7 @@ class S3Storage(Promotion, MultipartUploads, EncryptionSettings):
                     "Key": key,
                     "ResponseContentType": content_type,
                     "ResponseContentDisposition": content_disposition(filename),
+                    "ResponseCacheControl": DOWNLOAD_CACHE_CONTROL,
                 },
                 ExpiresIn=expires_in,
             )
