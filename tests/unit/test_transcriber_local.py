@@ -77,3 +77,9 @@ def test_bad_model_paths_are_a_configuration_error() -> None:
     """Decoder options pointing at no model fail when the transcriber is built."""
     with pytest.raises(TranscriberConfigurationError):
         LocalTranscriber(decoder_options={"hmm": "/nonexistent/model"})
+
+
+def test_a_sample_rate_among_the_decoder_options_is_a_configuration_error() -> None:
+    """A chosen samprate (audio is always resampled to 16 kHz) is a clear error, no TypeError."""
+    with pytest.raises(TranscriberConfigurationError, match="samprate"):
+        LocalTranscriber(decoder_options={"samprate": 8000})

@@ -40,6 +40,9 @@ class LocalTranscriber:
     ``confidence`` is the mean posterior probability of the recognised words
     from the decoder's lattice (None when nothing was recognised, or when
     ``decoder_options`` turn the lattice pass off with ``bestpath=False``).
+    ``decoder_options`` may not set ``samprate``: the audio is always
+    resampled to 16 kHz, the rate of the bundled model. Narrowband audio
+    (8 kHz telephony, AMR-NB) is upsampled, and recognised poorly by it.
     Accuracy is far below a cloud service: use it for development,
     demonstrations and deployments that must not send audio out. It runs
     at about real time on one core: longer recordings need a longer worker
@@ -63,6 +66,9 @@ class LocalTranscriber:
             msg = "search_seconds must be positive and below max_utterance_seconds"
             raise ValueError(msg)
         options = {"loglevel": "FATAL", **(decoder_options or {})}
+        if "samprate" in options:
+            msg = "The decoder always reads 16 kHz PCM (the audio is resampled): drop samprate"
+            raise TranscriberConfigurationError(msg)
         try:
             self._decoder = pocketsphinx.Decoder(samprate=SAMPLE_RATE, **options)
         except (RuntimeError, ValueError, KeyError) as exc:
