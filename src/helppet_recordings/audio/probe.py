@@ -67,8 +67,8 @@ MIN_SAMPLE_RATE: Final = 8000
 """The lowest sample rate accepted: narrowband telephony, the least speech is recorded at."""
 
 # Raw streams whose total length FFmpeg estimates from the bit rate: their
-# declared duration is a guess, so a shortfall against it proves nothing. MP3
-# joins them when no Xing/Info/VBRI header states its length.
+# declared duration is a guess, so a shortfall against it proves nothing. So
+# is an MP3's without a Xing/Info/VBRI header (checked only on a shortfall).
 _ESTIMATED_DURATION: Final = frozenset({"aac", "amr"})
 _WEBM_CODECS: Final = frozenset({"opus", "vorbis"})
 _MIN_SHORTFALL_SECONDS: Final = 0.1
@@ -297,7 +297,8 @@ class _Decoding:
         declared = self._declared_seconds(fmt)
         if declared is not None:
             allowed = max(_MIN_SHORTFALL_SECONDS, _SHORTFALL_FRACTION * declared)
-            if declared - measured > allowed:
+            # Only a shortfall reads the MP3 header again (a ranged read over storage).
+            if declared - measured > allowed and (fmt != "mp3" or mp3_declares_length(self._file)):
                 raise AudioDecodeError(
                     f"The file ends after {measured:.2f} s of the {declared:.2f} s "
                     "its header declares",
@@ -318,7 +319,7 @@ class _Decoding:
 
     def _declared_seconds(self, fmt: str) -> float | None:
         container, stream = self._opened()
-        if fmt in _ESTIMATED_DURATION or (fmt == "mp3" and not mp3_declares_length(self._file)):
+        if fmt in _ESTIMATED_DURATION:
             return None
         if stream.duration and stream.time_base:
             return float(stream.duration * stream.time_base)
