@@ -135,6 +135,25 @@ def test_doctor_flags_a_database_from_another_version(deployment: Path) -> None:
     assert "does not know" in found["database.migrations"]["message"]
 
 
+def test_migrate_refuses_a_database_from_another_version(deployment: Path) -> None:
+    """A revision this package does not know: migrate exits 1 with DATABASE_ERROR, no traceback."""
+    run_json("migrate")
+    engine = sa.create_engine(os.environ["DATABASE_URL"])
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE helppet_recordings_alembic_version SET version_num = 'f00d'")
+        )
+    engine.dispose()
+    error = run_json("migrate", exit_code=1)["error"]
+    assert error["error_code"] == "DATABASE_ERROR"
+    assert "revision f00d, which this version of the package does not know" in error["message"]
+    assert error["details"]["revisions"] == ["f00d"]
+    text = run("migrate")
+    assert text.exit_code == 1
+    assert "Traceback" not in text.output + text.stderr
+    assert "does not know" in text.stderr
+
+
 def test_sweep_fails_uploads_past_their_deadline(backends: Backends) -> None:
     """An upload started three hours ago and never sent is marked failed by sweep."""
     past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)

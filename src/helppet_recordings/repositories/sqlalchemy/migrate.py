@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Final
 
 import sqlalchemy as sa
 
-from helppet_recordings.errors import MissingDependencyError
+from helppet_recordings.errors import MissingDependencyError, RepositoryError
+from helppet_recordings.repositories.sqlalchemy.schema import ALEMBIC_VERSION_TABLE
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -55,9 +56,52 @@ def upgrade_to_head(connection: sa.Connection) -> None:
     The caller holds :data:`MIGRATION_LOCK` and owns the transaction;
     ``env.py`` takes the database-wide lock (an advisory lock on PostgreSQL,
     the write lock on SQLite).
+
+    Alembic refusing to migrate becomes ``RepositoryError`` (``DATABASE_ERROR``),
+    chained to its ``CommandError``; nothing is changed then. A database
+    stamped with a revision the package does not know (migrated by a newer
+    version) says so and lists it in ``details["revisions"]``.
     """
     try:
         from alembic import command  # noqa: PLC0415 - alembic is needed only here
+        from alembic.util import CommandError  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
         raise MissingDependencyError("alembic", "sql") from exc
-    command.upgrade(alembic_config(connection), "head")
+    config = alembic_config(connection)
+    try:
+        command.upgrade(config, "head")
+    except CommandError as exc:
+        unknown = _unknown_revisions(connection, config)
+        if unknown:
+            raise RepositoryError(
+                f"The database is at revision {', '.join(unknown)}, which this version of the "
+                "package does not know: upgrade helppet-recordings to the version that "
+                "migrated it",
+                operation="create_schema",
+                reason=type(exc).__name__,
+                revisions=unknown,
+            ) from exc
+        raise RepositoryError(
+            "The database's schema revisions cannot be migrated",
+            operation="create_schema",
+            reason=type(exc).__name__,
+        ) from exc
+
+
+def _unknown_revisions(connection: sa.Connection, config: Config) -> list[str]:
+    """Return the revisions ``connection``'s database is at that the migrations do not hold."""
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+    from alembic.util import CommandError  # noqa: PLC0415
+
+    script = ScriptDirectory.from_config(config)
+    context = MigrationContext.configure(connection, opts={"version_table": ALEMBIC_VERSION_TABLE})
+    unknown = []
+    for revision in sorted(context.get_current_heads()):
+        try:
+            known = script.get_revision(revision) is not None
+        except CommandError:
+            known = False
+        if not known:
+            unknown.append(revision)
+    return unknown

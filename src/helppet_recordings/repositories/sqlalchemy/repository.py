@@ -203,7 +203,9 @@ class SqlAlchemyRepository(ListingQueries, ClaimQueries, KeyQueries, AuditQuerie
         write lock on SQLite, so latecomers wait and then find the schema
         at head. Only for the package's standalone table: an application
         that embeds the table in its own metadata manages it with its own
-        migrations (``ValueError`` otherwise).
+        migrations (``ValueError`` otherwise). A database at a revision the
+        package does not know (migrated by a newer version) is left as it is:
+        ``RepositoryError`` naming the revision.
         """
         if self._table is not recordings:
             msg = (
