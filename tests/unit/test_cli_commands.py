@@ -349,3 +349,42 @@ def test_worker_once_transcribes_what_is_waiting(backends: Backends) -> None:
 def test_worker_refuses_an_unknown_transcriber(deployment: Path) -> None:
     """A transcriber the command does not know is a usage error (exit 2)."""
     assert run("worker", "--transcriber", "nope", "--once").exit_code == 2
+
+
+@pytest.fixture
+def aws_environment(
+    deployment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> pytest.MonkeyPatch:
+    """Keys in the environment, AWS_REGION set the documented way, no AWS config files."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    return monkeypatch
+
+
+def test_worker_gives_amazon_transcribe_the_deployments_region(
+    aws_environment: pytest.MonkeyPatch,
+) -> None:
+    """AWS_REGION alone (botocore reads only AWS_DEFAULT_REGION) is enough for --transcriber aws."""
+    run_json("migrate")
+    report = run_json("worker", "--once", "--transcriber", "aws")
+    assert (report["ok"], report["taken"], report["transcriber"]) == (True, 0, "aws")
+
+
+def test_worker_with_an_unusable_aws_configuration_exits_2(
+    aws_environment: pytest.MonkeyPatch,
+) -> None:
+    """A profile botocore cannot find is a configuration error (exit 2), said cleanly."""
+    run_json("migrate")
+    aws_environment.setenv("AWS_PROFILE", "no-such-profile")
+    error = run_json("worker", "--once", "--transcriber", "aws", exit_code=2)["error"]
+    assert error["error_code"] == "CONFIGURATION_ERROR"
+    assert "no-such-profile" in error["message"]
+    text = run("worker", "--once", "--transcriber", "aws")
+    assert text.exit_code == 2
+    assert "Traceback" not in text.output + text.stderr
+    assert "The aws transcriber cannot be built" in text.stderr

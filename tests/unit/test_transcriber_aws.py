@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -289,6 +290,19 @@ def test_audio_outside_s3_is_a_configuration_error(aws: Aws) -> None:
     local = TranscriptionInput.from_bytes(b"x", mime_type="audio/mp4")
     with pytest.raises(TranscriberConfigurationError):
         aws.transcriber().transcribe(local)
+
+
+def test_a_client_botocore_cannot_make_is_a_configuration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No region anywhere botocore looks: TranscriberConfigurationError, not NoRegionError."""
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    with pytest.raises(TranscriberConfigurationError) as caught:
+        AwsTranscribeTranscriber()
+    assert caught.value.details["reason"] == "NoRegionError"
+    assert isinstance(caught.value.__cause__, botocore.exceptions.NoRegionError)
 
 
 def _client_error(code: str, status: int, headers: dict[str, str] | None = None) -> Exception:

@@ -342,13 +342,24 @@ def worker(
     output = Output(json_mode=json_mode, progress=progress)
     with reported_errors(output), deployment_backends() as backends:
         from helppet_recordings.transcription import (  # noqa: PLC0415 - optional extras
+            TranscriberConfigurationError,
             TranscriptionWorker,
             get_transcriber,
         )
 
+        # botocore reads AWS_DEFAULT_REGION only: the deployment's AWS_REGION is passed on.
+        options = (
+            {"region_name": backends.service.settings.aws_region} if transcriber == "aws" else {}
+        )
+        try:
+            chosen = get_transcriber(transcriber, **options)
+        except TranscriberConfigurationError as exc:
+            raise ConfigurationError(
+                f"The {transcriber} transcriber cannot be built: {exc.message}"
+            ) from exc
         running = TranscriptionWorker(
             backends.service,
-            get_transcriber(transcriber),
+            chosen,
             max_attempts=max_attempts,
             lease_seconds=lease_seconds,
         )

@@ -127,6 +127,11 @@ class AwsTranscribeTranscriber:
       ``details["job_name"]``: a retry in the same round resumes polling the
       same job.
 
+    Without ``client``, one is made for ``region_name`` (default: botocore's,
+    which reads ``AWS_DEFAULT_REGION``, not ``AWS_REGION``); botocore refusing
+    to make it (no region, a missing profile, partial credentials) raises
+    ``TranscriberConfigurationError``.
+
     ``confidence`` is the mean confidence of the recognised words;
     ``language`` the job's language code. A job that ends ``FAILED`` raises
     ``PermanentTranscriptionError`` (reason ``job_failed``, with
@@ -154,7 +159,14 @@ class AwsTranscribeTranscriber:
         clock: Callable[[], float] = time.monotonic,
         fetch_url: Callable[[str], bytes] = _fetch_https,
     ) -> None:
-        self._client = client or boto3.client("transcribe", region_name=region_name)
+        if client is None:
+            try:
+                client = boto3.client("transcribe", region_name=region_name)
+            except (botocore.exceptions.BotoCoreError, ValueError) as exc:
+                # No region, a missing profile, half the credentials, a bad endpoint URL.
+                msg = f"The Amazon Transcribe client cannot be configured: {exc}"
+                raise TranscriberConfigurationError(msg, reason=type(exc).__name__) from exc
+        self._client = client
         self._s3 = s3_client
         self._region_name = region_name
         self.language = language
