@@ -154,6 +154,39 @@ def test_migrate_refuses_a_database_from_another_version(deployment: Path) -> No
     assert "does not know" in text.stderr
 
 
+def test_migrate_masks_a_password_in_the_urls_query(
+    deployment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A password in DATABASE_URL's query (libpq takes one there) is shown as ***, text and JSON."""
+    path = deployment.parent / "recordings.db"
+    monkeypatch.setenv(
+        "DATABASE_URL", f"sqlite:///file:{path}?uri=true&password=Hunter2&sslpassword=Other3"
+    )
+    report = run_json("migrate")
+    assert report["database"].endswith("?password=***&sslpassword=***&uri=true")
+    text = run("migrate")
+    assert text.exit_code == 0
+    for secret in ("Hunter2", "Other3"):
+        assert secret not in json.dumps(report) + text.output
+
+
+def test_doctor_masks_a_password_in_the_urls_query(
+    deployment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Doctor names the unreachable database without the password in its user part or query."""
+    (port,) = free_ports(1)
+    monkeypatch.setenv(
+        "DATABASE_URL",
+        f"postgresql+psycopg://app:Hunter2@127.0.0.1:{port}/db?password=Hunter2&sslmode=prefer",
+    )
+    report = run_json("doctor", exit_code=1)
+    reachable = next(f for f in report["findings"] if f["check"] == "database.reachable")
+    shown = f"app:***@127.0.0.1:{port}/db?password=***&sslmode=prefer"
+    assert shown in reachable["message"]
+    text = run("doctor")
+    assert "Hunter2" not in json.dumps(report) + text.output
+
+
 def test_sweep_fails_uploads_past_their_deadline(backends: Backends) -> None:
     """An upload started three hours ago and never sent is marked failed by sweep."""
     past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)

@@ -13,7 +13,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError("click", "cli") from exc
 
-from helppet_recordings.cli._database import current_revisions
+from helppet_recordings.cli._database import current_revisions, shown_url
 from helppet_recordings.cli._output import Output
 from helppet_recordings.cli._params import ISO_TIME
 from helppet_recordings.cli._running import (
@@ -80,7 +80,7 @@ def migrate(*, json_mode: bool, progress: bool | None) -> None:
             after = _revisions(repository)
         finally:
             repository.close()
-    database = repository.engine.url.render_as_string(hide_password=True)
+    database = shown_url(repository.engine.url)
     payload = {
         "ok": True,
         "database": database,

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from helppet_recordings.cli._database import current_revisions, head_revisions, known_revision
+from helppet_recordings.cli._database import (
+    current_revisions,
+    head_revisions,
+    known_revision,
+    shown_url,
+)
 from helppet_recordings.cli.doctor._common import _finding, _first_line
 from helppet_recordings.cli.findings import Finding, Status
 from helppet_recordings.environment import DeploymentSettings, build_repository
@@ -27,7 +32,7 @@ def check_database(environment: DeploymentSettings) -> list[Finding]:
     import sqlalchemy as sa  # noqa: PLC0415 - present: build_repository needed it
 
     engine = repository.engine
-    shown = engine.url.render_as_string(hide_password=True)
+    shown = shown_url(engine.url)
     try:
         missing = _missing_sqlite_file(engine)
         if missing is not None:
