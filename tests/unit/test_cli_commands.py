@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import uuid
@@ -13,11 +14,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
+from rich.console import Console
 
 from helppet_recordings import LocalStorage, RecordingService
 from helppet_recordings.cli import main
 from helppet_recordings.cli._app import cli
 from helppet_recordings.cli._database import head_revisions
+from helppet_recordings.cli._text_reports import apply_text
+from helppet_recordings.cli.bucket import PartResult
 from helppet_recordings.environment import Backends, DeploymentSettings, build_backends
 from helppet_recordings.transcription import speech_sample
 from tests.support.servers import free_ports
@@ -262,6 +266,30 @@ def test_reconcile_prints_keys_as_they_are(backends: Backends) -> None:
     assert result.exit_code == 1, result.output
     for stray in strays:
         assert stray in result.stdout
+
+
+@pytest.mark.parametrize("name", ["audio[/old]", "audio[bold]x"])
+def test_doctor_prints_paths_as_they_are(
+    deployment: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """A directory that rich would read as markup is printed literally, without a MarkupError."""
+    directory = deployment.parent / name
+    directory.mkdir(parents=True)
+    monkeypatch.setenv("HELPPET_LOCAL_STORAGE_DIR", str(directory))
+    run_json("migrate")
+    checked = run("doctor")
+    assert checked.exit_code == 0, checked.output
+    assert f"{directory} exists" in checked.stdout
+
+
+def test_bucket_setup_prints_messages_as_they_are() -> None:
+    """apply_text prints a message or fix holding markup-like brackets literally."""
+    message = "refused for http://[bold]x/ (AccessDenied)"
+    results = [PartResult(part="cors", action="failed", message=message, fix="grant [/it]")]
+    printed = io.StringIO()
+    apply_text(results, Console(file=printed, width=200, highlight=False))
+    assert message in printed.getvalue()
+    assert "fix: grant [/it]" in printed.getvalue()
 
 
 def test_purge_refuses_a_retention_beyond_a_hundred_years(backends: Backends) -> None:

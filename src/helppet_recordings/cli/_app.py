@@ -91,10 +91,16 @@ def migrate(*, json_mode: bool, progress: bool | None) -> None:
 
     def text(console: Console) -> None:
         if before == after:
-            console.print(f"{database} is already at the head revision ({', '.join(after)}).")
+            console.print(
+                f"{database} is already at the head revision ({', '.join(after)}).",
+                markup=False,  # the URL as it is
+                highlight=False,
+            )
         else:
             was = ", ".join(before) or "no schema"
-            console.print(f"Migrated {database}: {was} -> {', '.join(after)}.")
+            console.print(
+                f"Migrated {database}: {was} -> {', '.join(after)}.", markup=False, highlight=False
+            )
 
     output.report(payload, text)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from rich.markup import escape
+
 from helppet_recordings.cli.bucket import PartResult
 from helppet_recordings.cli.findings import Finding, Status
 
@@ -113,13 +115,17 @@ def figure(value: float | None) -> str:
 
 
 def findings_text(findings: list[Finding], counts: dict[str, int], console: Console) -> None:
-    """Print doctor's findings, one line each with its fix, and the counts."""
+    """Print doctor's findings, one line each with its fix, and the counts.
+
+    Messages and fixes are printed as they are: a path, key or URL in them is
+    never read as rich markup.
+    """
     width = max(len(finding.check) for finding in findings)
     for finding in findings:
         mark = f"[{STYLES[finding.status]}]{finding.status.value:<4}[/]"
-        console.print(f"{mark}  {finding.check:<{width}}  {finding.message}")
+        console.print(f"{mark}  {finding.check:<{width}}  {escape(finding.message)}")
         if finding.fix and finding.status is not Status.OK:
-            console.print(f"      {'':<{width}}  [dim]fix:[/] {finding.fix}")
+            console.print(f"      {'':<{width}}  [dim]fix:[/] {escape(finding.fix)}")
     console.print(f"{counts['ok']} ok, {counts['warn']} warning(s), {counts['fail']} failure(s).")
 
 
@@ -134,18 +140,18 @@ def expected_text(expected: dict[str, Any], console: Console) -> None:
         if document is None:
             console.print("  (none: no HELPPET_CORS_ORIGINS configured)")
         else:
-            console.print(json.dumps(document, indent=2))
+            console.print(json.dumps(document, indent=2), markup=False, highlight=False)
     console.print("\nRun with --apply to make it.")
 
 
 def apply_text(results: list[PartResult], console: Console) -> None:
-    """Print what ``bucket-setup --apply`` did to each part."""
+    """Print what ``bucket-setup --apply`` did to each part (messages as they are)."""
     changed = any(result.action == "applied" for result in results)
     styles = {"unchanged": "green", "applied": "cyan", "failed": "red"}
     for result in results:
         mark = f"[{styles[result.action]}]{result.action:<9}[/]"
-        console.print(f"{mark}  {result.part:<13}  {result.message}")
+        console.print(f"{mark}  {result.part:<13}  {escape(result.message)}")
         if result.fix:
-            console.print(f"{'':>9}  {'':<13}  [dim]fix:[/] {result.fix}")
+            console.print(f"{'':>9}  {'':<13}  [dim]fix:[/] {escape(result.fix)}")
     if not changed:
         console.print("Nothing changed: the bucket already had the expected configuration.")
