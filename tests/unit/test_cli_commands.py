@@ -360,6 +360,45 @@ def test_bad_configuration_exits_2_with_the_variable(
     assert run("bucket-setup").exit_code == 2  # needs HELPPET_STORAGE=s3
 
 
+@pytest.mark.parametrize(
+    ("args", "message", "parameter"),
+    [
+        (
+            ("stats", "--since", "2026-11-02", "--until", "2026-11-01"),
+            "--until must be later than --since",
+            None,
+        ),
+        (("purge", "--retention-days", "-1"), "-1 is not in the range", "--retention-days"),
+        (("sweep", "--no-such-option"), "--no-such-option", None),
+        (("no-such-command",), "No such command", None),
+    ],
+)
+def test_usage_errors_are_json_with_json(
+    deployment: Path, args: tuple[str, ...], message: str, parameter: str | None
+) -> None:
+    """With --json a usage error is one JSON document on stdout (USAGE_ERROR), still exit 2."""
+    error = run_json(*args, exit_code=2)["error"]
+    assert error["error_code"] == "USAGE_ERROR"
+    assert message in error["message"]
+    assert error["details"].get("parameter") == parameter
+    text = run(*args)
+    assert text.exit_code == 2
+    assert text.stdout == ""
+    assert message in text.stderr
+
+
+def test_an_upload_without_a_token_is_a_json_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usage error upload raises itself is JSON on stdout with --json, exit 2."""
+    monkeypatch.delenv("HELPPET_API_TOKEN", raising=False)
+    audio = tmp_path / "a.m4a"
+    audio.write_bytes(b"\x00" * 16)
+    error = run_json("upload", str(audio), exit_code=2)["error"]
+    assert (error["error_code"], error["details"]) == ("USAGE_ERROR", {})
+    assert "a token is required" in error["message"]
+
+
 def test_an_unreachable_database_is_a_clear_failure(
     deployment: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

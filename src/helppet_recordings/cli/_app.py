@@ -18,6 +18,7 @@ from helppet_recordings.cli._output import Output
 from helppet_recordings.cli._params import ISO_TIME
 from helppet_recordings.cli._running import (
     PROBLEMS_FOUND,
+    CommandGroup,
     deployment_backends,
     job,
     reported_errors,
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["cli"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="helppet-recordings", prog_name="helppet-recordings")
 def cli() -> None:
     """Operate a helppet-recordings deployment.

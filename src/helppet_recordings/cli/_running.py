@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Final, ParamSpec, TypeVar
+from typing import Any, Final, ParamSpec, TypeVar
 
 import click
 
@@ -19,7 +19,15 @@ from helppet_recordings.environment import (
 from helppet_recordings.errors import MissingDependencyError, RecordingError
 from helppet_recordings.service import RecordingService
 
-__all__ = ["PROBLEMS_FOUND", "deployment_backends", "job", "reported_errors", "reporting"]
+__all__ = [
+    "PROBLEMS_FOUND",
+    "CommandGroup",
+    "CommandLineError",
+    "deployment_backends",
+    "job",
+    "reported_errors",
+    "reporting",
+]
 
 PROBLEMS_FOUND: Final = 1
 """The exit status of a command that found (or met) problems."""
@@ -28,6 +36,71 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _PROGRESS_HELP: Final = "Show progress on stderr (default: when stdout is a terminal)."
+_JSON_REQUESTED: Final = "helppet_recordings.cli.json"
+
+
+class CommandLineError(RecordingError):
+    """A bad command line (click's usage error), reported as JSON under ``--json``.
+
+    ``details["parameter"]`` names the option or argument at fault, when click
+    says which.
+    """
+
+    error_code = "USAGE_ERROR"
+    http_status = 400
+    default_message = "The command line is not valid"
+
+    @classmethod
+    def from_click(cls, error: click.UsageError) -> CommandLineError:
+        """Return the error reporting click's ``error`` (its message, the parameter)."""
+        param = getattr(error, "param", None)
+        if isinstance(param, click.Option):
+            return cls(error.format_message(), parameter=param.opts[0])
+        if isinstance(param, click.Parameter):
+            return cls(error.format_message(), parameter=param.human_readable_name)
+        return cls(error.format_message())
+
+
+class CommandGroup(click.Group):
+    """The command group: with ``--json`` on the command line, usage errors are JSON too.
+
+    click reports a bad option or argument (and a ``click.UsageError`` a
+    command raises) as text on stderr. When ``--json`` was given, it is
+    instead one JSON document on stdout, as every other error; exit status 2.
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        """Parse the command line, noting whether ``--json`` was asked for."""
+        options = args[: args.index("--")] if "--" in args else args
+        json_mode = "--json" in options
+        with _usage_errors_as_json(json_mode=json_mode):
+            ctx = super().make_context(info_name, args, parent, **extra)
+        ctx.meta[_JSON_REQUESTED] = json_mode
+        return ctx
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; its usage errors are JSON when ``--json`` was asked for."""
+        with _usage_errors_as_json(json_mode=bool(ctx.meta.get(_JSON_REQUESTED))):
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _usage_errors_as_json(*, json_mode: bool) -> Iterator[None]:
+    try:
+        yield
+    except click.UsageError as error:
+        if not json_mode:
+            raise
+        failure = Output(json_mode=True).fail(
+            CommandLineError.from_click(error), status=USAGE_ERROR
+        )
+        raise failure from None
 
 
 def reporting(
