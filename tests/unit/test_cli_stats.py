@@ -96,6 +96,20 @@ def test_stats_on_an_unmigrated_database_exits_1(deployment: Path) -> None:
     assert error["error_code"] == "DATABASE_ERROR"
 
 
+def test_stats_reads_only_the_database(
+    backends: Backends, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a storage secret stats still runs, and it never creates the storage directory."""
+    _two_recordings(backends)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HELPPET_LOCAL_STORAGE_DIR")
+    monkeypatch.delenv("HELPPET_LOCAL_STORAGE_SECRET")
+    assert run_json("stats")["total"] == 2
+    monkeypatch.setenv("HELPPET_LOCAL_STORAGE_SECRET", SECRET)
+    assert run_json("stats")["total"] == 2
+    assert not (tmp_path / "helppet-recordings-data").exists()
+
+
 def test_the_entry_point_lists_stats(capsys: pytest.CaptureFixture[str]) -> None:
     """``helppet-recordings --help`` lists the stats command."""
     with pytest.raises(SystemExit) as caught:

@@ -20,6 +20,7 @@ from helppet_recordings.cli._running import (
     PROBLEMS_FOUND,
     CommandGroup,
     deployment_backends,
+    deployment_repository,
     job,
     reported_errors,
     reporting,
@@ -41,6 +42,7 @@ from helppet_recordings.environment import (
     build_repository,
     build_storage,
 )
+from helppet_recordings.stats import RecordingStats
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -213,17 +215,21 @@ def stats(
     """Statistics: counts by status, upload success rate, sizes, durations, processing times.
 
     Computed in the database over the recordings created in the window
-    (default: all of them), deleted ones included.
+    (default: all of them), deleted ones included. Only the database is
+    used: storage is neither configured nor touched.
     """
     if since is not None and until is not None and since >= until:
         raise click.UsageError("--until must be later than --since")
     output = Output(json_mode=json_mode, progress=progress)
     with (
         reported_errors(output),
-        deployment_backends() as backends,
+        deployment_repository() as repository,
         output.progress("Computing statistics", "queries"),
     ):
-        computed = backends.service.stats(since=since, until=until)
+        # What RecordingService.stats computes; ISO_TIME has made both times aware.
+        computed = RecordingStats.from_repository(
+            repository.stats(since=since, until=until), since=since, until=until
+        )
     output.report(
         {"ok": True, **computed.model_dump(mode="json")},
         functools.partial(stats_text, computed),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 import click
 
@@ -15,15 +15,20 @@ from helppet_recordings.environment import (
     ConfigurationError,
     DeploymentSettings,
     build_backends,
+    build_repository,
 )
 from helppet_recordings.errors import MissingDependencyError, RecordingError
 from helppet_recordings.service import RecordingService
+
+if TYPE_CHECKING:
+    from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository
 
 __all__ = [
     "PROBLEMS_FOUND",
     "CommandGroup",
     "CommandLineError",
     "deployment_backends",
+    "deployment_repository",
     "job",
     "reported_errors",
     "reporting",
@@ -136,6 +141,16 @@ def deployment_backends() -> Iterator[Backends]:
         yield backends
     finally:
         backends.close()
+
+
+@contextlib.contextmanager
+def deployment_repository() -> Iterator[SqlAlchemyRepository]:
+    """Build only the repository the environment describes (no storage); close it afterwards."""
+    repository = build_repository(DeploymentSettings.load())
+    try:
+        yield repository
+    finally:
+        repository.close()
 
 
 @contextlib.contextmanager
