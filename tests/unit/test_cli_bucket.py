@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from helppet_recordings import RecordingSettings
 from helppet_recordings.cli.bucket import (
     BucketExpectations,
+    apply_configuration,
     evaluate_cors,
     evaluate_lifecycle,
     evaluate_public_access,
@@ -17,6 +19,11 @@ from helppet_recordings.cli.bucket import (
     staging_prefix,
 )
 from helppet_recordings.cli.findings import Status
+from tests.support.moto_s3 import moto_bucket
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import LifecycleRuleTypeDef
 
 ORIGIN = "https://app.example.com"
 
@@ -148,6 +155,60 @@ def test_lifecycle_rules_that_do_not_cover_everything_do_not_count() -> None:
     finding, _ = evaluate_lifecycle([abort, early], expect)
     assert finding.status is Status.FAIL
     assert "before the sweeper may settle them" in finding.message
+
+
+def test_our_own_short_staging_rule_is_replaced_theirs_is_not() -> None:
+    """Our staging rule expiring too early is needed again; the bucket's own is left to them."""
+    expect = expectations()
+    abort, staging = expect.lifecycle_rules()
+    ours = {**staging, "Expiration": {"Days": 1}}
+    finding, needed = evaluate_lifecycle([abort, ours], expect)
+    assert (finding.status, needed) == (Status.FAIL, True)
+    assert (
+        finding.fix
+        == "run `helppet-recordings bucket-setup --apply` to replace the package's rules"
+    )
+    theirs = {**ours, "ID": "tidy-staging"}
+    finding, needed = evaluate_lifecycle([abort, staging, theirs], expect)
+    assert (finding.status, needed) == (Status.FAIL, False)
+    assert finding.fix is not None
+    assert "bucket-setup leaves other rules alone" in finding.fix
+
+
+def test_bucket_setup_replaces_its_lifecycle_rules_when_uploads_may_take_longer() -> None:
+    """After S3_PRESIGNED_URL_EXPIRATION is raised, --apply replaces ours and keeps the bucket's."""
+    short = expectations()
+    longer = expectations(settings=RecordingSettings(s3_presigned_url_expiration=7 * 86400))
+    theirs: LifecycleRuleTypeDef = {
+        "ID": "logs",
+        "Filter": {"Prefix": "logs/"},
+        "Status": "Enabled",
+        "Expiration": {"Days": 30},
+    }
+    with moto_bucket(short.bucket) as client:
+        apply_configuration(client, short)
+        client.put_bucket_lifecycle_configuration(
+            Bucket=short.bucket,
+            LifecycleConfiguration={"Rules": [*short.lifecycle_rules(), theirs]},
+        )
+        assert evaluate_lifecycle(_lifecycle(client, short.bucket), longer)[0].status is Status.FAIL
+
+        applied = {r.part: r.action for r in apply_configuration(client, longer)}
+        assert applied["lifecycle"] == "applied"
+        rules = _lifecycle(client, short.bucket)
+        by_id = {rule["ID"]: rule for rule in rules}
+        assert by_id["helppet-recordings-expire-staging"]["Expiration"] == {"Days": longer.days}
+        assert by_id["logs"]["Expiration"] == {"Days": 30}
+        assert evaluate_lifecycle(rules, longer)[0].status is Status.OK
+        again = {r.part: r.action for r in apply_configuration(client, longer)}
+        assert again["lifecycle"] == "unchanged"
+
+
+def _lifecycle(client: S3Client, bucket: str) -> list[Mapping[str, Any]]:
+    """The bucket's lifecycle rules, as S3 returns them."""
+    return [
+        dict(rule) for rule in client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    ]
 
 
 def test_public_access_needs_all_four_settings() -> None:

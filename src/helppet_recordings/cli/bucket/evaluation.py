@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from helppet_recordings.cli.bucket.expectations import (
+    LIFECYCLE_ABORT_RULE_ID,
+    LIFECYCLE_STAGING_RULE_ID,
     PUBLIC_ACCESS_SETTINGS,
     UPLOAD_METHODS,
     BucketExpectations,
@@ -85,10 +87,17 @@ def _origin_matches(pattern: str, origin: str) -> bool:
 def evaluate_lifecycle(
     rules: list[Mapping[str, Any]] | None, expect: BucketExpectations
 ) -> tuple[Finding, bool]:
-    """Check lifecycle rules; return the finding and whether ``bucket-setup`` must add ours."""
+    """Check lifecycle rules; return the finding and whether ``bucket-setup`` must put ours.
+
+    Ours are needed when one is missing, or when a rule of ours (by its ID) is
+    at fault: an expiration shorter than uploads may take (written before
+    ``S3_PRESIGNED_URL_EXPIRATION`` was raised, say), or over a prefix that now
+    holds verified recordings. The bucket's own rules are never ours to change.
+    """
     enabled = [rule for rule in rules or [] if rule.get("Status") == "Enabled"]
     missing: list[str] = []
     problems: list[str] = []
+    at_fault: list[Mapping[str, Any]] = []
     abort = [
         rule
         for rule in enabled
@@ -107,6 +116,7 @@ def evaluate_lifecycle(
         missing.append(f"no rule expires unverified uploads under '{expect.staging_prefix}'")
     for rule in staging:
         if rule["Expiration"]["Days"] < expect.days:
+            at_fault.append(rule)
             problems.append(
                 f"rule '{rule.get('ID', '?')}' expires staged uploads after "
                 f"{rule['Expiration']['Days']} days, before the sweeper may settle them "
@@ -114,18 +124,29 @@ def evaluate_lifecycle(
             )
     for rule in enabled:
         if "Expiration" in rule and _may_expire_verified(rule, expect):
+            at_fault.append(rule)
             problems.append(
                 f"rule '{rule.get('ID', '?')}' expires objects under "
                 f"'{_scope(rule)[0]}', which holds verified recordings"
             )
     if problems:
-        return _finding(
-            "s3.lifecycle",
-            Status.FAIL,
-            "; ".join(problems + missing),
-            "remove or narrow these rules to the staging prefix "
-            f"'{expect.staging_prefix}' (bucket-setup leaves other rules alone)",
-        ), bool(missing)
+        ours = {LIFECYCLE_ABORT_RULE_ID, LIFECYCLE_STAGING_RULE_ID}
+        theirs = [rule for rule in at_fault if rule.get("ID") not in ours]
+        ours_at_fault = len(theirs) < len(at_fault)
+        fixes = []
+        if ours_at_fault:
+            fixes.append(
+                "run `helppet-recordings bucket-setup --apply` to replace the package's rules"
+            )
+        if theirs:
+            fixes.append(
+                "remove or narrow these rules to the staging prefix "
+                f"'{expect.staging_prefix}' (bucket-setup leaves other rules alone)"
+            )
+        finding = _finding(
+            "s3.lifecycle", Status.FAIL, "; ".join(problems + missing), "; ".join(fixes)
+        )
+        return finding, bool(missing) or ours_at_fault
     if missing:
         return _finding(
             "s3.lifecycle",
