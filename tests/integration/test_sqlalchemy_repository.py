@@ -468,6 +468,19 @@ def test_from_url_uses_psycopg_for_plain_postgresql_urls() -> None:
         repository.close()
 
 
+def test_repr_masks_every_password_in_the_url() -> None:
+    """The password in the user part and one in the query (?password=) both show as ***."""
+    url = "postgresql://app:Hunter2@db.invalid/clinic?password=Hunter3&sslmode=require"
+    repository = SqlAlchemyRepository.from_url(url)
+    try:
+        shown = repr(repository)
+    finally:
+        repository.close()
+    assert "Hunter" not in shown
+    assert "password=***" in shown
+    assert "sslmode=require" in shown
+
+
 def test_from_url_pool_settings_are_keywords() -> None:
     """Pool size, overflow, pre-ping and recycling are from_url's keyword arguments."""
     with SqlAlchemyRepository.from_url(

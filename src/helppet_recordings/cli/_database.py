@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
-from urllib.parse import quote_plus
+from typing import TYPE_CHECKING
+
+from helppet_recordings.repositories.sqlalchemy.engine import shown_url
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-_SECRET_QUERY_WORDS: Final = ("password", "passwd", "pwd", "secret", "token")
-"""A query key holding one of these (``password``, ``sslpassword``, ...) has a secret value."""
-
-
-def shown_url(url: sa.URL) -> str:
-    """Render ``url`` for a report: the password and secret query values as ``***``.
-
-    ``render_as_string(hide_password=True)`` masks only the password in the
-    user part; libpq also takes one in the query (``?password=``,
-    ``?sslpassword=``).
-    """
-    shown = url.set(query={}).render_as_string(hide_password=True)
-    if not url.query:
-        return shown
-    pairs = []
-    for key in sorted(url.query):
-        values = url.query[key]
-        secret = any(word in key.lower() for word in _SECRET_QUERY_WORDS)
-        for value in (values,) if isinstance(values, str) else values:
-            pairs.append(f"{quote_plus(key)}={'***' if secret else quote_plus(value)}")
-    return shown + "?" + "&".join(pairs)
+__all__ = ["current_revisions", "head_revisions", "shown_url"]
 
 
 def head_revisions() -> list[str]:

@@ -10,6 +10,7 @@ them for several workers and why pre-ping is off.
 from __future__ import annotations
 
 from typing import Any, Final
+from urllib.parse import quote_plus
 
 import sqlalchemy as sa
 import sqlalchemy.event
@@ -25,6 +26,7 @@ __all__ = [
     "DEFAULT_POOL_SIZE",
     "DEFAULT_SQLITE_BUSY_TIMEOUT",
     "build_engine",
+    "shown_url",
     "sqlite_begin_immediate",
 ]
 
@@ -46,6 +48,29 @@ DEFAULT_POOL_RECYCLE: Final = 1800
 Instead of a ping on every checkout: it retires connections before a server,
 proxy or firewall idle limit drops them.
 """
+
+
+_SECRET_QUERY_WORDS: Final = ("password", "passwd", "pwd", "secret", "token")
+"""A query key holding one of these (``password``, ``sslpassword``, ...) has a secret value."""
+
+
+def shown_url(url: sa.URL) -> str:
+    """Render ``url`` for a report: the password and secret query values as ``***``.
+
+    ``render_as_string(hide_password=True)`` masks only the password in the
+    user part; libpq also takes one in the query (``?password=``,
+    ``?sslpassword=``).
+    """
+    shown = url.set(query={}).render_as_string(hide_password=True)
+    if not url.query:
+        return shown
+    pairs = []
+    for key in sorted(url.query):
+        values = url.query[key]
+        secret = any(word in key.lower() for word in _SECRET_QUERY_WORDS)
+        for value in (values,) if isinstance(values, str) else values:
+            pairs.append(f"{quote_plus(key)}={'***' if secret else quote_plus(value)}")
+    return shown + "?" + "&".join(pairs)
 
 
 def build_engine(

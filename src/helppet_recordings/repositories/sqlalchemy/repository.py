@@ -25,6 +25,7 @@ from helppet_recordings.repositories.sqlalchemy.engine import (
     DEFAULT_POOL_SIZE,
     DEFAULT_SQLITE_BUSY_TIMEOUT,
     build_engine,
+    shown_url,
 )
 from helppet_recordings.repositories.sqlalchemy.errors import translate_errors
 from helppet_recordings.repositories.sqlalchemy.mapping import (
@@ -191,7 +192,8 @@ class SqlAlchemyRepository(ListingQueries, ClaimQueries, KeyQueries, AuditQuerie
         self.close()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._engine.url!r}, table={self._table.fullname!r})"
+        url = shown_url(self._engine.url)  # passwords masked, in the user part and the query
+        return f"{type(self).__name__}({url!r}, table={self._table.fullname!r})"
 
     # ------------------------------------------------------------------------- schema
 
