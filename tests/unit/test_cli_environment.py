@@ -157,6 +157,26 @@ def test_s3_options_win_over_the_checksum_tickets_variable() -> None:
     assert storage.pins_checksums is False
 
 
+@pytest.mark.parametrize(
+    ("variables", "said"),
+    [
+        ({"AWS_PROFILE": "no-such-profile"}, "no-such-profile"),
+        ({"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE"}, "AWS_SECRET_ACCESS_KEY"),
+    ],
+)
+def test_aws_credentials_boto3_cannot_use_are_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], said: str
+) -> None:
+    """A missing profile or half a key pair is a ConfigurationError, not a botocore traceback."""
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as caught:
+        build_storage(DeploymentSettings.from_env({"HELPPET_STORAGE": "s3"}))
+    assert said in caught.value.message
+
+
 def test_a_bad_checksum_tickets_value_names_the_variable() -> None:
     """A value that is no boolean is a ConfigurationError naming HELPPET_S3_CHECKSUM_TICKETS."""
     with pytest.raises(ConfigurationError) as caught:

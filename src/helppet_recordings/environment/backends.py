@@ -54,6 +54,8 @@ def build_storage(
     """
     if environment.storage == "s3":
         # Imported here: the s3 extra is needed only for this backend.
+        import botocore.exceptions  # noqa: PLC0415
+
         from helppet_recordings.storage.s3 import S3Storage  # noqa: PLC0415
 
         options = {"checksum_tickets": environment.s3_checksum_tickets, **(s3_options or {})}
@@ -66,6 +68,9 @@ def build_storage(
         except ValueError as exc:  # botocore refuses e.g. a malformed AWS_ENDPOINT_URL
             msg = f"The S3 client cannot be configured: {exc}"
             raise ConfigurationError(msg, variable="AWS_ENDPOINT_URL") from exc
+        except botocore.exceptions.BotoCoreError as exc:  # no such AWS_PROFILE, half the keys
+            msg = f"The S3 client cannot be created: {exc}"
+            raise ConfigurationError(msg) from exc
     secret = environment.local_secret()
     if secret is None:
         msg = (
