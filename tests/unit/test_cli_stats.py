@@ -88,6 +88,9 @@ def test_stats_usage_errors_exit_2(backends: Backends) -> None:
     assert reversed_window.exit_code == 2
     assert "--until must be later than --since" in reversed_window.stderr
     assert "Traceback" not in bad.output + reversed_window.output
+    beyond = run("stats", "--since", "0001-01-01T00:00:00+01:00")
+    assert beyond.exit_code == 2
+    assert "outside the range of dates" in beyond.stderr
 
 
 def test_stats_on_an_unmigrated_database_exits_1(deployment: Path) -> None:

@@ -14,7 +14,7 @@ else:  # click before 8.2 has no generic ParamType at run time
 
 
 class _IsoTime(_DateTimeParam):
-    """An ISO 8601 date or time; one without a zone is taken as UTC."""
+    """An ISO 8601 date or time, returned in UTC; one without a zone is taken as UTC."""
 
     name = "ISO-TIME"
 
@@ -28,7 +28,11 @@ class _IsoTime(_DateTimeParam):
             parsed = dt.datetime.fromisoformat(str(value))
         except ValueError:
             self.fail(f"{value!r} is not an ISO 8601 date or time", param, ctx)
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+        aware = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+        try:
+            return aware.astimezone(dt.UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 has no UTC form
+            self.fail(f"{value!r} is outside the range of dates", param, ctx)
 
 
 ISO_TIME: Final = _IsoTime()
