@@ -276,10 +276,10 @@ def _on(harness: Harness, storage: FaultyStorage) -> RecordingService:
     )
 
 
-def test_a_storage_refusal_in_the_sweep_leaves_the_upload_and_the_sweep_goes_on(
+def test_a_storage_refusal_in_the_sweep_fails_the_upload_but_deletes_nothing(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """403 on reading a stale upload fails nothing and deletes nothing; the sweep carries on."""
+    """403 on reading a stale upload: it fails (the deadline passed), its bytes are kept."""
     storage = RefusingStorage(harness.storage)
     service = _on(harness, storage)
     arrived = service.initiate_upload(USER, request())
@@ -288,16 +288,15 @@ def test_a_storage_refusal_in_the_sweep_leaves_the_upload_and_the_sweep_goes_on(
     harness.clock.advance(hours=1)
     storage.failing = {"read_range"}
     with caplog.at_level(logging.WARNING, logger="helppet_recordings.maintenance"):
-        assert service.expire_stale_uploads(lease_seconds=60) == 1  # only the one never sent
+        assert service.expire_stale_uploads(lease_seconds=60) == 2
     assert service.get_recording(USER, never).status is RecordingStatus.FAILED
-    assert service.get_recording(USER, arrived.recording_id).status is RecordingStatus.UPLOADING
+    refused = service.get_recording(USER, arrived.recording_id)
+    assert refused.status is RecordingStatus.FAILED
+    assert refused.processing_error is not None
+    assert "storage refused to read the upload (AccessDenied)" in refused.processing_error
     assert harness.storage.head(upload_key(arrived)) is not None
     assert "AccessDenied" in caplog.text
-    storage.failing = set()
-    harness.clock.advance(seconds=61)
-    assert service.expire_stale_uploads() == 0
-    promoted = service.get_recording(USER, arrived.recording_id)
-    assert promoted.status is RecordingStatus.UPLOADED
+    assert storage.calls["delete"] == 0
 
 
 def test_a_sweep_not_allowed_to_list_multipart_uploads_still_settles_and_counts(

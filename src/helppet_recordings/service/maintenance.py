@@ -63,22 +63,27 @@ def expire_stale_uploads(
                 promoted += promote_upload(ctx, recording, moment)
             except UnavailableError:
                 raise  # an outage: the recording stays uploading for the next sweep
-            except StorageError as exc:
-                # A refusal to read (a permission, a KMS key) is no verdict on the upload:
-                # it stays uploading, claimed until the lease ends, and the sweep goes on.
-                _logger.warning(
-                    "Stale upload %s left as it is: storage refused the request (%s)",
-                    recording.id,
-                    exc.details.get("storage_error") or exc.error_code,
-                )
             except RecordingError as exc:
+                # A refusal (403: a KMS grant, or a missing key without s3:ListBucket) is no
+                # verdict on the bytes: past its deadline the upload fails, but what storage
+                # holds is kept (reconcile reports it), never deleted on a refusal.
+                refused = isinstance(exc, StorageError)
                 claim = recording.lease_expires_at  # this sweep's, set when it claimed the batch
                 try:
                     expired = expire_upload(ctx, recording, _stale_reason(exc), moment, claim=claim)
                 except RecordingNotFoundError:
                     continue  # deleted while the sweep looked at it: nothing to settle
-                if expired:
-                    failed += 1
+                if not expired:
+                    continue
+                failed += 1
+                if refused:
+                    _logger.warning(
+                        "Stale upload %s failed unread: storage refused the request (%s); "
+                        "what it holds is kept",
+                        recording.id,
+                        exc.details.get("storage_error") or exc.error_code,
+                    )
+                else:
                     discard_upload(ctx, recording)
     aborted = _abort_orphans_logged(ctx, moment) if abort_abandoned else 0
     if failed or promoted or aborted:
@@ -118,6 +123,9 @@ def abort_abandoned_uploads(ctx: ServiceContext, *, now: dt.datetime | None) -> 
 
 
 def _stale_reason(exc: RecordingError) -> str:
+    if isinstance(exc, StorageError):
+        code = exc.details.get("storage_error") or exc.error_code
+        return f"The upload deadline passed and storage refused to read the upload ({code})"
     if isinstance(exc, UploadNotFoundError):
         return "The upload deadline passed without a file"
     if isinstance(exc, UploadIncompleteError):
