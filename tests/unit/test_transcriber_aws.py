@@ -215,7 +215,7 @@ class FailingCleanup:
 def test_a_failed_cleanup_keeps_the_transcript_and_logs_the_job(
     aws: Aws, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The transcript already read is returned; the warning names the job and no text."""
+    """The transcript is returned, the result object still deleted; the warning names the job."""
     recording = uuid.uuid4()
     transcriber = get_transcriber(
         "aws",
@@ -238,6 +238,8 @@ def test_a_failed_cleanup_keeps_the_transcript_and_logs_the_job(
     assert name in record.getMessage()
     assert "AccessDeniedException" in record.getMessage()
     assert SECRET not in caplog.text
+    # The job stays (it expires by itself); the result object holding the transcript is gone.
+    assert aws.s3.list_objects_v2(Bucket=OUTPUT_BUCKET).get("KeyCount") == 0
 
 
 def test_result_from_the_transcript_uri_without_an_output_bucket(aws: Aws) -> None:

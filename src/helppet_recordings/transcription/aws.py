@@ -117,10 +117,11 @@ class AwsTranscribeTranscriber:
     - ``cleanup``: after a successful read, delete the job (and so its copy
       of the transcript in Transcribe's bucket) and the result object in
       ``output_bucket``. Clinic transcripts then live only in the database.
-      A cleanup that fails is logged (WARNING, job name only) and the
-      transcript is returned all the same: the job expires by itself after
-      90 days, and a bucket lifecycle rule on ``output_prefix`` removes a
-      result object left behind.
+      Each deletion is tried on its own; one that fails is logged (WARNING,
+      job name and error code) and the transcript is returned all the same.
+      A job left behind expires by itself after 90 days; a result object
+      left behind stays until a lifecycle rule on ``output_prefix`` (which
+      the operator sets up) expires it.
     - Polling waits ``poll_initial`` seconds, growing by half each time up to
       ``poll_max``; after ``max_wait`` seconds (keep it under the worker's
       lease) it raises ``TransientTranscriptionError`` with
@@ -299,26 +300,40 @@ class AwsTranscribeTranscriber:
         return data
 
     def _clean(self, name: str) -> None:
-        try:
-            self._client.delete_transcription_job(TranscriptionJobName=name)
-            if self.output_bucket:
-                self._s3_client().delete_object(
-                    Bucket=self.output_bucket, Key=self.output_key(name)
-                )
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            # The transcript is in hand: losing it would pay for the job again.
-            # A leftover job expires by itself (90 days).
-            detail = _code(exc) if isinstance(exc, botocore.exceptions.ClientError) else ""
-            _logger.warning(
-                "Transcribe job %s: the transcript was read but cleaning up failed (%s)",
+        # The transcript is in hand: a failed deletion is logged, never raised (losing the
+        # transcript would pay for the job again). Each deletion is tried on its own, so a
+        # refused job deletion still removes the result object that holds the transcript.
+        _try_deleting(
+            name,
+            "the job",
+            lambda: self._client.delete_transcription_job(TranscriptionJobName=name),
+        )
+        bucket = self.output_bucket
+        if bucket:
+            key = self.output_key(name)
+            _try_deleting(
                 name,
-                detail or type(exc).__name__,
+                "the result object",
+                lambda: self._s3_client().delete_object(Bucket=bucket, Key=key),
             )
 
     def _s3_client(self) -> S3Client:
         if self._s3 is None:
             self._s3 = boto3.client("s3", region_name=self._region_name)
         return self._s3
+
+
+def _try_deleting(job: str, what: str, delete: Callable[[], object]) -> None:
+    try:
+        delete()
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        detail = _code(exc) if isinstance(exc, botocore.exceptions.ClientError) else ""
+        _logger.warning(
+            "Transcribe job %s: the transcript was read but deleting %s failed (%s)",
+            job,
+            what,
+            detail or type(exc).__name__,
+        )
 
 
 def _media_format(mime_type: str) -> str:
