@@ -330,3 +330,13 @@ def test_pcm_decoding_follows_a_change_of_rate_midway() -> None:
     pcm = b"".join(decode_pcm(io.BytesIO(first + second)))
     assert len(pcm) / 2 / 16000 == pytest.approx(info.duration_seconds, abs=0.1)
     assert info.duration_seconds == pytest.approx(4.0, abs=0.25)  # with AAC priming, per session
+
+
+def test_a_xing_header_without_its_frame_count_declares_no_length() -> None:
+    """Xing flags without the frame count (bit 1): FFmpeg estimates, so no truncation verdict."""
+    data = bytearray(encode_pcm_as("mp3", _silence_then_noise(), variable_bit_rate=True))
+    tag = max(data.find(b"Xing"), data.find(b"Info"))
+    assert tag > 0
+    data[tag + 4 : tag + 8] = b"\0\0\0\0"
+    assert not mp3_declares_length(io.BytesIO(bytes(data)))
+    assert inspect_audio(io.BytesIO(bytes(data))).duration_seconds == pytest.approx(10.0, abs=0.1)

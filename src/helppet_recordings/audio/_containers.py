@@ -52,14 +52,13 @@ def wav_missing_bytes(source: BinaryIO, size: int) -> int | None:
 
 _ID3_HEADER: Final = 10
 _MP3_SYNC_SEARCH: Final = 4096
-_LENGTH_TAGS: Final = (b"Xing", b"Info", b"VBRI")
 _LENGTH_TAG_END: Final = 4 + 32 + 4 + 4  # the frame header, the longest side info, tag, flags
 
 
 def mp3_declares_length(source: BinaryIO) -> bool:
-    """Return whether an MPEG audio file's first frame carries a Xing, Info or VBRI header.
+    """Return whether an MPEG audio file's first frame states the file's length.
 
-    Only such a header states the file's length. Without one, FFmpeg
+    Only a Xing or Info header with its frame count, or a VBRI header, does. Without one, FFmpeg
     estimates the length from the first frame's bit rate, which for a
     variable bit rate file (as streaming encoders write them) says nothing.
     Skips an ID3v2 tag; leaves the position where it was.
@@ -79,11 +78,25 @@ def mp3_declares_length(source: BinaryIO) -> bool:
         data = source.read(_MP3_SYNC_SEARCH + _LENGTH_TAG_END)
         for position in range(min(len(data) - 1, _MP3_SYNC_SEARCH)):
             if data[position] == 0xFF and data[position + 1] & 0xE0 == 0xE0:
-                frame = data[position : position + _LENGTH_TAG_END]
-                return any(tag in frame for tag in _LENGTH_TAGS)
+                return _states_frame_count(data[position : position + _LENGTH_TAG_END + 4])
         return False
     finally:
         source.seek(start)
+
+
+def _states_frame_count(frame: bytes) -> bool:
+    """Whether a first frame's Xing/Info header has its frame count (flag 1), or it has VBRI.
+
+    FFmpeg takes a length only from the frame count; a Xing header may carry
+    just a byte count or a seek table. A VBRI header always has the count.
+    """
+    if b"VBRI" in frame[:_LENGTH_TAG_END]:
+        return True
+    for tag in (b"Xing", b"Info"):
+        at = frame.find(tag, 0, _LENGTH_TAG_END)
+        if at >= 0 and len(frame) >= at + 8:
+            return bool(frame[at + 7] & 0x01)  # the last byte of the big-endian flags
+    return False
 
 
 def ogg_tail_is_complete(tail: bytes) -> bool | None:
