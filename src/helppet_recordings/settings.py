@@ -145,8 +145,17 @@ class RecordingSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Read keyword arguments, then the documented variables (no dotenv or secret files)."""
-        return (init_settings, DocumentedVariables(settings_cls, case_sensitive=False))
+        """Read keyword arguments, then the documented variables, then a subclass's files.
+
+        The ``env_file`` or ``secrets_dir`` a subclass configures is read as
+        pydantic-settings reads it.
+        """
+        return (
+            init_settings,
+            DocumentedVariables(settings_cls, case_sensitive=False),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     @field_validator("s3_recordings_prefix")
     @classmethod

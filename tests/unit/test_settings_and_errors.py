@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import pydantic
+import pydantic_settings
 import pytest
 
 import helppet_recordings
@@ -151,3 +154,19 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
     """The lazy import hook does not swallow typos."""
     with pytest.raises(AttributeError, match="NoSuchThing"):
         _ = helppet_recordings.NoSuchThing
+
+
+def test_a_subclass_env_file_is_still_read(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host subclass naming an env_file gets its values (the process environment wins)."""
+    monkeypatch.delenv("HELPPET_MAX_FILE_SIZE", raising=False)
+    env_file = tmp_path / "clinic.env"
+    env_file.write_text("HELPPET_MAX_FILE_SIZE=777\n")
+
+    class ClinicSettings(RecordingSettings):
+        model_config = pydantic_settings.SettingsConfigDict(env_file=env_file)
+
+    assert ClinicSettings().max_file_size == 777
+    monkeypatch.setenv("HELPPET_MAX_FILE_SIZE", "888")
+    assert ClinicSettings().max_file_size == 888
