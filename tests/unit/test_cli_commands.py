@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
@@ -470,9 +471,26 @@ def test_worker_gives_amazon_transcribe_the_deployments_region(
     aws_environment: pytest.MonkeyPatch,
 ) -> None:
     """AWS_REGION alone (botocore reads only AWS_DEFAULT_REGION) is enough for --transcriber aws."""
+    made: list[str] = []
+    make_client = boto3.client
+
+    def recording_client(*args: Any, **kwargs: Any) -> Any:
+        client = make_client(*args, **kwargs)
+        made.append(f"{client.meta.service_model.service_name} {client.meta.region_name}")
+        return client
+
+    aws_environment.setattr(boto3, "client", recording_client)
     run_json("migrate")
     report = run_json("worker", "--once", "--transcriber", "aws")
     assert (report["ok"], report["taken"], report["transcriber"]) == (True, 0, "aws")
+    assert "transcribe eu-west-3" in made
+
+
+def test_a_worker_lease_beyond_30_days_is_a_usage_error(deployment: Path) -> None:
+    """--lease-seconds above the service's 30-day bound is refused by the option (exit 2)."""
+    refused = run("worker", "--once", "--lease-seconds", str(31 * 24 * 3600))
+    assert refused.exit_code == 2
+    assert "--lease-seconds" in refused.stderr
 
 
 def test_worker_with_an_unusable_aws_configuration_exits_2(

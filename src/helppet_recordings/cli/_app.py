@@ -42,6 +42,7 @@ from helppet_recordings.environment import (
     build_repository,
     build_storage,
 )
+from helppet_recordings.service.inputs import MAX_WAIT_SECONDS
 from helppet_recordings.stats import RecordingStats
 
 if TYPE_CHECKING:
@@ -340,7 +341,12 @@ def bucket_setup(*, apply_: bool, json_mode: bool, progress: bool | None) -> Non
 )
 @click.option("--once", is_flag=True, help="Settle what is waiting now, then exit.")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--lease-seconds", type=click.IntRange(min=1), default=900, show_default=True)
+@click.option(
+    "--lease-seconds",
+    type=click.IntRange(min=1, max=MAX_WAIT_SECONDS),
+    default=900,
+    show_default=True,
+)
 @reporting()
 def worker(
     *,
