@@ -203,7 +203,7 @@ def dump_metadata(metadata: Mapping[str, Any]) -> str:
     return text
 
 
-_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
+_HEX_DIGITS: Final = re.compile("[0-9a-fA-F]*")
 
 
 def normalize_checksum(value: str, *, algorithm: str) -> str:
@@ -215,7 +215,7 @@ def normalize_checksum(value: str, *, algorithm: str) -> str:
     size = _DIGEST_SIZES[algorithm]
     text = value.strip()
     # fromhex skips whitespace: check the characters, or "ab cd…" passes as a shorter digest.
-    if len(text) == size * 2 and all(c in _HEX_DIGITS for c in text):
+    if len(text) == size * 2 and _HEX_DIGITS.fullmatch(text):
         return text.lower()
     try:
         raw = base64.b64decode(text, validate=True)
