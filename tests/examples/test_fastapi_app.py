@@ -827,6 +827,23 @@ def _env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     }
 
 
+def test_config_from_a_mapping_reads_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """from_env(mapping) ignores the process environment, for the app's own variables too."""
+    for name, value in {
+        "HELPPET_DB_POOL_SIZE": "7",
+        "HELPPET_JWT_ISSUER": "elsewhere",
+        "HELPPET_STORAGE": "s3",
+    }.items():
+        monkeypatch.setenv(name, value)
+    config = AppConfig.from_env({"HELPPET_JWT_SECRET": SECRET}, cwd=tmp_path)
+    assert (config.db_pool_size, config.jwt_issuer, config.storage) == (40, None, "local")
+    assert type(config) is AppConfig
+    given = AppConfig.from_env({"HELPPET_JWT_SECRET": SECRET, "HELPPET_DB_POOL_SIZE": "9"})
+    assert given.db_pool_size == 9
+
+
 def test_config_defaults(tmp_path: Path) -> None:
     """Without overrides: local storage, SQLite and files in the working directory."""
     config = AppConfig.from_env({"HELPPET_JWT_SECRET": SECRET}, cwd=tmp_path)
