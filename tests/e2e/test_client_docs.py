@@ -21,6 +21,7 @@ from helppet_recordings import (
     RecordingService,
     RecordingSettings,
 )
+from helppet_recordings.client import RetryPolicy
 from tests.support.asgi_server import ServerThread
 
 pytestmark = pytest.mark.e2e
@@ -82,10 +83,11 @@ def test_upload_example_runs_as_written(
 
 
 def test_every_example_compiles_and_the_policy_builds() -> None:
-    """Every Python block is valid Python; the RetryPolicy example builds one."""
+    """Every Python block is valid Python; the RetryPolicy example builds its two policies."""
     namespace: dict[str, object] = {}
     blocks = _python_blocks()
     for block in blocks:
         compile(block, str(DOC), "exec")
     exec(compile(blocks[1], str(DOC), "exec"), namespace)  # noqa: S102 - our own docs
-    assert repr(namespace["patient"]).startswith("RetryPolicy(attempts=10")
+    assert namespace["default"] == RetryPolicy()
+    assert namespace["patient"] == RetryPolicy(attempts=30, timeout=3600.0, wait_max=120.0)
