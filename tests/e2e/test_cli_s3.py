@@ -49,6 +49,7 @@ S3_CHECKS = [
     "s3.encryption",
     "s3.cors",
     "s3.lifecycle",
+    "s3.multipart",
     "s3.public_access",
     "s3.checksum_tickets",
 ]

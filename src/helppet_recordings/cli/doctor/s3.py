@@ -15,6 +15,7 @@ from helppet_recordings.cli.doctor._common import DOCTOR_S3_OPTIONS, Clock, _fin
 from helppet_recordings.cli.doctor.bucket_access import probe_bucket
 from helppet_recordings.cli.doctor.checksum_tickets import _check_checksum_tickets
 from helppet_recordings.cli.doctor.encryption import _check_encryption
+from helppet_recordings.cli.doctor.multipart import check_multipart
 from helppet_recordings.cli.doctor.signing import _check_clock, _check_signature
 from helppet_recordings.cli.findings import Finding, Status
 from helppet_recordings.environment import DeploymentSettings, build_storage
@@ -39,6 +40,7 @@ def check_s3(environment: DeploymentSettings, *, clock: Clock = time.time) -> li
                 "s3.encryption",
                 "s3.cors",
                 "s3.lifecycle",
+                "s3.multipart",
                 "s3.public_access",
                 "s3.checksum_tickets",
             )
@@ -49,6 +51,7 @@ def check_s3(environment: DeploymentSettings, *, clock: Clock = time.time) -> li
     findings.append(cors.unavailable or evaluate_cors(cors.document, expect)[0])
     lifecycle = read_part(client, expect.bucket, "lifecycle")
     findings.append(lifecycle.unavailable or evaluate_lifecycle(lifecycle.document, expect)[0])
+    findings.append(check_multipart(client, expect))
     public = read_part(client, expect.bucket, "public_access")
     findings.append(public.unavailable or evaluate_public_access(public.document)[0])
     findings.append(_check_checksum_tickets(storage, environment))
