@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 import urllib.error
 import urllib.parse
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from helppet_recordings import policy
 from helppet_recordings.errors import MissingDependencyError, UnsupportedContentTypeError
+from helppet_recordings.transcription._retry_after import retry_after_seconds
 from helppet_recordings.transcription.base import Transcript, TranscriptionInput
 from helppet_recordings.transcription.errors import (
     PermanentTranscriptionError,
@@ -372,7 +372,7 @@ def _translate(exc: Exception, *, missing_is_transient: bool = False) -> Excepti
         headers: Mapping[str, str] = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
         return TransientTranscriptionError(
             f"Amazon Transcribe is unavailable ({code or status})",
-            retry_after=_seconds(headers.get("retry-after")),
+            retry_after=retry_after_seconds(headers),
             service_code=code,
         )
     if code in _CONFIGURATION_CODES or status in {401, 403}:
@@ -385,11 +385,3 @@ def _translate(exc: Exception, *, missing_is_transient: bool = False) -> Excepti
         service_code=code,
         service_message=str(exc.response.get("Error", {}).get("Message", ""))[:500],
     )
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        seconds = None if value is None else max(0.0, float(value))
-    except ValueError:
-        return None
-    return seconds if seconds is not None and math.isfinite(seconds) else None

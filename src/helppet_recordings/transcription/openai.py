@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import email.utils
 import json
 import math
 import time
@@ -18,6 +15,7 @@ from helppet_recordings.audio.encode import ENCODINGS, encode_pcm
 from helppet_recordings.audio.probe import decode_pcm, inspect_audio
 from helppet_recordings.errors import MissingDependencyError, UnsupportedContentTypeError
 from helppet_recordings.transcription._languages import language_tag
+from helppet_recordings.transcription._retry_after import retry_after_seconds
 from helppet_recordings.transcription.base import Transcript, TranscriptionInput
 from helppet_recordings.transcription.chunking import choose_cut, split_at_silences
 from helppet_recordings.transcription.errors import (
@@ -67,7 +65,6 @@ _DIRECT: Final = {
 _MIME: Final = {"flac": "audio/flac", "wav": "audio/wav", "mp3": "audio/mpeg"}
 _TRANSIENT_STATUSES: Final = frozenset({408, 409, 429})
 _CONFIGURATION_STATUSES: Final = frozenset({401, 403, 404})
-_MAX_RETRY_AFTER: Final = 24 * 60 * 60.0
 
 
 @attrs.frozen
@@ -314,7 +311,7 @@ def _status_error(exc: openai.APIStatusError) -> Exception:
     if status in _TRANSIENT_STATUSES or status >= 500:
         return TransientTranscriptionError(
             f"The transcription service answered {status}",
-            retry_after=_parse_retry_after(exc.response.headers),
+            retry_after=retry_after_seconds(exc.response.headers),
             status=status,
             service_code=code,
         )
@@ -339,32 +336,6 @@ def _error_code(exc: openai.APIStatusError) -> str | None:
         if isinstance(inner, dict) and isinstance(inner.get("code"), str):
             return str(inner["code"])[:100]
     return None
-
-
-def _parse_retry_after(headers: Any) -> float | None:
-    """Read ``retry-after-ms`` (OpenAI's) or ``Retry-After`` (seconds or an HTTP date)."""
-    with contextlib.suppress(TypeError, ValueError):
-        value = headers.get("retry-after-ms")
-        if value is not None:
-            return _bounded(float(value) / 1000)
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    with contextlib.suppress(ValueError):
-        return _bounded(float(value))
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return _bounded((when - dt.datetime.now(dt.UTC)).total_seconds())
-
-
-def _bounded(seconds: float) -> float | None:
-    if not math.isfinite(seconds):
-        return None
-    return min(max(0.0, seconds), _MAX_RETRY_AFTER)
 
 
 def _parse(response: Any, seconds: float | None) -> _Part:
