@@ -31,6 +31,8 @@ from helppet_recordings.transcription.errors import (
 __all__ = ["Backoff", "Kind", "classify", "describe", "failure_reason", "log_dropped", "logger"]
 
 logger: Final = logging.getLogger("helppet_recordings.worker")
+MAX_RETRY_SECONDS: Final = 7 * 24 * 3600.0
+"""The longest wait before a retry the worker may be configured with."""
 """The worker's logger: recording ids, attempts, durations and error codes only."""
 
 _SERVICE_HINT_JITTER: Final = 0.1  # a service's Retry-After is stretched by up to 10 %
@@ -87,11 +89,26 @@ def _where(exc: BaseException) -> str:
 
 @attrs.frozen
 class Backoff:
-    """The wait before a retry: exponential with jitter, or what the service asked for."""
+    """The wait before a retry: exponential with jitter, or what the service asked for.
+
+    ``base`` is from 0 to ``maximum``, and ``maximum`` at most 7 days
+    (``ValidationError`` naming ``retry_base_seconds`` or ``retry_max_seconds``,
+    the worker's options).
+    """
 
     base: float
     maximum: float
     rng: random.Random
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.base <= self.maximum:
+            raise ValidationError.for_field(
+                "retry_base_seconds", "must be from 0 to retry_max_seconds"
+            )
+        if not self.maximum <= MAX_RETRY_SECONDS:
+            raise ValidationError.for_field(
+                "retry_max_seconds", f"must be at most {MAX_RETRY_SECONDS:.0f} (7 days)"
+            )
 
     def delay(self, attempt: int, error: BaseException | None = None) -> float:
         """Return the seconds to wait after ``error`` ended attempt ``attempt``.

@@ -31,7 +31,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterable
-from types import FrameType
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -57,6 +56,7 @@ from helppet_recordings.transcription._failures import (
 )
 from helppet_recordings.transcription._failures import logger as _logger
 from helppet_recordings.transcription._lease import HeldClaim, keep_claimed
+from helppet_recordings.transcription._signals import stop_on_signals
 from helppet_recordings.transcription.base import Transcriber, Transcript, TranscriptionInput
 from helppet_recordings.transcription.errors import TransientTranscriptionError
 
@@ -67,7 +67,6 @@ __all__ = ["TranscriptionWorker"]
 
 _UNKNOWN_MIME_TYPE: Final = "application/octet-stream"
 _MAX_OUTAGE_WAIT_SECONDS: Final = 60.0
-_MAX_RETRY_SECONDS: Final = 7 * 24 * 3600.0
 
 
 @attrs.define
@@ -134,14 +133,6 @@ class TranscriptionWorker:
             )
         if poll_interval <= 0:
             raise ValidationError.for_field("poll_interval", "must be positive")
-        if not 0 <= retry_base_seconds <= retry_max_seconds:
-            raise ValidationError.for_field(
-                "retry_base_seconds", "must be from 0 to retry_max_seconds"
-            )
-        if not retry_max_seconds <= _MAX_RETRY_SECONDS:
-            raise ValidationError.for_field(
-                "retry_max_seconds", f"must be at most {_MAX_RETRY_SECONDS:.0f} (7 days)"
-            )
         self._service = service
         self._transcriber = transcriber
         self._max_attempts = max_attempts
@@ -231,25 +222,8 @@ class TranscriptionWorker:
         the process, Ctrl-C raises ``KeyboardInterrupt``). Call it from the
         main thread, as :func:`signal.signal` requires.
         """
-        previous: dict[signal.Signals, signal._HANDLER] = {}
-
-        def handle(signum: int, _frame: FrameType | None) -> None:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
-            # Setting an Event takes a lock the interrupted code may hold: do it from a thread.
-            threading.Thread(
-                target=self._stop_on_signal, args=(signum,), name="worker-stop", daemon=True
-            ).start()
-
-        for number in signals:
-            previous[number] = signal.signal(number, handle)
+        stop_on_signals(self.stop, signals)
         return self._stop
-
-    def _stop_on_signal(self, signum: int) -> None:
-        _logger.info(
-            "%s received: stopping after the current recording", signal.Signals(signum).name
-        )
-        self.stop()
 
     def _stopping(self, watched: threading.Event) -> bool:
         return watched.is_set() or self._stop.is_set()
