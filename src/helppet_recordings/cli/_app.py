@@ -21,6 +21,7 @@ from helppet_recordings.cli._running import (
     CommandGroup,
     deployment_backends,
     deployment_repository,
+    deployment_transcriber,
     job,
     reported_errors,
     reporting,
@@ -360,25 +361,11 @@ def worker(
     """Transcribe uploaded recordings (a TranscriptionWorker); SIGTERM stops it after a job."""
     output = Output(json_mode=json_mode, progress=progress)
     with reported_errors(output), deployment_backends() as backends:
-        from helppet_recordings.transcription import (  # noqa: PLC0415 - optional extras
-            TranscriberConfigurationError,
-            TranscriptionWorker,
-            get_transcriber,
-        )
+        from helppet_recordings.transcription import TranscriptionWorker  # noqa: PLC0415
 
-        # botocore reads AWS_DEFAULT_REGION only: the deployment's AWS_REGION is passed on.
-        options = (
-            {"region_name": backends.service.settings.aws_region} if transcriber == "aws" else {}
-        )
-        try:
-            chosen = get_transcriber(transcriber, **options)
-        except TranscriberConfigurationError as exc:
-            raise ConfigurationError(
-                f"The {transcriber} transcriber cannot be built: {exc.message}"
-            ) from exc
         running = TranscriptionWorker(
             backends.service,
-            chosen,
+            deployment_transcriber(transcriber, backends.service.settings),
             max_attempts=max_attempts,
             lease_seconds=lease_seconds,
         )

@@ -22,6 +22,8 @@ from helppet_recordings.service import RecordingService
 
 if TYPE_CHECKING:
     from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository
+    from helppet_recordings.settings import RecordingSettings
+    from helppet_recordings.transcription import Transcriber
 
 __all__ = [
     "PROBLEMS_FOUND",
@@ -29,6 +31,7 @@ __all__ = [
     "CommandLineError",
     "deployment_backends",
     "deployment_repository",
+    "deployment_transcriber",
     "job",
     "reported_errors",
     "reporting",
@@ -151,6 +154,25 @@ def deployment_repository() -> Iterator[SqlAlchemyRepository]:
         yield repository
     finally:
         repository.close()
+
+
+def deployment_transcriber(name: str, settings: RecordingSettings) -> Transcriber:
+    """Build the transcriber ``name``; one the environment cannot build is a ConfigurationError.
+
+    Amazon Transcribe runs in the deployment's ``AWS_REGION``: botocore
+    itself reads only ``AWS_DEFAULT_REGION``.
+    """
+    from helppet_recordings.transcription import (  # noqa: PLC0415 - optional extras
+        TranscriberConfigurationError,
+        get_transcriber,
+    )
+
+    options = {"region_name": settings.aws_region} if name == "aws" else {}
+    try:
+        return get_transcriber(name, **options)
+    except TranscriberConfigurationError as exc:
+        msg = f"The {name} transcriber cannot be built: {exc.message}"
+        raise ConfigurationError(msg) from exc
 
 
 @contextlib.contextmanager
