@@ -126,8 +126,8 @@ def test_doctor_says_what_to_fix(deployment: Path, monkeypatch: pytest.MonkeyPat
     assert "fix: run `helppet-recordings migrate`" in text.stdout
 
 
-def test_doctor_flags_a_database_from_another_version(deployment: Path) -> None:
-    """A revision this package does not know fails with a hint; --strict also fails on warns."""
+def _stamp_unknown_revision() -> None:
+    """Migrate, then stamp the database with revision f00d, as a newer package would leave it."""
     run_json("migrate")
     engine = sa.create_engine(os.environ["DATABASE_URL"])
     with engine.begin() as connection:
@@ -135,6 +135,11 @@ def test_doctor_flags_a_database_from_another_version(deployment: Path) -> None:
             sa.text("UPDATE helppet_recordings_alembic_version SET version_num = 'f00d'")
         )
     engine.dispose()
+
+
+def test_doctor_flags_a_database_from_another_version(deployment: Path) -> None:
+    """A revision this package does not know fails with a hint; --strict also fails on warns."""
+    _stamp_unknown_revision()
     found = {f["check"]: f for f in run_json("doctor", exit_code=1)["findings"]}
     assert found["database.migrations"]["status"] == "fail"
     assert "does not know" in found["database.migrations"]["message"]
@@ -142,13 +147,7 @@ def test_doctor_flags_a_database_from_another_version(deployment: Path) -> None:
 
 def test_migrate_refuses_a_database_from_another_version(deployment: Path) -> None:
     """A revision this package does not know: migrate exits 1 with DATABASE_ERROR, no traceback."""
-    run_json("migrate")
-    engine = sa.create_engine(os.environ["DATABASE_URL"])
-    with engine.begin() as connection:
-        connection.execute(
-            sa.text("UPDATE helppet_recordings_alembic_version SET version_num = 'f00d'")
-        )
-    engine.dispose()
+    _stamp_unknown_revision()
     error = run_json("migrate", exit_code=1)["error"]
     assert error["error_code"] == "DATABASE_ERROR"
     assert "revision f00d, which this version of the package does not know" in error["message"]
