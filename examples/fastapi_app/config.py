@@ -27,7 +27,6 @@ from typing import Annotated, Any, Final
 
 import pydantic
 from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from helppet_recordings.environment import ConfigurationError, DeploymentSettings
 from helppet_recordings.repositories.sqlalchemy.engine import (
@@ -95,7 +94,8 @@ class AppConfig(DeploymentSettings):
             field: env[var] for field, var in _APP_VARIABLES.items() if var in env
         }
         try:
-            given: AppConfig = _Given(**{**dict(deployment), **values})
+            # Only the mapping: the environment was read above, and must not fill in gaps.
+            return cls.from_values({**dict(deployment), **values})
         except pydantic.ValidationError as exc:
             problems = [
                 f"{_APP_VARIABLES.get(str(error['loc'][0]), error['loc'][0])}: {error['msg']}"
@@ -104,7 +104,6 @@ class AppConfig(DeploymentSettings):
             variable = _APP_VARIABLES.get(str(exc.errors()[0]["loc"][0]), "environment")
             msg = f"Invalid configuration: {'; '.join(problems)}"
             raise ConfigurationError(msg, variable=variable) from None
-        return cls.model_construct(**dict(given))
 
     @field_validator("jwt_audience", "jwt_issuer")
     @classmethod
@@ -132,23 +131,3 @@ class AppConfig(DeploymentSettings):
         if self.db_pool_recycle is not None:
             options["pool_recycle"] = self.db_pool_recycle
         return options
-
-
-class _Given(AppConfig):
-    """An :class:`AppConfig` of the values given, and nothing else.
-
-    ``from_env`` has read its mapping already: the process environment must
-    not fill in what the mapping left out.
-    """
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Read the keyword arguments only."""
-        return (init_settings,)

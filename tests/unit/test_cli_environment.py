@@ -252,3 +252,14 @@ def test_build_backends_refuses_what_cannot_work(
     assert caught.value.details["variable"] == variable
     assert variable in caught.value.message
     assert "pw" not in str(caught.value.to_dict())
+
+
+def test_from_values_reads_nothing_but_the_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """from_values validates the given values (by field or variable name) and no environment."""
+    monkeypatch.setenv("HELPPET_STORAGE", "s3")
+    monkeypatch.setenv("HELPPET_PUBLIC_BASE_URL", "https://elsewhere.example")
+    settings = DeploymentSettings.from_values({"HELPPET_CORS_ORIGINS": "https://app.example"})
+    assert settings.storage == "local"
+    assert settings.public_base_url != "https://elsewhere.example"
+    assert settings.cors_origins == ("https://app.example",)
+    assert DeploymentSettings.from_values({"storage": "s3"}).storage == "s3"

@@ -8,7 +8,7 @@ import os
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import pydantic
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -155,6 +155,16 @@ class DeploymentSettings(BaseSettings):
         if problems:
             raise _configuration_error(problems)
         return settings
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> Self:
+        """Validate ``values`` (by field or variable name) into these settings, and nothing else.
+
+        No environment variable fills in what ``values`` leave out: for a
+        subclass whose own ``from_env`` has read its mapping already. Raises
+        ``pydantic.ValidationError``.
+        """
+        return _from_mapping(cls, values)
 
     @classmethod
     def load(cls) -> DeploymentSettings:
