@@ -253,6 +253,7 @@ class RecordingRepository(Protocol):
         expected_status: RecordingStatus,
         previous: Recording | None = None,
         expected_lease: dt.datetime | None = None,
+        audit: AuditEntry | None = None,
     ) -> bool:
         """Write ``recording`` if the stored one is live and in ``expected_status``.
 
@@ -266,6 +267,15 @@ class RecordingRepository(Protocol):
         another lease (another writer got there first). A recording whose
         storage key or idempotency key differs from the stored one's (or
         from ``previous``'s) raises ``ValueError``.
+
+        With ``audit``, the entry is appended to the trail atomically with
+        the write: when the write happens, both are stored or neither is (an
+        entry that cannot be stored, such as a duplicate id, raises and
+        leaves the recording as it was); when it does not, no entry is
+        stored. The service passes it for the changes it audits (deletion,
+        purge, reprocessing). A repository written before this parameter
+        existed still works: the service then appends the entry afterwards,
+        with :meth:`record_audit`.
         """
         ...
 
@@ -341,11 +351,12 @@ class RecordingRepository(Protocol):
         """Return up to ``limit`` soft-deleted, not yet purged recordings deleted before then."""
         ...
 
-    def mark_purged(self, recording: Recording) -> bool:
+    def mark_purged(self, recording: Recording, *, audit: AuditEntry | None = None) -> bool:
         """Write a scrubbed copy of a soft-deleted recording, setting ``purged_at``.
 
         Returns False, changing nothing, unless the stored recording is
-        soft-deleted and not yet purged.
+        soft-deleted and not yet purged. ``audit`` is appended atomically
+        with the write, as in :meth:`save`.
         """
         ...
 

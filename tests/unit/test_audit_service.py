@@ -1,10 +1,12 @@
-"""Auditing in the service: reads before they answer, changes right after they are stored."""
+"""Auditing in the service: reads before they answer, changes together with their entries."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -17,8 +19,10 @@ from helppet_recordings import (
 )
 from helppet_recordings.audit import AUDIT_ACTIONS, AuditEntry
 from helppet_recordings.events import RecordingEvent
+from helppet_recordings.models import Recording
 from helppet_recordings.ports import RecordingRepository
 from helppet_recordings.service.changes import AUDITED_EVENTS
+from helppet_recordings.status import RecordingStatus
 from helppet_recordings.testing.clock import FakeClock
 from helppet_recordings.testing.factories import BASE_TIME
 from tests.support.faults import FaultyRepository
@@ -30,10 +34,10 @@ BODY = b"\x00\x00\x00\x18ftypM4A " + b"a" * 3000
 class World:
     """A service over a repository that can be made to fail, with its storage and clock."""
 
-    def __init__(self) -> None:
+    def __init__(self, wrapper: type[FaultyRepository] = FaultyRepository) -> None:
         self.clock = FakeClock()
         self.inner = InMemoryRepository()
-        self.repository = FaultyRepository(self.inner)
+        self.repository = wrapper(self.inner)
         self.storage = InMemoryStorage("helppet-audio-recordings")
         self.events: list[RecordingEvent] = []
         self.service = RecordingService(
@@ -102,10 +106,109 @@ def test_no_audit_entry_no_transcript(world: World) -> None:
     assert world.service.audit_trail(plain) == []  # it exists; nothing of it was audited
 
 
-def test_a_failed_audit_of_a_stored_change_is_raised_and_logged(
-    world: World, caplog: pytest.LogCaptureFixture
+class RefusingAuditedWrites(FaultyRepository):
+    """A repository whose audited writes fail, as one whose audit insert fails rolls back."""
+
+    def save(self, recording: Recording, **arguments: Any) -> bool:
+        """Refuse a write that carries an audit entry; forward any other."""
+        if arguments.get("audit") is not None:
+            raise RepositoryUnavailableError("the audit table is unavailable")
+        return bool(self._inner.save(recording, **arguments))
+
+    def mark_purged(self, recording: Recording, **arguments: Any) -> bool:
+        """Refuse a purge that carries an audit entry; forward any other."""
+        if arguments.get("audit") is not None:
+            raise RepositoryUnavailableError("the audit table is unavailable")
+        return bool(self._inner.mark_purged(recording, **arguments))
+
+
+class WithoutAuditParameter(FaultyRepository):
+    """A repository written before ``save`` and ``mark_purged`` took ``audit=``."""
+
+    def save(
+        self,
+        recording: Recording,
+        *,
+        expected_status: RecordingStatus,
+        previous: Recording | None = None,
+        expected_lease: dt.datetime | None = None,
+    ) -> bool:
+        """Forward the write, as such a repository's own would do it."""
+        return bool(
+            self._inner.save(
+                recording,
+                expected_status=expected_status,
+                previous=previous,
+                expected_lease=expected_lease,
+            )
+        )
+
+    def mark_purged(self, recording: Recording) -> bool:
+        """Forward the purge."""
+        return bool(self._inner.mark_purged(recording))
+
+
+def test_audited_changes_are_stored_with_their_entries(world: World) -> None:
+    """Deletion, reprocessing and purging each write the change and its entry in one call."""
+    rid = world.uploaded()
+    world.service.mark_failed(rid, error="no speech")
+    world.service.reprocess(rid)
+    world.service.delete_recording(USER, rid)
+    world.clock.advance(days=60)
+    assert world.service.purge_deleted() == 1
+    assert world.repository.calls["record_audit"] == 0
+    assert [entry.action for entry in world.service.audit_trail(rid)] == [
+        "recording.reprocessed",
+        "recording.deleted",
+        "recording.purged",
+    ]
+
+
+@pytest.mark.parametrize("operation", ["delete", "reprocess", "purge"])
+def test_a_change_whose_entry_cannot_be_stored_is_not_stored(operation: str) -> None:
+    """The error reaches the caller; the recording is as it was, with no entry and no event."""
+    world = World(RefusingAuditedWrites)
+    rid = world.uploaded()
+    if operation == "reprocess":
+        world.service.mark_failed(rid, error="no speech")
+    if operation == "purge":
+        uploaded = world.inner.get(rid)
+        assert uploaded is not None
+        deleted = uploaded.copy(is_deleted=True, deleted_at=BASE_TIME)  # not through the service
+        assert world.inner.save(deleted, expected_status=RecordingStatus.UPLOADED)
+        world.clock.advance(days=60)
+    before = world.inner.get(rid)
+    published = len(world.events)
+    operations: dict[str, Callable[[], object]] = {
+        "delete": lambda: world.service.delete_recording(USER, rid),
+        "reprocess": lambda: world.service.reprocess(rid),
+        "purge": world.service.purge_deleted,
+    }
+    run = operations[operation]
+    with pytest.raises(RepositoryUnavailableError):
+        run()
+    assert world.inner.get(rid) == before
+    assert world.inner.audit_trail(rid) == []
+    assert len(world.events) == published
+
+
+def test_a_repository_without_the_audit_parameter_gets_the_entry_after_the_change() -> None:
+    """An older repository keeps working: the service appends the entry once the change is in."""
+    world = World(WithoutAuditParameter)
+    rid = world.uploaded()
+    world.service.delete_recording(USER, rid)
+    world.clock.advance(days=60)
+    assert world.service.purge_deleted() == 1
+    assert world.repository.calls["record_audit"] == 2
+    trail = [entry.action for entry in world.inner.audit_trail(rid)]
+    assert trail == ["recording.deleted", "recording.purged"]
+
+
+def test_with_an_older_repository_a_failed_audit_is_raised_and_logged(
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The deletion stands (it was stored first); the missing entry is an error, logged by id."""
+    """There the deletion stands (it was stored first); the missing entry is logged by id."""
+    world = World(WithoutAuditParameter)
     rid = world.uploaded()
     world.repository.failing = {"record_audit"}
     with (

@@ -71,13 +71,15 @@ class InMemoryRepository:
         expected_status: RecordingStatus,
         previous: Recording | None = None,
         expected_lease: dt.datetime | None = None,
+        audit: AuditEntry | None = None,
     ) -> bool:
         """Replace the stored recording if it is live and in ``expected_status``.
 
         With ``previous`` (the recording as it was loaded) only the fields
         that differ from it are written, so a concurrent change to other
         fields is kept. With ``expected_lease``, only while the stored
-        ``lease_expires_at`` is that (a worker's claim still holds).
+        ``lease_expires_at`` is that (a worker's claim still holds). With
+        ``audit``, the entry is appended with the change, or neither is stored.
         """
         keys = (recording.s3_key, recording.idempotency_key)
         if previous is not None and (recording.id, *keys) != (
@@ -94,6 +96,7 @@ class InMemoryRepository:
                 return False
             if keys != (row.s3_key, row.idempotency_key):
                 raise ValueError(_KEYS_NEVER_CHANGE)
+            self._check_new_entry(audit)
             if previous is None:
                 self._rows[recording.id] = recording.copy()
             else:
@@ -105,6 +108,7 @@ class InMemoryRepository:
                 }
                 changed["status"] = fresh.status
                 self._rows[recording.id] = row.copy(**changed)
+            self._append(audit)
             return True
 
     def find(self, recording_filter: RecordingFilter, *, limit: int, offset: int) -> RecordingPage:
@@ -225,20 +229,30 @@ class InMemoryRepository:
         rows.sort(key=lambda row: (row.deleted_at or deleted_before, row.id.bytes))
         return [row.copy() for row in rows[:limit]]
 
-    def mark_purged(self, recording: Recording) -> bool:
-        """Store a scrubbed copy of a soft-deleted, unpurged recording."""
+    def mark_purged(self, recording: Recording, *, audit: AuditEntry | None = None) -> bool:
+        """Store a scrubbed copy of a soft-deleted, unpurged recording (with ``audit``, both)."""
         with self._lock:
             row = self._rows.get(recording.id)
             if row is None or not row.is_deleted or row.purged_at is not None:
                 return False
+            self._check_new_entry(audit)
             self._rows[recording.id] = recording.copy()
+            self._append(audit)
             return True
 
     def record_audit(self, entry: AuditEntry) -> None:
         """Append ``entry`` to its recording's trail; an entry id is never stored twice."""
         with self._lock:
-            if entry.id in self._audit_ids:
-                raise duplicate_recording("id")
+            self._check_new_entry(entry)
+            self._append(entry)
+
+    def _check_new_entry(self, entry: AuditEntry | None) -> None:
+        """Refuse an entry whose id is stored already (before anything is written)."""
+        if entry is not None and entry.id in self._audit_ids:
+            raise duplicate_recording("id")
+
+    def _append(self, entry: AuditEntry | None) -> None:
+        if entry is not None:
             self._audit_ids.add(entry.id)
             self._audit[entry.recording_id].append(entry)
 

@@ -8,18 +8,21 @@ result with a compare-and-set on the status it was loaded in, retries when a
 concurrent writer got there first, and publishes the change's event only after
 it was stored.
 
-:meth:`ServiceContext.emit`, the one place events leave the service, also
-writes the audit trail: each event named in :data:`AUDITED_EVENTS` becomes an
-:class:`~helppet_recordings.audit.AuditEntry` in the repository right after the
-change it reports was stored. Reads that hand out personal content (a
-download URL, a transcript) are audited by their use cases *before* they
-answer, through :meth:`ServiceContext.audit`.
+Each change whose event is named in :data:`AUDITED_EVENTS` becomes an
+:class:`~helppet_recordings.audit.AuditEntry`, stored by the repository in the
+same transaction as the change (``save(..., audit=entry)``): the trail has an
+entry for every audited change, and no entry for a change that was not stored.
+A repository whose ``save`` and ``mark_purged`` predate that parameter gets the
+entry afterwards, from :meth:`ServiceContext.emit`. Reads that hand out
+personal content (a download URL, a transcript) are audited by their use
+cases *before* they answer, through :meth:`ServiceContext.audit`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import inspect
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -93,8 +96,9 @@ class Outcome:
 Step = Callable[[Recording, dt.datetime], Change | None]
 """Given the loaded recording and the time, return the change to store, or None for none."""
 
-Write = Callable[[Recording, Recording], bool]
-"""``write(new, loaded)``: store ``new`` if the stored recording is still ``loaded``'s state."""
+Write = Callable[[Recording, Recording, AuditEntry | None], bool]
+"""``write(new, loaded, entry)``: store ``new`` (and ``entry``, atomically, when given) if
+the stored recording is still ``loaded``'s state."""
 
 
 @attrs.define
@@ -108,6 +112,13 @@ class ServiceContext:
     publisher: EventPublisher
     metrics: RecordingMetrics
     authorize_context: AuthorizeContext | None = None
+    atomic_audit: bool = attrs.field(init=False)
+    """Whether the repository stores an audited change and its entry together."""
+
+    def __attrs_post_init__(self) -> None:
+        self.atomic_audit = _takes_audit(self.repository.save) and _takes_audit(
+            self.repository.mark_purged
+        )
 
     def now(self) -> dt.datetime:
         """Return the service clock's time, checked to be timezone-aware."""
@@ -173,10 +184,16 @@ class ServiceContext:
             change = step(recording, now)
             if change is None:
                 return Outcome(recording, changed=False)
-            if store(change.recording, recording):
+            entry = self._entry_of(change, owner, now) if self.atomic_audit else None
+            if store(change.recording, recording, entry):
                 if change.event is not None:
                     self.emit(
-                        change.event, change.recording, owner, at=now, attributes=change.attributes
+                        change.event,
+                        change.recording,
+                        owner,
+                        at=now,
+                        attributes=change.attributes,
+                        audited=entry is not None,
                     )
                 return Outcome(change.recording, changed=True)
             recording = None
@@ -193,17 +210,19 @@ class ServiceContext:
         *,
         at: dt.datetime | None = None,
         attributes: Mapping[str, AttributeValue] | None = None,
+        audited: bool = False,
     ) -> None:
         """Publish one event about ``recording`` (after the change it reports was stored).
 
-        An audited change (:data:`AUDITED_EVENTS`) is written to the audit
-        trail first; should that write fail, the error propagates (the change
-        itself stands: it was stored already) and is logged with the
-        recording's id and the action, so the gap in the trail is known.
+        An audited change (:data:`AUDITED_EVENTS`) whose entry was not stored
+        with it (``audited``) is written to the audit trail first; should that
+        write fail, the error propagates (the change itself stands: it was
+        stored already) and is logged with the recording's id and the action,
+        so the gap in the trail is known.
         """
         moment = recording.updated_at if at is None else at
         action = AUDITED_EVENTS.get(name)
-        if action is not None:
+        if action is not None and not audited:
             self.audit(action, recording, user_id, at=moment, attributes=attributes)
         if not self.publisher.wanted:
             return  # nobody listens: skip building the event on the hot path
@@ -231,13 +250,7 @@ class ServiceContext:
         The entry carries the recording's status and ``attributes`` (codes
         and counts, as events do).
         """
-        entry = AuditEntry(
-            recording_id=recording.id,
-            action=action,
-            actor_user_id=actor,
-            at=at,
-            attributes={"status": recording.status.value, **(attributes or {})},
-        )
+        entry = _entry(action, recording, actor, at, attributes)
         try:
             self.repository.record_audit(entry)
         except RecordingError:
@@ -257,12 +270,56 @@ class ServiceContext:
         if claim is None:
             return None
 
-        def write(new: Recording, loaded: Recording) -> bool:
-            return self.repository.save(
-                new, expected_status=loaded.status, previous=loaded, expected_lease=claim
-            )
+        def write(new: Recording, loaded: Recording, entry: AuditEntry | None) -> bool:
+            return self._save(new, loaded, entry, lease=claim)
 
         return write
 
-    def _save(self, new: Recording, loaded: Recording) -> bool:
-        return self.repository.save(new, expected_status=loaded.status, previous=loaded)
+    def _save(
+        self,
+        new: Recording,
+        loaded: Recording,
+        entry: AuditEntry | None,
+        *,
+        lease: dt.datetime | None = None,
+    ) -> bool:
+        save = self.repository.save
+        if entry is None:  # a repository predating ``audit=`` is never given it
+            return save(new, expected_status=loaded.status, previous=loaded, expected_lease=lease)
+        return save(
+            new, expected_status=loaded.status, previous=loaded, expected_lease=lease, audit=entry
+        )
+
+    def _entry_of(
+        self, change: Change, actor: uuid.UUID | None, at: dt.datetime
+    ) -> AuditEntry | None:
+        """Return the audit entry of ``change`` when its event is audited, else None."""
+        action = None if change.event is None else AUDITED_EVENTS.get(change.event)
+        if action is None:
+            return None
+        return _entry(action, change.recording, actor, at, change.attributes)
+
+
+def _entry(
+    action: str,
+    recording: Recording,
+    actor: uuid.UUID | None,
+    at: dt.datetime,
+    attributes: Mapping[str, AuditValue] | None,
+) -> AuditEntry:
+    return AuditEntry(
+        recording_id=recording.id,
+        action=action,
+        actor_user_id=actor,
+        at=at,
+        attributes={"status": recording.status.value, **(attributes or {})},
+    )
+
+
+def _takes_audit(method: Callable[..., object]) -> bool:
+    """Whether a repository method accepts ``audit=`` (by name, or through ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "audit" or p.kind is p.VAR_KEYWORD for p in parameters)

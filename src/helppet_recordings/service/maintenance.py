@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 
 from helppet_recordings import events
+from helppet_recordings.audit import AuditEntry
 from helppet_recordings.errors import (
     RecordingError,
     RecordingNotFoundError,
@@ -259,8 +260,10 @@ def purge_deleted(
             raise RecordingNotFoundError(recording_id=str(rid))
         return recording
 
-    def mark_purged(new: Recording, _loaded: Recording) -> bool:
-        return ctx.repository.mark_purged(new)
+    def mark_purged(new: Recording, _loaded: Recording, entry: AuditEntry | None) -> bool:
+        if entry is None:
+            return ctx.repository.mark_purged(new)
+        return ctx.repository.mark_purged(new, audit=entry)
 
     purged = 0
     while batch := ctx.repository.list_purgeable(deleted_before=cutoff, limit=batch_size):

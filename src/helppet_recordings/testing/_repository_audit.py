@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import attrs
 import pytest
 
 from helppet_recordings import audit
@@ -175,6 +176,78 @@ class AuditAndStatsContract:
         repository.record_audit(entries[2])
         assert repository.audit_trail(recording.id) == entries
 
+    @pytest.mark.parametrize("written", ["changed fields", "every field"])
+    def test_a_save_with_an_entry_stores_both(
+        self, repository: RecordingRepository, written: str
+    ) -> None:
+        """The change and its entry are stored by the one call."""
+        recording = make_recording(status=RecordingStatus.UPLOADED)
+        repository.add(recording)
+        deleted = recording.copy(is_deleted=True, deleted_at=BASE_TIME)
+        entry = _entry(recording.id, audit.RECORDING_DELETED)
+        previous = recording if written == "changed fields" else None
+        assert repository.save(
+            deleted, expected_status=recording.status, previous=previous, audit=entry
+        )
+        stored = repository.get(recording.id)
+        assert stored is not None
+        assert stored.is_deleted
+        assert repository.audit_trail(recording.id) == [entry]
+
+    def test_a_save_that_loses_stores_no_entry(self, repository: RecordingRepository) -> None:
+        """A compare-and-set that finds another status writes neither the change nor the entry."""
+        recording = make_recording(status=RecordingStatus.UPLOADED)
+        repository.add(recording)
+        deleted = recording.copy(is_deleted=True, deleted_at=BASE_TIME)
+        entry = _entry(recording.id, audit.RECORDING_DELETED)
+        assert not repository.save(
+            deleted, expected_status=RecordingStatus.PROCESSING, previous=recording, audit=entry
+        )
+        assert repository.get(recording.id) == recording
+        assert repository.audit_trail(recording.id) == []
+
+    @pytest.mark.parametrize("written", ["changed fields", "every field"])
+    def test_an_entry_that_cannot_be_stored_undoes_the_save(
+        self, repository: RecordingRepository, written: str
+    ) -> None:
+        """An entry refused (its id is taken) leaves the recording as it was: neither is stored."""
+        recording = make_recording(status=RecordingStatus.FAILED, verified_at=BASE_TIME)
+        repository.add(recording)
+        taken = _entry(recording.id, audit.TRANSCRIPT_READ)
+        repository.record_audit(taken)
+        reprocessed = recording.copy(status=RecordingStatus.UPLOADED, processing_attempts=0)
+        entry = attrs.evolve(_entry(recording.id, audit.RECORDING_REPROCESSED), id=taken.id)
+        previous = recording if written == "changed fields" else None
+        with pytest.raises(DuplicateRecordingError):
+            repository.save(
+                reprocessed, expected_status=recording.status, previous=previous, audit=entry
+            )
+        assert repository.get(recording.id) == recording
+        assert repository.audit_trail(recording.id) == [taken]
+
+    def test_a_purge_with_an_entry_stores_both_or_neither(
+        self, repository: RecordingRepository
+    ) -> None:
+        """``mark_purged(audit=)``: both stored; neither when refused, or when the entry is."""
+        recording = make_recording(status=RecordingStatus.TRANSCRIBED, transcript_text="secret")
+        repository.add(recording)
+        scrubbed = recording.scrubbed(BASE_TIME)
+        entry = _entry(recording.id, audit.RECORDING_PURGED)
+        assert not repository.mark_purged(scrubbed, audit=entry)  # not deleted: not purgeable
+        assert repository.audit_trail(recording.id) == []
+        deleted = recording.copy(is_deleted=True, deleted_at=BASE_TIME)
+        assert repository.save(deleted, expected_status=recording.status)
+        taken = _entry(recording.id, audit.RECORDING_DELETED)
+        repository.record_audit(taken)
+        with pytest.raises(DuplicateRecordingError):
+            repository.mark_purged(scrubbed, audit=attrs.evolve(entry, id=taken.id))
+        assert repository.get(recording.id) == deleted
+        assert repository.mark_purged(scrubbed, audit=entry)
+        stored = repository.get(recording.id)
+        assert stored is not None
+        assert stored.purged_at is not None
+        assert repository.audit_trail(recording.id) == [taken, entry]
+
     def test_stats_of_no_recordings(self, repository: RecordingRepository) -> None:
         """Without recordings every count is 0 and every distribution empty."""
         stats = repository.stats(since=None, until=None)
@@ -266,3 +339,8 @@ class AuditAndStatsContract:
         )
         assert late.uploads.initiated == 0
         assert late.uploads.success_rate is None
+
+
+def _entry(recording_id: uuid.UUID, action: str) -> AuditEntry:
+    """A system entry for ``recording_id`` at ``BASE_TIME``."""
+    return AuditEntry(recording_id=recording_id, action=action, actor_user_id=None, at=BASE_TIME)

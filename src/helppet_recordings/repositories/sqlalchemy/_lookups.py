@@ -9,9 +9,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from helppet_recordings.audit import AuditEntry
 from helppet_recordings.models import Recording
 from helppet_recordings.repositories.sqlalchemy.errors import translate_errors
 from helppet_recordings.repositories.sqlalchemy.mapping import to_db_time, to_recording, to_row
+from helppet_recordings.repositories.sqlalchemy.reports import AuditStatements
 from helppet_recordings.repositories.sqlalchemy.statements import Statements, prefix_successor
 
 __all__ = ["KeyQueries"]
@@ -23,6 +25,7 @@ class KeyQueries:
     _engine: sa.Engine
     _lock: contextlib.AbstractContextManager[Any]
     _statements: Statements
+    _audit_statements: AuditStatements
 
     def find_by_upload_key(self, key: str) -> Recording | None:
         """Return the recording whose ticket names staging ``key`` (its unique index), or None."""
@@ -65,12 +68,16 @@ class KeyQueries:
             rows = connection.execute(self._statements.purgeable, params).all()
         return [to_recording(row) for row in rows]
 
-    def mark_purged(self, recording: Recording) -> bool:
+    def mark_purged(self, recording: Recording, *, audit: AuditEntry | None = None) -> bool:
         """Write a scrubbed copy of a soft-deleted recording, in one conditional ``UPDATE``.
 
         Returns False, changing nothing, unless the stored recording is
-        soft-deleted and not yet purged.
+        soft-deleted and not yet purged. With ``audit``, the entry's
+        ``INSERT`` follows in the same transaction when the row changed.
         """
         params = {f"v_{name}": value for name, value in to_row(recording).items()}
         with self._lock, translate_errors("mark_purged"), self._engine.begin() as connection:
-            return connection.execute(self._statements.purge, params).rowcount == 1
+            if connection.execute(self._statements.purge, params).rowcount != 1:
+                return False
+            self._audit_statements.append(connection, audit)
+            return True

@@ -16,7 +16,6 @@ from helppet_recordings.repositories.sqlalchemy.reports import (
     AuditStatements,
     StatsStatements,
     to_audit_entry,
-    to_audit_row,
     to_repository_stats,
     window_params,
 )
@@ -44,9 +43,8 @@ class AuditQueries:
         The repository never updates or deletes an audit row. An entry id
         that is already stored raises ``DuplicateRecordingError``.
         """
-        row = to_audit_row(entry)
         with self._lock, translate_errors("record_audit"), self._engine.begin() as connection:
-            connection.execute(self._audit_statements.insert, row)
+            self._audit_statements.append(connection, entry)
 
     def audit_trail(self, recording_id: uuid.UUID) -> list[AuditEntry]:
         """Return the recording's audit entries, oldest first, ties in the order written."""

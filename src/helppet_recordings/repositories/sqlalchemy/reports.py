@@ -97,6 +97,11 @@ class AuditStatements:
             .order_by(table.c.at, table.c.seq)
         )
 
+    def append(self, connection: sa.Connection, entry: AuditEntry | None) -> None:
+        """Insert ``entry`` (when there is one) in ``connection``'s transaction."""
+        if entry is not None:
+            connection.execute(self.insert, to_audit_row(entry))
+
 
 def to_audit_row(entry: AuditEntry) -> dict[str, Any]:
     """Return the column values of ``entry`` (``seq`` is the database's)."""

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 import sqlalchemy.pool
 
+from helppet_recordings.audit import AuditEntry
 from helppet_recordings.errors import RepositoryUnavailableError
 from helppet_recordings.models import Recording
 from helppet_recordings.repositories.sqlalchemy._claims import ClaimQueries
@@ -294,10 +295,13 @@ class SqlAlchemyRepository(ListingQueries, ClaimQueries, KeyQueries, AuditQuerie
         expected_status: RecordingStatus,
         previous: Recording | None = None,
         expected_lease: dt.datetime | None = None,
+        audit: AuditEntry | None = None,
     ) -> bool:
         """Write ``recording`` if the stored one is live and in ``expected_status``.
 
         One conditional ``UPDATE``; returns whether it changed the row. With
+        ``audit``, the entry's ``INSERT`` follows in the same transaction when
+        the row changed: both are committed, or (the insert failing) neither. With
         ``previous`` (the recording as it was loaded), the statement is
         ``UPDATE ... SET <the columns that differ from previous> WHERE id =
         :id AND status = :expected AND NOT is_deleted``, so a concurrent
@@ -320,20 +324,28 @@ class SqlAlchemyRepository(ListingQueries, ClaimQueries, KeyQueries, AuditQuerie
             if leased:
                 params["w_lease"] = to_db_time(expected_lease)
             statement = statements.transition(changed, leased=leased)
-            with self._lock, translate_errors("save"), self._single.begin() as connection:
-                return self._rowcount(connection, statement, params) == 1
+            with self._lock, translate_errors("save"), self._writer(audit).begin() as connection:
+                if self._rowcount(connection, statement, params) != 1:
+                    return False
+                self._audit_statements.append(connection, audit)
+                return True
         params = {f"v_{name}": value for name, value in to_row(recording).items()}
         params["w_status"] = RecordingStatus(expected_status).value
         if leased:
             params["w_lease"] = to_db_time(expected_lease)
         update = statements.update_leased if leased else statements.update
-        with self._lock, translate_errors("save"), self._single.begin() as connection:
+        with self._lock, translate_errors("save"), self._writer(audit).begin() as connection:
             if connection.execute(update, params).rowcount == 1:
+                self._audit_statements.append(connection, audit)
                 return True
             stored = connection.execute(statements.keys_of, {"id": recording.id}).first()
         if stored is not None and tuple(stored) != (recording.s3_key, recording.idempotency_key):
             _keys_never_change()
         return False
+
+    def _writer(self, audit: AuditEntry | None) -> sa.Engine:
+        """Return the engine a write runs on: one statement needs no transaction; two do."""
+        return self._single if audit is None else self._engine
 
 
 def _check_same_keys(recording: Recording, previous: Recording) -> None:
