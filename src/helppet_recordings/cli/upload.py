@@ -5,6 +5,10 @@ Talks to the HTTP API (``--api``, default ``HELPPET_API_URL`` or
 ``HELPPET_API_TOKEN``). The upload resumes from ``<FILE>.upload-state.json``
 (``--state-file``) when an earlier run was interrupted. Needs the ``client``
 extra besides ``cli``.
+
+While the command runs, a retried request is reported in one line of its own
+on stderr (nothing with ``--json``) instead of stamina's instrumentation,
+which is restored afterwards.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from helppet_recordings.status import RecordingType
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from stamina.instrumentation import RetryDetails
 
     from helppet_recordings.schemas import RecordingResponse
 
@@ -90,6 +95,7 @@ def upload(
     state = state_file or file.with_name(file.name + STATE_SUFFIX)
     try:
         with (
+            _retries_reported(output),
             RecordingUploader(api, token=token, parallel=parallel) as uploader,
             _bar(output, file.stat().st_size) as advance,
         ):
@@ -139,3 +145,47 @@ def _bar(output: Output, total: int) -> Iterator[Callable[[int, int], None]]:
     with Progress(*columns, console=output.progress_console) as bar:
         task = bar.add_task("Uploading", total=total)
         yield lambda sent, _total: bar.update(task, completed=sent)
+
+
+@contextlib.contextmanager
+def _retries_reported(output: Output) -> Iterator[None]:
+    """Report retries in the command's words on stderr (none with ``--json``) while it runs.
+
+    stamina calls its retry hooks, process-wide, for every retry; by default
+    they log ``stamina.retry_scheduled`` (and count it for Prometheus). They
+    are replaced for the command only and restored on the way out.
+    """
+    from stamina import instrumentation  # noqa: PLC0415 - the client extra, checked by now
+
+    console = output.progress_console
+
+    def report(details: RetryDetails) -> None:
+        console.print(
+            f"Retrying in {details.wait_for:.1f} s (retry {details.retry_num}): "
+            f"{_retry_cause(details.caused_by)}.",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    previous = instrumentation.get_on_retry_hooks()
+    instrumentation.set_on_retry_hooks(() if output.json_mode else (report,))
+    try:
+        yield
+    finally:
+        instrumentation.set_on_retry_hooks(previous)
+
+
+def _retry_cause(exc: Exception) -> str:
+    """Say why a request is retried, never naming its URL (a signed URL is a credential)."""
+    import httpx  # noqa: PLC0415 - the client extra
+
+    from helppet_recordings.client._retry import RetryableResponseError  # noqa: PLC0415
+
+    if isinstance(exc, RetryableResponseError):
+        return f"the server answered HTTP {exc.response.status_code}"
+    if isinstance(exc, httpx.TimeoutException):
+        return "the request timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return "the server could not be reached"
+    return f"the connection failed ({type(exc).__name__})"
