@@ -15,6 +15,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from helppet_recordings.errors import RepositoryError
 from helppet_recordings.repositories.sqlalchemy import (
     ALEMBIC_VERSION_TABLE,
     AUDIT_TABLE_NAME,
@@ -176,6 +177,19 @@ def test_create_schema_is_idempotent_and_safe_concurrently(
         version_table = sa.table(ALEMBIC_VERSION_TABLE)
         versions = connection.execute(sa.select(sa.func.count()).select_from(version_table))
         assert versions.scalar_one() == 1
+
+
+def test_create_schema_refuses_tables_without_a_revision(
+    repository: SqlAlchemyRepository,
+) -> None:
+    """Tables made by create_all, no revision: a permanent RepositoryError, nothing changed."""
+    metadata.create_all(repository.engine)
+    with pytest.raises(RepositoryError) as refused:
+        repository.create_schema()
+    assert type(refused.value) is RepositoryError  # not the retryable "unavailable"
+    assert refused.value.details["tables"] == [AUDIT_TABLE_NAME, "recordings"]
+    assert ALEMBIC_VERSION_TABLE not in _tables(repository.engine)
+    assert _revision(repository.engine) is None
 
 
 def test_migrations_ship_inside_the_package() -> None:

@@ -9,15 +9,11 @@ application's own ``alembic_version`` table is never touched.
 
 from __future__ import annotations
 
-from typing import Final
-
 import sqlalchemy as sa
 from alembic import context
 
+from helppet_recordings.repositories.sqlalchemy.migrate import lock_for_migration
 from helppet_recordings.repositories.sqlalchemy.schema import ALEMBIC_VERSION_TABLE, metadata
-
-# Any constant works; it only has to be the same in every process that migrates.
-_ADVISORY_LOCK_KEY: Final = 0x4850_5245_4344  # "HPRECD"
 
 
 def _include_name(name: str | None, type_: str, _parents: object) -> bool:
@@ -39,17 +35,8 @@ def _run_on(connection: sa.Connection) -> None:
     _configure(connection=connection)
     with context.begin_transaction():
         # Two processes migrating at once: the second waits here, then finds head.
-        if connection.dialect.name == "postgresql":
-            connection.execute(
-                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY}
-            )
-        elif connection.dialect.name == "sqlite" and not _sqlite_in_transaction(connection):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        lock_for_migration(connection)
         context.run_migrations()
-
-
-def _sqlite_in_transaction(connection: sa.Connection) -> bool:
-    return bool(getattr(connection.connection.dbapi_connection, "in_transaction", False))
 
 
 def run_migrations_offline() -> None:

@@ -99,7 +99,8 @@ def _check_revision(connection: sa.Connection) -> Finding:
                 f"a {RECORDINGS_TABLE_NAME} table exists but no revision is recorded in "
                 f"{ALEMBIC_VERSION_TABLE}: doctor cannot tell whether it is current",
                 "if the host application's own migrations manage the table, check them; "
-                "otherwise run `helppet-recordings migrate`",
+                "otherwise stamp the revision the tables match (docs/database.md), then run "
+                "`helppet-recordings migrate`",
             )
         return _finding(
             "database.migrations",

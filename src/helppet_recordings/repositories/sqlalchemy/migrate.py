@@ -9,12 +9,19 @@ from typing import TYPE_CHECKING, Final
 import sqlalchemy as sa
 
 from helppet_recordings.errors import MissingDependencyError, RepositoryError
-from helppet_recordings.repositories.sqlalchemy.schema import ALEMBIC_VERSION_TABLE
+from helppet_recordings.repositories.sqlalchemy.engine import sqlite_begin_immediate
+from helppet_recordings.repositories.sqlalchemy.schema import ALEMBIC_VERSION_TABLE, metadata
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["MIGRATIONS_DIR", "MIGRATION_LOCK", "alembic_config", "upgrade_to_head"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "MIGRATION_LOCK",
+    "alembic_config",
+    "lock_for_migration",
+    "upgrade_to_head",
+]
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parents[2] / "migrations"
 """The package's Alembic script directory (``helppet_recordings/migrations``, in the wheel)."""
@@ -23,9 +30,13 @@ MIGRATION_LOCK: Final = threading.Lock()
 """Held around every migration this process runs.
 
 Alembic keeps its running migration context in a module global, so one process
-runs one migration at a time (across processes, ``env.py`` takes a database
-lock). Take it before checking out the connection the migration runs on.
+runs one migration at a time (across processes, :func:`lock_for_migration`
+takes a database lock). Take it before checking out the connection the
+migration runs on.
 """
+
+# Any constant works; it only has to be the same in every process that migrates.
+_ADVISORY_LOCK_KEY: Final = 0x4850_5245_4344  # "HPRECD"
 
 
 def alembic_config(connection: sa.Connection | None = None, *, url: str | None = None) -> Config:
@@ -50,17 +61,37 @@ def alembic_config(connection: sa.Connection | None = None, *, url: str | None =
     return config
 
 
+def lock_for_migration(connection: sa.Connection) -> None:
+    """Take the database-wide migration lock until ``connection``'s transaction ends.
+
+    An advisory lock on PostgreSQL; on SQLite the write lock (``BEGIN
+    IMMEDIATE``, unless the connection already has a transaction open);
+    nothing on other databases. Every migration takes it (``env.py`` does),
+    so a second one waits here and then reads what the first committed.
+    Taking it again in the same transaction returns at once.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY}
+        )
+    elif connection.dialect.name == "sqlite":
+        sqlite_begin_immediate(connection)
+
+
 def upgrade_to_head(connection: sa.Connection) -> None:
     """Run the package's migrations to head on ``connection``.
 
-    The caller holds :data:`MIGRATION_LOCK` and owns the transaction;
-    ``env.py`` takes the database-wide lock (an advisory lock on PostgreSQL,
-    the write lock on SQLite).
+    The caller holds :data:`MIGRATION_LOCK` and owns the transaction; the
+    database-wide lock (:func:`lock_for_migration`) is taken first, so what
+    is read about the schema holds until the transaction ends.
 
     Alembic refusing to migrate becomes ``RepositoryError`` (``DATABASE_ERROR``),
     chained to its ``CommandError``; nothing is changed then. A database
     stamped with a revision the package does not know (migrated by a newer
-    version) says so and lists it in ``details["revisions"]``.
+    version) says so and lists it in ``details["revisions"]``. A database
+    that holds the package's tables but records no revision (they were made
+    by ``metadata.create_all()`` or by hand) is refused too, with the tables
+    in ``details["tables"]``: the migrations would create them again.
     """
     try:
         from alembic import command  # noqa: PLC0415 - alembic is needed only here
@@ -68,6 +99,9 @@ def upgrade_to_head(connection: sa.Connection) -> None:
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
         raise MissingDependencyError("alembic", "sql") from exc
     config = alembic_config(connection)
+    lock_for_migration(connection)
+    if not _current_revisions(connection):
+        _refuse_tables_without_history(connection, config)
     try:
         command.upgrade(config, "head")
     except CommandError as exc:
@@ -88,16 +122,42 @@ def upgrade_to_head(connection: sa.Connection) -> None:
         ) from exc
 
 
+def _current_revisions(connection: sa.Connection) -> list[str]:
+    """Return the revisions ``connection``'s database records; empty when it records none."""
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+
+    context = MigrationContext.configure(connection, opts={"version_table": ALEMBIC_VERSION_TABLE})
+    return sorted(context.get_current_heads())
+
+
+def _refuse_tables_without_history(connection: sa.Connection, config: Config) -> None:
+    """Raise ``RepositoryError`` if the package's tables exist though no revision is recorded."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
+    present = sorted(set(sa.inspect(connection).get_table_names()) & set(metadata.tables))
+    if not present:
+        return
+    head = ", ".join(ScriptDirectory.from_config(config).get_heads())
+    raise RepositoryError(
+        f"The database holds {', '.join(present)} but no migration history (no revision in "
+        f"{ALEMBIC_VERSION_TABLE}): the tables were not made by the package's migrations, "
+        "which would create them again. Adopt them by stamping the revision they match, then "
+        f"migrate: for this version's schema (metadata.create_all()), revision {head}, "
+        f'command.stamp(alembic_config(url=...), "{head}"); see docs/database.md',
+        operation="create_schema",
+        tables=present,
+        version_table=ALEMBIC_VERSION_TABLE,
+    )
+
+
 def _unknown_revisions(connection: sa.Connection, config: Config) -> list[str]:
     """Return the revisions ``connection``'s database is at that the migrations do not hold."""
-    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
     from alembic.script import ScriptDirectory  # noqa: PLC0415
     from alembic.util import CommandError  # noqa: PLC0415
 
     script = ScriptDirectory.from_config(config)
-    context = MigrationContext.configure(connection, opts={"version_table": ALEMBIC_VERSION_TABLE})
     unknown = []
-    for revision in sorted(context.get_current_heads()):
+    for revision in _current_revisions(connection):
         try:
             known = script.get_revision(revision) is not None
         except CommandError:

@@ -208,7 +208,10 @@ class SqlAlchemyRepository(ListingQueries, ClaimQueries, KeyQueries, AuditQuerie
         that embeds the table in its own metadata manages it with its own
         migrations (``ValueError`` otherwise). A database at a revision the
         package does not know (migrated by a newer version) is left as it is:
-        ``RepositoryError`` naming the revision.
+        ``RepositoryError`` naming the revision. So is one that holds the
+        package's tables but records no revision (made by
+        ``metadata.create_all()`` or by hand): ``RepositoryError`` naming the
+        tables, to be adopted with Alembic's ``stamp``.
         """
         if self._table is not recordings:
             msg = (
