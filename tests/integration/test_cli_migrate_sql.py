@@ -1,9 +1,12 @@
-"""``helppet-recordings migrate`` on SQLite and PostgreSQL: tables it did not make."""
+"""``helppet-recordings migrate`` on SQLite and PostgreSQL: tables it did not make, races."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +19,14 @@ from helppet_recordings.cli._app import cli
 from helppet_recordings.cli._database import head_revisions
 from helppet_recordings.repositories.sqlalchemy import (
     ALEMBIC_VERSION_TABLE,
+    SqlAlchemyRepository,
     alembic_config,
     metadata,
 )
+from helppet_recordings.repositories.sqlalchemy.migrate import lock_for_migration
+
+SQLITE_HOLD_SECONDS = 3.0
+"""How long the SQLite test holds the lock for both processes to reach it (it cannot see them)."""
 
 
 @pytest.fixture
@@ -108,3 +116,52 @@ def test_stamped_tables_are_adopted(database: str) -> None:
     assert ALEMBIC_VERSION_TABLE in _tables(database)
     found = {f["check"]: f for f in run_json("doctor", exit_code=0)["findings"]}
     assert found["database.migrations"]["status"] == "ok"
+
+
+def _start_migrate() -> subprocess.Popen[str]:
+    """Start ``helppet-recordings migrate --json`` as a process of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "helppet_recordings.cli", "migrate", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_waiters(engine: sa.Engine, count: int) -> None:
+    """Return once ``count`` PostgreSQL sessions wait for an advisory lock (the migration's)."""
+    waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with engine.connect() as connection:
+            if connection.execute(sa.text(waiting)).scalar_one() >= count:
+                return
+        time.sleep(0.05)
+    pytest.fail(f"{count} migrations never waited for the lock")
+
+
+def test_concurrent_migrations_report_one_change(database: str) -> None:
+    """Two migrate processes at once: one upgrades, the other reports it changed nothing.
+
+    The test holds the migration lock while both start, so both begin before
+    either has migrated; each must report what its own run did.
+    """
+    with SqlAlchemyRepository.from_url(database) as repository:  # on SQLite: WAL, as they use
+        engine = repository.engine
+        with engine.connect() as holder:
+            lock_for_migration(holder)
+            processes = [_start_migrate(), _start_migrate()]
+            if engine.dialect.name == "postgresql":
+                _wait_for_waiters(engine, 2)
+            else:
+                time.sleep(SQLITE_HOLD_SECONDS)
+            holder.rollback()
+        finished = [process.communicate(timeout=120) for process in processes]
+    for process, (_stdout, stderr) in zip(processes, finished, strict=True):
+        assert process.returncode == 0, stderr
+    reports = sorted((json.loads(stdout) for stdout, _stderr in finished), key=lambda r: r["from"])
+    heads = head_revisions()
+    assert [(r["from"], r["to"], r["changed"]) for r in reports] == [
+        ([], heads, True),
+        (heads, heads, False),
+    ]

@@ -20,6 +20,7 @@ from helppet_recordings.repositories.sqlalchemy import (
     ALEMBIC_VERSION_TABLE,
     AUDIT_TABLE_NAME,
     MIGRATIONS_DIR,
+    SchemaUpgrade,
     SqlAlchemyRepository,
     alembic_config,
     define_recordings_table,
@@ -155,14 +156,18 @@ def test_downgrade_to_base_and_up_again(repository: SqlAlchemyRepository) -> Non
 def test_create_schema_is_idempotent_and_safe_concurrently(
     repository: SqlAlchemyRepository,
 ) -> None:
-    """Several threads creating the schema at once all succeed and leave one head revision."""
+    """Several threads creating the schema at once all succeed and leave one head revision.
+
+    Exactly one of them reports that it changed the schema; the others found it at head.
+    """
     errors: list[BaseException] = []
+    upgrades: list[SchemaUpgrade] = []
     barrier = threading.Barrier(4)
 
     def create() -> None:
         barrier.wait()
         try:
-            repository.create_schema()
+            upgrades.append(repository.create_schema())
         except BaseException as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
 
@@ -173,6 +178,10 @@ def test_create_schema_is_idempotent_and_safe_concurrently(
         thread.join()
     assert errors == []
     assert _revision(repository.engine) == "0005"
+    assert sorted((u.before, u.after, u.changed) for u in upgrades) == [
+        ((), ("0005",), True),
+        *[(("0005",), ("0005",), False)] * 3,
+    ]
     with repository.engine.connect() as connection:
         version_table = sa.table(ALEMBIC_VERSION_TABLE)
         versions = connection.execute(sa.select(sa.func.count()).select_from(version_table))

@@ -13,7 +13,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError("click", "cli") from exc
 
-from helppet_recordings.cli._database import current_revisions, shown_url
+from helppet_recordings.cli._database import shown_url
 from helppet_recordings.cli._output import Output
 from helppet_recordings.cli._params import ISO_TIME
 from helppet_recordings.cli._running import (
@@ -51,8 +51,6 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository
-
 __all__ = ["cli"]
 
 
@@ -73,29 +71,32 @@ def cli() -> None:
 @cli.command()
 @reporting()
 def migrate(*, json_mode: bool, progress: bool | None) -> None:
-    """Bring the database to the current schema (the package's Alembic migrations)."""
+    """Bring the database to the current schema (the package's Alembic migrations).
+
+    The revisions it reports are read under the migration's lock: of several
+    runs at once, only the one that migrated says it changed the schema.
+    """
     output = Output(json_mode=json_mode, progress=progress)
     with reported_errors(output):
         environment = DeploymentSettings.load()
         repository = build_repository(environment)
         try:
-            before = _revisions(repository)
             with output.progress("Migrating", "steps"):
-                repository.create_schema()
-            after = _revisions(repository)
+                upgrade = repository.create_schema()
         finally:
             repository.close()
     database = shown_url(repository.engine.url)
+    before, after = list(upgrade.before), list(upgrade.after)
     payload = {
         "ok": True,
         "database": database,
         "from": before,
         "to": after,
-        "changed": before != after,
+        "changed": upgrade.changed,
     }
 
     def text(console: Console) -> None:
-        if before == after:
+        if not upgrade.changed:
             console.print(
                 f"{database} is already at the head revision ({', '.join(after)}).",
                 markup=False,  # the URL as it is
@@ -108,13 +109,6 @@ def migrate(*, json_mode: bool, progress: bool | None) -> None:
             )
 
     output.report(payload, text)
-
-
-def _revisions(repository: SqlAlchemyRepository) -> list[str]:
-    from helppet_recordings.repositories.sqlalchemy import translate_errors  # noqa: PLC0415
-
-    with translate_errors("read the schema revision"), repository.engine.connect() as connection:
-        return current_revisions(connection)
 
 
 # ------------------------------------------------------------------------------ jobs

@@ -28,7 +28,8 @@ The modules, one concern each:
 - ``reports``: the audit trail's and the statistics' statements;
 - ``errors``: :func:`translate_errors`;
 - ``engine``: engines with thread-pool defaults (used by ``from_url``);
-- ``migrate``: :func:`alembic_config` and the migrations directory;
+- ``migrate``: :func:`alembic_config`, the migrations directory, and
+  :class:`SchemaUpgrade` (what ``create_schema`` did);
 - ``repository``: :class:`SqlAlchemyRepository`, whose sweeps and claims
   (``_claims``), key lookups and purging (``_lookups``), and audit trail and
   statistics (``_reporting``) are written in mixin classes of their own.
@@ -50,7 +51,11 @@ from helppet_recordings.repositories.sqlalchemy.engine import (
     DEFAULT_SQLITE_BUSY_TIMEOUT,
 )
 from helppet_recordings.repositories.sqlalchemy.errors import translate_errors
-from helppet_recordings.repositories.sqlalchemy.migrate import MIGRATIONS_DIR, alembic_config
+from helppet_recordings.repositories.sqlalchemy.migrate import (
+    MIGRATIONS_DIR,
+    SchemaUpgrade,
+    alembic_config,
+)
 from helppet_recordings.repositories.sqlalchemy.repository import SqlAlchemyRepository
 from helppet_recordings.repositories.sqlalchemy.schema import (
     ALEMBIC_VERSION_TABLE,
@@ -84,6 +89,7 @@ __all__ = [
     "STORAGE_KEY_TYPE",
     "WORK_QUEUE_PREDICATE",
     "ForeignKeyTarget",
+    "SchemaUpgrade",
     "SqlAlchemyRepository",
     "alembic_config",
     "audit_entries",

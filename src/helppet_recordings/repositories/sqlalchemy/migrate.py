@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+import attrs
 import sqlalchemy as sa
 
 from helppet_recordings.errors import MissingDependencyError, RepositoryError
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MIGRATIONS_DIR",
     "MIGRATION_LOCK",
+    "SchemaUpgrade",
     "alembic_config",
     "lock_for_migration",
     "upgrade_to_head",
@@ -37,6 +39,25 @@ migration runs on.
 
 # Any constant works; it only has to be the same in every process that migrates.
 _ADVISORY_LOCK_KEY: Final = 0x4850_5245_4344  # "HPRECD"
+
+
+@attrs.frozen
+class SchemaUpgrade:
+    """What one upgrade did: the revisions the database was at before it, and after.
+
+    Both are read inside the migration's transaction, under the migration
+    lock, so when several processes migrate at once only the one that
+    applied the migrations reports a change; the others find ``before`` at
+    head. Empty ``before``: the database had no schema.
+    """
+
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        """Whether this upgrade applied any migration."""
+        return self.before != self.after
 
 
 def alembic_config(connection: sa.Connection | None = None, *, url: str | None = None) -> Config:
@@ -78,12 +99,13 @@ def lock_for_migration(connection: sa.Connection) -> None:
         sqlite_begin_immediate(connection)
 
 
-def upgrade_to_head(connection: sa.Connection) -> None:
-    """Run the package's migrations to head on ``connection``.
+def upgrade_to_head(connection: sa.Connection) -> SchemaUpgrade:
+    """Run the package's migrations to head on ``connection``; return what changed.
 
     The caller holds :data:`MIGRATION_LOCK` and owns the transaction; the
     database-wide lock (:func:`lock_for_migration`) is taken first, so what
-    is read about the schema holds until the transaction ends.
+    is read about the schema holds until the transaction ends, and the
+    revisions before and after are this upgrade's own.
 
     Alembic refusing to migrate becomes ``RepositoryError`` (``DATABASE_ERROR``),
     chained to its ``CommandError``; nothing is changed then. A database
@@ -100,7 +122,8 @@ def upgrade_to_head(connection: sa.Connection) -> None:
         raise MissingDependencyError("alembic", "sql") from exc
     config = alembic_config(connection)
     lock_for_migration(connection)
-    if not _current_revisions(connection):
+    before = _current_revisions(connection)
+    if not before:
         _refuse_tables_without_history(connection, config)
     try:
         command.upgrade(config, "head")
@@ -120,6 +143,7 @@ def upgrade_to_head(connection: sa.Connection) -> None:
             operation="create_schema",
             reason=type(exc).__name__,
         ) from exc
+    return SchemaUpgrade(before=tuple(before), after=tuple(_current_revisions(connection)))
 
 
 def _current_revisions(connection: sa.Connection) -> list[str]:

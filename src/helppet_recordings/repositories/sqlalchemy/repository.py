@@ -34,7 +34,11 @@ from helppet_recordings.repositories.sqlalchemy.mapping import (
     to_recording,
     to_row,
 )
-from helppet_recordings.repositories.sqlalchemy.migrate import MIGRATION_LOCK, upgrade_to_head
+from helppet_recordings.repositories.sqlalchemy.migrate import (
+    MIGRATION_LOCK,
+    SchemaUpgrade,
+    upgrade_to_head,
+)
 from helppet_recordings.repositories.sqlalchemy.reports import (
     AuditStatements,
     StatsStatements,
@@ -198,15 +202,17 @@ class SqlAlchemyRepository(ListingQueries, ClaimQueries, KeyQueries, AuditQuerie
 
     # ------------------------------------------------------------------------- schema
 
-    def create_schema(self) -> None:
+    def create_schema(self) -> SchemaUpgrade:
         """Bring a standalone database to the current schema (Alembic upgrade to head).
 
         Idempotent, and safe to call from several threads or processes at
         once: the migration holds an advisory lock on PostgreSQL and the
         write lock on SQLite, so latecomers wait and then find the schema
-        at head. Only for the package's standalone table: an application
-        that embeds the table in its own metadata manages it with its own
-        migrations (``ValueError`` otherwise). A database at a revision the
+        at head. Returns the revisions before and after, read under that
+        lock: only the call that applied migrations reports ``changed``.
+        Only for the package's standalone table: an application that embeds
+        the table in its own metadata manages it with its own migrations
+        (``ValueError`` otherwise). A database at a revision the
         package does not know (migrated by a newer version) is left as it is:
         ``RepositoryError`` naming the revision. So is one that holds the
         package's tables but records no revision (made by
@@ -225,7 +231,7 @@ class SqlAlchemyRepository(ListingQueries, ClaimQueries, KeyQueries, AuditQuerie
             translate_errors("create_schema"),
             self._engine.begin() as connection,
         ):
-            upgrade_to_head(connection)
+            return upgrade_to_head(connection)
 
     # ------------------------------------------------------------------------ the port
 
