@@ -51,6 +51,7 @@ __all__ = [
     "Clock",
     "Outcome",
     "ServiceContext",
+    "StaleRecording",
     "Step",
     "Write",
 ]
@@ -83,6 +84,16 @@ class Change:
     recording: Recording
     event: str | None
     attributes: dict[str, AttributeValue] = attrs.field(factory=dict)
+
+
+class StaleRecording(Exception):  # noqa: N818 - a signal to change(), never raised to callers
+    """Raised by a step that found the recording changed since it was loaded.
+
+    :meth:`ServiceContext.change` then reloads the recording and runs the step
+    again, as when its write loses a compare-and-set. For a step about to act
+    on what it loaded beyond the write itself (report a rejection, remove an
+    object), where the write's compare-and-set comes too late.
+    """
 
 
 @attrs.frozen
@@ -170,7 +181,8 @@ class ServiceContext:
         or by ``load``; ``loaded`` skips the first load when the caller holds
         it already. ``write`` defaults to a compare-and-set on the loaded
         status; a write that loses to a concurrent change reloads and applies
-        the step again. A step returning None stores and publishes nothing.
+        the step again, as does a step raising :class:`StaleRecording`. A step
+        returning None stores and publishes nothing.
         ``at`` replaces the clock (a sweep given its own ``now``).
         """
         store = write if write is not None else self._save
@@ -181,7 +193,11 @@ class ServiceContext:
             if recording is None:
                 recording = load(rid)
             now = self.now() if at is None else at
-            change = step(recording, now)
+            try:
+                change = step(recording, now)
+            except StaleRecording:
+                recording = None
+                continue
             if change is None:
                 return Outcome(recording, changed=False)
             entry = self._entry_of(change, owner, now) if self.atomic_audit else None

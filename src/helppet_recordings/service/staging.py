@@ -42,6 +42,8 @@ def expire_upload(
 
     ``claim`` is the sweeper's: a renewal (a new ticket, a new deadline) ends
     it, so an upload renewed while the sweeper looked at it stays uploading.
+    Without a claim the recording is read again and failed only if its
+    deadline, as stored now, has passed: a renewal in the meantime keeps it.
     """
 
     def expire(current: Recording, now: dt.datetime) -> Change | None:
@@ -49,11 +51,13 @@ def expire_upload(
             return None
         if claim is not None and current.lease_expires_at != claim:
             return None  # renewed (a new deadline) since the sweeper found it stale
+        deadline = current.upload_expires_at
+        if claim is None and deadline is not None and now <= deadline:
+            return None  # renewed since the caller found it late (a claim moves the deadline)
         return Change(current.fail(now, reason=reason), events.UPLOAD_EXPIRED)
 
-    return ctx.change(
-        recording.id, expire, loaded=recording, at=at, write=ctx.claimed(claim)
-    ).changed
+    loaded = recording if claim is not None else None  # the claim vouches for the copy
+    return ctx.change(recording.id, expire, loaded=loaded, at=at, write=ctx.claimed(claim)).changed
 
 
 def completed_attributes(recording: Recording, by: str) -> dict[str, events.AttributeValue]:

@@ -37,7 +37,7 @@ from helppet_recordings.service.admission import (
     same_request,
     upload_deadline,
 )
-from helppet_recordings.service.changes import Change, ServiceContext
+from helppet_recordings.service.changes import Change, ServiceContext, StaleRecording
 from helppet_recordings.service.queries import without_transcript
 from helppet_recordings.service.resumable import assemble, discard_upload
 from helppet_recordings.service.staging import (
@@ -145,6 +145,10 @@ def complete_upload(
         except RecordingError as exc:
             if isinstance(exc, UnavailableError | StorageError):
                 raise  # an outage or a refusal to read says nothing about the upload
+            if _moved_on(ctx, recording):
+                # Completed, deleted, renewed or expired while this call verified: the verdict
+                # was on a copy that is no longer the recording; judge what is stored now.
+                raise StaleRecording from exc
             if recording.multipart_size_bytes is not None and _refuses_bytes(exc):
                 ctx.storage.delete(recording.s3_key)  # an assembled object was refused
             _rejected(ctx, recording, exc, now, owner)
@@ -182,6 +186,24 @@ def _assemble(ctx: ServiceContext, recording: Recording, declared_size: int) -> 
             stored_size=recording.multipart_size_bytes,
         )
     assemble(ctx, recording)
+
+
+def _moved_on(ctx: ServiceContext, loaded: Recording) -> bool:
+    """Whether the stored recording is no longer the upload ``loaded`` was (read again)."""
+    current = ctx.repository.get(loaded.id)
+    return current is None or _upload_state(current) != _upload_state(loaded)
+
+
+def _upload_state(recording: Recording) -> tuple[object, ...]:
+    """Return what a completion's verdict rests on (a renewal, completion or delete changes it)."""
+    return (
+        recording.status,
+        recording.is_deleted,
+        recording.verified_at,
+        recording.upload_expires_at,
+        recording.upload_key,
+        recording.multipart_upload_id,
+    )
 
 
 def _refuses_bytes(exc: RecordingError) -> bool:
