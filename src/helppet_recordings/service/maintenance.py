@@ -319,7 +319,16 @@ def _reads_its_object(recording: Recording) -> bool:
 
 
 def _object_missing(ctx: ServiceContext, recording: Recording) -> bool:
-    """Whether a live recording whose upload was verified has lost its object."""
-    if recording.is_deleted or not recording.has_verified_audio:
+    """Whether a live recording whose upload was verified has lost its object.
+
+    A finding is read again: a recording deleted (and purged) while the walk
+    ran lost its object by design, not by accident.
+    """
+    if not _keeps_verified_audio(recording) or ctx.storage.head(recording.s3_key) is not None:
         return False
-    return ctx.storage.head(recording.s3_key) is None
+    current = ctx.repository.get(recording.id)
+    return current is not None and _keeps_verified_audio(current)
+
+
+def _keeps_verified_audio(recording: Recording) -> bool:
+    return not recording.is_deleted and recording.has_verified_audio

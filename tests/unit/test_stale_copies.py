@@ -1,15 +1,17 @@
-"""Completions that lose a race: the verdict is on a copy that is no longer the recording.
+"""Operations that lose a race: what they loaded is no longer the recording.
 
 A completion loads the recording, then verifies what storage holds, which
 takes a while; another completion, a deletion or a renewal may land in that
 time. A refused verdict then must not act on the stale copy: no removal of
 audio another completion verified, no rejection reported for a deleted
-recording, no failing an upload that was just renewed. The interleavings are
+recording, no failing an upload that was just renewed. ``reconcile`` reads
+recordings page by page while they go on changing. The interleavings are
 forced by a repository that runs a callback right after a read.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import random
 import uuid
@@ -38,20 +40,29 @@ AUDIO = b"RIFF\x00\x00\x00\x00WAVEfmt " + random.Random(7).randbytes(SIZE - 16)
 
 
 class ActsAfterReads(InMemoryRepository):
-    """An in-memory repository that runs the queued callbacks, one per read, after ``get``."""
+    """An in-memory repository that runs the queued callbacks, one per read (``get``, a page)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.after_get: list[Callable[[], object] | None] = []
 
+    def list_by_key(self, *, prefix: str, after: str | None, limit: int) -> list[Recording]:
+        """List, then run the next queued callback (as ``get`` does)."""
+        page = super().list_by_key(prefix=prefix, after=after, limit=limit)
+        self._meanwhile()
+        return page
+
     def get(self, recording_id: uuid.UUID) -> Recording | None:
         """Read, then run the next queued callback (None: nothing this time)."""
         found = super().get(recording_id)
+        self._meanwhile()
+        return found
+
+    def _meanwhile(self) -> None:
         if self.after_get:
             meanwhile = self.after_get.pop(0)
             if meanwhile is not None:
                 meanwhile()
-        return found
 
 
 class World:
@@ -148,3 +159,36 @@ def test_a_late_completion_does_not_fail_an_upload_renewed_meanwhile(renewed_aft
     world.storage.receive_upload(renewals[0].upload_fields, AUDIO[:1000])
     completed = world.service.complete_upload(USER, rid, {"file_size_bytes": 1000})
     assert completed.status is RecordingStatus.UPLOADED
+
+
+def test_reconcile_does_not_report_a_recording_purged_during_the_walk() -> None:
+    """Deleted and purged after its page was read: its object is gone by design, not missing."""
+    world = World()
+    ticket = world.service.initiate_upload(
+        USER, {"filename": "visit.wav", "content_type": "audio/wav"}
+    )
+    rid = ticket.recording_id
+    world.storage.receive_upload(ticket.upload_fields, AUDIO[:4096])
+    world.service.complete_upload(USER, rid, {"file_size_bytes": 4096})
+
+    def delete_and_purge() -> None:
+        world.service.delete_recording(USER, rid)
+        world.service.purge_deleted(retention_days=0, now=world.clock() + dt.timedelta(seconds=1))
+
+    world.repository.after_get.append(delete_and_purge)  # after the walk's first page
+    report = world.service.reconcile()
+    assert world.stored(rid).purged_at is not None
+    assert report.missing_objects == []
+
+
+def test_reconcile_still_reports_a_live_recording_without_its_object() -> None:
+    """The second look confirms a real loss."""
+    world = World()
+    ticket = world.service.initiate_upload(
+        USER, {"filename": "visit.wav", "content_type": "audio/wav"}
+    )
+    rid = ticket.recording_id
+    world.storage.receive_upload(ticket.upload_fields, AUDIO[:4096])
+    world.service.complete_upload(USER, rid, {"file_size_bytes": 4096})
+    world.storage.delete(world.stored(rid).s3_key)
+    assert world.service.reconcile().missing_objects == [rid]
