@@ -262,9 +262,12 @@ class RecordingRepository(Protocol):
         the fields that differ from it are written, so a concurrent change to
         other fields (a worker's lease) survives. With ``expected_lease``, the
         stored ``lease_expires_at`` must also be exactly that (the claim of
-        the worker writing). Return False, changing nothing, when the stored
-        recording is missing, soft-deleted, in another status or under
-        another lease (another writer got there first). A recording whose
+        the worker writing). A write with ``previous`` that changes
+        ``multipart_upload_id`` lands only while the stored one is still
+        ``previous``'s (two renewals that each started a new multipart upload
+        cannot both land). Return False, changing nothing, when the stored
+        recording is missing, soft-deleted, in another status, under another
+        lease or with another upload id (another writer got there first). A recording whose
         storage key or idempotency key differs from the stored one's (or
         from ``previous``'s) raises ``ValueError``.
 

@@ -192,3 +192,31 @@ def test_reconcile_still_reports_a_live_recording_without_its_object() -> None:
     world.service.complete_upload(USER, rid, {"file_size_bytes": 4096})
     world.storage.delete(world.stored(rid).s3_key)
     assert world.service.reconcile().missing_objects == [rid]
+
+
+def test_two_renewals_that_restart_a_lost_upload_agree_on_one() -> None:
+    """Both find the multipart upload gone; one new upload is kept and both answers name it."""
+    world = World()
+    answer = world.multipart()
+    rid = answer.recording_id
+    key, lost = world.stored(rid).s3_key, world.stored(rid).multipart_upload_id
+    assert lost is not None
+    world.storage.abort_multipart_upload(key=key, upload_id=lost)
+    answers: list[MultipartUploadResponse] = []
+    world.repository.after_get.append(
+        lambda: answers.append(world.service.sign_upload_parts(USER, rid))
+    )
+    answers.append(world.service.sign_upload_parts(USER, rid))
+    first, second = answers
+    kept = world.stored(rid).multipart_upload_id
+    assert kept not in (None, lost)
+    assert [upload.upload_id for upload in world.storage.list_multipart_uploads(prefix=key)] == [
+        kept
+    ]
+    for answered in (first, second):
+        assert all(str(kept) in part.url for part in answered.parts)
+    for part in first.parts:  # the client that got the first answer sends every part
+        offset = (part.part_number - 1) * first.part_size
+        world.storage.receive_part(part.url, AUDIO[offset : offset + part.size])
+    completed = world.service.complete_upload(USER, rid, {"file_size_bytes": SIZE})
+    assert completed.status is RecordingStatus.UPLOADED

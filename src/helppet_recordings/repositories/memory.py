@@ -78,8 +78,10 @@ class InMemoryRepository:
         With ``previous`` (the recording as it was loaded) only the fields
         that differ from it are written, so a concurrent change to other
         fields is kept. With ``expected_lease``, only while the stored
-        ``lease_expires_at`` is that (a worker's claim still holds). With
-        ``audit``, the entry is appended with the change, or neither is stored.
+        ``lease_expires_at`` is that (a worker's claim still holds). A write
+        that replaces ``multipart_upload_id`` lands only while the stored one
+        is ``previous``'s. With ``audit``, the entry is appended with the
+        change, or neither is stored.
         """
         keys = (recording.s3_key, recording.idempotency_key)
         if previous is not None and (recording.id, *keys) != (
@@ -93,6 +95,8 @@ class InMemoryRepository:
             if row is None or row.is_deleted or row.status != expected_status:
                 return False
             if expected_lease is not None and row.lease_expires_at != expected_lease:
+                return False
+            if previous is not None and _replaces_upload(recording, previous, row):
                 return False
             if keys != (row.s3_key, row.idempotency_key):
                 raise ValueError(_KEYS_NEVER_CHANGE)
@@ -329,3 +333,9 @@ def _idempotency_slot(recording: Recording) -> tuple[uuid.UUID, str] | None:
     if recording.idempotency_key is None:
         return None
     return (recording.recorded_by_user_id, recording.idempotency_key)
+
+
+def _replaces_upload(recording: Recording, previous: Recording, stored: Recording) -> bool:
+    """Whether a write replaces a multipart upload id that someone else replaced first."""
+    changes = recording.multipart_upload_id != previous.multipart_upload_id
+    return changes and stored.multipart_upload_id != previous.multipart_upload_id

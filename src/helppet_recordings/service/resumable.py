@@ -132,6 +132,9 @@ def sign_upload_parts(
     wanted = inputs.parse(SignUploadPartsRequest, {"part_numbers": part_numbers}).part_numbers
     storage = multipart_storage(ctx)
     answers: list[MultipartUploadResponse] = []
+    started: list[
+        tuple[str, str]
+    ] = []  # (key, upload id) this call started; a lost write's is unused
 
     def renew(recording: Recording, now: dt.datetime) -> Change | None:
         plan = _plan(recording)
@@ -147,12 +150,19 @@ def sign_upload_parts(
             upload_id = storage.create_multipart_upload(
                 key=recording.s3_key, content_type=recording.mime_type or ""
             )
+            started.append((recording.s3_key, upload_id))
             renewed = renewed.copy(multipart_upload_id=upload_id)
             held = []
         answers.append(_answer(ctx, storage, renewed, plan, held=held, wanted=wanted))
         return Change(renewed, None)
 
-    ctx.change(rid, renew, owner=owner)
+    kept: str | None = None
+    try:
+        kept = ctx.change(rid, renew, owner=owner).recording.multipart_upload_id
+    finally:
+        for key, upload_id in started:
+            if upload_id != kept:
+                _abort_quietly(storage, key, upload_id)
     return answers[-1]
 
 
@@ -393,4 +403,4 @@ def _abort_quietly(storage: MultipartStorage, key: str, upload_id: str) -> None:
     try:
         storage.abort_multipart_upload(key=key, upload_id=upload_id)
     except RecordingError:
-        _logger.warning("Could not abort a multipart upload whose record was not created")
+        _logger.warning("Could not abort a multipart upload no recording uses")

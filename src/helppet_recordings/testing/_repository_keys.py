@@ -63,6 +63,30 @@ class KeysAndPurgingContract:
         assert results.count(True) == 1
         assert repository.find(RecordingFilter(user_id=user), limit=50, offset=0).total == 1
 
+    def test_two_writers_replacing_the_upload_id_cannot_both_land(
+        self, repository: RecordingRepository
+    ) -> None:
+        """A write replacing ``multipart_upload_id`` loses once another replaced it first."""
+        recording = make_recording(multipart_upload_id="aborted")
+        repository.add(recording)
+        first = recording.copy(multipart_upload_id="first", upload_expires_at=BASE_TIME)
+        second = recording.copy(multipart_upload_id="second", upload_expires_at=BASE_TIME)
+        status = recording.status
+        assert repository.save(first, expected_status=status, previous=recording)
+        assert not repository.save(second, expected_status=status, previous=recording)
+        stored = repository.get(recording.id)
+        assert stored is not None
+        assert stored.multipart_upload_id == "first"
+        # A write that leaves the id alone, and one from the id as stored, land as before.
+        later = recording.copy(upload_expires_at=BASE_TIME + dt.timedelta(hours=1))
+        assert repository.save(later, expected_status=status, previous=recording)
+        assert repository.save(
+            stored.copy(multipart_upload_id=None), expected_status=status, previous=stored
+        )
+        stored = repository.get(recording.id)
+        assert stored is not None
+        assert stored.multipart_upload_id is None
+
     def test_find_by_upload_key(self, repository: RecordingRepository) -> None:
         """A recording is found by the staging key its ticket names; other keys find nothing."""
         recording = make_recording(upload_key="recordings/staging/u/a.m4a")

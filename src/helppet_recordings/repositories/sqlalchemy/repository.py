@@ -317,6 +317,8 @@ class SqlAlchemyRepository(ListingQueries, ClaimQueries, KeyQueries, AuditQuerie
         change to other columns (a worker's lease) is kept; without it, every
         column is written. With ``expected_lease`` the ``WHERE`` also asks
         ``lease_expires_at = :expected_lease`` (a worker's claim still holds).
+        A write that replaces ``multipart_upload_id`` also asks that the stored
+        one is still ``previous``'s.
         The storage key and the idempotency key never change: saving a
         recording whose keys differ from ``previous``'s or the stored ones
         raises ``ValueError``.
@@ -332,6 +334,8 @@ class SqlAlchemyRepository(ListingQueries, ClaimQueries, KeyQueries, AuditQuerie
             params["w_status"] = RecordingStatus(expected_status).value
             if leased:
                 params["w_lease"] = to_db_time(expected_lease)
+            if "multipart_upload_id" in changed:
+                params["w_upload_id"] = previous.multipart_upload_id
             statement = statements.transition(changed, leased=leased)
             with self._lock, translate_errors("save"), self._writer(audit).begin() as connection:
                 if self._rowcount(connection, statement, params) != 1:

@@ -149,8 +149,11 @@ class Statements:
         """Return the compare-and-set ``UPDATE`` that writes ``status`` and the ``changed`` columns.
 
         ``UPDATE ... SET status = :v_status, <column> = :v_<column> ... WHERE
-        id = :v_id AND status = :w_status AND NOT is_deleted``, and with
-        ``leased`` ``AND lease_expires_at = :w_lease``. One statement object
+        id = :v_id AND status = :w_status AND NOT is_deleted``, with
+        ``leased`` ``AND lease_expires_at = :w_lease``, and when the
+        multipart upload id is among the changed columns ``AND
+        multipart_upload_id IS NOT DISTINCT FROM :w_upload_id`` (the id the
+        writer loaded: two writers replacing it cannot both land). One statement object
         per column set, so SQLAlchemy compiles each once and the driver
         prepares it once per connection.
         """
@@ -169,6 +172,10 @@ class Statements:
             )
             if leased:
                 statement = statement.where(self._lease_held)
+            if "multipart_upload_id" in changed:
+                upload_id = table.c.multipart_upload_id
+                loaded = sa.bindparam("w_upload_id", type_=upload_id.type)
+                statement = statement.where(upload_id.is_not_distinct_from(loaded))
             if len(self._transitions) < _MAX_TRANSITIONS:
                 self._transitions[changed, leased] = statement
         return statement
