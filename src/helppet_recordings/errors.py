@@ -33,6 +33,7 @@ boundary and chained with ``raise ... from exc``; nothing else leaks.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 __all__ = [
@@ -245,8 +246,17 @@ class UnavailableError(RecordingError):
 
     @property
     def retry_after(self) -> int:
-        """Seconds the caller should wait before retrying."""
-        value = self.details["retry_after"]
+        """Seconds the caller should wait before retrying.
+
+        ``default_retry_after`` when ``details["retry_after"]`` is missing or
+        not a number of seconds (an error rebuilt from a server's answer
+        carries the details that server sent).
+        """
+        value = self.details.get("retry_after")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return self.default_retry_after
+        if not math.isfinite(value) or value < 0:
+            return self.default_retry_after
         return int(value)
 
 

@@ -20,6 +20,7 @@ from helppet_recordings.errors import (
     FileTooLargeError,
     MissingDependencyError,
     RecordingError,
+    RepositoryUnavailableError,
     StorageUnavailableError,
     UploadIncompleteError,
     ValidationError,
@@ -147,6 +148,33 @@ def test_api_errors_become_the_package_classes() -> None:
     missing = api_error(error(500, "MISSING_DEPENDENCY", "no boto3", package="boto3", extra="s3"))
     assert isinstance(missing, MissingDependencyError)
     assert missing.details == {"package": "boto3", "extra": "s3"}
+
+
+@pytest.mark.parametrize("key", ["message", "self", "details", "retry_after"])
+def test_details_named_like_an_argument_are_details_as_sent(key: str) -> None:
+    """A detail named ``message`` or ``self`` is kept as sent (it raised TypeError)."""
+    body = {"message": "refused", "error_code": "BAD_REQUEST", "details": {key: "upstream said no"}}
+    raised = api_error(httpx.Response(400, json=body))
+    assert type(raised) is RecordingError
+    assert (raised.message, raised.details) == ("refused", {key: "upstream said no"})
+    assert (raised.error_code, raised.http_status) == ("BAD_REQUEST", 400)
+
+
+def test_an_unavailable_answer_without_a_usable_retry_after_waits_the_default() -> None:
+    """``retry_after`` of a rebuilt UnavailableError is the class default when the body lacks it."""
+    bare = api_error(error(503, "STORAGE_UNAVAILABLE", "busy"))
+    assert isinstance(bare, StorageUnavailableError)
+    assert bare.details == {}
+    assert bare.retry_after == StorageUnavailableError.default_retry_after
+    for odd in ('"soon"', "null", "true", "-1", "NaN", "Infinity"):
+        details = f'{{"retry_after": {odd}}}'
+        body = f'{{"message": "x", "error_code": "DATABASE_UNAVAILABLE", "details": {details}}}'
+        raised = api_error(httpx.Response(503, content=body.encode()))
+        assert isinstance(raised, RepositoryUnavailableError)
+        assert raised.retry_after == RepositoryUnavailableError.default_retry_after, odd
+    fractional = api_error(error(503, "STORAGE_UNAVAILABLE", retry_after=7.5))
+    assert isinstance(fractional, StorageUnavailableError)
+    assert fractional.retry_after == 7
 
 
 def test_unknown_codes_stay_recording_errors_with_their_code() -> None:

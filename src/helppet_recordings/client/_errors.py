@@ -55,8 +55,10 @@ def api_error(response: httpx.Response) -> RecordingError:
     cls = _BY_CODE.get(body.error_code, RecordingError)
     # Built without the class's __init__: some take their details as named arguments
     # (MissingDependencyError), and the server's message and details are kept as sent.
+    # The details are not passed as keywords: a key may be any string ("message", "self").
     error = cls.__new__(cls)
-    RecordingError.__init__(error, body.message, **body.details)
+    RecordingError.__init__(error, body.message)
+    error.details = dict(body.details)
     if cls is RecordingError:
         # An unknown code keeps its name and status, so callers can still branch on it.
         vars(error).update(error_code=body.error_code, http_status=response.status_code)
