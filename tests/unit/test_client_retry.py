@@ -21,6 +21,7 @@ from helppet_recordings.errors import (
     MissingDependencyError,
     RecordingError,
     RepositoryUnavailableError,
+    StorageError,
     StorageUnavailableError,
     UploadIncompleteError,
     ValidationError,
@@ -136,6 +137,47 @@ def test_session_raises_connection_failed_after_the_last_attempt() -> None:
     assert len(seen) == 5
     assert isinstance(caught.value.__cause__, httpx.ConnectError)
     assert caught.value.to_dict()["error_code"] == "CONNECTION_FAILED"
+
+
+def _undecodable(status: int, **headers: str) -> httpx.Response:
+    """An answer claiming a gzip body that is no gzip, read (and found corrupt) by the client."""
+    return httpx.Response(
+        status,
+        headers={"Content-Encoding": "gzip", **headers},
+        stream=httpx.ByteStream(b"not gzip"),
+    )
+
+
+def test_an_undecodable_answer_keeps_its_status_with_an_empty_body() -> None:
+    """A corrupt body is read as empty: a 502 is still retried, a 200 still a success."""
+    session, seen = _session(_undecodable(502), _undecodable(200, ETag='"x"'))
+    response = _get(session)
+    assert (response.status_code, response.content, len(seen)) == (200, b"", 2)
+    assert response.headers["ETag"] == '"x"'
+    assert "content-encoding" not in response.headers
+
+
+def test_a_redirect_loop_is_the_package_error_of_the_api_or_storage() -> None:
+    """A redirect loop (no connection failure) raises RecordingError, or StorageError."""
+
+    def loop(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(307, headers={"Location": str(request.url)})
+
+    http = httpx.Client(transport=httpx.MockTransport(loop), follow_redirects=True)
+    session = Session(http, RetryPolicy())
+
+    def build() -> httpx.Request:
+        return http.build_request("PUT", "http://storage.test/part?X-Amz-Signature=secret")
+
+    with pytest.raises(RecordingError) as api:
+        session.send(build)
+    assert type(api.value) is RecordingError
+    assert api.value.details == {"reason": "TooManyRedirects"}
+    with pytest.raises(StorageError) as storage:
+        session.send(build, storage=True)
+    assert storage.value.details == {"storage_error": "TooManyRedirects"}
+    assert "secret" not in str(storage.value)
+    assert isinstance(storage.value.__cause__, httpx.TooManyRedirects)
 
 
 def test_api_errors_become_the_package_classes() -> None:

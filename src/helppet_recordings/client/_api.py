@@ -4,11 +4,14 @@ Every exchange goes through :meth:`Session.send`, which retries connection
 failures, timeouts and 408/429/5xx answers (:mod:`._retry`) and hands back
 any other answer. The API's routes then raise the package's error for a
 failed answer; storage's answers are judged by the caller (an expired URL is
-renewed, not raised).
+renewed, not raised). An answer whose body cannot be decoded (a corrupt
+gzip body, say) is handed back with its status and headers and an empty
+body, to be judged like any other.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -24,7 +27,7 @@ from helppet_recordings.client._retry import (
     retry_after,
     retrying,
 )
-from helppet_recordings.errors import RecordingError
+from helppet_recordings.errors import RecordingError, StorageError
 from helppet_recordings.schemas import (
     CompleteUploadRequest,
     InitiateMultipartUploadRequest,
@@ -45,6 +48,8 @@ TokenSource = str | Callable[[], str]
 
 Model = TypeVar("Model", bound=BaseModel)
 
+logger = logging.getLogger("helppet_recordings.client")
+
 
 class Session:
     """One ``httpx.Client`` and a retry policy: sends a request until it gets a final answer."""
@@ -53,12 +58,14 @@ class Session:
         self.http = http
         self.policy = policy
 
-    def send(self, build: Callable[[], httpx.Request]) -> httpx.Response:
+    def send(self, build: Callable[[], httpx.Request], *, storage: bool = False) -> httpx.Response:
         """Send the request ``build`` makes (once per attempt) and return the final answer.
 
         A retryable answer that is still retryable after the last attempt is
         returned as it is; transport failures after the last attempt raise
-        ``ConnectionFailedError``.
+        ``ConnectionFailedError``. Any other failure of httpx (a redirect
+        loop) raises ``StorageError`` when ``storage`` says the request went
+        to storage, the package's ``RecordingError`` otherwise.
         """
         try:
             for attempt in retrying(self.policy):
@@ -68,13 +75,46 @@ class Session:
             return exhausted.response
         except httpx.TransportError as exc:
             raise ConnectionFailedError(reason=type(exc).__name__) from exc
+        except httpx.RequestError as exc:
+            # The message names the failure only: the request's URL may carry a signature.
+            if storage:
+                raise StorageError(
+                    "Storage's answer could not be read", storage_error=type(exc).__name__
+                ) from exc
+            raise RecordingError(
+                "The API's answer could not be read", reason=type(exc).__name__
+            ) from exc
         raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
 
     def _once(self, request: httpx.Request) -> httpx.Response:
-        response = self.http.send(request)  # read whole: answers are small
+        answer = self.http.send(request, stream=True)
+        response = answer
+        try:
+            answer.read()  # whole: answers are small
+        except httpx.DecodingError as exc:
+            logger.warning(
+                "an answer's body (HTTP %d) could not be decoded (%s); it is read as empty",
+                answer.status_code,
+                exc,
+            )
+            response = _without_body(answer)
+        finally:
+            answer.close()
         if is_retryable_status(response.status_code):
             raise RetryableResponseError(response, retry_after(response))
         return response
+
+
+def _without_body(response: httpx.Response) -> httpx.Response:
+    """``response``'s status and headers with an empty body (its own could not be decoded)."""
+    headers = [
+        (name, value)
+        for name, value in response.headers.multi_items()
+        if name.lower() not in {"content-encoding", "content-length", "transfer-encoding"}
+    ]
+    return httpx.Response(
+        response.status_code, headers=headers, content=b"", request=response.request
+    )
 
 
 class RecordingsApi:

@@ -153,7 +153,7 @@ class MultipartSender:
                     "PUT", url, content=body, headers={"Content-Length": str(size)}
                 )
 
-            response = self._session.send(build)
+            response = self._session.send(build, storage=True)
             if response.is_success:
                 job.tracker.done(part.part_number, part.size)
                 job.keeper.part_sent(part.part_number)

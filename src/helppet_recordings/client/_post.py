@@ -58,7 +58,7 @@ def _send_form(
                 upload = ("recording" + extension, reader, fields.get("Content-Type"))
                 return session.http.build_request("POST", url, data=fields, files={"file": upload})
 
-            response = session.send(build)
+            response = session.send(build, storage=True)
             if response.is_success:
                 job.tracker.done(1, job.identity.size)
                 return

@@ -1,0 +1,85 @@
+"""The uploader meets answers it cannot read: every one is the package's error, or a success."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import stamina
+
+from helppet_recordings.client import RecordingUploader
+from helppet_recordings.errors import RecordingError, StorageError
+from tests.support.fake_recordings_api import API, TOKEN, FakeRecordingsApi
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(autouse=True)
+def no_waiting() -> Iterator[None]:
+    """Stamina retries without sleeping in these tests."""
+    with stamina.set_testing(True, attempts=6, cap=True):
+        yield
+
+
+def _undecodable(status: int, **headers: str) -> httpx.Response:
+    """An answer claiming a gzip body that is no gzip, read (and found corrupt) by the client."""
+    return httpx.Response(
+        status,
+        headers={"Content-Encoding": "gzip", **headers},
+        stream=httpx.ByteStream(b"not gzip"),
+    )
+
+
+def _upload(api: FakeRecordingsApi, tmp_path: Path, size: int) -> None:
+    path = tmp_path / "visit.wav"
+    path.write_bytes(os.urandom(size))
+    with RecordingUploader(API, token=TOKEN, transport=api.transport, parallel=1) as uploader:
+        uploader.upload(path)
+
+
+@pytest.mark.parametrize("status", [400, 502])
+def test_an_undecodable_api_error_is_a_recording_error_with_its_status(
+    tmp_path: Path, status: int
+) -> None:
+    """A corrupt error body raised httpx.DecodingError; it is the server's status, unexplained."""
+    api = FakeRecordingsApi()
+    api.script("POST api.test/upload/initiate", *[lambda _r: _undecodable(status)] * 6)
+    with pytest.raises(RecordingError) as caught:
+        _upload(api, tmp_path, 1024)
+    assert type(caught.value) is RecordingError
+    assert (caught.value.error_code, caught.value.http_status) == (f"HTTP_{status}", status)
+    assert api.requests["POST api.test/upload/initiate"] == (6 if status == 502 else 1)
+
+
+def test_an_undecodable_api_success_is_an_answer_not_understood(tmp_path: Path) -> None:
+    """A 200 whose body cannot be decoded is a RecordingError naming the status."""
+    api = FakeRecordingsApi()
+    api.script("POST api.test/upload/initiate", lambda _r: _undecodable(200))
+    with pytest.raises(RecordingError, match="does not understand") as caught:
+        _upload(api, tmp_path, 1024)
+    assert caught.value.details == {"http_status": 200}
+
+
+def test_an_undecodable_storage_refusal_is_a_storage_error(tmp_path: Path) -> None:
+    """Storage's 400 with a corrupt body is StorageError with the status as its code."""
+    api = FakeRecordingsApi()
+    api.script("PUT part", lambda _r: _undecodable(400))
+    with pytest.raises(StorageError) as caught:
+        _upload(api, tmp_path, 9 * MiB)
+    assert caught.value.details == {"storage_error": "HTTP400", "http_status": 400}
+
+
+def test_a_stored_part_with_an_undecodable_body_counts_as_stored(tmp_path: Path) -> None:
+    """Storage's 200 says the part is stored, whatever its body; the upload completes."""
+    api = FakeRecordingsApi()
+
+    def stored_then_garbled(request: httpx.Request) -> httpx.Response:
+        api.handle(request)  # stored for real (this script is consumed: no loop)
+        return _undecodable(200, ETag='"x"')
+
+    api.script("PUT part", stored_then_garbled)
+    _upload(api, tmp_path, 9 * MiB)
+    assert [r.status for r in api.recordings.values()] == ["uploaded"]
