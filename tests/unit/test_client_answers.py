@@ -1,4 +1,4 @@
-"""The uploader meets answers it cannot read: every one is the package's error, or a success."""
+"""Answers the uploader did not expect: storage's transient codes, bodies it cannot read."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import stamina
 
 from helppet_recordings.client import RecordingUploader
 from helppet_recordings.errors import RecordingError, StorageError
-from tests.support.fake_recordings_api import API, TOKEN, FakeRecordingsApi
+from tests.support.fake_recordings_api import API, TOKEN, FakeRecordingsApi, s3_error
 
 MiB = 1024 * 1024
+IDLE = "Your socket connection to the server was not read from or written to within the timeout"
 
 
 @pytest.fixture(autouse=True)
@@ -83,3 +84,23 @@ def test_a_stored_part_with_an_undecodable_body_counts_as_stored(tmp_path: Path)
     api.script("PUT part", stored_then_garbled)
     _upload(api, tmp_path, 9 * MiB)
     assert [r.status for r in api.recordings.values()] == ["uploaded"]
+
+
+@pytest.mark.parametrize(("route", "size"), [("PUT part", 9 * MiB), ("POST form", 1024)])
+def test_storage_request_timeout_is_retried(tmp_path: Path, route: str, size: int) -> None:
+    """S3's transient 400 RequestTimeout was raised as StorageError; the request is sent again."""
+    api = FakeRecordingsApi()
+    api.script(route, lambda _r: s3_error(400, "RequestTimeout", IDLE))
+    _upload(api, tmp_path, size)
+    assert [r.status for r in api.recordings.values()] == ["uploaded"]
+    assert api.requests[route] == (3 if route == "PUT part" else 2)
+
+
+def test_storage_request_timeout_through_every_attempt_is_raised(tmp_path: Path) -> None:
+    """Still timing out after the last attempt: StorageError with S3's code."""
+    api = FakeRecordingsApi()
+    api.script("PUT part", *[lambda _r: s3_error(400, "RequestTimeout", IDLE)] * 6)
+    with pytest.raises(StorageError) as caught:
+        _upload(api, tmp_path, 8 * MiB)  # one part
+    assert caught.value.details == {"storage_error": "RequestTimeout", "http_status": 400}
+    assert api.requests["PUT part"] == 6

@@ -26,9 +26,20 @@ from helppet_recordings.errors import (
     UploadIncompleteError,
     ValidationError,
 )
+from helppet_recordings.storage.local.deadlines import request_timeout
+from helppet_recordings.storage.local.responses import refused
 from tests.support.fake_recordings_api import error, s3_error
 
 NOW = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+TRANSIENT_STORAGE_CODES = [
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "PriorRequestNotComplete",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestThrottled",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -117,6 +128,33 @@ def test_session_never_retries_other_4xx(status: int) -> None:
     session, seen = _session(httpx.Response(status), httpx.Response(200))
     assert _get(session).status_code == status
     assert len(seen) == 1
+
+
+@pytest.mark.parametrize("status", [400, 403, 503])
+@pytest.mark.parametrize("code", TRANSIENT_STORAGE_CODES)
+def test_storage_transient_codes_are_retried_whatever_the_status(code: str, status: int) -> None:
+    """S3's 400 RequestTimeout, SlowDown and the like are sent again, as AWS SDKs do."""
+    session, seen = _session(s3_error(status, code, "try again"), httpx.Response(200, text="ok"))
+    assert _get(session).text == "ok"
+    assert len(seen) == 2
+
+
+def test_local_storage_idle_timeout_is_retried() -> None:
+    """LocalStorage's own 400 RequestTimeout (an idle upload it dropped) is sent again."""
+    refusal = refused(request_timeout(), body_left=True)
+    answer = httpx.Response(refusal.status, headers=dict(refusal.headers), content=refusal.body)
+    session, seen = _session(answer, httpx.Response(200, text="ok"))
+    assert _get(session).text == "ok"
+    assert len(seen) == 2
+
+
+def test_other_storage_codes_and_quoted_codes_are_final() -> None:
+    """Another S3 code, or a JSON answer quoting a transient code, is final at once."""
+    quoted = error(422, "VALIDATION_ERROR", "bad filename: <Code>SlowDown</Code>")
+    for answer in (s3_error(400, "EntityTooSmall", "too small"), quoted):
+        session, seen = _session(answer, httpx.Response(200))
+        assert _get(session).status_code == answer.status_code
+        assert len(seen) == 1
 
 
 def test_session_returns_the_last_retryable_answer_when_attempts_run_out() -> None:

@@ -1,7 +1,8 @@
 """The HTTP exchanges of an upload: the API's routes and storage's URLs, each retried.
 
 Every exchange goes through :meth:`Session.send`, which retries connection
-failures, timeouts and 408/429/5xx answers (:mod:`._retry`) and hands back
+failures, timeouts, 408/429/5xx answers and storage's transient error codes
+(``400 RequestTimeout``; :mod:`._retry`) and hands back
 any other answer. The API's routes then raise the package's error for a
 failed answer; storage's answers are judged by the caller (an expired URL is
 renewed, not raised). An answer whose body cannot be decoded (a corrupt
@@ -23,7 +24,7 @@ from helppet_recordings.client._errors import ConnectionFailedError, api_error
 from helppet_recordings.client._retry import (
     RetryableResponseError,
     RetryPolicy,
-    is_retryable_status,
+    is_retryable,
     retry_after,
     retrying,
 )
@@ -100,7 +101,7 @@ class Session:
             response = _without_body(answer)
         finally:
             answer.close()
-        if is_retryable_status(response.status_code):
+        if is_retryable(response):
             raise RetryableResponseError(response, retry_after(response))
         return response
 

@@ -22,7 +22,13 @@ from helppet_recordings import errors
 from helppet_recordings.errors import RecordingError, StorageError, UnavailableError
 from helppet_recordings.schemas import ErrorResponse
 
-__all__ = ["ConnectionFailedError", "api_error", "is_expired_url", "storage_error"]
+__all__ = [
+    "ConnectionFailedError",
+    "api_error",
+    "is_expired_url",
+    "storage_error",
+    "storage_error_code",
+]
 
 
 class ConnectionFailedError(UnavailableError):
@@ -72,6 +78,16 @@ _XML_MESSAGE: Final = re.compile(r"<Message>([^<]{1,500})</Message>")
 def _xml(pattern: re.Pattern[str], response: httpx.Response) -> str | None:
     found = pattern.search(response.text[:8192])
     return None if found is None else found.group(1)
+
+
+def storage_error_code(response: httpx.Response) -> str | None:
+    """Return the S3 error code of storage's XML error document, None when there is none.
+
+    Only a body that is XML counts: a JSON answer quoting ``<Code>`` has no code.
+    """
+    if not response.content.lstrip().startswith(b"<"):
+        return None
+    return _xml(_XML_CODE, response)
 
 
 def storage_error(response: httpx.Response) -> StorageError:

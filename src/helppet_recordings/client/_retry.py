@@ -1,7 +1,10 @@
 """Retrying one HTTP exchange: which failures deserve another try, and how long to wait.
 
-A request is retried on a connection failure or timeout, and on an answer of
-408, 429 or 5xx; never on another 4xx, which retrying cannot fix. The wait is
+A request is retried on a connection failure or timeout, on an answer of
+408, 429 or 5xx, and on a storage error document whose S3 code says the
+failure is transient whatever its status (:data:`RETRYABLE_STORAGE_CODES`:
+S3's ``400 RequestTimeout`` for a connection it found idle, its throttling
+codes); never on another 4xx, which retrying cannot fix. The wait is
 stamina's exponential backoff with jitter, unless the server said how long to
 wait: a ``Retry-After`` header (seconds or an HTTP date), or the API's error
 body's ``details.retry_after``.
@@ -20,10 +23,14 @@ import attrs
 import httpx
 import stamina
 
+from helppet_recordings.client._errors import storage_error_code
+
 __all__ = [
     "RETRYABLE_STATUSES",
+    "RETRYABLE_STORAGE_CODES",
     "RetryPolicy",
     "RetryableResponseError",
+    "is_retryable",
     "is_retryable_status",
     "retry_after",
     "retrying",
@@ -31,6 +38,26 @@ __all__ = [
 
 RETRYABLE_STATUSES: Final = frozenset({408, 429})
 """The 4xx statuses worth retrying (a request timeout, too many requests); every 5xx is too."""
+
+RETRYABLE_STORAGE_CODES: Final = frozenset(
+    {
+        # Transient: S3 (and LocalStorage) found the connection idle, or a request still running.
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        # Throttling, whatever status it comes with.
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+    }
+)
+"""S3 error codes worth retrying whatever their status: those AWS SDKs retry as transient."""
 
 _RETRYABLE_TRANSPORT: Final = (
     httpx.TimeoutException,
@@ -42,6 +69,17 @@ _RETRYABLE_TRANSPORT: Final = (
 def is_retryable_status(status: int) -> bool:
     """Whether an answer with ``status`` may succeed when the request is sent again."""
     return status in RETRYABLE_STATUSES or status >= 500
+
+
+def is_retryable(response: httpx.Response) -> bool:
+    """Whether ``response`` may succeed when the request is sent again.
+
+    Its status says so (408, 429, 5xx), or its S3 error document's code is
+    one of :data:`RETRYABLE_STORAGE_CODES` (``400 RequestTimeout``).
+    """
+    if is_retryable_status(response.status_code):
+        return True
+    return response.status_code >= 400 and storage_error_code(response) in RETRYABLE_STORAGE_CODES
 
 
 @attrs.frozen(kw_only=True)
@@ -65,7 +103,7 @@ class RetryPolicy:
 
 
 class RetryableResponseError(Exception):
-    """An answer worth retrying (408, 429, 5xx), with the delay the server asked for, if any."""
+    """An answer worth retrying (:func:`is_retryable`), with the delay the server asked for."""
 
     def __init__(self, response: httpx.Response, delay: float | None) -> None:
         self.response = response
