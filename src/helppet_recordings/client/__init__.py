@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise MissingDependencyError("stamina", "client") from exc
 
 from helppet_recordings.client._api import API_PREFIX, TokenSource
-from helppet_recordings.client._errors import ConnectionFailedError
+from helppet_recordings.client._errors import ConnectionFailedError, FileChangedError
 from helppet_recordings.client._progress import ProgressCallback
 from helppet_recordings.client._retry import RetryPolicy, retry_after
 from helppet_recordings.client._state import UploadState, load_state
@@ -39,6 +39,7 @@ __all__ = [
     "API_PREFIX",
     "DEFAULT_TIMEOUT",
     "ConnectionFailedError",
+    "FileChangedError",
     "ProgressCallback",
     "RecordingUploader",
     "RetryPolicy",

@@ -24,6 +24,7 @@ from helppet_recordings.schemas import ErrorResponse
 
 __all__ = [
     "ConnectionFailedError",
+    "FileChangedError",
     "api_error",
     "is_expired_url",
     "storage_error",
@@ -36,6 +37,18 @@ class ConnectionFailedError(UnavailableError):
 
     error_code = "CONNECTION_FAILED"
     default_message = "The server could not be reached; try again later"
+
+
+class FileChangedError(RecordingError):
+    """The file changed while it was being uploaded; nothing was completed.
+
+    ``details["reason"]`` says how it showed: ``size`` (shorter or longer
+    than when the upload started). Upload it again once nothing writes it.
+    """
+
+    error_code = "FILE_CHANGED"
+    http_status = 409
+    default_message = "The file changed during the upload; upload it again once it is complete"
 
 
 def _error_classes(root: type[RecordingError]) -> Iterator[type[RecordingError]]:

@@ -16,6 +16,7 @@ from typing import BinaryIO, Final
 import attrs
 
 from helppet_recordings import policy
+from helppet_recordings.client._errors import FileChangedError
 from helppet_recordings.errors import UnsupportedContentTypeError
 
 __all__ = ["CHUNK_SIZE", "CountingReader", "FileIdentity", "guess_content_type", "read_range"]
@@ -69,7 +70,8 @@ def read_range(
     """Yield the ``size`` bytes of ``path`` from ``offset``, a chunk at a time.
 
     ``sent`` is told the length of each chunk as it is handed on. Raises
-    ``OSError`` if the file ended early (it changed under the upload).
+    ``FILE_CHANGED`` if the file ended early (it changed under the upload):
+    raised while httpx sends the body, it reaches the caller as it is.
     """
     remaining = size
     with path.open("rb") as handle:
@@ -77,8 +79,9 @@ def read_range(
         while remaining:
             chunk = handle.read(min(CHUNK_SIZE, remaining))
             if not chunk:
-                msg = "the file is shorter than when the upload started"
-                raise OSError(msg)
+                raise FileChangedError(
+                    "The file is shorter than when the upload started", reason="size"
+                )
             remaining -= len(chunk)
             if sent is not None:
                 sent(len(chunk))
