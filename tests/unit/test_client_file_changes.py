@@ -13,6 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from helppet_recordings.client import FileChangedError, RecordingUploader, RetryPolicy
 from helppet_recordings.client._api import Session
+from helppet_recordings.client._files import FileIdentity, read_range
 from tests.support.asgi_server import ServerThread
 from tests.support.fake_recordings_api import API, TOKEN, FakeRecordingsApi
 
@@ -56,12 +57,99 @@ def test_a_file_cut_short_during_a_multipart_upload_is_file_changed(
     with _uploader(api) as uploader, pytest.raises(FileChangedError) as caught:
         uploader.upload(path)
     assert caught.value.to_dict() == {
-        "message": "The file is shorter than when the upload started",
+        "message": "The file's size changed since the upload started",
         "error_code": "FILE_CHANGED",
         "details": {"reason": "size"},
     }
     assert api.requests["PUT part"] == 1  # part 2's body failed before it reached storage
     assert api.requests[COMPLETE] == 0
+
+
+def _rewrite(path: Path) -> None:
+    """Save other bytes of the same size over ``path``, a second later (as another take is)."""
+    mtime = path.stat().st_mtime_ns
+    with path.open("r+b") as handle:
+        handle.write(os.urandom(path.stat().st_size))
+    os.utime(path, ns=(mtime + 10**9, mtime + 10**9))  # file systems with coarse clocks too
+
+
+@pytest.mark.parametrize(("size", "parts_sent"), [(20 * MiB, 2), (16 * MiB, 2)])
+def test_a_file_rewritten_during_a_multipart_upload_is_never_completed(
+    api: FakeRecordingsApi, tmp_path: Path, size: int, parts_sent: int
+) -> None:
+    """Rewritten after part 2 was read: the next part or completion finds it (a mix was stored)."""
+    path = _file(tmp_path, size)
+    api.script("PUT part", lambda _r: None, lambda _r: _rewrite(path))
+    with _uploader(api) as uploader, pytest.raises(FileChangedError) as caught:
+        uploader.upload(path)
+    assert caught.value.details == {"reason": "modified"}
+    assert api.requests["PUT part"] == parts_sent
+    assert api.requests[COMPLETE] == 0
+    assert [r.status for r in api.recordings.values()] == ["uploading"]
+
+
+def test_a_file_removed_during_a_multipart_upload_is_file_changed(
+    api: FakeRecordingsApi, tmp_path: Path
+) -> None:
+    """The file gone before its next part: FILE_CHANGED with reason ``missing``."""
+    path = _file(tmp_path, 20 * MiB)
+    api.script("PUT part", lambda _r: path.unlink())
+    with _uploader(api) as uploader, pytest.raises(FileChangedError) as caught:
+        uploader.upload(path)
+    assert caught.value.details == {"reason": "missing"}
+    assert api.requests[COMPLETE] == 0
+
+
+def test_a_file_rewritten_during_a_post_upload_is_never_completed(
+    api: FakeRecordingsApi, tmp_path: Path
+) -> None:
+    """Rewritten while the form went out: FILE_CHANGED before completion (was the server's 409)."""
+    path = _file(tmp_path, MiB)
+    api.script("POST form", lambda _r: _rewrite(path))
+    with _uploader(api) as uploader, pytest.raises(FileChangedError) as caught:
+        uploader.upload(path)
+    assert caught.value.details == {"reason": "modified"}
+    assert api.requests[COMPLETE] == 0
+
+
+def test_a_post_upload_whose_file_changed_before_a_retry_is_not_sent_again(
+    api: FakeRecordingsApi, tmp_path: Path
+) -> None:
+    """A retry of the form finds the file changed: FILE_CHANGED, not another send."""
+    path = _file(tmp_path, MiB)
+
+    def cut(_request: httpx.Request) -> httpx.Response:
+        os.truncate(path, MiB // 2)
+        return httpx.Response(503)
+
+    api.script("POST form", cut)
+    with _uploader(api) as uploader, pytest.raises(FileChangedError) as caught:
+        uploader.upload(path)
+    assert caught.value.details == {"reason": "size"}
+    assert api.requests["POST form"] == 1
+
+
+def test_a_part_written_while_it_is_read_is_file_changed(tmp_path: Path) -> None:
+    """The bytes of a part read while the file was written are refused once the part is read."""
+    path = _file(tmp_path, MiB)
+    identity = FileIdentity.of(path)
+    body = read_range(path, 0, MiB, identity=identity)
+    first = next(body)
+    _rewrite(path)
+    with pytest.raises(FileChangedError) as caught:
+        b"".join([first, *body])
+    assert caught.value.details == {"reason": "modified"}
+
+
+def test_a_part_cut_short_while_it_is_read_is_file_changed(tmp_path: Path) -> None:
+    """A file truncated in the middle of a part's read ends it with FILE_CHANGED."""
+    path = _file(tmp_path, MiB)
+    body = read_range(path, 0, MiB, identity=FileIdentity.of(path))
+    next(body)
+    os.truncate(path, 1000)
+    with pytest.raises(FileChangedError, match="shorter") as caught:
+        list(body)
+    assert caught.value.details == {"reason": "size"}
 
 
 async def _drain_and_accept(scope: Scope, receive: Receive, send: Send) -> None:

@@ -43,7 +43,8 @@ class FileChangedError(RecordingError):
     """The file changed while it was being uploaded; nothing was completed.
 
     ``details["reason"]`` says how it showed: ``size`` (shorter or longer
-    than when the upload started). Upload it again once nothing writes it.
+    than when the upload started), ``modified`` (another modification time)
+    or ``missing`` (removed). Upload it again once nothing writes it.
     """
 
     error_code = "FILE_CHANGED"

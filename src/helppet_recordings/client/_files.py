@@ -3,6 +3,8 @@
 Nothing here reads a whole file into memory: digests and request bodies go
 through :data:`CHUNK_SIZE` bytes at a time, and a part's body is read from
 its own file handle at its own offset, so parts can be sent in parallel.
+Every read is checked against the file's identity at the start (size and
+modification time): a file that changed is ``FILE_CHANGED``, never sent on.
 """
 
 from __future__ import annotations
@@ -47,6 +49,27 @@ class FileIdentity:
                 digest.update(chunk)
         return cls(size=stat.st_size, mtime_ns=stat.st_mtime_ns, sha256=digest.hexdigest())
 
+    def check(self, stat: os.stat_result) -> None:
+        """Raise ``FILE_CHANGED`` unless ``stat`` shows this size and modification time."""
+        if stat.st_size != self.size:
+            raise FileChangedError(
+                "The file's size changed since the upload started", reason="size"
+            )
+        if stat.st_mtime_ns != self.mtime_ns:
+            raise FileChangedError(
+                "The file was modified since the upload started", reason="modified"
+            )
+
+    def check_path(self, path: Path) -> None:
+        """Raise ``FILE_CHANGED`` unless ``path`` is still this file (also when it is gone)."""
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise FileChangedError(
+                "The file was removed since the upload started", reason="missing"
+            ) from None
+        self.check(stat)
+
 
 def guess_content_type(path: Path) -> str:
     """Return the accepted audio type that ``path``'s extension names.
@@ -65,16 +88,30 @@ def guess_content_type(path: Path) -> str:
 
 
 def read_range(
-    path: Path, offset: int, size: int, *, sent: Callable[[int], None] | None = None
+    path: Path,
+    offset: int,
+    size: int,
+    *,
+    identity: FileIdentity,
+    sent: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
     """Yield the ``size`` bytes of ``path`` from ``offset``, a chunk at a time.
 
     ``sent`` is told the length of each chunk as it is handed on. Raises
-    ``FILE_CHANGED`` if the file ended early (it changed under the upload):
-    raised while httpx sends the body, it reaches the caller as it is.
+    ``FILE_CHANGED`` unless the file is ``identity`` (its size and
+    modification time) when it is opened and after the last byte was read,
+    and if it ends early: raised while httpx sends the body, it reaches the
+    caller as it is.
     """
     remaining = size
-    with path.open("rb") as handle:
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise FileChangedError(
+            "The file was removed since the upload started", reason="missing"
+        ) from None
+    with handle:
+        identity.check(os.fstat(handle.fileno()))
         handle.seek(offset)
         while remaining:
             chunk = handle.read(min(CHUNK_SIZE, remaining))
@@ -86,6 +123,7 @@ def read_range(
             if sent is not None:
                 sent(len(chunk))
             yield chunk
+        identity.check(os.fstat(handle.fileno()))  # nothing wrote it while it was read
 
 
 class CountingReader:

@@ -82,6 +82,10 @@ class UploadJob:
             parse(InitiateUploadRequest, fields)
         self.completion(content_sha256=None)
 
+    def check_unchanged(self) -> None:
+        """Raise ``FILE_CHANGED`` unless the file still has the size and time measured at start."""
+        self.identity.check_path(self.path)
+
     def completion(self, *, content_sha256: str | None) -> CompleteUploadRequest:
         """Return the complete request: size, duration, metadata and, if given, the SHA-256."""
         fields = {

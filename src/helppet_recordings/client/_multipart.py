@@ -90,11 +90,16 @@ class MultipartSender:
         for _ in range(MAX_COMPLETION_ROUNDS):
             self.send(plan)
             try:
-                return self._api.complete(rid, self._job.completion(content_sha256=None))
+                return self._complete(rid)
             except UploadIncompleteError as incomplete:
                 missing = [int(n) for n in incomplete.details.get("missing_parts", [])]
                 logger.warning("completion found %d part(s) missing; sending them", len(missing))
                 plan = self._api.sign_parts(rid, missing or None)
+        return self._complete(rid)
+
+    def _complete(self, rid: uuid.UUID) -> RecordingResponse:
+        """Complete, unless the file changed since its parts were read (``FILE_CHANGED``)."""
+        self._job.check_unchanged()
         return self._api.complete(rid, self._job.completion(content_sha256=None))
 
     def send(self, plan: MultipartUploadResponse) -> None:
@@ -148,7 +153,8 @@ class MultipartSender:
             def build(
                 url: str = part.url, size: int = part.size, number: int = part.part_number
             ) -> httpx.Request:
-                body = read_range(job.path, offset, size, sent=job.tracker.start_attempt(number))
+                sent = job.tracker.start_attempt(number)
+                body = read_range(job.path, offset, size, identity=job.identity, sent=sent)
                 return self._session.http.build_request(
                     "PUT", url, content=body, headers={"Content-Length": str(size)}
                 )

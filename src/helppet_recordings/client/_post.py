@@ -7,6 +7,7 @@ ticket (storage's 403) is renewed and the form sent again.
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import IO, cast
 
@@ -52,6 +53,7 @@ def _send_form(
             url = ticket.upload_url
 
             def build(fields: dict[str, str] = fields, url: str = url) -> httpx.Request:
+                job.identity.check(os.fstat(handle.fileno()))  # FILE_CHANGED: not sent again
                 # httpx reads, seeks and measures (fileno) a file; that is all this one does.
                 reader = cast("IO[bytes]", CountingReader(handle, job.tracker.start_attempt(1)))
                 # A neutral file name: the original never leaves in a form sent to storage.
@@ -60,6 +62,8 @@ def _send_form(
 
             response = session.send(build, storage=True)
             if response.is_success:
+                # Written while it was sent: storage holds a mix, which must not be completed.
+                job.identity.check(os.fstat(handle.fileno()))
                 job.tracker.done(1, job.identity.size)
                 return
             if is_expired_url(response) and renewals < MAX_RENEWALS:

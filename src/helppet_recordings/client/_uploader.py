@@ -127,7 +127,8 @@ class RecordingUploader:
 
         Raises the package's :class:`~helppet_recordings.errors.RecordingError`
         subclass for what the API refused, ``StorageError`` for what storage
-        refused, ``ConnectionFailedError`` when every retry failed to connect.
+        refused, ``ConnectionFailedError`` when every retry failed to connect,
+        ``FileChangedError`` when the file changed before the upload completed.
         """
         file = Path(path)
         identity = FileIdentity.of(file)
