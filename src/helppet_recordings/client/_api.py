@@ -13,6 +13,7 @@ body, to be judged like any other.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from helppet_recordings.client._errors import ConnectionFailedError, api_error
 from helppet_recordings.client._retry import (
     RetryableResponseError,
     RetryPolicy,
+    check_abort,
     is_retryable,
     retry_after,
     retrying,
@@ -59,18 +61,27 @@ class Session:
         self.http = http
         self.policy = policy
 
-    def send(self, build: Callable[[], httpx.Request], *, storage: bool = False) -> httpx.Response:
+    def send(
+        self,
+        build: Callable[[], httpx.Request],
+        *,
+        storage: bool = False,
+        abort: threading.Event | None = None,
+    ) -> httpx.Response:
         """Send the request ``build`` makes (once per attempt) and return the final answer.
 
         A retryable answer that is still retryable after the last attempt is
         returned as it is; transport failures after the last attempt raise
         ``ConnectionFailedError``. Any other failure of httpx (a redirect
         loop) raises ``StorageError`` when ``storage`` says the request went
-        to storage, the package's ``RecordingError`` otherwise.
+        to storage, the package's ``RecordingError`` otherwise. Once
+        ``abort`` is set, no attempt starts, a wait ends, and ``Aborted`` is
+        raised.
         """
         try:
-            for attempt in retrying(self.policy):
+            for attempt in retrying(self.policy, abort=abort):
                 with attempt:
+                    check_abort(abort)
                     return self._once(build())
         except RetryableResponseError as exhausted:
             return exhausted.response

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -19,6 +20,7 @@ import attrs
 
 from helppet_recordings import policy
 from helppet_recordings.client._errors import FileChangedError
+from helppet_recordings.client._retry import check_abort
 from helppet_recordings.errors import UnsupportedContentTypeError
 
 __all__ = ["CHUNK_SIZE", "CountingReader", "FileIdentity", "guess_content_type", "read_range"]
@@ -94,6 +96,7 @@ def read_range(
     *,
     identity: FileIdentity,
     sent: Callable[[int], None] | None = None,
+    abort: threading.Event | None = None,
 ) -> Iterator[bytes]:
     """Yield the ``size`` bytes of ``path`` from ``offset``, a chunk at a time.
 
@@ -101,7 +104,7 @@ def read_range(
     ``FILE_CHANGED`` unless the file is ``identity`` (its size and
     modification time) when it is opened and after the last byte was read,
     and if it ends early: raised while httpx sends the body, it reaches the
-    caller as it is.
+    caller as it is. Once ``abort`` is set, the next chunk raises ``Aborted``.
     """
     remaining = size
     try:
@@ -114,6 +117,7 @@ def read_range(
         identity.check(os.fstat(handle.fileno()))
         handle.seek(offset)
         while remaining:
+            check_abort(abort)
             chunk = handle.read(min(CHUNK_SIZE, remaining))
             if not chunk:
                 raise FileChangedError(

@@ -4,13 +4,16 @@ Part ``n`` is the ``size`` bytes of the file from ``(n - 1) * part_size``,
 read from disk as it is sent. The server's answers say which parts storage
 already holds; only the others are sent. Completion assembles what storage
 holds; if it reports parts missing (``UPLOAD_INCOMPLETE``), they are sent
-and completion asked again.
+and completion asked again. The first part that fails for good abandons the
+others at once (a shared abort signal ends their waits, attempts, renewals
+and bodies) and its error is raised.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import logging
+import threading
 import time
 import uuid
 from typing import Final
@@ -21,6 +24,7 @@ from helppet_recordings.client._api import RecordingsApi, Session
 from helppet_recordings.client._errors import is_expired_url, storage_error
 from helppet_recordings.client._files import read_range
 from helppet_recordings.client._job import MAX_RENEWALS, UploadJob
+from helppet_recordings.client._retry import Aborted, check_abort
 from helppet_recordings.errors import RecordingError, UploadIncompleteError
 from helppet_recordings.schemas import (
     InitiateMultipartUploadRequest,
@@ -111,21 +115,40 @@ class MultipartSender:
             self._check_part(plan, part)
         if not plan.parts:
             return
-        with concurrent.futures.ThreadPoolExecutor(
+        abort = threading.Event()
+        pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=self._parallel, thread_name_prefix="helppet-upload"
-        ) as pool:
+        )
+        try:
             futures = [
-                pool.submit(self._send_part, plan.recording_id, part, plan.part_size, signed_at)
-                for part in plan.parts
+                pool.submit(self._send_part, plan, part, signed_at, abort) for part in plan.parts
             ]
             done, _ = concurrent.futures.wait(
                 futures, return_when=concurrent.futures.FIRST_EXCEPTION
             )
-            failed = next((f for f in done if f.exception() is not None), None)
-            if failed is not None:
-                for future in futures:
-                    future.cancel()
-                failed.result()  # raises the part's error
+        finally:
+            # A part failed for good, or the caller was interrupted: the others stop now.
+            abort.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+        failed = next((f for f in done if f.exception() is not None), None)
+        if failed is not None:
+            failed.result()  # raises the part's error
+
+    def _send_part(
+        self,
+        plan: MultipartUploadResponse,
+        part: PartUploadUrl,
+        signed_at: float,
+        abort: threading.Event,
+    ) -> None:
+        """Send one part; a failure sets ``abort`` first, an abort ends it quietly."""
+        try:
+            self._send_until_stored(plan, part, signed_at, abort)
+        except Aborted:
+            return
+        except BaseException:
+            abort.set()
+            raise
 
     def _check_part(self, plan: MultipartUploadResponse, part: PartUploadUrl) -> None:
         offset = (part.part_number - 1) * plan.part_size
@@ -136,14 +159,20 @@ class MultipartSender:
                 part_size=plan.part_size,
             )
 
-    def _send_part(
-        self, rid: uuid.UUID, part: PartUploadUrl, part_size: int, signed_at: float
+    def _send_until_stored(
+        self,
+        plan: MultipartUploadResponse,
+        part: PartUploadUrl,
+        signed_at: float,
+        abort: threading.Event,
     ) -> None:
         job = self._job
+        rid = plan.recording_id
         renewals = 0
         stale = False
-        offset = (part.part_number - 1) * part_size
+        offset = (part.part_number - 1) * plan.part_size
         while True:
+            check_abort(abort)
             if stale or _expiring(signed_at, part.expires_in):
                 fresh = self._resign(rid, part.part_number)
                 if fresh is None:
@@ -154,12 +183,14 @@ class MultipartSender:
                 url: str = part.url, size: int = part.size, number: int = part.part_number
             ) -> httpx.Request:
                 sent = job.tracker.start_attempt(number)
-                body = read_range(job.path, offset, size, identity=job.identity, sent=sent)
+                body = read_range(
+                    job.path, offset, size, identity=job.identity, sent=sent, abort=abort
+                )
                 return self._session.http.build_request(
                     "PUT", url, content=body, headers={"Content-Length": str(size)}
                 )
 
-            response = self._session.send(build, storage=True)
+            response = self._session.send(build, storage=True, abort=abort)
             if response.is_success:
                 job.tracker.done(part.part_number, part.size)
                 job.keeper.part_sent(part.part_number)

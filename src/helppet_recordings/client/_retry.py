@@ -7,7 +7,8 @@ S3's ``400 RequestTimeout`` for a connection it found idle, its throttling
 codes); never on another 4xx, which retrying cannot fix. The wait is
 stamina's exponential backoff with jitter, unless the server said how long to
 wait: a ``Retry-After`` header (seconds or an HTTP date), or the API's error
-body's ``details.retry_after``.
+body's ``details.retry_after``. A request whose upload was abandoned (another
+part failed for good) stops at once, in a wait as well: :class:`Aborted`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import datetime as dt
 import email.utils
 import json
 import math
+import threading
 from collections.abc import Callable, Iterator
 from typing import Final
 
@@ -28,6 +30,7 @@ from helppet_recordings.client._errors import storage_error_code
 __all__ = [
     "RETRYABLE_STATUSES",
     "RETRYABLE_STORAGE_CODES",
+    "Aborted",
     "RetryPolicy",
     "RetryableResponseError",
     "is_retryable",
@@ -112,6 +115,20 @@ class RetryableResponseError(Exception):
         super().__init__(f"HTTP {response.status_code}")
 
 
+class Aborted(Exception):  # noqa: N818 - it is a decision of ours, not a failure
+    """The request was given up because its upload was abandoned (another part failed).
+
+    Raised in place of an attempt, a renewal or a chunk of a part's body once
+    the upload's abort signal is set; never retried, never raised to callers.
+    """
+
+
+def check_abort(abort: threading.Event | None) -> None:
+    """Raise :class:`Aborted` if ``abort`` is set."""
+    if abort is not None and abort.is_set():
+        raise Aborted
+
+
 def retry_after(response: httpx.Response, *, now: dt.datetime | None = None) -> float | None:
     """Return the seconds ``response`` asks the client to wait, or None when it does not say.
 
@@ -166,16 +183,38 @@ def _backoff_hook(policy: RetryPolicy) -> Callable[[Exception], bool | float]:
     return hook
 
 
-def retrying(policy: RetryPolicy) -> Iterator[stamina.Attempt]:
-    """Yield stamina attempts for one request under ``policy`` (``with attempt: ...``)."""
-    return iter(
-        stamina.retry_context(
-            on=_backoff_hook(policy),
-            attempts=policy.attempts,
-            timeout=policy.timeout,
-            wait_initial=policy.wait_initial,
-            wait_max=policy.wait_max,
-            wait_jitter=policy.wait_jitter,
-            wait_exp_base=policy.wait_exp_base,
-        )
+def retrying(
+    policy: RetryPolicy, *, abort: threading.Event | None = None
+) -> Iterator[stamina.Attempt]:
+    """Yield stamina attempts for one request under ``policy`` (``with attempt: ...``).
+
+    With ``abort``, a wait between two attempts ends as soon as it is set;
+    the caller checks it at the start of each attempt (:func:`check_abort`).
+    """
+    context = stamina.retry_context(
+        on=_backoff_hook(policy),
+        attempts=policy.attempts,
+        timeout=policy.timeout,
+        wait_initial=policy.wait_initial,
+        wait_max=policy.wait_max,
+        wait_jitter=policy.wait_jitter,
+        wait_exp_base=policy.wait_exp_base,
     )
+    if abort is not None:
+        _wait_with(context, abort)
+    return iter(context)
+
+
+def _wait_with(context: object, abort: threading.Event) -> None:
+    """Make ``context`` wait between attempts with ``abort.wait`` instead of ``time.sleep``.
+
+    stamina takes no sleep function of its own: it builds tenacity's
+    ``Retrying`` from the keyword arguments it keeps in ``_t_kw`` (stamina
+    24.3 to 26.1), where tenacity takes one as ``sleep``. Should a stamina
+    keep them elsewhere, its waits stay ``time.sleep`` and an abort is seen
+    at the next attempt (``test_a_wait_between_attempts_ends_on_abort``
+    says so).
+    """
+    tenacity_kwargs = getattr(context, "_t_kw", None)
+    if isinstance(tenacity_kwargs, dict):
+        tenacity_kwargs["sleep"] = abort.wait
