@@ -16,6 +16,7 @@ __all__ = [
     "CORS_ALLOW_METHODS",
     "CORS_EXPOSE_HEADERS",
     "CorsMiddleware",
+    "normalise_origin",
     "parse_cors_origins",
 ]
 
@@ -35,20 +36,30 @@ OriginsSource = Iterable[str] | Callable[[], Iterable[str]]
 """Origins, or a function returning them (called once, at the first request)."""
 
 
+def normalise_origin(origin: str) -> str:
+    """Return ``origin`` as origins are compared: stripped, lowercased, without a final ``/``.
+
+    An origin's scheme and host are case-insensitive (and it has no path),
+    so ``https://App.Example`` and ``https://app.example`` are one origin.
+    """
+    return origin.strip().rstrip("/").lower()
+
+
 def parse_cors_origins(value: str | Iterable[str] | None) -> tuple[str, ...]:
     """Return the origins in ``value`` (``HELPPET_CORS_ORIGINS``'s comma-separated form or a list).
 
     Each must be an origin as browsers send it, ``scheme://host[:port]``
     (http or https, no path, no wildcard); it is lowercased and a trailing
-    ``/`` dropped. Empty entries are ignored, so ``""`` is no origin at all.
-    Raises ``ValueError`` naming the first entry that is not an origin.
+    ``/`` dropped (:func:`normalise_origin`, as a request's ``Origin`` is
+    before it is compared). Empty entries are ignored, so ``""`` is no origin
+    at all. Raises ``ValueError`` naming the first entry that is not an origin.
     """
     if value is None:
         return ()
     entries = value.split(",") if isinstance(value, str) else list(value)
     origins: list[str] = []
     for entry in entries:
-        origin = entry.strip().rstrip("/").lower()
+        origin = normalise_origin(entry)
         if not origin:
             continue
         parts = urllib.parse.urlsplit(origin)
@@ -74,12 +85,14 @@ class CorsMiddleware:
     Requests from an allowed origin go through Starlette's ``CORSMiddleware``
     with :data:`CORS_ALLOW_METHODS`, :data:`CORS_ALLOW_HEADERS` and
     :data:`CORS_EXPOSE_HEADERS` (no credentials: the API takes bearer
-    tokens); a refused preflight is 400 ``BAD_REQUEST`` in the error shape. A
-    request from any other origin, a preflight included, reaches the app as if
-    CORS were off (so a preflight gets the app's own 405, with no
-    ``Access-Control-Allow-*`` header); its answer, and that of a request
-    without ``Origin``, says ``Vary: Origin``. With no origins at all, nothing
-    changes.
+    tokens); a preflight refused for its method or request headers is 400
+    ``BAD_REQUEST`` in the error shape. Origins are compared as
+    :func:`normalise_origin` writes them (case-insensitively), here and in
+    Starlette's middleware alike. A request from any other origin, a
+    preflight included, reaches the app as if CORS were off (so a preflight
+    gets the app's own 405, with no ``Access-Control-Allow-*`` header); its
+    answer, and that of a request without ``Origin``, says ``Vary: Origin``.
+    With no origins at all, nothing changes.
 
     ``origins`` may be a function, called at the first request: apps that
     read their configuration at start-up pass one.
@@ -96,7 +109,7 @@ class CorsMiddleware:
         if allowed is None:
             source = self._source
             allowed = frozenset(parse_cors_origins(source() if callable(source) else source))
-            self._cors = CORSMiddleware(
+            self._cors = _SameOrigins(
                 self.app,
                 allow_origins=sorted(allowed),
                 allow_methods=CORS_ALLOW_METHODS,
@@ -125,12 +138,25 @@ class CorsMiddleware:
             await self.app(scope, receive, _vary_on_origin(send))
 
 
+class _SameOrigins(CORSMiddleware):
+    """Starlette's CORSMiddleware, comparing origins as :class:`CorsMiddleware` does.
+
+    Starlette compares the ``Origin`` header with its list exactly; an allowed
+    origin spelled in another case was refused as a preflight (and got no
+    ``Access-Control-Allow-Origin`` otherwise). The header is still echoed as sent.
+    """
+
+    def is_allowed_origin(self, origin: str) -> bool:
+        """Whether ``origin``, normalised, is one of the allowed origins."""
+        return normalise_origin(origin) in self.allow_origins
+
+
 def _origin(scope: Scope) -> str | None:
     name: bytes
     value: bytes
     for name, value in scope["headers"]:
         if name == b"origin":
-            return value.decode("latin-1").lower()
+            return normalise_origin(value.decode("latin-1"))
     return None
 
 
@@ -141,34 +167,60 @@ def _is_preflight(scope: Scope) -> bool:
 
 
 def _preflight_refusals_as_errors(send: Send) -> Send:
-    """Answer CORSMiddleware's refusal of a preflight (400, plain text) in the error shape."""
-    refused = False
+    """Answer CORSMiddleware's refusal of a method or headers (400, plain text) as an error.
+
+    Starlette's body names what it refused (``Disallowed CORS method,
+    headers``); the refusal is held until it is read. A refusal of neither
+    (private network access) is passed on as Starlette wrote it.
+    """
+    held: Message | None = None
+    body = b""
 
     async def send_shaped(message: Message) -> None:
-        nonlocal refused
+        nonlocal held, body
         if message["type"] == "http.response.start" and message["status"] == 400:
-            refused = True
-            headers = MutableHeaders(scope=message)  # keeps Vary and the allowed lists
-            headers["content-type"] = "application/json"
-            headers["content-length"] = str(len(_PREFLIGHT_REFUSAL))
+            held = message
+            return
+        if held is None or message["type"] != "http.response.body":
             await send(message)
-            await send({"type": "http.response.body", "body": _PREFLIGHT_REFUSAL})
-        elif not refused:
-            await send(message)
+            return
+        body += message.get("body", b"")
+        if message.get("more_body", False):
+            return
+        start, held = held, None
+        refused = _refused(body)
+        if not refused & {"method", "headers"}:
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+            return
+        shaped = _preflight_refusal(refused)
+        headers = MutableHeaders(scope=start)  # keeps Vary and the allowed lists
+        headers["content-type"] = "application/json"
+        headers["content-length"] = str(len(shaped))
+        await send(start)
+        await send({"type": "http.response.body", "body": shaped})
 
     return send_shaped
 
 
-_PREFLIGHT_REFUSAL: Final = json.dumps(
-    {
-        "message": "The preflight asks for a method or request header this API does not allow",
-        "error_code": "BAD_REQUEST",
-        "details": {
-            "allowed_methods": list(CORS_ALLOW_METHODS),
-            "allowed_headers": list(CORS_ALLOW_HEADERS),
-        },
-    }
-).encode()
+def _refused(body: bytes) -> set[str]:
+    """Return what Starlette's refusal names (``Disallowed CORS method, headers``)."""
+    text = body.decode("latin-1").removeprefix("Disallowed CORS ")
+    return {part.strip() for part in text.split(",")}
+
+
+def _preflight_refusal(refused: set[str]) -> bytes:
+    return json.dumps(
+        {
+            "message": "The preflight asks for a method or request header this API does not allow",
+            "error_code": "BAD_REQUEST",
+            "details": {
+                "refused": [part for part in ("method", "headers") if part in refused],
+                "allowed_methods": list(CORS_ALLOW_METHODS),
+                "allowed_headers": list(CORS_ALLOW_HEADERS),
+            },
+        }
+    ).encode()
 
 
 def _vary_on_origin(send: Send) -> Send:
