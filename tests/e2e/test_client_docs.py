@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import re
 import secrets
 import uuid
@@ -21,8 +22,9 @@ from helppet_recordings import (
     RecordingService,
     RecordingSettings,
 )
-from helppet_recordings.client import RetryPolicy
+from helppet_recordings.client import RecordingUploader, RetryPolicy
 from tests.support.asgi_server import ServerThread
+from tests.support.audio import wav_file
 
 pytestmark = pytest.mark.e2e
 
@@ -91,3 +93,27 @@ def test_every_example_compiles_and_the_policy_builds() -> None:
     exec(compile(blocks[1], str(DOC), "exec"), namespace)  # noqa: S102 - our own docs
     assert namespace["default"] == RetryPolicy()
     assert namespace["patient"] == RetryPolicy(attempts=30, timeout=3600.0, wait_max=120.0)
+
+
+def test_the_logging_example_keeps_signed_urls_out_of_an_info_log(
+    api_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At INFO httpx logs each part's signed URL, as the doc says; its line stops that."""
+    token = mint_token(SECRET, uuid.uuid4())
+    httpx_logger = logging.getLogger("httpx")
+    level = httpx_logger.level
+    caplog.set_level(logging.INFO)
+
+    def signed_lines() -> list[str]:
+        caplog.clear()
+        path = wav_file(tmp_path / "visit.wav", 9 * 1024 * 1024)  # two parts
+        with RecordingUploader(api_url, token=token) as uploader:
+            uploader.upload(path)
+        return [r.getMessage() for r in caplog.records if "sig=" in r.getMessage()]
+
+    try:
+        assert any("HTTP Request: PUT" in line for line in signed_lines())
+        exec(compile(_python_blocks()[2], str(DOC), "exec"), {})  # noqa: S102 - our own docs
+        assert signed_lines() == []
+    finally:
+        httpx_logger.setLevel(level)
