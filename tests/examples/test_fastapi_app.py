@@ -1004,6 +1004,7 @@ def test_pool_settings_from_the_environment(tmp_path: Path) -> None:
             0,
             True,
         )
+        assert engine.hide_parameters is True  # no personal value in a database error
     defaults = AppConfig.from_env(_env(tmp_path)).engine_options()
     assert defaults == {"pool_size": 40, "max_overflow": 10, "pool_pre_ping": False}
     refused = [

@@ -56,7 +56,8 @@ def run_migrations_online() -> None:
     if url is None:
         msg = "pass a connection or set sqlalchemy.url (see alembic_config())"
         raise RuntimeError(msg)
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    # Errors and statement logs never show the statements' values (build_engine's default).
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, hide_parameters=True)
     try:
         with engine.connect() as new_connection:
             _run_on(new_connection)

@@ -5,6 +5,9 @@ thread pool (a uvicorn worker: AnyIO's 40 threads): each thread holds at most
 one connection at a time, so ``DEFAULT_POOL_SIZE`` connections serve it
 without ever opening one per request. ``docs/deployment.md`` says how to size
 them for several workers and why pre-ping is off.
+
+Every engine built here hides the statements' parameters from its errors and
+statement logs (``hide_parameters=True``): they hold personal content.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ def build_engine(
     max_overflow: int = DEFAULT_MAX_OVERFLOW,
     pool_pre_ping: bool = False,
     pool_recycle: float | None = None,
+    hide_parameters: bool = True,
     **engine_kwargs: Any,
 ) -> sa.Engine:
     """Return a new engine for ``url``, configured for a web server's thread pool.
@@ -89,6 +93,11 @@ def build_engine(
     <helppet_recordings.repositories.sqlalchemy.SqlAlchemyRepository.from_url>`
     for the defaults; ``engine_kwargs`` win over them (on SQLite,
     ``connect_args={"timeout": seconds}`` over ``sqlite_busy_timeout``).
+
+    ``hide_parameters`` (default True) keeps the statement's values out of
+    SQLAlchemy's errors and statement logs: they hold original filenames,
+    transcripts and recording metadata, and an error's text reaches logs
+    through the exception chain. Pass False only where no log is kept.
     psycopg missing raises ``MissingDependencyError`` naming the ``postgres``
     extra; another driver that is not installed, SQLAlchemy's own error.
     """
@@ -104,6 +113,7 @@ def build_engine(
         if in_memory:
             kwargs.setdefault("poolclass", sa.pool.StaticPool)
     kwargs["pool_pre_ping"] = pool_pre_ping
+    kwargs["hide_parameters"] = hide_parameters
     poolclass = kwargs.get("poolclass")
     if poolclass is None or issubclass(poolclass, sa.pool.QueuePool):
         kwargs["pool_size"] = pool_size

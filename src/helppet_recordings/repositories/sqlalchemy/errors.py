@@ -3,7 +3,10 @@
 :func:`translate_errors` wraps every database call of the repository, in the
 manner of advanced-alchemy's ``wrap_sqlalchemy_exception``. What it raises
 never carries SQL, parameters or server addresses (it may reach API clients);
-the chained cause keeps them for logs.
+the chained cause keeps the SQL and the driver's message for logs. Its
+parameters are hidden on engines built with ``hide_parameters=True``, as
+``build_engine`` builds them: they hold original filenames, transcripts and
+recording metadata.
 """
 
 from __future__ import annotations
@@ -55,7 +58,9 @@ def translate_errors(operation: str) -> Iterator[None]:
 
     Each is chained to the original with ``raise ... from exc``. Messages and
     details never carry SQL, parameters or server addresses: they may reach
-    API clients. The cause keeps them for logs.
+    API clients. The cause keeps the SQL and the driver's message for logs,
+    and the statement's parameters only on an engine built with
+    ``hide_parameters=False``.
     """
     try:
         yield
