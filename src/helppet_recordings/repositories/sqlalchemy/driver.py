@@ -23,7 +23,8 @@ listeners (tracing, statement comments): those see every statement, as
 without the driver path.
 
 A driver error becomes the exception SQLAlchemy would have raised
-(``sqlalchemy.exc.DBAPIError.instance``, wrapping the same driver error), which
+(``sqlalchemy.exc.DBAPIError.instance``, wrapping the same driver error, its
+parameters hidden when the engine's ``hide_parameters`` says so), which
 the repository translates as usual; the statement is not sent again, so a
 lock or statement timeout is waited for once. A disconnect, and a value that
 fails its bind conversion, go to SQLAlchemy instead (:class:`NotOnDriverPath`):
@@ -186,8 +187,15 @@ class DriverPath:
         except self._dbapi_error as exc:
             if self._dialect.is_disconnect(cast("Any", exc), dbapi_connection, cursor):
                 raise NotOnDriverPath from exc  # SQLAlchemy invalidates the pool
+            # As SQLAlchemy does: an engine built with hide_parameters keeps the values
+            # (filenames, transcripts, metadata) out of the error's text.
             raise sa.exc.DBAPIError.instance(
-                compiled.sql, params, exc, self._dbapi_error, dialect=self._dialect
+                compiled.sql,
+                params,
+                exc,
+                self._dbapi_error,
+                hide_parameters=connection.engine.hide_parameters,
+                dialect=self._dialect,
             ) from exc
         finally:
             cursor.close()
