@@ -95,6 +95,11 @@ _BY_MIME: Final[dict[str, AudioType]] = {
     name: audio for audio in AUDIO_TYPES for name in (audio.mime_type, *audio.aliases)
 }
 
+_KNOWN_EXTENSIONS: Final = frozenset(
+    extension for audio in AUDIO_TYPES for extension in audio.extensions
+)
+"""Every extension of an accepted audio format: the only ones an error may name."""
+
 
 def normalize_content_type(content_type: str) -> str:
     """Return the bare, lower-case MIME type: ``Audio/MP4; codecs=x`` becomes ``audio/mp4``."""
@@ -126,16 +131,29 @@ def filename_extension(filename: str) -> str | None:
 
 
 def check_extension_matches(filename: str, audio: AudioType) -> None:
-    """Raise ``UNSUPPORTED_CONTENT_TYPE`` when the filename's extension is not of ``audio``."""
+    """Raise ``UNSUPPORTED_CONTENT_TYPE`` when the filename's extension is not of ``audio``.
+
+    The error names the content type and its extensions, never the filename:
+    whatever follows its last dot may be any client text (a name, an
+    address). ``details["filename_extension"]`` is there only when the
+    extension is one of another accepted audio format (``wav`` for
+    ``audio/mp4``).
+    """
     extension = filename_extension(filename)
-    if extension is not None and extension not in audio.extensions:
-        raise UnsupportedContentTypeError(
-            f"The filename extension .{_shorten(extension, 20)} does not match "
-            f"the content type {audio.mime_type}",
-            filename_extension=_shorten(extension, 20),
-            content_type=audio.mime_type,
-            allowed_extensions=list(audio.extensions),
-        )
+    if extension is None or extension in audio.extensions:
+        return
+    allowed = ", ".join(f".{name}" for name in audio.extensions)
+    details: dict[str, Any] = {
+        "content_type": audio.mime_type,
+        "allowed_extensions": list(audio.extensions),
+    }
+    if extension in _KNOWN_EXTENSIONS:
+        details["filename_extension"] = extension
+    raise UnsupportedContentTypeError(
+        f"The filename's extension does not match the content type {audio.mime_type} "
+        f"(accepted: {allowed})",
+        **details,
+    )
 
 
 def check_filename(filename: str) -> str:

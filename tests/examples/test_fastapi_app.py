@@ -687,6 +687,23 @@ def test_contract_statuses(client: TestClient, user: uuid.UUID) -> None:
     assert_error(early, 409, "INVALID_STATUS_TRANSITION")
 
 
+def test_a_415_never_echoes_the_filename(client: TestClient, user: uuid.UUID) -> None:
+    """A filename whose tail is no audio extension: the 415 names the type's extensions only."""
+    response = client.post(
+        f"{BASE}/upload/initiate",
+        json={"filename": "visit.Jane Roe 12 Oak Lane", "content_type": "audio/mp4"},
+        headers=auth(user),
+    )
+    body = assert_error(response, 415, "UNSUPPORTED_CONTENT_TYPE")
+    assert body["details"] == {
+        "content_type": "audio/mp4",
+        "allowed_extensions": ["m4a", "mp4", "m4b"],
+    }
+    assert "audio/mp4" in body["message"]
+    for word in ("jane", "roe", "oak", "lane"):
+        assert word not in response.text.lower()
+
+
 class UnavailableStorage:
     """A storage whose server is down: every call raises STORAGE_UNAVAILABLE."""
 

@@ -75,7 +75,45 @@ def test_extension_must_match_the_type() -> None:
     policy.check_extension_matches("recording", mp4)
     with pytest.raises(UnsupportedContentTypeError) as info:
         policy.check_extension_matches("a.wav", mp4)
-    assert info.value.details["allowed_extensions"] == ["m4a", "mp4", "m4b"]
+    assert info.value.details == {
+        "content_type": "audio/mp4",
+        "allowed_extensions": ["m4a", "mp4", "m4b"],
+        "filename_extension": "wav",  # another audio format's: safe to name
+    }
+    assert info.value.message == (
+        "The filename's extension does not match the content type audio/mp4 "
+        "(accepted: .m4a, .mp4, .m4b)"
+    )
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "visit.Jane Roe 12 Oak Lane",
+        "Bello.the beagle, Jane Roe",
+        "bello.janeroe",
+        "visit.Oak Lane.txt",
+        "visit.m4a.Jane",
+        "Jane.Roe",
+    ],
+)
+def test_a_mismatched_extension_is_never_echoed(filename: str) -> None:
+    """What follows the filename's last dot is client text: the error names only the type's own.
+
+    The message and details hold nothing of the filename, in any case or
+    shortened, however the error is shown (``to_dict``, ``str``, ``repr``).
+    """
+    _, mp4 = policy.resolve_audio_type("audio/mp4")
+    with pytest.raises(UnsupportedContentTypeError) as info:
+        policy.check_extension_matches(filename, mp4)
+    error = info.value
+    assert error.details == {
+        "content_type": "audio/mp4",
+        "allowed_extensions": ["m4a", "mp4", "m4b"],
+    }
+    shown = f"{error.to_dict()} {error} {error!r}".lower()
+    for word in ("jane", "roe", "oak", "lane", "bello", "beagle", "txt"):
+        assert word not in shown, (word, shown)
 
 
 @pytest.mark.parametrize(
