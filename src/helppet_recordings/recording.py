@@ -21,6 +21,17 @@ from helppet_recordings.status import RecordingStatus, RecordingType, check_tran
 __all__ = ["AudioFacts", "Recording"]
 
 
+def _redacted(value: object) -> str:
+    """Show personal content in a repr by its size only, as ``Transcript`` shows its text."""
+    if value is None:
+        return "None"
+    if isinstance(value, str):
+        return f"<{len(value)} characters>"
+    if isinstance(value, dict):
+        return f"<{len(value)} keys>"
+    return "<redacted>"
+
+
 @attrs.frozen(kw_only=True)
 class AudioFacts:
     """What decoding a stored file measured: container, codec, duration, rate, channels."""
@@ -74,6 +85,10 @@ class Recording:
     with a compare-and-set and publishes the change (``service/changes.py``).
 
     The class keeps a ``__dict__`` (no slots) so that :meth:`copy` is cheap.
+    Its repr shows ``original_filename``, ``transcript_text``,
+    ``recording_metadata`` and ``processing_error`` by their size only
+    (``<12 characters>``): they hold personal content, which must stay out of
+    logs and tracebacks. Equality compares them as usual.
     """
 
     id: uuid.UUID
@@ -83,21 +98,21 @@ class Recording:
     recording_type: RecordingType = RecordingType.VISIT_AUDIO
     status: RecordingStatus = RecordingStatus.UPLOADING
     filename: str
-    original_filename: str | None = None
+    original_filename: str | None = attrs.field(default=None, repr=_redacted)
     file_size_bytes: int | None = None
     duration_seconds: float | None = None
     mime_type: str | None = None
     s3_bucket: str
     s3_key: str
     s3_url: str | None = None
-    transcript_text: str | None = None
+    transcript_text: str | None = attrs.field(default=None, repr=_redacted)
     transcript_confidence: float | None = None
     transcript_language: str | None = None
     transcription_service: str | None = None
     processing_started_at: dt.datetime | None = None
     processing_completed_at: dt.datetime | None = None
-    processing_error: str | None = None
-    recording_metadata: dict[str, Any] | None = None
+    processing_error: str | None = attrs.field(default=None, repr=_redacted)
+    recording_metadata: dict[str, Any] | None = attrs.field(default=None, repr=_redacted)
     is_deleted: bool = False
     deleted_at: dt.datetime | None = None
     deleted_by_user_id: uuid.UUID | None = None
