@@ -37,6 +37,7 @@ from helppet_recordings.transcription import (
     TransientTranscriptionError,
     get_transcriber,
 )
+from helppet_recordings.transcription import aws as aws_transcription
 from helppet_recordings.transcription.aws import _translate
 from tests.support.audio import encode_tone
 from tests.support.moto_s3 import s3v4_client
@@ -272,10 +273,65 @@ def test_malformed_result_is_permanent(aws: Aws) -> None:
     assert caught.value.reason == "bad_result"
 
 
+UNUSABLE_RESULTS = {
+    "not JSON": SECRET.encode(),
+    "not the documented shape": json.dumps({"results": {"text": SECRET}}).encode(),
+    "a transcript without its text": json.dumps({"results": {"transcripts": [{}]}}).encode(),
+    "too large": result(SECRET * 4, [0.5]),
+}
+"""Results that were read but cannot be used; each holds the transcript's text somehow."""
+
+
+@pytest.mark.parametrize("body", UNUSABLE_RESULTS.values(), ids=UNUSABLE_RESULTS.keys())
+def test_an_unusable_result_is_cleaned_up(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch, body: bytes
+) -> None:
+    """A result read but unusable (bad_result) leaves neither the job nor the result object.
+
+    Both would keep the transcript (the job in Transcribe's own bucket) after
+    the recording failed for good; a reprocess starts a new job anyway.
+    """
+    monkeypatch.setattr(aws_transcription, "_MAX_RESULT_BYTES", len(result(SECRET, [0.5])) + 10)
+    transcriber = aws.transcriber()
+    recording = uuid.uuid4()
+    name = transcriber.job_name(recording, 1)
+    aws.s3.put_object(Bucket=OUTPUT_BUCKET, Key=transcriber.output_key(name), Body=body)
+    with pytest.raises(PermanentTranscriptionError) as caught:
+        transcriber.transcribe(audio(recording))
+    assert caught.value.reason == "bad_result"
+    assert caught.value.details["job_name"] == name
+    assert aws.jobs() == []
+    assert aws.s3.list_objects_v2(Bucket=OUTPUT_BUCKET).get("KeyCount") == 0
+
+
+def test_an_unusable_result_from_the_transcript_uri_deletes_the_job(aws: Aws) -> None:
+    """Without an output bucket, the job (whose bucket holds the result) is deleted all the same."""
+    transcriber = aws.transcriber(output_bucket=None, fetch_url=lambda _url: SECRET.encode())
+    with pytest.raises(PermanentTranscriptionError) as caught:
+        transcriber.transcribe(audio(uuid.uuid4()))
+    assert caught.value.reason == "bad_result"
+    assert aws.jobs() == []
+
+
+def test_without_cleanup_an_unusable_result_is_left_in_place(aws: Aws) -> None:
+    """cleanup=False keeps the job and the result object, usable or not, as it says."""
+    transcriber = aws.transcriber(cleanup=False)
+    recording = uuid.uuid4()
+    name = transcriber.job_name(recording, 1)
+    aws.s3.put_object(Bucket=OUTPUT_BUCKET, Key=transcriber.output_key(name), Body=b"{}")
+    with pytest.raises(PermanentTranscriptionError):
+        transcriber.transcribe(audio(recording))
+    assert aws.jobs() == [name]
+    assert aws.s3.list_objects_v2(Bucket=OUTPUT_BUCKET).get("KeyCount") == 1
+
+
 def test_missing_result_object_is_transient(aws: Aws) -> None:
-    """A finished job whose result is not (yet) readable is retried later."""
+    """A finished job whose result is not (yet) readable is retried later: the job stays."""
+    transcriber = aws.transcriber()
+    recording = uuid.uuid4()
     with pytest.raises(TransientTranscriptionError):
-        aws.transcriber().transcribe(audio(uuid.uuid4()))
+        transcriber.transcribe(audio(recording))
+    assert aws.jobs() == [transcriber.job_name(recording, 1)]
 
 
 @pytest.mark.parametrize("mime_type", ["audio/aac", "audio/x-caf", "audio/3gpp", "audio/amr-wb"])

@@ -114,9 +114,13 @@ class AwsTranscribeTranscriber:
       ``s3:PutObject`` there for Transcribe and ``s3:GetObject`` for the
       worker). Without it the result is fetched from the presigned HTTPS
       ``TranscriptFileUri`` in Transcribe's own bucket.
-    - ``cleanup``: after a successful read, delete the job (and so its copy
+    - ``cleanup``: once the result is read, delete the job (and so its copy
       of the transcript in Transcribe's bucket) and the result object in
-      ``output_bucket``. Clinic transcripts then live only in the database.
+      ``output_bucket``; also when the result then cannot be used
+      (``PermanentTranscriptionError``, reason ``bad_result``: not in the
+      documented shape, or too large). Clinic transcripts then live only in
+      the database. A result that could not be read (a transient error) is
+      left for the retry.
       Each deletion is tried on its own; one that fails is logged (WARNING,
       job name and error code) and the transcript is returned all the same.
       A job left behind expires by itself after 90 days; a result object
@@ -211,10 +215,14 @@ class AwsTranscribeTranscriber:
                 job_name=name,
                 failure_reason=str(job.get("FailureReason", ""))[:500],
             )
-        transcript = self._transcript(name, job)
-        if self.cleanup:
-            self._clean(name)
-        return transcript
+        raw = self._read_result(name, job)
+        try:
+            return self._transcript(name, job, raw)
+        finally:
+            # Read, whether it parses or not (bad_result is permanent: a reprocess starts a
+            # new job), the result is no longer needed where it holds the transcript.
+            if self.cleanup:
+                self._clean(name)
 
     def _start(self, name: str, s3_uri: str, media_format: str) -> None:
         params: dict[str, Any] = {
@@ -260,8 +268,10 @@ class AwsTranscribeTranscriber:
             self._sleep(delay)
             delay = min(self.poll_max, delay * 1.5)
 
-    def _transcript(self, name: str, job: TranscriptionJobTypeDef) -> Transcript:
-        raw = self._read_result(name, job)
+    def _transcript(self, name: str, job: TranscriptionJobTypeDef, raw: bytes) -> Transcript:
+        if len(raw) > _MAX_RESULT_BYTES:
+            msg = "The Transcribe result is larger than any transcript should be"
+            raise PermanentTranscriptionError(msg, reason="bad_result", job_name=name)
         try:
             document = json.loads(raw)
             results = document["results"]
@@ -294,13 +304,10 @@ class AwsTranscribeTranscriber:
                 msg = "The Transcribe job finished without a transcript location"
                 raise PermanentTranscriptionError(msg, reason="bad_result", job_name=name)
             data = self._fetch_url(uri)
-        if len(data) > _MAX_RESULT_BYTES:
-            msg = "The Transcribe result is larger than any transcript should be"
-            raise PermanentTranscriptionError(msg, reason="bad_result", job_name=name)
         return data
 
     def _clean(self, name: str) -> None:
-        # The transcript is in hand: a failed deletion is logged, never raised (losing the
+        # The result was read: a failed deletion is logged, never raised (losing the
         # transcript would pay for the job again). Each deletion is tried on its own, so a
         # refused job deletion still removes the result object that holds the transcript.
         _try_deleting(
