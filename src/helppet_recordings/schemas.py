@@ -105,12 +105,12 @@ class _Request(BaseModel):
 
 
 class InitiateUploadRequest(_Request):
-    """Ask for an upload ticket for one recording."""
+    """Ask for an upload ticket for one recording (its repr leaves the filename out)."""
 
     appointment_id: ContextId | None = None
     visit_id: ContextId | None = None
     recording_type: RecordingType = RecordingType.VISIT_AUDIO
-    filename: Filename
+    filename: Filename = Field(repr=False)  # personal: no repr shows it
     content_type: ContentType
     estimated_duration_seconds: Duration | None = None
     idempotency_key: IdempotencyKey | None = None
@@ -142,7 +142,7 @@ class CompleteUploadRequest(_Request):
 
     file_size_bytes: FileSize
     duration_seconds: Duration | None = None
-    recording_metadata: dict[str, Any] | None = None
+    recording_metadata: dict[str, Any] | None = Field(default=None, repr=False)
     content_md5: Md5 | None = None
     content_sha256: Sha256 | None = None
 
@@ -209,7 +209,11 @@ class AudioResponse(BaseModel):
 
 
 class RecordingResponse(BaseModel):
-    """Everything a client may know about one recording."""
+    """Everything a client may know about one recording.
+
+    Its repr leaves out the personal fields (original filename, transcript,
+    processing error, metadata); its JSON carries them.
+    """
 
     id: uuid.UUID
     appointment_id: uuid.UUID | None
@@ -218,20 +222,20 @@ class RecordingResponse(BaseModel):
     recording_type: RecordingType
     status: RecordingStatus
     filename: str
-    original_filename: str | None
+    original_filename: str | None = Field(repr=False)
     file_size_bytes: int | None
     duration_seconds: float | None
     mime_type: str | None
     s3_bucket: str
     s3_key: str
-    transcript_text: str | None
+    transcript_text: str | None = Field(repr=False)
     transcript_confidence: float | None
     transcript_language: str | None
     transcription_service: str | None
     processing_started_at: dt.datetime | None
     processing_completed_at: dt.datetime | None
-    processing_error: str | None
-    recording_metadata: dict[str, Any] | None
+    processing_error: str | None = Field(repr=False)
+    recording_metadata: dict[str, Any] | None = Field(repr=False)
     is_deleted: bool
     upload_expires_at: dt.datetime | None
     audio: AudioResponse | None = None

@@ -10,6 +10,11 @@ import pytest
 
 from helppet_recordings import InMemoryRepository, RecordingService
 from helppet_recordings.recording import Recording
+from helppet_recordings.schemas import (
+    CompleteUploadRequest,
+    InitiateUploadRequest,
+    RecordingResponse,
+)
 from helppet_recordings.status import RecordingStatus
 from helppet_recordings.storage.memory import InMemoryStorage
 from helppet_recordings.testing.factories import make_recording
@@ -93,3 +98,20 @@ def test_a_stored_recording_repr_holds_no_filename() -> None:
     assert stored is not None
     assert stored.original_filename == ORIGINAL_FILENAME
     assert markers_in(repr(stored)) == []
+
+
+def test_wire_models_repr_hides_personal_fields_but_json_keeps_them() -> None:
+    """Requests and responses print no filename, metadata or transcript; their JSON is whole."""
+    recording = personal_recording()
+    response = RecordingResponse.from_recording(recording)
+    initiate = InitiateUploadRequest(filename=ORIGINAL_FILENAME, content_type="audio/mp4")
+    complete = CompleteUploadRequest(
+        file_size_bytes=10, recording_metadata={"owner": METADATA_VALUE}
+    )
+    for model in (response, initiate, complete):
+        assert markers_in(repr(model)) == []
+        assert markers_in(str(model)) == []
+    assert response.transcript_text == TRANSCRIPT
+    assert TRANSCRIPT in response.model_dump_json()
+    assert ORIGINAL_FILENAME in initiate.model_dump_json()
+    assert METADATA_VALUE in complete.model_dump_json()

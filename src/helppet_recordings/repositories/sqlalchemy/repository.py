@@ -152,6 +152,10 @@ class SqlAlchemyRepository(ListingQueries, ClaimQueries, KeyQueries, AuditQuerie
           keys and wait ``sqlite_busy_timeout`` seconds for locks; a file
           database uses write-ahead logging so readers never block the
           writer. ``sqlite://`` (in memory) is one shared connection.
+        - Statement parameters are hidden from errors and logs
+          (``hide_parameters=True``): they hold filenames, metadata and
+          transcripts. An engine you build yourself and pass to the
+          constructor should set it too.
 
         ``engine_kwargs`` go to ``sqlalchemy.create_engine`` and win over
         these defaults. The repository owns the engine: :meth:`close`
