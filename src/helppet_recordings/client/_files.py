@@ -67,10 +67,12 @@ class FileIdentity:
         try:
             stat = path.stat()
         except FileNotFoundError:
-            raise FileChangedError(
-                "The file was removed since the upload started", reason="missing"
-            ) from None
+            raise _removed() from None
         self.check(stat)
+
+
+def _removed() -> FileChangedError:
+    return FileChangedError("The file was removed since the upload started", reason="missing")
 
 
 def guess_content_type(path: Path) -> str:
@@ -110,9 +112,7 @@ def read_range(
     try:
         handle = path.open("rb")
     except FileNotFoundError:
-        raise FileChangedError(
-            "The file was removed since the upload started", reason="missing"
-        ) from None
+        raise _removed() from None
     with handle:
         identity.check(os.fstat(handle.fileno()))
         handle.seek(offset)
