@@ -253,7 +253,6 @@ class RecordingRepository(Protocol):
         expected_status: RecordingStatus,
         previous: Recording | None = None,
         expected_lease: dt.datetime | None = None,
-        audit: AuditEntry | None = None,
     ) -> bool:
         """Write ``recording`` if the stored one is live and in ``expected_status``.
 
@@ -267,18 +266,13 @@ class RecordingRepository(Protocol):
         ``previous``'s (two renewals that each started a new multipart upload
         cannot both land). Return False, changing nothing, when the stored
         recording is missing, soft-deleted, in another status, under another
-        lease or with another upload id (another writer got there first). A recording whose
-        storage key or idempotency key differs from the stored one's (or
-        from ``previous``'s) raises ``ValueError``.
+        lease or with another upload id (another writer got there first). A
+        recording whose storage key or idempotency key differs from the
+        stored one's (or from ``previous``'s) raises ``ValueError``.
 
-        With ``audit``, the entry is appended to the trail atomically with
-        the write: when the write happens, both are stored or neither is (an
-        entry that cannot be stored, such as a duplicate id, raises and
-        leaves the recording as it was); when it does not, no entry is
-        stored. The service passes it for the changes it audits (deletion,
-        purge, reprocessing). A repository written before this parameter
-        existed still works: the service then appends the entry afterwards,
-        with :meth:`record_audit`.
+        A repository that can also store an audit entry in the write's
+        transaction takes ``audit=`` here and in :meth:`mark_purged`
+        (:class:`~helppet_recordings.audited_writes.AuditedWrites`).
         """
         ...
 
@@ -354,12 +348,11 @@ class RecordingRepository(Protocol):
         """Return up to ``limit`` soft-deleted, not yet purged recordings deleted before then."""
         ...
 
-    def mark_purged(self, recording: Recording, *, audit: AuditEntry | None = None) -> bool:
+    def mark_purged(self, recording: Recording) -> bool:
         """Write a scrubbed copy of a soft-deleted recording, setting ``purged_at``.
 
         Returns False, changing nothing, unless the stored recording is
-        soft-deleted and not yet purged. ``audit`` is appended atomically
-        with the write, as in :meth:`save`.
+        soft-deleted and not yet purged.
         """
         ...
 

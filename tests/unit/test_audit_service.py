@@ -125,6 +125,8 @@ class RefusingAuditedWrites(FaultyRepository):
 class WithoutAuditParameter(FaultyRepository):
     """A repository written before ``save`` and ``mark_purged`` took ``audit=``."""
 
+    supports_atomic_audit = None  # no declaration (the wrapped repository's is not forwarded)
+
     def save(
         self,
         recording: Recording,
@@ -146,6 +148,33 @@ class WithoutAuditParameter(FaultyRepository):
     def mark_purged(self, recording: Recording) -> bool:
         """Forward the purge."""
         return bool(self._inner.mark_purged(recording))
+
+
+class ForwardsEverything(WithoutAuditParameter):
+    """A tracing wrapper around such a repository: ``*args, **kwargs`` forwarded as they come."""
+
+    def save(self, *args: Any, **kwargs: Any) -> bool:
+        """Forward to the older repository's save."""
+        return WithoutAuditParameter.save(self, *args, **kwargs)
+
+    def mark_purged(self, *args: Any, **kwargs: Any) -> bool:
+        """Forward to the older repository's mark_purged."""
+        return WithoutAuditParameter.mark_purged(self, *args, **kwargs)
+
+
+class ToleratesOptions(WithoutAuditParameter):
+    """An older repository whose writes take (and ignore) any other option."""
+
+    def save(self, recording: Recording, **options: Any) -> bool:
+        """Write with the options it knows; drop the rest."""
+        known = {"expected_status", "previous", "expected_lease"}
+        return WithoutAuditParameter.save(
+            self, recording, **{k: v for k, v in options.items() if k in known}
+        )
+
+    def mark_purged(self, recording: Recording, **options: Any) -> bool:
+        """Purge; ignore every option."""
+        return WithoutAuditParameter.mark_purged(self, recording)
 
 
 def test_audited_changes_are_stored_with_their_entries(world: World) -> None:
@@ -192,9 +221,16 @@ def test_a_change_whose_entry_cannot_be_stored_is_not_stored(operation: str) -> 
     assert len(world.events) == published
 
 
-def test_a_repository_without_the_audit_parameter_gets_the_entry_after_the_change() -> None:
-    """An older repository keeps working: the service appends the entry once the change is in."""
-    world = World(WithoutAuditParameter)
+@pytest.mark.parametrize("shape", [WithoutAuditParameter, ForwardsEverything, ToleratesOptions])
+def test_a_repository_without_the_audit_parameter_gets_the_entry_after_the_change(
+    shape: type[FaultyRepository],
+) -> None:
+    """An older repository keeps working: the service appends the entry once the change is in.
+
+    ``**kwargs`` does not count as taking ``audit=``: a wrapper forwarding it to an older
+    repository would fail, and one that drops unknown options would lose the entry.
+    """
+    world = World(shape)
     rid = world.uploaded()
     world.service.delete_recording(USER, rid)
     world.clock.advance(days=60)

@@ -26,7 +26,11 @@ from helppet_recordings import (
     RecordingService,
     RecordingSettings,
 )
-from helppet_recordings.errors import RecordingNotFoundError, UploadNotFoundError
+from helppet_recordings.errors import (
+    RecordingNotFoundError,
+    UploadNotFoundError,
+    UploadVerificationError,
+)
 from helppet_recordings.events import RecordingEvent
 from helppet_recordings.models import Recording
 from helppet_recordings.multipart import PREFERRED_PART_SIZE
@@ -220,3 +224,27 @@ def test_two_renewals_that_restart_a_lost_upload_agree_on_one() -> None:
         world.storage.receive_part(part.url, AUDIO[offset : offset + part.size])
     completed = world.service.complete_upload(USER, rid, {"file_size_bytes": SIZE})
     assert completed.status is RecordingStatus.UPLOADED
+
+
+def test_a_renewal_meanwhile_leaves_the_verdict_standing() -> None:
+    """Only the deadline moved: the refusal is answered as it is, after one verification."""
+    world = World()
+    rid = world.multipart().recording_id
+
+    def nudge_the_deadline() -> None:
+        stored = world.stored(rid)
+        assert stored.upload_expires_at is not None
+        later = stored.copy(upload_expires_at=stored.upload_expires_at + dt.timedelta(seconds=1))
+        assert InMemoryRepository.save(
+            world.repository, later, expected_status=stored.status, previous=stored
+        )
+
+    world.repository.after_get.extend([nudge_the_deadline] * 20)
+    wrong_md5 = hashlib.md5(b"other audio").hexdigest()  # noqa: S324 - the upload's checksum
+    with pytest.raises(UploadVerificationError) as refused:
+        world.service.complete_upload(
+            USER, rid, {"file_size_bytes": SIZE, "content_md5": wrong_md5}
+        )
+    assert refused.value.error_code == "UPLOAD_VERIFICATION_FAILED"
+    assert world.names().count("upload.rejected") == 1
+    assert world.stored(rid).status is RecordingStatus.UPLOADING

@@ -6,6 +6,7 @@ import datetime as dt
 import threading
 import uuid
 from collections import Counter, defaultdict
+from typing import Final
 
 import attrs
 
@@ -30,6 +31,9 @@ class InMemoryRepository:
     ``get`` never changes what is stored, exactly as with a database. Useful
     for tests, demos and single-process tools; nothing survives the process.
     """
+
+    supports_atomic_audit: Final = True
+    """It stores an audited change and its entry in one write (``AuditedWrites``)."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()

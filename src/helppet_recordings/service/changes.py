@@ -13,7 +13,8 @@ Each change whose event is named in :data:`AUDITED_EVENTS` becomes an
 same transaction as the change (``save(..., audit=entry)``): the trail has an
 entry for every audited change, and no entry for a change that was not stored.
 A repository whose ``save`` and ``mark_purged`` predate that parameter gets the
-entry afterwards, from :meth:`ServiceContext.emit`. Reads that hand out
+entry afterwards, from :meth:`ServiceContext.emit`
+(:mod:`helppet_recordings.audited_writes`). Reads that hand out
 personal content (a download URL, a transcript) are audited by their use
 cases *before* they answer, through :meth:`ServiceContext.audit`.
 """
@@ -22,16 +23,16 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import inspect
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Final, cast
 
 import attrs
 
 from helppet_recordings import audit, events
 from helppet_recordings.audit import AuditEntry, AuditValue
+from helppet_recordings.audited_writes import AuditedWrites, stores_audit_atomically
 from helppet_recordings.errors import (
     InvalidStatusTransitionError,
     RecordingError,
@@ -127,9 +128,7 @@ class ServiceContext:
     """Whether the repository stores an audited change and its entry together."""
 
     def __attrs_post_init__(self) -> None:
-        self.atomic_audit = _takes_audit(self.repository.save) and _takes_audit(
-            self.repository.mark_purged
-        )
+        self.atomic_audit = stores_audit_atomically(self.repository)
 
     def now(self) -> dt.datetime:
         """Return the service clock's time, checked to be timezone-aware."""
@@ -189,13 +188,15 @@ class ServiceContext:
         if load is None:
             load = self.live if owner is None else functools.partial(self.owned, owner)
         recording = loaded
+        refusal: BaseException | None = None  # the last verdict a StaleRecording set aside
         for _ in range(SAVE_ATTEMPTS):
             if recording is None:
                 recording = load(rid)
             now = self.now() if at is None else at
             try:
                 change = step(recording, now)
-            except StaleRecording:
+            except StaleRecording as stale:
+                refusal = stale.__cause__
                 recording = None
                 continue
             if change is None:
@@ -216,7 +217,7 @@ class ServiceContext:
         raise InvalidStatusTransitionError(
             "The recording kept changing underneath this operation; retry",
             recording_id=str(rid),
-        )
+        ) from refusal
 
     def emit(
         self,
@@ -299,12 +300,19 @@ class ServiceContext:
         *,
         lease: dt.datetime | None = None,
     ) -> bool:
-        save = self.repository.save
-        if entry is None:  # a repository predating ``audit=`` is never given it
-            return save(new, expected_status=loaded.status, previous=loaded, expected_lease=lease)
-        return save(
+        if entry is None:  # a repository without AuditedWrites is never given ``audit=``
+            return self.repository.save(
+                new, expected_status=loaded.status, previous=loaded, expected_lease=lease
+            )
+        return cast("AuditedWrites", self.repository).save(
             new, expected_status=loaded.status, previous=loaded, expected_lease=lease, audit=entry
         )
+
+    def purge_write(self, new: Recording, _loaded: Recording, entry: AuditEntry | None) -> bool:
+        """Purge ``new`` (a :data:`Write`): ``mark_purged``, with the entry when there is one."""
+        if entry is None:
+            return self.repository.mark_purged(new)
+        return cast("AuditedWrites", self.repository).mark_purged(new, audit=entry)
 
     def _entry_of(
         self, change: Change, actor: uuid.UUID | None, at: dt.datetime
@@ -330,12 +338,3 @@ def _entry(
         at=at,
         attributes={"status": recording.status.value, **(attributes or {})},
     )
-
-
-def _takes_audit(method: Callable[..., object]) -> bool:
-    """Whether a repository method accepts ``audit=`` (by name, or through ``**kwargs``)."""
-    try:
-        parameters = inspect.signature(method).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == "audit" or p.kind is p.VAR_KEYWORD for p in parameters)

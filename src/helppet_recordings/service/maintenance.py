@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Iterator
 
 from helppet_recordings import events
-from helppet_recordings.audit import AuditEntry
 from helppet_recordings.errors import (
     RecordingError,
     RecordingNotFoundError,
@@ -21,12 +20,12 @@ from helppet_recordings.errors import (
 from helppet_recordings.models import ReconcileReport, Recording
 from helppet_recordings.service import inputs
 from helppet_recordings.service.changes import Change, ServiceContext
-from helppet_recordings.service.resumable import (
+from helppet_recordings.service.leftovers import (
     abort_orphan_uploads,
-    assemble,
     discard_upload,
     unfinished_uploads,
 )
+from helppet_recordings.service.resumable import assemble
 from helppet_recordings.service.staging import expire_upload, promote_upload
 from helppet_recordings.settings import MAX_RETENTION_DAYS
 from helppet_recordings.status import RecordingStatus
@@ -260,17 +259,17 @@ def purge_deleted(
             raise RecordingNotFoundError(recording_id=str(rid))
         return recording
 
-    def mark_purged(new: Recording, _loaded: Recording, entry: AuditEntry | None) -> bool:
-        if entry is None:
-            return ctx.repository.mark_purged(new)
-        return ctx.repository.mark_purged(new, audit=entry)
-
     purged = 0
     while batch := ctx.repository.list_purgeable(deleted_before=cutoff, limit=batch_size):
         for recording in batch:
             try:
                 outcome = ctx.change(
-                    recording.id, scrub, loaded=recording, load=load, write=mark_purged, at=moment
+                    recording.id,
+                    scrub,
+                    loaded=recording,
+                    load=load,
+                    write=ctx.purge_write,
+                    at=moment,
                 )
             except RecordingNotFoundError:
                 continue  # the row itself is gone: nothing left to purge

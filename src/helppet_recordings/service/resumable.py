@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from helppet_recordings import policy
@@ -44,15 +44,12 @@ from helppet_recordings.service.admission import (
     upload_deadline,
 )
 from helppet_recordings.service.changes import Change, ServiceContext
-from helppet_recordings.status import RecordingStatus
 
 __all__ = [
-    "abort_orphan_uploads",
     "assemble",
-    "discard_upload",
     "initiate_multipart_upload",
+    "multipart_storage",
     "sign_upload_parts",
-    "unfinished_uploads",
 ]
 
 _logger = logging.getLogger("helppet_recordings.uploads")
@@ -200,73 +197,6 @@ def assemble(ctx: ServiceContext, recording: Recording) -> None:
             raise
         # Assembled (or aborted) since the parts were listed: a completion and the sweeper
         # raced. As when storage no longer knows the upload, what is at s3_key decides.
-
-
-def discard_upload(ctx: ServiceContext, recording: Recording) -> None:
-    """After an upload failed or was deleted unverified: free what storage holds at ``s3_key``.
-
-    Aborts a multipart upload and removes an assembled object that was never
-    verified, or the unverified bytes a ticket naming ``s3_key`` left there.
-    Best effort: a storage error is logged, and the sweeper's pass over
-    unfinished uploads (or ``reconcile``) catches what is left.
-    """
-    if recording.verified_at is not None:
-        return
-    if recording.uploads_in_place:
-        try:
-            ctx.storage.delete(recording.s3_key)
-        except RecordingError:
-            _logger.warning("Could not remove the unverified upload of recording %s", recording.id)
-        return
-    if recording.multipart_size_bytes is None:
-        return
-    storage = multipart_storage(ctx)
-    try:
-        if recording.multipart_upload_id is not None:
-            storage.abort_multipart_upload(
-                key=recording.s3_key, upload_id=recording.multipart_upload_id
-            )
-        ctx.storage.delete(recording.s3_key)
-    except RecordingError:
-        _logger.warning("Could not free the multipart upload of recording %s", recording.id)
-
-
-def unfinished_uploads(
-    ctx: ServiceContext, *, now: dt.datetime
-) -> Iterable[tuple[str, str, Recording | None]]:
-    """Yield ``(key, upload id, recording)`` of unfinished uploads no live upload waits for.
-
-    Only uploads started before the upload deadline's span ago count; the
-    recording is the one owning the key, if any. Storage without multipart
-    support has none.
-    """
-    storage = ctx.storage
-    if not isinstance(storage, MultipartStorage):
-        return
-    started_before = now - (upload_deadline(ctx, now) - now)
-    for info in storage.list_multipart_uploads(prefix=ctx.settings.s3_recordings_prefix):
-        if info.initiated >= started_before:
-            continue
-        owner = ctx.at_key(info.key)
-        waiting = (
-            owner is not None
-            and not owner.is_deleted
-            and owner.status is RecordingStatus.UPLOADING
-            and owner.multipart_upload_id == info.upload_id
-        )
-        if not waiting:
-            yield info.key, info.upload_id, owner
-
-
-def abort_orphan_uploads(ctx: ServiceContext, *, now: dt.datetime) -> int:
-    """Abort every unfinished upload no live upload waits for; return how many."""
-    storage = ctx.storage
-    aborted = 0
-    for key, upload_id, _ in list(unfinished_uploads(ctx, now=now)):
-        if isinstance(storage, MultipartStorage):
-            storage.abort_multipart_upload(key=key, upload_id=upload_id)
-            aborted += 1
-    return aborted
 
 
 def multipart_storage(ctx: ServiceContext) -> MultipartStorage:

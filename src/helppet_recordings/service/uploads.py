@@ -38,8 +38,9 @@ from helppet_recordings.service.admission import (
     upload_deadline,
 )
 from helppet_recordings.service.changes import Change, ServiceContext, StaleRecording
+from helppet_recordings.service.leftovers import discard_upload
 from helppet_recordings.service.queries import without_transcript
-from helppet_recordings.service.resumable import assemble, discard_upload
+from helppet_recordings.service.resumable import assemble
 from helppet_recordings.service.staging import (
     completed_attributes,
     expire_upload,
@@ -145,13 +146,14 @@ def complete_upload(
         except RecordingError as exc:
             if isinstance(exc, UnavailableError | StorageError):
                 raise  # an outage or a refusal to read says nothing about the upload
-            if _moved_on(ctx, recording):
-                # Completed, deleted, renewed or expired while this call verified: the verdict
-                # was on a copy that is no longer the recording; judge what is stored now.
+            current = ctx.repository.get(recording.id)
+            if current is None or _upload_state(current) != _upload_state(recording):
+                # Completed, deleted, expired or restarted while this call verified: the
+                # verdict was on a copy that is no longer the upload; judge what is stored now.
                 raise StaleRecording from exc
             if recording.multipart_size_bytes is not None and _refuses_bytes(exc):
                 ctx.storage.delete(recording.s3_key)  # an assembled object was refused
-            _rejected(ctx, recording, exc, now, owner)
+            _rejected(ctx, current, exc, now, owner)  # its deadline as stored now
             raise
         return Change(uploaded, events.UPLOAD_COMPLETED, completed_attributes(uploaded, "client"))
 
@@ -188,19 +190,17 @@ def _assemble(ctx: ServiceContext, recording: Recording, declared_size: int) -> 
     assemble(ctx, recording)
 
 
-def _moved_on(ctx: ServiceContext, loaded: Recording) -> bool:
-    """Whether the stored recording is no longer the upload ``loaded`` was (read again)."""
-    current = ctx.repository.get(loaded.id)
-    return current is None or _upload_state(current) != _upload_state(loaded)
-
-
 def _upload_state(recording: Recording) -> tuple[object, ...]:
-    """Return what a completion's verdict rests on (a renewal, completion or delete changes it)."""
+    """Return what a completion's verdict on the bytes rests on.
+
+    A completion, a deletion, an expiry or a restarted multipart upload
+    changes it; a renewal's new deadline (or a sweeper's claim) does not: the
+    verdict stands, and the deadline is read from the stored copy.
+    """
     return (
         recording.status,
         recording.is_deleted,
         recording.verified_at,
-        recording.upload_expires_at,
         recording.upload_key,
         recording.multipart_upload_id,
     )

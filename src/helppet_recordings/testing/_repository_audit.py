@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import cast
 
 import attrs
 import pytest
 
 from helppet_recordings import audit
 from helppet_recordings.audit import AuditEntry
+from helppet_recordings.audited_writes import AuditedWrites, stores_audit_atomically
 from helppet_recordings.errors import DuplicateRecordingError
 from helppet_recordings.models import Recording
 from helppet_recordings.ports import RecordingRepository
@@ -186,7 +188,7 @@ class AuditAndStatsContract:
         deleted = recording.copy(is_deleted=True, deleted_at=BASE_TIME)
         entry = _entry(recording.id, audit.RECORDING_DELETED)
         previous = recording if written == "changed fields" else None
-        assert repository.save(
+        assert _audited(repository).save(
             deleted, expected_status=recording.status, previous=previous, audit=entry
         )
         stored = repository.get(recording.id)
@@ -200,7 +202,7 @@ class AuditAndStatsContract:
         repository.add(recording)
         deleted = recording.copy(is_deleted=True, deleted_at=BASE_TIME)
         entry = _entry(recording.id, audit.RECORDING_DELETED)
-        assert not repository.save(
+        assert not _audited(repository).save(
             deleted, expected_status=RecordingStatus.PROCESSING, previous=recording, audit=entry
         )
         assert repository.get(recording.id) == recording
@@ -219,7 +221,7 @@ class AuditAndStatsContract:
         entry = attrs.evolve(_entry(recording.id, audit.RECORDING_REPROCESSED), id=taken.id)
         previous = recording if written == "changed fields" else None
         with pytest.raises(DuplicateRecordingError):
-            repository.save(
+            _audited(repository).save(
                 reprocessed, expected_status=recording.status, previous=previous, audit=entry
             )
         assert repository.get(recording.id) == recording
@@ -233,16 +235,18 @@ class AuditAndStatsContract:
         repository.add(recording)
         scrubbed = recording.scrubbed(BASE_TIME)
         entry = _entry(recording.id, audit.RECORDING_PURGED)
-        assert not repository.mark_purged(scrubbed, audit=entry)  # not deleted: not purgeable
+        assert not _audited(repository).mark_purged(
+            scrubbed, audit=entry
+        )  # not deleted: not purgeable
         assert repository.audit_trail(recording.id) == []
         deleted = recording.copy(is_deleted=True, deleted_at=BASE_TIME)
         assert repository.save(deleted, expected_status=recording.status)
         taken = _entry(recording.id, audit.RECORDING_DELETED)
         repository.record_audit(taken)
         with pytest.raises(DuplicateRecordingError):
-            repository.mark_purged(scrubbed, audit=attrs.evolve(entry, id=taken.id))
+            _audited(repository).mark_purged(scrubbed, audit=attrs.evolve(entry, id=taken.id))
         assert repository.get(recording.id) == deleted
-        assert repository.mark_purged(scrubbed, audit=entry)
+        assert _audited(repository).mark_purged(scrubbed, audit=entry)
         stored = repository.get(recording.id)
         assert stored is not None
         assert stored.purged_at is not None
@@ -344,3 +348,9 @@ class AuditAndStatsContract:
 def _entry(recording_id: uuid.UUID, action: str) -> AuditEntry:
     """A system entry for ``recording_id`` at ``BASE_TIME``."""
     return AuditEntry(recording_id=recording_id, action=action, actor_user_id=None, at=BASE_TIME)
+
+
+def _audited(repository: RecordingRepository) -> AuditedWrites:
+    """The repository as one that stores audit entries with its writes (which it must be)."""
+    assert stores_audit_atomically(repository)
+    return cast("AuditedWrites", repository)

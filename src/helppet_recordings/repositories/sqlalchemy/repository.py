@@ -7,7 +7,7 @@ import datetime as dt
 import threading
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn, Self
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Self
 
 import sqlalchemy as sa
 import sqlalchemy.exc
@@ -82,6 +82,9 @@ class SqlAlchemyRepository(ListingQueries, ClaimQueries, KeyQueries, AuditQuerie
     and statistics are written in :class:`ClaimQueries`, :class:`KeyQueries`
     and :class:`AuditQueries`.
     """
+
+    supports_atomic_audit: Final = True
+    """It stores an audited change and its entry in one transaction (``AuditedWrites``)."""
 
     def __init__(
         self,
