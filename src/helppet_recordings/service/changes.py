@@ -12,11 +12,10 @@ Each change whose event is named in :data:`AUDITED_EVENTS` becomes an
 :class:`~helppet_recordings.audit.AuditEntry`, stored by the repository in the
 same transaction as the change (``save(..., audit=entry)``): the trail has an
 entry for every audited change, and no entry for a change that was not stored.
-A repository whose ``save`` and ``mark_purged`` predate that parameter gets the
-entry afterwards, from :meth:`ServiceContext.emit`
-(:mod:`helppet_recordings.audited_writes`). Reads that hand out
-personal content (a download URL, a transcript) are audited by their use
-cases *before* they answer, through :meth:`ServiceContext.audit`.
+A repository without that capability (:mod:`helppet_recordings.audited_writes`)
+gets the entry right after the change, from :meth:`ServiceContext.emit`. Reads
+that hand out personal content (a download URL, a transcript) are audited by
+their use cases *before* they answer, through :meth:`ServiceContext.audit`.
 """
 
 from __future__ import annotations
