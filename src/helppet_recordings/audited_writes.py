@@ -33,7 +33,8 @@ class AuditedWrites(Protocol):
 
     A repository declares the capability by naming the parameter ``audit``
     in both signatures. A wrapper that forwards ``*args, **kwargs`` to one
-    declares it with a true ``supports_atomic_audit`` attribute instead.
+    declares it with a true ``supports_atomic_audit`` attribute (a wrapper
+    that forwards attribute reads too inherits the wrapped one's).
     """
 
     def save(
@@ -56,19 +57,28 @@ class AuditedWrites(Protocol):
 def stores_audit_atomically(repository: object) -> bool:
     """Whether ``repository`` has :class:`AuditedWrites` (see there for how it declares it).
 
-    A catch-all ``**kwargs`` is not a declaration: it may belong to a wrapper
-    around a repository without the capability, or drop the entry.
+    Both ``save`` and ``mark_purged`` must name ``audit``, or take ``**kwargs``
+    on a repository whose ``supports_atomic_audit`` is True (a wrapper that
+    forwards them). A catch-all ``**kwargs`` alone is no declaration: it may
+    belong to a wrapper around a repository without the capability, or drop
+    the entry; and a subclass that overrides a write without ``audit`` loses
+    the capability its parent declared.
     """
-    declared = getattr(repository, "supports_atomic_audit", None)
-    if isinstance(declared, bool):
-        return declared
-    return all(_names_audit(getattr(repository, name, None)) for name in ("save", "mark_purged"))
+    forwards = getattr(repository, "supports_atomic_audit", None) is True
+    return all(
+        _accepts_audit(getattr(repository, name, None), forwards=forwards)
+        for name in ("save", "mark_purged")
+    )
 
 
-def _names_audit(method: Callable[..., object] | None) -> bool:
+def _accepts_audit(method: Callable[..., object] | None, *, forwards: bool) -> bool:
     if method is None:
         return False
     try:
-        return "audit" in inspect.signature(method).parameters
+        parameters = inspect.signature(method).parameters.values()
     except (TypeError, ValueError):
         return False
+    return any(
+        p.name == "audit" or (forwards and p.kind is inspect.Parameter.VAR_KEYWORD)
+        for p in parameters
+    )

@@ -336,3 +336,38 @@ def test_audit_entries_are_kept_in_utc() -> None:
     )
     assert entry.at == BASE_TIME
     assert entry.at.tzinfo is dt.UTC
+
+
+class LoggingSubclass(InMemoryRepository):
+    """A host's subclass of a shipped repository that overrides ``save`` with the old signature."""
+
+    def save(  # type: ignore[override]  # as written before the parent took audit=
+        self,
+        recording: Recording,
+        *,
+        expected_status: RecordingStatus,
+        previous: Recording | None = None,
+        expected_lease: dt.datetime | None = None,
+    ) -> bool:
+        """Save as the parent does (a log line would go here)."""
+        return super().save(
+            recording,
+            expected_status=expected_status,
+            previous=previous,
+            expected_lease=expected_lease,
+        )
+
+
+def test_a_subclass_overriding_save_without_audit_keeps_working() -> None:
+    """The parent's declaration does not hold for an override that cannot take ``audit=``."""
+    repository = LoggingSubclass()
+    service = RecordingService(
+        InMemoryStorage("helppet-audio-recordings"),
+        repository,
+        RecordingSettings(max_file_size=1_000_000),
+        clock=FakeClock(),
+    )
+    ticket = service.initiate_upload(USER, {"filename": "Rex.m4a", "content_type": "audio/m4a"})
+    service.delete_recording(USER, ticket.recording_id)
+    trail = [entry.action for entry in repository.audit_trail(ticket.recording_id)]
+    assert trail == ["recording.deleted"]
