@@ -34,7 +34,8 @@ class AuditedWrites(Protocol):
     A repository declares the capability by naming the parameter ``audit``
     in both signatures. A wrapper that forwards ``*args, **kwargs`` to one
     declares it with a true ``supports_atomic_audit`` attribute (a wrapper
-    that forwards attribute reads too inherits the wrapped one's).
+    that forwards attribute reads too inherits the wrapped one's). A false
+    one opts out whatever the signatures say.
     """
 
     def save(
@@ -57,14 +58,18 @@ class AuditedWrites(Protocol):
 def stores_audit_atomically(repository: object) -> bool:
     """Whether ``repository`` has :class:`AuditedWrites` (see there for how it declares it).
 
-    Both ``save`` and ``mark_purged`` must name ``audit``, or take ``**kwargs``
-    on a repository whose ``supports_atomic_audit`` is True (a wrapper that
-    forwards them). A catch-all ``**kwargs`` alone is no declaration: it may
-    belong to a wrapper around a repository without the capability, or drop
-    the entry; and a subclass that overrides a write without ``audit`` loses
-    the capability its parent declared.
+    Not when ``supports_atomic_audit`` is False. Otherwise both ``save`` and
+    ``mark_purged`` must name ``audit``, or take ``**kwargs`` on a repository
+    whose ``supports_atomic_audit`` is True (a wrapper that forwards them).
+    A catch-all ``**kwargs`` alone is no declaration: it may belong to a
+    wrapper around a repository without the capability, or drop the entry;
+    and a subclass that overrides a write without ``audit`` loses the
+    capability its parent declared.
     """
-    forwards = getattr(repository, "supports_atomic_audit", None) is True
+    declared = getattr(repository, "supports_atomic_audit", None)
+    if declared is False:
+        return False
+    forwards = declared is True
     return all(
         _accepts_audit(getattr(repository, name, None), forwards=forwards)
         for name in ("save", "mark_purged")

@@ -125,7 +125,7 @@ class RefusingAuditedWrites(FaultyRepository):
 class WithoutAuditParameter(FaultyRepository):
     """A repository written before ``save`` and ``mark_purged`` took ``audit=``."""
 
-    supports_atomic_audit = None  # no declaration (the wrapped repository's is not forwarded)
+    supports_atomic_audit = False  # it declares none (the wrapped repository's is not its own)
 
     def save(
         self,
@@ -371,3 +371,27 @@ def test_a_subclass_overriding_save_without_audit_keeps_working() -> None:
     service.delete_recording(USER, ticket.recording_id)
     trail = [entry.action for entry in repository.audit_trail(ticket.recording_id)]
     assert trail == ["recording.deleted"]
+
+
+def test_a_false_declaration_opts_out() -> None:
+    """``supports_atomic_audit = False``: entries are appended after the change, never passed."""
+
+    class OptedOut(InMemoryRepository):
+        supports_atomic_audit = False
+        appended = 0
+
+        def record_audit(self, entry: AuditEntry) -> None:
+            OptedOut.appended += 1
+            super().record_audit(entry)
+
+    repository = OptedOut()
+    service = RecordingService(
+        InMemoryStorage("helppet-audio-recordings"),
+        repository,
+        RecordingSettings(max_file_size=1_000_000),
+        clock=FakeClock(),
+    )
+    ticket = service.initiate_upload(USER, {"filename": "Rex.m4a", "content_type": "audio/m4a"})
+    service.delete_recording(USER, ticket.recording_id)
+    assert OptedOut.appended == 1
+    assert [e.action for e in repository.audit_trail(ticket.recording_id)] == ["recording.deleted"]

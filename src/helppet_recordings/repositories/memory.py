@@ -6,7 +6,7 @@ import datetime as dt
 import threading
 import uuid
 from collections import Counter, defaultdict
-from typing import Final
+from typing import ClassVar
 
 import attrs
 
@@ -32,7 +32,7 @@ class InMemoryRepository:
     for tests, demos and single-process tools; nothing survives the process.
     """
 
-    supports_atomic_audit: Final = True
+    supports_atomic_audit: ClassVar[bool] = True
     """It stores an audited change and its entry in one write (``AuditedWrites``)."""
 
     def __init__(self) -> None:

@@ -7,7 +7,7 @@ import datetime as dt
 import threading
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final, NoReturn, Self
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Self
 
 import sqlalchemy as sa
 import sqlalchemy.exc
@@ -83,7 +83,7 @@ class SqlAlchemyRepository(ListingQueries, ClaimQueries, KeyQueries, AuditQuerie
     and :class:`AuditQueries`.
     """
 
-    supports_atomic_audit: Final = True
+    supports_atomic_audit: ClassVar[bool] = True
     """It stores an audited change and its entry in one transaction (``AuditedWrites``)."""
 
     def __init__(
