@@ -296,6 +296,30 @@ def test_record_upload_list_and_play_same_origin(
     assert not [url for url in storage_calls if "recording.webm" in url]
 
 
+def test_a_saved_recording_picked_again_uploads_as_audio(
+    browser: Browser, servers: dict[str, UvicornProcess], visits: list[Visit], tmp_path: Path
+) -> None:
+    """The page's own recording.webm, chosen in the picker (typed video/webm), goes up as audio."""
+    api = servers["plain"]
+    visit = Visit(browser, api.base_url)
+    visits.append(visit)
+    page = visit.page
+    page.click("#record")
+    expect(page.locator("#recording-state")).to_have_text("Recording…")
+    page.wait_for_timeout(1000)
+    page.click("#stop")
+    with page.expect_download() as saved:
+        page.click("#save")
+    path = tmp_path / "recording.webm"
+    path.write_bytes(Path(saved.value.path()).read_bytes())
+    page.set_input_files("#file", str(path))
+    assert page.evaluate("document.querySelector('#file').files[0].type") == "video/webm"
+    visit.upload_and_wait()
+    recording_id = _only_row(visit)
+    stored = httpx.get(f"{api.base_url}{API}/{recording_id}", headers=visit.headers()).json()
+    assert (stored["file_size_bytes"], stored["mime_type"]) == (path.stat().st_size, "audio/webm")
+
+
 @pytest.fixture(params=["local", "seaweedfs"])
 def multipart_api(request: pytest.FixtureRequest) -> UvicornProcess:
     """The API on LocalStorage, then on SeaweedFS."""

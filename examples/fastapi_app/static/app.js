@@ -11,8 +11,10 @@ const COMPLETE_ROUNDS = 3;
 const RECORDER_TYPES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/mp4"];
 const EXTENSIONS = { "audio/webm": "webm", "audio/ogg": "ogg", "audio/mp4": "m4a" };
 const TYPES_BY_EXTENSION = {
-  wav: "audio/wav", webm: "audio/webm", ogg: "audio/ogg", opus: "audio/ogg", m4a: "audio/mp4",
+  wav: "audio/wav", wave: "audio/wav", webm: "audio/webm", weba: "audio/webm", ogg: "audio/ogg",
+  oga: "audio/ogg", opus: "audio/ogg", m4a: "audio/mp4", mp4: "audio/mp4", m4b: "audio/mp4",
   mp3: "audio/mpeg", flac: "audio/flac", aac: "audio/aac", caf: "audio/x-caf", amr: "audio/amr",
+  awb: "audio/amr-wb", "3gp": "audio/3gpp", "3gpp": "audio/3gpp",
 };
 const PLAYABLE = new Set(["uploaded", "processing", "transcribed"]);
 
@@ -289,10 +291,14 @@ function pickFile() {
   const file = ui.file.files[0];
   if (!file) return;
   const extension = file.name.includes(".") ? file.name.split(".").pop().toLowerCase() : "";
+  // Browsers type .webm, .mp4 and .3gp files as video/...: only an audio/ type is taken as
+  // it is; otherwise the extension says which audio format the file is.
+  const typed = bareType(file.type);
   choose({
     blob: file,
     filename: file.name,
-    contentType: bareType(file.type) || TYPES_BY_EXTENSION[extension] || "application/octet-stream",
+    contentType: (typed.startsWith("audio/") && typed) || TYPES_BY_EXTENSION[extension] || typed
+      || "application/octet-stream",
   });
 }
 
