@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from typing import Final
 
 from helppet_recordings.storage.local.deadlines import ReceiveClock, request_timeout
 from helppet_recordings.storage.local.files import os_error_summary
@@ -43,6 +44,9 @@ from helppet_recordings.storage.local.storage import LocalStorage
 __all__ = ["LocalUploadReceiver"]
 
 _log = logging.getLogger(__name__)
+
+TRAILING_BYTES: Final = 64 * 1024
+"""What a body may hold after the file part (its closing boundary) before it is left unread."""
 
 
 class LocalUploadReceiver:
@@ -106,7 +110,7 @@ class LocalUploadReceiver:
                 clock.check(file_started=upload.file_started)
                 upload.feed(bytes(chunk))
                 clock.fed()
-            return stored(upload.stored)
+            return stored(upload.stored, body_left=not (exhausted or _drained(chunks, clock)))
         except LocalStorageRefusal as refusal:
             return refused(refusal, body_left=not exhausted)
         except OSError as exc:
@@ -133,7 +137,7 @@ class LocalUploadReceiver:
         pump = _AsyncPump(upload, self._batch_size, ReceiveClock(*self._limits))
         try:
             await pump.run(body)
-            return stored(upload.stored)
+            return stored(upload.stored, body_left=not await pump.drained())
         except LocalStorageRefusal as refusal:
             return refused(refusal, body_left=not pump.exhausted)
         except OSError as exc:
@@ -141,6 +145,27 @@ class LocalUploadReceiver:
             return refused(internal_error(), body_left=not pump.exhausted)
         finally:
             pump.close()
+
+
+def _drained(chunks: Iterator[bytes], clock: ReceiveClock) -> bool:
+    """After the file was stored: read the rest of a blocking body; whether it ended.
+
+    As :meth:`_AsyncPump.drained`: at most :data:`TRAILING_BYTES`, under the
+    receive deadlines (checked as each chunk arrives).
+    """
+    left = TRAILING_BYTES
+    try:
+        for chunk in chunks:
+            clock.check(file_started=True)
+            left -= len(chunk)
+            if left < 0:
+                return False
+            clock.fed()
+    except LocalStorageRefusal:
+        return False
+    except Exception:  # noqa: BLE001 - a broken body after the file: only the connection ends
+        return False
+    return True
 
 
 class _AsyncPump:
@@ -158,13 +183,14 @@ class _AsyncPump:
         self._batch_size = batch_size
         self._clock = clock
         self._pending: asyncio.Future[None] | None = None
+        self._chunks: AsyncIterator[bytes] | None = None
         self.exhausted = False
 
     async def run(self, body: AsyncIterable[bytes]) -> None:
         upload = self._upload
         batch: list[bytes] = []
         batched = 0
-        chunks = aiter(body)
+        chunks = self._chunks = aiter(body)
         while not upload.complete:
             chunk: bytes | memoryview | None = await self._next(chunks)
             if chunk is None:
@@ -192,6 +218,28 @@ class _AsyncPump:
             await self._wait()
         if not upload.complete:
             upload.end()
+
+    async def drained(self) -> bool:
+        """After the file was stored: read what is left of the body; whether it ended.
+
+        A client's closing boundary is all there normally is; anything more
+        than :data:`TRAILING_BYTES`, or anything the receive deadlines refuse,
+        is left unread (the answer then closes the connection, so that no
+        request outlives the deadlines once its file is stored).
+        """
+        if self.exhausted or self._chunks is None:
+            return True
+        left = TRAILING_BYTES
+        try:
+            while (chunk := await self._next(self._chunks)) is not None:
+                left -= len(chunk)
+                if left < 0:
+                    return False
+                self._clock.fed()
+        except LocalStorageRefusal:
+            return False
+        self.exhausted = True
+        return True
 
     def _before_the_file(self, view: memoryview) -> memoryview | None:
         """Parse ``view`` up to where the file's content begins, here; return the rest.

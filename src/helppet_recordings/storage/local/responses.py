@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator, Mapping
-from typing import IO
+from typing import IO, Final
 from xml.sax.saxutils import escape
 
 import attrs
@@ -67,12 +68,29 @@ class FileChunks(Iterator[bytes]):
         self.close()
 
 
-def stored(stored: StoredObject | None) -> LocalResponse:
-    """204 with the stored object's ETag, as S3 answers a POST upload."""
+def stored(stored: StoredObject | None, *, body_left: bool = False) -> LocalResponse:
+    """204 with the stored object's ETag, as S3 answers a POST upload.
+
+    ``body_left``: the request's body did not end after the file (more than a
+    closing boundary, or too slowly), so the connection is closed.
+    """
     assert stored is not None  # noqa: S101 - callers return only after the file was stored
-    return LocalResponse(
-        204, {"ETag": f'"{stored.etag}"', "x-amz-request-id": secrets.token_hex(8).upper()}
-    )
+    headers = {"ETag": f'"{stored.etag}"', "x-amz-request-id": secrets.token_hex(8).upper()}
+    if body_left:
+        headers["Connection"] = "close"
+    return LocalResponse(204, headers)
+
+
+_NOT_IN_XML: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""What XML 1.0 text cannot hold: most control characters, surrogates, U+FFFE and U+FFFF."""
+
+
+def _xml_text(value: str) -> str:
+    """Return ``value`` as XML text: escaped, what XML cannot hold replaced by U+FFFD.
+
+    A client's field name may carry anything; the answer must still parse.
+    """
+    return escape(_NOT_IN_XML.sub("\ufffd", value))
 
 
 def refused(refusal: LocalStorageRefusal, *, body_left: bool) -> LocalResponse:
@@ -84,7 +102,7 @@ def refused(refusal: LocalStorageRefusal, *, body_left: bool) -> LocalResponse:
         *refusal.extra.items(),
         ("RequestId", request_id),
     ]
-    inner = "".join(f"<{name}>{escape(value)}</{name}>" for name, value in elements)
+    inner = "".join(f"<{name}>{_xml_text(value)}</{name}>" for name, value in elements)
     body = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error>{inner}</Error>'.encode()
     headers = {
         "Content-Type": "application/xml",
