@@ -320,6 +320,54 @@ def test_a_saved_recording_picked_again_uploads_as_audio(
     assert (stored["file_size_bytes"], stored["mime_type"]) == (path.stat().st_size, "audio/webm")
 
 
+@pytest.mark.parametrize("refusals", [1, 4])
+def test_an_unavailable_completion_is_asked_again_and_one_recording_made(
+    browser: Browser,
+    servers: dict[str, UvicornProcess],
+    visits: list[Visit],
+    tmp_path: Path,
+    refusals: int,
+) -> None:
+    """A 503 with Retry-After is waited out; past that, a second click reuses the recording.
+
+    Upload clicked again initiates with the same idempotency key and gets the
+    same recording back, not a second one.
+    """
+    api = servers["plain"]
+    path = tmp_path / "visit.wav"
+    path.write_bytes(tone_wav(seconds=1.0))
+    visit = Visit(browser, api.base_url)
+    visits.append(visit)
+    page = visit.page
+    left = {"refusals": refusals}
+
+    def unavailable(route: Route) -> None:
+        if left["refusals"]:
+            left["refusals"] -= 1
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": "1", "Content-Type": "application/json"},
+                body='{"message": "Storage is unavailable", "error_code": '
+                '"STORAGE_UNAVAILABLE", "details": {"retry_after": 1}}',
+            )
+        else:
+            route.continue_()
+
+    page.route("**/upload/complete/*", unavailable)
+    page.set_input_files("#file", str(path))
+    if refusals > 1:  # more than the page asks: it gives up and says why
+        page.click("#upload")
+        visit.wait_until("false")
+        assert "Storage is unavailable" in (page.text_content("#error") or "")
+    visit.upload_and_wait()
+    assert left["refusals"] == 0
+    recording_id = _only_row(visit)
+    initiates = [url for method, url in visit.requests if url.endswith("/upload/initiate")]
+    assert len(initiates) == (1 if refusals == 1 else 2)
+    listed = httpx.get(f"{api.base_url}{API}/", headers=visit.headers()).json()
+    assert [item["id"] for item in listed["items"]] == [recording_id]
+
+
 @pytest.fixture(params=["local", "seaweedfs"])
 def multipart_api(request: pytest.FixtureRequest) -> UvicornProcess:
     """The API on LocalStorage, then on SeaweedFS."""

@@ -8,6 +8,9 @@ const SINGLE_POST_MAX_BYTES = 5 * 1024 * 1024;
 const PARALLEL_PARTS = 4;
 const PART_ATTEMPTS = 3;
 const COMPLETE_ROUNDS = 3;
+// A 503 or 429 (storage or the database briefly away) is asked again after its Retry-After.
+const UNAVAILABLE_ATTEMPTS = 4;
+const MAX_RETRY_AFTER_SECONDS = 10;
 const RECORDER_TYPES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/mp4"];
 const EXTENSIONS = { "audio/webm": "webm", "audio/ogg": "ogg", "audio/mp4": "m4a" };
 const TYPES_BY_EXTENSION = {
@@ -49,19 +52,35 @@ async function api(path, { method = "GET", body } = {}) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  let response;
-  try {
-    response = await fetch(apiRoot() + path, init);
-  } catch {
-    const origin = new URL(apiRoot()).origin;
-    const hint = origin === location.origin ? "" :
-      ` The API is on another origin than this page: its HELPPET_CORS_ORIGINS must list ${location.origin}.`;
-    throw new Error(`Could not reach the API at ${origin}.${hint}`);
+  for (let attempt = 1; ; attempt += 1) {
+    let response;
+    try {
+      response = await fetch(apiRoot() + path, init);
+    } catch {
+      const origin = new URL(apiRoot()).origin;
+      const hint = origin === location.origin ? "" :
+        ` The API is on another origin than this page: its HELPPET_CORS_ORIGINS must list ${location.origin}.`;
+      throw new Error(`Could not reach the API at ${origin}.${hint}`);
+    }
+    if (response.status === 204) return null;
+    const data = await response.json().catch(() => null);
+    if (response.ok) return data;
+    const error = new ApiError(response.status, data);
+    if (![429, 503].includes(response.status) || attempt >= UNAVAILABLE_ATTEMPTS) throw error;
+    await sleep(1000 * retryAfterSeconds(response, error));
   }
-  if (response.status === 204) return null;
-  const data = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
+}
+
+function retryAfterSeconds(response, error) {
+  const said = Number(response.headers.get("Retry-After") ?? error.details.retry_after);
+  return Number.isFinite(said) && said >= 0 ? Math.min(said, MAX_RETRY_AFTER_SECONDS) : 1;
+}
+
+// One key per chosen file: initiating it again (Upload clicked again after a failure)
+// answers the same recording with a fresh ticket instead of starting a second one.
+function newIdempotencyKey() {
+  return globalThis.crypto?.randomUUID?.() ??
+    `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 }
 
 // ------------------------------------------------------------------ sending bytes
@@ -116,7 +135,10 @@ async function sha256Hex(blob) {
 }
 
 async function uploadInOnePost(source, progress) {
-  const body = { filename: source.filename, content_type: source.contentType };
+  const body = {
+    filename: source.filename, content_type: source.contentType,
+    idempotency_key: source.idempotencyKey,
+  };
   const sha256 = await sha256Hex(source.blob);
   if (sha256) body.content_sha256 = sha256;
   const ticket = await api("/upload/initiate", { method: "POST", body });
@@ -178,7 +200,7 @@ async function uploadInParts(source, progress) {
     method: "POST",
     body: {
       filename: source.filename, content_type: source.contentType,
-      file_size_bytes: source.blob.size,
+      file_size_bytes: source.blob.size, idempotency_key: source.idempotencyKey,
     },
   });
   const id = plan.recording_id;
@@ -235,7 +257,7 @@ function bareType(type) {
 }
 
 function choose(source, { recorded = false } = {}) {
-  chosen = source;
+  chosen = { ...source, idempotencyKey: newIdempotencyKey() };
   ui.upload.disabled = false;
   ui.progress.value = 0;
   if (ui.save.href) URL.revokeObjectURL(ui.save.href);
@@ -313,6 +335,7 @@ async function upload() {
     say(inParts ? "Uploading in parts…" : "Uploading…");
     const recording = await (inParts ? uploadInParts : uploadInOnePost)(source, progress);
     say(`Uploaded ${recording.file_size_bytes} bytes: ${recording.status}.`);
+    if (chosen === source) chosen = { ...source, idempotencyKey: newIdempotencyKey() };
     await refresh();
   } finally {
     ui.upload.disabled = false;
