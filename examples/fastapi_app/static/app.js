@@ -163,7 +163,7 @@ async function putPart(recordingId, part, partSize, blob, progress) {
       progress.set(part.part_number, 0);
       if (attempt >= PART_ATTEMPTS) throw new Error(`Part ${part.part_number}: ${error.message}`);
       await sleep(500 * attempt);
-      // A fresh URL, in case this one expired; none when storage holds the part after all.
+      // A fresh URL, in case this one expired (none only once the file is assembled).
       const fresh = await api(`/upload/multipart/${recordingId}/parts`, {
         method: "POST", body: { part_numbers: [part.part_number] },
       });
