@@ -34,6 +34,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -263,6 +264,24 @@ def complete(client: httpx.Client, token: str, ticket: dict[str, Any], size: int
     response.raise_for_status()
 
 
+def wav_header(data_bytes: int) -> bytes:
+    """A 44-byte PCM WAV header (16 kHz, 16-bit, mono) for ``data_bytes`` of samples.
+
+    Completion checks the audio signature, so the random bytes go up as a WAV file.
+    """
+    fmt = struct.pack("<HHIIHH", 1, 1, 16_000, 32_000, 2, 16)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -314,13 +333,14 @@ def main() -> int:
         workdir = Path(tmp)
         source = workdir / "source.bin"
         with source.open("wb") as out:
+            out.write(wav_header(size))
             for _ in range(args.size_mib):
                 out.write(os.urandom(MiB))
         expected = sha256_file(source)
         warmup = workdir / "warmup.bin"
-        warmup.write_bytes(os.urandom(4 * MiB))
+        warmup.write_bytes(wav_header(4 * MiB) + os.urandom(4 * MiB))
         drain_process, drain_port = start_drain_server(workdir, args.http)
-        process, base_url = start_server(workdir, max_size=size, http=args.http)
+        process, base_url = start_server(workdir, max_size=size + MiB, http=args.http)
         try:
             pid = process.pid
             token = mint_token(SECRET, uuid.uuid4())
@@ -342,7 +362,7 @@ def main() -> int:
                     ticket = initiate(client, token)
                     _, seconds = post_file(ticket, source)
                     uploads.append(seconds)
-                    complete(client, token, ticket, size)
+                    complete(client, token, ticket, source.stat().st_size)
                     stored = workdir / "files" / "objects" / ticket["s3_key"]
                     if sha256_file(stored) != expected:
                         msg = "stored bytes differ from the source"
