@@ -185,6 +185,18 @@ class Visit:
         """The user's Authorization header, for checking through the API directly."""
         return {"Authorization": f"Bearer {self.token}"}
 
+    def record_and_save(self, *, milliseconds: int) -> bytes:
+        """Record from the (fake) microphone, stop, and return what *Save* downloads."""
+        page = self.page
+        page.click("#record")
+        expect(page.locator("#recording-state")).to_have_text("Recording…")
+        page.wait_for_timeout(milliseconds)
+        page.click("#stop")
+        expect(page.locator("#save")).to_be_visible()
+        with page.expect_download() as saved:
+            page.click("#save")
+        return Path(saved.value.path()).read_bytes()
+
     def upload_and_wait(self) -> None:
         """Click Upload; fail with the page's error message unless the upload completes."""
         self.page.click("#upload")
@@ -268,15 +280,7 @@ def test_record_upload_list_and_play_same_origin(
     api = servers["plain"]
     visit = Visit(browser, api.base_url)
     visits.append(visit)
-    page = visit.page
-    page.click("#record")
-    expect(page.locator("#recording-state")).to_have_text("Recording…")
-    page.wait_for_timeout(2000)
-    page.click("#stop")
-    expect(page.locator("#save")).to_be_visible()
-    with page.expect_download() as saved:
-        page.click("#save")
-    recorded = Path(saved.value.path()).read_bytes()
+    recorded = visit.record_and_save(milliseconds=2000)
     assert recorded.startswith(b"\x1a\x45\xdf\xa3")  # an EBML (WebM) header
     assert len(recorded) > 1000
 
@@ -304,14 +308,8 @@ def test_a_saved_recording_picked_again_uploads_as_audio(
     visit = Visit(browser, api.base_url)
     visits.append(visit)
     page = visit.page
-    page.click("#record")
-    expect(page.locator("#recording-state")).to_have_text("Recording…")
-    page.wait_for_timeout(1000)
-    page.click("#stop")
-    with page.expect_download() as saved:
-        page.click("#save")
     path = tmp_path / "recording.webm"
-    path.write_bytes(Path(saved.value.path()).read_bytes())
+    path.write_bytes(visit.record_and_save(milliseconds=1000))
     page.set_input_files("#file", str(path))
     assert page.evaluate("document.querySelector('#file').files[0].type") == "video/webm"
     visit.upload_and_wait()

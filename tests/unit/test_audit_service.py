@@ -358,9 +358,8 @@ class LoggingSubclass(InMemoryRepository):
         )
 
 
-def test_a_subclass_overriding_save_without_audit_keeps_working() -> None:
-    """The parent's declaration does not hold for an override that cannot take ``audit=``."""
-    repository = LoggingSubclass()
+def _initiated_then_deleted(repository: InMemoryRepository) -> uuid.UUID:
+    """Initiate an upload through a service over ``repository``, delete it; return its id."""
     service = RecordingService(
         InMemoryStorage("helppet-audio-recordings"),
         repository,
@@ -369,8 +368,14 @@ def test_a_subclass_overriding_save_without_audit_keeps_working() -> None:
     )
     ticket = service.initiate_upload(USER, {"filename": "Rex.m4a", "content_type": "audio/m4a"})
     service.delete_recording(USER, ticket.recording_id)
-    trail = [entry.action for entry in repository.audit_trail(ticket.recording_id)]
-    assert trail == ["recording.deleted"]
+    return ticket.recording_id
+
+
+def test_a_subclass_overriding_save_without_audit_keeps_working() -> None:
+    """The parent's declaration does not hold for an override that cannot take ``audit=``."""
+    repository = LoggingSubclass()
+    rid = _initiated_then_deleted(repository)
+    assert [entry.action for entry in repository.audit_trail(rid)] == ["recording.deleted"]
 
 
 def test_a_false_declaration_opts_out() -> None:
@@ -385,13 +390,6 @@ def test_a_false_declaration_opts_out() -> None:
             super().record_audit(entry)
 
     repository = OptedOut()
-    service = RecordingService(
-        InMemoryStorage("helppet-audio-recordings"),
-        repository,
-        RecordingSettings(max_file_size=1_000_000),
-        clock=FakeClock(),
-    )
-    ticket = service.initiate_upload(USER, {"filename": "Rex.m4a", "content_type": "audio/m4a"})
-    service.delete_recording(USER, ticket.recording_id)
+    rid = _initiated_then_deleted(repository)
     assert OptedOut.appended == 1
-    assert [e.action for e in repository.audit_trail(ticket.recording_id)] == ["recording.deleted"]
+    assert [e.action for e in repository.audit_trail(rid)] == ["recording.deleted"]

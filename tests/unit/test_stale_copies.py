@@ -95,6 +95,15 @@ class World:
             self.storage.receive_part(part.url, AUDIO[offset : offset + part.size])
         return answer
 
+    def uploaded(self) -> uuid.UUID:
+        """Upload 4 KiB in one POST and complete it; return the recording's id."""
+        ticket = self.service.initiate_upload(
+            USER, {"filename": "visit.wav", "content_type": "audio/wav"}
+        )
+        self.storage.receive_upload(ticket.upload_fields, AUDIO[:4096])
+        self.service.complete_upload(USER, ticket.recording_id, {"file_size_bytes": 4096})
+        return ticket.recording_id
+
     def stored(self, rid: uuid.UUID) -> Recording:
         """The recording as stored now."""
         recording = InMemoryRepository.get(self.repository, rid)
@@ -168,12 +177,7 @@ def test_a_late_completion_does_not_fail_an_upload_renewed_meanwhile(renewed_aft
 def test_reconcile_does_not_report_a_recording_purged_during_the_walk() -> None:
     """Deleted and purged after its page was read: its object is gone by design, not missing."""
     world = World()
-    ticket = world.service.initiate_upload(
-        USER, {"filename": "visit.wav", "content_type": "audio/wav"}
-    )
-    rid = ticket.recording_id
-    world.storage.receive_upload(ticket.upload_fields, AUDIO[:4096])
-    world.service.complete_upload(USER, rid, {"file_size_bytes": 4096})
+    rid = world.uploaded()
 
     def delete_and_purge() -> None:
         world.service.delete_recording(USER, rid)
@@ -188,12 +192,7 @@ def test_reconcile_does_not_report_a_recording_purged_during_the_walk() -> None:
 def test_reconcile_still_reports_a_live_recording_without_its_object() -> None:
     """The second look confirms a real loss."""
     world = World()
-    ticket = world.service.initiate_upload(
-        USER, {"filename": "visit.wav", "content_type": "audio/wav"}
-    )
-    rid = ticket.recording_id
-    world.storage.receive_upload(ticket.upload_fields, AUDIO[:4096])
-    world.service.complete_upload(USER, rid, {"file_size_bytes": 4096})
+    rid = world.uploaded()
     world.storage.delete(world.stored(rid).s3_key)
     assert world.service.reconcile().missing_objects == [rid]
 
