@@ -1,16 +1,20 @@
 """Database errors never show a recording's personal values, nor do the engines' logs.
 
-A write the database refuses (here: one that waits past its lock timeout)
-raises ``DATABASE_UNAVAILABLE`` chained to SQLAlchemy's error, which a host
-logs with its traceback. The statement's parameters hold the original
-filename, the recording metadata and the transcript, so neither the error,
-nor anything chained to it, may show them.
+A write the database refuses (one that waits past its lock timeout, one that
+breaks a constraint the host added to its table) raises a ``DATABASE_*``
+error chained to SQLAlchemy's, which a host logs with its traceback. The
+statement's parameters, and the row PostgreSQL quotes when a constraint
+fails, hold the original filename, the recording metadata and the
+transcript, so neither the error, nor anything chained to it, may show them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
+import traceback
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,13 +24,17 @@ import sqlalchemy as sa
 import sqlalchemy.event
 
 from helppet_recordings.environment import DeploymentSettings, build_repository
-from helppet_recordings.errors import RepositoryUnavailableError
+from helppet_recordings.errors import RecordingError, RepositoryError, RepositoryUnavailableError
 from helppet_recordings.models import Recording
-from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository
+from helppet_recordings.repositories.sqlalchemy import (
+    SqlAlchemyRepository,
+    define_recordings_table,
+    translate_errors,
+)
 from helppet_recordings.repositories.sqlalchemy.engine import build_engine
 from helppet_recordings.status import RecordingStatus
 from helppet_recordings.testing.factories import make_recording
-from tests.integration.conftest import database_url
+from tests.integration.conftest import database_url, empty_database_url
 from tests.integration.test_sql_driver_path import sqlalchemy_statements
 from tests.support.privacy import (
     METADATA_VALUE,
@@ -199,5 +207,169 @@ def test_a_refused_write_on_the_driver_path_shows_no_personal_values(
     ) as showing:
         other = personal_recording()
         shown = refused_write("postgresql", url, lambda: showing.add(other))
-        # The host's explicit choice, honoured as SQLAlchemy honours it.
-        assert "[parameters: {'id': UUID(" in shown
+        # hide_parameters=False is for SQLAlchemy's statement log: the repository's
+        # errors drop the values whatever the engine says.
+        assert_shows_no_personal_values(shown, "INSERT INTO recordings")
+
+
+# ------------------------------------------------------------- a host's own constraints
+
+HOST_CHECK = "host_transcript_length"
+"""The CHECK constraint a host put on its table: transcripts of at most 40 characters."""
+
+
+def host_table() -> tuple[sa.MetaData, sa.Table]:
+    """A host's recordings table that requires an appointment and caps transcripts.
+
+    A normal save breaks either: PostgreSQL then quotes the whole row
+    ("Failing row contains (...)") in the error's DETAIL.
+    """
+    host = sa.MetaData()
+    table = define_recordings_table(host)
+    table.c.appointment_id.nullable = False
+    table.append_constraint(sa.CheckConstraint("length(transcript_text) <= 40", name=HOST_CHECK))
+    return host, table
+
+
+@contextlib.contextmanager
+def host_repository(engine_kind: str, url: str, table: sa.Table) -> Iterator[SqlAlchemyRepository]:
+    """The repository on the package's engine, or on a host's own one (parameters not hidden)."""
+    if engine_kind == "package":
+        with SqlAlchemyRepository.from_url(url, table=table) as repository:
+            yield repository
+        return
+    engine = sa.create_engine(url)
+    try:
+        assert engine.hide_parameters is False
+        yield SqlAlchemyRepository(engine, table=table)
+    finally:
+        engine.dispose()
+
+
+def refused(write: Callable[[], object]) -> RecordingError:
+    """Run ``write``, which the database refuses; return the error it raises."""
+    with pytest.raises(RepositoryError) as caught:
+        write()
+    assert not isinstance(caught.value, RepositoryUnavailableError)
+    return caught.value
+
+
+def assert_keeps_only_names(
+    error: RecordingError, recording: Recording, statement: str, names: list[str]
+) -> None:
+    """The whole logged traceback names what failed, and holds no value of the row or statement."""
+    logged = "".join(traceback.format_exception(error))
+    shown = everything_shown(error)  # the traceback, and every attribute in the chain
+    assert markers_in(shown) == [], logged
+    assert str(recording.recorded_by_user_id) not in shown  # nor any other parameter
+    assert "[parameters:" not in shown, logged
+    for name in [statement, *names]:
+        assert name in logged, logged
+    cause = error.__cause__
+    assert isinstance(cause, sa.exc.StatementError)
+    assert cause is error.__context__
+    assert cause.params is None
+
+
+@pytest.mark.parametrize("engine_kind", ["package", "host"])
+@pytest.mark.parametrize("kind", ["sqlite-file", "postgresql", "postgresql-sqlalchemy"])
+def test_a_host_constraint_failure_shows_no_personal_values(
+    kind: str, engine_kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A NOT NULL and a CHECK the host added: the chain names them, not the row's values.
+
+    On PostgreSQL the INSERT and the transition run on the driver's cursor
+    (``postgresql``) or, with a tracing listener, through SQLAlchemy's
+    execution (``postgresql-sqlalchemy``); the full UPDATE always runs through
+    SQLAlchemy. The host's own engine does not hide parameters.
+    """
+    url = empty_database_url(kind.removesuffix("-sqlalchemy"), request, tmp_path)
+    host, table = host_table()
+    postgres = kind != "sqlite-file"
+    with host_repository(engine_kind, url, table) as repository:
+        host.create_all(repository.engine)
+        if kind == "postgresql-sqlalchemy":
+            sa.event.listen(repository.engine, "before_cursor_execute", lambda *_: None)
+        stored = personal_recording().copy(appointment_id=uuid.uuid4())
+        repository.add(stored)
+
+        unassigned = personal_recording()
+        with sqlalchemy_statements(repository.engine) as executed:
+            error = refused(lambda: repository.add(unassigned))
+        assert (executed == []) is (kind == "postgresql")  # the INSERT ran on the driver
+        names = ["NotNullViolation", "23502"] if postgres else ["NOT NULL constraint failed"]
+        assert_keeps_only_names(
+            error, unassigned, "INSERT INTO recordings", ["appointment_id", *names]
+        )
+        assert repository.get(unassigned.id) is None
+
+        moved = transcribed(stored)
+        names = ["CheckViolation", "23514"] if postgres else ["CHECK constraint failed"]
+        for previous in (stored, None):
+            save = functools.partial(
+                repository.save, moved, expected_status=RecordingStatus.UPLOADING, previous=previous
+            )
+            error = refused(save)
+            assert_keeps_only_names(error, stored, "UPDATE recordings", [HOST_CHECK, *names])
+            if postgres:  # what a handler reading psycopg's diagnostics finds
+                assert isinstance(error.__cause__, sa.exc.DBAPIError)
+                diag: Any = getattr(error.__cause__.orig, "diag", None)
+                assert (diag.sqlstate, diag.table_name, diag.constraint_name) == (
+                    "23514",
+                    "recordings",
+                    HOST_CHECK,
+                )
+                assert diag.message_detail is None
+        assert repository.get(stored.id) == stored
+
+
+def test_a_host_trigger_quoting_the_row_shows_no_personal_values(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A host trigger's RAISE (SQLSTATE P0001) may quote the row: its message is withheld."""
+    url = empty_database_url("postgresql", request, tmp_path)
+    host, table = host_table()
+    with SqlAlchemyRepository.from_url(url, table=table) as repository:
+        host.create_all(repository.engine)
+        with repository.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "CREATE FUNCTION host_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    "RAISE EXCEPTION 'refused: %', NEW.original_filename; END $$"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "CREATE TRIGGER host_refuse BEFORE INSERT ON recordings "
+                    "FOR EACH ROW EXECUTE FUNCTION host_refuse()"
+                )
+            )
+        recording = personal_recording().copy(appointment_id=uuid.uuid4())
+        error = refused(lambda: repository.add(recording))
+        assert error.details["reason"] == "RaiseException (P0001)"
+        assert_keeps_only_names(
+            error, recording, "INSERT INTO recordings", ["RaiseException", "P0001", "withheld"]
+        )
+
+
+def test_values_anywhere_in_the_chain_are_withheld() -> None:
+    """A value in a conversion error, a chained error or params never survives translation."""
+    conversion = UnicodeEncodeError("ascii", ORIGINAL_FILENAME, 0, 1, "not ASCII")
+    statement = "INSERT INTO recordings (original_filename) VALUES (?)"
+    raised = sa.exc.StatementError(
+        f"(builtins.UnicodeEncodeError) {conversion}",
+        statement,
+        {"original_filename": ORIGINAL_FILENAME},
+        conversion,
+    )
+    raised.__cause__ = conversion
+    conversion.__context__ = ValueError(f"cannot store {TRANSCRIPT}")
+    with pytest.raises(RepositoryError) as caught, translate_errors("add"):
+        raise raised
+    shown = everything_shown(caught.value)
+    assert markers_in(shown) == [], shown
+    assert caught.value.__cause__ is raised
+    assert raised.params is None
+    logged = "".join(traceback.format_exception(caught.value))
+    for name in (statement, "UnicodeEncodeError", "ValueError", "withheld"):
+        assert name in logged, logged

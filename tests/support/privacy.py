@@ -22,7 +22,9 @@ def everything_shown(exc: BaseException) -> str:
     """Return all an exception can show: each chained exception's str, repr, args, details.
 
     Also the formatted traceback with its whole chain, as a log handler given
-    ``exc_info`` writes it.
+    ``exc_info`` writes it, and what a handler that reads attributes finds:
+    every attribute (SQLAlchemy's ``params``, a driver's own) and every field
+    of a PostgreSQL driver error's ``diag``.
     """
     parts = ["".join(traceback.format_exception(exc))]
     seen: set[int] = set()
@@ -34,6 +36,10 @@ def everything_shown(exc: BaseException) -> str:
         seen.add(id(current))
         parts += [str(current), repr(current), repr(current.args)]
         parts.append(repr(getattr(current, "details", None)))
+        parts.append(repr(getattr(current, "__dict__", None)))
+        diag = getattr(current, "diag", None)
+        if diag is not None:
+            parts += [repr(getattr(diag, name)) for name in dir(diag) if not name.startswith("_")]
         pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
     return "\n".join(parts)
 

@@ -23,14 +23,14 @@ listeners (tracing, statement comments): those see every statement, as
 without the driver path.
 
 A driver error becomes the exception SQLAlchemy would have raised
-(``sqlalchemy.exc.DBAPIError.instance``, wrapping the same driver error, its
-parameters hidden when the engine's ``hide_parameters`` says so), which
-the repository translates as usual; the statement is not sent again, so a
-lock or statement timeout is waited for once. A disconnect, and a value that
-fails its bind conversion, go to SQLAlchemy instead (:class:`NotOnDriverPath`):
-the statement runs again there, which fails as it would have (a statement that
-failed changed nothing, each runs in autocommit) and lets SQLAlchemy
-invalidate the pool or report the value.
+(``sqlalchemy.exc.DBAPIError.instance``, wrapping the same driver error),
+which the repository translates, and strips of every value, as usual; the
+statement is not sent again, so a lock or statement timeout is waited for
+once. A disconnect, and a value that fails its bind conversion, go to
+SQLAlchemy instead (:class:`NotOnDriverPath`): the statement runs again
+there, which fails as it would have (a statement that failed changed
+nothing, each runs in autocommit) and lets SQLAlchemy invalidate the pool or
+report the value.
 """
 
 from __future__ import annotations
@@ -187,8 +187,7 @@ class DriverPath:
         except self._dbapi_error as exc:
             if self._dialect.is_disconnect(cast("Any", exc), dbapi_connection, cursor):
                 raise NotOnDriverPath from exc  # SQLAlchemy invalidates the pool
-            # As SQLAlchemy does: an engine built with hide_parameters keeps the values
-            # (filenames, transcripts, metadata) out of the error's text.
+            # As SQLAlchemy does; translate_errors then drops the values from the chain.
             raise sa.exc.DBAPIError.instance(
                 compiled.sql,
                 params,

@@ -6,8 +6,9 @@ one connection at a time, so ``DEFAULT_POOL_SIZE`` connections serve it
 without ever opening one per request. ``docs/deployment.md`` says how to size
 them for several workers and why pre-ping is off.
 
-Every engine built here hides the statements' parameters from its errors and
-statement logs (``hide_parameters=True``): they hold personal content.
+Every engine built here hides the statements' parameters from SQLAlchemy's
+statement log and errors (``hide_parameters=True``): they hold personal
+content. (The repository's own errors hold none, whatever the engine.)
 """
 
 from __future__ import annotations
@@ -95,9 +96,11 @@ def build_engine(
     ``connect_args={"timeout": seconds}`` over ``sqlite_busy_timeout``).
 
     ``hide_parameters`` (default True) keeps the statement's values out of
-    SQLAlchemy's errors and statement logs: they hold original filenames,
-    transcripts and recording metadata, and an error's text reaches logs
-    through the exception chain. Pass False only where no log is kept.
+    SQLAlchemy's statement log (``echo``, the ``sqlalchemy.engine`` logger at
+    INFO) and out of SQLAlchemy's errors outside the repository: they hold
+    original filenames, transcripts and recording metadata. Pass False only
+    where no log is kept. The repository strips the values from its own
+    errors either way.
     psycopg missing raises ``MissingDependencyError`` naming the ``postgres``
     extra; another driver that is not installed, SQLAlchemy's own error.
     """

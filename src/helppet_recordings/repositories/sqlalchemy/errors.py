@@ -2,11 +2,10 @@
 
 :func:`translate_errors` wraps every database call of the repository, in the
 manner of advanced-alchemy's ``wrap_sqlalchemy_exception``. What it raises
-never carries SQL, parameters or server addresses (it may reach API clients);
-the chained cause keeps the SQL and the driver's message for logs. Its
-parameters are hidden on engines built with ``hide_parameters=True``, as
-``build_engine`` builds them: they hold original filenames, transcripts and
-recording metadata.
+never carries SQL, parameters or server addresses (it may reach API clients).
+The chained cause keeps the SQL and what the driver said for logs, but no
+value of the row or of the statement's parameters: they hold original
+filenames, transcripts and recording metadata (see ``_redaction``).
 """
 
 from __future__ import annotations
@@ -19,8 +18,9 @@ from typing import Final
 import sqlalchemy as sa
 import sqlalchemy.exc
 
-from helppet_recordings.errors import RepositoryError, RepositoryUnavailableError
+from helppet_recordings.errors import RecordingError, RepositoryError, RepositoryUnavailableError
 from helppet_recordings.repositories._duplicates import DuplicateField, duplicate_recording
+from helppet_recordings.repositories.sqlalchemy._redaction import redact, sqlstate_of
 
 __all__ = ["translate_errors"]
 
@@ -58,36 +58,45 @@ def translate_errors(operation: str) -> Iterator[None]:
 
     Each is chained to the original with ``raise ... from exc``. Messages and
     details never carry SQL, parameters or server addresses: they may reach
-    API clients. The cause keeps the SQL and the driver's message for logs,
-    and the statement's parameters only on an engine built with
-    ``hide_parameters=False``.
+    API clients. The cause keeps the SQL, the driver error's class, its
+    SQLSTATE and the names of the table, column and constraint involved for
+    logs; before it is raised, every value of the row and of the statement's
+    parameters is removed from it and from everything chained to it
+    (SQLAlchemy's ``params``, PostgreSQL's ``DETAIL: Failing row contains
+    (...)``), whatever the engine's ``hide_parameters``.
     """
     try:
         yield
-    except sa.exc.IntegrityError as exc:
+    except sa.exc.SQLAlchemyError as exc:
+        error = _translated(exc, operation)
+        redact(exc)
+        raise error from exc
+
+
+def _translated(exc: sa.exc.SQLAlchemyError, operation: str) -> RecordingError:
+    """Return the package's error for ``exc`` (read before ``exc`` is redacted)."""
+    if isinstance(exc, sa.exc.IntegrityError):
         if _sqlstate(exc) == _UNIQUE_VIOLATION or "UNIQUE constraint failed" in str(exc.orig):
-            raise duplicate_recording(_duplicate_field(exc)) from exc
-        raise RepositoryError(
+            return duplicate_recording(_duplicate_field(exc))
+        return RepositoryError(
             "The recordings database refused the change (integrity constraint)",
             operation=operation,
             reason=_reason(exc),
-        ) from exc
-    except sa.exc.DBAPIError as exc:
+        )
+    if isinstance(exc, sa.exc.DBAPIError):
         retry_after = _retry_after(exc)
         if retry_after is not None:
-            raise RepositoryUnavailableError(
+            return RepositoryUnavailableError(
                 retry_after=retry_after, operation=operation, reason=_reason(exc)
-            ) from exc
-        raise RepositoryError(operation=operation, reason=_reason(exc)) from exc
-    except (sa.exc.TimeoutError, sa.exc.DisconnectionError) as exc:
-        raise RepositoryUnavailableError(operation=operation, reason=_reason(exc)) from exc
-    except sa.exc.SQLAlchemyError as exc:
-        raise RepositoryError(operation=operation, reason=_reason(exc)) from exc
+            )
+        return RepositoryError(operation=operation, reason=_reason(exc))
+    if isinstance(exc, sa.exc.TimeoutError | sa.exc.DisconnectionError):
+        return RepositoryUnavailableError(operation=operation, reason=_reason(exc))
+    return RepositoryError(operation=operation, reason=_reason(exc))
 
 
 def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
-    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    return state if isinstance(state, str) else None
+    return sqlstate_of(exc.orig)
 
 
 def _reason(exc: Exception) -> str:

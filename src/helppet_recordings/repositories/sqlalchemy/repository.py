@@ -155,10 +155,11 @@ class SqlAlchemyRepository(ListingQueries, ClaimQueries, KeyQueries, AuditQuerie
           keys and wait ``sqlite_busy_timeout`` seconds for locks; a file
           database uses write-ahead logging so readers never block the
           writer. ``sqlite://`` (in memory) is one shared connection.
-        - Statement parameters are hidden from errors and logs
+        - Statement parameters are hidden from SQLAlchemy's statement log
           (``hide_parameters=True``): they hold filenames, metadata and
           transcripts. An engine you build yourself and pass to the
-          constructor should set it too.
+          constructor should set it too. The repository's errors hold no
+          value of the row or the parameters on any engine.
 
         ``engine_kwargs`` go to ``sqlalchemy.create_engine`` and win over
         these defaults. The repository owns the engine: :meth:`close`
