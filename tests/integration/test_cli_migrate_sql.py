@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +25,35 @@ from helppet_recordings.repositories.sqlalchemy import (
     metadata,
 )
 from helppet_recordings.repositories.sqlalchemy.migrate import lock_for_migration
+from tests.support.migrations import set_database_default, wait_for_lock_waiters
 
 SQLITE_HOLD_SECONDS = 3.0
 """How long the SQLite test holds the lock for both processes to reach it (it cannot see them)."""
 
 
-@pytest.fixture
-def database(empty_engine_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    """A deployment's environment on an empty database (SQLite file, PostgreSQL); its URL."""
+def _deploy_on(url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """Set a deployment's environment (local storage) on the database at ``url``; return it."""
     for name in list(os.environ):
         if name.startswith(("HELPPET_", "S3_")) or name == "DATABASE_URL":
             monkeypatch.delenv(name)
-    monkeypatch.setenv("DATABASE_URL", empty_engine_url)
+    monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("HELPPET_LOCAL_STORAGE_SECRET", "local-storage-secret-for-tests")
     monkeypatch.setenv("HELPPET_LOCAL_STORAGE_DIR", str(tmp_path))
-    return empty_engine_url
+    return url
+
+
+@pytest.fixture
+def database(empty_engine_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """A deployment's environment on an empty database (SQLite file, PostgreSQL); its URL."""
+    return _deploy_on(empty_engine_url, monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def postgres_database(
+    new_postgres_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> str:
+    """A deployment's environment on a new, empty PostgreSQL database; its URL."""
+    return _deploy_on(new_postgres_database(), monkeypatch, tmp_path)
 
 
 def run(*args: str) -> Result:
@@ -128,40 +143,54 @@ def _start_migrate() -> subprocess.Popen[str]:
     )
 
 
-def _wait_for_waiters(engine: sa.Engine, count: int) -> None:
-    """Return once ``count`` PostgreSQL sessions wait for an advisory lock (the migration's)."""
-    waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with engine.connect() as connection:
-            if connection.execute(sa.text(waiting)).scalar_one() >= count:
-                return
-        time.sleep(0.05)
-    pytest.fail(f"{count} migrations never waited for the lock")
+def _race_two_migrations(url: str) -> list[dict[str, Any]]:
+    """Run two migrate processes that both start before either migrates; their reports.
 
-
-def test_concurrent_migrations_report_one_change(database: str) -> None:
-    """Two migrate processes at once: one upgrades, the other reports it changed nothing.
-
-    The test holds the migration lock while both start, so both begin before
-    either has migrated; each must report what its own run did.
+    The test holds the migration lock while both start (on PostgreSQL until
+    both wait for it), so the two runs overlap whatever the scheduler does.
     """
-    with SqlAlchemyRepository.from_url(database) as repository:  # on SQLite: WAL, as they use
+    with SqlAlchemyRepository.from_url(url) as repository:  # on SQLite: WAL, as they use
         engine = repository.engine
         with engine.connect() as holder:
             lock_for_migration(holder)
             processes = [_start_migrate(), _start_migrate()]
             if engine.dialect.name == "postgresql":
-                _wait_for_waiters(engine, 2)
+                wait_for_lock_waiters(engine, 2)
             else:
                 time.sleep(SQLITE_HOLD_SECONDS)
             holder.rollback()
         finished = [process.communicate(timeout=120) for process in processes]
-    for process, (_stdout, stderr) in zip(processes, finished, strict=True):
-        assert process.returncode == 0, stderr
-    reports = sorted((json.loads(stdout) for stdout, _stderr in finished), key=lambda r: r["from"])
+    for process, (stdout, stderr) in zip(processes, finished, strict=True):
+        assert process.returncode == 0, stdout + stderr
+    return sorted((json.loads(stdout) for stdout, _stderr in finished), key=lambda r: r["from"])
+
+
+def test_concurrent_migrations_report_one_change(database: str) -> None:
+    """Two migrate processes at once: one upgrades, the other reports it changed nothing."""
+    reports = _race_two_migrations(database)
     heads = head_revisions()
     assert [(r["from"], r["to"], r["changed"]) for r in reports] == [
         ([], heads, True),
         (heads, heads, False),
     ]
+
+
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+def test_concurrent_migrations_under_a_stricter_default_isolation(
+    postgres_database: str, isolation: str
+) -> None:
+    """Two migrate processes at once where transactions default to a snapshot isolation.
+
+    A run whose transaction took its snapshot before it waited for the lock
+    would not see the tables the other run made, and make them again
+    (``DuplicateTable``). Both must succeed and only one report a change.
+    """
+    set_database_default(postgres_database, "default_transaction_isolation", isolation)
+    reports = _race_two_migrations(postgres_database)
+    heads = head_revisions()
+    assert [(r["from"], r["to"], r["changed"]) for r in reports] == [
+        ([], heads, True),
+        (heads, heads, False),
+    ]
+    found = {f["check"]: f for f in run_json("doctor", exit_code=0)["findings"]}
+    assert found["database.migrations"]["status"] == "ok"

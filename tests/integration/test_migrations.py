@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,14 @@ from helppet_recordings.repositories.sqlalchemy import (
     define_recordings_table,
     metadata,
 )
+from helppet_recordings.repositories.sqlalchemy.migrate import (
+    MIGRATION_LOCK,
+    lock_for_migration,
+    upgrade_to_head,
+)
 from helppet_recordings.repositories.sqlalchemy.schema import STATS_COLUMNS
 from helppet_recordings.testing.factories import make_recording
+from tests.support.migrations import set_database_default, wait_for_lock_waiters
 
 EXPECTED_INDEXES = {
     "ix_recordings_owner_created": ["recorded_by_user_id", "created_at", "id", "status"],
@@ -186,6 +194,65 @@ def test_create_schema_is_idempotent_and_safe_concurrently(
         version_table = sa.table(ALEMBIC_VERSION_TABLE)
         versions = connection.execute(sa.select(sa.func.count()).select_from(version_table))
         assert versions.scalar_one() == 1
+
+
+_MIGRATE_IN_A_PROCESS = {
+    "create_schema": (
+        "import sys\n"
+        "from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository\n"
+        "with SqlAlchemyRepository.from_url(sys.argv[1]) as repository:\n"
+        "    print('changed' if repository.create_schema().changed else 'unchanged')\n"
+    ),
+    "alembic_by_url": (
+        "import sys\n"
+        "from alembic import command\n"
+        "from helppet_recordings.repositories.sqlalchemy import alembic_config\n"
+        "command.upgrade(alembic_config(url=sys.argv[1]), 'head')\n"
+        "print('upgraded')\n"
+    ),
+}
+"""Scripts that migrate the database at ``argv[1]`` and print what they did."""
+
+
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+@pytest.mark.parametrize(
+    ("how", "printed"), [("create_schema", "unchanged"), ("alembic_by_url", "upgraded")]
+)
+def test_a_migration_that_waited_finds_the_schema_the_other_made(
+    new_postgres_database: Callable[[], str], isolation: str, how: str, printed: str
+) -> None:
+    """A migration that waited for the lock finds head, at any default isolation of the database.
+
+    The test holds the lock, lets a process start migrating and wait for it,
+    then migrates itself and commits: the process must then find the tables
+    (under a snapshot taken before its wait, it would create them again).
+    """
+    url = new_postgres_database()
+    set_database_default(url, "default_transaction_isolation", isolation)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    waiting: subprocess.Popen[str] | None = None
+    try:
+        with MIGRATION_LOCK, engine.connect() as holder:
+            lock_for_migration(holder)
+            waiting = subprocess.Popen(
+                [sys.executable, "-c", _MIGRATE_IN_A_PROCESS[how], url],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            wait_for_lock_waiters(engine, 1)
+            first = upgrade_to_head(holder)
+            holder.commit()
+        stdout, stderr = waiting.communicate(timeout=120)
+        assert waiting.returncode == 0, stderr
+        assert stdout.split() == [printed]
+        assert first.changed
+        assert _revision(engine) == "0005"
+    finally:
+        if waiting is not None and waiting.poll() is None:
+            waiting.kill()
+            waiting.communicate()
+        engine.dispose()
 
 
 def test_create_schema_refuses_tables_without_a_revision(

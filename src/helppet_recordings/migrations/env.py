@@ -12,7 +12,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from helppet_recordings.repositories.sqlalchemy.migrate import lock_for_migration
+from helppet_recordings.repositories.sqlalchemy.migrate import (
+    lock_for_migration,
+    migration_transaction,
+)
 from helppet_recordings.repositories.sqlalchemy.schema import ALEMBIC_VERSION_TABLE, metadata
 
 
@@ -59,9 +62,10 @@ def run_migrations_online() -> None:
     # Errors and statement logs never show the statements' values (build_engine's default).
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool, hide_parameters=True)
     try:
-        with engine.connect() as new_connection:
+        # At READ COMMITTED on PostgreSQL, so a migration that waited for the lock sees what
+        # the one before it committed.
+        with migration_transaction(engine) as new_connection:
             _run_on(new_connection)
-            new_connection.commit()
     finally:
         engine.dispose()
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -22,6 +24,7 @@ __all__ = [
     "SchemaUpgrade",
     "alembic_config",
     "lock_for_migration",
+    "migration_transaction",
     "upgrade_to_head",
 ]
 
@@ -82,6 +85,27 @@ def alembic_config(connection: sa.Connection | None = None, *, url: str | None =
     return config
 
 
+@contextlib.contextmanager
+def migration_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """Yield a connection in a new transaction for one migration; commit it at the end.
+
+    On PostgreSQL the transaction runs at ``READ COMMITTED``, whatever the
+    default isolation of the server, database, role or engine. Under
+    ``REPEATABLE READ`` or ``SERIALIZABLE`` the statement that waits for the
+    migration lock would fix the transaction's snapshot, so a migration that
+    waited for another would not see the tables the other committed, and
+    create them again (``DuplicateTable``). At ``READ COMMITTED`` each
+    statement after the lock sees them. On SQLite, a plain transaction
+    (:func:`lock_for_migration` makes it ``BEGIN IMMEDIATE``).
+    """
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # The transaction's first statement, so the level can still be chosen; for this
+            # transaction only, where a pool's connection keeps no setting afterwards.
+            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        yield connection
+
+
 def lock_for_migration(connection: sa.Connection) -> None:
     """Take the database-wide migration lock until ``connection``'s transaction ends.
 
@@ -90,6 +114,10 @@ def lock_for_migration(connection: sa.Connection) -> None:
     nothing on other databases. Every migration takes it (``env.py`` does),
     so a second one waits here and then reads what the first committed.
     Taking it again in the same transaction returns at once.
+
+    On PostgreSQL that needs a ``READ COMMITTED`` transaction
+    (:func:`migration_transaction` begins one): in a snapshot isolation, what
+    the transaction reads after waiting is what it would have read before.
     """
     if connection.dialect.name == "postgresql":
         connection.execute(
@@ -102,10 +130,11 @@ def lock_for_migration(connection: sa.Connection) -> None:
 def upgrade_to_head(connection: sa.Connection) -> SchemaUpgrade:
     """Run the package's migrations to head on ``connection``; return what changed.
 
-    The caller holds :data:`MIGRATION_LOCK` and owns the transaction; the
-    database-wide lock (:func:`lock_for_migration`) is taken first, so what
-    is read about the schema holds until the transaction ends, and the
-    revisions before and after are this upgrade's own.
+    The caller holds :data:`MIGRATION_LOCK` and owns the transaction (begun
+    by :func:`migration_transaction`); the database-wide lock
+    (:func:`lock_for_migration`) is taken first, so what is read about the
+    schema holds until the transaction ends, and the revisions before and
+    after are this upgrade's own.
 
     Alembic refusing to migrate becomes ``RepositoryError`` (``DATABASE_ERROR``),
     chained to its ``CommandError``; nothing is changed then. A database

@@ -37,6 +37,7 @@ from helppet_recordings.repositories.sqlalchemy.mapping import (
 from helppet_recordings.repositories.sqlalchemy.migrate import (
     MIGRATION_LOCK,
     SchemaUpgrade,
+    migration_transaction,
     upgrade_to_head,
 )
 from helppet_recordings.repositories.sqlalchemy.reports import (
@@ -216,8 +217,11 @@ class SqlAlchemyRepository(ListingQueries, ClaimQueries, KeyQueries, AuditQuerie
         Idempotent, and safe to call from several threads or processes at
         once: the migration holds an advisory lock on PostgreSQL and the
         write lock on SQLite, so latecomers wait and then find the schema
-        at head. Returns the revisions before and after, read under that
-        lock: only the call that applied migrations reports ``changed``.
+        at head (on PostgreSQL its transaction runs at ``READ COMMITTED``,
+        whatever the default isolation, so they see what was committed
+        while they waited). Returns the revisions before and after, read
+        under that lock: only the call that applied migrations reports
+        ``changed``.
         Only for the package's standalone table: an application that embeds
         the table in its own metadata manages it with its own migrations
         (``ValueError`` otherwise). A database at a revision the
@@ -237,7 +241,7 @@ class SqlAlchemyRepository(ListingQueries, ClaimQueries, KeyQueries, AuditQuerie
             MIGRATION_LOCK,
             self._lock,
             translate_errors("create_schema"),
-            self._engine.begin() as connection,
+            migration_transaction(self._engine) as connection,
         ):
             return upgrade_to_head(connection)
 
