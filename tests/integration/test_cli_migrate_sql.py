@@ -194,3 +194,46 @@ def test_concurrent_migrations_under_a_stricter_default_isolation(
     ]
     found = {f["check"]: f for f in run_json("doctor", exit_code=0)["findings"]}
     assert found["database.migrations"]["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [("lock_timeout", "LockNotAvailable (55P03)"), ("statement_timeout", "QueryCanceled (57014)")],
+)
+def test_a_migration_that_gives_up_waiting_says_another_one_runs(
+    postgres_database: str, setting: str, reason: str
+) -> None:
+    """A run stopped waiting by a timeout names the migration it waited for, and so does doctor.
+
+    Not "the database is temporarily unavailable" while it answers, and
+    not doctor's "run migrate" while a migration is running.
+    """
+    set_database_default(postgres_database, "default_transaction_isolation", "repeatable read")
+    set_database_default(postgres_database, setting, "200ms")
+    engine = sa.create_engine(postgres_database, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as holder:
+            lock_for_migration(holder)
+            error = run_json("migrate", exit_code=1)["error"]
+            text = run("migrate")
+            found = {f["check"]: f for f in run_json("doctor", exit_code=1)["findings"]}
+            holder.rollback()
+    finally:
+        engine.dispose()
+    assert error["error_code"] == "DATABASE_UNAVAILABLE"
+    assert error["message"].startswith("Another migration of this database is running")
+    assert error["details"] == {"retry_after": 1, "operation": "create_schema", "reason": reason}
+    assert text.exit_code == 1
+    assert "Another migration of this database is running" in text.stderr
+    assert "temporarily unavailable" not in text.stderr
+    migrations = found["database.migrations"]
+    assert found["database.reachable"]["status"] == "ok"
+    assert migrations["status"] == "fail"
+    assert migrations["message"] == (
+        "the database has no recordings schema; a migration is running now "
+        "(a session holds the migration lock)"
+    )
+    assert "wait for it to finish" in migrations["fix"]
+    assert run_json("migrate", exit_code=0)["changed"] is True
+    found = {f["check"]: f for f in run_json("doctor", exit_code=0)["findings"]}
+    assert found["database.migrations"]["status"] == "ok"

@@ -102,12 +102,7 @@ def _check_revision(connection: sa.Connection) -> Finding:
                 "otherwise stamp the revision the tables match (docs/database.md), then run "
                 "`helppet-recordings migrate`",
             )
-        return _finding(
-            "database.migrations",
-            Status.FAIL,
-            "the database has no recordings schema",
-            "run `helppet-recordings migrate`",
-        )
+        return _behind(connection, "the database has no recordings schema")
     current_text = ", ".join(current)
     if not all(known_revision(revision) for revision in current):
         return _finding(
@@ -118,9 +113,23 @@ def _check_revision(connection: sa.Connection) -> Finding:
             "upgrade helppet-recordings to the version that migrated this database, or "
             "check that DATABASE_URL names this deployment's database",
         )
-    return _finding(
-        "database.migrations",
-        Status.FAIL,
-        f"the schema is at {current_text}, behind the head revision ({head_text})",
-        "run `helppet-recordings migrate`",
+    return _behind(
+        connection, f"the schema is at {current_text}, behind the head revision ({head_text})"
     )
+
+
+def _behind(connection: sa.Connection, message: str) -> Finding:
+    """Report a schema short of head: run migrate, or wait for the migration running now."""
+    from helppet_recordings.repositories.sqlalchemy.migrate import (  # noqa: PLC0415
+        migration_running,
+    )
+
+    if migration_running(connection):
+        return _finding(
+            "database.migrations",
+            Status.FAIL,
+            f"{message}; a migration is running now (a session holds the migration lock)",
+            "wait for it to finish, then run doctor again (`helppet-recordings migrate` "
+            "waits for it, then reports the revision it finds)",
+        )
+    return _finding("database.migrations", Status.FAIL, message, "run `helppet-recordings migrate`")

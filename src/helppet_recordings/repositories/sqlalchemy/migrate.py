@@ -11,7 +11,11 @@ from typing import TYPE_CHECKING, Final
 import attrs
 import sqlalchemy as sa
 
-from helppet_recordings.errors import MissingDependencyError, RepositoryError
+from helppet_recordings.errors import (
+    MissingDependencyError,
+    RepositoryError,
+    RepositoryUnavailableError,
+)
 from helppet_recordings.repositories.sqlalchemy.engine import sqlite_begin_immediate
 from helppet_recordings.repositories.sqlalchemy.schema import ALEMBIC_VERSION_TABLE, metadata
 
@@ -24,6 +28,7 @@ __all__ = [
     "SchemaUpgrade",
     "alembic_config",
     "lock_for_migration",
+    "migration_running",
     "migration_transaction",
     "upgrade_to_head",
 ]
@@ -42,6 +47,10 @@ migration runs on.
 
 # Any constant works; it only has to be the same in every process that migrates.
 _ADVISORY_LOCK_KEY: Final = 0x4850_5245_4344  # "HPRECD"
+
+# A wait for the lock cut short: lock_timeout; statement_timeout (or a cancel).
+_GAVE_UP_WAITING: Final = frozenset({"55P03", "57014"})
+_GAVE_UP_RETRY_AFTER: Final = 1
 
 
 @attrs.frozen
@@ -127,6 +136,43 @@ def lock_for_migration(connection: sa.Connection) -> None:
         sqlite_begin_immediate(connection)
 
 
+def migration_running(connection: sa.Connection) -> bool:
+    """Whether another session holds the migration lock now: a migration is running.
+
+    PostgreSQL only (its ``pg_locks``, readable by every role); False on
+    other databases, where it cannot be told.
+    """
+    if connection.dialect.name != "postgresql":
+        return False
+    # A bigint advisory key shows as its high half in classid, its low half in objid.
+    held = sa.text(
+        "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND classid = CAST(:high AS oid) AND objid = CAST(:low AS oid) AND objsubid = 1 "
+        "AND pid <> pg_backend_pid())"
+    )
+    key = {"high": _ADVISORY_LOCK_KEY >> 32, "low": _ADVISORY_LOCK_KEY & 0xFFFF_FFFF}
+    return bool(connection.execute(held, key).scalar())
+
+
+def _take_migration_lock(connection: sa.Connection) -> None:
+    """Take the migration lock; a wait a timeout cut short says that another migration runs."""
+    try:
+        lock_for_migration(connection)
+    except sa.exc.DBAPIError as exc:
+        state = getattr(exc.orig, "sqlstate", None)
+        if connection.dialect.name != "postgresql" or state not in _GAVE_UP_WAITING:
+            raise
+        raise RepositoryUnavailableError(
+            "Another migration of this database is running, and this one stopped waiting "
+            "for its lock (lock_timeout or statement_timeout): run it again once that one "
+            "has finished",
+            retry_after=_GAVE_UP_RETRY_AFTER,
+            operation="create_schema",
+            reason=f"{type(exc.orig).__name__} ({state})",
+        ) from exc
+
+
 def upgrade_to_head(connection: sa.Connection) -> SchemaUpgrade:
     """Run the package's migrations to head on ``connection``; return what changed.
 
@@ -143,6 +189,10 @@ def upgrade_to_head(connection: sa.Connection) -> SchemaUpgrade:
     that holds the package's tables but records no revision (they were made
     by ``metadata.create_all()`` or by hand) is refused too, with the tables
     in ``details["tables"]``: the migrations would create them again.
+
+    A wait for the lock that PostgreSQL's ``lock_timeout`` or
+    ``statement_timeout`` cut short is ``RepositoryUnavailableError`` saying
+    that another migration is running (``retry_after`` 1 s).
     """
     try:
         from alembic import command  # noqa: PLC0415 - alembic is needed only here
@@ -150,7 +200,7 @@ def upgrade_to_head(connection: sa.Connection) -> SchemaUpgrade:
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
         raise MissingDependencyError("alembic", "sql") from exc
     config = alembic_config(connection)
-    lock_for_migration(connection)
+    _take_migration_lock(connection)
     before = _current_revisions(connection)
     if not before:
         _refuse_tables_without_history(connection, config)
