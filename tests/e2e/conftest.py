@@ -1,4 +1,4 @@
-"""One SeaweedFS server for the end-to-end session, started and stopped by the suite."""
+"""One SeaweedFS server for the end-to-end session; a headless Chromium for the browser page."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser
 
+from tests.support.browser_page import Visit, headless_chromium
 from tests.support.seaweedfs import SeaweedEndpoint, SeaweedServer, create_bucket
 
 
@@ -33,3 +35,19 @@ def seaweed_bucket(seaweed: SeaweedEndpoint) -> str:
     name = f"t-{secrets.token_hex(6)}"
     create_bucket(seaweed, name)
     return name
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the module, with fake media devices."""
+    with headless_chromium() as chromium:
+        yield chromium
+
+
+@pytest.fixture
+def visits() -> Iterator[list[Visit]]:
+    """Browser-page visits opened by the test, closed (and checked) afterwards."""
+    opened: list[Visit] = []
+    yield opened
+    for visit in opened:
+        visit.close()
