@@ -45,9 +45,9 @@ function apiRoot() {
   return base.replace(/\/+$/, "") + API_PATH;
 }
 
-async function api(path, { method = "GET", body } = {}) {
+async function api(path, { method = "GET", body, signal } = {}) {
   const headers = { Authorization: `Bearer ${ui.token.value.trim()}` };
-  const init = { method, headers };
+  const init = { method, headers, signal };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -56,7 +56,8 @@ async function api(path, { method = "GET", body } = {}) {
     let response;
     try {
       response = await fetch(apiRoot() + path, init);
-    } catch {
+    } catch (error) {
+      if (signal?.aborted) throw error;
       const origin = new URL(apiRoot()).origin;
       const hint = origin === location.origin ? "" :
         ` The API is on another origin than this page: its HELPPET_CORS_ORIGINS must list ${location.origin}.`;
@@ -67,7 +68,7 @@ async function api(path, { method = "GET", body } = {}) {
     if (response.ok) return data;
     const error = new ApiError(response.status, data);
     if (![429, 503].includes(response.status) || attempt >= UNAVAILABLE_ATTEMPTS) throw error;
-    await sleep(1000 * retryAfterSeconds(response, error));
+    await sleep(1000 * retryAfterSeconds(response, error), signal);
   }
 }
 
@@ -92,38 +93,83 @@ function storageMessage(xhr) {
   return `storage answered ${xhr.status}${text ? `: ${text}` : ""}`;
 }
 
-/** Send `body` with XMLHttpRequest, whose upload events tell the bytes sent. */
-function send(method, url, body, onProgress) {
+/** Send `body` with XMLHttpRequest, whose upload events tell the bytes sent; `signal` aborts. */
+function send(method, url, body, onProgress, signal) {
   return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
     const xhr = new XMLHttpRequest();
+    const abort = () => xhr.abort();
+    const settle = (settler, value) => {
+      signal.removeEventListener("abort", abort);
+      settler(value);
+    };
+    signal.addEventListener("abort", abort);
     xhr.open(method, url);
     xhr.upload.onprogress = (event) => onProgress(event.loaded);
     xhr.onload = () => (xhr.status >= 200 && xhr.status < 300 ?
-      resolve(xhr) : reject(new Error(storageMessage(xhr))));
+      settle(resolve, xhr) : settle(reject, new Error(storageMessage(xhr))));
     // Never the URL itself in a message: it carries a signature.
-    xhr.onerror = () => reject(new Error(`could not reach storage at ${new URL(url).origin}`));
+    xhr.onerror = () => settle(reject, new Error(`could not reach storage at ${new URL(url).origin}`));
+    xhr.onabort = () => settle(reject, signal.reason);
     xhr.send(body);
   });
 }
 
-/** The progress bar, from the bytes sent of each part (or of the one POST). */
-class Progress {
+let uploadsStarted = 0;
+
+/**
+ * One click of Upload: the progress bar (from the bytes sent of each part, or of the one
+ * POST) and the abort signal of every request it sends.
+ */
+class UploadRun {
   constructor(total) {
     this.total = total;
     this.sent = new Map();
+    this.controller = new AbortController();
+    this.signal = this.controller.signal;
+    // A generation token: an event of an older run that arrives late (already queued when
+    // that run was aborted) finds a newer number here and leaves the bar alone.
+    uploadsStarted += 1;
+    this.generation = uploadsStarted;
     ui.progress.max = total;
     ui.progress.value = 0;
   }
 
   set(key, bytes) {
+    if (this.generation !== uploadsStarted) return;
     this.sent.set(key, bytes);
     let sum = 0;
     for (const value of this.sent.values()) sum += value;
     ui.progress.value = Math.min(sum, this.total);
   }
+
+  /** Abandon whatever this run still has in flight: transfers, waits, API calls. */
+  abort() {
+    this.controller.abort();
+  }
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Wait `ms`; an aborted `signal` ends the wait at once with its reason. */
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const stop = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", stop);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", stop, { once: true });
+  });
+}
 
 // The file's SHA-256, declared at initiate: the ticket then pins it, so storage takes only
 // these bytes and completion verifies them where they land. WebCrypto exists only in
@@ -134,42 +180,43 @@ async function sha256Hex(blob) {
   return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-async function uploadInOnePost(source, progress) {
+async function uploadInOnePost(source, run) {
   const body = {
     filename: source.filename, content_type: source.contentType,
     idempotency_key: source.idempotencyKey,
   };
   const sha256 = await sha256Hex(source.blob);
   if (sha256) body.content_sha256 = sha256;
-  const ticket = await api("/upload/initiate", { method: "POST", body });
+  const ticket = await api("/upload/initiate", { method: "POST", body, signal: run.signal });
   const form = new FormData();
   for (const [name, value] of Object.entries(ticket.upload_fields)) form.append(name, value);
   form.append("file", source.blob, "audio"); // the signed key names the object, not this
-  await send("POST", ticket.upload_url, form, (loaded) => progress.set(0, loaded));
-  progress.set(0, source.blob.size);
+  await send("POST", ticket.upload_url, form, (loaded) => run.set(0, loaded), run.signal);
+  run.set(0, source.blob.size);
   return complete(ticket.recording_id, source);
 }
 
-async function putPart(recordingId, part, partSize, blob, progress) {
+async function putPart(recordingId, part, partSize, blob, run) {
   const start = (part.part_number - 1) * partSize;
   const body = blob.slice(start, start + part.size);
   let url = part.url;
   for (let attempt = 1; ; attempt += 1) {
     try {
-      await send("PUT", url, body, (loaded) => progress.set(part.part_number, loaded));
-      progress.set(part.part_number, part.size);
+      await send("PUT", url, body, (loaded) => run.set(part.part_number, loaded), run.signal);
+      run.set(part.part_number, part.size);
       return;
     } catch (error) {
-      progress.set(part.part_number, 0);
+      if (run.signal.aborted) throw error;
+      run.set(part.part_number, 0);
       if (attempt >= PART_ATTEMPTS) throw new Error(`Part ${part.part_number}: ${error.message}`);
-      await sleep(500 * attempt);
+      await sleep(500 * attempt, run.signal);
       // A fresh URL, in case this one expired (none only once the file is assembled).
       const fresh = await api(`/upload/multipart/${recordingId}/parts`, {
-        method: "POST", body: { part_numbers: [part.part_number] },
+        method: "POST", body: { part_numbers: [part.part_number] }, signal: run.signal,
       });
       const again = fresh.parts.find((p) => p.part_number === part.part_number);
       if (!again) {
-        progress.set(part.part_number, part.size);
+        run.set(part.part_number, part.size);
         return;
       }
       url = again.url;
@@ -177,35 +224,42 @@ async function putPart(recordingId, part, partSize, blob, progress) {
   }
 }
 
-async function putParts(recordingId, plan, blob, progress) {
+/** Send the parts `plan` has URLs for; the first to fail for good aborts all the others. */
+async function putParts(recordingId, plan, blob, run) {
   const queue = [...plan.parts];
-  let failed = false;
+  let failure = null;
   const worker = async () => {
-    while (queue.length && !failed) {
+    while (queue.length && !failure) {
       const part = queue.shift();
       try {
-        await putPart(recordingId, part, plan.part_size, blob, progress);
+        await putPart(recordingId, part, plan.part_size, blob, run);
       } catch (error) {
-        failed = true;
-        throw error;
+        if (!failure) {
+          failure = error;
+          run.abort();
+        }
+        return;
       }
     }
   };
-  const workers = Array.from({ length: Math.min(PARALLEL_PARTS, queue.length) }, worker);
-  await Promise.all(workers);
+  // Every worker settles (the abort makes that immediate) before the failure is reported,
+  // so that no request of this upload is still running when the user can start the next.
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_PARTS, queue.length) }, worker));
+  if (failure) throw failure;
 }
 
-async function uploadInParts(source, progress) {
+async function uploadInParts(source, run) {
   const plan = await api("/upload/multipart/initiate", {
     method: "POST",
     body: {
       filename: source.filename, content_type: source.contentType,
       file_size_bytes: source.blob.size, idempotency_key: source.idempotencyKey,
     },
+    signal: run.signal,
   });
   const id = plan.recording_id;
-  for (const part of plan.uploaded_parts) progress.set(part.part_number, part.size);
-  await putParts(id, plan, source.blob, progress);
+  for (const part of plan.uploaded_parts) run.set(part.part_number, part.size);
+  await putParts(id, plan, source.blob, run);
   for (let round = 1; ; round += 1) {
     try {
       return await complete(id, source);
@@ -213,11 +267,11 @@ async function uploadInParts(source, progress) {
       if (!(error instanceof ApiError) || error.code !== "UPLOAD_INCOMPLETE" ||
           round >= COMPLETE_ROUNDS) throw error;
       const missing = error.details.missing_parts ?? [];
-      for (const number of missing) progress.set(number, 0);
+      for (const number of missing) run.set(number, 0);
       const fresh = await api(`/upload/multipart/${id}/parts`, {
-        method: "POST", body: { part_numbers: missing },
+        method: "POST", body: { part_numbers: missing }, signal: run.signal,
       });
-      await putParts(id, fresh, source.blob, progress);
+      await putParts(id, fresh, source.blob, run);
     }
   }
 }
@@ -232,6 +286,7 @@ function complete(recordingId, source) {
 
 let chosen = null; // { blob, filename, contentType }
 let recorder = null;
+let running = null; // the UploadRun under way: one upload at a time
 
 function say(text) {
   ui.status.textContent = text;
@@ -258,8 +313,8 @@ function bareType(type) {
 
 function choose(source, { recorded = false } = {}) {
   chosen = { ...source, idempotencyKey: newIdempotencyKey() };
-  ui.upload.disabled = false;
-  ui.progress.value = 0;
+  ui.upload.disabled = running !== null;
+  if (!running) ui.progress.value = 0;
   if (ui.save.href) URL.revokeObjectURL(ui.save.href);
   ui.save.removeAttribute("href");
   ui.save.hidden = !recorded;
@@ -267,7 +322,8 @@ function choose(source, { recorded = false } = {}) {
     ui.save.href = URL.createObjectURL(source.blob);
     ui.save.download = source.filename;
   }
-  say(`Ready to upload ${source.blob.size} bytes (${source.contentType || "unknown type"}).`);
+  const what = `${source.blob.size} bytes (${source.contentType || "unknown type"})`;
+  say(running ? `Chose ${what}; it can go up once this upload ends.` : `Ready to upload ${what}.`);
 }
 
 async function startRecording() {
@@ -325,19 +381,22 @@ function pickFile() {
 }
 
 async function upload() {
-  if (!chosen) return;
+  if (!chosen || running) return;
   const source = chosen;
+  const run = new UploadRun(source.blob.size);
+  running = run;
   ui.upload.disabled = true;
   ui.record.disabled = true;
   try {
-    const progress = new Progress(source.blob.size);
     const inParts = source.blob.size > SINGLE_POST_MAX_BYTES;
     say(inParts ? "Uploading in parts…" : "Uploading…");
-    const recording = await (inParts ? uploadInParts : uploadInOnePost)(source, progress);
+    const recording = await (inParts ? uploadInParts : uploadInOnePost)(source, run);
     say(`Uploaded ${recording.file_size_bytes} bytes: ${recording.status}.`);
     if (chosen === source) chosen = { ...source, idempotencyKey: newIdempotencyKey() };
     await refresh();
   } finally {
+    run.abort();
+    running = null;
     ui.upload.disabled = false;
     ui.record.disabled = recorder !== null;
   }
