@@ -133,3 +133,41 @@ def test_a_part_failing_for_good_aborts_the_others_and_leaves_the_next_upload_al
     rows = page.locator("tr[data-recording-id]")
     expect(rows).to_have_count(2)
     expect(rows.first).to_have_attribute("data-status", "uploaded")
+
+
+def test_a_part_storage_got_but_the_page_never_heard_of_is_not_sent_again(
+    browser: Browser, api: UvicornProcess, visits: list[Visit], tmp_path: Path
+) -> None:
+    """Part 2 reaches storage but its answer is lost: the renewal lists it, so it is not re-sent."""
+    path = tmp_path / "visit-with-a-lost-answer.wav"
+    write_wav(path, LARGE_FILE_BYTES)
+    content = path.read_bytes()
+    visit = Visit(browser, api.base_url)
+    visits.append(visit)
+    page = visit.page
+    stored: list[int] = []
+
+    def lose_part_twos_answer_once(route: Route) -> None:
+        request = route.request
+        if request.method == "PUT" and _part_number(request.url) == 2 and not stored:
+            stored.append(route.fetch().status)  # storage takes it ...
+            route.abort("connectionreset")  # ... and the connection drops before the answer
+        else:
+            route.continue_()
+
+    page.route("**/*", lose_part_twos_answer_once)
+    plan = visit.upload_in_parts(path)
+    rid = plan["recording_id"]
+
+    assert stored == [200]
+    part_two = [url for method, url in visit.requests if method == "PUT" and _part_number(url) == 2]
+    assert len(part_two) == 1
+    renewals = [url for _, url in visit.requests if url.endswith(f"/multipart/{rid}/parts")]
+    assert len(renewals) == 1  # asked once, and told storage holds the part
+    completions = [url for _, url in visit.requests if url.endswith(f"/upload/complete/{rid}")]
+    assert len(completions) == 1
+    assert page.evaluate("document.querySelector('#progress').value") == len(content)
+    row = page.locator(f"tr[data-recording-id='{rid}']")
+    expect(row).to_have_attribute("data-status", "uploaded")
+    player = visit.play(rid)
+    assert httpx.get(player["src"], timeout=60).content == content

@@ -112,7 +112,8 @@ function send(method, url, body, onProgress, signal) {
     xhr.onload = () => (xhr.status >= 200 && xhr.status < 300 ?
       settle(resolve, xhr) : settle(reject, new Error(storageMessage(xhr))));
     // Never the URL itself in a message: it carries a signature.
-    xhr.onerror = () => settle(reject, new Error(`could not reach storage at ${new URL(url).origin}`));
+    xhr.onerror = () =>
+      settle(reject, new Error(`could not reach storage at ${new URL(url).origin}`));
     xhr.onabort = () => settle(reject, signal.reason);
     xhr.send(body);
   });
@@ -196,6 +197,19 @@ async function uploadInOnePost(source, run) {
   return complete(ticket.recording_id, source);
 }
 
+/**
+ * The parts storage holds (number → size), counted as completion counts them: listed in
+ * `uploaded_parts` with the planned size. A part listed with another size is sent again.
+ */
+function heldParts(plan, fileSize) {
+  const held = new Map();
+  for (const { part_number: number, size } of plan.uploaded_parts ?? []) {
+    const planned = Math.min(plan.part_size, fileSize - (number - 1) * plan.part_size);
+    if (size === planned) held.set(number, size);
+  }
+  return held;
+}
+
 async function putPart(recordingId, part, partSize, blob, run) {
   const start = (part.part_number - 1) * partSize;
   const body = blob.slice(start, start + part.size);
@@ -215,7 +229,9 @@ async function putPart(recordingId, part, partSize, blob, run) {
         method: "POST", body: { part_numbers: [part.part_number] }, signal: run.signal,
       });
       const again = fresh.parts.find((p) => p.part_number === part.part_number);
-      if (!again) {
+      // The failed attempt may have reached storage, only its answer lost: the server signs
+      // every part asked for, but lists that one among what storage holds.
+      if (!again || heldParts(fresh, blob.size).has(part.part_number)) {
         run.set(part.part_number, part.size);
         return;
       }
@@ -224,9 +240,11 @@ async function putPart(recordingId, part, partSize, blob, run) {
   }
 }
 
-/** Send the parts `plan` has URLs for; the first to fail for good aborts all the others. */
+/** Send the parts of `plan` that storage lacks; the first to fail for good aborts the rest. */
 async function putParts(recordingId, plan, blob, run) {
-  const queue = [...plan.parts];
+  const held = heldParts(plan, blob.size);
+  for (const [number, size] of held) run.set(number, size);
+  const queue = plan.parts.filter((part) => !held.has(part.part_number));
   let failure = null;
   const worker = async () => {
     while (queue.length && !failure) {
@@ -258,7 +276,6 @@ async function uploadInParts(source, run) {
     signal: run.signal,
   });
   const id = plan.recording_id;
-  for (const part of plan.uploaded_parts) run.set(part.part_number, part.size);
   await putParts(id, plan, source.blob, run);
   for (let round = 1; ; round += 1) {
     try {
