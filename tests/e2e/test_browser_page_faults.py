@@ -171,3 +171,37 @@ def test_a_part_storage_got_but_the_page_never_heard_of_is_not_sent_again(
     expect(row).to_have_attribute("data-status", "uploaded")
     player = visit.play(rid)
     assert httpx.get(player["src"], timeout=60).content == content
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_an_api_base_url_without_its_scheme_is_named_as_the_problem(
+    browser: Browser, api: UvicornProcess, visits: list[Visit], tmp_path: Path, host: str
+) -> None:
+    """``localhost:PORT`` is refused before any request, saying the scheme is missing (not CORS)."""
+    typed = f"{host}:{api.port}"
+    path = tmp_path / "visit.wav"
+    path.write_bytes(tone_wav(seconds=1.0))
+    visit = Visit(browser, api.base_url, typed)
+    visits.append(visit)
+    page = visit.page
+    error = page.locator("#error")
+    expected = (
+        f'The API base URL "{typed}" has no scheme: write http://{typed} (or https://{typed}).'
+    )
+    page.press("#api-base", "Tab")  # leaving the field checks it
+    expect(error).to_have_text(expected)
+
+    page.set_input_files("#file", str(path))
+    page.click("#upload")
+    expect(error).to_have_text(expected)
+    page.click("#refresh")
+    expect(error).to_have_text(expected)
+    assert not [url for _, url in visit.requests if API in url]
+    listed = httpx.get(f"{api.base_url}{API}/", headers=visit.headers()).json()
+    assert listed["total"] == 0
+
+    page.fill("#api-base", api.base_url)  # http://127.0.0.1:PORT, this page's origin
+    page.press("#api-base", "Tab")
+    expect(error).to_be_empty()
+    visit.upload_and_wait()
+    expect(page.locator("tr[data-recording-id]")).to_have_count(1)

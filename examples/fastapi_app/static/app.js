@@ -40,8 +40,24 @@ class ApiError extends Error {
   }
 }
 
+/** The API's recordings URL, from the API base URL field (this page's server if empty). */
 function apiRoot() {
-  const base = ui.apiBase.value.trim() || new URL("..", location.href).href;
+  const typed = ui.apiBase.value.trim();
+  const base = typed || new URL("..", location.href).href;
+  // Checked before any request: "localhost:8000" parses as a URL of scheme "localhost:",
+  // and "127.0.0.1:8000" as a path on this page's server; fetch then fails in ways that
+  // look like a CORS or a routing problem.
+  let url = null;
+  try {
+    url = new URL(base);
+  } catch {
+    // said below
+  }
+  if (!url || !["http:", "https:"].includes(url.protocol)) {
+    throw new Error(typed.includes("://") ?
+      `The API base URL "${typed}" is not an http:// or https:// URL.` :
+      `The API base URL "${typed}" has no scheme: write http://${typed} (or https://${typed}).`);
+  }
   return base.replace(/\/+$/, "") + API_PATH;
 }
 
@@ -399,6 +415,7 @@ function pickFile() {
 
 async function upload() {
   if (!chosen || running) return;
+  apiRoot(); // a malformed API base URL is said before the file is read
   const source = chosen;
   const run = new UploadRun(source.blob.size);
   running = run;
@@ -462,6 +479,7 @@ async function playRecording(recordingId) {
 }
 
 ui.apiBase.placeholder = new URL("..", location.href).href;
+ui.apiBase.addEventListener("change", () => guarded(apiRoot));
 $("connection").addEventListener("submit", (event) => event.preventDefault());
 ui.record.addEventListener("click", () => guarded(startRecording));
 ui.stop.addEventListener("click", () => guarded(stopRecording));
