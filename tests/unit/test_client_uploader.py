@@ -154,6 +154,24 @@ def test_expired_part_url_is_signed_again(api: FakeRecordingsApi, tmp_path: Path
     assert api.requests["PUT part"] == 3
 
 
+def test_a_part_storage_holds_is_not_sent_again_when_its_url_is_renewed(
+    api: FakeRecordingsApi, tmp_path: Path
+) -> None:
+    """Storage kept a part whose answer the client never saw: the renewal says so, no resend."""
+    path = _file(tmp_path, PART + 10)
+
+    def stored_but_refused(request: httpx.Request) -> httpx.Response:
+        api._receive_part(request)  # storage keeps the bytes...
+        return s3_error(403, "AccessDenied", "Request has expired")  # ...the client hears this
+
+    api.script("PUT part", stored_but_refused)
+    with _uploader(api, parallel=1) as uploader:
+        recording = uploader.upload(path)
+    assert _stored(api, recording.id) == path.read_bytes()
+    assert api.requests["POST api.test/upload/multipart/{id}/parts"] == 1
+    assert api.requests["PUT part"] == 2  # part 1 once (stored, answer lost), part 2 once
+
+
 def test_expired_ticket_is_renewed(api: FakeRecordingsApi, tmp_path: Path) -> None:
     """A form refused because the ticket expired is sent again under a renewed ticket."""
     path = _file(tmp_path, 5000)

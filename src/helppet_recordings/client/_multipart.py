@@ -174,8 +174,10 @@ class MultipartSender:
         while True:
             check_abort(abort)
             if stale or _expiring(signed_at, part.expires_in):
-                fresh = self._resign(rid, part.part_number)
-                if fresh is None:
+                fresh = self._resign(rid, part)
+                if fresh is None:  # an attempt whose answer was lost had stored it
+                    job.tracker.done(part.part_number, part.size)
+                    job.keeper.part_sent(part.part_number)
                     return
                 part, signed_at, stale = fresh, time.monotonic(), False
 
@@ -201,10 +203,19 @@ class MultipartSender:
                 continue
             raise storage_error(response)
 
-    def _resign(self, rid: uuid.UUID, part_number: int) -> PartUploadUrl | None:
-        """Return a fresh URL for one part; None when storage already holds it."""
-        fresh = self._api.sign_parts(rid, [part_number])
+    def _resign(self, rid: uuid.UUID, part: PartUploadUrl) -> PartUploadUrl | None:
+        """Return a fresh URL for one part; None when storage already holds it, whole.
+
+        The server signs every part asked for; ``uploaded_parts`` says which
+        storage holds, and a part held with its planned size is not sent again.
+        """
+        fresh = self._api.sign_parts(rid, [part.part_number])
+        if any(
+            held.part_number == part.part_number and held.size == part.size
+            for held in fresh.uploaded_parts
+        ):
+            return None
         for candidate in fresh.parts:
-            if candidate.part_number == part_number:
+            if candidate.part_number == part.part_number:
                 return candidate
         return None
