@@ -32,6 +32,7 @@ from helppet_recordings.errors import (
     UploadVerificationError,
 )
 from tests.support.audio import FORMATS, encode_pcm_as, encode_tone, silence, tone
+from tests.support.flac import FlacFrame, flac_stream
 
 SECONDS = 1.5
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -340,3 +341,89 @@ def test_a_xing_header_without_its_frame_count_declares_no_length() -> None:
     data[tag + 4 : tag + 8] = b"\0\0\0\0"
     assert not mp3_declares_length(io.BytesIO(bytes(data)))
     assert inspect_audio(io.BytesIO(bytes(data))).duration_seconds == pytest.approx(10.0, abs=0.1)
+
+
+def _decode_until_refused(data: bytes) -> tuple[list[bytes], AudioDecodeError]:
+    """Collect decode_pcm's chunks up to the AudioDecodeError it must raise."""
+    chunks: list[bytes] = []
+    with pytest.raises(AudioDecodeError) as caught:
+        chunks.extend(decode_pcm(io.BytesIO(data)))
+    return chunks, caught.value
+
+
+def test_a_frame_stating_a_low_rate_midway_is_refused_before_it_is_resampled() -> None:
+    """Every FLAC frame states its own rate: a late 1 kHz frame is refused, not resampled 16x."""
+    data = flac_stream([FlacFrame(4096)] * 4 + [FlacFrame(4096, sample_rate=1000)])
+    with pytest.raises(AudioDecodeError) as caught:
+        inspect_audio(io.BytesIO(data))
+    assert caught.value.details == {"reason": "sample_rate", "sample_rate": 1000}
+    chunks, error = _decode_until_refused(data)
+    assert error.reason == "sample_rate"
+    assert sum(map(len, chunks)) <= 4 * 4096 * 2  # the four 16 kHz frames, nothing of the fifth
+
+
+def test_a_tiny_flac_whose_late_frame_states_8_hz_is_refused() -> None:
+    """657 bytes: forty 16 kHz frames, then 65,535 samples at 8 Hz (2.3 hours, 267 MB of PCM)."""
+    data = flac_stream([FlacFrame(65535)] * 40 + [FlacFrame(65535, sample_rate=8)])
+    assert len(data) < 1000
+    with pytest.raises(AudioDecodeError) as caught:
+        inspect_audio(io.BytesIO(data))
+    assert caught.value.details == {"reason": "sample_rate", "sample_rate": 8}
+
+
+@pytest.mark.parametrize(
+    ("frames", "rate", "refused"),
+    [
+        ([FlacFrame(4096)], 192000, 192000),
+        ([FlacFrame(4096)] * 2 + [FlacFrame(4096, sample_rate=655350)], 16000, 655350),
+    ],
+    ids=["streaminfo", "midway"],
+)
+def test_a_sample_rate_above_voice_recording_is_refused(
+    frames: list[FlacFrame], rate: int, refused: int
+) -> None:
+    """Above 96 kHz a file costs more CPU for the same seconds, at open or in a later frame."""
+    data = flac_stream(frames, sample_rate=rate)
+    details = {"reason": "sample_rate", "sample_rate": refused}
+    with pytest.raises(AudioDecodeError) as caught:
+        inspect_audio(io.BytesIO(data))
+    assert caught.value.details == details
+    assert _decode_until_refused(data)[1].details == details
+
+
+def test_the_limits_themselves_are_accepted() -> None:
+    """96 kHz, 8 channels and FLAC's longest block at 8 kHz (8.2 s in one frame) all decode."""
+    assert (probe.MAX_SAMPLE_RATE, probe.MAX_CHANNELS) == (96000, 8)
+    info = inspect_audio(io.BytesIO(flac_stream([FlacFrame(4096)], sample_rate=96000, channels=8)))
+    assert (info.sample_rate, info.channels) == (96000, 8)
+    longest = flac_stream([FlacFrame(65535)] * 2, sample_rate=8000)
+    chunks = list(decode_pcm(io.BytesIO(longest)))
+    assert sum(map(len, chunks)) == pytest.approx(2 * 65535 * 2 * 2, rel=0.01)
+    assert max(map(len, chunks)) <= probe.MAX_FRAME_SECONDS * 16000 * 2
+
+
+def test_more_channels_than_a_recording_has_are_refused() -> None:
+    """A WAV of 10 channels is refused before decoding."""
+    output = io.BytesIO()
+    with wave.open(output, "wb") as writer:
+        writer.setnchannels(10)
+        writer.setsampwidth(2)
+        writer.setframerate(16000)
+        writer.writeframes(bytes(16000 * 2 * 10))
+    with pytest.raises(AudioDecodeError) as caught:
+        inspect_audio(io.BytesIO(output.getvalue()))
+    assert caught.value.details == {"reason": "channels", "channels": 10}
+
+
+def test_no_decoded_frame_may_hold_more_than_max_frame_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A frame longer than the bound is refused before it is counted or resampled."""
+    monkeypatch.setattr(probe, "MAX_FRAME_SECONDS", 1.0)
+    data = flac_stream([FlacFrame(8000)] * 2 + [FlacFrame(65535)])  # 0.5 s, 0.5 s, 4.1 s
+    with pytest.raises(AudioDecodeError) as caught:
+        inspect_audio(io.BytesIO(data))
+    assert caught.value.details == {"reason": "corrupt", "frame_seconds": 4.096}
+    chunks, error = _decode_until_refused(data)
+    assert error.details["frame_seconds"] == 4.096
+    assert sum(map(len, chunks)) <= 2 * 8000 * 2

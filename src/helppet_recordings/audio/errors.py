@@ -25,7 +25,8 @@ DECODE_REASONS: Final = frozenset(
         "corrupt",  # the audio data does not decode
         "truncated",  # the file ends before the length its header declares
         "empty",  # the audio holds no samples
-        "sample_rate",  # a sample rate below what speech needs (a header made to inflate it)
+        "sample_rate",  # a sample rate outside 8-96 kHz (below speech, or above voice recording)
+        "channels",  # more channels than a voice recording has (probe.MAX_CHANNELS)
         "too_long",  # more audio than a recording may hold (policy.MAX_DURATION_SECONDS)
     }
 )

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACCEPTED_DEMUXERS",
+    "MAX_CHANNELS",
+    "MAX_FRAME_SECONDS",
+    "MAX_SAMPLE_RATE",
     "MIN_SAMPLE_RATE",
     "AudioInfo",
     "AudioSource",
@@ -65,6 +68,24 @@ other files or URLs.
 
 MIN_SAMPLE_RATE: Final = 8000
 """The lowest sample rate accepted: narrowband telephony, the least speech is recorded at."""
+
+MAX_SAMPLE_RATE: Final = 96000
+"""The highest sample rate accepted: twice what phones record speech at (48 kHz).
+
+Decoding and resampling cost grows with the rate; beyond this a file is not
+voice audio, only more CPU for the same seconds.
+"""
+
+MAX_CHANNELS: Final = 8
+"""The most channels accepted (7.1 surround); speech is recorded in one or two."""
+
+MAX_FRAME_SECONDS: Final = 10.0
+"""The most audio one decoded frame may hold.
+
+FLAC's largest block (65,535 samples) lasts 8.2 s at 8 kHz; every other
+codec's frames are far shorter. It bounds what one frame becomes once
+resampled, so a chunk of :func:`decode_pcm` never holds more than this.
+"""
 
 # Raw streams whose total length FFmpeg estimates from the bit rate: their
 # declared duration is a guess, so a shortfall against it proves nothing. So
@@ -117,8 +138,9 @@ def inspect_audio(source: AudioSource) -> AudioInfo:
 def decode_pcm(source: AudioSource, *, sample_rate: int = 16000) -> Iterator[bytes]:
     """Yield the audio of ``source`` as 16-bit little-endian mono PCM at ``sample_rate``.
 
-    Each chunk is one resampled frame (a few kilobytes); nothing else is
-    kept, so memory stays bounded. Raises ``AudioDecodeError`` as
+    Each chunk is one resampled frame (a few kilobytes, never more than
+    :data:`MAX_FRAME_SECONDS` of audio); nothing else is kept, so memory
+    stays bounded. Raises ``AudioDecodeError`` as
     :func:`inspect_audio` does; the truncation checks run when the last chunk
     has been produced, so a consumer sees the error before it treats the
     audio as complete.
@@ -153,7 +175,7 @@ def _decode_pcm(source: AudioSource, sample_rate: int) -> Iterator[bytes]:
 def _pcm(frames: list[av.audio.frame.AudioFrame]) -> Iterator[bytes]:
     for frame in frames:
         if frame.samples:
-            yield bytes(frame.planes[0])[: frame.samples * 2]
+            yield bytes(memoryview(frame.planes[0])[: frame.samples * 2])
 
 
 def _load_av() -> Any:
@@ -197,15 +219,7 @@ class _Decoding:
             raise AudioDecodeError(
                 "The audio stream's codec cannot be decoded", reason="unsupported_codec"
             )
-        rate = int(stream.codec_context.sample_rate)
-        if rate < MIN_SAMPLE_RATE:
-            # A few bytes at 1 Hz would be hours to decode, resample and transcribe.
-            raise AudioDecodeError(
-                f"The audio's sample rate ({rate} Hz) is below the {MIN_SAMPLE_RATE} Hz "
-                "speech needs",
-                reason="sample_rate",
-                sample_rate=rate,
-            )
+        _check_shape(int(stream.codec_context.sample_rate), int(stream.codec_context.channels))
         self._stream = stream
 
     def _open_error(self) -> AudioDecodeError:
@@ -243,8 +257,11 @@ class _Decoding:
         try:
             for packet in container.demux(stream):
                 for frame in packet.decode():
-                    if frame.sample_rate:
-                        self._samples_seconds += frame.samples / frame.sample_rate
+                    # Every frame, not only the first: a FLAC frame or an ADTS session
+                    # may state its own rate, and what the container said at open
+                    # proves nothing about the rest.
+                    _check_frame(frame)
+                    self._samples_seconds += frame.samples / frame.sample_rate
                     if self._samples_seconds > MAX_DURATION_SECONDS:
                         raise AudioDecodeError(
                             f"The audio goes on past {MAX_DURATION_SECONDS} s, "
@@ -326,6 +343,42 @@ class _Decoding:
         if container.duration:
             return float(container.duration) / _AV_TIME_BASE
         return None
+
+
+def _check_shape(rate: int, channels: int) -> None:
+    if rate < MIN_SAMPLE_RATE:
+        # A few bytes at 1 Hz would be hours to decode, resample and transcribe.
+        raise AudioDecodeError(
+            f"The audio's sample rate ({rate} Hz) is below the {MIN_SAMPLE_RATE} Hz speech needs",
+            reason="sample_rate",
+            sample_rate=rate,
+        )
+    if rate > MAX_SAMPLE_RATE:
+        raise AudioDecodeError(
+            f"The audio's sample rate ({rate} Hz) is above the {MAX_SAMPLE_RATE} Hz "
+            "accepted for voice recordings",
+            reason="sample_rate",
+            sample_rate=rate,
+        )
+    if channels > MAX_CHANNELS:
+        raise AudioDecodeError(
+            f"The audio has {channels} channels, more than the {MAX_CHANNELS} accepted",
+            reason="channels",
+            channels=channels,
+        )
+
+
+def _check_frame(frame: av.audio.frame.AudioFrame) -> None:
+    """Refuse a decoded frame before it is counted or resampled."""
+    _check_shape(int(frame.sample_rate), int(frame.layout.nb_channels))
+    seconds = frame.samples / frame.sample_rate
+    if seconds > MAX_FRAME_SECONDS:
+        raise AudioDecodeError(
+            f"A decoded frame holds {seconds:.2f} s of audio, more than the "
+            f"{MAX_FRAME_SECONDS:g} s any accepted codec puts in one",
+            reason="corrupt",
+            frame_seconds=round(seconds, 3),
+        )
 
 
 def _format_name(container: Any, stream: Any) -> str:
