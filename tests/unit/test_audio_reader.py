@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 from hypothesis import given
@@ -10,7 +11,11 @@ from hypothesis import strategies as st
 
 from helppet_recordings import S3Storage
 from helppet_recordings.audio import RangeReader, inspect_audio, sniff_container
-from helppet_recordings.audio._containers import OGG_TAIL_BYTES, ogg_tail_is_complete
+from helppet_recordings.audio._containers import (
+    OGG_TAIL_BYTES,
+    _ogg_crc,
+    ogg_tail_is_complete,
+)
 from helppet_recordings.errors import UploadVerificationError
 from tests.support.audio import encode_tone
 from tests.support.moto_s3 import BUCKET, moto_bucket
@@ -103,6 +108,53 @@ def test_ogg_tail_check(name: str) -> None:
     damaged[len(data) // 2] ^= 0xFF
     assert ogg_tail_is_complete(bytes(damaged)) in {None, False}
     assert ogg_tail_is_complete(b"no pages here") is None
+
+
+def _ogg_crc_by_the_book(data: bytes) -> int:
+    """Ogg's CRC-32 bit by bit, as the specification defines it."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else crc << 1
+    return crc
+
+
+@given(st.binary(max_size=600))
+def test_ogg_crc_is_the_specifications(data: bytes) -> None:
+    """The CRC (zlib's, over bit-reversed bytes) agrees with the bit-by-bit definition."""
+    assert _ogg_crc(data) == _ogg_crc(bytearray(data)) == _ogg_crc_by_the_book(data)
+
+
+def test_ogg_crc_check_value() -> None:
+    """CRC-32 with Ogg's parameters gives 0x89A1897F for the standard check input."""
+    assert _ogg_crc(b"123456789") == 0x89A1897F
+
+
+_FALSE_PAGE = b"OggS\x00"  # a capture pattern and version that start no valid page
+
+
+def test_false_page_starts_before_the_pages_are_skipped() -> None:
+    """Up to 31 false capture patterns before the real pages: the verdict still stands."""
+    data = encode_tone("opus", 1.5)
+    assert ogg_tail_is_complete(_FALSE_PAGE * 31 + data) is True
+    assert ogg_tail_is_complete(_FALSE_PAGE * 31 + data[:-10]) is False
+
+
+def test_a_tail_packed_with_false_page_starts_is_not_searched_to_its_end() -> None:
+    """Past 32 false capture patterns the tail is given up on: no verdict, not a cut."""
+    data = encode_tone("opus", 1.5)
+    assert ogg_tail_is_complete(_FALSE_PAGE * 32 + data[:-10]) is None
+
+
+def test_a_hostile_ogg_tail_is_checked_in_milliseconds() -> None:
+    """A real file then 130 KB of false page starts took about a minute of CPU; now under 1 s."""
+    junk = (_FALSE_PAGE * (OGG_TAIL_BYTES // len(_FALSE_PAGE) + 1))[:OGG_TAIL_BYTES]
+    data = encode_tone("opus", 1.0) + junk
+    started = time.process_time()
+    assert ogg_tail_is_complete(junk) is None
+    assert inspect_audio(io.BytesIO(data)).duration_seconds == pytest.approx(1.0)
+    assert time.process_time() - started < 1.0
 
 
 @pytest.mark.parametrize(
