@@ -626,6 +626,19 @@ def test_a_limit_below_one_is_refused(scene: Scene) -> None:
         scene.worker(ScriptedTranscriber([])).run_once(limit=0)
 
 
+@pytest.mark.parametrize("limit", ["2", 1.5, True, 2.0])
+def test_a_limit_that_is_not_a_positive_integer_is_refused(scene: Scene, limit: object) -> None:
+    """A string, a fraction, a float or a boolean limit is a VALIDATION_ERROR; nothing is taken."""
+    ids = [scene.upload() for _ in range(2)]
+    transcriber = ScriptedTranscriber([_answer()], read_audio=False)
+    with pytest.raises(ValidationError) as refused:
+        scene.worker(transcriber).run_once(limit=limit)  # type: ignore[arg-type]
+    assert refused.value.error_code == "VALIDATION_ERROR"
+    assert refused.value.details["errors"][0]["field"] == "limit"
+    assert transcriber.calls == []
+    assert [scene.get(rid).status for rid in ids] == [RecordingStatus.UPLOADED] * 2
+
+
 def test_the_worker_is_part_of_the_transcription_surface() -> None:
     """``from helppet_recordings.transcription import TranscriptionWorker`` (contract section 8)."""
     from helppet_recordings import transcription  # noqa: PLC0415

@@ -44,7 +44,7 @@ from helppet_recordings.errors import (
 )
 from helppet_recordings.models import AudioFacts, Recording
 from helppet_recordings.policy import storable_text
-from helppet_recordings.service.inputs import MAX_WAIT_SECONDS
+from helppet_recordings.service.inputs import MAX_WAIT_SECONDS, check_positive
 from helppet_recordings.status import RecordingStatus
 from helppet_recordings.transcription._failures import (
     Backoff,
@@ -160,10 +160,11 @@ class TranscriptionWorker:
         job in progress. Raises ``TranscriberConfigurationError`` or
         ``MissingDependencyError`` when the deployment is wrong (the recording
         at hand keeps waiting), and ``RepositoryUnavailableError`` when no work
-        can be claimed because the database is unreachable.
+        can be claimed because the database is unreachable. ``limit`` must be
+        a positive integer (``VALIDATION_ERROR`` otherwise, booleans included).
         """
-        if limit is not None and limit < 1:
-            raise ValidationError.for_field("limit", "must be at least 1")
+        if limit is not None:
+            check_positive(limit, "limit")
         return self._drain(limit, self._stop)
 
     def run(self, *, stop: threading.Event | None = None) -> None:
