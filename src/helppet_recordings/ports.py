@@ -29,6 +29,7 @@ __all__ = [
     "EncryptionChecking",
     "HeadAndRead",
     "MultipartStorage",
+    "PinnedReads",
     "RecordingRepository",
     "RecordingStorage",
 ]
@@ -188,6 +189,33 @@ class HeadAndRead(Protocol):
 
     def head_and_read(self, key: str, *, length: int) -> tuple[StoredObject, bytes] | None:
         """Return ``head``'s report (no checksums) and the first ``length`` bytes, or None."""
+        ...
+
+
+@runtime_checkable
+class PinnedReads(Protocol):
+    """A storage whose ranged reads can be pinned to one object: the one with a given ETag.
+
+    Optional. The transcription worker reads verified audio only through it
+    where storage has it: each ranged read names the ETag completion
+    verified, and storage answers only from that object, in the same step,
+    so a replacement (same size or not) is never read as the recording.
+    ``S3Storage`` (``GetObject`` with ``IfMatch``, and the answer's own ETag
+    checked, for servers that ignore the condition), ``LocalStorage`` and
+    ``InMemoryStorage`` have it. A storage without it still works: the
+    worker then asks ``head`` after each read, which leaves a window (an
+    object replaced and put back between the read and the ``head`` is not
+    seen).
+    """
+
+    def read_pinned(self, key: str, *, etag: str, offset: int, length: int) -> bytes | None:
+        """Return what ``read_range`` returns, from the object at ``key`` only if it has ``etag``.
+
+        ``etag`` is as :meth:`RecordingStorage.head` reports it (no quotes).
+        None when storage holds no object at ``key``, or one with another ETag;
+        the check and the read are one step (a conditional read, or a read
+        from the very file or value whose ETag was compared).
+        """
         ...
 
 

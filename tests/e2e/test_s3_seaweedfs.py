@@ -50,6 +50,7 @@ from helppet_recordings.testing.checksum_contract import ChecksumPinningContract
 from helppet_recordings.testing.storage_contract import (
     AUDIO,
     HttpStorageContract,
+    PinnedReadsContract,
     PromoteContract,
     PutObject,
 )
@@ -79,7 +80,9 @@ def _post(storage: S3Storage, key: str, body: bytes, **fields: str) -> httpx.Res
     )
 
 
-class TestS3StorageOnSeaweedFS(HttpStorageContract, PromoteContract, ChecksumPinningContract):
+class TestS3StorageOnSeaweedFS(
+    HttpStorageContract, PromoteContract, PinnedReadsContract, ChecksumPinningContract
+):
     signature_field = "x-amz-signature"
 
     @pytest.fixture

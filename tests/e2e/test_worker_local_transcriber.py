@@ -115,3 +115,54 @@ def test_an_uploaded_speech_recording_is_transcribed_locally(
     [given] = transcriber.inputs
     assert given.s3_uri == f"s3://{seaweed_bucket}/{ticket.s3_key}"
     assert (given.attempt, given.size, given.mime_type) == (1, len(sample.data), "audio/flac")
+
+
+@pytest.mark.parametrize("change", ["same_size", "grown"])
+def test_audio_changed_after_completion_is_failed_not_transcribed(
+    seaweed: SeaweedEndpoint, seaweed_bucket: str, postgres_url: str, change: str
+) -> None:
+    """Other bytes written at the key after completion: the worker fails it, reads none of them.
+
+    SeaweedFS refuses a replay of a pinned ticket with other bytes (BadDigest),
+    so they are written directly, as anyone with write access to the bucket could.
+    """
+    sample = speech_sample()
+    settings = RecordingSettings(s3_bucket_name=seaweed_bucket, max_file_size=1_000_000)
+    client = make_client(seaweed)
+    with SqlAlchemyRepository.from_url(postgres_url) as repository:
+        service = RecordingService(S3Storage(seaweed_bucket, client=client), repository, settings)
+        user = uuid.uuid4()
+        ticket = service.initiate_upload(
+            user, {"filename": "exam-room-3.flac", "content_type": sample.mime_type}
+        )
+        posted = httpx.post(
+            ticket.upload_url,
+            data=ticket.upload_fields,
+            files={"file": ("exam-room-3.flac", sample.data, sample.mime_type)},
+            timeout=30,
+        )
+        assert posted.status_code == 204, posted.text
+        service.complete_upload(user, ticket.recording_id, {"file_size_bytes": len(sample.data)})
+        half = len(sample.data) // 2
+        other = {
+            "same_size": sample.data[:half] + bytes(len(sample.data) - half),
+            "grown": sample.data + bytes(4096),  # its first bytes are exactly the verified ones
+        }[change]
+        client.put_object(
+            Bucket=seaweed_bucket,
+            Key=ticket.s3_key,
+            Body=other,
+            ContentType=sample.mime_type,
+            ServerSideEncryption="AES256",
+        )
+
+        transcriber = Recorder(LocalTranscriber())
+        assert TranscriptionWorker(service, transcriber).run_once() == 1
+        failed = service.get_recording(user, ticket.recording_id)
+    assert failed.status is RecordingStatus.FAILED
+    assert failed.processing_error is not None
+    assert failed.processing_error.startswith("UPLOAD_VERIFICATION_FAILED (object_changed)")
+    assert ticket.s3_key not in failed.processing_error
+    assert failed.transcript_text is None
+    assert failed.audio is None
+    assert transcriber.inputs == []

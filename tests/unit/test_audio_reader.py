@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+from typing import cast
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helppet_recordings import S3Storage
+from helppet_recordings import InMemoryStorage, S3Storage
 from helppet_recordings.audio import RangeReader, _containers, inspect_audio, sniff_container
 from helppet_recordings.audio._containers import (
     OGG_TAIL_BYTES,
@@ -16,6 +18,8 @@ from helppet_recordings.audio._containers import (
     ogg_tail_is_complete,
 )
 from helppet_recordings.errors import UploadVerificationError
+from helppet_recordings.models import StoredObject
+from helppet_recordings.ports import PinnedReads, RecordingStorage
 from tests.support.audio import encode_tone
 from tests.support.moto_s3 import BUCKET, moto_bucket
 
@@ -81,6 +85,83 @@ def test_reader_over_s3_storage_decodes_audio() -> None:
         gone = RangeReader.from_storage(S3Storage(BUCKET, client=client), key, len(data))
         with pytest.raises(UploadVerificationError):
             inspect_audio(gone)
+
+
+@attrs.define
+class PlainStorage:
+    """A third-party storage with the base port's reads only (no ``PinnedReads``)."""
+
+    inner: InMemoryStorage
+    reads: int = 0
+    heads: int = 0
+
+    def read_range(self, key: str, *, offset: int, length: int) -> bytes | None:
+        """The inner storage's ranged read, counted."""
+        self.reads += 1
+        return self.inner.read_range(key, offset=offset, length=length)
+
+    def head(self, key: str) -> StoredObject | None:
+        """The inner storage's HEAD, counted."""
+        self.heads += 1
+        return self.inner.head(key)
+
+
+KEY = "recordings/u/ctx/a.wav"
+VERIFIED = bytes(range(256)) * 16
+OTHER = VERIFIED[::-1]
+
+
+def _storages(kind: str) -> tuple[InMemoryStorage, RecordingStorage]:
+    inner = InMemoryStorage()
+    inner.put_object(KEY, VERIFIED, content_type="audio/wav")
+    outer = inner if kind == "pinned" else cast("RecordingStorage", PlainStorage(inner))
+    assert isinstance(outer, PinnedReads) is (kind == "pinned")
+    return inner, outer
+
+
+@pytest.mark.parametrize("kind", ["pinned", "plain"])
+@pytest.mark.parametrize("replacement", [OTHER, VERIFIED + b"grown", VERIFIED[:-1]])
+def test_a_reader_pinned_to_an_etag_never_returns_another_object(
+    kind: str, replacement: bytes
+) -> None:
+    """The object replaced between two blocks (same size, grown, shrunk): object_changed."""
+    inner, storage = _storages(kind)
+    verified = inner.head(KEY)
+    assert verified is not None
+    assert verified.etag is not None
+    reader = RangeReader.from_storage(
+        storage, KEY, len(VERIFIED), etag=verified.etag, block_size=1024
+    )
+    assert reader.read(1024) == VERIFIED[:1024]
+    inner.put_object(KEY, replacement, content_type="audio/wav")
+    with pytest.raises(UploadVerificationError) as changed:
+        reader.read(1024)
+    assert changed.value.details["reason"] == "object_changed"
+    assert "recordings/" not in str(changed.value.to_dict())
+
+
+@pytest.mark.parametrize("kind", ["pinned", "plain"])
+def test_a_reader_pinned_to_an_etag_reports_a_deleted_object_as_missing(kind: str) -> None:
+    """An object deleted under a pinned reader is object_missing, not object_changed."""
+    inner, storage = _storages(kind)
+    verified = inner.head(KEY)
+    assert verified is not None
+    assert verified.etag is not None
+    reader = RangeReader.from_storage(storage, KEY, len(VERIFIED), etag=verified.etag)
+    inner.delete(KEY)
+    with pytest.raises(UploadVerificationError) as missing:
+        reader.read()
+    assert missing.value.details["reason"] == "object_missing"
+
+
+def test_a_storage_without_pinned_reads_is_checked_with_head_after_each_read() -> None:
+    """The unchanged object reads whole; each block is confirmed by one HEAD."""
+    inner, storage = _storages("plain")
+    plain = cast("PlainStorage", storage)
+    etag = inner.head(KEY).etag  # type: ignore[union-attr]
+    reader = RangeReader.from_storage(storage, KEY, len(VERIFIED), etag=etag, block_size=1024)
+    assert io.BufferedReader(reader).read() == VERIFIED
+    assert plain.reads == plain.heads == len(VERIFIED) // 1024
 
 
 def test_reader_rejects_bad_arguments() -> None:

@@ -25,6 +25,7 @@ from helppet_recordings.testing.checksum_contract import ChecksumPinningContract
 from helppet_recordings.testing.storage_contract import (
     AUDIO,
     HttpStorageContract,
+    PinnedReadsContract,
     PromoteContract,
     PutObject,
 )
@@ -51,7 +52,9 @@ def http_app() -> Iterator[tuple[LocalStorageApp, str]]:
         yield app, server.base_url
 
 
-class TestLocalStorage(HttpStorageContract, PromoteContract, ChecksumPinningContract):
+class TestLocalStorage(
+    HttpStorageContract, PromoteContract, PinnedReadsContract, ChecksumPinningContract
+):
     signature_field = "signature"
 
     @pytest.fixture

@@ -14,6 +14,7 @@ from helppet_recordings.ports import RecordingStorage
 from helppet_recordings.testing.checksum_contract import ChecksumPinningContract
 from helppet_recordings.testing.storage_contract import (
     AUDIO,
+    PinnedReadsContract,
     PromoteContract,
     PutObject,
     SendUpload,
@@ -21,7 +22,9 @@ from helppet_recordings.testing.storage_contract import (
 )
 
 
-class TestInMemoryStorageContract(StorageContract, PromoteContract, ChecksumPinningContract):
+class TestInMemoryStorageContract(
+    StorageContract, PromoteContract, PinnedReadsContract, ChecksumPinningContract
+):
     """The shared storage contract on the in-memory backend."""
 
     @pytest.fixture

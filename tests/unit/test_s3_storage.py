@@ -19,7 +19,12 @@ from botocore.stub import Stubber
 
 from helppet_recordings import S3Storage, StorageError, StorageUnavailableError
 from helppet_recordings.ports import RecordingStorage
-from helppet_recordings.testing.storage_contract import PromoteContract, PutObject, StorageContract
+from helppet_recordings.testing.storage_contract import (
+    PinnedReadsContract,
+    PromoteContract,
+    PutObject,
+    StorageContract,
+)
 from tests.support.moto_s3 import BUCKET, moto_bucket, s3v4_client
 
 if TYPE_CHECKING:
@@ -33,7 +38,7 @@ def s3_client() -> Iterator[S3Client]:
         yield client
 
 
-class TestS3StorageOnMoto(StorageContract, PromoteContract):
+class TestS3StorageOnMoto(StorageContract, PromoteContract, PinnedReadsContract):
     @pytest.fixture
     def storage(self, s3_client: S3Client) -> RecordingStorage:
         """S3Storage over moto, which ignores copy conditions."""
@@ -263,6 +268,50 @@ def test_head_and_read_needs_a_length(stubbed: tuple[S3Storage, Stubber]) -> Non
     storage, _ = stubbed
     with pytest.raises(ValueError, match="length"):
         storage.head_and_read("k", length=0)
+
+
+# --- read_pinned: ranged GETs with If-Match ---------------------------------------------
+
+_ETAG = "0123456789abcdef0123456789abcdef"
+
+
+def test_a_pinned_read_sends_the_etag_as_if_match(stubbed: tuple[S3Storage, Stubber]) -> None:
+    """The GET names the range and the verified ETag (quoted, as S3 writes ETags)."""
+    storage, stubber = stubbed
+    stubber.add_response(
+        "get_object",
+        _get(b"RIFF"),
+        {"Bucket": BUCKET, "Key": "k", "Range": "bytes=8-11", "IfMatch": f'"{_ETAG}"'},
+    )
+    assert storage.read_pinned("k", etag=_ETAG, offset=8, length=4) == b"RIFF"
+    stubber.assert_no_pending_responses()
+
+
+def test_a_server_ignoring_if_match_cannot_hand_over_another_object(
+    stubbed: tuple[S3Storage, Stubber],
+) -> None:
+    """An answer whose own ETag is not the one asked for is None: its bytes are not returned."""
+    storage, stubber = stubbed
+    stubber.add_response("get_object", _get(b"EVIL", ETag='"fedcba9876543210fedcba9876543210"'))
+    assert storage.read_pinned("k", etag=_ETAG, offset=0, length=4) is None
+
+
+@pytest.mark.parametrize(("code", "status"), [("PreconditionFailed", 412), ("NoSuchKey", 404)])
+def test_a_pinned_read_of_another_or_no_object_is_none(
+    stubbed: tuple[S3Storage, Stubber], code: str, status: int
+) -> None:
+    """412 (the object has another ETag) and 404 are None, not errors."""
+    storage, stubber = stubbed
+    stubber.add_client_error("get_object", service_error_code=code, http_status_code=status)
+    assert storage.read_pinned("k", etag=_ETAG, offset=0, length=4) is None
+
+
+def test_a_pinned_read_outage_is_unavailable(stubbed: tuple[S3Storage, Stubber]) -> None:
+    """A 503 is STORAGE_UNAVAILABLE, as for every other call."""
+    storage, stubber = stubbed
+    stubber.add_client_error("get_object", service_error_code="SlowDown", http_status_code=503)
+    with pytest.raises(StorageUnavailableError):
+        storage.read_pinned("k", etag=_ETAG, offset=0, length=4)
 
 
 def test_the_built_client_pools_forty_connections_unless_told() -> None:

@@ -40,6 +40,7 @@ from helppet_recordings.transcription import (
 from helppet_recordings.transcription import aws as aws_transcription
 from tests.support.audio import encode_tone
 from tests.support.moto_s3 import s3v4_client
+from tests.support.replay import ORIGINAL, SAME_SIZE
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -388,3 +389,61 @@ def test_workers_retrying_a_slow_job_pay_for_it_once(aws: Aws) -> None:
     assert (done.status, done.processing_attempts) == (RecordingStatus.TRANSCRIBED, 2)
     assert done.transcript_text == SECRET
     assert aws.jobs() == []  # the one job, cleaned up after it was read
+
+
+def _verified_on_s3(
+    clock: FakeClock,
+) -> tuple[RecordingService, InMemoryRepository, uuid.UUID, str]:
+    """A service on moto's S3 with one verified WAV recording (ORIGINAL); its id and key."""
+    storage = S3Storage(AUDIO_BUCKET, client=s3v4_client())
+    repository = InMemoryRepository()
+    service = RecordingService(storage, repository, RecordingSettings(), clock=clock)
+    ticket = service.initiate_upload(USER, {"filename": "visit.wav", "content_type": "audio/wav"})
+    s3 = s3v4_client()
+    s3.put_object(Bucket=AUDIO_BUCKET, Key=ticket.s3_key, Body=ORIGINAL, ContentType="audio/wav")
+    service.complete_upload(USER, ticket.recording_id, {"file_size_bytes": len(ORIGINAL)})
+    return service, repository, ticket.recording_id, ticket.s3_key
+
+
+def test_audio_changed_before_the_job_starts_no_job(aws: Aws) -> None:
+    """Other audio at the key before the worker runs: no job is paid for, the recording fails."""
+    service, repository, rid, key = _verified_on_s3(FakeClock())
+    name = f"helppet-{rid}-1"
+    aws.s3.put_object(Bucket=OUTPUT_BUCKET, Key=f"transcripts/{name}.json", Body=result(SECRET, []))
+    aws.s3.put_object(Bucket=AUDIO_BUCKET, Key=key, Body=SAME_SIZE, ContentType="audio/wav")
+    transcriber = aws.transcriber(cleanup=False)  # a job started would stay listed
+    assert TranscriptionWorker(service, transcriber).run_once() == 1
+    assert aws.jobs() == []
+    failed = repository.get(rid)
+    assert failed is not None
+    assert failed.status is RecordingStatus.FAILED
+    assert failed.processing_error is not None
+    assert failed.processing_error.startswith("UPLOAD_VERIFICATION_FAILED (object_changed)")
+
+
+def test_audio_changed_while_the_job_runs_discards_its_transcript(aws: Aws) -> None:
+    """Transcribe reads the object itself: a change during the job throws its result away."""
+    service, repository, rid, key = _verified_on_s3(FakeClock())
+    name = f"helppet-{rid}-1"
+    aws.s3.put_object(Bucket=OUTPUT_BUCKET, Key=f"transcripts/{name}.json", Body=result(SECRET, []))
+
+    def replace_while_polling(seconds: float) -> None:
+        aws.sleep(seconds)
+        aws.s3.put_object(Bucket=AUDIO_BUCKET, Key=key, Body=SAME_SIZE, ContentType="audio/wav")
+
+    transcriber = AwsTranscribeTranscriber(
+        client=aws.transcribe,
+        s3_client=aws.s3,
+        output_bucket=OUTPUT_BUCKET,
+        sleep=replace_while_polling,
+        clock=lambda: aws.now,
+    )
+    assert TranscriptionWorker(service, transcriber).run_once() == 1
+    assert aws.sleeps  # the job ran, and the audio changed while it did
+    discarded = repository.get(rid)
+    assert discarded is not None
+    assert discarded.status is RecordingStatus.FAILED
+    assert discarded.transcript_text is None
+    assert discarded.processing_error is not None
+    assert discarded.processing_error.startswith("UPLOAD_VERIFICATION_FAILED (object_changed)")
+    assert "the transcript is discarded" in discarded.processing_error

@@ -94,11 +94,19 @@ class CountingStorage(InMemoryStorage):
 
     def read_range(self, key: str, *, offset: int, length: int) -> bytes | None:
         """Count the read, or raise ``StorageUnavailableError`` while an outage lasts."""
+        self._count()
+        return super().read_range(key, offset=offset, length=length)
+
+    def read_pinned(self, key: str, *, etag: str, offset: int, length: int) -> bytes | None:
+        """Count the pinned read (the worker's), or raise while an outage lasts."""
+        self._count()
+        return super().read_pinned(key, etag=etag, offset=offset, length=length)
+
+    def _count(self) -> None:
         if self.outages:
             self.outages -= 1
             raise StorageUnavailableError(retry_after=7)
         self.reads += 1
-        return super().read_range(key, offset=offset, length=length)
 
 
 class FlakyRepository(InMemoryRepository):

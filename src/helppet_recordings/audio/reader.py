@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from helppet_recordings.errors import UploadVerificationError
+from helppet_recordings.ports import PinnedReads
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -37,7 +38,9 @@ class RangeReader(io.RawIOBase):
     The object must stay what was verified: when storage no longer has it,
     or it ends before ``size``, reads raise ``UploadVerificationError`` with
     ``details["reason"]`` ``object_missing`` or ``object_changed``. Errors of
-    the callable itself (``StorageUnavailableError``) pass through unchanged.
+    the callable itself (``StorageUnavailableError``, or an
+    ``UploadVerificationError`` of a read pinned to an ETag that found another
+    object) pass through unchanged.
     """
 
     def __init__(
@@ -72,15 +75,22 @@ class RangeReader(io.RawIOBase):
         key: str,
         size: int,
         *,
+        etag: str | None = None,
         block_size: int = DEFAULT_BLOCK_SIZE,
         max_blocks: int = _DEFAULT_MAX_BLOCKS,
     ) -> RangeReader:
-        """Return a reader over the object at ``key`` of a storage backend."""
+        """Return a reader over the object at ``key`` of a storage backend.
 
-        def read_range(offset: int, length: int) -> bytes | None:
-            return storage.read_range(key, offset=offset, length=length)
-
-        return cls(read_range, size, block_size=block_size, max_blocks=max_blocks)
+        With ``etag`` (the ETag the object was verified with) every read is
+        pinned to that object: through ``PinnedReads.read_pinned`` where the
+        storage has it (the check and the read are one step), otherwise each
+        block is checked with ``head`` after it is read. A read that finds
+        another object there raises ``UploadVerificationError`` (reason
+        ``object_changed``), whatever its size.
+        """
+        return cls(
+            _storage_reads(storage, key, etag), size, block_size=block_size, max_blocks=max_blocks
+        )
 
     @property
     def size(self) -> int:
@@ -159,3 +169,42 @@ class RangeReader(io.RawIOBase):
         if len(self._blocks) > self._max_blocks:
             self._blocks.popitem(last=False)
         return block
+
+
+def _storage_reads(
+    storage: RecordingStorage, key: str, etag: str | None
+) -> Callable[[int, int], bytes | None]:
+    """Return the ranged reads of ``key``, pinned to the object with ``etag`` when given."""
+    if etag is None:
+
+        def read(offset: int, length: int) -> bytes | None:
+            return storage.read_range(key, offset=offset, length=length)
+
+    elif isinstance(storage, PinnedReads):
+
+        def read(offset: int, length: int) -> bytes | None:
+            data = storage.read_pinned(key, etag=etag, offset=offset, length=length)
+            if data is None and storage.head(key) is not None:
+                raise _changed()  # there is an object, but not the one with this ETag
+            return data
+
+    else:
+
+        def read(offset: int, length: int) -> bytes | None:
+            data = storage.read_range(key, offset=offset, length=length)
+            if data is None:
+                return None
+            stored = storage.head(key)
+            if stored is None:
+                return None
+            if stored.etag != etag:
+                raise _changed()
+            return data
+
+    return read
+
+
+def _changed() -> UploadVerificationError:
+    return UploadVerificationError(
+        "The stored audio is no longer the verified upload", reason="object_changed"
+    )

@@ -28,6 +28,7 @@ from helppet_recordings.schemas import (
 from helppet_recordings.service import inputs
 from helppet_recordings.service.changes import ServiceContext
 from helppet_recordings.service.cursors import decode_cursor, encode_cursor
+from helppet_recordings.service.verification import unverified_reason
 from helppet_recordings.status import RecordingStatus
 
 __all__ = ["get_download_url", "get_recording", "list_recordings", "without_transcript"]
@@ -143,13 +144,10 @@ def get_download_url(
 
 def _check_still_verified(ctx: ServiceContext, recording: Recording) -> None:
     """Refuse to serve audio storage can no longer confirm is the verified object."""
-    stored = ctx.storage.head(recording.s3_key)
-    changed = stored is None or stored.size != recording.file_size_bytes
-    if not changed and recording.verified_etag is not None and stored is not None:
-        changed = stored.etag != recording.verified_etag
-    if changed:
+    reason = unverified_reason(recording, ctx.storage.head(recording.s3_key))
+    if reason is not None:
         raise UploadVerificationError(
             "The stored audio is no longer the verified recording; it is not served",
             recording_id=str(recording.id),
-            reason="object_missing" if stored is None else "object_changed",
+            reason=reason,
         )

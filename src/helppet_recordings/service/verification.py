@@ -21,10 +21,27 @@ __all__ = [
     "check_audio_signature",
     "checksum_status",
     "one_checksum",
+    "unverified_reason",
     "verify_upload",
 ]
 
 REQUIRED_ENCRYPTION: Final = "AES256"
+
+
+def unverified_reason(recording: Recording, stored: StoredObject | None) -> str | None:
+    """Say why ``stored`` (what storage holds at ``s3_key`` now) is not the verified audio.
+
+    ``object_missing`` when storage holds nothing there, ``object_changed``
+    when its size is not the verified size or (when one was recorded) its
+    ETag not the verified ETag; None when it is still the verified object.
+    """
+    if stored is None:
+        return "object_missing"
+    if stored.size != recording.file_size_bytes:
+        return "object_changed"
+    if recording.verified_etag is not None and stored.etag != recording.verified_etag:
+        return "object_changed"
+    return None
 
 
 def verify_upload(

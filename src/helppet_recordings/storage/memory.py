@@ -274,6 +274,17 @@ class InMemoryStorage(InMemoryMultipart, EncryptionSettings):
             found = self._objects.get(key)
         return None if found is None else found.body[offset : offset + length]
 
+    def read_pinned(self, key: str, *, etag: str, offset: int, length: int) -> bytes | None:
+        """Return up to ``length`` bytes from ``offset`` of the object only if its ETag is ``etag``.
+
+        None when there is no object, or one with another ETag (``PinnedReads``).
+        """
+        with self._lock:
+            found = self._objects.get(key)
+        if found is None or found.etag != etag:
+            return None
+        return found.body[offset : offset + length]
+
     def delete(self, key: str) -> None:
         """Remove the object; a missing one is not an error."""
         with self._lock:

@@ -1,8 +1,9 @@
 """Test kit for hosts and backend authors (the ``testing`` extra: pytest, httpx).
 
 - :mod:`~helppet_recordings.testing.storage_contract`: ``StorageContract`` and
-  ``HttpStorageContract``, the suites every storage backend passes, and
-  ``PromoteContract`` for backends that move staged uploads;
+  ``HttpStorageContract``, the suites every storage backend passes,
+  ``PromoteContract`` for backends that move staged uploads, and
+  ``PinnedReadsContract`` for backends with ``PinnedReads`` (reads pinned to an ETag);
 - :mod:`~helppet_recordings.testing.checksum_contract`: ``ChecksumPinningContract``,
   the suite every storage whose tickets pin the body's SHA-256 passes;
 - :mod:`~helppet_recordings.testing.multipart_contract`: ``MultipartContract``,

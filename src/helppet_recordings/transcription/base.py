@@ -80,7 +80,9 @@ class TranscriptionInput:
     - ``open()`` returns a fresh, readable, seekable binary stream of the
       audio, positioned at 0; each call starts a new one and the caller closes
       it. Over storage it is a :class:`~helppet_recordings.audio.RangeReader`,
-      so the audio is read in ranges and never held whole.
+      so the audio is read in ranges and never held whole; the worker pins
+      every read to the verified object (its ETag), so a stream never returns
+      bytes of an object that replaced it.
     - ``size`` in bytes and ``mime_type`` as verified at upload.
     - ``s3_uri`` (``s3://bucket/key``), when the audio is in S3, for services
       that read it in place.
@@ -144,14 +146,21 @@ class TranscriptionInput:
         s3_uri: str | None = None,
         audio: AudioInfo | None = None,
         block_size: int = DEFAULT_BLOCK_SIZE,
+        etag: str | None = None,
     ) -> TranscriptionInput:
-        """Build an input that reads the object at ``key`` through the storage's ranged reads."""
+        """Build an input that reads the object at ``key`` through the storage's ranged reads.
+
+        With ``etag`` (the ETag completion verified) every read is pinned to
+        that object (see :meth:`RangeReader.from_storage`): a stream over an
+        object that was replaced raises ``UploadVerificationError`` (reason
+        ``object_changed``) instead of returning its bytes.
+        """
         return cls(
             recording_id=recording_id,
             attempt=attempt,
             cycle=cycle,
             opener=lambda: io.BufferedReader(
-                RangeReader.from_storage(storage, key, size, block_size=block_size)
+                RangeReader.from_storage(storage, key, size, etag=etag, block_size=block_size)
             ),
             size=size,
             mime_type=mime_type,

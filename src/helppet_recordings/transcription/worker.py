@@ -10,12 +10,18 @@
 One recording at a time, the worker claims it (a lease of ``lease_seconds``
 that other workers respect), starts it (the attempt is counted), measures it
 by decoding it from storage in ranged reads, transcribes it and stores the
-transcript, each write carrying the claim. Audio that never decodes and
-refusals are ``failed`` at once; transient errors are retried after a backoff
-with jitter, up to ``max_attempts``; a wrong deployment keeps the recording
-waiting and stops the worker; a result whose claim was lost (another worker
-took over after the lease ran out) is dropped. A recording abandoned by dead
-workers more than ``max_attempts`` times is ``failed``, not tried forever.
+transcript, each write carrying the claim. Only the verified object is ever
+transcribed: every read is pinned to the ETag completion verified, and a
+transcriber that reads the object itself (Amazon Transcribe) is given the
+recording only after a ``head`` confirms it, and its transcript is kept only
+if a second one still does; otherwise the recording is ``failed``
+(``UPLOAD_VERIFICATION_FAILED``, reason ``object_changed`` or
+``object_missing``). Audio that never decodes and refusals are ``failed`` at
+once; transient errors are retried after a backoff with jitter, up to
+``max_attempts``; a wrong deployment keeps the recording waiting and stops
+the worker; a result whose claim was lost (another worker took over after the
+lease ran out) is dropped. A recording abandoned by dead workers more than
+``max_attempts`` times is ``failed``, not tried forever.
 ``docs/transcription.md`` has the full table.
 
 Any number of workers may run at once, in threads (one worker each),
@@ -45,6 +51,7 @@ from helppet_recordings.errors import (
 from helppet_recordings.models import AudioFacts, Recording
 from helppet_recordings.policy import storable_text
 from helppet_recordings.service.inputs import MAX_WAIT_SECONDS, check_positive
+from helppet_recordings.service.verification import unverified_reason
 from helppet_recordings.status import RecordingStatus
 from helppet_recordings.transcription._failures import (
     Backoff,
@@ -66,6 +73,13 @@ if TYPE_CHECKING:
 __all__ = ["TranscriptionWorker"]
 
 _UNKNOWN_MIME_TYPE: Final = "application/octet-stream"
+_NOT_TRANSCRIBED: Final = (
+    "The stored audio is no longer the verified recording; it is not transcribed"
+)
+_DISCARDED: Final = (
+    "The stored audio is no longer the verified recording after it was transcribed; "
+    "the transcript is discarded"
+)
 _MAX_OUTAGE_WAIT_SECONDS: Final = 60.0
 
 
@@ -302,16 +316,33 @@ class TranscriptionWorker:
             attempt=job.attempt,
             cycle=recording.processing_cycle,
             s3_uri=url if url.startswith("s3://") else None,
+            etag=recording.verified_etag,  # every read the worker and transcriber make: pinned
         )
         audio = self._measure(job, source)
+        # A transcriber may read the object itself, not through ``open()`` (Transcribe reads the
+        # s3:// URI): it gets the recording only while storage holds the verified object, and
+        # its transcript is kept only if storage still holds it once the transcriber is done.
+        self._confirm_verified(recording, _NOT_TRANSCRIBED)
         started = time.perf_counter()
         try:
             transcript = self._transcriber.transcribe(attrs.evolve(source, audio=audio))
         except Exception:
             job.transcriber_seconds = time.perf_counter() - started
             raise
-        self._timed(time.perf_counter() - started, "transcribed")
+        seconds = time.perf_counter() - started
+        try:
+            self._confirm_verified(recording, _DISCARDED)
+        except Exception:
+            job.transcriber_seconds = seconds  # the transcript is discarded: timed as it ends
+            raise
+        self._timed(seconds, "transcribed")
         return audio, transcript
+
+    def _confirm_verified(self, recording: Recording, message: str) -> None:
+        """Raise ``UploadVerificationError`` unless storage holds the verified object at its key."""
+        reason = unverified_reason(recording, self._service.storage.head(recording.s3_key))
+        if reason is not None:
+            raise UploadVerificationError(message, reason=reason)
 
     def _timed(self, seconds: float, outcome: str) -> None:
         """Record the transcriber's time (``transcription.duration``) with what came of it."""

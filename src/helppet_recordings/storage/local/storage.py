@@ -181,6 +181,24 @@ class LocalStorage(LocalMultipart):
             handle.seek(offset)
             return handle.read(length)
 
+    def read_pinned(self, key: str, *, etag: str, offset: int, length: int) -> bytes | None:
+        """Return up to ``length`` bytes from ``offset`` only if the object's ETag is ``etag``.
+
+        The ETag compared is the sidecar's description of the very file that
+        is read (a commit replaces the file, never writes into it), so the
+        bytes are that object's. None when there is no object, or one with
+        another ETag (``PinnedReads``).
+        """
+        opened = self.open_object(key)
+        if opened is None:
+            return None
+        handle, stored = opened
+        with handle:
+            if stored.etag != etag:
+                return None
+            handle.seek(offset)
+            return handle.read(length)
+
     def promote(
         self, source_key: str, target_key: str, *, expected: StoredObject
     ) -> StoredObject | None:

@@ -33,6 +33,8 @@ __all__ = ["MAX_COPY_SIZE", "SERVER_SIDE_ENCRYPTION", "S3Storage"]
 SERVER_SIDE_ENCRYPTION: Final = AES256
 """The server-side encryption uploads must request by default (SSE-S3)."""
 
+_PRECONDITION_FAILED_CODES: Final = frozenset({"PreconditionFailed", "412"})
+
 
 class S3Storage(Promotion, MultipartUploads, EncryptionSettings):
     """Recordings in one S3 bucket (AWS or any S3-compatible server).
@@ -285,6 +287,32 @@ class S3Storage(Promotion, MultipartUploads, EncryptionSettings):
         except botocore.exceptions.ClientError as exc:
             code = error_code(exc)
             if code in NOT_FOUND_CODES:
+                return None
+            if code == "InvalidRange":
+                return b""  # the object exists but ends before ``offset``
+            raise_translated(exc)
+        except botocore.exceptions.BotoCoreError as exc:
+            raise_translated(exc)
+
+    def read_pinned(self, key: str, *, etag: str, offset: int, length: int) -> bytes | None:
+        """GET ``length`` bytes from ``offset`` with ``IfMatch``: only from the one with ``etag``.
+
+        None when the object is absent or S3 answers 412 (``PreconditionFailed``:
+        it has another ETag). The answer's own ``ETag`` must be ``etag`` too, so a
+        server that ignores ``If-Match`` cannot hand over another object's bytes.
+        """
+        byte_range = f"bytes={offset}-{offset + length - 1}"
+        try:
+            response = self._client.get_object(
+                Bucket=self._bucket, Key=key, Range=byte_range, IfMatch=f'"{etag}"'
+            )
+            with contextlib.closing(response["Body"]) as body:
+                if unquote(response.get("ETag")) != etag:
+                    return None
+                return body.read(length)
+        except botocore.exceptions.ClientError as exc:
+            code = error_code(exc)
+            if code in NOT_FOUND_CODES or code in _PRECONDITION_FAILED_CODES:
                 return None
             if code == "InvalidRange":
                 return b""  # the object exists but ends before ``offset``
