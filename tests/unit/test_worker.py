@@ -628,6 +628,31 @@ def test_bad_options_are_refused(scene: Scene, option: str, value: float) -> Non
         TranscriptionWorker(scene.service, ScriptedTranscriber([]), **{option: value})  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("max_attempts", "3"),
+        ("max_attempts", True),
+        ("max_attempts", 2.5),
+        ("lease_seconds", 1.5),
+        ("lease_seconds", "900"),
+        ("poll_interval", "5"),
+        ("poll_interval", float("nan")),
+        ("poll_interval", True),
+        ("retry_base_seconds", "30"),
+        ("retry_base_seconds", float("nan")),
+        ("retry_max_seconds", None),
+    ],
+)
+def test_options_of_the_wrong_type_are_refused_by_name(
+    scene: Scene, option: str, value: object
+) -> None:
+    """A string, a fraction or a boolean option is a VALIDATION_ERROR naming it, not a TypeError."""
+    with pytest.raises(ValidationError) as refused:
+        TranscriptionWorker(scene.service, ScriptedTranscriber([]), **{option: value})  # type: ignore[arg-type]
+    assert refused.value.details["errors"][0]["field"] == option
+
+
 def test_a_limit_below_one_is_refused(scene: Scene) -> None:
     """run_once(limit=0) is a VALIDATION_ERROR, not a silent no-op."""
     with pytest.raises(ValidationError):

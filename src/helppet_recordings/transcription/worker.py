@@ -50,7 +50,7 @@ from helppet_recordings.errors import (
 )
 from helppet_recordings.models import AudioFacts, Recording
 from helppet_recordings.policy import storable_text
-from helppet_recordings.service.inputs import MAX_WAIT_SECONDS, check_positive
+from helppet_recordings.service.inputs import check_lease, check_positive, check_wait
 from helppet_recordings.service.verification import unverified_reason
 from helppet_recordings.status import RecordingStatus
 from helppet_recordings.transcription._failures import (
@@ -139,14 +139,12 @@ class TranscriptionWorker:
         retry_max_seconds: float = 3600.0,
         rng: random.Random | None = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ValidationError.for_field("max_attempts", "must be at least 1")
-        if not 1 <= lease_seconds <= MAX_WAIT_SECONDS:
-            raise ValidationError.for_field(
-                "lease_seconds", f"must be from 1 to {MAX_WAIT_SECONDS} seconds"
-            )
-        if poll_interval <= 0:
+        check_positive(max_attempts, "max_attempts")
+        check_lease(lease_seconds, "lease_seconds")  # what claim_for_processing accepts
+        if check_wait(poll_interval, "poll_interval") == 0:
             raise ValidationError.for_field("poll_interval", "must be positive")
+        check_wait(retry_base_seconds, "retry_base_seconds")
+        check_wait(retry_max_seconds, "retry_max_seconds")
         self._service = service
         self._transcriber = transcriber
         self._max_attempts = max_attempts
