@@ -174,7 +174,13 @@ class UploadKindError(RecordingError):
 
 
 class UploadVerificationError(RecordingError):
-    """The stored object is not what was signed for (encryption or checksum differs)."""
+    """The stored object is not what was signed for; ``details.reason`` says what differs.
+
+    ``content_type``, ``encryption`` and ``checksum`` for what storage
+    reports, a container reason such as ``not_a_wav_container`` for the
+    object's first bytes, ``object_missing`` or ``object_changed`` for an
+    object that went away or changed (docs/security.md lists them all).
+    """
 
     error_code = "UPLOAD_VERIFICATION_FAILED"
     http_status = 409

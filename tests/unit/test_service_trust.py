@@ -184,6 +184,46 @@ def test_mismatching_md5_keeps_the_recording_uploading(harness: Harness) -> None
     )
 
 
+@pytest.mark.parametrize(
+    ("field", "declared"),
+    [
+        ("content_md5", hashlib.md5(b"another body").hexdigest()),  # noqa: S324 - S3's ETag
+        ("content_sha256", hashlib.sha256(b"another body").hexdigest()),
+    ],
+    ids=["md5", "sha256"],
+)
+def test_a_checksum_mismatch_names_its_reason(harness: Harness, field: str, declared: str) -> None:
+    """A wrong checksum at completion is refused with details.reason checksum and its details."""
+    ticket = harness.service.initiate_upload(USER, request())
+    harness.put(upload_key(ticket), BODY)
+    with pytest.raises(UploadVerificationError) as info:
+        harness.service.complete_upload(
+            USER, ticket.recording_id, {"file_size_bytes": len(BODY), field: declared}
+        )
+    details = info.value.details
+    assert details["reason"] == "checksum"
+    assert details["checksum"] == field
+    assert details["expected_checksum"] == declared
+    assert details["stored_checksum"] not in (None, declared)
+
+
+def test_a_stored_content_type_mismatch_names_its_reason(harness: Harness) -> None:
+    """An object stored as audio/mpeg for a WAV recording is refused with reason content_type."""
+    ticket = harness.service.initiate_upload(
+        USER, {"filename": "visit.wav", "content_type": "audio/wav"}
+    )
+    harness.put(upload_key(ticket), BODY, "audio/mpeg")
+    with pytest.raises(UploadVerificationError) as info:
+        harness.service.complete_upload(USER, ticket.recording_id, {"file_size_bytes": len(BODY)})
+    details = info.value.details
+    assert details["reason"] == "content_type"
+    assert details["expected_content_type"] == "audio/wav"
+    assert details["stored_content_type"] == "audio/mpeg"
+    assert harness.service.get_recording(USER, ticket.recording_id).status is (
+        RecordingStatus.UPLOADING
+    )
+
+
 def test_checksums_given_twice_must_agree(harness: Harness) -> None:
     """A checksum at complete that contradicts the one at initiate is a validation error."""
     ticket = harness.service.initiate_upload(USER, request(content_md5=MD5_HEX))

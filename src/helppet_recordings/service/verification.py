@@ -80,6 +80,7 @@ def verify_upload(
             "The stored file's content type is not the one the upload was signed for",
             expected_content_type=recording.mime_type,
             stored_content_type=stored.content_type,
+            reason="content_type",
             **where,
         )
     encryption = stored.server_side_encryption
@@ -105,6 +106,7 @@ def verify_upload(
                 checksum=name,
                 expected_checksum=declared,
                 stored_checksum=reported,
+                reason="checksum",
                 **where,
             )
     return stored
