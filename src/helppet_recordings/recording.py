@@ -50,7 +50,8 @@ class Recording:
     The fields mirror the design's ``recordings`` table, plus:
 
     - ``upload_expires_at``: the deadline after which an upload that never
-      arrived is declared failed;
+      arrived is declared failed (a sweeper's claim moves it to the end of its
+      lease; an expired upload keeps at most the moment it failed);
     - ``idempotency_key``: the client's key that makes a retried initiate
       return this recording instead of creating another;
     - ``content_md5`` / ``content_sha256``: checksums the client declared
@@ -198,6 +199,24 @@ class Recording:
         recording whose upload never arrived has none.
         """
         return self.verified_at is not None
+
+    @property
+    def upload_timed_out(self) -> bool:
+        """Whether it is ``failed`` because its upload deadline passed without verified audio.
+
+        Told from the stored state: ``failed``, never verified, and failed at
+        or after its deadline (:meth:`expire_upload` keeps the deadline at
+        most the moment of failure). A recording ``mark_failed`` while
+        ``uploading`` after its deadline looks the same, and is taken as
+        timed out too: its deadline did pass without a completed upload.
+        """
+        deadline = self.upload_expires_at
+        return (
+            self.status is RecordingStatus.FAILED
+            and self.verified_at is None
+            and deadline is not None
+            and deadline <= self.updated_at
+        )
 
     # ----------------------------------------------------------------------- transitions
 
@@ -355,6 +374,25 @@ class Recording:
             processing_completed_at=completed,
             lease_expires_at=None,
         )
+
+    def expire_upload(self, now: dt.datetime, *, reason: str) -> Recording:
+        """Move ``uploading`` -> ``failed``: the upload deadline passed (see ``upload_timed_out``).
+
+        The deadline becomes at most ``now``: a sweeper's claim had moved it to
+        the end of its lease, which is no deadline the upload ever had.
+        """
+        if self.status is not RecordingStatus.UPLOADING:
+            raise InvalidStatusTransitionError(
+                f"A recording that is {self.status.value} has no upload to expire",
+                recording_id=str(self.id),
+                current_status=self.status.value,
+                requested_status=RecordingStatus.FAILED.value,
+            )
+        failed = self.fail(now, reason=reason)
+        deadline = self.upload_expires_at
+        if deadline is None or deadline > now:
+            return failed.copy(upload_expires_at=now)
+        return failed
 
     def renew(self, now: dt.datetime, *, upload_expires_at: dt.datetime) -> Recording:
         """Push the upload deadline of an ``uploading`` recording (a new ticket was issued).

@@ -33,6 +33,7 @@ from helppet_recordings import (
 from helppet_recordings.environment import ConfigurationError
 from helppet_recordings.models import StoredObject, UploadTicket
 from helppet_recordings.storage.local import LocalStorage
+from helppet_recordings.testing.clock import FakeClock
 from tests.support.faults import FaultyRepository
 
 with warnings.catch_warnings():
@@ -685,6 +686,31 @@ def test_contract_statuses(client: TestClient, user: uuid.UUID) -> None:
     assert_error(wrong, 409, "UPLOAD_SIZE_MISMATCH")
     early = client.get(f"{BASE}/{ticket['recording_id']}/download-url", headers=auth(user))
     assert_error(early, 409, "INVALID_STATUS_TRANSITION")
+
+
+@pytest.mark.parametrize("swept", [False, True], ids=["before-the-sweep", "after-the-sweep"])
+def test_a_late_completion_is_410_every_time(
+    storage: LocalStorage, user: uuid.UUID, swept: bool
+) -> None:
+    """Completing after the deadline is 410 UPLOAD_TIMEOUT, retried or after the sweeper ran."""
+    clock = FakeClock()
+    service = RecordingService(
+        storage=storage, repository=InMemoryRepository(), settings=RecordingSettings(), clock=clock
+    )
+    with TestClient(create_app(service, jwt_secret=SECRET, local_storage=storage)) as client:
+        ticket = initiate(client, user)
+        clock.advance(hours=6)  # past any configured ticket lifetime plus grace
+        if swept:
+            assert service.expire_stale_uploads() == 1
+        complete = f"{BASE}/upload/complete/{ticket['recording_id']}"
+        answers = [
+            client.post(complete, json={"file_size_bytes": len(AUDIO)}, headers=auth(user))
+            for _ in range(2)
+        ]
+    bodies = [assert_error(answer, 410, "UPLOAD_TIMEOUT") for answer in answers]
+    assert bodies[0] == bodies[1]
+    assert set(bodies[0]["details"]) == {"deadline", "recording_id", "s3_key", "current_status"}
+    assert bodies[0]["details"]["current_status"] == "failed"
 
 
 def test_a_415_never_echoes_the_filename(client: TestClient, user: uuid.UUID) -> None:

@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from helppet_recordings import InMemoryStorage, RecordingService, RecordingSettings
 from helppet_recordings.errors import (
     DuplicateRecordingError,
     MissingDependencyError,
     RepositoryError,
     RepositoryUnavailableError,
+    UploadTimeoutError,
     ValidationError,
 )
 from helppet_recordings.models import RecordingFilter
@@ -31,6 +33,7 @@ from helppet_recordings.repositories.sqlalchemy import (
     translate_errors,
 )
 from helppet_recordings.status import RecordingStatus
+from helppet_recordings.testing.clock import FakeClock
 from helppet_recordings.testing.factories import BASE_TIME, make_recording
 from helppet_recordings.testing.repository_contract import RepositoryContract
 from tests.support.postgres import PostgresServer
@@ -574,3 +577,26 @@ def test_create_schema_refuses_an_embedded_table(tmp_path: Path) -> None:
         pytest.raises(ValueError, match="host application"),
     ):
         repo.create_schema()
+
+
+def test_a_swept_upload_times_out_on_completion(sql_repository: SqlAlchemyRepository) -> None:
+    """After the sweeper failed an upload, every completion is UPLOAD_TIMEOUT, on each database."""
+    clock = FakeClock()
+    service = RecordingService(
+        InMemoryStorage("helppet-audio-recordings"),
+        sql_repository,
+        RecordingSettings(s3_presigned_url_expiration=600),
+        clock=clock,
+    )
+    user = uuid.uuid4()
+    ticket = service.initiate_upload(user, {"filename": "a.wav", "content_type": "audio/wav"})
+    clock.advance(seconds=600 + 900 + 1)
+    assert service.expire_stale_uploads() == 1
+    swept = sql_repository.get(ticket.recording_id)
+    assert swept is not None
+    assert swept.upload_expires_at == swept.updated_at == clock.now
+    for _ in range(2):
+        with pytest.raises(UploadTimeoutError) as info:
+            service.complete_upload(user, ticket.recording_id, {"file_size_bytes": 10})
+        assert info.value.details["deadline"] == clock.now.isoformat()
+        assert info.value.details["current_status"] == "failed"

@@ -377,6 +377,62 @@ def test_after_the_deadline_a_missing_upload_times_out(harness: Harness) -> None
     assert failed.processing_error
 
 
+def test_a_retried_late_completion_gets_the_same_timeout(harness: Harness) -> None:
+    """The phone's retry of a completion answered UPLOAD_TIMEOUT is answered the same."""
+    rid = initiate(harness)
+    harness.clock.advance(seconds=600 + 900 + 1)
+    answers = []
+    for _ in range(2):
+        with pytest.raises(UploadTimeoutError) as info:
+            harness.service.complete_upload(USER, rid, {"file_size_bytes": 10})
+        answers.append((info.value.http_status, info.value.to_dict()))
+        harness.clock.advance(seconds=30)
+    assert answers[0] == answers[1]
+    row = harness.repository.get(rid)
+    assert row is not None
+    assert row.upload_expires_at is not None
+    assert answers[0][1]["details"] == {
+        "deadline": row.upload_expires_at.isoformat(),
+        "recording_id": str(rid),
+        "s3_key": row.s3_key,
+        "current_status": "failed",
+    }
+
+
+def test_completion_after_the_sweeper_failed_the_upload_times_out(harness: Harness) -> None:
+    """A completion that comes after the sweep is UPLOAD_TIMEOUT too, with a past deadline."""
+    rid = initiate(harness)
+    harness.clock.advance(seconds=600 + 900 + 1)
+    assert harness.service.expire_stale_uploads() == 1
+    swept = harness.repository.get(rid)
+    assert swept is not None
+    assert swept.status is RecordingStatus.FAILED
+    # the sweeper's claim had moved the deadline to the end of its lease; failing keeps a past one
+    assert swept.upload_expires_at is not None
+    assert swept.upload_expires_at <= harness.clock.now
+    for _ in range(2):
+        with pytest.raises(UploadTimeoutError) as info:
+            harness.service.complete_upload(USER, rid, {"file_size_bytes": 10})
+        assert info.value.http_status == 410
+        assert info.value.details == {
+            "deadline": swept.upload_expires_at.isoformat(),
+            "recording_id": str(rid),
+            "s3_key": swept.s3_key,
+            "current_status": "failed",
+        }
+    assert harness.repository.get(rid) == swept
+
+
+def test_a_recording_failed_after_its_upload_is_no_timeout(harness: Harness) -> None:
+    """A verified recording that failed later (transcription) answers INVALID_STATUS_TRANSITION."""
+    rid = uploaded(harness)
+    harness.clock.advance(hours=5)
+    harness.service.mark_failed(rid, error="the transcriber gave up")
+    with pytest.raises(InvalidStatusTransitionError) as info:
+        harness.service.complete_upload(USER, rid, {"file_size_bytes": len(BODY)})
+    assert info.value.details["current_status"] == "failed"
+
+
 def test_after_the_deadline_an_arrived_upload_still_completes(harness: Harness) -> None:
     """An object that arrived in time completes even if the completion call is late."""
     rid = initiate(harness)
@@ -389,12 +445,14 @@ def test_after_the_deadline_an_arrived_upload_still_completes(harness: Harness) 
 
 
 def test_completing_a_failed_recording_is_an_invalid_transition(harness: Harness) -> None:
-    """A failed recording cannot be completed."""
+    """A recording failed before its deadline cannot be completed, then or after the deadline."""
     rid = initiate(harness)
     harness.service.mark_failed(rid, error="phone gave up")
-    with pytest.raises(InvalidStatusTransitionError) as info:
-        harness.service.complete_upload(USER, rid, {"file_size_bytes": 10})
-    assert info.value.details["current_status"] == "failed"
+    for _ in range(2):
+        with pytest.raises(InvalidStatusTransitionError) as info:
+            harness.service.complete_upload(USER, rid, {"file_size_bytes": 10})
+        assert info.value.details["current_status"] == "failed"
+        harness.clock.advance(seconds=600 + 900 + 1)  # the deadline passing changes nothing
 
 
 class _Reporting:

@@ -177,8 +177,9 @@ class RecordingService(WorkerAndJobOperations):
         encryption. A failed check leaves the recording ``uploading`` so the
         client can upload again, unless the upload deadline has passed: then
         the recording becomes ``failed`` (``UPLOAD_TIMEOUT`` when nothing
-        arrived). Repeating a successful completion with the same size
-        returns the recording unchanged.
+        arrived, and for every later completion of a recording its upload
+        deadline failed). Repeating a successful completion with the same
+        size returns the recording unchanged.
 
         For a multipart upload the object is first assembled from the parts
         storage holds; ``UPLOAD_INCOMPLETE`` (``details.missing_parts``) when

@@ -54,7 +54,7 @@ def expire_upload(
         deadline = current.upload_expires_at
         if claim is None and deadline is not None and now <= deadline:
             return None  # renewed since the caller found it late (a claim moves the deadline)
-        return Change(current.fail(now, reason=reason), events.UPLOAD_EXPIRED)
+        return Change(current.expire_upload(now, reason=reason), events.UPLOAD_EXPIRED)
 
     loaded = recording if claim is not None else None  # the claim vouches for the copy
     return ctx.change(recording.id, expire, loaded=loaded, at=at, write=ctx.claimed(claim)).changed

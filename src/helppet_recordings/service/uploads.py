@@ -158,6 +158,10 @@ def complete_upload(
         return Change(uploaded, events.UPLOAD_COMPLETED, completed_attributes(uploaded, "client"))
 
     settled = ctx.change(rid, verify, owner=owner).recording
+    if settled.upload_timed_out:
+        # The answer the call that failed it gave (or would have, had the sweeper not been
+        # first), so that a retried completion is told the same.
+        raise _timed_out(settled)
     if settled.status is RecordingStatus.FAILED:
         raise InvalidStatusTransitionError(
             "A failed recording cannot be completed; start a new upload",
@@ -258,11 +262,19 @@ def _rejected(
     discard_upload(ctx, recording)
     cause.details["current_status"] = RecordingStatus.FAILED.value
     if isinstance(cause, UploadNotFoundError):
-        raise UploadTimeoutError(
-            "The upload deadline passed without a file; start a new upload",
-            deadline=deadline.isoformat(),
-            **cause.details,
-        ) from cause
+        raise _timed_out(recording) from cause
+
+
+def _timed_out(recording: Recording) -> UploadTimeoutError:
+    """Return ``UPLOAD_TIMEOUT`` for a recording its upload deadline failed."""
+    deadline = recording.upload_expires_at
+    return UploadTimeoutError(
+        "The upload deadline passed without a valid file; start a new upload",
+        deadline=None if deadline is None else deadline.isoformat(),
+        recording_id=str(recording.id),
+        s3_key=recording.s3_key,
+        current_status=RecordingStatus.FAILED.value,
+    )
 
 
 def _upload_key(ctx: ServiceContext, recording: Recording) -> str:
