@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import random
 import uuid
 from typing import Any
@@ -276,7 +277,51 @@ def test_sweeper_aborts_an_abandoned_upload_and_fails_it(env: Env) -> None:
     assert env.service.expire_stale_uploads() == 1
     recording = env.service.get_recording(USER, answer.recording_id)
     assert recording.status is RecordingStatus.FAILED
-    assert "parts" in (recording.processing_error or "")
+    assert recording.processing_error == (
+        "The upload deadline passed with 1 of 3 parts of the file missing"
+    )
+    assert env.storage.list_multipart_uploads(prefix="") == []
+
+
+def _refused_for_its_checksum(env: Env) -> MultipartUploadResponse:
+    """Send every part, then complete declaring another SHA-256: refused, object removed."""
+    answer = env.initiate()
+    env.send(answer)
+    with pytest.raises(UploadVerificationError) as refused:
+        env.service.complete_upload(
+            USER,
+            answer.recording_id,
+            {"file_size_bytes": SIZE, "content_sha256": hashlib.sha256(b"other").hexdigest()},
+        )
+    assert refused.value.details["reason"] == "checksum"
+    assert env.storage.head(answer.s3_key) is None
+    return answer
+
+
+def test_a_refused_upload_gone_stale_is_not_said_to_lack_its_file(env: Env) -> None:
+    """The sweeper's reason for a refused, removed multipart file names the refusal."""
+    answer = _refused_for_its_checksum(env)
+    env.clock.advance(seconds=10_000)
+    assert env.service.expire_stale_uploads() == 1
+    recording = env.service.get_recording(USER, answer.recording_id)
+    assert recording.status is RecordingStatus.FAILED
+    assert recording.processing_error == (
+        "The upload deadline passed without a file: storage no longer holds the multipart "
+        "upload (its assembled file was refused, or the upload was aborted)"
+    )
+
+
+def test_a_refused_upload_signed_again_is_not_said_to_miss_some_parts(env: Env) -> None:
+    """Signed again after the refusal, then abandoned: no part held, and the reason says why."""
+    answer = _refused_for_its_checksum(env)
+    env.service.sign_upload_parts(USER, answer.recording_id)  # a fresh, empty upload
+    env.clock.advance(seconds=10_000)
+    assert env.service.expire_stale_uploads() == 1
+    recording = env.service.get_recording(USER, answer.recording_id)
+    assert recording.processing_error == (
+        "The upload deadline passed with no part of the file in storage "
+        "(none arrived, or a refused file's parts were not sent again)"
+    )
     assert env.storage.list_multipart_uploads(prefix="") == []
 
 

@@ -70,7 +70,8 @@ def expire_stale_uploads(
                 refused = isinstance(exc, StorageError)
                 claim = recording.lease_expires_at  # this sweep's, set when it claimed the batch
                 try:
-                    expired = expire_upload(ctx, recording, _stale_reason(exc), moment, claim=claim)
+                    reason = _stale_reason(exc, recording)
+                    expired = expire_upload(ctx, recording, reason, moment, claim=claim)
                 except RecordingNotFoundError:
                     continue  # deleted while the sweep looked at it: nothing to settle
                 if not expired:
@@ -122,15 +123,41 @@ def abort_abandoned_uploads(ctx: ServiceContext, *, now: dt.datetime | None) -> 
     return aborted
 
 
-def _stale_reason(exc: RecordingError) -> str:
+def _stale_reason(exc: RecordingError, recording: Recording) -> str:
+    """Say why a stale upload failed, claiming no more than storage showed.
+
+    A multipart upload whose assembled file a completion refused has no
+    object and no upload id left in storage; signing its parts again starts
+    a new, empty upload. Nothing records the refusal, so those reasons name
+    it as one of the possible causes.
+    """
     if isinstance(exc, StorageError):
         code = exc.details.get("storage_error") or exc.error_code
         return f"The upload deadline passed and storage refused to read the upload ({code})"
     if isinstance(exc, UploadNotFoundError):
+        if recording.multipart_size_bytes is not None:
+            return (
+                "The upload deadline passed without a file: storage no longer holds the "
+                "multipart upload (its assembled file was refused, or the upload was aborted)"
+            )
         return "The upload deadline passed without a file"
     if isinstance(exc, UploadIncompleteError):
-        return "The upload deadline passed with parts of the file missing"
+        return _missing_parts_reason(exc)
     return "The upload deadline passed and the stored file was refused: " + exc.message
+
+
+def _missing_parts_reason(exc: UploadIncompleteError) -> str:
+    """How many of the planned parts storage lacked, or that it held none."""
+    missing = exc.details.get("missing_parts")
+    total = exc.details.get("part_count")
+    if not isinstance(missing, list) or not isinstance(total, int):
+        return "The upload deadline passed with parts of the file missing"
+    if len(missing) >= total:
+        return (
+            "The upload deadline passed with no part of the file in storage "
+            "(none arrived, or a refused file's parts were not sent again)"
+        )
+    return f"The upload deadline passed with {len(missing)} of {total} parts of the file missing"
 
 
 def reconcile(
