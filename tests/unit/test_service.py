@@ -780,6 +780,24 @@ def test_purge_refuses_a_retention_beyond_the_settings_range(harness: Harness) -
     assert caught.value.details["errors"][0]["field"] == "retention_days"
 
 
+@pytest.mark.parametrize("age", [-1, 10**13, 1.5, "3600", True, None])
+def test_reconcile_refuses_a_bad_orphan_age(harness: Harness, age: object) -> None:
+    """A negative, huge or non-integer orphan_min_age_seconds is VALIDATION_ERROR naming it."""
+    harness.put("recordings/stray.m4a", BODY, "audio/m4a")
+    harness.clock.advance(days=2)
+    with pytest.raises(ValidationError) as caught:
+        harness.service.reconcile(delete_orphans=True, orphan_min_age_seconds=age)  # type: ignore[arg-type]
+    assert caught.value.details["errors"][0]["field"] == "orphan_min_age_seconds"
+    assert harness.storage.head("recordings/stray.m4a") is not None
+
+
+def test_reconcile_takes_an_orphan_age_of_zero(harness: Harness) -> None:
+    """Zero seconds is allowed: every orphan may be deleted."""
+    harness.put("recordings/stray.m4a", BODY, "audio/m4a")
+    report = harness.service.reconcile(delete_orphans=True, orphan_min_age_seconds=0)
+    assert report.orphan_keys == ["recordings/stray.m4a"]
+
+
 def test_a_purged_uploads_staging_object_is_a_leftover(harness: Harness) -> None:
     """Bytes a ticket writes after its recording was deleted and purged: reported, removable."""
     ticket = harness.service.initiate_upload(

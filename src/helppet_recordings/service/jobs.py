@@ -140,7 +140,9 @@ class WorkerAndJobOperations:
         recordings whose object is gone. Each finding is checked once more
         on its own before it is reported, so activity during the walk cannot
         produce a false finding. With ``delete_orphans``, orphans last
-        modified more than ``orphan_min_age_seconds`` ago are deleted.
+        modified more than ``orphan_min_age_seconds`` ago are deleted (an
+        integer from 0 to a hundred years; anything else is
+        ``VALIDATION_ERROR``).
         Soft-deleted recordings own their objects until purged.
         """
         return maintenance.reconcile(

@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Iterator
+from typing import Final
 
 from helppet_recordings import events
 from helppet_recordings.errors import (
@@ -30,7 +31,16 @@ from helppet_recordings.service.staging import expire_upload, promote_upload
 from helppet_recordings.settings import MAX_RETENTION_DAYS
 from helppet_recordings.status import RecordingStatus
 
-__all__ = ["abort_abandoned_uploads", "expire_stale_uploads", "purge_deleted", "reconcile"]
+__all__ = [
+    "MAX_ORPHAN_MIN_AGE_SECONDS",
+    "abort_abandoned_uploads",
+    "expire_stale_uploads",
+    "purge_deleted",
+    "reconcile",
+]
+
+MAX_ORPHAN_MIN_AGE_SECONDS: Final = MAX_RETENTION_DAYS * 24 * 60 * 60
+"""The oldest ``reconcile`` may require an orphan to be before deleting it (a hundred years)."""
 
 _logger = logging.getLogger("helppet_recordings.maintenance")
 
@@ -171,6 +181,9 @@ def reconcile(
     """Compare storage with the recordings (see ``RecordingService.reconcile``)."""
     moment = ctx.now() if now is None else inputs.aware(now, "now")
     inputs.check_positive(page_size, "page_size")
+    inputs.check_range(
+        orphan_min_age_seconds, "orphan_min_age_seconds", 0, MAX_ORPHAN_MIN_AGE_SECONDS
+    )
     prefix = ctx.settings.s3_recordings_prefix
     oldest_orphan = moment - dt.timedelta(seconds=orphan_min_age_seconds)
     staging = ctx.settings.s3_staging_prefix
