@@ -255,6 +255,21 @@ def test_reconcile_reports_orphans_and_lost_audio(backends: Backends) -> None:
     assert storage.head(stray) is None
 
 
+def test_reconcile_deletes_orphans_older_than_the_given_age(backends: Backends) -> None:
+    """--orphan-min-age sets how old an orphan must be to be deleted; the hint says it."""
+    storage = backends.local_storage
+    assert storage is not None
+    stray = "recordings/stray.m4a"
+    upload(storage, _fields_for(storage, stray), b"\x00" * 16)
+    _age(storage.root, stray, hours=2)
+    kept = run_json("reconcile", "--delete-orphans", "--orphan-min-age", "10800", exit_code=1)
+    assert (kept["orphan_keys"], kept["deleted_orphans"]) == ([stray], 0)
+    assert "older than 10800 second(s)" in run("reconcile", "--orphan-min-age", "10800").stdout
+    deleted = run_json("reconcile", "--delete-orphans", "--orphan-min-age", "0")
+    assert deleted["deleted_orphans"] == 1
+    assert storage.head(stray) is None
+
+
 def test_reconcile_prints_keys_as_they_are(backends: Backends) -> None:
     """Keys holding what rich would read as markup are printed literally, without a traceback."""
     storage = backends.local_storage
@@ -369,6 +384,8 @@ def test_bad_configuration_exits_2_with_the_variable(
             None,
         ),
         (("purge", "--retention-days", "-1"), "-1 is not in the range", "--retention-days"),
+        (("reconcile", "--orphan-min-age", "-1"), "-1 is not in the range", "--orphan-min-age"),
+        (("reconcile", "--orphan-min-age", "1e3"), "1e3", "--orphan-min-age"),
         (("sweep", "--no-such-option"), "--no-such-option", None),
         (("no-such-command",), "No such command", None),
     ],

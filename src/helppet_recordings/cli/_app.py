@@ -44,6 +44,10 @@ from helppet_recordings.environment import (
     build_storage,
 )
 from helppet_recordings.service.inputs import MAX_WAIT_SECONDS
+from helppet_recordings.service.maintenance import (
+    DEFAULT_ORPHAN_MIN_AGE_SECONDS,
+    MAX_ORPHAN_MIN_AGE_SECONDS,
+)
 from helppet_recordings.stats import RecordingStats
 
 if TYPE_CHECKING:
@@ -137,10 +141,21 @@ def sweep(*, json_mode: bool, progress: bool | None) -> None:
 @click.option(
     "--delete-orphans",
     is_flag=True,
-    help="Delete objects no recording owns (older than an hour); default: only report.",
+    help="Delete objects no recording owns (older than --orphan-min-age); default: only report.",
+)
+@click.option(
+    "--orphan-min-age",
+    "orphan_min_age",
+    type=click.IntRange(min=0, max=MAX_ORPHAN_MIN_AGE_SECONDS),
+    default=DEFAULT_ORPHAN_MIN_AGE_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long ago an orphan must have been last modified to be deleted.",
 )
 @reporting()
-def reconcile(*, delete_orphans: bool, json_mode: bool, progress: bool | None) -> None:
+def reconcile(
+    *, delete_orphans: bool, orphan_min_age: int, json_mode: bool, progress: bool | None
+) -> None:
     """Compare storage with the database: orphans, leftovers, lost audio, abandoned uploads.
 
     Exits 1 when it finds a recording without its object, or orphan objects,
@@ -148,7 +163,9 @@ def reconcile(*, delete_orphans: bool, json_mode: bool, progress: bool | None) -
     """
     output = Output(json_mode=json_mode, progress=progress)
     with job(output, "Reconciling storage and database", "objects") as service:
-        report = service.reconcile(delete_orphans=delete_orphans)
+        report = service.reconcile(
+            delete_orphans=delete_orphans, orphan_min_age_seconds=orphan_min_age
+        )
     left = (
         len(report.orphan_keys)
         - report.deleted_orphans
@@ -170,7 +187,7 @@ def reconcile(*, delete_orphans: bool, json_mode: bool, progress: bool | None) -
         "unfinished_uploads": report.unfinished_uploads,
         "aborted_uploads": report.aborted_uploads,
     }
-    output.report(payload, functools.partial(reconcile_text, report))
+    output.report(payload, functools.partial(reconcile_text, report, orphan_min_age=orphan_min_age))
     if not payload["ok"]:
         raise click.exceptions.Exit(PROBLEMS_FOUND)
 

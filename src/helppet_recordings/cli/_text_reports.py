@@ -8,6 +8,7 @@ from rich.markup import escape
 
 from helppet_recordings.cli.bucket import PartResult
 from helppet_recordings.cli.findings import Finding, Status
+from helppet_recordings.service.maintenance import DEFAULT_ORPHAN_MIN_AGE_SECONDS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -25,8 +26,11 @@ DISTRIBUTION_LABELS: Final = (
 )
 
 
-def reconcile_text(report: ReconcileReport, console: Console) -> None:
-    """Print the reconcile report: what was scanned, orphans, recordings that lost their audio."""
+def reconcile_text(report: ReconcileReport, console: Console, *, orphan_min_age: int) -> None:
+    """Print the reconcile report: what was scanned, orphans, recordings that lost their audio.
+
+    ``orphan_min_age``: the seconds an orphan must be old for ``--delete-orphans`` to delete it.
+    """
     console.print(
         f"Scanned {report.scanned_objects} object(s) and {report.scanned_recordings} "
         f"recording(s){' (dry run)' if report.dry_run else ''}."
@@ -40,7 +44,12 @@ def reconcile_text(report: ReconcileReport, console: Console) -> None:
         if len(report.orphan_keys) > LISTED_KEYS:
             console.print(f"  ... and {len(report.orphan_keys) - LISTED_KEYS} more (--json)")
         if report.dry_run:
-            console.print("Run with --delete-orphans to delete those older than an hour.")
+            age = (
+                "an hour"
+                if orphan_min_age == DEFAULT_ORPHAN_MIN_AGE_SECONDS
+                else f"{orphan_min_age} second(s)"
+            )
+            console.print(f"Run with --delete-orphans to delete those older than {age}.")
     if report.missing_objects:
         console.print(
             f"[red]{len(report.missing_objects)} recording(s) lost their audio[/] "

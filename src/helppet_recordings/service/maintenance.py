@@ -32,12 +32,16 @@ from helppet_recordings.settings import MAX_RETENTION_DAYS
 from helppet_recordings.status import RecordingStatus
 
 __all__ = [
+    "DEFAULT_ORPHAN_MIN_AGE_SECONDS",
     "MAX_ORPHAN_MIN_AGE_SECONDS",
     "abort_abandoned_uploads",
     "expire_stale_uploads",
     "purge_deleted",
     "reconcile",
 ]
+
+DEFAULT_ORPHAN_MIN_AGE_SECONDS: Final = 3600
+"""How old an orphan must be for ``reconcile`` to delete it, unless told otherwise (an hour)."""
 
 MAX_ORPHAN_MIN_AGE_SECONDS: Final = MAX_RETENTION_DAYS * 24 * 60 * 60
 """The oldest ``reconcile`` may require an orphan to be before deleting it (a hundred years)."""
