@@ -21,6 +21,7 @@ from helppet_recordings import LocalStorage, RecordingService
 from helppet_recordings.cli import main
 from helppet_recordings.cli._app import cli
 from helppet_recordings.cli._database import head_revisions
+from helppet_recordings.cli._running import existing_database
 from helppet_recordings.cli._text_reports import apply_text
 from helppet_recordings.cli.bucket import PartResult
 from helppet_recordings.environment import Backends, DeploymentSettings, build_backends
@@ -89,6 +90,77 @@ def test_migrate_creates_the_schema_once(deployment: Path) -> None:
     assert (first["from"], first["to"], first["changed"]) == ([], head_revisions(), True)
     assert (second["from"], second["changed"]) == (head_revisions(), False)
     assert "already at the head revision" in run("migrate").stdout
+
+
+DATABASE_COMMANDS = [("stats",), ("sweep",), ("worker", "--once"), ("reconcile",), ("purge",)]
+"""Every command that works on the deployment's database (migrate and doctor aside)."""
+
+
+@pytest.mark.parametrize("command", DATABASE_COMMANDS, ids=lambda args: args[0])
+def test_a_command_without_a_database_creates_nothing(
+    deployment: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+) -> None:
+    """Before migrate: DATABASE_ERROR saying to migrate; no SQLite file, no storage directory."""
+    database = deployment.parent / "recordings.db"
+    storage = deployment.parent / "not-yet"
+    monkeypatch.setenv("HELPPET_LOCAL_STORAGE_DIR", str(storage))
+    error = run_json(*command, exit_code=1)["error"]
+    assert error["error_code"] == "DATABASE_ERROR"
+    assert "helppet-recordings migrate" in error["message"]
+    assert error["details"] == {"database_file": str(database)}
+    text = run(*command)
+    assert (text.exit_code, text.stdout) == (1, "")
+    assert "does not exist: run `helppet-recordings migrate` first" in text.stderr
+    assert not database.exists()
+    assert not storage.exists()
+    found = {f["check"]: f for f in run_json("doctor", exit_code=1)["findings"]}
+    assert found["database.reachable"]["status"] == "fail"
+    assert "does not exist" in found["database.reachable"]["message"]
+
+
+@pytest.mark.parametrize("command", DATABASE_COMMANDS[1:], ids=lambda args: args[0])
+def test_a_storage_command_without_its_directory_creates_none(
+    deployment: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+) -> None:
+    """A missing LocalStorage directory is a configuration error; it is not made empty."""
+    run_json("migrate")
+    storage = deployment.parent / "not-yet"
+    monkeypatch.setenv("HELPPET_LOCAL_STORAGE_DIR", str(storage))
+    error = run_json(*command, exit_code=2)["error"]
+    assert error["error_code"] == "CONFIGURATION_ERROR"
+    assert error["details"]["variable"] == "HELPPET_LOCAL_STORAGE_DIR"
+    assert f"({storage}) does not exist" in error["message"]
+    assert not storage.exists()
+    assert run_json("stats")["total"] == 0  # storage is neither configured nor touched
+
+
+def test_commands_open_a_sqlite_file_they_find_under_any_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deployment: Path
+) -> None:
+    """A path holding URI syntax (space, ?, #, %) is opened as the file it names."""
+    database = tmp_path / "clinic db?#%.sqlite"
+    url = sa.URL.create("sqlite", database=str(database)).render_as_string()
+    monkeypatch.setenv("DATABASE_URL", url)  # sqlite:///.../clinic db%3F%23%25.sqlite
+    run_json("migrate")
+    assert run_json("sweep") == {"ok": True, "failed": 0, "aborted_uploads": 0}
+    assert run_json("stats")["total"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if "clinic" in p.name) == [database.name]
+
+
+def test_a_database_deleted_after_the_check_is_not_created_again(
+    deployment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commands open SQLite with mode=rw: a file gone by the time they connect stays gone."""
+    run_json("migrate")
+    database = deployment.parent / "recordings.db"
+    environment = existing_database(DeploymentSettings.load())
+    assert "mode=rw" in environment.database_url
+    database.unlink()
+    engine = sa.create_engine(environment.database_url)
+    with pytest.raises(sa.exc.OperationalError), engine.connect():
+        pass
+    engine.dispose()
+    assert not database.exists()
 
 
 def test_doctor_passes_a_healthy_local_deployment(deployment: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import urllib.parse
 from typing import TYPE_CHECKING
 
 from helppet_recordings.repositories.sqlalchemy.engine import shown_url
@@ -9,7 +11,73 @@ from helppet_recordings.repositories.sqlalchemy.engine import shown_url
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["current_revisions", "head_revisions", "shown_url"]
+    from helppet_recordings.environment import DeploymentSettings
+
+__all__ = [
+    "current_revisions",
+    "head_revisions",
+    "missing_sqlite_file",
+    "opening_only",
+    "shown_url",
+    "without_creating",
+]
+
+
+def opening_only(environment: DeploymentSettings) -> DeploymentSettings:
+    """Return ``environment`` with a ``DATABASE_URL`` that connecting cannot create.
+
+    See :func:`without_creating`; a URL SQLAlchemy cannot parse is returned
+    as it is, for ``build_repository`` to report.
+    """
+    import sqlalchemy as sa  # noqa: PLC0415 - the cli extra brings the sql one
+    import sqlalchemy.exc  # noqa: PLC0415
+
+    try:
+        url = sa.make_url(environment.database_url)
+    except (sa.exc.ArgumentError, ValueError):
+        return environment
+    opened = without_creating(url)
+    if opened is url:
+        return environment
+    return environment.model_copy(
+        update={"database_url": opened.render_as_string(hide_password=False)}
+    )
+
+
+def missing_sqlite_file(url: sa.URL) -> str | None:
+    """Return the path of a SQLite database file that does not exist (connecting would create it).
+
+    None for another database, an in-memory one, or a URI filename (SQLite
+    decides what it names).
+    """
+    if url.get_backend_name() != "sqlite" or _in_memory(url):
+        return None
+    database = url.database or ""
+    if database.startswith("file:") or url.query.get("uri"):
+        return None
+    return None if os.path.exists(database) else database  # noqa: PTH110 - a str path
+
+
+def without_creating(url: sa.URL) -> sa.URL:
+    """Return ``url`` so that connecting opens an existing SQLite file only, never creates one.
+
+    A SQLite file path becomes a URI filename with ``mode=rw`` (a URI filename
+    without a ``mode`` gets it); every other URL is returned as it is.
+    """
+    if url.get_backend_name() != "sqlite" or _in_memory(url) or "mode" in url.query:
+        return url
+    if url.query.get("uri"):
+        return url.update_query_dict({"mode": "rw"})
+    database = url.database or ""
+    if database.startswith("file:"):
+        return url  # a plain file named "file:...": SQLite reads it as a path, not a URI
+    path = urllib.parse.quote(os.path.abspath(database))  # noqa: PTH100 - a str path
+    return url.set(database="file://" + path).update_query_dict({"mode": "rw", "uri": "true"})
+
+
+def _in_memory(url: sa.URL) -> bool:
+    database = url.database or ""
+    return database in {"", ":memory:"} or url.query.get("mode") == "memory"
 
 
 def head_revisions() -> list[str]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 import click
 
+from helppet_recordings.cli._database import missing_sqlite_file, opening_only
 from helppet_recordings.cli._observed import observed
 from helppet_recordings.cli._output import USAGE_ERROR, Output
 from helppet_recordings.environment import (
@@ -17,7 +18,7 @@ from helppet_recordings.environment import (
     build_backends,
     build_repository,
 )
-from helppet_recordings.errors import MissingDependencyError, RecordingError
+from helppet_recordings.errors import MissingDependencyError, RecordingError, RepositoryError
 from helppet_recordings.service import RecordingService
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ __all__ = [
     "deployment_backends",
     "deployment_repository",
     "deployment_transcriber",
+    "existing_database",
     "job",
     "reported_errors",
     "reporting",
@@ -136,10 +138,59 @@ def reported_errors(output: Output) -> Iterator[None]:
         raise output.fail(error, status=PROBLEMS_FOUND) from None
 
 
+def existing_database(environment: DeploymentSettings) -> DeploymentSettings:
+    """Return ``environment`` with a database that connecting can only open, never create.
+
+    Every command but ``migrate`` uses an existing database: a SQLite file that
+    does not exist is ``DATABASE_ERROR`` saying to run ``migrate`` (connecting
+    would create an empty file, which hides the mistake from ``doctor``), and
+    the file is opened read-write only (``mode=rw``), so it cannot be created
+    after this check either. A URL SQLAlchemy cannot parse is left for
+    ``build_repository`` to report.
+    """
+    import sqlalchemy as sa  # noqa: PLC0415 - the cli extra brings the sql one
+    import sqlalchemy.exc  # noqa: PLC0415
+
+    try:
+        missing = missing_sqlite_file(sa.make_url(environment.database_url))
+    except (sa.exc.ArgumentError, ValueError):
+        return environment
+    if missing is not None:
+        msg = (
+            f"The SQLite database file {missing} does not exist: run `helppet-recordings "
+            "migrate` first to create it, or fix DATABASE_URL"
+        )
+        raise RepositoryError(msg, database_file=missing)
+    return opening_only(environment)
+
+
+def _existing_storage(environment: DeploymentSettings) -> None:
+    """Refuse a LocalStorage directory that does not exist (building LocalStorage creates it).
+
+    The commands only read, move or delete what the API stored there: a
+    missing directory is a wrong ``HELPPET_LOCAL_STORAGE_DIR`` (or an API that
+    never started), and an empty one made in its place would hide it.
+    """
+    directory = environment.local_storage_dir
+    if environment.storage == "local" and not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        msg = (
+            f"HELPPET_LOCAL_STORAGE_DIR ({directory}) {what}: fix the variable, or start "
+            "the API once (it creates the directory)"
+        )
+        raise ConfigurationError(msg, variable="HELPPET_LOCAL_STORAGE_DIR")
+
+
 @contextlib.contextmanager
 def deployment_backends() -> Iterator[Backends]:
-    """Build the backends the environment describes; close them afterwards."""
-    backends = build_backends(DeploymentSettings.load())
+    """Build the backends the environment describes over what exists; close them afterwards.
+
+    Nothing is created: the database must exist (see :func:`existing_database`)
+    and so must LocalStorage's directory.
+    """
+    environment = existing_database(DeploymentSettings.load())
+    _existing_storage(environment)
+    backends = build_backends(environment)
     try:
         yield backends
     finally:
@@ -148,8 +199,11 @@ def deployment_backends() -> Iterator[Backends]:
 
 @contextlib.contextmanager
 def deployment_repository() -> Iterator[SqlAlchemyRepository]:
-    """Build only the repository the environment describes (no storage); close it afterwards."""
-    repository = build_repository(DeploymentSettings.load())
+    """Build only the repository the environment describes (no storage); close it afterwards.
+
+    The database must exist (see :func:`existing_database`).
+    """
+    repository = build_repository(existing_database(DeploymentSettings.load()))
     try:
         yield repository
     finally:

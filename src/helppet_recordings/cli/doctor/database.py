@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from helppet_recordings.cli._database import (
     current_revisions,
     head_revisions,
     known_revision,
+    missing_sqlite_file,
+    opening_only,
     shown_url,
 )
 from helppet_recordings.cli.doctor._common import _finding, _first_line
@@ -26,15 +27,17 @@ def check_database(environment: DeploymentSettings) -> list[Finding]:
         "database.migrations", Status.WARN, "not checked: the database is not reachable"
     )
     try:
-        repository = build_repository(environment)
+        # a file deleted after the look below stays deleted: connecting cannot create it
+        repository = build_repository(opening_only(environment))
     except MissingDependencyError as exc:
         return [_finding("database.reachable", Status.FAIL, exc.message), not_checked]
     import sqlalchemy as sa  # noqa: PLC0415 - present: build_repository needed it
 
     engine = repository.engine
-    shown = shown_url(engine.url)
+    url = sa.make_url(environment.database_url)  # as given: build_repository parsed it
+    shown = shown_url(url)
     try:
-        missing = _missing_sqlite_file(engine)
+        missing = missing_sqlite_file(url)
         if missing is not None:
             return [
                 _finding(
@@ -63,17 +66,6 @@ def check_database(environment: DeploymentSettings) -> list[Finding]:
         ]
     finally:
         repository.close()
-
-
-def _missing_sqlite_file(engine: sa.Engine) -> str | None:
-    """Return the path of a missing SQLite database file (connecting would create it)."""
-    url = engine.url
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    if url.database.startswith("file:") or url.query.get("uri"):
-        return None  # URI filenames: SQLite decides
-    path = Path(url.database)
-    return None if path.exists() else str(path)
 
 
 def _check_revision(connection: sa.Connection) -> Finding:
