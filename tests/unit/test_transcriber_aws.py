@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ from helppet_recordings.transcription import (
 from helppet_recordings.transcription import aws as aws_transcription
 from tests.support.audio import encode_tone
 from tests.support.moto_s3 import s3v4_client
+from tests.support.raw_http import RawHttpServer, http_answer
 from tests.support.replay import ORIGINAL, SAME_SIZE
 
 if TYPE_CHECKING:
@@ -93,10 +94,10 @@ class Aws:
     def transcriber(self, **options: Any) -> AwsTranscribeTranscriber:
         """A transcriber on the moto clients with the fake clock."""
         options.setdefault("output_bucket", OUTPUT_BUCKET)
+        options.setdefault("s3_client", self.s3)
         built = get_transcriber(
             "aws",
             client=self.transcribe,
-            s3_client=self.s3,
             sleep=self.sleep,
             clock=lambda: self.now,
             **options,
@@ -323,6 +324,71 @@ def test_without_cleanup_an_unusable_result_is_left_in_place(aws: Aws) -> None:
         transcriber.transcribe(audio(recording))
     assert aws.jobs() == [name]
     assert aws.s3.list_objects_v2(Bucket=OUTPUT_BUCKET).get("KeyCount") == 1
+
+
+CUT_OFF = {
+    "short of its Content-Length": lambda body: http_answer(body[:48], declared=len(body)),
+    "chunked, without its last chunk": lambda body: http_answer(body[:48], chunked=True),
+}
+"""A result download cut off after 48 bytes, as a network fault leaves it."""
+
+
+@pytest.mark.parametrize("cut", CUT_OFF.values(), ids=CUT_OFF.keys())
+def test_a_cut_off_transcript_download_is_retried_and_keeps_the_job(
+    aws: Aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cut: Callable[[bytes], bytes]
+) -> None:
+    """A presigned download cut short is transient; the next attempt reads the kept job's result.
+
+    The default HTTPS fetcher downloads from a loopback TLS server whose
+    first answer stops after 48 bytes and whose second is whole.
+    """
+    body = result(SECRET, [0.5])
+    with RawHttpServer([cut(body), http_answer(body)], tls=True, directory=tmp_path) as server:
+        assert server.ca_file is not None
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))
+        for proxy in ("https_proxy", "HTTPS_PROXY"):
+            monkeypatch.delenv(proxy, raising=False)
+
+        def fetch(_url: str) -> bytes:
+            return aws_transcription._fetch_https(f"{server.url}/asrOutput.json")
+
+        transcriber = aws.transcriber(output_bucket=None, fetch_url=fetch)
+        recording = uuid.uuid4()
+        with pytest.raises(TransientTranscriptionError) as caught:
+            transcriber.transcribe(audio(recording))
+        assert SECRET not in str(caught.value.to_dict())
+        assert aws.jobs() == [transcriber.job_name(recording, 1)]
+        transcript = transcriber.transcribe(audio(recording, attempt=2))
+    assert transcript.text == SECRET
+    assert len(server.requests) == 2
+    assert aws.jobs() == []
+
+
+def test_a_result_object_read_short_is_retried_and_kept(aws: Aws, tmp_path: Path) -> None:
+    """GetObject's body ending before its Content-Length is transient: the job and result stay.
+
+    botocore hands back the short body without an error; the S3 client here
+    talks to a loopback server that cuts the body off.
+    """
+    body = result(SECRET, [0.5])
+    cut = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body[:48]
+    )
+    recording = uuid.uuid4()
+    with RawHttpServer([cut], directory=tmp_path) as server:
+        cutting_s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=server.url)
+        transcriber = aws.transcriber(s3_client=cutting_s3)
+        name = transcriber.job_name(recording, 1)
+        with pytest.raises(TransientTranscriptionError) as caught:
+            transcriber.transcribe(audio(recording))
+    assert caught.value.details["job_name"] == name
+    assert [request.split(b" ", 1)[0] for request in server.requests] == [b"GET"]  # no delete
+    assert aws.jobs() == [name]
+    aws.s3.put_object(Bucket=OUTPUT_BUCKET, Key=transcriber.output_key(name), Body=body)
+    assert aws.transcriber().transcribe(audio(recording, attempt=2)).text == SECRET
+    assert aws.jobs() == []
 
 
 def test_missing_result_object_is_transient(aws: Aws) -> None:

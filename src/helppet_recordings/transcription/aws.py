@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import time
@@ -82,17 +83,42 @@ _MAX_RESULT_BYTES: Final = 64 * 1024 * 1024
 
 
 def _fetch_https(url: str) -> bytes:
-    """Download a presigned HTTPS URL (Transcribe's own result location)."""
+    """Download a presigned HTTPS URL (Transcribe's own result location).
+
+    A download that did not complete (cut off, or shorter than its
+    ``Content-Length``) raises ``TransientTranscriptionError``.
+    """
     if urllib.parse.urlsplit(url).scheme != "https":
         msg = "The transcript location is not an HTTPS URL"
         raise PermanentTranscriptionError(msg, reason="bad_result")
     try:
         with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - https only
+            declared = response.headers.get("Content-Length")
             data: bytes = response.read(_MAX_RESULT_BYTES + 1)
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        # HTTPException: a chunked body cut off (IncompleteRead) is not an OSError.
         msg = "The transcript could not be downloaded"
         raise TransientTranscriptionError(msg) from exc
+    _check_complete(data, declared)
     return data
+
+
+def _check_complete(data: bytes, declared: object, job_name: str | None = None) -> None:
+    """Raise ``TransientTranscriptionError`` when ``data`` is shorter than its declared length.
+
+    A body cut off after its headers reads as a short body, without an error
+    (urllib and botocore alike): parsing it would fail a recording for good
+    over a network fault.
+    """
+    try:
+        length = int(str(declared))
+    except ValueError:
+        return  # no length declared (chunked, whose cut raises) or one that means nothing
+    if len(data) < min(length, _MAX_RESULT_BYTES + 1):
+        msg = f"The transcript download stopped after {len(data)} of {length} bytes"
+        if job_name is None:
+            raise TransientTranscriptionError(msg)
+        raise TransientTranscriptionError(msg, job_name=job_name)
 
 
 class AwsTranscribeTranscriber:
@@ -119,8 +145,11 @@ class AwsTranscribeTranscriber:
       ``output_bucket``; also when the result then cannot be used
       (``PermanentTranscriptionError``, reason ``bad_result``: not in the
       documented shape, or too large). Clinic transcripts then live only in
-      the database. A result that could not be read (a transient error) is
-      left for the retry.
+      the database. A result that could not be read (a transient error: the
+      download failed, or ended short of its ``Content-Length``) is left for
+      the retry, job and all. A ``fetch_url`` of your own must raise
+      ``TransientTranscriptionError`` for a download that did not complete:
+      what it returns is taken as the whole result.
       Each deletion is tried on its own; one that fails is logged (WARNING,
       job name and error code) and the transcript is returned all the same.
       A job left behind expires by itself after 90 days; a result object
@@ -291,13 +320,14 @@ class AwsTranscribeTranscriber:
     def _read_result(self, name: str, job: TranscriptionJobTypeDef) -> bytes:
         if self.output_bucket:
             try:
-                body = self._s3_client().get_object(
+                response = self._s3_client().get_object(
                     Bucket=self.output_bucket, Key=self.output_key(name)
-                )["Body"]
-                with body:
+                )
+                with response["Body"] as body:
                     data: bytes = body.read(_MAX_RESULT_BYTES + 1)
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
                 raise _translate(exc, missing_is_transient=True) from exc
+            _check_complete(data, response.get("ContentLength"), name)
         else:
             uri = job.get("Transcript", {}).get("TranscriptFileUri")
             if not uri:
