@@ -409,6 +409,42 @@ def test_formats_transcribe_cannot_read_start_no_job(aws: Aws, mime_type: str) -
     assert aws.jobs() == []
 
 
+@pytest.mark.parametrize(
+    ("options", "parameter"),
+    [
+        ({"language": "english"}, "language"),
+        ({"language": "en"}, "language"),
+        ({"language": None, "language_options": ["en-US", "klingon"]}, "language_options"),
+    ],
+    ids=["a name", "no region", "an unknown option"],
+)
+def test_a_language_transcribe_does_not_know_is_refused_before_any_job(
+    aws: Aws, options: dict[str, Any], parameter: str
+) -> None:
+    """A language code Transcribe does not list fails when the transcriber is built.
+
+    Transcribe would refuse every job (each recording failed for good), and
+    moto would run it and hand back a language no transcript may carry.
+    """
+    with pytest.raises(TranscriberConfigurationError) as caught:
+        aws.transcriber(**options)
+    assert caught.value.details["parameter"] == parameter
+    assert "'en-US'" in caught.value.message
+    assert aws.jobs() == []
+
+
+def test_a_language_code_is_spelled_as_transcribe_does(aws: Aws) -> None:
+    """``en-gb`` is Transcribe's ``en-GB``: the job asks for it and the transcript reports it."""
+    transcriber = aws.transcriber(language="en-gb", language_options=["EN-us"], cleanup=False)
+    assert (transcriber.language, transcriber.language_options) == ("en-GB", ["en-US"])
+    recording = uuid.uuid4()
+    name = transcriber.job_name(recording, 1)
+    aws.s3.put_object(Bucket=OUTPUT_BUCKET, Key=transcriber.output_key(name), Body=result("", []))
+    assert transcriber.transcribe(audio(recording)).language == "en-GB"
+    job = aws.transcribe.get_transcription_job(TranscriptionJobName=name)["TranscriptionJob"]
+    assert job["LanguageCode"] == "en-GB"
+
+
 def test_audio_outside_s3_is_a_configuration_error(aws: Aws) -> None:
     """Transcribe can only read S3: a recording without an S3 URI cannot go there."""
     local = TranscriptionInput.from_bytes(b"x", mime_type="audio/mp4")

@@ -83,3 +83,11 @@ def test_a_sample_rate_among_the_decoder_options_is_a_configuration_error() -> N
     """A chosen samprate (audio is always resampled to 16 kHz) is a clear error, no TypeError."""
     with pytest.raises(TranscriberConfigurationError, match="samprate"):
         LocalTranscriber(decoder_options={"samprate": 8000})
+
+
+def test_a_language_that_is_no_tag_is_refused_when_built() -> None:
+    """language="english" fails at once, not after the whole file was recognised."""
+    with pytest.raises(TranscriberConfigurationError) as caught:
+        get_transcriber("local", language="english")
+    assert caught.value.details["parameter"] == "language"
+    assert "'en-US'" in caught.value.message

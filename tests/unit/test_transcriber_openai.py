@@ -277,6 +277,17 @@ def test_connection_failures_are_transient(m4a: bytes) -> None:
     assert len(sleeps) == 1
 
 
+@pytest.mark.parametrize("language", ["english", "en_US", "en-", "e"])
+def test_a_language_that_is_no_tag_is_refused_before_any_request(language: str) -> None:
+    """A wrong language fails when the transcriber is built, not after each paid request."""
+    service = Service(lambda request, index: verbose("hello"))
+    with pytest.raises(TranscriberConfigurationError) as caught:
+        service.transcriber(language=language)
+    assert caught.value.details["parameter"] == "language"
+    assert "'en-US'" in caught.value.message
+    assert service.requests == []
+
+
 def test_missing_api_key_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without OPENAI_API_KEY or a client, building the transcriber says what to set."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from helppet_recordings import policy
 from helppet_recordings.errors import MissingDependencyError, UnsupportedContentTypeError
+from helppet_recordings.transcription._languages import is_language_tag
 from helppet_recordings.transcription._retry_after import retry_after_seconds
 from helppet_recordings.transcription.base import Transcript, TranscriptionInput
 from helppet_recordings.transcription.errors import (
@@ -26,6 +27,7 @@ from helppet_recordings.transcription.errors import (
 try:
     import boto3
     import botocore.exceptions
+    import botocore.model
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError("boto3", "aws") from exc
 
@@ -133,8 +135,11 @@ class AwsTranscribeTranscriber:
     a second one; a reprocessed recording is in a new round and gets a new
     job, not the old failed one.
 
-    - ``language``: ``en-US`` by default; None lets Transcribe identify it
-      (among ``language_options`` when given).
+    - ``language``: ``en-US`` by default, or another code Transcribe lists
+      (in any case: ``en-gb`` is kept as ``en-GB``); None lets Transcribe
+      identify it (among ``language_options``, codes too, when given). A code
+      Transcribe does not list raises ``TranscriberConfigurationError``
+      (``details["parameter"]``) here, before any job.
     - ``output_bucket`` / ``output_prefix``: where Transcribe writes the
       result (read back with S3 ``GetObject``; the role needs
       ``s3:PutObject`` there for Transcribe and ``s3:GetObject`` for the
@@ -200,11 +205,16 @@ class AwsTranscribeTranscriber:
                 # No region, a missing profile, half the credentials, a bad endpoint URL.
                 msg = f"The Amazon Transcribe client cannot be configured: {exc}"
                 raise TranscriberConfigurationError(msg, reason=type(exc).__name__) from exc
+        codes = _language_codes(client)
         self._client = client
         self._s3 = s3_client
         self._region_name = region_name
-        self.language = language
-        self.language_options = language_options
+        self.language = _language_code(language, codes, "language") if language else None
+        self.language_options = (
+            None
+            if language_options is None
+            else [_language_code(code, codes, "language_options") for code in language_options]
+        )
         self.output_bucket = output_bucket
         self.output_prefix = output_prefix
         self.job_prefix = job_prefix
@@ -358,6 +368,35 @@ class AwsTranscribeTranscriber:
         if self._s3 is None:
             self._s3 = boto3.client("s3", region_name=self._region_name)
         return self._s3
+
+
+def _language_codes(client: TranscribeServiceClient) -> dict[str, str] | None:
+    """Return Transcribe's language codes by their lower case, from botocore's service model.
+
+    None when the client does not carry the model (a stand-in): only the form is checked then.
+    """
+    try:
+        shape = client.meta.service_model.shape_for("LanguageCode")
+    except (AttributeError, botocore.model.NoShapeFoundError):
+        return None
+    if not isinstance(shape, botocore.model.StringShape) or not shape.enum:
+        return None
+    return {str(code).lower(): str(code) for code in shape.enum}
+
+
+def _language_code(value: object, codes: dict[str, str] | None, parameter: str) -> str:
+    """Return ``value`` as Transcribe spells the language code, or refuse it before any job."""
+    if isinstance(value, str):
+        if codes is None and is_language_tag(value):
+            return value
+        if codes is not None and value.lower() in codes:
+            return codes[value.lower()]
+    alternative = "" if parameter == "language_options" else ", or None to identify it"
+    msg = (
+        f"{parameter} must be an Amazon Transcribe language code such as 'en-US' or 'en-GB'"
+        f"{alternative}, not {str(value)[:40]!r}"
+    )
+    raise TranscriberConfigurationError(msg, parameter=parameter)
 
 
 def _try_deleting(job: str, what: str, delete: Callable[[], object]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO, Final, Protocol, runtime_checkable
@@ -13,13 +12,13 @@ import attrs
 
 from helppet_recordings.audio.probe import AudioInfo
 from helppet_recordings.audio.reader import DEFAULT_BLOCK_SIZE, RangeReader
+from helppet_recordings.transcription._languages import is_language_tag
 
 if TYPE_CHECKING:
     from helppet_recordings.ports import RecordingStorage
 
 __all__ = ["Transcriber", "Transcript", "TranscriptionInput"]
 
-_LANGUAGE_TAG: Final = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,2}")
 _MAX_SERVICE_LENGTH: Final = 50
 
 
@@ -30,7 +29,7 @@ def _check_confidence(_instance: object, _attribute: object, value: float | None
 
 
 def _check_language(_instance: object, _attribute: object, value: str | None) -> None:
-    if value is not None and (len(value) > 10 or not _LANGUAGE_TAG.fullmatch(value)):
+    if value is not None and not is_language_tag(value):
         msg = "language must be a language tag such as 'en-US'"
         raise ValueError(msg)
 

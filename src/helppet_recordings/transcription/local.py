@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Final
 
 from helppet_recordings.audio.probe import decode_pcm
 from helppet_recordings.errors import MissingDependencyError
+from helppet_recordings.transcription._languages import configured_language
 from helppet_recordings.transcription.base import Transcript, TranscriptionInput
 from helppet_recordings.transcription.chunking import split_at_silences
 from helppet_recordings.transcription.errors import TranscriberConfigurationError
@@ -32,10 +33,12 @@ class LocalTranscriber:
 
     PocketSphinx recognises US English with the acoustic model, dictionary
     and language model its wheel ships (``decoder_options`` can point
-    ``hmm``, ``dict`` and ``lm`` at other models, with ``language`` to
-    match). The audio is decoded to 16 kHz mono PCM and recognised in
-    utterances of at most ``max_utterance_seconds``, each cut at the quietest
-    point of its last ``search_seconds`` so that words are not split.
+    ``hmm``, ``dict`` and ``lm`` at other models, with ``language``, the tag
+    reported, to match; a value that is no language tag raises
+    ``TranscriberConfigurationError``). The audio is decoded to 16 kHz mono
+    PCM and recognised in utterances of at most ``max_utterance_seconds``,
+    each cut at the quietest point of its last ``search_seconds`` so that
+    words are not split.
 
     ``confidence`` is the mean posterior probability of the recognised words
     from the decoder's lattice (None when nothing was recognised, or when
@@ -65,6 +68,7 @@ class LocalTranscriber:
         if not 0 < search_seconds < max_utterance_seconds:
             msg = "search_seconds must be positive and below max_utterance_seconds"
             raise ValueError(msg)
+        self._language = configured_language(language)
         options = {"loglevel": "FATAL", **(decoder_options or {})}
         if "samprate" in options:
             msg = "The decoder always reads 16 kHz PCM (the audio is resampled): drop samprate"
@@ -74,7 +78,6 @@ class LocalTranscriber:
         except (RuntimeError, ValueError, KeyError) as exc:
             msg = "PocketSphinx could not load its model with these decoder options"
             raise TranscriberConfigurationError(msg) from exc
-        self._language = language
         self._max_bytes = int(max_utterance_seconds * _BYTES_PER_SECOND)
         self._search_bytes = int(search_seconds * _BYTES_PER_SECOND)
         self._with_posteriors = bool(self._decoder.config["bestpath"])

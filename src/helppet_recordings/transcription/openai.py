@@ -14,7 +14,7 @@ from helppet_recordings import policy
 from helppet_recordings.audio.encode import ENCODINGS, encode_pcm
 from helppet_recordings.audio.probe import decode_pcm, inspect_audio
 from helppet_recordings.errors import MissingDependencyError, UnsupportedContentTypeError
-from helppet_recordings.transcription._languages import language_tag
+from helppet_recordings.transcription._languages import configured_language, language_tag
 from helppet_recordings.transcription._retry_after import retry_after_seconds
 from helppet_recordings.transcription.base import Transcript, TranscriptionInput
 from helppet_recordings.transcription.chunking import choose_cut, split_at_silences
@@ -84,8 +84,9 @@ class OpenAITranscriber:
       23 minutes per request, so longer audio is cut to fit).
     - ``language``: a tag such as ``en`` or ``en-US`` when the clinic knows
       it: sent as a hint (its ISO 639-1 part) and reported as the
-      transcript's language. Otherwise the service's detected language is
-      reported when the model gives one.
+      transcript's language (anything else raises
+      ``TranscriberConfigurationError`` here). Otherwise the service's
+      detected language is reported when the model gives one.
     - ``prompt``: vocabulary or style hints sent with every request.
     - ``client``: an ``openai.OpenAI`` to use (its own retries are turned
       off); otherwise one is built from ``api_key`` or ``OPENAI_API_KEY``.
@@ -135,6 +136,7 @@ class OpenAITranscriber:
         if max_request_bytes <= 2 * _REQUEST_OVERHEAD:
             msg = "max_request_bytes is too small"
             raise ValueError(msg)
+        language = configured_language(language)
         if client is None:
             try:
                 client = openai.OpenAI(api_key=api_key, max_retries=0, timeout=timeout)
