@@ -314,6 +314,35 @@ def test_an_unusable_result_from_the_transcript_uri_deletes_the_job(aws: Aws) ->
     assert aws.jobs() == []
 
 
+MALFORMED_ITEMS = {
+    "an item that is a string": ["x"],
+    "an item that is null": [None],
+    "a confidence that is not a number": [
+        {"type": "pronunciation", "alternatives": [{"confidence": "NaN", "content": "w"}]}
+    ],
+}
+"""``results.items`` that do not fit the documented shape, beside a transcript that does."""
+
+
+@pytest.mark.parametrize("items", MALFORMED_ITEMS.values(), ids=MALFORMED_ITEMS.keys())
+def test_malformed_items_are_a_bad_result_not_a_raw_error(aws: Aws, items: list[Any]) -> None:
+    """bad_result naming the item, cleaned up, quoting nothing of the transcript."""
+    transcriber = aws.transcriber()
+    recording = uuid.uuid4()
+    name = transcriber.job_name(recording, 1)
+    body = {"results": {"transcripts": [{"transcript": SECRET}], "items": items}}
+    aws.s3.put_object(
+        Bucket=OUTPUT_BUCKET, Key=transcriber.output_key(name), Body=json.dumps(body).encode()
+    )
+    with pytest.raises(PermanentTranscriptionError) as caught:
+        transcriber.transcribe(audio(recording))
+    assert caught.value.reason == "bad_result"
+    assert caught.value.details["field"].startswith("results.items.0")
+    assert SECRET not in str(caught.value.to_dict())
+    assert caught.value.__cause__ is None
+    assert aws.jobs() == []
+
+
 def test_without_cleanup_an_unusable_result_is_left_in_place(aws: Aws) -> None:
     """cleanup=False keeps the job and the result object, usable or not, as it says."""
     transcriber = aws.transcriber(cleanup=False)

@@ -396,6 +396,64 @@ def test_an_answer_without_a_transcript_is_retried_not_stored_empty(
     assert len(service.requests) == 3
 
 
+SECRET = "The patient's owner mentioned a lump."
+
+
+def _segment(**fields: Any) -> dict[str, Any]:
+    """A ``verbose_json`` segment of the transcript, with ``fields`` replaced."""
+    segment: dict[str, Any] = {"id": 0, "start": 0.0, "end": 1.5, "text": SECRET}
+    segment["avg_logprob"] = -0.1
+    segment.update(fields)
+    return segment
+
+
+MALFORMED_ANSWERS: dict[str, tuple[dict[str, Any], str]] = {
+    "avg_logprob not a number": (
+        {"text": SECRET, "segments": [_segment(avg_logprob="n/a")]},
+        "segments.0.avg_logprob",
+    ),
+    "a scored segment without its end": (
+        {"text": SECRET, "segments": [_segment(), _segment(end=None)]},
+        "segments.1",
+    ),
+    "a segment that is no object": ({"text": SECRET, "segments": [SECRET]}, "segments.0"),
+    "a token logprob not a number": (
+        {"text": SECRET, "logprobs": [{"token": "x", "logprob": "n/a"}]},
+        "logprobs.0.logprob",
+    ),
+    "a language that is no string": ({"text": SECRET, "language": 5}, "language"),
+}
+"""Answers that hold a transcript but not in the documented shape (OpenAI-compatible servers)."""
+
+
+@pytest.mark.parametrize(
+    ("body", "field"), MALFORMED_ANSWERS.values(), ids=MALFORMED_ANSWERS.keys()
+)
+def test_a_malformed_answer_is_a_bad_result_not_a_raw_error(
+    m4a: bytes, body: dict[str, Any], field: str
+) -> None:
+    """TRANSCRIPTION_FAILED (bad_result) naming the field, not retried, quoting no value."""
+    service = Service(lambda request, index: httpx2.Response(200, json=body))
+    with pytest.raises(PermanentTranscriptionError) as caught:
+        service.transcriber().transcribe(TranscriptionInput.from_bytes(m4a, mime_type="audio/mp4"))
+    assert caught.value.reason == "bad_result"
+    assert caught.value.details["field"] == field
+    assert len(service.requests) == 1
+    assert SECRET not in str(caught.value.to_dict())
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+def test_a_log_probability_above_zero_is_a_certainty_not_an_overflow(m4a: bytes) -> None:
+    """avg_logprob 1000 (a server's rounding gone wild) is confidence 1, not an OverflowError."""
+    answer = {"text": "ok", "segments": [_segment(avg_logprob=1000.0)]}
+    service = Service(lambda request, index: httpx2.Response(200, json=answer))
+    transcript = service.transcriber().transcribe(
+        TranscriptionInput.from_bytes(m4a, mime_type="audio/mp4")
+    )
+    assert transcript.confidence == 1.0
+
+
 def test_an_empty_transcript_is_a_transcript(m4a: bytes) -> None:
     """Silence transcribes to "" in the service's JSON: that is an answer, kept as it is."""
     service = Service(lambda request, index: verbose(""))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import time
 import urllib.error
@@ -13,8 +12,11 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
+import pydantic
+
 from helppet_recordings import policy
 from helppet_recordings.errors import MissingDependencyError, UnsupportedContentTypeError
+from helppet_recordings.transcription._answers import TranscribeResult, bad_result
 from helppet_recordings.transcription._languages import is_language_tag
 from helppet_recordings.transcription._retry_after import retry_after_seconds
 from helppet_recordings.transcription.base import Transcript, TranscriptionInput
@@ -312,20 +314,18 @@ class AwsTranscribeTranscriber:
             msg = "The Transcribe result is larger than any transcript should be"
             raise PermanentTranscriptionError(msg, reason="bad_result", job_name=name)
         try:
-            document = json.loads(raw)
-            results = document["results"]
-            text = " ".join(str(t["transcript"]) for t in results["transcripts"]).strip()
-            scores = [
-                float(item["alternatives"][0]["confidence"])
-                for item in results.get("items", [])
-                if item.get("type") == "pronunciation" and item.get("alternatives")
-            ]
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            document = TranscribeResult.model_validate_json(raw)
+        except pydantic.ValidationError as exc:
+            # Not chained: pydantic's message quotes the values, the transcript among them.
             msg = "The Transcribe result is not in the documented shape"
-            raise PermanentTranscriptionError(msg, reason="bad_result", job_name=name) from exc
+            raise bad_result(msg, exc, job_name=name) from None
+        scores = document.confidences
         confidence = min(1.0, max(0.0, sum(scores) / len(scores))) if scores else None
-        language = job.get("LanguageCode") or results.get("language_code") or self.language
-        return Transcript(text, confidence=confidence, language=language, service=self.name)
+        reported = (job.get("LanguageCode"), document.results.language_code, self.language)
+        language = next((code for code in reported if is_language_tag(code)), None)
+        return Transcript(
+            document.text, confidence=confidence, language=language, service=self.name
+        )
 
     def _read_result(self, name: str, job: TranscriptionJobTypeDef) -> bytes:
         if self.output_bucket:

@@ -82,7 +82,10 @@ class PermanentTranscriptionError(TranscriptionError):
     """The service refused this audio; retrying will not help.
 
     ``reason`` (also ``details["reason"]``) is a short code: ``refused``,
-    ``unsupported_format``, ``undecodable``, ``too_long`` or ``job_failed``.
+    ``unsupported_format``, ``undecodable``, ``too_long``, ``job_failed`` or
+    ``bad_result`` (the service's answer is not in its documented shape;
+    ``details["field"]`` and ``details["problem"]`` say where and what, never
+    the value).
     """
 
     error_code = "TRANSCRIPTION_FAILED"

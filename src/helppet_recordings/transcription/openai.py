@@ -9,11 +9,13 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import attrs
+import pydantic
 
 from helppet_recordings import policy
 from helppet_recordings.audio.encode import ENCODINGS, encode_pcm
 from helppet_recordings.audio.probe import decode_pcm, inspect_audio
 from helppet_recordings.errors import MissingDependencyError, UnsupportedContentTypeError
+from helppet_recordings.transcription._answers import OpenAIAnswer, bad_result
 from helppet_recordings.transcription._languages import configured_language, language_tag
 from helppet_recordings.transcription._retry_after import retry_after_seconds
 from helppet_recordings.transcription.base import Transcript, TranscriptionInput
@@ -343,16 +345,23 @@ def _error_code(exc: openai.APIStatusError) -> str | None:
 def _parse(response: Any, seconds: float | None) -> _Part:
     # The SDK hands back a bare string for a text/plain or HTML answer (a proxy's page),
     # and a model without text for "{}": neither is a transcript, even an empty one.
-    text = getattr(response, "text", None)
-    if isinstance(response, str) or not isinstance(text, str):
+    data = response.to_dict(warnings=False) if isinstance(response, openai.BaseModel) else None
+    if data is None or not isinstance(data.get("text"), str):
         msg = "The transcription service answered without a transcript"
         raise TransientTranscriptionError(msg)
+    try:
+        answer = OpenAIAnswer.model_validate(data)
+    except pydantic.ValidationError as exc:
+        # The same request would get the same answer (an OpenAI-compatible server's own
+        # shape, say): permanent. Not chained: pydantic's message quotes the values.
+        msg = "The transcription service's answer is not in the documented shape"
+        raise bad_result(msg, exc) from None
     confidence: float | None = None
-    segments = getattr(response, "segments", None) or []
     spans = [
-        (math.exp(float(s.avg_logprob)), max(0.0, float(s.end) - float(s.start)))
-        for s in segments
-        if getattr(s, "avg_logprob", None) is not None
+        # A log probability is at most 0; one rounded above it must not overflow exp().
+        (math.exp(min(0.0, s.avg_logprob)), max(0.0, s.end - s.start))
+        for s in answer.segments or []
+        if s.avg_logprob is not None and s.end is not None and s.start is not None
     ]
     if spans:
         total = sum(weight for _, weight in spans)
@@ -361,15 +370,14 @@ def _parse(response: Any, seconds: float | None) -> _Part:
             if total > 0
             else sum(p for p, _ in spans) / len(spans)
         )
-    logprobs = getattr(response, "logprobs", None) or []
+    logprobs = answer.logprobs or []
     if confidence is None and logprobs:
-        confidence = sum(math.exp(float(item.logprob)) for item in logprobs) / len(logprobs)
+        confidence = sum(math.exp(min(0.0, item.logprob)) for item in logprobs) / len(logprobs)
     if confidence is not None:
         confidence = min(1.0, max(0.0, confidence))
-    reported = getattr(response, "duration", None)
-    if seconds is None and isinstance(reported, int | float):
-        seconds = float(reported)
-    return _Part(text, seconds, confidence, language_tag(getattr(response, "language", None)))
+    if seconds is None and answer.duration is not None:
+        seconds = answer.duration
+    return _Part(answer.text, seconds, confidence, language_tag(answer.language))
 
 
 def _weighted(parts: list[_Part]) -> float | None:
