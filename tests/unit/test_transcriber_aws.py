@@ -95,9 +95,9 @@ class Aws:
         """A transcriber on the moto clients with the fake clock."""
         options.setdefault("output_bucket", OUTPUT_BUCKET)
         options.setdefault("s3_client", self.s3)
+        options.setdefault("client", self.transcribe)
         built = get_transcriber(
             "aws",
-            client=self.transcribe,
             sleep=self.sleep,
             clock=lambda: self.now,
             **options,
@@ -241,6 +241,46 @@ def test_a_failed_cleanup_keeps_the_transcript_and_logs_the_job(
     assert "AccessDeniedException" in record.getMessage()
     assert SECRET not in caplog.text
     # The job stays (it expires by itself); the result object holding the transcript is gone.
+    assert aws.s3.list_objects_v2(Bucket=OUTPUT_BUCKET).get("KeyCount") == 0
+
+
+class FailsJobs:
+    """A Transcribe client whose finished jobs end FAILED, as for audio it cannot read."""
+
+    REASON = "The media format provided does not match the detected media format."
+
+    def __init__(self, client: TranscribeServiceClient) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def get_transcription_job(self, **params: Any) -> Any:
+        """Report moto's job, FAILED with Transcribe's reason instead of COMPLETED."""
+        answer = self._client.get_transcription_job(**params)
+        job: dict[str, Any] = dict(answer["TranscriptionJob"])
+        if job["TranscriptionJobStatus"] == "COMPLETED":
+            job["TranscriptionJobStatus"] = "FAILED"
+            job["FailureReason"] = self.REASON
+            job.pop("Transcript", None)
+        return {**answer, "TranscriptionJob": job}
+
+
+def test_a_failed_job_is_permanent_and_kept_for_its_reason(aws: Aws) -> None:
+    """job_failed carries Transcribe's reason; the job, which holds no transcript, stays.
+
+    A reprocess starts a new job (a new cycle), so the failed one is only
+    there for an operator to read why, until Transcribe expires it.
+    """
+    transcriber = aws.transcriber(client=FailsJobs(aws.transcribe))
+    recording = uuid.uuid4()
+    name = transcriber.job_name(recording, 1)
+    with pytest.raises(PermanentTranscriptionError) as caught:
+        transcriber.transcribe(audio(recording))
+    assert caught.value.reason == "job_failed"
+    assert caught.value.details["failure_reason"] == FailsJobs.REASON
+    assert caught.value.details["job_name"] == name
+    assert aws.jobs() == [name]
     assert aws.s3.list_objects_v2(Bucket=OUTPUT_BUCKET).get("KeyCount") == 0
 
 

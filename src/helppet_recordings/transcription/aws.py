@@ -161,7 +161,12 @@ class AwsTranscribeTranscriber:
       job name and error code) and the transcript is returned all the same.
       A job left behind expires by itself after 90 days; a result object
       left behind stays until a lifecycle rule on ``output_prefix`` (which
-      the operator sets up) expires it.
+      the operator sets up) expires it. A job that ends ``FAILED`` is kept:
+      it holds no transcript, only the media URI and Transcribe's reason,
+      for an operator to read (a reprocess starts a new job). A recording
+      deleted while its job runs past ``max_wait``, or while it waits for a
+      retry, is never claimed again, and Transcribe refuses to delete a job
+      in progress: its transcript is left where the job writes it.
     - Polling waits ``poll_initial`` seconds, growing by half each time up to
       ``poll_max``; after ``max_wait`` seconds (keep it under the worker's
       lease) it raises ``TransientTranscriptionError`` with
