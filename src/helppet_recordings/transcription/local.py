@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Final
 from helppet_recordings.audio.probe import decode_pcm
 from helppet_recordings.errors import MissingDependencyError
 from helppet_recordings.transcription._languages import configured_language
+from helppet_recordings.transcription._options import positive_seconds
 from helppet_recordings.transcription.base import Transcript, TranscriptionInput
 from helppet_recordings.transcription.chunking import split_at_silences
 from helppet_recordings.transcription.errors import TranscriberConfigurationError
@@ -65,9 +66,10 @@ class LocalTranscriber:
         search_seconds: float = 5.0,
         decoder_options: Mapping[str, Any] | None = None,
     ) -> None:
-        if not 0 < search_seconds < max_utterance_seconds:
-            msg = "search_seconds must be positive and below max_utterance_seconds"
-            raise ValueError(msg)
+        max_utterance_seconds = positive_seconds(max_utterance_seconds, "max_utterance_seconds")
+        if not positive_seconds(search_seconds, "search_seconds") < max_utterance_seconds:
+            msg = "search_seconds must be below max_utterance_seconds"
+            raise TranscriberConfigurationError(msg, parameter="search_seconds")
         self._language = configured_language(language)
         options = {"loglevel": "FATAL", **(decoder_options or {})}
         if "samprate" in options:

@@ -17,6 +17,7 @@ from helppet_recordings.audio.probe import decode_pcm, inspect_audio
 from helppet_recordings.errors import MissingDependencyError, UnsupportedContentTypeError
 from helppet_recordings.transcription._answers import OpenAIAnswer, bad_result
 from helppet_recordings.transcription._languages import configured_language, language_tag
+from helppet_recordings.transcription._options import positive_seconds, whole_number
 from helppet_recordings.transcription._retry_after import retry_after_seconds
 from helppet_recordings.transcription.base import Transcript, TranscriptionInput
 from helppet_recordings.transcription.chunking import choose_cut, split_at_silences
@@ -134,10 +135,13 @@ class OpenAITranscriber:
     ) -> None:
         if chunk_format not in ENCODINGS:
             msg = f"chunk_format must be one of {sorted(ENCODINGS)}"
-            raise ValueError(msg)
-        if max_request_bytes <= 2 * _REQUEST_OVERHEAD:
-            msg = "max_request_bytes is too small"
-            raise ValueError(msg)
+            raise TranscriberConfigurationError(msg, parameter="chunk_format")
+        whole_number(max_request_bytes, "max_request_bytes", minimum=2 * _REQUEST_OVERHEAD + 1)
+        timeout = positive_seconds(timeout, "timeout")
+        if max_chunk_seconds is not None:
+            max_chunk_seconds = positive_seconds(max_chunk_seconds, "max_chunk_seconds")
+        whole_number(max_retries, "max_retries", minimum=0)
+        max_retry_wait = positive_seconds(max_retry_wait, "max_retry_wait", zero=True)
         language = configured_language(language)
         if client is None:
             try:
