@@ -15,8 +15,9 @@ once; the file's first bytes, which arrive with its header, are held until
 :meth:`FormUpload.feed` does all of it, for callers that may block.
 
 One thread feeds an upload at a time, but :meth:`FormUpload.close` may come
-from another (the event loop, while a worker still writes a batch): a lock
-makes it wait for the batch rather than pull the file from under it.
+from another (a worker thread, while another still writes a batch): a lock
+makes it wait for the batch rather than pull the file from under it, and a
+batch that comes after it is ignored rather than staging a new file.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class FormUpload:
         self._held = bytearray()  # the file's first bytes, until it is staged
         self._file_ended = False
         self._staged: StagedUpload | None = None
+        self._closed = False
         self.stored: StoredObject | None = None
         try:
             self._parser = MultipartParser(
@@ -106,6 +108,11 @@ class FormUpload:
         return self._policy is not None
 
     @property
+    def holds_file(self) -> bool:
+        """Whether a temporary file is open (read it only while no worker feeds the upload)."""
+        return self._staged is not None
+
+    @property
     def pre_data_room(self) -> int:
         """How many more bytes may come before the file's content (0: the next is refused)."""
         return max(0, MAX_PRE_DATA_BYTES - self._pre_data)
@@ -131,7 +138,7 @@ class FormUpload:
     def feed(self, chunk: bytes) -> None:
         """Parse the next chunk of the body, writing the file as it comes."""
         with self._lock:
-            if self.stored is not None:
+            if self.stored is not None or self._closed:
                 return
             offset = 0
             while offset < len(chunk) and not self.file_started:
@@ -154,8 +161,12 @@ class FormUpload:
             )
 
     def close(self) -> None:
-        """Discard a file that was not stored (waiting for a feed in another thread)."""
+        """Discard a file that was not stored (waiting for a feed in another thread).
+
+        Nothing is written after this: a later feed or open is ignored.
+        """
         with self._lock:
+            self._closed = True
             staged, self._staged = self._staged, None
             self._held.clear()
         if staged is not None:
@@ -173,7 +184,7 @@ class FormUpload:
 
     def _open_file(self) -> None:
         policy = self._policy
-        if policy is None or self._staged is not None or self.stored is not None:
+        if policy is None or self._closed or self._staged is not None or self.stored is not None:
             return
         try:
             self._staged = self._storage.stage(policy)

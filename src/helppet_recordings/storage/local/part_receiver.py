@@ -153,8 +153,8 @@ class LocalPartReceiver:
         """Receive one part from an asynchronous body (an ASGI request stream).
 
         The checks run in the event loop (no disk, no body); the file is
-        opened, written and placed in the loop's default executor, one batch
-        while the next streams in.
+        opened, written, placed (or removed) in the loop's default executor,
+        one batch while the next streams in.
         """
         try:
             grant = self.check(key, query, content_length)
@@ -192,7 +192,7 @@ class LocalPartReceiver:
             _log.error("LocalStorage could not store a part: %s", os_error_summary(exc))
             return refused(internal_error(), body_left=not exhausted)
         finally:
-            _discard_after(loop, part, pending)
+            await _discard(loop, part, pending)
         return answer
 
 
@@ -239,6 +239,11 @@ class _PartFile:
             if data:
                 self._write(data)
             return self._finish()
+
+    @property
+    def holds_file(self) -> bool:
+        """Whether a temporary file exists (read it only while no worker holds the part)."""
+        return self._file is not None or self._path is not None
 
     def discard(self) -> None:
         """Close and remove the temporary file unless it was placed; safe to repeat."""
@@ -296,27 +301,25 @@ class _PartFile:
         )
 
 
-def _discard_after(
+async def _discard(
     loop: asyncio.AbstractEventLoop, part: _PartFile, pending: asyncio.Future[Any] | None
 ) -> None:
-    """Discard the part once no worker can still be writing it.
+    """Discard the part in a worker thread, once no other worker can still be writing it.
 
-    A step cancelled with the request may still be running in its worker:
-    then a worker discards the part, waiting on its lock for the step to end.
+    Closing and unlinking a large, partly written file blocks, so it never
+    happens in the event loop. A step cancelled with the request may still
+    be running in its worker: the part's lock orders the discard after it.
+    The answer waits for the discard, but a request cancelled meanwhile does
+    not cancel it.
     """
-    if pending is not None and pending.cancelled():
-        loop.run_in_executor(None, part.discard).add_done_callback(_observe)
-    elif pending is not None and not pending.done():
-
-        def discard_when_done(done: asyncio.Future[Any]) -> None:
-            _observe(done)
-            part.discard()
-
-        pending.add_done_callback(discard_when_done)
-    else:
-        if pending is not None:
-            _observe(pending)
-        part.discard()
+    if pending is not None:
+        pending.add_done_callback(_observe)
+    settled = pending is None or (pending.done() and not pending.cancelled())
+    if settled and not part.holds_file:
+        return
+    discarding = loop.run_in_executor(None, part.discard)
+    discarding.add_done_callback(_observe)
+    await asyncio.shield(discarding)
 
 
 def _observe(future: asyncio.Future[Any]) -> None:
