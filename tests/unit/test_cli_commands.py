@@ -416,7 +416,7 @@ def _fields_for(storage: LocalStorage, key: str) -> dict[str, str]:
 
 def _age(root: Path, key: str, *, hours: int) -> None:
     """Make a stored object look ``hours`` old (its sidecar records when it was stored)."""
-    meta = root / "meta" / f"{key}.json"
+    meta = root / "sidecars" / key
     document = json.loads(meta.read_text(encoding="utf-8"))
     stored = dt.datetime.fromisoformat(document["stored_at"]) - dt.timedelta(hours=hours)
     document["stored_at"] = stored.isoformat()

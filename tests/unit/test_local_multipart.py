@@ -48,7 +48,7 @@ def _strays(root: Path) -> list[str]:
             and not file_name.startswith(".")
             and "/" not in file_name
         )
-        if top not in {"objects", "meta"} and not in_live_upload:
+        if top not in {"objects", "sidecars"} and not in_live_upload:
             strays.append(name)
     return strays
 
@@ -459,7 +459,7 @@ def test_a_part_in_flight_when_the_upload_ends_is_refused(local: LocalStorage, e
     assert answer.status_code == 404
     assert "<Code>NoSuchUpload</Code>" in answer.text
     assert not directory.exists()
-    expected = ["meta/" + KEY + ".json", "objects/" + KEY] if ending == "complete" else []
+    expected = ["objects/" + KEY, "sidecars/" + KEY] if ending == "complete" else []
     assert files_under(local.root) == expected
     if ending == "complete":
         assert local.read_range(KEY, offset=0, length=20) == b"a" * 10

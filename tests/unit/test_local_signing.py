@@ -148,7 +148,7 @@ def _signed(document: dict[str, Any]) -> dict[str, str]:
 def _stored_state(storage: LocalStorage) -> tuple[list[str], bytes, bytes, int]:
     """Every file under the root, the object's bytes, its sidecar and its inode."""
     data = storage.root / "objects" / KEY
-    meta = storage.root / "meta" / f"{KEY}.json"
+    meta = storage.root / "sidecars" / KEY
     return files_under(storage.root), data.read_bytes(), meta.read_bytes(), data.stat().st_ino
 
 
@@ -229,7 +229,7 @@ def test_pinned_bytes_land_and_head_reports_their_sha256(tmp_path: Path, size: i
     stored = storage.head(KEY)
     assert stored is not None
     assert (stored.size, stored.sha256) == (len(body), hashlib.sha256(body).hexdigest())
-    assert files_under(storage.root) == [f"meta/{KEY}.json", f"objects/{KEY}"]
+    assert files_under(storage.root) == [f"objects/{KEY}", f"sidecars/{KEY}"]
 
 
 @pytest.mark.parametrize("size", [7, 200 * 1024], ids=["small-chunks", "parallel-digest"])

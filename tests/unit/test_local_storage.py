@@ -141,7 +141,7 @@ class TestLocalStorage(
         assert response.status_code == 204
         assert response.headers["etag"] == f'"{hashlib.md5(AUDIO).hexdigest()}"'  # noqa: S324
         data = storage.root / "objects" / ticket.key
-        meta = json.loads((storage.root / "meta" / f"{ticket.key}.json").read_text())
+        meta = json.loads((storage.root / "sidecars" / ticket.key).read_text())
         assert data.read_bytes() == AUDIO
         assert meta["sha256"] == hashlib.sha256(AUDIO).hexdigest()
         assert (meta["content_type"], meta["size"]) == ("audio/mp4", len(AUDIO))
@@ -240,7 +240,7 @@ def test_bytes_secret_and_defaults(tmp_path: Path) -> None:
     assert storage.bucket == "local"
     assert storage.upload_url == "http://127.0.0.1:8000/local-storage/upload"
     assert storage.object_url(KEY) == f"local://local/{KEY}"
-    assert {p.name for p in tmp_path.iterdir()} == {"objects", "meta", ".incoming"}
+    assert {p.name for p in tmp_path.iterdir()} == {"objects", "sidecars", ".incoming"}
 
 
 def test_stale_staging_files_are_purged(tmp_path: Path) -> None:
@@ -276,7 +276,7 @@ def test_partial_upload_is_invisible_until_complete(tmp_path: Path) -> None:
     assert seen[2][0]
     assert len(seen[2][1]) == 1
     assert seen[2][1][0].startswith(".incoming/")
-    assert files_under(storage.root) == [f"meta/{KEY}.json", f"objects/{KEY}"]
+    assert files_under(storage.root) == [f"objects/{KEY}", f"sidecars/{KEY}"]
 
 
 def test_overwrite_replaces_object_and_sidecar_together(tmp_path: Path) -> None:
@@ -299,7 +299,7 @@ def test_data_without_matching_sidecar_is_not_an_object(tmp_path: Path) -> None:
     (storage.root / "objects" / KEY).write_bytes(b"tampered payload")
     assert storage.head(KEY) is None
     assert list(storage.iter_objects("recordings/")) == []
-    (storage.root / "meta" / f"{KEY}.json").unlink()
+    (storage.root / "sidecars" / KEY).unlink()
     assert storage.head(KEY) is None
 
 
@@ -310,7 +310,7 @@ def test_delete_prunes_empty_directories(tmp_path: Path) -> None:
     assert receive(storage, content_type, [body]).status == 204
     storage.delete(KEY)
     assert list((storage.root / "objects").iterdir()) == []
-    assert list((storage.root / "meta").iterdir()) == []
+    assert list((storage.root / "sidecars").iterdir()) == []
 
 
 _COMMITTER = """

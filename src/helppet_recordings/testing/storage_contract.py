@@ -138,6 +138,39 @@ class StorageContract:
         listed = {obj.key: obj.size for obj in storage.iter_objects(self.prefix)}
         assert listed == dict.fromkeys(inside, len(AUDIO))
 
+    def test_keys_that_extend_a_key_name_coexist(
+        self, storage: RecordingStorage, put_object: PutObject
+    ) -> None:
+        """``a`` and ``a.json/b``, stored in either order, are two objects with their own bytes."""
+        keys = [
+            self.key("first/a"),
+            self.key("first/a.json/b"),
+            self.key("second/a.json/b"),
+            self.key("second/a"),
+        ]
+        bodies = {key: AUDIO + key.encode() for key in keys}
+        for key in keys:
+            put_object(key, bodies[key], "audio/wav")
+        for key, body in bodies.items():
+            stored = storage.head(key)
+            assert stored is not None, key
+            assert (stored.size, stored.etag) == (len(body), _md5(body))
+            assert storage.read_range(key, offset=0, length=len(body) + 1) == body
+        assert [obj.key for obj in storage.iter_objects(self.key(""))] == sorted(keys)
+
+    def test_a_key_with_a_255_byte_last_segment_is_stored(
+        self, storage: RecordingStorage, put_object: PutObject
+    ) -> None:
+        """The longest segment a key may have is stored, read and deleted like any other."""
+        key = self.key("s" * 251 + ".wav")
+        put_object(key, AUDIO, "audio/wav")
+        stored = storage.head(key)
+        assert stored is not None
+        assert stored.etag == _md5(AUDIO)
+        assert [obj.key for obj in storage.iter_objects(self.prefix)] == [key]
+        storage.delete(key)
+        assert storage.head(key) is None
+
     def test_object_url_names_the_object(self, storage: RecordingStorage) -> None:
         """The record URI is stable and contains the key."""
         key = self.key("uri.m4a")

@@ -21,7 +21,8 @@ library except :class:`LocalUploadReceiver`, which needs ``python-multipart``
 On disk, under ``root``::
 
     objects/<key>          the object's bytes, exactly as uploaded
-    meta/<key>.json        its sidecar: content type, size, MD5 (the ETag), SHA-256, ...
+    sidecars/<key>         its sidecar: content type, size, MD5 (the ETag), SHA-256, ...
+    meta/<key>.json        a sidecar of the earlier layout (read, never written)
     .incoming/             uploads in progress; each is moved into place atomically
     .multipart/<id>/       an unfinished multipart upload: upload.json and its parts
 

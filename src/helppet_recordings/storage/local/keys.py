@@ -4,6 +4,13 @@ A key is a relative path of ``/``-separated segments; see :func:`check_key`.
 :class:`Layout` maps a key to its data file and its sidecar, and refuses any
 key whose path, symbolic links resolved, would leave its directory. No key,
 however crafted, reaches a path outside ``root``.
+
+The sidecar tree mirrors the object tree name for name, so two keys collide
+in one exactly when they collide in the other: when one key is another
+followed by ``/`` (a file cannot also be a directory). Stores written before
+``sidecars/`` existed kept each sidecar at ``meta/<key>.json``, where ``x/a``
+and ``x/a.json/b`` collided and a 251-byte last segment was too long a name;
+those sidecars are still read (:meth:`Layout.legacy_sidecar`).
 """
 
 from __future__ import annotations
@@ -13,7 +20,14 @@ import unicodedata
 from pathlib import Path
 from typing import Final
 
-__all__ = ["MAX_KEY_BYTES", "MAX_SEGMENT_BYTES", "META_SUFFIX", "Layout", "check_key"]
+__all__ = [
+    "MAX_KEY_BYTES",
+    "MAX_SEGMENT_BYTES",
+    "META_SUFFIX",
+    "Layout",
+    "check_key",
+    "contained",
+]
 
 MAX_KEY_BYTES: Final = 1024
 """Longest accepted key in UTF-8 bytes (the S3 limit)."""
@@ -22,7 +36,7 @@ MAX_SEGMENT_BYTES: Final = 255
 """Longest accepted key segment in UTF-8 bytes (the usual file name limit)."""
 
 META_SUFFIX: Final = ".json"
-"""What a sidecar's name adds to its object's name."""
+"""What a legacy sidecar's name (``meta/<key>.json``) adds to its object's name."""
 
 _FORBIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
@@ -66,33 +80,51 @@ def check_key(key: object) -> tuple[str, ...]:
 class Layout:
     """The directories under ``root`` and the paths of each key's files.
 
-    ``objects/<key>`` holds an object's bytes, ``meta/<key>.json`` its
+    ``objects/<key>`` holds an object's bytes, ``sidecars/<key>`` its
     sidecar, ``.incoming/`` the uploads still being received, ``.multipart/``
     one directory per unfinished multipart upload (outside every key's path;
-    made with the first multipart upload).
+    made with the first multipart upload). ``meta/`` holds the sidecars of a
+    store written before ``sidecars/`` existed; nothing new is written there.
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
         self.objects = self.root / "objects"
-        self.meta = self.root / "meta"
+        self.sidecars = self.root / "sidecars"
+        self.legacy_meta = self.root / "meta"
         self.staging = self.root / ".incoming"
         self.multipart = self.root / ".multipart"
 
     def create(self) -> None:
         """Create the three directories of objects (and ``root``) if they are missing."""
-        for directory in (self.objects, self.meta, self.staging):
+        for directory in (self.objects, self.sidecars, self.staging):
             directory.mkdir(parents=True, exist_ok=True)
 
     def paths(self, key: str) -> tuple[Path, Path]:
         """Return the data and sidecar paths of ``key``; raise ``ValueError`` if unsafe."""
         segments = check_key(key)
         data_path = self.objects.joinpath(*segments)
-        meta_path = self.meta.joinpath(*segments[:-1], segments[-1] + META_SUFFIX)
-        if not (contained(data_path, self.objects) and contained(meta_path, self.meta)):
+        sidecar_path = self.sidecars.joinpath(*segments)
+        if not (contained(data_path, self.objects) and contained(sidecar_path, self.sidecars)):
             msg = "the key resolves outside the storage root"
             raise ValueError(msg)
-        return data_path, meta_path
+        return data_path, sidecar_path
+
+    def legacy_sidecar(self, key: str) -> Path | None:
+        """Where a store of the earlier layout kept ``key``'s sidecar (``meta/<key>.json``).
+
+        None when it cannot have kept one there: an unsafe key, a last
+        segment too long for the suffix, a path that resolves elsewhere.
+        """
+        try:
+            segments = check_key(key)
+        except ValueError:
+            return None
+        name = segments[-1] + META_SUFFIX
+        if len(name.encode("utf-8")) > MAX_SEGMENT_BYTES:
+            return None
+        path = self.legacy_meta.joinpath(*segments[:-1], name)
+        return path if contained(path, self.legacy_meta) else None
 
 
 def contained(path: Path, base: Path) -> bool:

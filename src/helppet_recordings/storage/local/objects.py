@@ -1,15 +1,20 @@
 """Objects on disk: each one a data file and a JSON sidecar that must describe it exactly.
 
-``objects/<key>`` holds the bytes as uploaded; ``meta/<key>.json`` the content
+``objects/<key>`` holds the bytes as uploaded; ``sidecars/<key>`` the content
 type, size, MD5 (the ETag), SHA-256 and when it was stored, together with the
 data file's inode, device, size and modification time. An object exists only
 while its sidecar describes exactly the file on disk: a crash or a reader
 between the two moves of a commit sees "no object", never wrong metadata.
+A sidecar of the earlier layout (``meta/<key>.json``) is read when the key has
+no current one, and removed when the key is written, moved or deleted.
 
 Commits and deletes under one root take turns (a lock per root in the
 process, and ``flock`` on the staging directory across processes), so two
 uploads of one key can never leave the data of one with the sidecar of the
-other: the last to commit wins, whole.
+other: the last to commit wins, whole. A key that cannot be a file because
+stored keys use it as a directory (``x/a`` while ``x/a/b`` is stored), or
+whose directory is a stored object (the other way round), is refused before
+anything moves (:func:`key_conflict`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Final
 
-from helppet_recordings.errors import StorageUnavailableError
+from helppet_recordings.errors import StorageError, StorageUnavailableError
 from helppet_recordings.models import StoredObject
 from helppet_recordings.storage.local.files import (
     create_exclusive,
@@ -41,10 +46,13 @@ from helppet_recordings.storage.local.keys import META_SUFFIX, Layout, check_key
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["STAGING_SUFFIX", "ObjectStore", "sidecar"]
+__all__ = ["KEY_CONFLICT", "STAGING_SUFFIX", "ObjectStore", "key_conflict", "sidecar"]
 
 STAGING_SUFFIX: Final = ".part"
 """The name ending of every temporary file in the staging directory."""
+
+KEY_CONFLICT: Final = "KeyConflict"
+"""``storage_error`` of a key that cannot be a file beside the objects stored (see the module)."""
 
 _READ_ATTEMPTS: Final = 5
 _READ_RETRY_SECONDS: Final = 0.01
@@ -74,7 +82,7 @@ class ObjectStore:
                 return None
             if not stat.S_ISREG(status.st_mode):
                 return None
-            info = _object_info(key, status, meta_path)
+            info = self._info(key, status, meta_path)
             if info is not None:
                 return info
             # A commit or delete is between its two steps (or crashed there): look again.
@@ -93,7 +101,7 @@ class ObjectStore:
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 return None
             try:
-                info = _object_info(key, os.fstat(handle.fileno()), meta_path)
+                info = self._info(key, os.fstat(handle.fileno()), meta_path)
             except BaseException:
                 handle.close()
                 raise
@@ -109,12 +117,14 @@ class ObjectStore:
             data_path, meta_path = self.layout.paths(key)
         except ValueError:
             return
+        legacy = self.layout.legacy_sidecar(key)
         with self._turn():
-            for path in (meta_path, data_path):
-                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                    path.unlink()
+            for path in (meta_path, legacy, data_path):
+                _remove_file(path)
             prune(data_path.parent, self.layout.objects)
-            prune(meta_path.parent, self.layout.meta)
+            prune(meta_path.parent, self.layout.sidecars)
+            if legacy is not None:
+                prune(legacy.parent, self.layout.legacy_meta)
 
     def iter(self, prefix: str) -> Iterator[StoredObject]:
         """Yield every complete object whose key starts with ``prefix``, in code point order."""
@@ -133,9 +143,14 @@ class ObjectStore:
     def commit(
         self, temp_path: Path, data_path: Path, meta_path: Path, meta: dict[str, Any]
     ) -> None:
-        """Move a complete, flushed upload into place: the data first, then its sidecar."""
+        """Move a complete, flushed upload into place: the data first, then its sidecar.
+
+        Raises :func:`key_conflict` (moving nothing) when the key cannot be a
+        file beside the objects stored.
+        """
         staging = self.layout.staging
         meta_temp = staging / f"{secrets.token_hex(16)}{META_SUFFIX}{STAGING_SUFFIX}"
+        legacy = self.layout.legacy_sidecar(meta["key"])
         try:
             with create_exclusive(meta_temp) as handle:
                 handle.write(json.dumps(meta, sort_keys=True).encode("utf-8"))
@@ -143,8 +158,15 @@ class ObjectStore:
                 if self.fsync:
                     os.fsync(handle.fileno())
             with self._turn():
+                if _blocked(data_path, self.layout.objects) or _blocked(
+                    meta_path, self.layout.sidecars
+                ):
+                    raise key_conflict()
                 replace_into(temp_path, data_path)
                 replace_into(meta_temp, meta_path)
+                if legacy is not None:  # it describes a file that is gone now
+                    _remove_file(legacy)
+                    prune(legacy.parent, self.layout.legacy_meta)
         finally:
             meta_temp.unlink(missing_ok=True)
         if self.fsync:
@@ -160,7 +182,9 @@ class ObjectStore:
         source's sidecar is read and its data file renamed to a private name;
         it is promoted only if the sidecar described exactly that file (inode,
         device, size, modification time) with ``expected``'s ETag and size.
-        Otherwise it goes back where it was and None is returned.
+        Otherwise it goes back where it was and None is returned. A target
+        that cannot be a file beside the objects stored raises
+        :func:`key_conflict`, and the source stays as it was.
         """
         try:
             data_path, meta_path = self.layout.paths(source_key)
@@ -168,27 +192,38 @@ class ObjectStore:
         except ValueError:
             return None
         taken = self.layout.staging / f"{secrets.token_hex(16)}{STAGING_SUFFIX}"
+        sidecar_paths = [meta_path, self.layout.legacy_sidecar(source_key)]
         with self._turn():
+            sidecars = [_read_sidecar(path) for path in sidecar_paths]
+            if not any(meta for _, meta in sidecars):
+                return None
+            if _blocked(target_data, self.layout.objects) or _blocked(
+                target_meta, self.layout.sidecars
+            ):
+                raise key_conflict()
             try:
-                sidecar = meta_path.read_bytes()
-                meta = json.loads(sidecar)
                 data_path.rename(taken)
-            except (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError):
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 return None
             status = taken.lstat()
-            described = isinstance(meta, dict) and (
-                meta.get("inode"),
-                meta.get("device"),
-                meta.get("size"),
-                meta.get("mtime_ns"),
-                meta.get("md5"),
-            ) == (status.st_ino, status.st_dev, status.st_size, status.st_mtime_ns, expected.etag)
-            if not described or status.st_size != expected.size:
+            described = (status.st_ino, status.st_dev, status.st_size, status.st_mtime_ns)
+            found = [
+                (raw, meta)
+                for raw, meta in sidecars
+                if _describes(meta, *described) and meta.get("md5") == expected.etag
+            ]
+            if not found or status.st_size != expected.size:
                 taken.rename(data_path)  # put it back as it was
                 return None
-            meta_path.unlink()  # its data file is gone: the sidecar describes nothing now
+            sidecar, meta = found[0]
+            for path in sidecar_paths:  # its data file is gone: they describe nothing now
+                _remove_file(path)
         try:
             self.commit(taken, target_data, target_meta, {**meta, "key": target_key})
+        except StorageError:
+            # The target cannot be a file here: put the object back where it was, as it was.
+            self._put_back(taken, data_path, meta_path, sidecar)
+            raise
         except OSError as exc:
             # A full or failing disk: put the object back where it was, as it was (the
             # sidecar describes the same inode), so nothing changed and a retry can succeed.
@@ -198,7 +233,9 @@ class ObjectStore:
                 storage_error=type(exc).__name__,
             ) from None  # the OS error names paths, which hold user ids
         prune(data_path.parent, self.layout.objects)
-        prune(meta_path.parent, self.layout.meta)
+        prune(meta_path.parent, self.layout.sidecars)
+        if sidecar_paths[1] is not None:
+            prune(sidecar_paths[1].parent, self.layout.legacy_meta)
         return self.head(target_key)
 
     def _put_back(self, data: Path, data_path: Path, meta_path: Path, sidecar: bytes) -> None:
@@ -225,6 +262,15 @@ class ObjectStore:
                 yield
             finally:
                 os.close(fd)  # releases the flock
+
+    def _info(self, key: str, status: os.stat_result, meta_path: Path) -> StoredObject | None:
+        """Return what the sidecar of exactly ``status``'s file says (current, else legacy)."""
+        info = _object_info(key, status, meta_path)
+        if info is None:
+            legacy = self.layout.legacy_sidecar(key)
+            if legacy is not None:
+                info = _object_info(key, status, legacy)
+        return info
 
     def _walk(self, directory: Path, key_prefix: str, prefix: str) -> Iterator[StoredObject]:
         """Yield the objects under ``directory`` (whose keys start ``key_prefix``) in key order.
@@ -291,18 +337,75 @@ def sidecar(
     }
 
 
+def key_conflict() -> StorageError:
+    """``StorageError`` (:data:`KEY_CONFLICT`): the key cannot be a file beside stored objects."""
+    return StorageError(
+        "LocalStorage cannot store this key: a stored object's key is this key followed by "
+        "'/', or this key is a stored object's key followed by '/' (a file cannot also be "
+        "a directory)",
+        storage_error=KEY_CONFLICT,
+    )
+
+
+def _blocked(path: Path, base: Path) -> bool:
+    """Whether no file can be moved to ``path``: a directory on its way is not one, or it is one.
+
+    An empty directory in its place (debris of a crash) is removed instead.
+    Runs under the commit lock, so nothing changes meanwhile.
+    """
+    directory = base
+    for name in path.relative_to(base).parts[:-1]:
+        directory /= name
+        try:
+            if not stat.S_ISDIR(directory.stat().st_mode):
+                return True
+        except FileNotFoundError:
+            return False
+    try:
+        if not stat.S_ISDIR(path.lstat().st_mode):
+            return False
+    except FileNotFoundError:
+        return False
+    try:
+        path.rmdir()
+    except OSError:
+        return True
+    return False
+
+
+def _remove_file(path: Path | None) -> None:
+    """Remove the file at ``path`` if there is one (not a directory in its place)."""
+    if path is not None:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            path.unlink()
+
+
+def _read_sidecar(path: Path | None) -> tuple[bytes, dict[str, Any]]:
+    """Return a sidecar's bytes and document; empty ones when there is none to read."""
+    if path is None:
+        return b"", {}
+    try:
+        raw = path.read_bytes()
+        meta = json.loads(raw)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError):
+        return b"", {}
+    return (raw, meta) if isinstance(meta, dict) else (b"", {})
+
+
+def _describes(meta: dict[str, Any], inode: int, device: int, size: int, mtime_ns: int) -> bool:
+    """Whether a sidecar describes exactly the file with this inode, device, size and mtime."""
+    return (meta.get("inode"), meta.get("device"), meta.get("size"), meta.get("mtime_ns")) == (
+        inode,
+        device,
+        size,
+        mtime_ns,
+    )
+
+
 def _object_info(key: str, status: os.stat_result, meta_path: Path) -> StoredObject | None:
     """Read the sidecar; None unless it describes exactly the file ``status`` describes."""
-    try:
-        meta = json.loads(meta_path.read_bytes())
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError):
-        return None
-    if not isinstance(meta, dict) or (
-        meta.get("inode"),
-        meta.get("device"),
-        meta.get("size"),
-        meta.get("mtime_ns"),
-    ) != (status.st_ino, status.st_dev, status.st_size, status.st_mtime_ns):
+    _, meta = _read_sidecar(meta_path)
+    if not _describes(meta, status.st_ino, status.st_dev, status.st_size, status.st_mtime_ns):
         return None
     stored_at = meta.get("stored_at")
     return StoredObject(

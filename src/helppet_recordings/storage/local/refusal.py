@@ -14,6 +14,7 @@ __all__ = [
     "entity_too_large",
     "incomplete_body",
     "internal_error",
+    "key_conflict",
     "malformed",
     "signature_mismatch",
 ]
@@ -72,6 +73,11 @@ def incomplete_body() -> LocalStorageRefusal:
 def internal_error() -> LocalStorageRefusal:
     """500 ``InternalError``: the disk failed us (full, permissions); nothing was stored."""
     return LocalStorageRefusal(500, "InternalError", "We encountered an internal error.")
+
+
+def key_conflict(message: str) -> LocalStorageRefusal:
+    """409 ``KeyConflict``: the key cannot be a file beside the objects stored; nothing moved."""
+    return LocalStorageRefusal(409, "KeyConflict", message)
 
 
 def signature_mismatch(**extra: str) -> LocalStorageRefusal:

@@ -20,11 +20,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Final, Self
 
+from helppet_recordings.errors import StorageError
 from helppet_recordings.models import StoredObject
 from helppet_recordings.storage.local.files import create_exclusive
 from helppet_recordings.storage.local.keys import Layout
 from helppet_recordings.storage.local.objects import STAGING_SUFFIX, ObjectStore, sidecar
-from helppet_recordings.storage.local.refusal import LocalStorageRefusal, entity_too_large
+from helppet_recordings.storage.local.refusal import (
+    LocalStorageRefusal,
+    entity_too_large,
+    key_conflict,
+)
 from helppet_recordings.storage.local.signing import UploadPolicy
 
 __all__ = [
@@ -98,8 +103,9 @@ class StagedUpload:
         """Flush the file and move it into place with its sidecar; return the stored object.
 
         Raises (and discards) ``EntityTooSmall`` below the policy's minimum
-        size, and ``BadDigest`` when the policy pins another SHA-256: then
-        nothing is moved, and whatever the key held stays as it was.
+        size, ``BadDigest`` when the policy pins another SHA-256 and
+        ``KeyConflict`` when the key cannot be a file beside the objects
+        stored: then nothing is moved, and whatever the key held stays as it was.
         """
         if self._file is None or self._path is None:
             msg = "the upload is closed"
@@ -138,6 +144,8 @@ class StagedUpload:
                 stored_at=stored_at,
             )
             self._store.commit(path, self.data_path, self.meta_path, meta)
+        except StorageError as exc:
+            raise key_conflict(exc.message) from None
         finally:
             self.discard()
         return StoredObject(
