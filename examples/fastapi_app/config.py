@@ -20,15 +20,17 @@ The backends themselves come from :func:`helppet_recordings.environment.build_ba
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Self
 
-import pydantic
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
-from helppet_recordings.environment import ConfigurationError, DeploymentSettings
+from helppet_recordings.environment import (
+    MIN_JWT_SECRET_BYTES,
+    ConfigurationError,
+    DeploymentSettings,
+)
 from helppet_recordings.repositories.sqlalchemy.engine import (
     DEFAULT_MAX_OVERFLOW,
     DEFAULT_POOL_SIZE,
@@ -52,7 +54,7 @@ _DEMO_HINT: Final = "; to try the API without one, run the demo: `python -m exam
 
 
 def _alias(field: str) -> AliasChoices:
-    return AliasChoices(field, _APP_VARIABLES[field])
+    return AliasChoices(_APP_VARIABLES[field])  # keywords name the field (populate_by_name)
 
 
 class AppConfig(DeploymentSettings):
@@ -60,6 +62,9 @@ class AppConfig(DeploymentSettings):
 
     jwt_audience: Annotated[str | None, Field(validation_alias=_alias("jwt_audience"))] = None
     jwt_issuer: Annotated[str | None, Field(validation_alias=_alias("jwt_issuer"))] = None
+    jwt_secret: Annotated[
+        SecretStr | None, Field(validation_alias="HELPPET_JWT_SECRET", validate_default=True)
+    ] = None
     db_pool_size: Annotated[
         int, Field(ge=1, le=_MAX_CONNECTIONS, validation_alias=_alias("db_pool_size"))
     ] = DEFAULT_POOL_SIZE
@@ -73,49 +78,35 @@ class AppConfig(DeploymentSettings):
     ] = None
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, *, cwd: Path | None = None
-    ) -> AppConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> Self:
         """Read the configuration from ``environ`` (default: the process environment).
 
         Raises :class:`~helppet_recordings.environment.ConfigurationError`
         naming the variable to fix, ``HELPPET_JWT_SECRET`` when it is missing.
         """
-        source = os.environ if environ is None else environ
         try:
-            deployment = DeploymentSettings.from_env(source, cwd=cwd)
-            deployment.require_jwt_secret()
+            return super().from_env(environ, cwd=cwd)
         except ConfigurationError as exc:
             if "HELPPET_JWT_SECRET" not in exc.message:
                 raise
-            raise ConfigurationError(exc.message + _DEMO_HINT, **exc.details) from None
-        env = {name.upper(): value for name, value in source.items() if value.strip()}
-        values: dict[str, Any] = {
-            field: env[var] for field, var in _APP_VARIABLES.items() if var in env
-        }
-        try:
-            # Only the mapping: the environment was read above, and must not fill in gaps.
-            return cls.from_values({**dict(deployment), **values})
-        except pydantic.ValidationError as exc:
-            problems = [
-                f"{_APP_VARIABLES.get(str(error['loc'][0]), error['loc'][0])}: {error['msg']}"
-                for error in exc.errors(include_url=False, include_input=False)
-            ]
-            variable = _APP_VARIABLES.get(str(exc.errors()[0]["loc"][0]), "environment")
-            msg = f"Invalid configuration: {'; '.join(problems)}"
-            raise ConfigurationError(msg, variable=variable) from None
+            error = ConfigurationError(exc.message + _DEMO_HINT, **exc.details)
+        raise error
 
     @field_validator("jwt_audience", "jwt_issuer")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return (value or "").strip() or None
 
-    @model_validator(mode="after")
-    def _secret_is_required(self) -> AppConfig:
-        if self.jwt_secret is None:
-            msg = "HELPPET_JWT_SECRET (jwt_secret) is required"
+    @field_validator("jwt_secret")
+    @classmethod
+    def _secret_is_required(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            msg = (
+                f"must be set to a secret of at least {MIN_JWT_SECRET_BYTES} bytes "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
             raise ValueError(msg)
-        return self
+        return value
 
     def token_verifier(self) -> TokenVerifier:
         """Return the bearer token checks this configuration asks for."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Annotated, Any, Final
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -20,6 +22,7 @@ __all__ = [
     "MAX_SUPPORTED_FILE_SIZE",
     "DocumentedVariables",
     "RecordingSettings",
+    "environment_values",
 ]
 
 MAX_RETENTION_DAYS: Final = 36_500
@@ -31,20 +34,38 @@ MAX_SUPPORTED_FILE_SIZE: Final = 2**31 - 1
 _SEVEN_DAYS: Final = 7 * 24 * 60 * 60  # the longest a SigV4 presigned URL may live
 
 
-def _env(name: str, field: str) -> AliasChoices:
-    del field  # keyword arguments name the field itself (populate_by_name)
-    return AliasChoices(name)
+def environment_values(environ: Mapping[str, str]) -> dict[str, str]:
+    """Return ``environ`` as the package reads every variable: the one rule for all settings.
+
+    Names are upper-cased; surrounding whitespace (a trailing newline from a
+    secret file, a space from a copied value) is removed from each value; a
+    variable that is empty or only whitespace is left out, so it counts as
+    unset and the default applies.
+    """
+    values: dict[str, str] = {}
+    for name, value in environ.items():
+        if stripped := value.strip():
+            values[name.upper()] = stripped
+    return values
 
 
 class DocumentedVariables(EnvSettingsSource):
-    """The process environment, read by each field's documented variable only.
+    """The environment (default: the process's), read by each field's documented variable only.
 
-    With ``populate_by_name`` (keyword arguments may name the field),
+    Values are read by :func:`environment_values`' rule. With
+    ``populate_by_name`` (keyword arguments may name the field),
     pydantic-settings also reads a variable named after the field itself,
     after the documented one: ``MAX_FILE_SIZE`` or ``DELETED_RETENTION_DAYS``
     would stand in for an unset ``HELPPET_*`` variable. A value found only
     under the field's own name is ignored here.
     """
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], environ: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(settings_cls, case_sensitive=False)
+        values = environment_values(os.environ if environ is None else environ)
+        self.env_vars = {name.lower(): value for name, value in values.items()}
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         """Return the field's value from its documented variable, or None."""
@@ -57,7 +78,9 @@ class DocumentedVariables(EnvSettingsSource):
 class RecordingSettings(BaseSettings):
     """Configuration of a :class:`~helppet_recordings.RecordingService`.
 
-    Values come from keyword arguments, then the environment, then the defaults:
+    Values come from keyword arguments, then the environment, then the defaults.
+    A variable's surrounding whitespace is removed, and a variable that is
+    empty or only whitespace counts as unset (:func:`environment_values`):
 
     ===============================  ================================  ============================
     field                            environment variable              default
@@ -77,27 +100,25 @@ class RecordingSettings(BaseSettings):
         frozen=True, extra="forbid", populate_by_name=True, case_sensitive=False
     )
 
-    aws_region: Annotated[
-        str, Field(min_length=1, validation_alias=_env("AWS_REGION", "aws_region"))
-    ] = "us-east-1"
+    aws_region: Annotated[str, Field(min_length=1, validation_alias="AWS_REGION")] = "us-east-1"
     s3_bucket_name: Annotated[
         str,
         Field(
             min_length=3,
             max_length=63,
             pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$",
-            validation_alias=_env("S3_BUCKET_NAME", "s3_bucket_name"),
+            validation_alias="S3_BUCKET_NAME",
         ),
     ] = "helppet-audio-recordings"
-    s3_recordings_prefix: Annotated[
-        str, Field(validation_alias=_env("S3_RECORDINGS_PREFIX", "s3_recordings_prefix"))
-    ] = "recordings/"
+    s3_recordings_prefix: Annotated[str, Field(validation_alias="S3_RECORDINGS_PREFIX")] = (
+        "recordings/"
+    )
     s3_presigned_url_expiration: Annotated[
         int,
         Field(
             ge=1,
             le=_SEVEN_DAYS,
-            validation_alias=_env("S3_PRESIGNED_URL_EXPIRATION", "s3_presigned_url_expiration"),
+            validation_alias="S3_PRESIGNED_URL_EXPIRATION",
         ),
     ] = 3600
     max_file_size: Annotated[
@@ -105,7 +126,7 @@ class RecordingSettings(BaseSettings):
         Field(
             ge=1,
             le=MAX_SUPPORTED_FILE_SIZE,
-            validation_alias=_env("HELPPET_MAX_FILE_SIZE", "max_file_size"),
+            validation_alias="HELPPET_MAX_FILE_SIZE",
         ),
     ] = 104_857_600
     upload_grace_seconds: Annotated[
@@ -113,7 +134,7 @@ class RecordingSettings(BaseSettings):
         Field(
             ge=0,
             le=_SEVEN_DAYS,
-            validation_alias=_env("HELPPET_UPLOAD_GRACE_SECONDS", "upload_grace_seconds"),
+            validation_alias="HELPPET_UPLOAD_GRACE_SECONDS",
             description=(
                 "How long after an upload URL expires a recording may still be completed "
                 "before the sweeper declares it failed; covers uploads still in flight."
@@ -125,7 +146,7 @@ class RecordingSettings(BaseSettings):
         Field(
             ge=0,
             le=MAX_RETENTION_DAYS,
-            validation_alias=_env("HELPPET_DELETED_RETENTION_DAYS", "deleted_retention_days"),
+            validation_alias="HELPPET_DELETED_RETENTION_DAYS",
             description=(
                 "How long soft-deleted recordings keep their audio before a purge may remove it."
             ),
@@ -133,7 +154,7 @@ class RecordingSettings(BaseSettings):
     ] = 30
     list_max_limit: Annotated[
         int,
-        Field(ge=1, le=10_000, validation_alias=_env("HELPPET_LIST_MAX_LIMIT", "list_max_limit")),
+        Field(ge=1, le=10_000, validation_alias="HELPPET_LIST_MAX_LIMIT"),
     ] = 200
 
     @classmethod
@@ -148,11 +169,11 @@ class RecordingSettings(BaseSettings):
         """Read keyword arguments, then the documented variables, then a subclass's files.
 
         The ``env_file`` or ``secrets_dir`` a subclass configures is read as
-        pydantic-settings reads it.
+        pydantic-settings reads it (the environment wins over both).
         """
         return (
             init_settings,
-            DocumentedVariables(settings_cls, case_sensitive=False),
+            DocumentedVariables(settings_cls),
             dotenv_settings,
             file_secret_settings,
         )

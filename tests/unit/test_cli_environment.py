@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from examples.fastapi_app.config import AppConfig
 
-from helppet_recordings import LocalStorage, S3Storage
+from helppet_recordings import LocalStorage, RecordingSettings, S3Storage
 from helppet_recordings.environment import (
     ConfigurationError,
     DeploymentSettings,
@@ -99,6 +99,53 @@ def test_the_process_environment_is_read_by_the_settings_model(
     assert env.recording.s3_bucket_name == "from-the-environment"
     assert env.cors_origins == ("https://a.example.com",)
     assert DeploymentSettings.load() == env
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("S3_RECORDINGS_PREFIX", ""),
+        ("AWS_REGION", ""),
+        ("AWS_REGION", "  "),
+        ("S3_BUCKET_NAME", " \n"),
+        ("HELPPET_MAX_FILE_SIZE", "\t"),
+    ],
+)
+def test_an_empty_or_blank_variable_is_unset_however_the_settings_are_read(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """RecordingSettings(), DeploymentSettings(), from_env and the example app use the default."""
+    monkeypatch.setenv(variable, value)
+    defaults = DeploymentSettings.from_env({}).recording
+    assert defaults.s3_recordings_prefix == "recordings/"
+    assert RecordingSettings() == defaults
+    assert DeploymentSettings().recording == defaults
+    assert DeploymentSettings.from_env().recording == defaults
+    app = AppConfig.from_env({**os.environ, "HELPPET_JWT_SECRET": JWT_SECRET})
+    assert app.recording == defaults
+
+
+def test_surrounding_whitespace_is_removed_however_the_settings_are_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trailing newline or a copied space is not part of a value, a secret's included."""
+    monkeypatch.setenv("AWS_REGION", " eu-west-1\n")
+    monkeypatch.setenv("S3_BUCKET_NAME", " clinic-audio ")
+    monkeypatch.setenv("HELPPET_STORAGE", "s3\n")
+    monkeypatch.setenv("HELPPET_JWT_SECRET", f" {JWT_SECRET}\n")
+    monkeypatch.setenv("HELPPET_DB_POOL_SIZE", " 9\n")
+    monkeypatch.setenv("HELPPET_JWT_AUDIENCE", " clinic-api ")
+    monkeypatch.setenv("JWT_AUDIENCE", "named-after-the-field")  # not a documented variable
+    recording = RecordingSettings()
+    assert (recording.aws_region, recording.s3_bucket_name) == ("eu-west-1", "clinic-audio")
+    app = AppConfig()
+    assert app.db_pool_size == AppConfig.from_env().db_pool_size == 9
+    assert app.jwt_audience == AppConfig.from_env().jwt_audience == "clinic-api"
+    every_path = (DeploymentSettings(), DeploymentSettings.from_env(), app, AppConfig.from_env())
+    for settings in every_path:
+        assert settings.recording == recording
+        assert settings.storage == "s3"
+        assert settings.require_jwt_secret() == JWT_SECRET
 
 
 def test_bad_values_name_every_variable_and_never_quote_secrets() -> None:
@@ -258,8 +305,10 @@ def test_from_values_reads_nothing_but_the_values(monkeypatch: pytest.MonkeyPatc
     """from_values validates the given values (by field or variable name) and no environment."""
     monkeypatch.setenv("HELPPET_STORAGE", "s3")
     monkeypatch.setenv("HELPPET_PUBLIC_BASE_URL", "https://elsewhere.example")
+    monkeypatch.setenv("S3_BUCKET_NAME", "from-the-environment")
     settings = DeploymentSettings.from_values({"HELPPET_CORS_ORIGINS": "https://app.example"})
     assert settings.storage == "local"
+    assert settings.recording.s3_bucket_name == "helppet-audio-recordings"
     assert settings.public_base_url != "https://elsewhere.example"
     assert settings.cors_origins == ("https://app.example",)
     assert DeploymentSettings.from_values({"storage": "s3"}).storage == "s3"

@@ -26,7 +26,11 @@ same thing:
 plus :class:`~helppet_recordings.RecordingSettings`' own variables
 (``S3_BUCKET_NAME``, ``AWS_REGION``, ``HELPPET_MAX_FILE_SIZE``, ...) and,
 with ``s3``, the standard boto3 environment (``AWS_ENDPOINT_URL``,
-``AWS_ACCESS_KEY_ID``, ...). An empty variable counts as unset.
+``AWS_ACCESS_KEY_ID``, ...). A variable that is empty or only whitespace
+counts as unset, and surrounding whitespace is removed from every value,
+secrets included (:func:`~helppet_recordings.settings.environment_values`):
+``DeploymentSettings()``, ``DeploymentSettings.from_env`` and
+``RecordingSettings()`` read by this one rule.
 
 Typical use::
 

@@ -18,7 +18,11 @@ _Settings = TypeVar("_Settings", bound=BaseSettings)
 
 @functools.cache
 def _mapping_only(model: type[_Settings]) -> type[_Settings]:
-    """Return a subclass of ``model`` that reads only its keyword arguments, no environment."""
+    """Return a subclass of ``model`` that reads only its keyword arguments, no environment.
+
+    ``model_validate`` would not do: pydantic validates a model with its own
+    ``__init__`` through that ``__init__``, which reads the environment.
+    """
 
     def sources(
         cls: type[BaseSettings],
@@ -34,7 +38,7 @@ def _mapping_only(model: type[_Settings]) -> type[_Settings]:
 
 
 def _from_mapping(model: type[_Settings], values: Mapping[str, Any]) -> _Settings:
-    """Validate ``values`` (by environment variable name) into ``model``, and nothing else."""
+    """Validate ``values`` (by field or variable name) into ``model``, and nothing else."""
     validated = _mapping_only(model)(**values)
     return model.model_construct(**dict(validated))
 
@@ -42,6 +46,8 @@ def _from_mapping(model: type[_Settings], values: Mapping[str, Any]) -> _Setting
 def _env_name(field: str, info: FieldInfo) -> str:
     """Return the environment variable a settings field is read from (upper case)."""
     alias = info.validation_alias
+    if isinstance(alias, str):
+        return alias.upper()
     if isinstance(alias, AliasChoices):
         names = [choice for choice in alias.choices if isinstance(choice, str)]
         if names:
@@ -49,26 +55,47 @@ def _env_name(field: str, info: FieldInfo) -> str:
     return field.upper()
 
 
-def _problems(
-    exc: pydantic.ValidationError, model: type[pydantic.BaseModel]
-) -> list[dict[str, str]]:
-    """Each validation problem with the variable to fix; rejected values are never quoted.
-
-    A value may be a secret or a URL with a password in it.
-    """
+def _variables(model: type[pydantic.BaseModel]) -> dict[str, str]:
+    """Map each field of ``model`` (by name and by variable) to its variable."""
     variables = {
         name: _VARIABLES.get(name, _env_name(name, info))
         for name, info in model.model_fields.items()
     }
     variables.update({variable: variable for variable in variables.values()})
+    return variables
+
+
+def _problems(
+    exc: pydantic.ValidationError, model: type[pydantic.BaseModel]
+) -> list[dict[str, str]]:
+    """Each validation problem with the variable to fix; rejected values are never quoted.
+
+    A value may be a secret or a URL with a password in it. A problem inside
+    a nested settings model (``recording``) names that model's variable.
+    """
+    variables = _variables(model)
+    nested = {
+        name: _variables(info.annotation)
+        for name, info in model.model_fields.items()
+        if isinstance(info.annotation, type) and issubclass(info.annotation, pydantic.BaseModel)
+    }
     problems: list[dict[str, str]] = []
     for error in exc.errors(include_url=False, include_input=False, include_context=False):
-        head = str(error["loc"][0]) if error["loc"] else "environment"
+        loc = [str(part) for part in error["loc"]]
+        if len(loc) > 1 and loc[0] in nested:
+            head = nested[loc[0]].get(loc[1], loc[1])
+        elif loc:
+            head = variables.get(loc[0], loc[0])
+        else:
+            head = "environment"
         message = str(error["msg"]).removeprefix("Value error, ")
-        problems.append({"variable": variables.get(head, head), "message": message})
+        problems.append({"variable": head, "message": message})
     return problems
 
 
 def _configuration_error(problems: list[dict[str, str]]) -> ConfigurationError:
+    """One error for all ``problems``: ``details.variable`` is the first to fix, ``errors`` all."""
     text = "; ".join(f"{problem['variable']}: {problem['message']}" for problem in problems)
-    return ConfigurationError(f"Invalid configuration: {text}", errors=problems)
+    return ConfigurationError(
+        f"Invalid configuration: {text}", variable=problems[0]["variable"], errors=problems
+    )

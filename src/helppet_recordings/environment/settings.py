@@ -22,7 +22,6 @@ from pydantic_settings import (
 
 from helppet_recordings.environment._validation import (
     _configuration_error,
-    _env_name,
     _from_mapping,
     _problems,
 )
@@ -53,16 +52,34 @@ def _default_local_storage_dir() -> Path:
 
 
 class _EnvironmentSource(DocumentedVariables):
-    """The process environment, except for the nested ``recording`` settings.
+    """The environment (default: the process's), the nested ``recording`` settings included.
 
-    Those read their own variables (``S3_BUCKET_NAME``, ...) through
-    :class:`RecordingSettings`; no variable named ``RECORDING`` is consulted.
+    Those are read from their own variables (``S3_BUCKET_NAME``, ...) by
+    :class:`RecordingSettings`' source, by the same rule, so that every
+    problem is reported together; no variable named ``RECORDING`` is consulted.
     """
 
+    def __init__(
+        self, settings_cls: type[BaseSettings], environ: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(settings_cls, environ)
+        self._environ = environ
+
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Return the field's value from its documented variable, or None."""
         if field_name == "recording":
             return None, field_name, False
         return super().get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        """Return the variables found, by variable name; ``recording`` as a mapping."""
+        values = super().__call__()
+        values["recording"] = DocumentedVariables(RecordingSettings, self._environ)()
+        return values
+
+
+def _recording_defaults() -> RecordingSettings:
+    return _from_mapping(RecordingSettings, {})  # from_values reads no environment
 
 
 class DeploymentSettings(BaseSettings):
@@ -78,7 +95,6 @@ class DeploymentSettings(BaseSettings):
         extra="forbid",
         populate_by_name=True,
         case_sensitive=False,
-        env_ignore_empty=True,
     )
 
     storage: Annotated[Literal["local", "s3"], Field(validation_alias=_alias("storage"))] = "local"
@@ -101,7 +117,7 @@ class DeploymentSettings(BaseSettings):
     s3_checksum_tickets: Annotated[bool, Field(validation_alias=_alias("s3_checksum_tickets"))] = (
         True
     )
-    recording: RecordingSettings = Field(default_factory=RecordingSettings)
+    recording: RecordingSettings = Field(default_factory=_recording_defaults)
 
     @classmethod
     def settings_customise_sources(
@@ -113,41 +129,28 @@ class DeploymentSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Read keyword arguments, then the environment (no dotenv or secret files)."""
-        return (
-            init_settings,
-            _EnvironmentSource(settings_cls, case_sensitive=False, env_ignore_empty=True),
-        )
+        return (init_settings, _EnvironmentSource(settings_cls))
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, *, cwd: Path | None = None
-    ) -> DeploymentSettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> Self:
         """Read the settings from ``environ`` (default: the process environment).
 
-        Defaults that name files (the SQLite database, LocalStorage's
-        directory) are placed in ``cwd`` (default: the working directory).
-        Raises :class:`ConfigurationError` naming each variable that is wrong.
+        The variables are read as ``DeploymentSettings()`` reads the process
+        environment. Defaults that name files (the SQLite database,
+        LocalStorage's directory) are placed in ``cwd`` (default: the working
+        directory). Raises :class:`ConfigurationError` naming each variable
+        that is wrong.
         """
-        source = os.environ if environ is None else environ
-        env = {name.upper(): value for name, value in source.items() if value.strip()}
+        values = _EnvironmentSource(cls, os.environ if environ is None else environ)()
         here = Path.cwd() if cwd is None else cwd
-        values: dict[str, Any] = {
-            variable: env[variable] for variable in _VARIABLES.values() if variable in env
-        }
-        values.setdefault("DATABASE_URL", f"sqlite:///{here / DEFAULT_DATABASE_FILE}")
-        values.setdefault("HELPPET_LOCAL_STORAGE_DIR", str(here / DEFAULT_LOCAL_STORAGE_DIR))
-        recording_names = {
-            _env_name(name, info) for name, info in RecordingSettings.model_fields.items()
-        }
+        values.setdefault(_VARIABLES["database_url"], f"sqlite:///{here / DEFAULT_DATABASE_FILE}")
+        values.setdefault(_VARIABLES["local_storage_dir"], str(here / DEFAULT_LOCAL_STORAGE_DIR))
         problems: list[dict[str, str]] = []
-        try:
-            values["recording"] = _from_mapping(
-                RecordingSettings,
-                {name: value for name, value in env.items() if name in recording_names},
-            )
+        try:  # on its own: nested, RecordingSettings' __init__ would read os.environ too
+            values["recording"] = _from_mapping(RecordingSettings, values["recording"])
         except pydantic.ValidationError as exc:
             problems += _problems(exc, RecordingSettings)
-            values["recording"] = _from_mapping(RecordingSettings, {})
+            values["recording"] = _recording_defaults()
         try:
             settings = _from_mapping(cls, values)
         except pydantic.ValidationError as exc:
@@ -167,7 +170,7 @@ class DeploymentSettings(BaseSettings):
         return _from_mapping(cls, values)
 
     @classmethod
-    def load(cls) -> DeploymentSettings:
+    def load(cls) -> Self:
         """Read the process environment; raise :class:`ConfigurationError` if it is wrong."""
         return cls.from_env()
 
