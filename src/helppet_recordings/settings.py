@@ -181,7 +181,14 @@ class RecordingSettings(BaseSettings):
     @field_validator("s3_recordings_prefix")
     @classmethod
     def _safe_prefix(cls, value: str) -> str:
-        return normalize_prefix(value)
+        try:
+            return normalize_prefix(value)
+        except ValueError:
+            msg = (  # not normalize_prefix's message: it quotes the value
+                "must be segments of letters, digits, '.', '_' and '-' that start with a "
+                "letter or digit, separated by '/' (e.g. recordings/), never '..'"
+            )
+            raise ValueError(msg) from None
 
     @property
     def s3_staging_prefix(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -174,6 +175,61 @@ def test_bad_values_name_every_variable_and_never_quote_secrets() -> None:
     }
     assert "short-secret-value" not in str(error.to_dict())
     assert "tiny-secret" not in str(error.to_dict())
+
+
+BAD_VALUES = {
+    "HELPPET_STORAGE": "ftp-at-host-7",
+    "S3_BUCKET_NAME": "No_Such",
+    "S3_RECORDINGS_PREFIX": "../escape-me",
+    "HELPPET_CORS_ORIGINS": "https://ok.example, clinic-web.test",
+    "HELPPET_JWT_SECRET": "hunter2-short-secret",
+    "HELPPET_LOCAL_STORAGE_SECRET": "tiny-secret",
+    "HELPPET_DB_POOL_SIZE": "lots-of-them",
+}
+
+
+def _assert_names_each_variable_and_echoes_no_value(
+    error: ConfigurationError, variables: set[str]
+) -> None:
+    """Each of ``variables`` is named; no value (a secret's above all) is in the error or chain."""
+    assert {problem["variable"] for problem in error.details["errors"]} == variables
+    assert error.details["variable"] in variables
+    assert error.__cause__ is None
+    assert error.__context__ is None
+    shown = str(error.to_dict()) + repr(error) + str(error)
+    for value in ("ftp-at-host", "No_Such", "escape-me", "clinic-web", "hunter2", "tiny"):
+        assert value not in shown
+
+
+def test_every_way_of_building_the_settings_raises_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DeploymentSettings(), from_env, from_values, load and the example app name each variable.
+
+    None of them raises pydantic's error, which quotes each rejected value.
+    """
+    for name, value in BAD_VALUES.items():
+        monkeypatch.setenv(name, value)
+    deployment = set(BAD_VALUES) - {"HELPPET_DB_POOL_SIZE"}
+    builders: dict[str, tuple[Callable[[], object], set[str]]] = {
+        "DeploymentSettings()": (DeploymentSettings, deployment),
+        "from_env()": (DeploymentSettings.from_env, deployment),
+        "from_env(mapping)": (lambda: DeploymentSettings.from_env(BAD_VALUES), deployment),
+        "load()": (DeploymentSettings.load, deployment),
+        "AppConfig()": (AppConfig, set(BAD_VALUES)),
+        "AppConfig.from_env()": (AppConfig.from_env, set(BAD_VALUES)),
+        "from_values": (
+            lambda: DeploymentSettings.from_values(
+                {name: BAD_VALUES[name] for name in ("HELPPET_STORAGE", "HELPPET_JWT_SECRET")}
+            ),
+            {"HELPPET_STORAGE", "HELPPET_JWT_SECRET"},
+        ),
+    }
+    for how, (build, variables) in builders.items():
+        with pytest.raises(ConfigurationError) as caught:
+            build()
+        assert caught.value.error_code == "CONFIGURATION_ERROR", how
+        _assert_names_each_variable_and_echoes_no_value(caught.value, variables)
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,10 @@ Typical use::
     backends.close()
 
 A configuration that cannot work raises :class:`ConfigurationError` naming
-the variable to fix; secrets never appear in messages or ``repr``.
+the variable to fix, however the settings are built (``DeploymentSettings()``,
+``from_env``, ``from_values``, ``load``); no value of a variable appears in
+its message (a secret or a password in a URL could) and secrets never appear
+in ``repr``.
 """
 
 from __future__ import annotations

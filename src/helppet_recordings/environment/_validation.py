@@ -38,9 +38,19 @@ def _mapping_only(model: type[_Settings]) -> type[_Settings]:
 
 
 def _from_mapping(model: type[_Settings], values: Mapping[str, Any]) -> _Settings:
-    """Validate ``values`` (by field or variable name) into ``model``, and nothing else."""
-    validated = _mapping_only(model)(**values)
-    return model.model_construct(**dict(validated))
+    """Validate ``values`` (by field or variable name) into ``model``, and nothing else.
+
+    Raises :class:`ConfigurationError` naming each variable that is wrong.
+    """
+    try:
+        validated = _mapping_only(model)(**values)
+    except pydantic.ValidationError as exc:
+        problems = _problems(exc, model)
+    else:
+        return model.model_construct(**dict(validated))
+    raise _configuration_error(
+        problems
+    )  # outside the except: the error quoting values is not chained
 
 
 def _env_name(field: str, info: FieldInfo) -> str:
@@ -94,7 +104,11 @@ def _problems(
 
 
 def _configuration_error(problems: list[dict[str, str]]) -> ConfigurationError:
-    """One error for all ``problems``: ``details.variable`` is the first to fix, ``errors`` all."""
+    """One error for all ``problems``: ``details.variable`` is the first to fix, ``errors`` all.
+
+    Raise it outside the ``except`` that caught pydantic's error: chained, that
+    error (which quotes every rejected value) would reach a logged traceback.
+    """
     text = "; ".join(f"{problem['variable']}: {problem['message']}" for problem in problems)
     return ConfigurationError(
         f"Invalid configuration: {text}", variable=problems[0]["variable"], errors=problems

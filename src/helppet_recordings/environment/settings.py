@@ -119,6 +119,20 @@ class DeploymentSettings(BaseSettings):
     )
     recording: RecordingSettings = Field(default_factory=_recording_defaults)
 
+    def __init__(self, **values: Any) -> None:
+        """Read ``values`` (by field or variable name), then the environment, then the defaults.
+
+        Raises :class:`ConfigurationError` naming each variable that is wrong,
+        never quoting a value.
+        """
+        try:
+            super().__init__(**values)
+        except pydantic.ValidationError as exc:
+            problems = _problems(exc, type(self))
+        else:
+            return
+        raise _configuration_error(problems)  # outside the except: pydantic's error quotes values
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -148,13 +162,13 @@ class DeploymentSettings(BaseSettings):
         problems: list[dict[str, str]] = []
         try:  # on its own: nested, RecordingSettings' __init__ would read os.environ too
             values["recording"] = _from_mapping(RecordingSettings, values["recording"])
-        except pydantic.ValidationError as exc:
-            problems += _problems(exc, RecordingSettings)
+        except ConfigurationError as exc:
+            problems += exc.details["errors"]
             values["recording"] = _recording_defaults()
         try:
             settings = _from_mapping(cls, values)
-        except pydantic.ValidationError as exc:
-            problems += _problems(exc, cls)
+        except ConfigurationError as exc:
+            problems += exc.details["errors"]
         if problems:
             raise _configuration_error(problems)
         return settings
@@ -163,9 +177,8 @@ class DeploymentSettings(BaseSettings):
     def from_values(cls, values: Mapping[str, Any]) -> Self:
         """Validate ``values`` (by field or variable name) into these settings, and nothing else.
 
-        No environment variable fills in what ``values`` leave out: for a
-        subclass whose own ``from_env`` has read its mapping already. Raises
-        ``pydantic.ValidationError``.
+        No environment variable fills in what ``values`` leave out. Raises
+        :class:`ConfigurationError` naming each variable that is wrong.
         """
         return _from_mapping(cls, values)
 
@@ -180,7 +193,7 @@ class DeploymentSettings(BaseSettings):
         if isinstance(value, str):
             kind = value.strip().lower()
             if kind not in STORAGE_KINDS:
-                msg = f"must be 'local' or 's3', not {value!r}"
+                msg = "must be 'local' or 's3'"  # a value is never echoed: it may be a secret
                 raise ValueError(msg)
             return kind
         return value
@@ -206,7 +219,7 @@ class DeploymentSettings(BaseSettings):
     @classmethod
     def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         origins: list[str] = []
-        for origin in value:
+        for position, origin in enumerate(value, start=1):
             normalized = origin.rstrip("/")
             parts = urllib.parse.urlsplit(normalized)
             if (
@@ -217,7 +230,7 @@ class DeploymentSettings(BaseSettings):
                 or parts.fragment
             ):
                 msg = (
-                    f"{origin!r} is not a browser origin: write scheme://host[:port], "
+                    f"origin {position} is not a browser origin: write scheme://host[:port], "
                     "e.g. https://app.example.com"
                 )
                 raise ValueError(msg)
