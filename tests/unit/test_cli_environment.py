@@ -280,6 +280,47 @@ def test_aws_credentials_boto3_cannot_use_are_a_configuration_error(
     assert said in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"AWS_REGION": "us east 1"}, "AWS_REGION"),
+        ({"AWS_REGION": "us-east-1/x", "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, "AWS_REGION"),
+        ({"AWS_ENDPOINT_URL": "not a url"}, "AWS_ENDPOINT_URL"),
+        (
+            {"AWS_ENDPOINT_URL": "http://ok:9", "AWS_ENDPOINT_URL_S3": "http://[::1"},
+            "AWS_ENDPOINT_URL_S3",
+        ),
+    ],
+)
+def test_a_malformed_region_or_endpoint_names_its_own_variable(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], named: str
+) -> None:
+    """A bad region or endpoint is a ValueError to botocore; the error names the right variable."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as caught:
+        build_storage(DeploymentSettings.from_env({"HELPPET_STORAGE": "s3", **variables}))
+    assert caught.value.details == {"variable": named}
+    assert caught.value.message.startswith(named)
+    for value in variables.values():
+        assert value not in caught.value.message
+
+
+def test_a_bad_s3_option_is_the_callers_error_not_the_environments(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no endpoint variable set, a ValueError from S3Storage's options is not blamed on one."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match="sse") as caught:
+        build_storage(
+            DeploymentSettings.from_env({"HELPPET_STORAGE": "s3"}), s3_options={"sse": "rot13"}
+        )
+    assert not isinstance(caught.value, ConfigurationError)
+
+
 def test_a_bad_checksum_tickets_value_names_the_variable() -> None:
     """A value that is no boolean is a ConfigurationError naming HELPPET_S3_CHECKSUM_TICKETS."""
     with pytest.raises(ConfigurationError) as caught:

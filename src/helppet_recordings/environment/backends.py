@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -40,6 +41,14 @@ class Backends:
     close: Callable[[], None] = lambda: None
 
 
+def _endpoint_variable() -> str | None:
+    """Return the variable the S3 client takes its endpoint from, or None when neither is set."""
+    for variable in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):  # the S3-specific one wins
+        if os.environ.get(variable):
+            return variable
+    return None
+
+
 def build_storage(
     environment: DeploymentSettings, *, s3_options: Mapping[str, Any] | None = None
 ) -> RecordingStorage:
@@ -48,9 +57,10 @@ def build_storage(
     ``S3Storage`` gets ``checksum_tickets`` from ``HELPPET_S3_CHECKSUM_TICKETS``;
     ``s3_options`` are further keyword arguments for it (``connect_timeout``,
     ``read_timeout``, ``max_attempts``), and win over the environment. Raises
-    :class:`ConfigurationError` when LocalStorage has no usable secret or
-    directory, and ``MissingDependencyError`` when the backend's extra is not
-    installed.
+    :class:`ConfigurationError` naming the variable when LocalStorage has no
+    usable secret or directory, or botocore refuses ``AWS_REGION`` or the
+    endpoint (``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``), and
+    ``MissingDependencyError`` when the backend's extra is not installed.
     """
     if environment.storage == "s3":
         # Imported here: the s3 extra is needed only for this backend.
@@ -65,9 +75,18 @@ def build_storage(
                 region_name=environment.recording.aws_region,
                 **options,
             )
-        except ValueError as exc:  # botocore refuses e.g. a malformed AWS_ENDPOINT_URL
-            msg = f"The S3 client cannot be configured: {exc}"
-            raise ConfigurationError(msg, variable="AWS_ENDPOINT_URL") from exc
+        except botocore.exceptions.InvalidRegionError:
+            msg = (
+                "AWS_REGION is not a region name: letters, digits and '-' "
+                "(e.g. eu-central-1)"
+            )  # botocore's message quotes the value
+            raise ConfigurationError(msg, variable="AWS_REGION") from None
+        except ValueError:  # botocore refuses a malformed endpoint URL
+            variable = _endpoint_variable()
+            if variable is None:  # not the environment's doing: one of the caller's s3_options
+                raise
+            msg = f"{variable} is not a usable URL (e.g. http://127.0.0.1:8333)"
+            raise ConfigurationError(msg, variable=variable) from None
         except botocore.exceptions.BotoCoreError as exc:  # no such AWS_PROFILE, half the keys
             msg = f"The S3 client cannot be created: {exc}"
             raise ConfigurationError(msg) from exc
