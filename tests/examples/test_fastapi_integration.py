@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from pydantic import BaseModel
@@ -30,6 +31,8 @@ from helppet_recordings import (
     RecordingService,
     UnavailableError,
 )
+from helppet_recordings.cli.bucket import BucketExpectations
+from helppet_recordings.environment import ConfigurationError, DeploymentSettings
 from helppet_recordings.integrations.fastapi import (
     JsonBodyLimitMiddleware,
     QueryStringFilter,
@@ -636,6 +639,8 @@ def test_cors_refusals_carry_cors_headers_too(tmp_path: Path) -> None:
             ("https://a.example", "http://localhost:3000"),
         ),
         (["https://a.example", "https://a.example"], ("https://a.example",)),
+        ("https://a.example:443, http://a.example:80", ("https://a.example", "http://a.example")),
+        ("http://[::1]:03000", ("http://[::1]:3000",)),
     ],
 )
 def test_parse_cors_origins(value: Any, origins: tuple[str, ...]) -> None:
@@ -644,12 +649,48 @@ def test_parse_cors_origins(value: Any, origins: tuple[str, ...]) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["*", "https://*.example", "a.example", "ftp://a.example", "https://a.example/app"]
+    "value",
+    [
+        "*",
+        "https://*.example",
+        "a.example",
+        "ftp://a.example",
+        "https://a.example/app",
+        "https://user@a.example",
+        "https://a.example:99999",
+        "https://a.example?",
+    ],
 )
 def test_parse_cors_origins_refuses_what_is_not_an_origin(value: str) -> None:
     """Wildcards, bare hosts, other schemes and paths are configuration errors."""
     with pytest.raises(ValueError, match="not a browser origin"):
         parse_cors_origins(f"https://ok.example,{value}")
+
+
+def test_settings_the_api_and_the_bucket_read_origins_alike() -> None:
+    """One parser: DeploymentSettings, CORS and bucket-setup see the same lowercased origins.
+
+    A wildcard is refused by all three (it was accepted by the settings and
+    written into the bucket's rule, then refused by the API).
+    """
+    value = "HTTPS://App.Example.com/, https://app.example.com:443, http://localhost:3000"
+    environment = DeploymentSettings.from_env({"HELPPET_CORS_ORIGINS": value})
+    expected = ("https://app.example.com", "http://localhost:3000")
+    assert environment.cors_origins == expected
+    assert parse_cors_origins(value) == expected
+    expect = BucketExpectations.from_environment(environment)
+    assert expect.origins == expected
+    rule = expect.cors_rule()
+    assert rule is not None
+    assert rule["AllowedOrigins"] == list(expected)
+    for wildcard in ("*", "https://*.example.com"):
+        with pytest.raises(ConfigurationError) as caught:
+            DeploymentSettings.from_env({"HELPPET_CORS_ORIGINS": wildcard})
+        assert caught.value.details["variable"] == "HELPPET_CORS_ORIGINS"
+        with pytest.raises(ValueError, match="no wildcard"):
+            parse_cors_origins(wildcard)
+        with pytest.raises(ValueError, match="no wildcard"):
+            attrs.evolve(expect, origins=(wildcard,))
 
 
 def test_access_log_filter_cuts_query_strings_once() -> None:

@@ -19,6 +19,7 @@ from helppet_recordings.cli.bucket import (
     staging_prefix,
 )
 from helppet_recordings.cli.findings import Status
+from helppet_recordings.environment import DeploymentSettings
 from tests.support.moto_s3 import moto_bucket
 
 if TYPE_CHECKING:
@@ -112,6 +113,31 @@ def test_cors_matches_wildcard_origins_and_warns_about_everyone() -> None:
     assert narrow.status is Status.OK
     assert everyone.status is Status.WARN
     assert not needed
+
+
+def test_a_rule_naming_the_origin_in_another_case_does_not_let_it_in() -> None:
+    """Browsers send the origin lowercased and S3 compares AllowedOrigins as written: fail."""
+    expect = expectations(ORIGIN)
+    finding, needed = evaluate_cors(
+        [upload_rule(AllowedOrigins=["https://App.Example.com"])], expect
+    )
+    assert (finding.status, needed) == (Status.FAIL, True)
+    assert f"{ORIGIN} may not POST" in finding.message
+
+
+def test_bucket_setup_writes_the_origin_as_browsers_send_it() -> None:
+    """A mixed-case HELPPET_CORS_ORIGINS is put lowercased, and doctor then finds it ok."""
+    environment = DeploymentSettings.from_env({"HELPPET_CORS_ORIGINS": "https://App.Example.com/"})
+    expect = BucketExpectations.from_environment(environment)
+    with moto_bucket(expect.bucket) as client:
+        applied = {r.part: r.action for r in apply_configuration(client, expect)}
+        assert applied["cors"] == "applied"
+        rules: list[Mapping[str, Any]] = [
+            dict(rule) for rule in client.get_bucket_cors(Bucket=expect.bucket)["CORSRules"]
+        ]
+        assert [rule["AllowedOrigins"] for rule in rules] == [[ORIGIN]]
+        assert evaluate_cors(rules, expect)[0].status is Status.OK
+        assert evaluate_cors(rules, expectations("HTTPS://APP.EXAMPLE.COM"))[0].status is Status.OK
 
 
 def test_cors_is_not_needed_without_browser_origins() -> None:

@@ -12,7 +12,9 @@ same thing:
 - ``HELPPET_PUBLIC_BASE_URL``: the base of LocalStorage's upload and
   download URLs, as phones reach the server; default ``http://127.0.0.1:8000``.
 - ``HELPPET_CORS_ORIGINS``: comma-separated browser origins allowed to call
-  the API and upload to the bucket; default none.
+  the API and upload to the bucket, each ``scheme://host[:port]`` without a
+  wildcard, kept lowercased
+  (:func:`~helppet_recordings.origins.parse_cors_origins`); default none.
 - ``HELPPET_JWT_SECRET``: the example app's token secret, at least 32 bytes.
 - ``HELPPET_LOCAL_STORAGE_SECRET``: signs LocalStorage tickets, at least 16
   characters; default derived from ``HELPPET_JWT_SECRET``.

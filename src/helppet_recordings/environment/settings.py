@@ -35,6 +35,7 @@ from helppet_recordings.environment.variables import (
     STORAGE_KINDS,
     ConfigurationError,
 )
+from helppet_recordings.origins import parse_cors_origins
 from helppet_recordings.settings import DocumentedVariables, RecordingSettings
 from helppet_recordings.storage.local import MIN_SECRET_LENGTH
 
@@ -210,33 +211,12 @@ class DeploymentSettings(BaseSettings):
 
     @field_validator("cors_origins", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+    def _parse_origins(cls, value: object) -> object:
+        if isinstance(value, str) or (
+            isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)
+        ):
+            return parse_cors_origins(value)  # the one parser the API and the bucket use too
         return value
-
-    @field_validator("cors_origins")
-    @classmethod
-    def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        origins: list[str] = []
-        for position, origin in enumerate(value, start=1):
-            normalized = origin.rstrip("/")
-            parts = urllib.parse.urlsplit(normalized)
-            if (
-                parts.scheme not in {"http", "https"}
-                or not parts.netloc
-                or parts.path
-                or parts.query
-                or parts.fragment
-            ):
-                msg = (
-                    f"origin {position} is not a browser origin: write scheme://host[:port], "
-                    "e.g. https://app.example.com"
-                )
-                raise ValueError(msg)
-            if normalized not in origins:
-                origins.append(normalized)
-        return tuple(origins)
 
     @field_validator("jwt_secret")
     @classmethod

@@ -80,8 +80,10 @@ def _first_cors_match(
 
 
 def _origin_matches(pattern: str, origin: str) -> bool:
+    # Case-sensitive, as S3 compares: ``origin`` is lowercased, as browsers send it, so a
+    # rule naming ``https://App.Example.org`` does not let that origin's uploads in.
     expression = ".*".join(re.escape(part) for part in pattern.rstrip("/").split("*"))
-    return re.fullmatch(expression, origin, flags=re.IGNORECASE) is not None
+    return re.fullmatch(expression, origin) is not None
 
 
 def evaluate_lifecycle(

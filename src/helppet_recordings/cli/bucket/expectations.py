@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
+from helppet_recordings.origins import parse_cors_origins
 from helppet_recordings.settings import RecordingSettings
 
 if TYPE_CHECKING:
@@ -65,10 +66,15 @@ def lifecycle_days(settings: RecordingSettings) -> int:
 
 @attrs.frozen(kw_only=True)
 class BucketExpectations:
-    """What the bucket should look like for a deployment."""
+    """What the bucket should look like for a deployment.
+
+    ``origins`` are parsed as everywhere else
+    (:func:`~helppet_recordings.origins.parse_cors_origins`): lowercased, as
+    browsers send them and as the CORS rule must list them.
+    """
 
     bucket: str
-    origins: tuple[str, ...]
+    origins: tuple[str, ...] = attrs.field(converter=parse_cors_origins)
     recordings_prefix: str
     staging_prefix: str
     days: int

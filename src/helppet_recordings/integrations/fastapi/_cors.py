@@ -1,15 +1,20 @@
-"""CORS for browser clients (contract section 5), on Starlette's CORSMiddleware."""
+"""CORS for browser clients (contract section 5), on Starlette's CORSMiddleware.
+
+Allowed origins are parsed by :func:`helppet_recordings.origins.parse_cors_origins`,
+as ``DeploymentSettings`` and ``bucket-setup`` parse them.
+"""
 
 from __future__ import annotations
 
 import json
-import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Final
 
 from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from helppet_recordings.origins import normalise_origin, parse_cors_origins
 
 __all__ = [
     "CORS_ALLOW_HEADERS",
@@ -34,49 +39,6 @@ CORS_MAX_AGE: Final = 600
 
 OriginsSource = Iterable[str] | Callable[[], Iterable[str]]
 """Origins, or a function returning them (called once, at the first request)."""
-
-
-def normalise_origin(origin: str) -> str:
-    """Return ``origin`` as origins are compared: stripped, lowercased, without a final ``/``.
-
-    An origin's scheme and host are case-insensitive (and it has no path),
-    so ``https://App.Example`` and ``https://app.example`` are one origin.
-    """
-    return origin.strip().rstrip("/").lower()
-
-
-def parse_cors_origins(value: str | Iterable[str] | None) -> tuple[str, ...]:
-    """Return the origins in ``value`` (``HELPPET_CORS_ORIGINS``'s comma-separated form or a list).
-
-    Each must be an origin as browsers send it, ``scheme://host[:port]``
-    (http or https, no path, no wildcard); it is lowercased and a trailing
-    ``/`` dropped (:func:`normalise_origin`, as a request's ``Origin`` is
-    before it is compared). Empty entries are ignored, so ``""`` is no origin
-    at all. Raises ``ValueError`` naming the first entry that is not an origin.
-    """
-    if value is None:
-        return ()
-    entries = value.split(",") if isinstance(value, str) else list(value)
-    origins: list[str] = []
-    for entry in entries:
-        origin = normalise_origin(entry)
-        if not origin:
-            continue
-        parts = urllib.parse.urlsplit(origin)
-        if (
-            parts.scheme not in {"http", "https"}
-            or not parts.hostname
-            or "*" in origin
-            or parts.username is not None
-            or parts.path
-            or parts.query
-            or parts.fragment
-        ):
-            msg = f"not a browser origin (scheme://host[:port]): {entry.strip()!r}"
-            raise ValueError(msg)
-        if origin not in origins:
-            origins.append(origin)
-    return tuple(origins)
 
 
 class CorsMiddleware:
