@@ -16,6 +16,7 @@ from helppet_recordings.cli.bucket import (
     evaluate_lifecycle,
     evaluate_public_access,
     lifecycle_days,
+    read_part,
     staging_prefix,
 )
 from helppet_recordings.cli.findings import Status
@@ -168,6 +169,102 @@ def test_a_rule_expiring_verified_recordings_fails() -> None:
     assert finding.status is Status.FAIL
     assert "rule 'tidy' expires objects under ''" in finding.message
     assert not needed  # ours are there; bucket-setup leaves the bucket's own rules alone
+
+
+SLOW_UPLOADS = RecordingSettings(s3_presigned_url_expiration=7 * 86400)
+"""Upload URLs live a week: an upload may be completed up to 9 days after it started."""
+
+
+def test_an_abort_rule_shorter_than_an_upload_may_take_is_a_warning() -> None:
+    """A foreign rule aborting multipart uploads early could abort a phone's resumable upload.
+
+    Not a failure (no verified audio is lost; the phone starts over), and the
+    rule is the bucket's own, so bucket-setup leaves it alone.
+    """
+    expect = expectations(settings=SLOW_UPLOADS)
+    assert expect.days == 9
+    theirs: dict[str, Any] = {
+        "ID": "tidy-multipart",
+        "Filter": {"Prefix": ""},
+        "Status": "Enabled",
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+    }
+    finding, needed = evaluate_lifecycle([*expect.lifecycle_rules(), theirs], expect)
+    assert (finding.status, needed) == (Status.WARN, False)
+    assert "rule 'tidy-multipart' aborts multipart uploads after 1 day" in finding.message
+    assert "(at least 9)" in finding.message
+    assert finding.fix is not None
+    assert "DaysAfterInitiation" in finding.fix
+    assert "bucket-setup leaves other rules alone" in finding.fix
+    long_enough = {**theirs, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 9}}
+    elsewhere = {**theirs, "Filter": {"Prefix": "exports/"}}
+    for harmless in (long_enough, elsewhere, {**theirs, "Status": "Disabled"}):
+        finding, needed = evaluate_lifecycle([*expect.lifecycle_rules(), harmless], expect)
+        assert (finding.status, needed) == (Status.OK, False), harmless
+
+
+def test_our_own_short_abort_rule_is_a_warning_bucket_setup_replaces() -> None:
+    """Written before S3_PRESIGNED_URL_EXPIRATION was raised: warn, and --apply replaces it."""
+    expect = expectations(settings=SLOW_UPLOADS)
+    abort, staging = expect.lifecycle_rules()
+    short: dict[str, Any] = {**abort, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2}}
+    finding, needed = evaluate_lifecycle([short, staging], expect)
+    assert (finding.status, needed) == (Status.WARN, True)
+    assert finding.fix == (
+        "run `helppet-recordings bucket-setup --apply` to replace the package's rules"
+    )
+
+
+def test_a_rule_removing_expired_delete_markers_expires_no_recording() -> None:
+    """ExpiredObjectDeleteMarker removes delete markers only: no current object expires."""
+    expect = expectations()
+    markers: dict[str, Any] = {
+        "ID": "tidy-markers",
+        "Filter": {"Prefix": ""},
+        "Status": "Enabled",
+        "Expiration": {"ExpiredObjectDeleteMarker": True},
+    }
+    finding, needed = evaluate_lifecycle([*expect.lifecycle_rules(), markers], expect)
+    assert (finding.status, needed) == (Status.OK, False)
+    dated = {**markers, "Expiration": {"Date": "2030-01-01T00:00:00Z"}}
+    assert evaluate_lifecycle([*expect.lifecycle_rules(), dated], expect)[0].status is Status.FAIL
+
+
+def test_doctor_reads_such_rules_from_a_bucket_as_s3_returns_them() -> None:
+    """On moto: the delete-marker rule is ok, the short foreign abort rule a warning."""
+    expect = expectations(settings=SLOW_UPLOADS)
+    theirs: list[LifecycleRuleTypeDef] = [
+        {
+            "ID": "tidy-markers",
+            "Filter": {"Prefix": ""},
+            "Status": "Enabled",
+            "Expiration": {"ExpiredObjectDeleteMarker": True},
+        },
+    ]
+    with moto_bucket(expect.bucket) as client:
+        client.put_bucket_lifecycle_configuration(
+            Bucket=expect.bucket,
+            LifecycleConfiguration={"Rules": [*expect.lifecycle_rules(), *theirs]},
+        )
+        read = read_part(client, expect.bucket, "lifecycle")
+        assert evaluate_lifecycle(read.document, expect)[0].status is Status.OK
+        short: LifecycleRuleTypeDef = {
+            "ID": "tidy-multipart",
+            "Filter": {"Prefix": "recordings/"},
+            "Status": "Enabled",
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        }
+        client.put_bucket_lifecycle_configuration(
+            Bucket=expect.bucket,
+            LifecycleConfiguration={"Rules": [*expect.lifecycle_rules(), *theirs, short]},
+        )
+        read = read_part(client, expect.bucket, "lifecycle")
+        finding, needed = evaluate_lifecycle(read.document, expect)
+        assert (finding.status, needed) == (Status.WARN, False)
+        assert "'tidy-multipart'" in finding.message
+        assert {r.part: r.action for r in apply_configuration(client, expect)}["lifecycle"] == (
+            "unchanged"
+        )
 
 
 def test_lifecycle_rules_that_do_not_cover_everything_do_not_count() -> None:

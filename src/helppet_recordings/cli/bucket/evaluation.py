@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
+
+import attrs
 
 from helppet_recordings.cli.bucket.expectations import (
     LIFECYCLE_ABORT_RULE_ID,
@@ -86,6 +88,23 @@ def _origin_matches(pattern: str, origin: str) -> bool:
     return re.fullmatch(expression, origin) is not None
 
 
+_OURS: Final = frozenset({LIFECYCLE_ABORT_RULE_ID, LIFECYCLE_STAGING_RULE_ID})
+_REPLACE_OURS: Final = (
+    "run `helppet-recordings bucket-setup --apply` to replace the package's rules"
+)
+
+
+@attrs.define
+class _Verdicts:
+    """What the lifecycle rules get wrong: failures, warnings, and the rules behind each."""
+
+    missing: list[str] = attrs.Factory(list)
+    failures: list[str] = attrs.Factory(list)
+    failing: list[Mapping[str, Any]] = attrs.Factory(list)
+    warnings: list[str] = attrs.Factory(list)
+    warning: list[Mapping[str, Any]] = attrs.Factory(list)
+
+
 def evaluate_lifecycle(
     rules: list[Mapping[str, Any]] | None, expect: BucketExpectations
 ) -> tuple[Finding, bool]:
@@ -95,18 +114,47 @@ def evaluate_lifecycle(
     at fault: an expiration shorter than uploads may take (written before
     ``S3_PRESIGNED_URL_EXPIRATION`` was raised, say), or over a prefix that now
     holds verified recordings. The bucket's own rules are never ours to change.
+
+    Failures: a rule is missing, staged uploads expire before the sweeper may
+    settle them, or verified recordings may expire. A warning: a rule aborts
+    multipart uploads under the recordings prefix sooner than
+    ``expect.days`` after they start, so a phone's resumable upload may be
+    aborted while it is still allowed to finish (it fails and starts over; no
+    verified audio is lost).
     """
     enabled = [rule for rule in rules or [] if rule.get("Status") == "Enabled"]
-    missing: list[str] = []
-    problems: list[str] = []
-    at_fault: list[Mapping[str, Any]] = []
+    verdicts = _Verdicts()
+    staging = _check_presence(enabled, expect, verdicts)
+    _check_early_aborts(enabled, expect, verdicts)
+    for rule in enabled:
+        if _expires_objects(rule) and _may_expire_verified(rule, expect):
+            verdicts.failing.append(rule)
+            verdicts.failures.append(
+                f"rule '{rule.get('ID', '?')}' expires objects under "
+                f"'{_scope(rule)[0]}', which holds verified recordings"
+            )
+    if verdicts.failures or verdicts.missing or verdicts.warnings:
+        return _lifecycle_finding(verdicts, expect)
+    return _finding(
+        "s3.lifecycle",
+        Status.OK,
+        f"incomplete multipart uploads are aborted and '{expect.staging_prefix}' expires "
+        f"(after {min(r['Expiration']['Days'] for r in staging)} days); "
+        "no rule expires verified recordings",
+    ), False
+
+
+def _check_presence(
+    enabled: list[Mapping[str, Any]], expect: BucketExpectations, verdicts: _Verdicts
+) -> list[Mapping[str, Any]]:
+    """Note a missing abort or staging rule, and staging expiring too early; return staging's."""
     abort = [
         rule
         for rule in enabled
         if "AbortIncompleteMultipartUpload" in rule and _covers(rule, expect.recordings_prefix)
     ]
     if not abort:
-        missing.append(
+        verdicts.missing.append(
             f"no rule aborts incomplete multipart uploads under '{expect.recordings_prefix}'"
         )
     staging = [
@@ -115,54 +163,57 @@ def evaluate_lifecycle(
         if "Days" in rule.get("Expiration", {}) and _covers(rule, expect.staging_prefix)
     ]
     if not staging:
-        missing.append(f"no rule expires unverified uploads under '{expect.staging_prefix}'")
+        verdicts.missing.append(
+            f"no rule expires unverified uploads under '{expect.staging_prefix}'"
+        )
     for rule in staging:
         if rule["Expiration"]["Days"] < expect.days:
-            at_fault.append(rule)
-            problems.append(
+            verdicts.failing.append(rule)
+            verdicts.failures.append(
                 f"rule '{rule.get('ID', '?')}' expires staged uploads after "
                 f"{rule['Expiration']['Days']} days, before the sweeper may settle them "
                 f"(at least {expect.days})"
             )
+    return staging
+
+
+def _check_early_aborts(
+    enabled: list[Mapping[str, Any]], expect: BucketExpectations, verdicts: _Verdicts
+) -> None:
+    """Warn about rules aborting multipart uploads under the recordings prefix too soon."""
     for rule in enabled:
-        if "Expiration" in rule and _may_expire_verified(rule, expect):
-            at_fault.append(rule)
-            problems.append(
-                f"rule '{rule.get('ID', '?')}' expires objects under "
-                f"'{_scope(rule)[0]}', which holds verified recordings"
+        days = (rule.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation")
+        if isinstance(days, int) and days < expect.days and _overlaps(rule, expect):
+            verdicts.warning.append(rule)
+            verdicts.warnings.append(
+                f"rule '{rule.get('ID', '?')}' aborts multipart uploads after {days} "
+                f"day{'' if days == 1 else 's'}, while a resumable upload under "
+                f"'{expect.recordings_prefix}' may still be completed (at least {expect.days})"
             )
-    if problems:
-        ours = {LIFECYCLE_ABORT_RULE_ID, LIFECYCLE_STAGING_RULE_ID}
-        theirs = [rule for rule in at_fault if rule.get("ID") not in ours]
-        ours_at_fault = len(theirs) < len(at_fault)
-        fixes = []
-        if ours_at_fault:
-            fixes.append(
-                "run `helppet-recordings bucket-setup --apply` to replace the package's rules"
-            )
-        if theirs:
-            fixes.append(
-                "remove or narrow these rules to the staging prefix "
-                f"'{expect.staging_prefix}' (bucket-setup leaves other rules alone)"
-            )
-        finding = _finding(
-            "s3.lifecycle", Status.FAIL, "; ".join(problems + missing), "; ".join(fixes)
+
+
+def _lifecycle_finding(verdicts: _Verdicts, expect: BucketExpectations) -> tuple[Finding, bool]:
+    """Return the finding for what is wrong, and whether bucket-setup must put ours."""
+    ours_at_fault = any(rule.get("ID") in _OURS for rule in verdicts.failing + verdicts.warning)
+    fixes: list[str] = []
+    if verdicts.missing and not ours_at_fault:
+        fixes.append("run `helppet-recordings bucket-setup --apply` to add the rules")
+    if ours_at_fault:
+        fixes.append(_REPLACE_OURS)
+    if any(rule.get("ID") not in _OURS for rule in verdicts.failing):
+        fixes.append(
+            "remove or narrow these rules to the staging prefix "
+            f"'{expect.staging_prefix}' (bucket-setup leaves other rules alone)"
         )
-        return finding, bool(missing) or ours_at_fault
-    if missing:
-        return _finding(
-            "s3.lifecycle",
-            Status.FAIL,
-            "; ".join(missing),
-            "run `helppet-recordings bucket-setup --apply` to add the rules",
-        ), True
-    return _finding(
-        "s3.lifecycle",
-        Status.OK,
-        f"incomplete multipart uploads are aborted and '{expect.staging_prefix}' expires "
-        f"(after {min(r['Expiration']['Days'] for r in staging)} days); "
-        "no rule expires verified recordings",
-    ), False
+    if any(rule.get("ID") not in _OURS for rule in verdicts.warning):
+        fixes.append(
+            f"raise their DaysAfterInitiation to at least {expect.days}, or narrow them away "
+            f"from '{expect.recordings_prefix}' (bucket-setup leaves other rules alone)"
+        )
+    status = Status.FAIL if verdicts.failures or verdicts.missing else Status.WARN
+    message = "; ".join(verdicts.failures + verdicts.missing + verdicts.warnings)
+    finding = _finding("s3.lifecycle", status, message, "; ".join(fixes))
+    return finding, bool(verdicts.missing) or ours_at_fault
 
 
 def _scope(rule: Mapping[str, Any]) -> tuple[str, bool]:
@@ -184,13 +235,29 @@ def _covers(rule: Mapping[str, Any], prefix: str) -> bool:
     return unconditional and prefix.startswith(rule_prefix)
 
 
+def _overlaps(rule: Mapping[str, Any], expect: BucketExpectations) -> bool:
+    """Whether the rule's prefix and the recordings prefix share objects (tags aside)."""
+    rule_prefix, _ = _scope(rule)
+    return rule_prefix.startswith(expect.recordings_prefix) or expect.recordings_prefix.startswith(
+        rule_prefix
+    )
+
+
+def _expires_objects(rule: Mapping[str, Any]) -> bool:
+    """Whether the rule expires current objects.
+
+    ``ExpiredObjectDeleteMarker`` alone removes only delete markers that no
+    older version is left behind, never an object.
+    """
+    expiration = rule.get("Expiration") or {}
+    return "Days" in expiration or "Date" in expiration
+
+
 def _may_expire_verified(rule: Mapping[str, Any], expect: BucketExpectations) -> bool:
     rule_prefix, _ = _scope(rule)  # tags may be added later: any expiration is suspect
     if rule_prefix.startswith(expect.staging_prefix):
         return False
-    return rule_prefix.startswith(expect.recordings_prefix) or expect.recordings_prefix.startswith(
-        rule_prefix
-    )
+    return _overlaps(rule, expect)
 
 
 def evaluate_public_access(config: Mapping[str, Any] | None) -> tuple[Finding, bool]:
