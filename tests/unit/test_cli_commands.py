@@ -147,6 +147,20 @@ def test_commands_open_a_sqlite_file_they_find_under_any_name(
     assert sorted(p.name for p in tmp_path.iterdir() if "clinic" in p.name) == [database.name]
 
 
+@pytest.mark.parametrize("uri", ["true", "1"])
+def test_a_plain_path_with_uri_true_is_still_a_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deployment: Path, uri: str
+) -> None:
+    """With ``uri=true`` SQLite still reads a name without ``file:`` as a path: no stray file."""
+    database = tmp_path / "plain.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{database}?uri={uri}")
+    error = run_json("stats", exit_code=1)["error"]
+    assert error["details"] == {"database_file": str(database)}  # told to migrate first
+    run_json("migrate")
+    assert run_json("stats")["total"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if "plain" in p.name) == ["plain.db"]
+
+
 def test_a_database_deleted_after_the_check_is_not_created_again(
     deployment: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import urllib.parse
+import pathlib
 from typing import TYPE_CHECKING
 
 from helppet_recordings.repositories.sqlalchemy.engine import shown_url
@@ -50,11 +50,9 @@ def missing_sqlite_file(url: sa.URL) -> str | None:
     None for another database, an in-memory one, or a URI filename (SQLite
     decides what it names).
     """
-    if url.get_backend_name() != "sqlite" or _in_memory(url):
+    if url.get_backend_name() != "sqlite" or _in_memory(url) or _is_uri(url):
         return None
     database = url.database or ""
-    if database.startswith("file:") or url.query.get("uri"):
-        return None
     return None if os.path.exists(database) else database  # noqa: PTH110 - a str path
 
 
@@ -66,13 +64,25 @@ def without_creating(url: sa.URL) -> sa.URL:
     """
     if url.get_backend_name() != "sqlite" or _in_memory(url) or "mode" in url.query:
         return url
-    if url.query.get("uri"):
+    if _is_uri(url):
         return url.update_query_dict({"mode": "rw"})
     database = url.database or ""
     if database.startswith("file:"):
         return url  # a plain file named "file:...": SQLite reads it as a path, not a URI
-    path = urllib.parse.quote(os.path.abspath(database))  # noqa: PTH100 - a str path
-    return url.set(database="file://" + path).update_query_dict({"mode": "rw", "uri": "true"})
+    # A path, with uri=true or not: as a URI, with its ?, # and % escaped (and a drive on Windows).
+    uri = pathlib.Path(os.path.abspath(database)).as_uri()  # noqa: PTH100 - a str path
+    return url.set(database=uri).update_query_dict({"mode": "rw", "uri": "true"})
+
+
+def _is_uri(url: sa.URL) -> bool:
+    """Whether SQLite reads the URL's database as a URI filename: ``file:...`` with ``uri=true``.
+
+    With ``uri=true``, a name that does not start with ``file:`` is still a path.
+    """
+    from sqlalchemy.util import asbool  # noqa: PLC0415 - the cli extra brings the sql one
+
+    uri = url.query.get("uri")
+    return isinstance(uri, str) and asbool(uri) and (url.database or "").startswith("file:")
 
 
 def _in_memory(url: sa.URL) -> bool:
