@@ -255,6 +255,37 @@ def test_a_migration_that_waited_finds_the_schema_the_other_made(
         engine.dispose()
 
 
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+def test_a_host_engine_that_queries_at_begin_migrates_at_any_isolation(
+    new_postgres_database: Callable[[], str], isolation: str
+) -> None:
+    """A "begin" listener's query (a tenant setting, say) runs before the migration's first.
+
+    Choosing the level with ``SET TRANSACTION`` after that query is refused
+    (``ActiveSqlTransaction``); the level goes with the ``BEGIN`` instead, and
+    the host's connections keep their own level afterwards.
+    """
+    url = new_postgres_database()
+    set_database_default(url, "default_transaction_isolation", isolation)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    levels: list[str] = []
+
+    @sa.event.listens_for(engine, "begin")
+    def tenant(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("SELECT set_config('app.tenant', 'clinic-1', true)")
+        levels.append(connection.exec_driver_sql("SHOW transaction_isolation").scalar_one())
+
+    try:
+        assert SqlAlchemyRepository(engine).create_schema().changed
+        assert levels[0] == "read committed"
+        with engine.begin():  # the host's own transaction, at its own level
+            pass
+        assert levels[-1] == isolation
+        assert _revision(engine) == "0005"
+    finally:
+        engine.dispose()
+
+
 def test_create_schema_refuses_tables_without_a_revision(
     repository: SqlAlchemyRepository,
 ) -> None:

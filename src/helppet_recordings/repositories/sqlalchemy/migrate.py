@@ -16,6 +16,7 @@ from helppet_recordings.errors import (
     RepositoryError,
     RepositoryUnavailableError,
 )
+from helppet_recordings.repositories.sqlalchemy._redaction import sqlstate_of
 from helppet_recordings.repositories.sqlalchemy.engine import sqlite_begin_immediate
 from helppet_recordings.repositories.sqlalchemy.schema import ALEMBIC_VERSION_TABLE, metadata
 
@@ -107,12 +108,15 @@ def migration_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
     statement after the lock sees them. On SQLite, a plain transaction
     (:func:`lock_for_migration` makes it ``BEGIN IMMEDIATE``).
     """
-    with engine.begin() as connection:
+    with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
-            # The transaction's first statement, so the level can still be chosen; for this
-            # transaction only, where a pool's connection keeps no setting afterwards.
-            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        yield connection
+            # Set before the transaction begins: the driver then opens it with
+            # BEGIN ISOLATION LEVEL READ COMMITTED (nothing kept by the session, so through
+            # PgBouncer too, and before any statement a host's "begin" listener runs), and
+            # the pool puts the connection's own level back when it is returned.
+            connection.execution_options(isolation_level="READ COMMITTED")
+        with connection.begin():
+            yield connection
 
 
 def lock_for_migration(connection: sa.Connection) -> None:
@@ -160,7 +164,7 @@ def _take_migration_lock(connection: sa.Connection) -> None:
     try:
         lock_for_migration(connection)
     except sa.exc.DBAPIError as exc:
-        state = getattr(exc.orig, "sqlstate", None)
+        state = sqlstate_of(exc.orig)
         if connection.dialect.name != "postgresql" or state not in _GAVE_UP_WAITING:
             raise
         raise RepositoryUnavailableError(
