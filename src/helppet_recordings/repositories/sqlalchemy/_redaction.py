@@ -171,12 +171,24 @@ def _driver_message(error: BaseException, state: str | None, diag: Any) -> str |
 
 
 def _names_only_primary(state: str | None, diag: Any) -> str | None:
-    """Return PostgreSQL's primary message if its SQLSTATE says it names things only."""
+    """Return PostgreSQL's primary message if its SQLSTATE says it names things only.
+
+    Never a ``RAISE``'s: a function may pick any SQLSTATE for a message built
+    from the row.
+    """
     primary = getattr(diag, "message_primary", None)
-    if state is None or not isinstance(primary, str):
+    if state is None or not isinstance(primary, str) or _raised_by_a_function(diag):
         return None
     names_only = state.startswith(_NAMES_ONLY_CLASSES) or state in _NAMES_ONLY_STATES
     return primary if names_only else None
+
+
+def _raised_by_a_function(diag: Any) -> bool:
+    """Whether a PL/pgSQL ``RAISE`` (the host's text) made the error, whatever its SQLSTATE."""
+    if getattr(diag, "source_function", None) == "exec_stmt_raise":
+        return True
+    context = getattr(diag, "context", None)
+    return isinstance(context, str) and " at RAISE" in context
 
 
 def _failed_to_connect(error: BaseException) -> bool:
