@@ -174,12 +174,15 @@ class MultipartSender:
         while True:
             check_abort(abort)
             if stale or _expiring(signed_at, part.expires_in):
-                fresh = self._resign(rid, part)
-                if fresh is None:  # an attempt whose answer was lost had stored it
+                fresh = self._api.sign_parts(rid, [part.part_number])
+                if _holds(fresh, part):  # an attempt whose answer was lost had stored it
                     job.tracker.done(part.part_number, part.size)
                     job.keeper.part_sent(part.part_number)
                     return
-                part, signed_at, stale = fresh, time.monotonic(), False
+                renewed = _offered(fresh, part.part_number)
+                if renewed is None:
+                    return  # not offered again: completion says whether it is missing
+                part, signed_at, stale = renewed, time.monotonic(), False
 
             def build(
                 url: str = part.url, size: int = part.size, number: int = part.part_number
@@ -203,19 +206,18 @@ class MultipartSender:
                 continue
             raise storage_error(response)
 
-    def _resign(self, rid: uuid.UUID, part: PartUploadUrl) -> PartUploadUrl | None:
-        """Return a fresh URL for one part; None when storage already holds it, whole.
 
-        The server signs every part asked for; ``uploaded_parts`` says which
-        storage holds, and a part held with its planned size is not sent again.
-        """
-        fresh = self._api.sign_parts(rid, [part.part_number])
-        if any(
-            held.part_number == part.part_number and held.size == part.size
-            for held in fresh.uploaded_parts
-        ):
-            return None
-        for candidate in fresh.parts:
-            if candidate.part_number == part.part_number:
-                return candidate
-        return None
+def _holds(answer: MultipartUploadResponse, part: PartUploadUrl) -> bool:
+    """Whether the answer lists ``part`` as held by storage, whole (with its planned size).
+
+    The server signs every part asked for; ``uploaded_parts`` says which it holds.
+    """
+    return any(
+        held.part_number == part.part_number and held.size == part.size
+        for held in answer.uploaded_parts
+    )
+
+
+def _offered(answer: MultipartUploadResponse, part_number: int) -> PartUploadUrl | None:
+    """Return the answer's fresh URL for ``part_number``, if it has one."""
+    return next((p for p in answer.parts if p.part_number == part_number), None)
