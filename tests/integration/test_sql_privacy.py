@@ -24,7 +24,12 @@ import sqlalchemy as sa
 import sqlalchemy.event
 
 from helppet_recordings.environment import DeploymentSettings, build_repository
-from helppet_recordings.errors import RecordingError, RepositoryError, RepositoryUnavailableError
+from helppet_recordings.errors import (
+    RecordingError,
+    RepositoryError,
+    RepositoryUnavailableError,
+    UploadVerificationError,
+)
 from helppet_recordings.models import Recording
 from helppet_recordings.repositories.sqlalchemy import (
     SqlAlchemyRepository,
@@ -360,6 +365,18 @@ def test_a_host_trigger_quoting_the_row_shows_no_personal_values(
         assert_keeps_only_names(
             error, recording, "INSERT INTO recordings", [name, state, "withheld"]
         )
+
+
+def test_a_package_error_being_handled_keeps_its_message() -> None:
+    """An error of the package's own that a database failure interrupted is not withheld."""
+    handled = UploadVerificationError("The stored file is not audio", reason="signature")
+    failure = sa.exc.OperationalError("UPDATE recordings", {}, sqlite3.OperationalError("gone"))
+    failure.__context__ = handled
+    with pytest.raises(RecordingError) as caught, translate_errors("save"):
+        raise failure
+    assert caught.value.__cause__ is failure
+    assert failure.__context__ is handled
+    assert "The stored file is not audio" in "".join(traceback.format_exception(caught.value))
 
 
 def test_values_anywhere_in_the_chain_are_withheld() -> None:

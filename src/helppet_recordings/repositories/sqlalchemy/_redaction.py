@@ -21,6 +21,8 @@ from typing import Any, Final
 import sqlalchemy as sa
 import sqlalchemy.exc
 
+from helppet_recordings.errors import RecordingError
+
 __all__ = ["redact"]
 
 WITHHELD: Final = "message withheld: it may hold a value"
@@ -101,6 +103,10 @@ def _redacted(exc: BaseException, done: dict[int, BaseException]) -> BaseExcepti
     known = done.get(id(exc))
     if known is not None:
         return known
+    if isinstance(exc, RecordingError):
+        # The package's own errors never carry a value (their chains were cleaned where
+        # they were raised): one being handled when the database failed stays as it was.
+        return exc
     result = exc if isinstance(exc, sa.exc.SQLAlchemyError) else _stand_in(exc)
     done[id(exc)] = result
     if isinstance(exc, sa.exc.StatementError):
