@@ -2,10 +2,14 @@
 
 An optional capability of a :class:`~helppet_recordings.ports.RecordingRepository`:
 ``save`` and ``mark_purged`` that take ``audit=``. Both shipped repositories
-have it, and the repository contract checks it. The service uses it when
-:func:`stores_audit_atomically` says the repository has it; with a repository
-that does not, the service writes the entry right after the change, through
-``record_audit``, as it always did.
+have it. The service uses it when :func:`stores_audit_atomically` says the
+repository has it; with a repository that does not, the service writes the
+entry right after the change, through ``record_audit``, as it always did.
+
+The repository contract runs each audited-write case both ways, named in
+the test id: ``[atomic]`` for a repository that declares the capability
+(skipped, saying why, for one that does not), and ``[entry after the
+change]`` for every repository.
 """
 
 from __future__ import annotations

@@ -4,7 +4,12 @@ A backend's test module subclasses :class:`RepositoryContract` and supplies a
 ``repository`` fixture that yields an empty repository.
 
 The audit trail and statistics tests expect the repository empty of
-recordings, but not of audit entries (they use fresh recording ids).
+recordings, but not of audit entries (they use fresh recording ids). A
+repository of the port alone (``save`` and ``mark_purged`` without
+``audit=``) passes too: the audited-write cases run as ``[entry after the
+change]``, the way the service writes to it, and their ``[atomic]`` twins,
+for repositories that declare :mod:`~helppet_recordings.audited_writes`, are
+skipped with that reason.
 
 The tests live in one class per concern, which :class:`RepositoryContract`
 combines: storing (``_repository_basics``), listing and paging
