@@ -393,3 +393,56 @@ def test_a_false_declaration_opts_out() -> None:
     rid = _initiated_then_deleted(repository)
     assert OptedOut.appended == 1
     assert [e.action for e in repository.audit_trail(rid)] == ["recording.deleted"]
+
+
+@pytest.mark.parametrize("operation", ["delete", "reprocess", "purge"])
+def test_with_an_older_repository_a_failed_audit_still_publishes_the_event(
+    operation: str,
+) -> None:
+    """The change was stored, so its event is published before the audit failure is raised."""
+    world = World(WithoutAuditParameter)
+    rid = world.uploaded()
+    if operation == "reprocess":
+        world.service.mark_failed(rid, error="no speech")
+    if operation == "purge":
+        world.service.delete_recording(USER, rid)
+        world.clock.advance(days=60)
+    operations: dict[str, tuple[str, Callable[[], object]]] = {
+        "delete": ("recording.deleted", lambda: world.service.delete_recording(USER, rid)),
+        "reprocess": ("recording.reprocessed", lambda: world.service.reprocess(rid)),
+        "purge": ("recording.purged", world.service.purge_deleted),
+    }
+    name, run = operations[operation]
+    world.repository.failing = {"record_audit"}
+    with pytest.raises(RepositoryUnavailableError):
+        run()
+    assert [event.name for event in world.events].count(name) == 1
+    assert AUDITED_EVENTS[name] not in [entry.action for entry in world.inner.audit_trail(rid)]
+
+
+def test_a_purge_whose_audit_fails_purges_the_rest_then_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every due recording is purged and published across batches; the first failure is raised."""
+    world = World(WithoutAuditParameter)
+    rids = [world.uploaded() for _ in range(3)]
+    for rid in rids:
+        world.service.delete_recording(USER, rid)
+    world.clock.advance(days=60)
+    world.repository.failing = {"record_audit"}
+    with (
+        caplog.at_level(logging.ERROR, logger="helppet_recordings"),
+        pytest.raises(RepositoryUnavailableError),
+    ):
+        world.service.purge_deleted(batch_size=2)
+    for rid in rids:
+        stored = world.inner.get(rid)
+        assert stored is not None
+        assert stored.purged_at is not None
+        assert world.storage.head(stored.s3_key) is None
+        assert [entry.action for entry in world.inner.audit_trail(rid)] == ["recording.deleted"]
+        assert any(str(rid) in record.getMessage() for record in caplog.records)
+    purged = {event.recording_id for event in world.events if event.name == "recording.purged"}
+    assert purged == set(rids)
+    world.repository.failing = set()
+    assert world.service.purge_deleted() == 0  # nothing was left half done

@@ -13,7 +13,8 @@ Each change whose event is named in :data:`AUDITED_EVENTS` becomes an
 same transaction as the change (``save(..., audit=entry)``): the trail has an
 entry for every audited change, and no entry for a change that was not stored.
 A repository without that capability (:mod:`helppet_recordings.audited_writes`)
-gets the entry right after the change, from :meth:`ServiceContext.emit`. Reads
+gets the entry right after the change, from :meth:`ServiceContext.emit`; the
+change's event is published whether or not that write succeeds. Reads
 that hand out personal content (a download URL, a transcript) are audited by
 their use cases *before* they answer, through :meth:`ServiceContext.audit`.
 """
@@ -172,6 +173,7 @@ class ServiceContext:
         load: Callable[[uuid.UUID], Recording] | None = None,
         write: Write | None = None,
         at: dt.datetime | None = None,
+        audit_failures: list[RecordingError] | None = None,
     ) -> Outcome:
         """Apply ``step`` to the recording and store its change; say what is stored now.
 
@@ -182,6 +184,8 @@ class ServiceContext:
         the step again, as does a step raising :class:`StaleRecording`. A step
         returning None stores and publishes nothing.
         ``at`` replaces the clock (a sweep given its own ``now``).
+        ``audit_failures`` collects an audit entry written after the stored
+        change (see :meth:`emit`) that could not be stored, instead of raising it.
         """
         store = write if write is not None else self._save
         if load is None:
@@ -210,6 +214,7 @@ class ServiceContext:
                         at=now,
                         attributes=change.attributes,
                         audited=entry is not None,
+                        audit_failures=audit_failures,
                     )
                 return Outcome(change.recording, changed=True)
             recording = None
@@ -227,19 +232,37 @@ class ServiceContext:
         at: dt.datetime | None = None,
         attributes: Mapping[str, AttributeValue] | None = None,
         audited: bool = False,
+        audit_failures: list[RecordingError] | None = None,
     ) -> None:
         """Publish one event about ``recording`` (after the change it reports was stored).
 
         An audited change (:data:`AUDITED_EVENTS`) whose entry was not stored
-        with it (``audited``) is written to the audit trail first; should that
-        write fail, the error propagates (the change itself stands: it was
-        stored already) and is logged with the recording's id and the action,
-        so the gap in the trail is known.
+        with it (``audited``) is written to the audit trail first. Should that
+        write fail, the change stands (it was stored already): its event is
+        published all the same, the failure is logged with the recording's id
+        and the action, so the gap in the trail is known, and then raised, or
+        appended to ``audit_failures`` when given (a batch that carries on).
         """
         moment = recording.updated_at if at is None else at
         action = AUDITED_EVENTS.get(name)
-        if action is not None and not audited:
-            self.audit(action, recording, user_id, at=moment, attributes=attributes)
+        try:
+            if action is not None and not audited:
+                self.audit(action, recording, user_id, at=moment, attributes=attributes)
+        except RecordingError as exc:
+            if audit_failures is None:
+                raise
+            audit_failures.append(exc)
+        finally:  # a stored change is always published: a retry finds nothing left to change
+            self._publish(name, recording, user_id, moment, attributes)
+
+    def _publish(
+        self,
+        name: str,
+        recording: Recording,
+        user_id: uuid.UUID | None,
+        moment: dt.datetime,
+        attributes: Mapping[str, AttributeValue] | None,
+    ) -> None:
         if not self.publisher.wanted:
             return  # nobody listens: skip building the event on the hot path
         self.publisher.publish(

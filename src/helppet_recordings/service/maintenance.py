@@ -278,7 +278,13 @@ def _log_findings(report: ReconcileReport) -> None:
 def purge_deleted(
     ctx: ServiceContext, *, retention_days: int | None, now: dt.datetime | None, batch_size: int
 ) -> int:
-    """Remove the audio of long soft-deleted recordings and scrub them; return how many."""
+    """Remove the audio of long soft-deleted recordings and scrub them; return how many.
+
+    With a repository that writes audit entries after the change, a purge
+    whose entry cannot be stored stands (its audio is gone, its event is
+    published, the gap is logged): the purge carries on with every other
+    recording due, then raises the first such failure.
+    """
     moment = ctx.now() if now is None else inputs.aware(now, "now")
     inputs.check_positive(batch_size, "batch_size")
     days = ctx.settings.deleted_retention_days if retention_days is None else retention_days
@@ -304,6 +310,7 @@ def purge_deleted(
         return recording
 
     purged = 0
+    audit_failures: list[RecordingError] = []
     while batch := ctx.repository.list_purgeable(deleted_before=cutoff, limit=batch_size):
         for recording in batch:
             try:
@@ -314,10 +321,18 @@ def purge_deleted(
                     load=load,
                     write=ctx.purge_write,
                     at=moment,
+                    audit_failures=audit_failures,
                 )
             except RecordingNotFoundError:
                 continue  # the row itself is gone: nothing left to purge
             purged += outcome.changed
+    if audit_failures:
+        _logger.error(
+            "Purged %d recordings; the audit entries of %d of them could not be stored",
+            purged,
+            len(audit_failures),
+        )
+        raise audit_failures[0]
     return purged
 
 
