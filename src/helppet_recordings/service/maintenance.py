@@ -12,6 +12,7 @@ from helppet_recordings import events
 from helppet_recordings.errors import (
     RecordingError,
     RecordingNotFoundError,
+    RepositoryError,
     StorageError,
     UnavailableError,
     UploadIncompleteError,
@@ -337,10 +338,23 @@ def purge_deleted(
 
 
 def _recordings_by_key(ctx: ServiceContext, prefix: str, page_size: int) -> Iterator[Recording]:
+    """Every recording under ``prefix`` by ascending key, a page at a time.
+
+    A page whose keys do not rise past the last key seen (an inclusive
+    ``after``, or no order) raises ``DATABASE_ERROR``: walked on, it would
+    never end, or mismatch objects and recordings.
+    """
     after: str | None = None
     while page := ctx.repository.list_by_key(prefix=prefix, after=after, limit=page_size):
-        yield from page
-        after = page[-1].s3_key
+        for recording in page:
+            if after is not None and recording.s3_key <= after:
+                raise RepositoryError(
+                    "The repository's list_by_key returned a key not after the previous one: "
+                    "its keys must come in ascending order, each greater than 'after'",
+                    operation="list_by_key",
+                )
+            after = recording.s3_key
+            yield recording
 
 
 def _delete_all(ctx: ServiceContext, keys: list[str]) -> int:

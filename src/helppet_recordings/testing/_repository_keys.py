@@ -98,16 +98,33 @@ class KeysAndPurgingContract:
         assert repository.find_by_upload_key("recordings/staging/u/b.m4a") is None
 
     def test_list_by_key_walks_keys_in_order(self, repository: RecordingRepository) -> None:
-        """Keys under a prefix come back in code point order, page after page."""
+        """Keys under a prefix come back in code point order, page after page, each after ``after``.
+
+        The walk is bounded: a backend whose ``after`` is inclusive fails here
+        instead of returning the same page forever.
+        """
         keys = ["p/a", "p/B", "p/b", "p/é", "p/a/1", "q/a", "p/Z"]
         for key in keys:
             repository.add(make_recording(s3_key=key))
+        expected = sorted(k for k in keys if k.startswith("p/"))
         walked: list[str] = []
         after: str | None = None
-        while page := repository.list_by_key(prefix="p/", after=after, limit=2):
-            walked.extend(r.s3_key for r in page)
-            after = page[-1].s3_key
-        assert walked == sorted(k for k in keys if k.startswith("p/"))
+        for _ in range(len(expected) + 1):  # a correct walk of pages of 2 ends well within this
+            page = [r.s3_key for r in repository.list_by_key(prefix="p/", after=after, limit=2)]
+            if not page:
+                break
+            assert len(page) <= 2, f"list_by_key(limit=2) returned {len(page)} recordings"
+            assert after is None or page[0] > after, (
+                f"list_by_key(after={after!r}) returned {page[0]!r}: only keys greater than "
+                "after may come back (after is exclusive), or a walk never ends"
+            )
+            walked.extend(page)
+            after = page[-1]
+        else:
+            pytest.fail(f"list_by_key's pages did not end after {len(expected) + 1} pages")
+        assert walked == expected
+        rest = repository.list_by_key(prefix="p/", after="p/a", limit=10)
+        assert [r.s3_key for r in rest] == [k for k in expected if k > "p/a"]
         exact = repository.list_by_key(prefix="p/a", after=None, limit=1)
         assert [r.s3_key for r in exact] == ["p/a"]
 
