@@ -403,7 +403,9 @@ class RecordingRepository(Protocol):
         """Return the statistics of the recordings created at or after ``since``, before ``until``.
 
         Either bound may be None (open). Soft-deleted and purged recordings
-        count. See :mod:`helppet_recordings.stats` for what each figure is;
+        count; one deleted while ``uploading`` counts as ``failed``
+        (:func:`~helppet_recordings.stats.counted_status`). See
+        :mod:`helppet_recordings.stats` for what each figure is;
         a database backend computes them with aggregates, not by reading rows.
         """
         ...

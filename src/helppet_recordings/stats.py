@@ -10,15 +10,20 @@ What is counted, precisely:
 - **the window**: recordings whose ``created_at`` is at or after ``since``
   and before ``until`` (either may be open). Soft-deleted and purged
   recordings count too: deleting a recording does not undo its upload.
+- **abandoned uploads**: a recording deleted while still ``uploading`` can
+  never be completed (nor is it swept: it stays ``uploading`` when stored),
+  so its upload has settled without audio: it counts as ``failed``, as the
+  sweeper would have failed it (:func:`counted_status`).
 - **by_status**: how many recordings of the window are in each status
   (every status present, 0 where there are none).
 - **upload_success_rate**: ``verified / (verified + failed_without_audio)``,
   where ``verified`` counts recordings whose upload storage confirmed
   (``verified_at`` set, whatever happened after: a failed transcription is
   still a successful upload) and ``failed_without_audio`` counts ``failed``
-  recordings whose upload never verified (expired, rejected). Recordings
-  still ``uploading`` are left out: their upload has not settled. None when
-  no upload of the window has settled.
+  recordings whose upload never verified (expired, rejected, or abandoned:
+  deleted before it arrived). Recordings still ``uploading`` (live ones
+  only) are left out: their upload has not settled. None when no upload of
+  the window has settled.
 - **file_size_bytes**, **duration_seconds** (the client's declaration) and
   **audio_duration_seconds** (measured by decoding): over verified uploads
   that have the value.
@@ -49,12 +54,24 @@ __all__ = [
     "RepositoryStats",
     "UploadCounts",
     "UploadStats",
+    "counted_status",
     "percentile_cont",
     "summarize",
 ]
 
 PERCENTILES: Final = (0.5, 0.9, 0.99)
 """The percentiles every distribution reports: p50, p90, p99."""
+
+
+def counted_status(status: RecordingStatus, *, is_deleted: bool) -> RecordingStatus:
+    """Return the status a recording counts under in the statistics.
+
+    Its stored ``status``, except for an upload deleted before it arrived
+    (deleted while ``uploading``): abandoned, it counts as ``failed``.
+    """
+    if is_deleted and status is RecordingStatus.UPLOADING:
+        return RecordingStatus.FAILED
+    return status
 
 
 def percentile_cont(ordered: list[float], fraction: float) -> float:
@@ -115,9 +132,9 @@ class UploadCounts:
     verified: int = 0
     """Storage confirmed the upload (``verified_at`` set)."""
     failed_without_audio: int = 0
-    """``failed`` without a verified upload: expired or rejected."""
+    """``failed`` without a verified upload: expired, rejected, or deleted before it arrived."""
     uploading: int = 0
-    """Still waiting for the upload (not settled, left out of the rate)."""
+    """Live recordings still waiting for the upload (not settled, left out of the rate)."""
 
     @property
     def success_rate(self) -> float | None:

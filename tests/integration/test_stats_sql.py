@@ -17,11 +17,18 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helppet_recordings import InMemoryRepository
+from helppet_recordings import (
+    InMemoryRepository,
+    InMemoryStorage,
+    RecordingService,
+    RecordingSettings,
+)
 from helppet_recordings.models import Recording
+from helppet_recordings.ports import RecordingRepository
 from helppet_recordings.repositories.sqlalchemy import SqlAlchemyRepository
 from helppet_recordings.stats import Distribution, RepositoryStats
 from helppet_recordings.status import RecordingStatus
+from helppet_recordings.testing.clock import FakeClock
 from helppet_recordings.testing.factories import BASE_TIME, make_recording
 from tests.integration.conftest import database_url
 
@@ -119,6 +126,38 @@ def test_sql_stats_equal_the_python_twin(
         sql_stats_repository.stats(since=since, until=until),
         twin.stats(since=since, until=until),
     )
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite-memory", "postgresql"])
+def test_an_upload_deleted_before_it_arrived_is_never_in_flight(
+    request: pytest.FixtureRequest, tmp_path: Path, kind: str
+) -> None:
+    """Initiated, deleted, never swept, purged: counted failed without audio, on every backend."""
+    repository: RecordingRepository
+    if kind == "memory":
+        repository = InMemoryRepository()
+    else:
+        sql = SqlAlchemyRepository.from_url(database_url(kind, request, tmp_path))
+        request.addfinalizer(sql.close)
+        sql.create_schema()
+        repository = sql
+    clock = FakeClock()
+    service = RecordingService(InMemoryStorage(), repository, RecordingSettings(), clock=clock)
+    user = make_recording().recorded_by_user_id
+    ticket = service.initiate_upload(user, {"filename": "a.m4a", "content_type": "audio/mp4"})
+    in_flight = service.initiate_upload(user, {"filename": "b.m4a", "content_type": "audio/mp4"})
+    service.delete_recording(user, ticket.recording_id)
+    assert service.stats().uploads.uploading == 1  # the live one only
+    clock.advance(days=400)
+    service.delete_recording(user, in_flight.recording_id)  # past its deadline, never swept
+    clock.advance(seconds=1)
+    assert service.expire_stale_uploads() == 0
+    assert service.purge_deleted(retention_days=0) == 2
+    stats = service.stats()
+    assert stats.by_status[RecordingStatus.UPLOADING] == 0
+    assert stats.by_status[RecordingStatus.FAILED] == 2
+    assert (stats.uploads.uploading, stats.uploads.failed_without_audio) == (0, 2)
+    assert stats.upload_success_rate == 0.0
 
 
 @pytest.mark.parametrize(("session_work_mem", "during"), [("4MB", "64MB"), ("256MB", "256MB")])

@@ -13,7 +13,7 @@ import attrs
 from helppet_recordings.audit import AuditEntry
 from helppet_recordings.models import Recording, RecordingFilter, RecordingPage
 from helppet_recordings.repositories._duplicates import duplicate_recording
-from helppet_recordings.stats import RepositoryStats, UploadCounts, summarize
+from helppet_recordings.stats import RepositoryStats, UploadCounts, counted_status, summarize
 from helppet_recordings.status import RecordingStatus
 
 __all__ = ["InMemoryRepository"]
@@ -287,8 +287,12 @@ class InMemoryRepository:
                 if (since is None or row.created_at >= since)
                 and (until is None or row.created_at < until)
             ]
-        by_status = Counter(row.status for row in rows)
+        counted = [counted_status(row.status, is_deleted=row.is_deleted) for row in rows]
+        by_status = Counter(counted)
         verified = [row for row in rows if row.verified_at is not None]
+        unverified = [
+            status for row, status in zip(rows, counted, strict=True) if row.verified_at is None
+        ]
         transcribed = [
             row
             for row in rows
@@ -301,13 +305,8 @@ class InMemoryRepository:
             uploads=UploadCounts(
                 initiated=len(rows),
                 verified=len(verified),
-                failed_without_audio=sum(
-                    row.status is RecordingStatus.FAILED and row.verified_at is None for row in rows
-                ),
-                uploading=sum(
-                    row.status is RecordingStatus.UPLOADING and row.verified_at is None
-                    for row in rows
-                ),
+                failed_without_audio=unverified.count(RecordingStatus.FAILED),
+                uploading=unverified.count(RecordingStatus.UPLOADING),
             ),
             file_size_bytes=summarize(
                 row.file_size_bytes for row in verified if row.file_size_bytes is not None

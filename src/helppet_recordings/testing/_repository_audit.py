@@ -381,6 +381,47 @@ class AuditAndStatsContract:
             mean=45.375,
         )
 
+    def test_stats_count_an_upload_deleted_before_it_arrived_as_failed(
+        self, repository: RecordingRepository
+    ) -> None:
+        """Deleted while ``uploading`` (purged or not): failed without audio, not in flight."""
+        minute = dt.timedelta(minutes=1)
+        rows = [
+            make_recording(created_at=BASE_TIME),  # still uploading, live
+            make_recording(created_at=BASE_TIME + minute, is_deleted=True, deleted_at=BASE_TIME),
+            make_recording(
+                created_at=BASE_TIME + 2 * minute,
+                is_deleted=True,
+                deleted_at=BASE_TIME,
+                purged_at=BASE_TIME + dt.timedelta(days=1),
+                original_filename=None,
+            ),
+            make_recording(
+                created_at=BASE_TIME + 3 * minute,
+                status=RecordingStatus.UPLOADED,
+                verified_at=BASE_TIME,
+                file_size_bytes=100,
+            ),
+            make_recording(created_at=BASE_TIME + 4 * minute, status=RecordingStatus.FAILED),
+        ]
+        for recording in rows:
+            repository.add(recording)
+        stats = repository.stats(since=None, until=None)
+        assert stats.by_status == {
+            RecordingStatus.UPLOADING: 1,
+            RecordingStatus.UPLOADED: 1,
+            RecordingStatus.PROCESSING: 0,
+            RecordingStatus.TRANSCRIBED: 0,
+            RecordingStatus.FAILED: 3,
+        }
+        uploads = stats.uploads
+        assert (uploads.initiated, uploads.verified) == (5, 1)
+        assert (uploads.failed_without_audio, uploads.uploading) == (3, 1)
+        assert uploads.success_rate == pytest.approx(0.25)
+        later = repository.stats(since=rows[2].created_at, until=None)
+        assert later.by_status[RecordingStatus.FAILED] == 2
+        assert (later.uploads.failed_without_audio, later.uploads.uploading) == (2, 0)
+
     def test_stats_window_includes_since_and_excludes_until(
         self, repository: RecordingRepository
     ) -> None:

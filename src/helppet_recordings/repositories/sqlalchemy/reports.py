@@ -10,6 +10,14 @@ function) by ranking each quantity with ``row_number()`` and picking the one
 or two ranks each percentile interpolates between. Either way a single row
 comes back.
 
+An upload deleted before it arrived counts as ``failed``
+(:func:`~helppet_recordings.stats.counted_status`). The statistics index does
+not carry ``is_deleted`` (reading it in the window's scan would cost the
+index-only scan), so the window's live uploads are counted apart, by two
+scalar subqueries on the sweep's partial index (live ``uploading`` rows only,
+a handful), and the difference moves to ``failed``: one statement still,
+one snapshot.
+
 On PostgreSQL the sorts are the cost: one per distribution, whatever the
 number of percentiles. The extremes come from the same sort (the
 percentiles 0 and 1 are the first and last values), and the mean from
@@ -30,6 +38,7 @@ from sqlalchemy.dialects import postgresql
 from helppet_recordings.audit import AuditEntry
 from helppet_recordings.errors import RepositoryError
 from helppet_recordings.repositories.sqlalchemy.mapping import from_db_time, to_db_time
+from helppet_recordings.repositories.sqlalchemy.schema import STALE_UPLOAD_PREDICATE
 from helppet_recordings.stats import (
     PERCENTILES,
     Distribution,
@@ -170,6 +179,30 @@ class StatsStatements:
             conditions.append(created_at < sa.bindparam("until", type_=created_at.type))
         return conditions
 
+    def _live_uploads(self, *, since: bool, until: bool) -> list[sa.Label[Any]]:
+        """Count the window's live ``uploading`` recordings (all, and those never verified).
+
+        Scalar subqueries over the sweep's partial index (its predicate word
+        for word, so both planners use it), apart from the window's scan.
+        """
+        live = self.table.alias("live")
+        created_at = live.c.created_at
+        window: list[sa.ColumnElement[bool]] = []
+        if since:
+            window.append(created_at >= sa.bindparam("since", type_=created_at.type))
+        if until:
+            window.append(created_at < sa.bindparam("until", type_=created_at.type))
+
+        def count(name: str, *conditions: sa.ColumnElement[bool]) -> sa.Label[Any]:
+            counted = sa.select(sa.func.count()).select_from(live)
+            counted = counted.where(sa.text(STALE_UPLOAD_PREDICATE), *window, *conditions)
+            return counted.scalar_subquery().label(name)
+
+        return [
+            count("live_uploading"),
+            count("live_uploading_unverified", live.c.verified_at.is_(None)),
+        ]
+
     def _quantities(self, *, postgres: bool) -> dict[str, sa.ColumnElement[Any]]:
         """Each distribution's value, NULL on the rows it does not cover (see stats.py)."""
         c = self.table.c
@@ -233,6 +266,7 @@ class StatsStatements:
             .subquery("window")
         )
         columns = self._counts(values.c.status, values.c.verified_at)
+        columns += self._live_uploads(since=since, until=until)
         # The extremes ride on the percentiles' sort: min is the fraction 0, max the fraction 1.
         fractions = sa.literal([0.0, *PERCENTILES, 1.0], postgresql.ARRAY(sa.Float()))
         for name in _DISTRIBUTIONS:
@@ -274,6 +308,7 @@ class StatsStatements:
             ]
         ranked = sa.select(*ranked_columns).subquery("ranked")
         columns = self._counts(ranked.c.status, ranked.c.verified_at)
+        columns += self._live_uploads(since=since, until=until)
         for name in quantities:
             value, rank, n = ranked.c[name], ranked.c[f"{name}_rank"], ranked.c[f"{name}_n"]
             columns += [
@@ -342,13 +377,20 @@ def to_repository_stats(row: Mapping[Any, Any]) -> RepositoryStats:
         distributions[name] = Distribution(
             count=count, min=low, p50=p50, p90=p90, p99=p99, max=high, mean=mean
         )
+    by_status = {status: int(row[f"status_{status.value}"]) for status in RecordingStatus}
+    # Uploads deleted before they arrived (every uploading row but the live ones) count as failed.
+    abandoned = by_status[RecordingStatus.UPLOADING] - int(row["live_uploading"])
+    by_status[RecordingStatus.UPLOADING] -= abandoned
+    by_status[RecordingStatus.FAILED] += abandoned
+    uploading = int(row["live_uploading_unverified"])
+    abandoned_unverified = int(row["uploading"]) - uploading
     return RepositoryStats(
-        by_status={status: int(row[f"status_{status.value}"]) for status in RecordingStatus},
+        by_status=by_status,
         uploads=UploadCounts(
             initiated=int(row["initiated"]),
             verified=int(row["verified"]),
-            failed_without_audio=int(row["failed_without_audio"]),
-            uploading=int(row["uploading"]),
+            failed_without_audio=int(row["failed_without_audio"]) + abandoned_unverified,
+            uploading=uploading,
         ),
         file_size_bytes=distributions["file_size_bytes"],
         duration_seconds=distributions["duration_seconds"],
