@@ -28,11 +28,27 @@ content (no original filename, transcript or metadata value).
 
 A listener that raises never breaks or undoes the operation: the error is
 logged under ``helppet_recordings.events`` and the next listener call proceeds.
+
+Listeners are called synchronously, in the thread that ran the operation
+(with :class:`~helppet_recordings.AsyncRecordingService`, a worker thread), so
+a listener does its work before it returns. An ``async def`` listener would
+only make a coroutine nobody runs: the service refuses one (``TypeError``
+when it is constructed), and an awaitable a listener still returns is closed
+unrun and logged as an error naming the listener. An asyncio host hands each
+event to its loop itself::
+
+    loop = asyncio.get_running_loop()  # at start-up, on the loop
+
+    def on_event(event: RecordingEvent) -> None:
+        asyncio.run_coroutine_threadsafe(handle(event), loop)  # handle: the host's async def
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
+import inspect
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -103,15 +119,30 @@ class RecordingEvent:
     attributes: Mapping[str, AttributeValue] = attrs.field(factory=dict)
 
 
-EventListener = Callable[[RecordingEvent], object]
-"""Receives each event; its return value is ignored and its exceptions are logged."""
+EventListener = Callable[[RecordingEvent], None]
+"""Receives each event synchronously and returns nothing; its exceptions are logged.
+
+Not a coroutine function: its coroutine would never run (see the module docstring).
+"""
 
 
 class EventPublisher:
-    """Hands events to the listeners (metrics, the host's) and logs each one at DEBUG."""
+    """Hands events to the listeners (metrics, the host's) and logs each one at DEBUG.
+
+    A coroutine function given as a listener raises ``TypeError`` here.
+    """
 
     def __init__(self, *listeners: EventListener | None) -> None:
         self._listeners = tuple(listener for listener in listeners if listener is not None)
+        for listener in self._listeners:
+            if _is_coroutine_function(listener):
+                msg = (
+                    f"Event listener {_name_of(listener)} is a coroutine function: listeners "
+                    "are called synchronously, so its coroutine would never run. Pass a plain "
+                    "function that hands the event to your event loop, e.g. one that calls "
+                    "asyncio.run_coroutine_threadsafe(handler(event), loop)"
+                )
+                raise TypeError(msg)
 
     @property
     def wanted(self) -> bool:
@@ -129,10 +160,42 @@ class EventPublisher:
             )
         for listener in self._listeners:
             try:
-                listener(event)
+                result: object = listener(event)
             except Exception:
                 _logger.exception(
                     "Event listener failed on %s for recording %s; the operation stands",
                     event.name,
                     event.recording_id,
                 )
+                continue
+            # A future or task is scheduled already and runs on its loop: left alone.
+            if inspect.isawaitable(result) and not asyncio.isfuture(result):
+                _discard(result, listener)
+
+
+def _is_coroutine_function(listener: object) -> bool:
+    """Whether calling ``listener`` makes a coroutine: an ``async def``, or ``async __call__``."""
+    call = inspect.getattr_static(type(listener), "__call__", None)  # inherited ones too
+    return inspect.iscoroutinefunction(listener) or inspect.iscoroutinefunction(call)
+
+
+def _discard(awaitable: object, listener: object) -> None:
+    """Close an awaitable a listener returned (nothing would run it), and say whose it was."""
+    close = getattr(awaitable, "close", None)
+    if callable(close):
+        close()  # no "never awaited" warning later; the listener's work did not happen
+    _logger.error(
+        "Event listener %s returned an awaitable, which was dropped without running: "
+        "listeners are called synchronously; hand the event to your event loop instead",
+        _name_of(listener),
+    )
+
+
+def _name_of(listener: object) -> str:
+    """Return the listener's module and qualified name (its class's for a callable object)."""
+    target = listener.func if isinstance(listener, functools.partial) else listener
+    if not hasattr(target, "__qualname__"):
+        target = type(target)
+    qualname = str(getattr(target, "__qualname__", "?"))
+    module = getattr(target, "__module__", None)
+    return f"{module}.{qualname}" if module else qualname

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
+import gc
 import logging
 import uuid
+from typing import Any
 
 import pytest
 
 from helppet_recordings import (
+    AsyncRecordingService,
     InMemoryRepository,
     InMemoryStorage,
     InvalidStatusTransitionError,
@@ -242,3 +247,102 @@ def test_no_personal_content_in_any_event_or_log_record(
     for text in texts:
         for secret in PERSONAL:
             assert secret not in text, (secret, text)
+
+
+async def _async_handler(event: RecordingEvent) -> None:
+    """An asyncio host's handler."""
+
+
+class _AsyncCallable:
+    async def __call__(self, event: RecordingEvent) -> None:
+        """An object whose call is a coroutine."""
+
+
+@pytest.mark.parametrize(
+    ("listener", "named"),
+    [
+        (_async_handler, "_async_handler"),
+        (_AsyncCallable(), "_AsyncCallable"),
+        (functools.partial(_async_handler), "_async_handler"),
+    ],
+    ids=["async def", "async __call__", "partial"],
+)
+def test_a_coroutine_function_listener_is_refused(listener: object, named: str) -> None:
+    """It would never run: the service refuses it up front and says how to subscribe instead."""
+    with pytest.raises(TypeError, match="coroutine function") as caught:
+        RecordingService(
+            InMemoryStorage(),
+            InMemoryRepository(),
+            on_event=listener,  # type: ignore[arg-type]
+        )
+    assert named in str(caught.value)
+    assert "run_coroutine_threadsafe" in str(caught.value)
+
+
+def test_an_awaitable_a_listener_returns_is_closed_and_logged(
+    storage: InMemoryStorage, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sync wrapper that returns a coroutine: closed unrun, an error naming the listener only."""
+    started: list[RecordingEvent] = []
+
+    async def handle(event: RecordingEvent) -> None:
+        started.append(event)
+
+    def wrapper(event: RecordingEvent) -> Any:
+        return handle(event)
+
+    service = RecordingService(storage, InMemoryRepository(), on_event=wrapper)
+    with caplog.at_level(logging.ERROR, logger="helppet_recordings.events"):
+        rid = _initiate(service)
+        gc.collect()  # an unclosed coroutine would warn "never awaited" here (an error)
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert "test_an_awaitable_a_listener_returns_is_closed_and_logged.<locals>.wrapper" in message
+    assert str(rid) not in message
+    assert "recording.initiated" not in message
+    assert started == []
+
+
+def test_a_task_a_listener_returns_is_left_to_run(storage: InMemoryStorage) -> None:
+    """A task is scheduled already: it runs on its loop, and nothing is logged or closed."""
+    handled: list[str] = []
+
+    async def handle(event: RecordingEvent) -> None:
+        handled.append(event.name)
+
+    def schedule(event: RecordingEvent) -> Any:
+        return asyncio.get_running_loop().create_task(handle(event))
+
+    service = RecordingService(storage, InMemoryRepository(), on_event=schedule)
+
+    async def main() -> None:
+        _initiate(service)  # on the loop's thread: the listener may create a task
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert handled == ["recording.initiated"]
+
+
+def test_an_asyncio_host_subscribes_as_documented(storage: InMemoryStorage) -> None:
+    """AsyncRecordingService calls listeners in worker threads; the handler runs on the loop."""
+    handled: list[tuple[str, bool]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+
+        async def handle(event: RecordingEvent) -> None:
+            handled.append((event.name, asyncio.get_running_loop() is loop))
+            done.set()
+
+        def on_event(event: RecordingEvent) -> None:
+            asyncio.run_coroutine_threadsafe(handle(event), loop)
+
+        service = AsyncRecordingService(
+            RecordingService(storage, InMemoryRepository(), on_event=on_event)
+        )
+        await service.initiate_upload(USER, {"filename": "a.m4a", "content_type": "audio/mp4"})
+        await asyncio.wait_for(done.wait(), timeout=10)
+
+    asyncio.run(main())
+    assert handled == [("recording.initiated", True)]

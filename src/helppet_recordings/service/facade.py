@@ -51,10 +51,12 @@ class RecordingService(WorkerAndJobOperations):
     pydantic model or a plain mapping.
 
     ``on_event`` receives a :class:`~helppet_recordings.events.RecordingEvent`
-    after each stored change; a listener that raises is logged and never
-    undoes or fails the operation. ``metrics`` records OpenTelemetry metrics
-    (``helppet_recordings.metrics``; by default on the global meter provider,
-    a no-op until the host configures one).
+    after each stored change, synchronously (a coroutine function raises
+    ``TypeError``: schedule your coroutine on your loop from a plain function);
+    a listener that raises is logged and never undoes or fails the operation.
+    ``metrics`` records OpenTelemetry metrics (``helppet_recordings.metrics``;
+    by default on the global meter provider, a no-op until the host
+    configures one).
     """
 
     def __init__(
