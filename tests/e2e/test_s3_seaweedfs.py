@@ -103,6 +103,18 @@ class TestS3StorageOnSeaweedFS(
 
         return put
 
+    @pytest.mark.xfail(
+        reason="SeaweedFS lists a directory's keys before its sibling keys that sort first "
+        "('a/1.m4a' before 'a-1.m4a' and 'a.m4a'); S3 lists in code point order",
+        raises=AssertionError,
+        strict=True,
+    )
+    def test_iter_objects_orders_keys_across_directory_boundaries(
+        self, storage: RecordingStorage, put_object: PutObject
+    ) -> None:
+        """SeaweedFS's listing walks its filer's directories (a known deviation from S3)."""
+        super().test_iter_objects_orders_keys_across_directory_boundaries(storage, put_object)
+
     def test_stored_object_is_encrypted(self, storage: RecordingStorage) -> None:
         """HEAD after a valid upload reports AES256 server-side encryption."""
         ticket = self.ticket(storage, "sse.m4a")

@@ -130,13 +130,37 @@ class StorageContract:
     def test_iter_objects_lists_only_the_prefix(
         self, storage: RecordingStorage, put_object: PutObject
     ) -> None:
-        """Listing yields every object under the prefix and nothing outside it."""
+        """Listing yields every object under the prefix, in key order, and nothing outside it."""
         inside = [self.key(f"n{i}.m4a") for i in range(3)]
         for key in inside:
             put_object(key, AUDIO, "audio/mp4")
         put_object("elsewhere/x.m4a", AUDIO, "audio/mp4")
-        listed = {obj.key: obj.size for obj in storage.iter_objects(self.prefix)}
-        assert listed == dict.fromkeys(inside, len(AUDIO))
+        listed = [(obj.key, obj.size) for obj in storage.iter_objects(self.prefix)]
+        assert listed == [(key, len(AUDIO)) for key in inside]
+
+    def test_iter_objects_lists_in_ascending_key_order(
+        self, storage: RecordingStorage, put_object: PutObject
+    ) -> None:
+        """Keys come in code point order (S3's), not by case, number or insertion."""
+        names = ["é.m4a", "9.m4a", "b/1.m4a", "B.m4a", "a.m4a", "z.m4a", "10.m4a"]
+        keys = [self.key(f"order/{name}") for name in names]
+        for key in keys:
+            put_object(key, AUDIO, "audio/mp4")
+        listed = [obj.key for obj in storage.iter_objects(self.key("order/"))]
+        # In code point order 10 comes before 9, B before a, and z before é.
+        assert listed == sorted(keys), "iter_objects must yield keys in ascending code point order"
+
+    def test_iter_objects_orders_keys_across_directory_boundaries(
+        self, storage: RecordingStorage, put_object: PutObject
+    ) -> None:
+        """``a-1``, ``a.m4a``, ``a/1.m4a``, ``a0``: '-' < '.' < '/' < '0', as S3 lists them."""
+        names = ["a0.m4a", "a/1.m4a", "a.m4a", "a-1.m4a"]
+        keys = [self.key(f"nested/{name}") for name in names]
+        for key in keys:
+            put_object(key, AUDIO, "audio/mp4")
+        listed = [obj.key for obj in storage.iter_objects(self.key("nested/"))]
+        # A directory walk lists a/1.m4a first (the directory a sorts before its siblings).
+        assert listed == sorted(keys), "iter_objects must yield keys in ascending code point order"
 
     def test_keys_that_extend_a_key_name_coexist(
         self, storage: RecordingStorage, put_object: PutObject
