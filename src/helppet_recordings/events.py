@@ -29,6 +29,13 @@ content (no original filename, transcript or metadata value).
 A listener that raises never breaks or undoes the operation: the error is
 logged under ``helppet_recordings.events`` and the next listener call proceeds.
 
+Events are delivered at most once: published in process after the change is
+stored, never stored themselves. A process that dies after the commit, or a
+commit whose outcome is unknown (a connection dropped after an autocommitted
+save raises ``DATABASE_UNAVAILABLE``; the retry finds the change made and
+publishes nothing), loses the event. What must see every change reads the
+database (statuses, the audit trail).
+
 Listeners are called synchronously, in the thread that ran the operation
 (with :class:`~helppet_recordings.AsyncRecordingService`, a worker thread), so
 a listener does its work before it returns. An ``async def`` listener would

@@ -32,6 +32,9 @@ What is counted, precisely:
 
 Percentiles are continuous (linear interpolation between the two nearest
 ranks, as PostgreSQL's ``percentile_cont`` and numpy's default compute them).
+On SQLite, which ranks every quantity with window functions, a window of
+200,000 recordings takes seconds (PostgreSQL: a fraction of one); see
+``docs/operations.md``.
 """
 
 from __future__ import annotations
