@@ -420,10 +420,13 @@ def test_with_an_older_repository_a_failed_audit_still_publishes_the_event(
     assert AUDITED_EVENTS[name] not in [entry.action for entry in world.inner.audit_trail(rid)]
 
 
-def test_a_purge_whose_audit_fails_purges_the_rest_then_raises(
+def test_a_purge_whose_audit_fails_stops_there_with_the_event_published(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Every due recording is purged and published across batches; the first failure is raised."""
+    """The first recording stays purged and published; no more audio goes unaudited.
+
+    Run again once the audit table takes writes, the purge finishes the rest.
+    """
     world = World(WithoutAuditParameter)
     rids = [world.uploaded() for _ in range(3)]
     for rid in rids:
@@ -435,14 +438,17 @@ def test_a_purge_whose_audit_fails_purges_the_rest_then_raises(
         pytest.raises(RepositoryUnavailableError),
     ):
         world.service.purge_deleted(batch_size=2)
-    for rid in rids:
-        stored = world.inner.get(rid)
-        assert stored is not None
-        assert stored.purged_at is not None
-        assert world.storage.head(stored.s3_key) is None
-        assert [entry.action for entry in world.inner.audit_trail(rid)] == ["recording.deleted"]
-        assert any(str(rid) in record.getMessage() for record in caplog.records)
-    purged = {event.recording_id for event in world.events if event.name == "recording.purged"}
-    assert purged == set(rids)
+    stored = {rid: world.inner.get(rid) for rid in rids}
+    purged = [rid for rid, row in stored.items() if row is not None and row.purged_at is not None]
+    assert len(purged) == 1
+    assert [e.recording_id for e in world.events if e.name == "recording.purged"] == purged
+    assert any(str(purged[0]) in record.getMessage() for record in caplog.records)
+    for rid in set(rids) - set(purged):
+        row = stored[rid]
+        assert row is not None
+        assert world.storage.head(row.s3_key) is not None  # its audio is still there
     world.repository.failing = set()
-    assert world.service.purge_deleted() == 0  # nothing was left half done
+    assert world.service.purge_deleted() == 2
+    for rid in set(rids) - set(purged):
+        actions = [entry.action for entry in world.inner.audit_trail(rid)]
+        assert actions == ["recording.deleted", "recording.purged"]

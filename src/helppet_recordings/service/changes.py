@@ -173,7 +173,6 @@ class ServiceContext:
         load: Callable[[uuid.UUID], Recording] | None = None,
         write: Write | None = None,
         at: dt.datetime | None = None,
-        audit_failures: list[RecordingError] | None = None,
     ) -> Outcome:
         """Apply ``step`` to the recording and store its change; say what is stored now.
 
@@ -184,8 +183,6 @@ class ServiceContext:
         the step again, as does a step raising :class:`StaleRecording`. A step
         returning None stores and publishes nothing.
         ``at`` replaces the clock (a sweep given its own ``now``).
-        ``audit_failures`` collects an audit entry written after the stored
-        change (see :meth:`emit`) that could not be stored, instead of raising it.
         """
         store = write if write is not None else self._save
         if load is None:
@@ -214,7 +211,6 @@ class ServiceContext:
                         at=now,
                         attributes=change.attributes,
                         audited=entry is not None,
-                        audit_failures=audit_failures,
                     )
                 return Outcome(change.recording, changed=True)
             recording = None
@@ -232,7 +228,6 @@ class ServiceContext:
         at: dt.datetime | None = None,
         attributes: Mapping[str, AttributeValue] | None = None,
         audited: bool = False,
-        audit_failures: list[RecordingError] | None = None,
     ) -> None:
         """Publish one event about ``recording`` (after the change it reports was stored).
 
@@ -240,18 +235,13 @@ class ServiceContext:
         with it (``audited``) is written to the audit trail first. Should that
         write fail, the change stands (it was stored already): its event is
         published all the same, the failure is logged with the recording's id
-        and the action, so the gap in the trail is known, and then raised, or
-        appended to ``audit_failures`` when given (a batch that carries on).
+        and the action, so the gap in the trail is known, and then raised.
         """
         moment = recording.updated_at if at is None else at
         action = AUDITED_EVENTS.get(name)
         try:
             if action is not None and not audited:
                 self.audit(action, recording, user_id, at=moment, attributes=attributes)
-        except RecordingError as exc:
-            if audit_failures is None:
-                raise
-            audit_failures.append(exc)
         finally:  # a stored change is always published: a retry finds nothing left to change
             self._publish(name, recording, user_id, moment, attributes)
 
