@@ -368,15 +368,22 @@ def test_a_host_trigger_quoting_the_row_shows_no_personal_values(
 
 
 def test_a_package_error_being_handled_keeps_its_message() -> None:
-    """An error of the package's own that a database failure interrupted is not withheld."""
+    """An error of the package's own that a database failure interrupted is not withheld.
+
+    What is chained to it is: a driver's or a service's error may quote a value.
+    """
     handled = UploadVerificationError("The stored file is not audio", reason="signature")
+    handled.__cause__ = ValueError(f"bad answer for {ORIGINAL_FILENAME}")
     failure = sa.exc.OperationalError("UPDATE recordings", {}, sqlite3.OperationalError("gone"))
     failure.__context__ = handled
     with pytest.raises(RecordingError) as caught, translate_errors("save"):
         raise failure
     assert caught.value.__cause__ is failure
     assert failure.__context__ is handled
-    assert "The stored file is not audio" in "".join(traceback.format_exception(caught.value))
+    logged = "".join(traceback.format_exception(caught.value))
+    assert "The stored file is not audio" in logged
+    assert ORIGINAL_FILENAME not in logged
+    assert markers_in(everything_shown(caught.value)) == []
 
 
 def test_values_anywhere_in_the_chain_are_withheld() -> None:

@@ -103,11 +103,10 @@ def _redacted(exc: BaseException, done: dict[int, BaseException]) -> BaseExcepti
     known = done.get(id(exc))
     if known is not None:
         return known
-    if isinstance(exc, RecordingError):
-        # The package's own errors never carry a value (their chains were cleaned where
-        # they were raised): one being handled when the database failed stays as it was.
-        return exc
-    result = exc if isinstance(exc, sa.exc.SQLAlchemyError) else _stand_in(exc)
+    # The package's own errors never put a value in their message: one being handled when
+    # the database failed keeps it. What is chained to it is redacted like the rest.
+    kept = isinstance(exc, sa.exc.SQLAlchemyError) or _package_error(exc)
+    result = exc if kept else _stand_in(exc)
     done[id(exc)] = result
     if isinstance(exc, sa.exc.StatementError):
         _scrub(exc, done)
@@ -118,6 +117,13 @@ def _redacted(exc: BaseException, done: dict[int, BaseException]) -> BaseExcepti
         result.__context__ = _redacted(exc.__context__, done)
     result.__suppress_context__ = suppress_context
     return result
+
+
+def _package_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of the package's own errors (not a host's subclass of one)."""
+    return isinstance(exc, RecordingError) and type(exc).__module__.startswith(
+        "helppet_recordings."
+    )
 
 
 def _scrub(exc: sa.exc.StatementError, done: dict[int, BaseException]) -> None:
