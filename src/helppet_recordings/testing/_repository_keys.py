@@ -127,6 +127,10 @@ class KeysAndPurgingContract:
         assert [r.s3_key for r in rest] == [k for k in expected if k > "p/a"]
         exact = repository.list_by_key(prefix="p/a", after=None, limit=1)
         assert [r.s3_key for r in exact] == ["p/a"]
+        past_the_prefix = repository.list_by_key(prefix="p/a", after="p/a", limit=10)
+        assert [r.s3_key for r in past_the_prefix] == ["p/a/1"], (
+            "after equal to the prefix is exclusive too: the key equal to both must not return"
+        )
 
     def test_purging_scrubs_deleted_recordings_once(self, repository: RecordingRepository) -> None:
         """Only soft-deleted, unpurged recordings deleted before the cutoff are purgeable."""

@@ -49,9 +49,10 @@ class KeyQueries:
         Deleted recordings are included.
         """
         upper = prefix_successor(prefix)
-        low = prefix if after is None or after < prefix else after
+        from_prefix = after is None or after < prefix  # else only keys past ``after``
+        low = prefix if from_prefix else after
         params: dict[str, Any] = {"low": low, "limit": limit}
-        statement = self._statements.by_key(bounded=upper is not None, inclusive=low == prefix)
+        statement = self._statements.by_key(bounded=upper is not None, inclusive=from_prefix)
         if upper is not None:
             params["upper"] = upper
         with self._lock, translate_errors("list_by_key"), self._engine.connect() as connection:
