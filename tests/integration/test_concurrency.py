@@ -6,15 +6,18 @@ delete the same few recordings at once. Afterwards every recording is in one
 valid status that agrees with the calls that succeeded, no successful write
 was lost, and every failure was a deliberate ``RecordingError``.
 
-moto's in-process S3 is not thread-safe (a copy racing a delete of its source
-reads a closed file and raises ``ValueError``, where S3 answers
-``NoSuchKey``), so the storage client's calls go one at a time; the threads
-still interleave between them, and the races under test are the database's.
+moto's in-process S3 is not thread-safe (a copy racing a delete of its
+source, or a GET's body read as the object is deleted, reads a closed file and
+raises ``ValueError``, where S3 answers ``NoSuchKey`` or streams the body it
+started), so the storage client's calls, bodies included, go one at a time;
+the threads still interleave between them, and the races under test are the
+database's.
 """
 
 from __future__ import annotations
 
 import collections
+import io
 import random
 import threading
 import uuid
@@ -24,6 +27,7 @@ from typing import Any
 
 import attrs
 import pytest
+from botocore.response import StreamingBody
 
 from helppet_recordings import RecordingService, RecordingSettings, S3Storage
 from helppet_recordings.errors import RecordingError
@@ -102,7 +106,14 @@ def _one_call_at_a_time(client: Any) -> None:
 
     def serialized(operation: str, params: dict[str, Any]) -> Any:
         with lock:
-            return make_api_call(operation, params)
+            response = make_api_call(operation, params)
+            body = response.get("Body") if isinstance(response, dict) else None
+            if body is not None:
+                # A GET's body is read later, outside the call: read it under the lock too, or
+                # a racing delete closes the moto file it streams from.
+                data = body.read()
+                response["Body"] = StreamingBody(io.BytesIO(data), len(data))
+            return response
 
     client._make_api_call = serialized
 
