@@ -3,7 +3,9 @@
 - :mod:`~helppet_recordings.testing.storage_contract`: ``StorageContract`` and
   ``HttpStorageContract``, the suites every storage backend passes,
   ``PromoteContract`` for backends that move staged uploads, and
-  ``PinnedReadsContract`` for backends with ``PinnedReads`` (reads pinned to an ETag);
+  ``PinnedReadsContract`` for backends with ``PinnedReads`` (reads pinned to
+  an ETag); the last two live in ``promote_contract`` and
+  ``pinned_reads_contract`` and import from here as before;
 - :mod:`~helppet_recordings.testing.checksum_contract`: ``ChecksumPinningContract``,
   the suite every storage whose tickets pin the body's SHA-256 passes;
 - :mod:`~helppet_recordings.testing.multipart_contract`: ``MultipartContract``,

@@ -23,45 +23,43 @@ needs when it is listed after it.
 
 from __future__ import annotations
 
-import hashlib
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import httpx
 import pytest
 
-from helppet_recordings.models import StoredObject, UploadTicket
-from helppet_recordings.ports import PinnedReads, RecordingStorage
+from helppet_recordings.models import UploadTicket
+from helppet_recordings.ports import RecordingStorage
+from helppet_recordings.testing._storage_basics import (
+    AUDIO,
+    MAX_SIZE,
+    PutObject,
+    SendUpload,
+    StorageFixtures,
+    _md5,
+)
+from helppet_recordings.testing.pinned_reads_contract import PinnedReadsContract
+from helppet_recordings.testing.promote_contract import PromoteContract
 
-PutObject = Callable[[str, bytes, str], None]
-"""``put_object(key, body, content_type)``: store an object as a finished upload would."""
+__all__ = [
+    "AUDIO",
+    "MAX_SIZE",
+    "HttpStorageContract",
+    "PinnedReadsContract",
+    "PromoteContract",
+    "PutObject",
+    "SendUpload",
+    "StorageContract",
+    "_md5",
+]
 
-SendUpload = Callable[[UploadTicket, bytes, Mapping[str, str]], bool]
-"""``send_upload(ticket, body, fields)``: hand ``body`` over with ``fields``; True if stored."""
 
-AUDIO = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 8
-MAX_SIZE = 64 * 1024
-
-
-def _md5(body: bytes) -> str:
-    return hashlib.md5(body).hexdigest()  # noqa: S324 - S3 ETags are MD5 by definition
-
-
-class StorageContract:
+class StorageContract(StorageFixtures):
     """Behaviour shared by every storage backend."""
 
     prefix = "recordings/"
-
-    @pytest.fixture
-    def storage(self) -> RecordingStorage:
-        """An empty storage backend."""
-        raise NotImplementedError
-
-    @pytest.fixture
-    def put_object(self, storage: RecordingStorage) -> PutObject:
-        """Store bytes at a key as a finished upload would."""
-        raise NotImplementedError
 
     def key(self, name: str) -> str:
         """A key under the test prefix."""
@@ -338,171 +336,3 @@ class HttpStorageContract(StorageContract):
         response = httpx.get(tampered, timeout=30)
         assert response.status_code == 403
         assert b"secret" not in response.content
-
-
-class PromoteContract:
-    """``promote``: a verified staging object moves to its final key only if it is unchanged."""
-
-    staging_prefix = "recordings/staging/"
-    final_prefix = "recordings/u/ctx/"
-
-    @pytest.fixture
-    def storage(self) -> RecordingStorage:
-        """An empty storage backend."""
-        raise NotImplementedError
-
-    @pytest.fixture
-    def put_object(self, storage: RecordingStorage) -> PutObject:
-        """Store bytes at a key as a finished upload would."""
-        raise NotImplementedError
-
-    def keys(self, name: str) -> tuple[str, str]:
-        """A staging key and the final key it is promoted to."""
-        return f"{self.staging_prefix}{name}", f"{self.final_prefix}{name}"
-
-    def verified(self, storage: RecordingStorage, key: str) -> StoredObject:
-        """What HEAD reports for ``key``, as completion would have verified it."""
-        stored = storage.head(key)
-        assert stored is not None
-        return stored
-
-    def test_promote_moves_bytes_type_and_encryption(
-        self, storage: RecordingStorage, put_object: PutObject
-    ) -> None:
-        """The target holds the bytes, type and encryption HEAD reports; the source is gone."""
-        source, target = self.keys("move.wav")
-        put_object(source, AUDIO, "audio/wav")
-        expected = self.verified(storage, source)
-        moved = storage.promote(source, target, expected=expected)
-        assert moved is not None
-        assert (moved.key, moved.size, moved.content_type) == (target, len(AUDIO), "audio/wav")
-        assert moved.md5 == expected.md5
-        assert (moved.server_side_encryption, moved.kms_key_id) == (
-            expected.server_side_encryption,
-            expected.kms_key_id,
-        )
-        assert storage.head(target) == moved
-        assert storage.read_range(target, offset=0, length=len(AUDIO) + 1) == AUDIO
-        assert storage.head(source) is None
-
-    def test_changed_source_is_not_promoted(
-        self, storage: RecordingStorage, put_object: PutObject
-    ) -> None:
-        """Bytes that replaced the source after its HEAD are not moved, and stay where they are."""
-        source, target = self.keys("replayed.wav")
-        put_object(source, AUDIO, "audio/wav")
-        expected = self.verified(storage, source)
-        replayed = AUDIO[::-1]  # same size, other bytes
-        put_object(source, replayed, "audio/wav")
-        assert storage.promote(source, target, expected=expected) is None
-        assert storage.head(target) is None
-        assert storage.read_range(source, offset=0, length=len(replayed)) == replayed
-
-    def test_missing_source_is_none(self, storage: RecordingStorage, put_object: PutObject) -> None:
-        """A source that is gone is not an error: None, and no target appears."""
-        source, target = self.keys("gone.wav")
-        put_object(source, AUDIO, "audio/wav")
-        expected = self.verified(storage, source)
-        storage.delete(source)
-        assert storage.promote(source, target, expected=expected) is None
-        assert storage.head(target) is None
-
-    def test_promote_again_keeps_the_moved_object(
-        self, storage: RecordingStorage, put_object: PutObject
-    ) -> None:
-        """A retried promote finds no source and leaves the object it moved alone."""
-        source, target = self.keys("retry.wav")
-        put_object(source, AUDIO, "audio/wav")
-        expected = self.verified(storage, source)
-        moved = storage.promote(source, target, expected=expected)
-        assert moved is not None
-        assert storage.promote(source, target, expected=expected) is None
-        assert storage.head(target) == moved
-
-    def test_refusal_leaves_an_existing_target_untouched(
-        self, storage: RecordingStorage, put_object: PutObject
-    ) -> None:
-        """When the source changed, whatever the target already holds keeps its bytes."""
-        source, target = self.keys("kept.wav")
-        put_object(target, b"verified earlier", "audio/wav")
-        before = self.verified(storage, target)
-        put_object(source, AUDIO, "audio/wav")
-        expected = self.verified(storage, source)
-        put_object(source, AUDIO[::-1], "audio/wav")
-        assert storage.promote(source, target, expected=expected) is None
-        assert storage.head(target) == before
-        assert storage.read_range(target, offset=0, length=64) == b"verified earlier"
-
-
-class PinnedReadsContract:
-    """``read_pinned``: ranged reads that answer only from the object with the ETag given."""
-
-    pinned_prefix = "recordings/u/pinned/"
-
-    @pytest.fixture
-    def storage(self) -> RecordingStorage:
-        """An empty storage backend."""
-        raise NotImplementedError
-
-    @pytest.fixture
-    def put_object(self, storage: RecordingStorage) -> PutObject:
-        """Store bytes at a key as a finished upload would."""
-        raise NotImplementedError
-
-    def pinned(self, storage: RecordingStorage) -> PinnedReads:
-        """The backend as the optional ``PinnedReads`` port."""
-        assert isinstance(storage, PinnedReads)
-        return storage
-
-    def etag(self, storage: RecordingStorage, key: str) -> str:
-        """The ETag HEAD reports for ``key``, as completion would have verified it."""
-        stored = storage.head(key)
-        assert stored is not None
-        assert stored.etag is not None
-        return stored.etag
-
-    def test_a_pinned_read_returns_what_read_range_does(
-        self, storage: RecordingStorage, put_object: PutObject
-    ) -> None:
-        """With the object's own ETag: the asked bytes, fewer at the end, none past it."""
-        key = f"{self.pinned_prefix}same.wav"
-        put_object(key, AUDIO, "audio/wav")
-        etag, pinned = self.etag(storage, key), self.pinned(storage)
-        assert pinned.read_pinned(key, etag=etag, offset=0, length=12) == AUDIO[:12]
-        assert pinned.read_pinned(key, etag=etag, offset=100, length=50) == AUDIO[100:150]
-        assert pinned.read_pinned(key, etag=etag, offset=len(AUDIO) - 4, length=64) == AUDIO[-4:]
-        assert pinned.read_pinned(key, etag=etag, offset=len(AUDIO) + 10, length=8) == b""
-
-    def test_another_etag_reads_nothing(
-        self, storage: RecordingStorage, put_object: PutObject
-    ) -> None:
-        """An ETag the object does not have is None, not its bytes and not an error."""
-        key = f"{self.pinned_prefix}other.wav"
-        put_object(key, AUDIO, "audio/wav")
-        pinned = self.pinned(storage)
-        assert pinned.read_pinned(key, etag=_md5(b"other bytes"), offset=0, length=16) is None
-
-    def test_a_missing_object_is_none(self, storage: RecordingStorage) -> None:
-        """A key that holds nothing is None, whatever the ETag."""
-        key = f"{self.pinned_prefix}absent.wav"
-        assert self.pinned(storage).read_pinned(key, etag=_md5(AUDIO), offset=0, length=16) is None
-
-    @pytest.mark.parametrize("replacement", ["same_size", "grown", "shrunk"])
-    def test_a_replaced_object_is_never_read_with_the_old_etag(
-        self, storage: RecordingStorage, put_object: PutObject, replacement: str
-    ) -> None:
-        """Bytes written over the object (same size, longer, shorter) are not read as it."""
-        key = f"{self.pinned_prefix}replaced.wav"
-        put_object(key, AUDIO, "audio/wav")
-        verified = self.etag(storage, key)
-        body = {
-            "same_size": AUDIO[::-1],
-            "grown": AUDIO + b"appended",
-            "shrunk": AUDIO[:-1],
-        }[replacement]
-        put_object(key, body, "audio/wav")
-        pinned = self.pinned(storage)
-        assert pinned.read_pinned(key, etag=verified, offset=0, length=len(AUDIO)) is None
-        assert pinned.read_pinned(key, etag=verified, offset=64, length=16) is None
-        current = self.etag(storage, key)
-        assert pinned.read_pinned(key, etag=current, offset=0, length=len(body)) == body
