@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from helppet_recordings import (
     RecordingSettings,
 )
 from helppet_recordings.audit import AuditEntry
+from helppet_recordings.errors import RepositoryError
 from helppet_recordings.ports import RecordingRepository
 from helppet_recordings.repositories.sqlalchemy import (
     AUDIT_TABLE_NAME,
@@ -184,3 +186,23 @@ def test_an_embedding_host_passes_its_own_audit_table() -> None:
             rows = connection.execute(sa.select(sa.func.count()).select_from(trail)).scalar_one()
         assert rows == 1
         assert sa.inspect(sql.engine).has_table(AUDIT_TABLE_NAME) is False
+
+
+def test_an_unreadable_audit_entry_quotes_nothing_stored() -> None:
+    """Bad JSON in an entry's attributes is DATABASE_ERROR whose traceback quotes none of it."""
+    with SqlAlchemyRepository.from_url("sqlite://") as sql:
+        sql.create_schema()
+        entry = AuditEntry(
+            recording_id=uuid.uuid4(),
+            action="download_url.issued",
+            actor_user_id=USER,
+            at=dt.datetime(2026, 11, 24, 9, tzinfo=dt.UTC),
+            attributes={"expires_in": 60},
+        )
+        sql.record_audit(entry)
+        with sql.engine.begin() as connection:
+            connection.execute(sql.audit_table.update().values(attributes='{"stored-secret"'))
+        with pytest.raises(RepositoryError, match="audit entry could not be read") as caught:
+            sql.audit_trail(entry.recording_id)
+    assert caught.value.details["reason"] == "JSONDecodeError"
+    assert "stored-secret" not in "".join(traceback.format_exception(caught.value))

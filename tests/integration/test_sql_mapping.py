@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 import attrs
 import pytest
 import sqlalchemy as sa
@@ -66,3 +68,51 @@ def test_null_in_a_required_field_is_a_repository_error(
     with pytest.raises(RepositoryError, match="could not be read") as caught:
         sql_repository.get(recording.id)
     assert caught.value.details["recording_id"] == str(recording.id)
+
+
+def _formatted(error: BaseException) -> str:
+    """The error as a host's logger would write it, with its traceback and chain."""
+    return "".join(traceback.format_exception(error))
+
+
+def test_unreadable_metadata_quotes_nothing_stored(sql_repository: SqlAlchemyRepository) -> None:
+    """Bad JSON in recording_metadata names the column; the stored document is in no traceback.
+
+    ``json.loads``'s error keeps the whole document (``JSONDecodeError.doc``),
+    metadata a clinic may have put a name in.
+    """
+    recording = make_recording(recording_metadata={"owner": "Jane Doe"})
+    sql_repository.add(recording)
+    with sql_repository.engine.begin() as connection:
+        connection.execute(
+            recordings.update()
+            .where(recordings.c.id == recording.id)
+            .values(recording_metadata='{"owner": "Jane Doe"')
+        )
+    with pytest.raises(RepositoryError, match="could not be read") as caught:
+        sql_repository.get(recording.id)
+    assert caught.value.details["column"] == "recording_metadata"
+    assert caught.value.details["reason"] == "JSONDecodeError"
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+    assert "Jane Doe" not in _formatted(caught.value)
+
+
+def test_a_value_the_entity_refuses_is_not_quoted() -> None:
+    """A stored value a reader refuses (an unknown status) is named by column, not quoted."""
+    row = to_row(make_recording())
+    row["status"] = "jane-doe-status"
+    with pytest.raises(RepositoryError) as caught:
+        to_recording([row[name] for name in FIELDS])
+    assert caught.value.details["column"] == "status"
+    assert "jane-doe-status" not in _formatted(caught.value)
+
+
+def test_a_null_names_its_column() -> None:
+    """A NULL in a required column says which column and why."""
+    row = to_row(make_recording())
+    row["created_at"] = None
+    with pytest.raises(RepositoryError) as caught:
+        to_recording([row[name] for name in FIELDS])
+    assert caught.value.details["column"] == "created_at"
+    assert caught.value.details["reason"] == "null"

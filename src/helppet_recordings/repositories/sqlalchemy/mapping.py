@@ -133,22 +133,36 @@ def to_recording(row: Sequence[Any]) -> Recording:
     """Return the entity for a row of the :data:`FIELDS` columns, in that order.
 
     A row the package cannot read (an unknown status, a NULL where the entity
-    needs a value, bad JSON) is a ``RepositoryError``.
+    needs a value, bad JSON) is a ``RepositoryError`` naming the column
+    (``details["column"]``, or ``"row"`` when the entity refused the values
+    together) and the kind of problem (``details["reason"]``). It chains
+    nothing: the parser's error would quote the stored value (a
+    ``JSONDecodeError`` keeps the whole metadata document), and a host logging
+    the error with its traceback would write it out.
     """
-    try:
-        values = dict(zip(FIELDS, row, strict=True))
-        for name in _REQUIRED:
-            if values[name] is None:
-                msg = f"{name} is NULL"
-                raise ValueError(msg)
-        for name, read in _READERS:
-            value = values[name]
-            if value is not None:
+    values = dict(zip(FIELDS, row, strict=True))
+    for name in _REQUIRED:
+        if values[name] is None:
+            raise _unreadable(row, name, "null")
+    for name, read in _READERS:
+        value = values[name]
+        if value is not None:
+            try:
                 values[name] = read(value)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise _unreadable(row, name, type(exc).__name__) from None
+    try:
         return Recording(**values)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise RepositoryError(
-            "A stored recording could not be read",
-            operation="read",
-            recording_id=str(row[_ID_POSITION]),
-        ) from exc
+    except (ValueError, TypeError) as exc:
+        raise _unreadable(row, "row", type(exc).__name__) from None
+
+
+def _unreadable(row: Sequence[Any], column: str, reason: str) -> RepositoryError:
+    """Build the error for a stored row the entity cannot hold, quoting no stored value."""
+    return RepositoryError(
+        "A stored recording could not be read",
+        operation="read",
+        recording_id=str(row[_ID_POSITION]),
+        column=column,
+        reason=reason,
+    )

@@ -141,11 +141,13 @@ def to_audit_entry(row: Sequence[Any]) -> AuditEntry:
             attributes=json.loads(attributes),
         )
     except (ValueError, TypeError) as exc:
+        # Not chained: a JSONDecodeError keeps the whole stored document.
         raise RepositoryError(
             "A stored audit entry could not be read",
             operation="audit_trail",
             recording_id=str(recording_id),
-        ) from exc
+            reason=type(exc).__name__,
+        ) from None
 
 
 # ------------------------------------------------------------------------------ statistics
