@@ -471,3 +471,32 @@ def test_cached_signer_uses_fresh_credentials(s3_client: S3Client) -> None:
     assert first.fields["key"] == "a.m4a"
     assert second.fields["key"] == "b.m4a"
     assert {"key": "a.m4a"} not in _policy(dict(second.fields))["conditions"]
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\n"])
+def test_a_blank_endpoint_variable_counts_as_unset(
+    monkeypatch: pytest.MonkeyPatch, blank: str
+) -> None:
+    """A blank endpoint variable is unset, as for every variable: AWS, virtual-hosted.
+
+    botocore, left to read the variable itself, takes whitespace for an
+    endpoint and refuses it (``Invalid endpoint``).
+    """
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", blank)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", blank)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    storage = S3Storage(BUCKET, region_name="us-east-1")
+    ticket = storage.create_upload(key="k.m4a", content_type="audio/mp4", max_size=9, expires_in=60)
+    assert ticket.url == f"https://{BUCKET}.s3.amazonaws.com/"
+
+
+def test_an_endpoint_variable_is_read_stripped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret file's trailing newline, or a blank S3-specific variable, leave the endpoint."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "  ")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", " http://127.0.0.1:9\n")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    storage = S3Storage(BUCKET)
+    ticket = storage.create_upload(key="k.m4a", content_type="audio/mp4", max_size=9, expires_in=60)
+    assert ticket.url == f"http://127.0.0.1:9/{BUCKET}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -41,14 +40,6 @@ class Backends:
     close: Callable[[], None] = lambda: None
 
 
-def _endpoint_variable() -> str | None:
-    """Return the variable the S3 client takes its endpoint from, or None when neither is set."""
-    for variable in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):  # the S3-specific one wins
-        if os.environ.get(variable):
-            return variable
-    return None
-
-
 def build_storage(
     environment: DeploymentSettings, *, s3_options: Mapping[str, Any] | None = None
 ) -> RecordingStorage:
@@ -67,6 +58,7 @@ def build_storage(
         import botocore.exceptions  # noqa: PLC0415
 
         from helppet_recordings.storage.s3 import S3Storage  # noqa: PLC0415
+        from helppet_recordings.storage.s3._client import environment_endpoint  # noqa: PLC0415
 
         options = {"checksum_tickets": environment.s3_checksum_tickets, **(s3_options or {})}
         try:
@@ -82,9 +74,10 @@ def build_storage(
             )  # botocore's message quotes the value
             raise ConfigurationError(msg, variable="AWS_REGION") from None
         except ValueError:  # botocore refuses a malformed endpoint URL
-            variable = _endpoint_variable()
-            if variable is None:  # not the environment's doing: one of the caller's s3_options
+            configured = environment_endpoint()
+            if configured is None:  # not the environment's doing: one of the caller's s3_options
                 raise
+            variable = configured[0]
             msg = f"{variable} is not a usable URL (e.g. http://127.0.0.1:8333)"
             raise ConfigurationError(msg, variable=variable) from None
         except botocore.exceptions.BotoCoreError as exc:  # no such AWS_PROFILE, half the keys

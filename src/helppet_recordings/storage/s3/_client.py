@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Final
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 import botocore.config
+
+from helppet_recordings.settings import environment_values
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -19,6 +22,39 @@ request past the tenth opens a connection and closes it when done.
 """
 
 
+ENDPOINT_VARIABLES: Final = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+"""The standard variables an S3 endpoint is read from; the S3-specific one wins."""
+
+
+def environment_endpoint(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """Return the variable naming the S3 endpoint and its URL, or None when neither is set.
+
+    Read by the rule of every variable the package reads
+    (:func:`~helppet_recordings.settings.environment_values`): surrounding
+    whitespace removed (a secret file's trailing newline), and a variable that
+    is empty or only whitespace unset.
+    """
+    source = os.environ if environ is None else environ
+    values = environment_values(
+        {name: source[name] for name in ENDPOINT_VARIABLES if name in source}
+    )
+    for variable in ENDPOINT_VARIABLES:
+        if variable in values:
+            return variable, values[variable]
+    return None
+
+
+def _endpoint_options() -> dict[str, Any]:
+    """Keep botocore from reading the endpoint variables itself when one is set but blank.
+
+    With no endpoint given, botocore reads them raw, and takes whitespace for
+    an invalid endpoint rather than for unset.
+    """
+    if any(name in os.environ for name in ENDPOINT_VARIABLES):
+        return {"ignore_configured_endpoint_urls": True}
+    return {}
+
+
 def build_client(
     *,
     region_name: str | None,
@@ -29,9 +65,8 @@ def build_client(
     max_pool_connections: int = MAX_POOL_CONNECTIONS,
 ) -> S3Client:
     """Return a SigV4 client: path-style with an endpoint URL, virtual-hosted on AWS."""
-    endpoint = (
-        endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    )
+    configured = environment_endpoint()
+    endpoint = endpoint_url or (configured[1] if configured else None)
     config = botocore.config.Config(
         signature_version="s3v4",
         s3={"addressing_style": "path" if endpoint else "virtual"},
@@ -39,6 +74,7 @@ def build_client(
         read_timeout=read_timeout,
         retries={"mode": "standard", "max_attempts": max_attempts},
         max_pool_connections=max_pool_connections,
+        **_endpoint_options(),
     )
     session = boto3.session.Session()
     return session.client(
