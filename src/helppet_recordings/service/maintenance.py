@@ -283,8 +283,8 @@ def purge_deleted(
 
     With a repository that writes audit entries after the change, a purge
     whose entry cannot be stored stands (its audio is gone, its event is
-    published, the gap is logged): the purge carries on with every other
-    recording due, then raises the first such failure.
+    published, the gap is logged) and its failure is raised at once: no
+    other recording's audio is deleted unaudited.
     """
     moment = ctx.now() if now is None else inputs.aware(now, "now")
     inputs.check_positive(batch_size, "batch_size")
