@@ -44,7 +44,7 @@ from helppet_recordings.environment import (
     build_storage,
 )
 from helppet_recordings.service.inputs import MAX_WAIT_SECONDS
-from helppet_recordings.service.maintenance import (
+from helppet_recordings.service.reconciliation import (
     DEFAULT_ORPHAN_MIN_AGE_SECONDS,
     MAX_ORPHAN_MIN_AGE_SECONDS,
 )

@@ -8,7 +8,7 @@ from rich.markup import escape
 
 from helppet_recordings.cli.bucket import PartResult
 from helppet_recordings.cli.findings import Finding, Status
-from helppet_recordings.service.maintenance import DEFAULT_ORPHAN_MIN_AGE_SECONDS
+from helppet_recordings.service.reconciliation import DEFAULT_ORPHAN_MIN_AGE_SECONDS
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -12,7 +12,7 @@ import uuid
 
 from helppet_recordings.audit import AuditEntry
 from helppet_recordings.models import AudioFacts, ReconcileReport, Recording
-from helppet_recordings.service import maintenance, processing, reports
+from helppet_recordings.service import maintenance, processing, reconciliation, reports
 from helppet_recordings.service.changes import ServiceContext
 from helppet_recordings.stats import RecordingStats
 
@@ -145,7 +145,7 @@ class WorkerAndJobOperations:
         ``VALIDATION_ERROR``).
         Soft-deleted recordings own their objects until purged.
         """
-        return maintenance.reconcile(
+        return reconciliation.reconcile(
             self._ctx,
             delete_orphans=delete_orphans,
             orphan_min_age_seconds=orphan_min_age_seconds,

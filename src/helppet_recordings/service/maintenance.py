@@ -1,36 +1,36 @@
-"""Scheduled jobs: settle stale uploads, reconcile storage with the records, purge."""
+"""Scheduled jobs: settle stale uploads, purge (and ``reconcile``, from :mod:`.reconciliation`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Iterator
-from typing import Final
 
 from helppet_recordings import events
 from helppet_recordings.errors import (
     RecordingError,
     RecordingNotFoundError,
-    RepositoryError,
     StorageError,
     UnavailableError,
     UploadIncompleteError,
     UploadNotFoundError,
     ValidationError,
 )
-from helppet_recordings.models import ReconcileReport, Recording
+from helppet_recordings.models import Recording
 from helppet_recordings.service import inputs
 from helppet_recordings.service.changes import Change, ServiceContext
 from helppet_recordings.service.leftovers import (
     abort_orphan_uploads,
     discard_upload,
-    unfinished_uploads,
+)
+from helppet_recordings.service.reconciliation import (
+    DEFAULT_ORPHAN_MIN_AGE_SECONDS,
+    MAX_ORPHAN_MIN_AGE_SECONDS,
+    reconcile,
 )
 from helppet_recordings.service.resumable import assemble
 from helppet_recordings.service.staging import expire_upload, promote_upload
 from helppet_recordings.settings import MAX_RETENTION_DAYS
-from helppet_recordings.status import RecordingStatus
 
 __all__ = [
     "DEFAULT_ORPHAN_MIN_AGE_SECONDS",
@@ -40,12 +40,6 @@ __all__ = [
     "purge_deleted",
     "reconcile",
 ]
-
-DEFAULT_ORPHAN_MIN_AGE_SECONDS: Final = 3600
-"""How old an orphan must be for ``reconcile`` to delete it, unless told otherwise (an hour)."""
-
-MAX_ORPHAN_MIN_AGE_SECONDS: Final = MAX_RETENTION_DAYS * 24 * 60 * 60
-"""The oldest ``reconcile`` may require an orphan to be before deleting it (a hundred years)."""
 
 _logger = logging.getLogger("helppet_recordings.maintenance")
 
@@ -175,107 +169,6 @@ def _missing_parts_reason(exc: UploadIncompleteError) -> str:
     return f"The upload deadline passed with {len(missing)} of {total} parts of the file missing"
 
 
-def reconcile(
-    ctx: ServiceContext,
-    *,
-    delete_orphans: bool,
-    orphan_min_age_seconds: int,
-    now: dt.datetime | None,
-    page_size: int,
-) -> ReconcileReport:
-    """Compare storage with the recordings (see ``RecordingService.reconcile``)."""
-    moment = ctx.now() if now is None else inputs.aware(now, "now")
-    inputs.check_positive(page_size, "page_size")
-    inputs.check_range(
-        orphan_min_age_seconds, "orphan_min_age_seconds", 0, MAX_ORPHAN_MIN_AGE_SECONDS
-    )
-    prefix = ctx.settings.s3_recordings_prefix
-    oldest_orphan = moment - dt.timedelta(seconds=orphan_min_age_seconds)
-    staging = ctx.settings.s3_staging_prefix
-    orphans: list[str] = []
-    leftovers: list[str] = []
-    deletable: list[str] = []
-    missing: list[uuid.UUID] = []
-    deleted = deleted_staging = scanned_objects = scanned_recordings = 0
-    recordings = _recordings_by_key(ctx, prefix, page_size)
-    recording = next(recordings, None)
-    for stored in ctx.storage.iter_objects(prefix):
-        scanned_objects += 1
-        old_enough = stored.last_modified is None or stored.last_modified < oldest_orphan
-        if stored.key.startswith(staging):
-            # Looked at again once found: a completion that landed meanwhile moved it away.
-            if _staging_is_leftover(ctx, stored.key, old_enough=old_enough) and (
-                ctx.storage.head(stored.key) is not None
-            ):
-                leftovers.append(stored.key)
-            continue
-        while recording is not None and recording.s3_key < stored.key:
-            scanned_recordings += 1
-            if _object_missing(ctx, recording):
-                missing.append(recording.id)
-            recording = next(recordings, None)
-        if recording is not None and recording.s3_key == stored.key:
-            scanned_recordings += 1
-            owner: Recording | None = recording
-            recording = next(recordings, None)
-        else:
-            owner = ctx.at_key(stored.key)  # created while we walked?
-        if owner is not None and _reads_its_object(owner):
-            continue
-        orphans.append(stored.key)
-        if old_enough:
-            deletable.append(stored.key)
-    while recording is not None:
-        scanned_recordings += 1
-        if _object_missing(ctx, recording):
-            missing.append(recording.id)
-        recording = next(recordings, None)
-    unfinished = list(unfinished_uploads(ctx, now=moment))
-    aborted = 0
-    if delete_orphans:  # only after the whole walk: a failure midway deletes nothing
-        deleted = _delete_all(ctx, deletable)
-        deleted_staging = _delete_all(ctx, leftovers)
-        aborted = abort_orphan_uploads(ctx, now=moment)
-    ctx.metrics.reconciled(
-        orphans=len(orphans) + len(leftovers),
-        missing=len(missing),
-        deleted=deleted + deleted_staging,
-    )
-    report = ReconcileReport(
-        scanned_objects=scanned_objects,
-        scanned_recordings=scanned_recordings,
-        orphan_keys=orphans,
-        missing_objects=missing,
-        deleted_orphans=deleted,
-        dry_run=not delete_orphans,
-        leftover_staging_keys=leftovers,
-        deleted_staging=deleted_staging,
-        unfinished_uploads=[key for key, _, _ in unfinished],
-        aborted_uploads=aborted,
-    )
-    _log_findings(report)
-    return report
-
-
-def _log_findings(report: ReconcileReport) -> None:
-    if report.unfinished_uploads:
-        _logger.warning(
-            "Reconcile found %d abandoned multipart uploads (%d aborted)",
-            len(report.unfinished_uploads),
-            report.aborted_uploads,
-        )
-    if report.orphan_keys or report.missing_objects or report.leftover_staging_keys:
-        _logger.warning(
-            "Reconcile found %d orphan objects (%d deleted), %d leftover staging objects "
-            "(%d deleted) and %d recordings without audio",
-            len(report.orphan_keys),
-            report.deleted_orphans,
-            len(report.leftover_staging_keys),
-            report.deleted_staging,
-            len(report.missing_objects),
-        )
-
-
 def purge_deleted(
     ctx: ServiceContext, *, retention_days: int | None, now: dt.datetime | None, batch_size: int
 ) -> int:
@@ -326,72 +219,3 @@ def purge_deleted(
                 continue  # the row itself is gone: nothing left to purge
             purged += outcome.changed
     return purged
-
-
-def _recordings_by_key(ctx: ServiceContext, prefix: str, page_size: int) -> Iterator[Recording]:
-    """Every recording under ``prefix`` by ascending key, a page at a time.
-
-    A page whose keys do not rise past the last key seen (an inclusive
-    ``after``, or no order) raises ``DATABASE_ERROR``: walked on, it would
-    never end, or mismatch objects and recordings.
-    """
-    after: str | None = None
-    while page := ctx.repository.list_by_key(prefix=prefix, after=after, limit=page_size):
-        for recording in page:
-            if after is not None and recording.s3_key <= after:
-                raise RepositoryError(
-                    "The repository's list_by_key returned a key not after the previous one: "
-                    "its keys must come in ascending order, each greater than 'after'",
-                    operation="list_by_key",
-                )
-            after = recording.s3_key
-            yield recording
-
-
-def _delete_all(ctx: ServiceContext, keys: list[str]) -> int:
-    for key in keys:
-        ctx.storage.delete(key)
-    return len(keys)
-
-
-def _staging_is_leftover(ctx: ServiceContext, key: str, *, old_enough: bool) -> bool:
-    """Whether a staging object waits for no upload (its recording moved on, or none owns it).
-
-    An object no recording owns may belong to an initiate still being
-    written, so it is a leftover only once old enough; bytes a replayed
-    ticket left after its recording stopped ``uploading`` are leftovers at
-    once. A soft-deleted upload owns its staging object until purged.
-    """
-    owner = ctx.repository.find_by_upload_key(key)
-    if owner is None:
-        return old_enough
-    return owner.status is not RecordingStatus.UPLOADING or owner.purged_at is not None
-
-
-def _reads_its_object(recording: Recording) -> bool:
-    """Whether anything will read the object at the recording's ``s3_key``.
-
-    Verified audio is read until purged, and an upload still under way will
-    be verified. Bytes at the key of a purged recording, or of one that
-    failed before its audio was verified, were left by a ticket or an upload
-    nobody completes: orphans.
-    """
-    if recording.purged_at is not None:
-        return False
-    return recording.has_verified_audio or recording.status is RecordingStatus.UPLOADING
-
-
-def _object_missing(ctx: ServiceContext, recording: Recording) -> bool:
-    """Whether a live recording whose upload was verified has lost its object.
-
-    A finding is read again: a recording deleted (and purged) while the walk
-    ran lost its object by design, not by accident.
-    """
-    if not _keeps_verified_audio(recording) or ctx.storage.head(recording.s3_key) is not None:
-        return False
-    current = ctx.repository.get(recording.id)
-    return current is not None and _keeps_verified_audio(current)
-
-
-def _keeps_verified_audio(recording: Recording) -> bool:
-    return not recording.is_deleted and recording.has_verified_audio
