@@ -23,7 +23,7 @@ instrument                                     unit         attributes
 ``helppet_recordings.recordings.deleted``      {recording}
 ``helppet_recordings.recordings.purged``       {recording}
 ``helppet_recordings.downloads.issued``        {url}
-``helppet_recordings.reconcile.findings``      {object}     ``kind`` (orphan, missing, deleted)
+``helppet_recordings.reconcile.findings``      {object}     ``kind`` (see :meth:`reconciled`)
 =============================================  ===========  =================================
 """
 
@@ -99,9 +99,14 @@ class RecordingMetrics:
         """
         self._transcription_duration.record(seconds, {"service": service, "outcome": outcome})
 
-    def reconciled(self, *, orphans: int, missing: int, deleted: int) -> None:
-        """Record what a reconcile pass found and deleted."""
-        for kind, count in (("orphan", orphans), ("missing", missing), ("deleted", deleted)):
+    def reconciled(self, *, orphans: int, missing: int, deleted: int, changed: int = 0) -> None:
+        """Record what a reconcile pass found and deleted.
+
+        Counted by ``kind``: ``orphan``, ``missing`` (lost audio), ``changed``
+        (audio replaced after verification) and ``deleted``.
+        """
+        counts = (("orphan", orphans), ("missing", missing), ("changed", changed))
+        for kind, count in (*counts, ("deleted", deleted)):
             if count:
                 self._findings.add(count, {"kind": kind})
 

@@ -132,6 +132,9 @@ class ReconcileReport:
     live upload waits for (abandoned: storage bills their parts until they are aborted)."""
     aborted_uploads: int = 0
     """How many of those were aborted (0 on a dry run)."""
+    changed_objects: list[uuid.UUID] = attrs.field(factory=list)
+    """Live, verified recordings whose object at ``s3_key`` is no longer the verified one
+    (another size or ETag): replaced or rewritten after verification."""
 
 
 @attrs.frozen(kw_only=True)

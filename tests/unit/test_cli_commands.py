@@ -401,6 +401,26 @@ def test_purge_refuses_a_retention_beyond_a_hundred_years(backends: Backends) ->
     assert "36500" in result.stderr
 
 
+def test_reconcile_reports_audio_replaced_after_verification(backends: Backends) -> None:
+    """Verified audio overwritten with other bytes of the same size: exit 1, the id listed."""
+    storage = backends.local_storage
+    assert storage is not None
+    user = uuid.uuid4()
+    ticket = backends.service.initiate_upload(user, AUDIO)
+    body = b"\x00\x00\x00\x18ftypM4A " + b"\x00" * 52
+    upload(storage, dict(ticket.upload_fields), body)
+    backends.service.complete_upload(user, ticket.recording_id, {"file_size_bytes": 64})
+    assert run_json("reconcile")["changed_objects"] == []
+    upload(storage, _fields_for(storage, ticket.s3_key), body[:-1] + b"\x01")
+
+    report = run_json("reconcile", exit_code=1)
+    assert report["changed_objects"] == [str(ticket.recording_id)]
+    assert (report["missing_objects"], report["orphan_keys"]) == ([], [])
+    text = run("reconcile")
+    assert "1 recording(s) whose audio was replaced" in text.stdout
+    assert str(ticket.recording_id) in text.stdout
+
+
 def test_reconcile_reports_and_removes_a_replayed_tickets_bytes(backends: Backends) -> None:
     """A ticket replayed after completion leaves a staging object: exit 1 until it is removed."""
     storage = backends.local_storage

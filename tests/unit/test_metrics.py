@@ -40,6 +40,25 @@ def _points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, Any]
     return found
 
 
+def test_reconcile_counts_replaced_audio() -> None:
+    """A recording whose verified object was overwritten is a ``changed`` finding."""
+    reader = InMemoryMetricReader()
+    storage = InMemoryStorage()
+    service = RecordingService(
+        storage,
+        InMemoryRepository(),
+        RecordingSettings(),
+        metrics=RecordingMetrics(MeterProvider(metric_readers=[reader])),
+    )
+    ticket = service.initiate_upload(USER, {"filename": FILENAME, "content_type": "audio/mp4"})
+    storage.put_object(upload_key(ticket), BODY, content_type="audio/mp4")
+    service.complete_upload(USER, ticket.recording_id, {"file_size_bytes": len(BODY)})
+    storage.put_object(ticket.s3_key, BODY + b"x", content_type="audio/mp4")
+    service.reconcile()
+    findings = _points(reader)["helppet_recordings.reconcile.findings"]
+    assert findings == [({"kind": "changed"}, 1)]
+
+
 def test_a_life_cycle_records_every_instrument() -> None:
     """Initiate to purge, a refusal, a sweep and reconcile: each instrument counts what happened."""
     reader = InMemoryMetricReader()

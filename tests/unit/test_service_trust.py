@@ -11,6 +11,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import attrs
 import pytest
 
 from helppet_recordings import (
@@ -409,6 +410,57 @@ def test_reconcile_finds_orphans_and_missing_objects(harness: Harness) -> None:
     assert harness.storage.head(orphan) is None
     assert harness.storage.head(upload_key(deleted)) is not None
     assert harness.storage.head("elsewhere/not-ours.m4a") is not None
+
+
+def _completed(harness: Harness) -> Any:
+    ticket = harness.service.initiate_upload(USER, request())
+    harness.put(upload_key(ticket), BODY)
+    harness.service.complete_upload(USER, ticket.recording_id, {"file_size_bytes": len(BODY)})
+    return ticket
+
+
+def test_reconcile_reports_audio_replaced_after_verification(harness: Harness) -> None:
+    """A verified object overwritten (same size, or another size) is reported, never fixed.
+
+    An untouched recording is not, nor a deleted one whose object changed: a
+    deleted recording keeps no audio anyone reads.
+    """
+    same_size, grown, untouched, deleted = (_completed(harness) for _ in range(4))
+    harness.put(same_size.s3_key, BODY[:-1] + b"X")
+    harness.put(grown.s3_key, BODY + b"more")
+    harness.put(deleted.s3_key, BODY + b"more")
+    harness.service.delete_recording(USER, deleted.recording_id)
+
+    report = harness.service.reconcile(delete_orphans=True)
+    assert sorted(report.changed_objects) == sorted([same_size.recording_id, grown.recording_id])
+    assert untouched.recording_id not in report.changed_objects
+    assert (report.missing_objects, report.orphan_keys, report.deleted_orphans) == ([], [], 0)
+    stored = harness.storage.head(grown.s3_key)
+    assert stored is not None
+    assert stored.size == len(BODY) + 4  # left as it is: a person decides
+
+
+class _ListsOtherETags(FaultyStorage):
+    """Lists every object with an ETag unlike the one ``head`` reports.
+
+    As a server may list a multipart object; ``head`` and reads are the real ones.
+    """
+
+    def iter_objects(self, prefix: str) -> Any:
+        self.calls["iter_objects"] += 1
+        for stored in self._inner.iter_objects(prefix):
+            yield attrs.evolve(stored, etag=f"{stored.etag}-2")
+
+
+def test_reconcile_judges_a_replacement_by_head_not_by_the_listing(harness: Harness) -> None:
+    """A listed ETag unlike the verified one is only a hint: head says the object is the same."""
+    ticket = _completed(harness)
+    storage = _ListsOtherETags(harness.storage)
+    report = _on(harness, storage).reconcile()
+    assert report.changed_objects == []
+    assert storage.calls["head"] == 1  # the hint was checked, once
+    harness.put(ticket.s3_key, BODY[:-1] + b"X")
+    assert _on(harness, storage).reconcile().changed_objects == [ticket.recording_id]
 
 
 def test_purge_removes_audio_and_scrubs_after_retention(harness: Harness) -> None:

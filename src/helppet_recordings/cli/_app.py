@@ -156,10 +156,11 @@ def sweep(*, json_mode: bool, progress: bool | None) -> None:
 def reconcile(
     *, delete_orphans: bool, orphan_min_age: int, json_mode: bool, progress: bool | None
 ) -> None:
-    """Compare storage with the database: orphans, leftovers, lost audio, abandoned uploads.
+    """Compare storage with the database: orphans, leftovers, lost or replaced audio, uploads.
 
-    Exits 1 when it finds a recording without its object, or orphan objects,
-    leftover staging objects or abandoned multipart uploads it did not remove.
+    Exits 1 when it finds a recording without its object or with another one,
+    or orphan objects, leftover staging objects or abandoned multipart uploads
+    it did not remove.
     """
     output = Output(json_mode=json_mode, progress=progress)
     with job(output, "Reconciling storage and database", "objects") as service:
@@ -175,12 +176,13 @@ def reconcile(
         - report.aborted_uploads
     )
     payload = {
-        "ok": not report.missing_objects and left == 0,
+        "ok": not report.missing_objects and not report.changed_objects and left == 0,
         "dry_run": report.dry_run,
         "scanned_objects": report.scanned_objects,
         "scanned_recordings": report.scanned_recordings,
         "orphan_keys": report.orphan_keys,
         "missing_objects": [str(rid) for rid in report.missing_objects],
+        "changed_objects": [str(rid) for rid in report.changed_objects],
         "deleted_orphans": report.deleted_orphans,
         "leftover_staging_keys": report.leftover_staging_keys,
         "deleted_staging": report.deleted_staging,

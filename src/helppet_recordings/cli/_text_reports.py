@@ -57,6 +57,13 @@ def reconcile_text(report: ReconcileReport, console: Console, *, orphan_min_age:
         )
         for rid in report.missing_objects[:LISTED_KEYS]:
             console.print(f"  {rid}")
+    if report.changed_objects:
+        console.print(
+            f"[red]{len(report.changed_objects)} recording(s) whose audio was replaced[/] "
+            "after it was verified (restore the verified version, or reprocess):"
+        )
+        for rid in report.changed_objects[:LISTED_KEYS]:
+            console.print(f"  {rid}")
     _listed(
         console,
         report.leftover_staging_keys,
@@ -71,6 +78,7 @@ def reconcile_text(report: ReconcileReport, console: Console, *, orphan_min_age:
     if not (
         report.orphan_keys
         or report.missing_objects
+        or report.changed_objects
         or report.leftover_staging_keys
         or report.unfinished_uploads
     ):

@@ -8,11 +8,14 @@ import uuid
 from collections.abc import Iterator
 from typing import Final
 
+import attrs
+
 from helppet_recordings.errors import RepositoryError
-from helppet_recordings.models import ReconcileReport, Recording
+from helppet_recordings.models import ReconcileReport, Recording, StoredObject
 from helppet_recordings.service import inputs
 from helppet_recordings.service.changes import ServiceContext
 from helppet_recordings.service.leftovers import abort_orphan_uploads, unfinished_uploads
+from helppet_recordings.service.verification import unverified_reason
 from helppet_recordings.settings import MAX_RETENTION_DAYS
 from helppet_recordings.status import RecordingStatus
 
@@ -41,72 +44,93 @@ def reconcile(
     inputs.check_range(
         orphan_min_age_seconds, "orphan_min_age_seconds", 0, MAX_ORPHAN_MIN_AGE_SECONDS
     )
-    prefix = ctx.settings.s3_recordings_prefix
-    oldest_orphan = moment - dt.timedelta(seconds=orphan_min_age_seconds)
-    staging = ctx.settings.s3_staging_prefix
-    orphans: list[str] = []
-    leftovers: list[str] = []
-    deletable: list[str] = []
-    missing: list[uuid.UUID] = []
-    deleted = deleted_staging = scanned_objects = scanned_recordings = 0
-    recordings = _recordings_by_key(ctx, prefix, page_size)
-    recording = next(recordings, None)
-    for stored in ctx.storage.iter_objects(prefix):
-        scanned_objects += 1
-        old_enough = stored.last_modified is None or stored.last_modified < oldest_orphan
-        if stored.key.startswith(staging):
-            # Looked at again once found: a completion that landed meanwhile moved it away.
-            if _staging_is_leftover(ctx, stored.key, old_enough=old_enough) and (
-                ctx.storage.head(stored.key) is not None
-            ):
-                leftovers.append(stored.key)
-            continue
-        while recording is not None and recording.s3_key < stored.key:
-            scanned_recordings += 1
-            if _object_missing(ctx, recording):
-                missing.append(recording.id)
-            recording = next(recordings, None)
-        if recording is not None and recording.s3_key == stored.key:
-            scanned_recordings += 1
-            owner: Recording | None = recording
-            recording = next(recordings, None)
-        else:
-            owner = ctx.at_key(stored.key)  # created while we walked?
-        if owner is not None and _reads_its_object(owner):
-            continue
-        orphans.append(stored.key)
-        if old_enough:
-            deletable.append(stored.key)
-    while recording is not None:
-        scanned_recordings += 1
-        if _object_missing(ctx, recording):
-            missing.append(recording.id)
-        recording = next(recordings, None)
+    walk = _Walk(ctx, oldest_orphan=moment - dt.timedelta(seconds=orphan_min_age_seconds))
+    walk.run(page_size)
     unfinished = list(unfinished_uploads(ctx, now=moment))
-    aborted = 0
+    deleted = deleted_staging = aborted = 0
     if delete_orphans:  # only after the whole walk: a failure midway deletes nothing
-        deleted = _delete_all(ctx, deletable)
-        deleted_staging = _delete_all(ctx, leftovers)
+        deleted = _delete_all(ctx, walk.deletable)
+        deleted_staging = _delete_all(ctx, walk.leftovers)
         aborted = abort_orphan_uploads(ctx, now=moment)
     ctx.metrics.reconciled(
-        orphans=len(orphans) + len(leftovers),
-        missing=len(missing),
+        orphans=len(walk.orphans) + len(walk.leftovers),
+        missing=len(walk.missing),
         deleted=deleted + deleted_staging,
+        changed=len(walk.changed),
     )
     report = ReconcileReport(
-        scanned_objects=scanned_objects,
-        scanned_recordings=scanned_recordings,
-        orphan_keys=orphans,
-        missing_objects=missing,
+        scanned_objects=walk.scanned_objects,
+        scanned_recordings=walk.scanned_recordings,
+        orphan_keys=walk.orphans,
+        missing_objects=walk.missing,
         deleted_orphans=deleted,
         dry_run=not delete_orphans,
-        leftover_staging_keys=leftovers,
+        leftover_staging_keys=walk.leftovers,
         deleted_staging=deleted_staging,
         unfinished_uploads=[key for key, _, _ in unfinished],
         aborted_uploads=aborted,
+        changed_objects=walk.changed,
     )
     _log_findings(report)
     return report
+
+
+@attrs.define
+class _Walk:
+    """Storage's objects and the recordings side by side in key order; what they disagree on."""
+
+    ctx: ServiceContext
+    oldest_orphan: dt.datetime
+    orphans: list[str] = attrs.field(factory=list)
+    deletable: list[str] = attrs.field(factory=list)
+    """The orphans old enough to delete."""
+    leftovers: list[str] = attrs.field(factory=list)
+    missing: list[uuid.UUID] = attrs.field(factory=list)
+    changed: list[uuid.UUID] = attrs.field(factory=list)
+    scanned_objects: int = 0
+    scanned_recordings: int = 0
+
+    def run(self, page_size: int) -> None:
+        """Walk every object and recording under the key prefix once."""
+        ctx = self.ctx
+        staging = ctx.settings.s3_staging_prefix
+        recordings = _recordings_by_key(ctx, ctx.settings.s3_recordings_prefix, page_size)
+        recording = next(recordings, None)
+        for stored in ctx.storage.iter_objects(ctx.settings.s3_recordings_prefix):
+            self.scanned_objects += 1
+            old_enough = stored.last_modified is None or stored.last_modified < self.oldest_orphan
+            if stored.key.startswith(staging):
+                # Looked at again once found: a completion that landed meanwhile moved it away.
+                if _staging_is_leftover(ctx, stored.key, old_enough=old_enough) and (
+                    ctx.storage.head(stored.key) is not None
+                ):
+                    self.leftovers.append(stored.key)
+                continue
+            while recording is not None and recording.s3_key < stored.key:
+                self._without_object(recording)
+                recording = next(recordings, None)
+            if recording is not None and recording.s3_key == stored.key:
+                self.scanned_recordings += 1
+                if _listed_unlike_verified(recording, stored) and _object_changed(ctx, recording):
+                    self.changed.append(recording.id)
+                owner: Recording | None = recording
+                recording = next(recordings, None)
+            else:
+                owner = ctx.at_key(stored.key)  # created while we walked?
+            if owner is not None and _reads_its_object(owner):
+                continue
+            self.orphans.append(stored.key)
+            if old_enough:
+                self.deletable.append(stored.key)
+        while recording is not None:
+            self._without_object(recording)
+            recording = next(recordings, None)
+
+    def _without_object(self, recording: Recording) -> None:
+        """Count a recording the walk passed with no object at its key, and check it is missing."""
+        self.scanned_recordings += 1
+        if _object_missing(self.ctx, recording):
+            self.missing.append(recording.id)
 
 
 def _log_findings(report: ReconcileReport) -> None:
@@ -116,15 +140,21 @@ def _log_findings(report: ReconcileReport) -> None:
             len(report.unfinished_uploads),
             report.aborted_uploads,
         )
-    if report.orphan_keys or report.missing_objects or report.leftover_staging_keys:
+    if (
+        report.orphan_keys
+        or report.missing_objects
+        or report.leftover_staging_keys
+        or report.changed_objects
+    ):
         _logger.warning(
             "Reconcile found %d orphan objects (%d deleted), %d leftover staging objects "
-            "(%d deleted) and %d recordings without audio",
+            "(%d deleted), %d recordings without audio and %d whose audio was replaced",
             len(report.orphan_keys),
             report.deleted_orphans,
             len(report.leftover_staging_keys),
             report.deleted_staging,
             len(report.missing_objects),
+            len(report.changed_objects),
         )
 
 
@@ -195,3 +225,32 @@ def _object_missing(ctx: ServiceContext, recording: Recording) -> bool:
 
 def _keeps_verified_audio(recording: Recording) -> bool:
     return not recording.is_deleted and recording.has_verified_audio
+
+
+def _listed_unlike_verified(recording: Recording, stored: StoredObject) -> bool:
+    """Whether a listing shows another object than the one verified: a hint, checked by head.
+
+    A listing without ETags is judged by size alone.
+    """
+    if not _keeps_verified_audio(recording):
+        return False
+    if stored.size != recording.file_size_bytes:
+        return True
+    return stored.etag is not None and recording.verified_etag not in (None, stored.etag)
+
+
+def _object_changed(ctx: ServiceContext, recording: Recording) -> bool:
+    """Whether a live recording's object is no longer the verified one (another size or ETag).
+
+    Judged on ``head``, not on the listing (some servers list a multipart
+    object's ETag unlike they report it), and read again: a recording deleted
+    while the walk ran no longer keeps its audio.
+    """
+    if unverified_reason(recording, ctx.storage.head(recording.s3_key)) != "object_changed":
+        return False
+    current = ctx.repository.get(recording.id)
+    return (
+        current is not None
+        and _keeps_verified_audio(current)
+        and unverified_reason(current, ctx.storage.head(current.s3_key)) == "object_changed"
+    )
