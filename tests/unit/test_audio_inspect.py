@@ -25,6 +25,7 @@ from helppet_recordings.audio import (
     probe,
     sniff_container,
 )
+from helppet_recordings.audio import _limits as audio_limits
 from helppet_recordings.audio._containers import mp3_declares_length
 from helppet_recordings.errors import (
     MissingDependencyError,
@@ -419,7 +420,7 @@ def test_no_decoded_frame_may_hold_more_than_max_frame_seconds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A frame longer than the bound is refused before it is counted or resampled."""
-    monkeypatch.setattr(probe, "MAX_FRAME_SECONDS", 1.0)
+    monkeypatch.setattr(audio_limits, "MAX_FRAME_SECONDS", 1.0)
     data = flac_stream([FlacFrame(8000)] * 2 + [FlacFrame(65535)])  # 0.5 s, 0.5 s, 4.1 s
     with pytest.raises(AudioDecodeError) as caught:
         inspect_audio(io.BytesIO(data))

@@ -1,4 +1,8 @@
-"""Measure and decode audio with PyAV (FFmpeg), streaming with bounded memory."""
+"""Measure and decode audio with PyAV (FFmpeg), streaming with bounded memory.
+
+The limits on a stream's and each frame's shape (``MAX_SAMPLE_RATE`` and the
+rest, exported here) and their checks live in ``audio/_limits.py``.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,14 @@ from helppet_recordings.audio._containers import (
     mp3_declares_length,
     ogg_tail_is_complete,
     wav_missing_bytes,
+)
+from helppet_recordings.audio._limits import (
+    MAX_CHANNELS,
+    MAX_FRAME_SECONDS,
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
+    check_frame,
+    check_shape,
 )
 from helppet_recordings.audio.errors import AudioDecodeError
 from helppet_recordings.audio.sniff import SNIFF_BYTES, sniff_container
@@ -64,27 +76,6 @@ ACCEPTED_DEMUXERS: Final = (
 Anything else (playlists such as HLS, concat lists, images, video-only formats)
 is refused before it is parsed, so a hostile upload cannot make FFmpeg open
 other files or URLs.
-"""
-
-MIN_SAMPLE_RATE: Final = 8000
-"""The lowest sample rate accepted: narrowband telephony, the least speech is recorded at."""
-
-MAX_SAMPLE_RATE: Final = 96000
-"""The highest sample rate accepted: twice what phones record speech at (48 kHz).
-
-Decoding and resampling cost grows with the rate; beyond this a file is not
-voice audio, only more CPU for the same seconds.
-"""
-
-MAX_CHANNELS: Final = 8
-"""The most channels accepted (7.1 surround); speech is recorded in one or two."""
-
-MAX_FRAME_SECONDS: Final = 10.0
-"""The most audio one decoded frame may hold.
-
-FLAC's largest block (65,535 samples) lasts 8.2 s at 8 kHz; every other
-codec's frames are far shorter. It bounds what one frame becomes once
-resampled, so a chunk of :func:`decode_pcm` never holds more than this.
 """
 
 # Raw streams whose total length FFmpeg estimates from the bit rate: their
@@ -219,7 +210,7 @@ class _Decoding:
             raise AudioDecodeError(
                 "The audio stream's codec cannot be decoded", reason="unsupported_codec"
             )
-        _check_shape(int(stream.codec_context.sample_rate), int(stream.codec_context.channels))
+        check_shape(int(stream.codec_context.sample_rate), int(stream.codec_context.channels))
         self._stream = stream
 
     def _open_error(self) -> AudioDecodeError:
@@ -260,7 +251,7 @@ class _Decoding:
                     # Every frame, not only the first: a FLAC frame or an ADTS session
                     # may state its own rate, and what the container said at open
                     # proves nothing about the rest.
-                    _check_frame(frame)
+                    check_frame(frame)
                     self._samples_seconds += frame.samples / frame.sample_rate
                     if self._samples_seconds > MAX_DURATION_SECONDS:
                         raise AudioDecodeError(
@@ -343,42 +334,6 @@ class _Decoding:
         if container.duration:
             return float(container.duration) / _AV_TIME_BASE
         return None
-
-
-def _check_shape(rate: int, channels: int) -> None:
-    if rate < MIN_SAMPLE_RATE:
-        # A few bytes at 1 Hz would be hours to decode, resample and transcribe.
-        raise AudioDecodeError(
-            f"The audio's sample rate ({rate} Hz) is below the {MIN_SAMPLE_RATE} Hz speech needs",
-            reason="sample_rate",
-            sample_rate=rate,
-        )
-    if rate > MAX_SAMPLE_RATE:
-        raise AudioDecodeError(
-            f"The audio's sample rate ({rate} Hz) is above the {MAX_SAMPLE_RATE} Hz "
-            "accepted for voice recordings",
-            reason="sample_rate",
-            sample_rate=rate,
-        )
-    if channels > MAX_CHANNELS:
-        raise AudioDecodeError(
-            f"The audio has {channels} channels, more than the {MAX_CHANNELS} accepted",
-            reason="channels",
-            channels=channels,
-        )
-
-
-def _check_frame(frame: av.audio.frame.AudioFrame) -> None:
-    """Refuse a decoded frame before it is counted or resampled."""
-    _check_shape(int(frame.sample_rate), int(frame.layout.nb_channels))
-    seconds = frame.samples / frame.sample_rate
-    if seconds > MAX_FRAME_SECONDS:
-        raise AudioDecodeError(
-            f"A decoded frame holds {seconds:.2f} s of audio, more than the "
-            f"{MAX_FRAME_SECONDS:g} s any accepted codec puts in one",
-            reason="corrupt",
-            frame_seconds=round(seconds, 3),
-        )
 
 
 def _format_name(container: Any, stream: Any) -> str:
