@@ -13,6 +13,11 @@ MOVED = [
         "helppet_recordings.audio._limits",
         ("MAX_CHANNELS", "MAX_FRAME_SECONDS", "MAX_SAMPLE_RATE", "MIN_SAMPLE_RATE"),
     ),
+    (
+        "helppet_recordings.ports",
+        "helppet_recordings.storage_capabilities",
+        ("ChecksumPinning", "EncryptionChecking", "HeadAndRead", "PinnedReads"),
+    ),
 ]
 
 

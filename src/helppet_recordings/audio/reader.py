@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from helppet_recordings.errors import UploadVerificationError
-from helppet_recordings.ports import PinnedReads
+from helppet_recordings.storage_capabilities import PinnedReads
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer

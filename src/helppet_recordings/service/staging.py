@@ -17,7 +17,7 @@ import attrs
 from helppet_recordings import events
 from helppet_recordings.errors import UploadVerificationError
 from helppet_recordings.models import Recording, StoredObject
-from helppet_recordings.ports import EncryptionChecking, HeadAndRead, RecordingStorage
+from helppet_recordings.ports import RecordingStorage
 from helppet_recordings.service.changes import Change, ServiceContext
 from helppet_recordings.service.verification import (
     check_audio_signature,
@@ -26,6 +26,7 @@ from helppet_recordings.service.verification import (
 )
 from helppet_recordings.sniffing import SNIFF_BYTES
 from helppet_recordings.status import RecordingStatus
+from helppet_recordings.storage_capabilities import EncryptionChecking, HeadAndRead
 
 __all__ = ["completed_attributes", "expire_upload", "promote_upload", "verified_and_moved"]
 

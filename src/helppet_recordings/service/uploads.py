@@ -23,7 +23,6 @@ from helppet_recordings.errors import (
     UploadVerificationError,
 )
 from helppet_recordings.models import Recording, UploadTicket
-from helppet_recordings.ports import ChecksumPinning
 from helppet_recordings.schemas import (
     CompleteUploadRequest,
     InitiateUploadRequest,
@@ -50,6 +49,7 @@ from helppet_recordings.service.verification import (
     one_checksum,
 )
 from helppet_recordings.status import RecordingStatus
+from helppet_recordings.storage_capabilities import ChecksumPinning
 
 __all__ = [
     "complete_upload",

@@ -1,10 +1,10 @@
 """The contract every storage whose tickets pin the body's SHA-256 passes.
 
 :class:`ChecksumPinningContract` is a mixin for backends that implement
-:class:`~helppet_recordings.ports.ChecksumPinning` with ``pins_checksums``
-True. It needs ``storage`` (an empty store) and ``send_upload``
-(``send_upload(ticket, body, fields) -> bool``: hand a body to storage with a
-form's fields, as a phone would; True when it was stored).
+:class:`~helppet_recordings.storage_capabilities.ChecksumPinning` with
+``pins_checksums`` True. It needs ``storage`` (an empty store) and
+``send_upload`` (``send_upload(ticket, body, fields) -> bool``: hand a body to
+storage with a form's fields, as a phone would; True when it was stored).
 :class:`~helppet_recordings.testing.storage_contract.HttpStorageContract`
 supplies ``send_upload`` as a real POST when this mixin is listed after it;
 other backends supply their own.
@@ -19,7 +19,8 @@ from collections.abc import Mapping
 import pytest
 
 from helppet_recordings.models import UploadTicket
-from helppet_recordings.ports import ChecksumPinning, RecordingStorage
+from helppet_recordings.ports import RecordingStorage
+from helppet_recordings.storage_capabilities import ChecksumPinning
 from helppet_recordings.testing.storage_contract import AUDIO, MAX_SIZE, SendUpload, _md5
 
 __all__ = ["ChecksumPinningContract"]

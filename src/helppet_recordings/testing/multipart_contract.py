@@ -32,7 +32,8 @@ import pytest
 from helppet_recordings.errors import StorageError
 from helppet_recordings.models import StoredObject
 from helppet_recordings.multipart import MIN_PART_SIZE, PlannedPart, plan_parts
-from helppet_recordings.ports import EncryptionChecking, MultipartStorage, RecordingStorage
+from helppet_recordings.ports import MultipartStorage, RecordingStorage
+from helppet_recordings.storage_capabilities import EncryptionChecking
 
 __all__ = ["LAST_PART_SIZE", "PLAN", "SOURCE", "MultipartContract", "SendPart"]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from helppet_recordings.ports import PinnedReads, RecordingStorage
+from helppet_recordings.ports import RecordingStorage
+from helppet_recordings.storage_capabilities import PinnedReads
 from helppet_recordings.testing._storage_basics import AUDIO, PutObject, StorageFixtures, _md5
 
 
