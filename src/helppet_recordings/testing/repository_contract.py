@@ -14,7 +14,8 @@ skipped with that reason.
 The tests live in one class per concern, which :class:`RepositoryContract`
 combines: storing (``_repository_basics``), listing and paging
 (``_repository_listing``), claims (``_repository_claims``), keys and
-purging (``_repository_keys``), and the audit trail and statistics
+purging (``_repository_keys``), a change written with its audit entry
+(``_repository_audited_writes``), and the audit trail and statistics
 (``_repository_audit``).
 """
 
@@ -24,6 +25,7 @@ import pytest
 
 from helppet_recordings.ports import RecordingRepository
 from helppet_recordings.testing._repository_audit import AuditAndStatsContract
+from helppet_recordings.testing._repository_audited_writes import AuditedWritesContract
 from helppet_recordings.testing._repository_basics import StoringContract
 from helppet_recordings.testing._repository_claims import ClaimingContract
 from helppet_recordings.testing._repository_keys import KeysAndPurgingContract
@@ -36,6 +38,7 @@ __all__ = ["RepositoryContract"]
 # first: a run starts with storing and ends with statistics.
 class RepositoryContract(
     AuditAndStatsContract,
+    AuditedWritesContract,
     KeysAndPurgingContract,
     ClaimingContract,
     ListingContract,
