@@ -17,15 +17,13 @@ import socket
 import ssl
 import threading
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.support.servers import HOST
+from tests.support.servers import HOST, StopsOnExit
 
 
 def http_answer(body: bytes, *, declared: int | None = None, chunked: bool = False) -> bytes:
@@ -107,7 +105,7 @@ def _certificates(directory: Path) -> tuple[Path, Path]:
     return ca_file, chain_file
 
 
-class RawHttpServer:
+class RawHttpServer(StopsOnExit):
     """Answers the n-th connection with ``answers[n]`` (the last one repeats), then closes it."""
 
     def __init__(self, answers: list[bytes], *, tls: bool = False, directory: Path) -> None:
@@ -161,14 +159,3 @@ class RawHttpServer:
         """Stop accepting connections."""
         self._socket.close()
         self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
