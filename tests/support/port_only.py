@@ -6,23 +6,23 @@ import datetime as dt
 from typing import Any
 
 from helppet_recordings import InMemoryRepository
-from helppet_recordings.audit import AuditEntry
-from helppet_recordings.errors import RepositoryUnavailableError
 from helppet_recordings.models import Recording
+from helppet_recordings.ports import RecordingRepository
 from helppet_recordings.status import RecordingStatus
 
 
 class PortOnlyRepository:
-    """An in-memory repository seen through the ``RecordingRepository`` port alone.
+    """A repository seen through the ``RecordingRepository`` port alone.
 
     ``save`` and ``mark_purged`` take no ``audit=`` and nothing declares
-    ``AuditedWrites``, as in a host's own repository written against the port.
-    While ``audit_fails`` is set, ``record_audit`` raises DATABASE_UNAVAILABLE.
+    ``AuditedWrites``, as in a host's own repository written against the port,
+    or one written before the writes took ``audit=``. It keeps its recordings
+    in ``inner``: a fresh in-memory repository, or the one given (such as a
+    ``tests.support.faults.FaultyRepository``, to make its calls fail).
     """
 
-    def __init__(self, inner: InMemoryRepository | None = None) -> None:
+    def __init__(self, inner: RecordingRepository | None = None) -> None:
         self.inner = inner if inner is not None else InMemoryRepository()
-        self.audit_fails = False
 
     def __getattr__(self, name: str) -> Any:
         if name == "supports_atomic_audit":  # the wrapped repository's declaration is not ours
@@ -48,9 +48,3 @@ class PortOnlyRepository:
     def mark_purged(self, recording: Recording) -> bool:
         """The port's purge."""
         return self.inner.mark_purged(recording)
-
-    def record_audit(self, entry: AuditEntry) -> None:
-        """Append ``entry``, or fail as an unreachable database would."""
-        if self.audit_fails:
-            raise RepositoryUnavailableError("injected outage", retry_after=2)
-        self.inner.record_audit(entry)

@@ -26,6 +26,7 @@ from helppet_recordings.status import RecordingStatus
 from helppet_recordings.testing.clock import FakeClock
 from helppet_recordings.testing.factories import BASE_TIME
 from tests.support.faults import FaultyRepository
+from tests.support.port_only import PortOnlyRepository
 
 USER = uuid.UUID("7b0d8a52-51e5-4d3b-a0a1-2f7c9e1d4b21")
 BODY = b"\x00\x00\x00\x18ftypM4A " + b"a" * 3000
@@ -34,7 +35,14 @@ BODY = b"\x00\x00\x00\x18ftypM4A " + b"a" * 3000
 class World:
     """A service over a repository that can be made to fail, with its storage and clock."""
 
-    def __init__(self, wrapper: type[FaultyRepository] = FaultyRepository) -> None:
+    def __init__(
+        self,
+        wrapper: type[FaultyRepository] = FaultyRepository,
+        *,
+        older: type[PortOnlyRepository] | None = None,
+    ) -> None:
+        # With older, the service gets a repository written before save and mark_purged
+        # took audit=, over self.repository; without it, self.repository itself.
         self.clock = FakeClock()
         self.inner = InMemoryRepository()
         self.repository = wrapper(self.inner)
@@ -42,7 +50,7 @@ class World:
         self.events: list[RecordingEvent] = []
         self.service = RecordingService(
             self.storage,
-            self.repository,
+            self.repository if older is None else older(self.repository),
             RecordingSettings(max_file_size=1_000_000),
             clock=self.clock,
             on_event=self.events.append,
@@ -122,59 +130,31 @@ class RefusingAuditedWrites(FaultyRepository):
         return bool(self._inner.mark_purged(recording, **arguments))
 
 
-class WithoutAuditParameter(FaultyRepository):
-    """A repository written before ``save`` and ``mark_purged`` took ``audit=``."""
-
-    supports_atomic_audit = False  # it declares none (the wrapped repository's is not its own)
-
-    def save(
-        self,
-        recording: Recording,
-        *,
-        expected_status: RecordingStatus,
-        previous: Recording | None = None,
-        expected_lease: dt.datetime | None = None,
-    ) -> bool:
-        """Forward the write, as such a repository's own would do it."""
-        return bool(
-            self._inner.save(
-                recording,
-                expected_status=expected_status,
-                previous=previous,
-                expected_lease=expected_lease,
-            )
-        )
-
-    def mark_purged(self, recording: Recording) -> bool:
-        """Forward the purge."""
-        return bool(self._inner.mark_purged(recording))
-
-
-class ForwardsEverything(WithoutAuditParameter):
+class ForwardsEverything(PortOnlyRepository):
     """A tracing wrapper around such a repository: ``*args, **kwargs`` forwarded as they come."""
 
     def save(self, *args: Any, **kwargs: Any) -> bool:
         """Forward to the older repository's save."""
-        return WithoutAuditParameter.save(self, *args, **kwargs)
+        return PortOnlyRepository.save(self, *args, **kwargs)
 
     def mark_purged(self, *args: Any, **kwargs: Any) -> bool:
         """Forward to the older repository's mark_purged."""
-        return WithoutAuditParameter.mark_purged(self, *args, **kwargs)
+        return PortOnlyRepository.mark_purged(self, *args, **kwargs)
 
 
-class ToleratesOptions(WithoutAuditParameter):
+class ToleratesOptions(PortOnlyRepository):
     """An older repository whose writes take (and ignore) any other option."""
 
     def save(self, recording: Recording, **options: Any) -> bool:
         """Write with the options it knows; drop the rest."""
         known = {"expected_status", "previous", "expected_lease"}
-        return WithoutAuditParameter.save(
+        return PortOnlyRepository.save(
             self, recording, **{k: v for k, v in options.items() if k in known}
         )
 
     def mark_purged(self, recording: Recording, **options: Any) -> bool:
         """Purge; ignore every option."""
-        return WithoutAuditParameter.mark_purged(self, recording)
+        return PortOnlyRepository.mark_purged(self, recording)
 
 
 def test_audited_changes_are_stored_with_their_entries(world: World) -> None:
@@ -221,16 +201,20 @@ def test_a_change_whose_entry_cannot_be_stored_is_not_stored(operation: str) -> 
     assert len(world.events) == published
 
 
-@pytest.mark.parametrize("shape", [WithoutAuditParameter, ForwardsEverything, ToleratesOptions])
+@pytest.mark.parametrize(
+    "shape",
+    [PortOnlyRepository, ForwardsEverything, ToleratesOptions],
+    ids=["WithoutAuditParameter", "ForwardsEverything", "ToleratesOptions"],
+)
 def test_a_repository_without_the_audit_parameter_gets_the_entry_after_the_change(
-    shape: type[FaultyRepository],
+    shape: type[PortOnlyRepository],
 ) -> None:
     """An older repository keeps working: the service appends the entry once the change is in.
 
     ``**kwargs`` does not count as taking ``audit=``: a wrapper forwarding it to an older
     repository would fail, and one that drops unknown options would lose the entry.
     """
-    world = World(shape)
+    world = World(older=shape)
     rid = world.uploaded()
     world.service.delete_recording(USER, rid)
     world.clock.advance(days=60)
@@ -244,7 +228,7 @@ def test_with_an_older_repository_a_failed_audit_is_raised_and_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """There the deletion stands (it was stored first); the missing entry is logged by id."""
-    world = World(WithoutAuditParameter)
+    world = World(older=PortOnlyRepository)
     rid = world.uploaded()
     world.repository.failing = {"record_audit"}
     with (
@@ -400,7 +384,7 @@ def test_with_an_older_repository_a_failed_audit_still_publishes_the_event(
     operation: str,
 ) -> None:
     """The change was stored, so its event is published before the audit failure is raised."""
-    world = World(WithoutAuditParameter)
+    world = World(older=PortOnlyRepository)
     rid = world.uploaded()
     if operation == "reprocess":
         world.service.mark_failed(rid, error="no speech")
@@ -427,7 +411,7 @@ def test_a_purge_whose_audit_fails_stops_there_with_the_event_published(
 
     Run again once the audit table takes writes, the purge finishes the rest.
     """
-    world = World(WithoutAuditParameter)
+    world = World(older=PortOnlyRepository)
     rids = [world.uploaded() for _ in range(3)]
     for rid in rids:
         world.service.delete_recording(USER, rid)
