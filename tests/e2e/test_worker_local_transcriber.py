@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from helppet_recordings import (
+    InitiateUploadResponse,
     RecordingService,
     RecordingSettings,
     RecordingStatus,
@@ -72,37 +73,54 @@ class Recorder:
         return self.inner.transcribe(audio)
 
 
-def test_an_uploaded_speech_recording_is_transcribed_locally(
+@pytest.fixture
+def service(
     seaweed: SeaweedEndpoint, seaweed_bucket: str, postgres_url: str
+) -> Iterator[RecordingService]:
+    """A service over a fresh SeaweedFS bucket and the migrated PostgreSQL database."""
+    settings = RecordingSettings(s3_bucket_name=seaweed_bucket, max_file_size=1_000_000)
+    with SqlAlchemyRepository.from_url(postgres_url) as repository:
+        yield RecordingService(
+            S3Storage(seaweed_bucket, client=make_client(seaweed)), repository, settings
+        )
+
+
+def _upload_speech(
+    service: RecordingService, user: uuid.UUID, **declared: float
+) -> InitiateUploadResponse:
+    """POST the speech sample to SeaweedFS with a fresh ticket, complete it; return the ticket.
+
+    ``declared`` is what the phone declares on completion besides the size.
+    """
+    sample = speech_sample()
+    ticket = service.initiate_upload(
+        user, {"filename": "exam-room-2.flac", "content_type": sample.mime_type}
+    )
+    posted = httpx.post(
+        ticket.upload_url,
+        data=ticket.upload_fields,
+        files={"file": ("exam-room-2.flac", sample.data, sample.mime_type)},
+        timeout=30,
+    )
+    assert posted.status_code == 204, posted.text
+    service.complete_upload(
+        user, ticket.recording_id, {"file_size_bytes": len(sample.data), **declared}
+    )
+    return ticket
+
+
+def test_an_uploaded_speech_recording_is_transcribed_locally(
+    service: RecordingService, seaweed_bucket: str
 ) -> None:
     """POST to SeaweedFS, complete, run the worker once: transcribed, text, measured duration."""
     sample = speech_sample()
-    settings = RecordingSettings(s3_bucket_name=seaweed_bucket, max_file_size=1_000_000)
-    with SqlAlchemyRepository.from_url(postgres_url) as repository:
-        service = RecordingService(
-            S3Storage(seaweed_bucket, client=make_client(seaweed)), repository, settings
-        )
-        user = uuid.uuid4()
-        ticket = service.initiate_upload(
-            user, {"filename": "exam-room-2.flac", "content_type": sample.mime_type}
-        )
-        posted = httpx.post(
-            ticket.upload_url,
-            data=ticket.upload_fields,
-            files={"file": ("exam-room-2.flac", sample.data, sample.mime_type)},
-            timeout=30,
-        )
-        assert posted.status_code == 204, posted.text
-        service.complete_upload(
-            user,
-            ticket.recording_id,
-            {"file_size_bytes": len(sample.data), "duration_seconds": 99.0},
-        )
+    user = uuid.uuid4()
+    ticket = _upload_speech(service, user, duration_seconds=99.0)
 
-        transcriber = Recorder(LocalTranscriber())
-        assert TranscriptionWorker(service, transcriber).run_once() == 1
+    transcriber = Recorder(LocalTranscriber())
+    assert TranscriptionWorker(service, transcriber).run_once() == 1
 
-        done = service.get_recording(user, ticket.recording_id)
+    done = service.get_recording(user, ticket.recording_id)
     assert done.status is RecordingStatus.TRANSCRIBED, done.processing_error
     assert done.transcript_text
     words = set(re.findall(r"[a-z']+", done.transcript_text.lower()))
@@ -119,7 +137,7 @@ def test_an_uploaded_speech_recording_is_transcribed_locally(
 
 @pytest.mark.parametrize("change", ["same_size", "grown"])
 def test_audio_changed_after_completion_is_failed_not_transcribed(
-    seaweed: SeaweedEndpoint, seaweed_bucket: str, postgres_url: str, change: str
+    service: RecordingService, seaweed: SeaweedEndpoint, seaweed_bucket: str, change: str
 ) -> None:
     """Other bytes written at the key after completion: the worker fails it, reads none of them.
 
@@ -127,38 +145,24 @@ def test_audio_changed_after_completion_is_failed_not_transcribed(
     so they are written directly, as anyone with write access to the bucket could.
     """
     sample = speech_sample()
-    settings = RecordingSettings(s3_bucket_name=seaweed_bucket, max_file_size=1_000_000)
-    client = make_client(seaweed)
-    with SqlAlchemyRepository.from_url(postgres_url) as repository:
-        service = RecordingService(S3Storage(seaweed_bucket, client=client), repository, settings)
-        user = uuid.uuid4()
-        ticket = service.initiate_upload(
-            user, {"filename": "exam-room-3.flac", "content_type": sample.mime_type}
-        )
-        posted = httpx.post(
-            ticket.upload_url,
-            data=ticket.upload_fields,
-            files={"file": ("exam-room-3.flac", sample.data, sample.mime_type)},
-            timeout=30,
-        )
-        assert posted.status_code == 204, posted.text
-        service.complete_upload(user, ticket.recording_id, {"file_size_bytes": len(sample.data)})
-        half = len(sample.data) // 2
-        other = {
-            "same_size": sample.data[:half] + bytes(len(sample.data) - half),
-            "grown": sample.data + bytes(4096),  # its first bytes are exactly the verified ones
-        }[change]
-        client.put_object(
-            Bucket=seaweed_bucket,
-            Key=ticket.s3_key,
-            Body=other,
-            ContentType=sample.mime_type,
-            ServerSideEncryption="AES256",
-        )
+    user = uuid.uuid4()
+    ticket = _upload_speech(service, user)
+    half = len(sample.data) // 2
+    other = {
+        "same_size": sample.data[:half] + bytes(len(sample.data) - half),
+        "grown": sample.data + bytes(4096),  # its first bytes are exactly the verified ones
+    }[change]
+    make_client(seaweed).put_object(
+        Bucket=seaweed_bucket,
+        Key=ticket.s3_key,
+        Body=other,
+        ContentType=sample.mime_type,
+        ServerSideEncryption="AES256",
+    )
 
-        transcriber = Recorder(LocalTranscriber())
-        assert TranscriptionWorker(service, transcriber).run_once() == 1
-        failed = service.get_recording(user, ticket.recording_id)
+    transcriber = Recorder(LocalTranscriber())
+    assert TranscriptionWorker(service, transcriber).run_once() == 1
+    failed = service.get_recording(user, ticket.recording_id)
     assert failed.status is RecordingStatus.FAILED
     assert failed.processing_error is not None
     assert failed.processing_error.startswith("UPLOAD_VERIFICATION_FAILED (object_changed)")
