@@ -51,6 +51,22 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UvicornProcess]:
         server.stop()
 
 
+@pytest.fixture
+def visit(browser: Browser, api: UvicornProcess, visits: list[Visit]) -> Visit:
+    """A tab on the example API's page, closed (and checked) after the test."""
+    opened = Visit(browser, api.base_url)
+    visits.append(opened)
+    return opened
+
+
+@pytest.fixture
+def large_wav(tmp_path: Path) -> Path:
+    """A WAV file large enough for the page to upload it in parts."""
+    path = tmp_path / "large.wav"
+    write_wav(path, LARGE_FILE_BYTES)
+    return path
+
+
 def _part_number(url: str) -> int:
     """The part a part URL names; 0 for any other URL."""
     numbers = parse_qs(urlsplit(url).query).get("partNumber")
@@ -64,7 +80,7 @@ def _ended(visit: Visit, url: str) -> str | None:
 
 
 def test_a_part_failing_for_good_aborts_the_others_and_leaves_the_next_upload_alone(
-    browser: Browser, api: UvicornProcess, visits: list[Visit], tmp_path: Path
+    visit: Visit, api: UvicornProcess, large_wav: Path, tmp_path: Path
 ) -> None:
     """Part 1 fails for good while the other parts are in flight: those are aborted at once.
 
@@ -72,12 +88,8 @@ def test_a_part_failing_for_good_aborts_the_others_and_leaves_the_next_upload_al
     then let through: storage must never get them, and the next upload's
     progress bar must never show their bytes.
     """
-    first = tmp_path / "first.wav"
-    write_wav(first, LARGE_FILE_BYTES)
     second = tmp_path / "second.wav"
     second.write_bytes(tone_wav(seconds=1.0))
-    visit = Visit(browser, api.base_url)
-    visits.append(visit)
     page = visit.page
     held: list[Route] = []
 
@@ -91,7 +103,7 @@ def test_a_part_failing_for_good_aborts_the_others_and_leaves_the_next_upload_al
             route.continue_()
 
     page.route("**/*", fail_part_one_hold_the_others)
-    page.set_input_files("#file", str(first))
+    page.set_input_files("#file", str(large_wav))
     with page.expect_response(lambda r: r.url.endswith("/upload/multipart/initiate")) as answer:
         page.click("#upload")
     plan = answer.value.json()
@@ -136,14 +148,10 @@ def test_a_part_failing_for_good_aborts_the_others_and_leaves_the_next_upload_al
 
 
 def test_a_part_storage_got_but_the_page_never_heard_of_is_not_sent_again(
-    browser: Browser, api: UvicornProcess, visits: list[Visit], tmp_path: Path
+    visit: Visit, large_wav: Path
 ) -> None:
     """Part 2 reaches storage but its answer is lost: the renewal lists it, so it is not re-sent."""
-    path = tmp_path / "visit-with-a-lost-answer.wav"
-    write_wav(path, LARGE_FILE_BYTES)
-    content = path.read_bytes()
-    visit = Visit(browser, api.base_url)
-    visits.append(visit)
+    content = large_wav.read_bytes()
     page = visit.page
     stored: list[int] = []
 
@@ -156,7 +164,7 @@ def test_a_part_storage_got_but_the_page_never_heard_of_is_not_sent_again(
             route.continue_()
 
     page.route("**/*", lose_part_twos_answer_once)
-    plan = visit.upload_in_parts(path)
+    plan = visit.upload_in_parts(large_wav)
     rid = plan["recording_id"]
 
     assert stored == [200]
