@@ -14,7 +14,16 @@ import attrs
 import av
 import av.audio.stream
 
-__all__ = ["FORMATS", "Encoding", "encode_pcm_as", "encode_tone", "silence", "tone", "wav_file"]
+__all__ = [
+    "FORMATS",
+    "Encoding",
+    "encode_pcm_as",
+    "encode_tone",
+    "pcm_blocks_in_matroska",
+    "silence",
+    "tone",
+    "wav_file",
+]
 
 
 @attrs.frozen
@@ -122,6 +131,34 @@ def encode_pcm_as(
                     container.mux(packet)
         for resampled in resampler.resample(None):
             for packet in stream.encode(resampled):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return output.getvalue()
+
+
+def pcm_blocks_in_matroska(block_seconds: list[float], sample_rate: int) -> bytes:
+    """Return silent 16-bit mono PCM in Matroska, one block (one decoded frame) per entry.
+
+    FFmpeg's PCM decoder turns a whole packet into one frame, and a Matroska
+    block can be as long as its muxer makes it: the way to a frame longer
+    than any codec's.
+    """
+    output = io.BytesIO()
+    with av.open(output, mode="w", format="matroska") as container:
+        stream = container.add_stream("pcm_s16le", rate=sample_rate)
+        assert isinstance(stream, av.audio.stream.AudioStream)
+        stream.layout = "mono"
+        start = 0
+        for seconds in block_seconds:
+            samples = round(seconds * sample_rate)
+            frame = av.AudioFrame(format="s16", layout="mono", samples=samples)
+            frame.planes[0].update(silence(seconds, sample_rate))
+            frame.sample_rate = sample_rate
+            frame.pts = start
+            frame.time_base = Fraction(1, sample_rate)
+            start += samples
+            for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)

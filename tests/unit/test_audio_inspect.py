@@ -25,14 +25,20 @@ from helppet_recordings.audio import (
     probe,
     sniff_container,
 )
-from helppet_recordings.audio import _limits as audio_limits
 from helppet_recordings.audio._containers import mp3_declares_length
 from helppet_recordings.errors import (
     MissingDependencyError,
     StorageUnavailableError,
     UploadVerificationError,
 )
-from tests.support.audio import FORMATS, encode_pcm_as, encode_tone, silence, tone
+from tests.support.audio import (
+    FORMATS,
+    encode_pcm_as,
+    encode_tone,
+    pcm_blocks_in_matroska,
+    silence,
+    tone,
+)
 from tests.support.flac import FlacFrame, flac_stream
 
 SECONDS = 1.5
@@ -416,15 +422,15 @@ def test_more_channels_than_a_recording_has_are_refused() -> None:
     assert caught.value.details == {"reason": "channels", "channels": 10}
 
 
-def test_no_decoded_frame_may_hold_more_than_max_frame_seconds(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A frame longer than the bound is refused before it is counted or resampled."""
-    monkeypatch.setattr(audio_limits, "MAX_FRAME_SECONDS", 1.0)
-    data = flac_stream([FlacFrame(8000)] * 2 + [FlacFrame(65535)])  # 0.5 s, 0.5 s, 4.1 s
+def test_no_decoded_frame_may_hold_more_than_max_frame_seconds() -> None:
+    """A frame longer than the bound is refused before it is counted or resampled.
+
+    FLAC's blocks stop short of the bound; a Matroska block of raw PCM does not.
+    """
+    data = pcm_blocks_in_matroska([0.5, 0.5, 11.0], sample_rate=8000)
     with pytest.raises(AudioDecodeError) as caught:
         inspect_audio(io.BytesIO(data))
-    assert caught.value.details == {"reason": "corrupt", "frame_seconds": 4.096}
+    assert caught.value.details == {"reason": "corrupt", "frame_seconds": 11.0}
     chunks, error = _decode_until_refused(data)
-    assert error.details["frame_seconds"] == 4.096
-    assert sum(map(len, chunks)) <= 2 * 8000 * 2
+    assert error.details["frame_seconds"] == 11.0
+    assert sum(map(len, chunks)) <= 1.0 * 16000 * 2  # the two half seconds, resampled
