@@ -104,3 +104,35 @@ def test_storage_request_timeout_through_every_attempt_is_raised(tmp_path: Path)
         _upload(api, tmp_path, 8 * MiB)  # one part
     assert caught.value.details == {"storage_error": "RequestTimeout", "http_status": 400}
     assert api.requests["PUT part"] == 6
+
+
+def test_a_part_the_renewal_neither_offers_nor_holds_is_left_to_completion(
+    tmp_path: Path,
+) -> None:
+    """Part 1's renewal has no URL for it and no record of it: completion finds it missing.
+
+    The part is not sent again on the spot and the upload does not fail: completion
+    reports it missing (UPLOAD_INCOMPLETE), it is signed afresh and sent, and the upload
+    completes with the file's bytes.
+    """
+    api = FakeRecordingsApi()
+    parts_route = "POST api.test/upload/multipart/{id}/parts"
+
+    def offers_nothing(request: httpx.Request) -> httpx.Response:
+        plan = api._answer(parts_route, request).json()
+        return httpx.Response(200, json={**plan, "parts": [], "uploaded_parts": []})
+
+    api.script("PUT part", lambda _r: s3_error(403, "AccessDenied", "Request has expired"))
+    api.script(parts_route, offers_nothing)
+    path = tmp_path / "visit.wav"
+    path.write_bytes(os.urandom(8 * MiB + 10))
+    sent: list[tuple[int, int]] = []
+    with RecordingUploader(API, token=TOKEN, transport=api.transport, parallel=1) as uploader:
+        recording = uploader.upload(path, progress=lambda done, total: sent.append((done, total)))
+    assert api.recordings[recording.id].stored == path.read_bytes()
+    assert api.requests["PUT part"] == 3  # part 1 refused, part 2, part 1 after completion
+    assert api.requests[parts_route] == 2  # the renewal, then the parts completion found missing
+    assert api.requests["POST api.test/upload/complete/{id}"] == 2
+    assert dict(api.part_bytes) == {1: 8 * MiB, 2: 10}
+    assert [done for done, _ in sent] == sorted({done for done, _ in sent})  # never back
+    assert sent[-1] == (8 * MiB + 10,) * 2
