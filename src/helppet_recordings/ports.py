@@ -1,7 +1,8 @@
 """The two ports the service talks to: object storage and the recordings repository.
 
 Backends implement these protocols structurally; they need not inherit from
-them. Every backend runs the shared contract suites in ``tests/contract``.
+them. Every backend runs the shared contract suites in :mod:`helppet_recordings.testing`
+(``StorageContract``, ``RepositoryContract`` and the capabilities' own).
 The optional storage capabilities (``EncryptionChecking``, ``HeadAndRead``,
 ``PinnedReads``, ``ChecksumPinning``) live in
 :mod:`helppet_recordings.storage_capabilities` and are exported from here too.
