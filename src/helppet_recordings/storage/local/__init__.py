@@ -27,9 +27,10 @@ On disk, under ``root``::
     .multipart/<id>/       an unfinished multipart upload: upload.json and its parts
 
 The modules, one concern each: :mod:`.signing` (policies, download grants),
-:mod:`.keys` (safe keys and their paths), :mod:`.objects` (object files and
-sidecars), :mod:`.staging` (uploads in progress, digests), :mod:`.parts` and
-:mod:`.multipart` (multipart uploads), :mod:`.storage`
+:mod:`.keys` (safe keys and their paths), :mod:`.objects` (committing, moving
+and deleting objects), :mod:`.sidecars` (what a sidecar holds and when it
+describes its file), :mod:`.staging` (uploads in progress, digests),
+:mod:`.parts` and :mod:`.multipart` (multipart uploads), :mod:`.storage`
 (the :class:`LocalStorage` class), :mod:`.form` and :mod:`.receiver` (the
 streaming multipart receiver), :mod:`.part_receiver` (part PUTs),
 :mod:`.download` (serving downloads),

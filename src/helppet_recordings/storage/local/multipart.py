@@ -27,8 +27,9 @@ from helppet_recordings.multipart import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
 from helppet_recordings.storage.local.arguments import check_header_text, check_positive
 from helppet_recordings.storage.local.files import create_exclusive
 from helppet_recordings.storage.local.keys import Layout, check_key
-from helppet_recordings.storage.local.objects import STAGING_SUFFIX, ObjectStore, sidecar
+from helppet_recordings.storage.local.objects import STAGING_SUFFIX, ObjectStore
 from helppet_recordings.storage.local.parts import PartStore, Upload
+from helppet_recordings.storage.local.sidecars import sidecar
 from helppet_recordings.storage.local.signing import PartGrant, Signer
 from helppet_recordings.storage.local.staging import Digests
 

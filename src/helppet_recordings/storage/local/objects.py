@@ -1,12 +1,11 @@
 """Objects on disk: each one a data file and a JSON sidecar that must describe it exactly.
 
-``objects/<key>`` holds the bytes as uploaded; ``sidecars/<key>`` the content
-type, size, MD5 (the ETag), SHA-256 and when it was stored, together with the
-data file's inode, device, size and modification time. An object exists only
-while its sidecar describes exactly the file on disk: a crash or a reader
-between the two moves of a commit sees "no object", never wrong metadata.
-A sidecar of the earlier layout (``meta/<key>.json``) is read when the key has
-no current one, and removed when the key is written, moved or deleted.
+``objects/<key>`` holds the bytes as uploaded; ``sidecars/<key>`` what
+:mod:`.sidecars` describes. An object exists only while its sidecar describes
+exactly the file on disk: a crash or a reader between the two moves of a
+commit sees "no object", never wrong metadata. A sidecar of the earlier layout
+(``meta/<key>.json``) is read when the key has no current one, and removed
+when the key is written, moved or deleted.
 
 Commits and deletes under one root take turns (a lock per root in the
 process, and ``flock`` on the staging directory across processes), so two
@@ -20,7 +19,6 @@ anything moves (:func:`key_conflict`).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import secrets
@@ -42,6 +40,12 @@ from helppet_recordings.storage.local.files import (
     replace_into,
 )
 from helppet_recordings.storage.local.keys import META_SUFFIX, Layout, check_key, contained
+from helppet_recordings.storage.local.sidecars import (
+    describes,
+    object_info,
+    read_sidecar,
+    sidecar,
+)
 
 if sys.platform != "win32":
     import fcntl
@@ -82,7 +86,7 @@ class ObjectStore:
                 return None
             if not stat.S_ISREG(status.st_mode):
                 return None
-            info = self._info(key, status, meta_path)
+            info = object_info(self.layout, key, status, meta_path)
             if info is not None:
                 return info
             # A commit or delete is between its two steps (or crashed there): look again.
@@ -101,7 +105,7 @@ class ObjectStore:
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 return None
             try:
-                info = self._info(key, os.fstat(handle.fileno()), meta_path)
+                info = object_info(self.layout, key, os.fstat(handle.fileno()), meta_path)
             except BaseException:
                 handle.close()
                 raise
@@ -194,7 +198,7 @@ class ObjectStore:
         taken = self.layout.staging / f"{secrets.token_hex(16)}{STAGING_SUFFIX}"
         sidecar_paths = [meta_path, self.layout.legacy_sidecar(source_key)]
         with self._turn():
-            sidecars = [_read_sidecar(path) for path in sidecar_paths]
+            sidecars = [read_sidecar(path) for path in sidecar_paths]
             if not any(meta for _, meta in sidecars):
                 return None
             if _blocked(target_data, self.layout.objects) or _blocked(
@@ -210,7 +214,7 @@ class ObjectStore:
             found = [
                 (raw, meta)
                 for raw, meta in sidecars
-                if _describes(meta, *described) and meta.get("md5") == expected.etag
+                if describes(meta, *described) and meta.get("md5") == expected.etag
             ]
             if not found or status.st_size != expected.size:
                 taken.rename(data_path)  # put it back as it was
@@ -263,15 +267,6 @@ class ObjectStore:
             finally:
                 os.close(fd)  # releases the flock
 
-    def _info(self, key: str, status: os.stat_result, meta_path: Path) -> StoredObject | None:
-        """Return what the sidecar of exactly ``status``'s file says (current, else legacy)."""
-        info = _object_info(key, status, meta_path)
-        if info is None:
-            legacy = self.layout.legacy_sidecar(key)
-            if legacy is not None:
-                info = _object_info(key, status, legacy)
-        return info
-
     def _walk(self, directory: Path, key_prefix: str, prefix: str) -> Iterator[StoredObject]:
         """Yield the objects under ``directory`` (whose keys start ``key_prefix``) in key order.
 
@@ -306,35 +301,6 @@ def _process_lock(root: Path) -> threading.Lock:
     """Return the one lock of ``root`` in this process, whichever LocalStorage uses it."""
     with _process_locks_guard:
         return _process_locks.setdefault(root, threading.Lock())
-
-
-def sidecar(
-    *,
-    key: str,
-    content_type: str,
-    size: int,
-    md5: str,
-    sha256: str,
-    status: os.stat_result,
-    stored_at: dt.datetime,
-) -> dict[str, Any]:
-    """Build the sidecar of a file about to be committed (read back by ``head``).
-
-    ``status`` is the file's ``fstat``: a sidecar describes exactly that file
-    (inode, device, size, mtime), so a file replaced behind its back is not
-    reported with this sidecar's checksums.
-    """
-    return {
-        "key": key,
-        "content_type": content_type,
-        "size": size,
-        "md5": md5,
-        "sha256": sha256,
-        "stored_at": stored_at.isoformat(),
-        "inode": status.st_ino,
-        "device": status.st_dev,
-        "mtime_ns": status.st_mtime_ns,
-    }
 
 
 def key_conflict() -> StorageError:
@@ -378,42 +344,3 @@ def _remove_file(path: Path | None) -> None:
     if path is not None:
         with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
             path.unlink()
-
-
-def _read_sidecar(path: Path | None) -> tuple[bytes, dict[str, Any]]:
-    """Return a sidecar's bytes and document; empty ones when there is none to read."""
-    if path is None:
-        return b"", {}
-    try:
-        raw = path.read_bytes()
-        meta = json.loads(raw)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError):
-        return b"", {}
-    return (raw, meta) if isinstance(meta, dict) else (b"", {})
-
-
-def _describes(meta: dict[str, Any], inode: int, device: int, size: int, mtime_ns: int) -> bool:
-    """Whether a sidecar describes exactly the file with this inode, device, size and mtime."""
-    return (meta.get("inode"), meta.get("device"), meta.get("size"), meta.get("mtime_ns")) == (
-        inode,
-        device,
-        size,
-        mtime_ns,
-    )
-
-
-def _object_info(key: str, status: os.stat_result, meta_path: Path) -> StoredObject | None:
-    """Read the sidecar; None unless it describes exactly the file ``status`` describes."""
-    _, meta = _read_sidecar(meta_path)
-    if not _describes(meta, status.st_ino, status.st_dev, status.st_size, status.st_mtime_ns):
-        return None
-    stored_at = meta.get("stored_at")
-    return StoredObject(
-        key=key,
-        size=status.st_size,
-        content_type=meta.get("content_type"),
-        etag=meta.get("md5"),
-        sha256=meta.get("sha256"),
-        server_side_encryption=None,
-        last_modified=dt.datetime.fromisoformat(stored_at) if isinstance(stored_at, str) else None,
-    )

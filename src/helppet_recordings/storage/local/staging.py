@@ -24,12 +24,13 @@ from helppet_recordings.errors import StorageError
 from helppet_recordings.models import StoredObject
 from helppet_recordings.storage.local.files import create_exclusive
 from helppet_recordings.storage.local.keys import Layout
-from helppet_recordings.storage.local.objects import STAGING_SUFFIX, ObjectStore, sidecar
+from helppet_recordings.storage.local.objects import STAGING_SUFFIX, ObjectStore
 from helppet_recordings.storage.local.refusal import (
     LocalStorageRefusal,
     entity_too_large,
     key_conflict,
 )
+from helppet_recordings.storage.local.sidecars import sidecar
 from helppet_recordings.storage.local.signing import UploadPolicy
 
 __all__ = [
