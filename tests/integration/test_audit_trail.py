@@ -165,6 +165,16 @@ def test_the_trail_outlives_the_recording_and_unknown_ids_are_not_found(
         service.audit_trail(uuid.uuid4())
 
 
+def _download_entry() -> AuditEntry:
+    return AuditEntry(
+        recording_id=uuid.uuid4(),
+        action="download_url.issued",
+        actor_user_id=USER,
+        at=dt.datetime(2026, 11, 24, 9, tzinfo=dt.UTC),
+        attributes={"expires_in": 60},
+    )
+
+
 def test_an_embedding_host_passes_its_own_audit_table() -> None:
     """A host's audit table (its own name, in its own metadata) is the one written and read."""
     host = sa.MetaData()
@@ -173,13 +183,7 @@ def test_an_embedding_host_passes_its_own_audit_table() -> None:
     with SqlAlchemyRepository.from_url("sqlite://", table=recordings, audit_table=trail) as sql:
         host.create_all(sql.engine)
         assert sql.audit_table is trail
-        entry = AuditEntry(
-            recording_id=uuid.uuid4(),
-            action="download_url.issued",
-            actor_user_id=USER,
-            at=dt.datetime(2026, 11, 24, 9, tzinfo=dt.UTC),
-            attributes={"expires_in": 60},
-        )
+        entry = _download_entry()
         sql.record_audit(entry)
         assert sql.audit_trail(entry.recording_id) == [entry]
         with sql.engine.connect() as connection:
@@ -192,13 +196,7 @@ def test_an_unreadable_audit_entry_quotes_nothing_stored() -> None:
     """Bad JSON in an entry's attributes is DATABASE_ERROR whose traceback quotes none of it."""
     with SqlAlchemyRepository.from_url("sqlite://") as sql:
         sql.create_schema()
-        entry = AuditEntry(
-            recording_id=uuid.uuid4(),
-            action="download_url.issued",
-            actor_user_id=USER,
-            at=dt.datetime(2026, 11, 24, 9, tzinfo=dt.UTC),
-            attributes={"expires_in": 60},
-        )
+        entry = _download_entry()
         sql.record_audit(entry)
         with sql.engine.begin() as connection:
             connection.execute(sql.audit_table.update().values(attributes='{"stored-secret"'))

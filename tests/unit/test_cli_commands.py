@@ -25,6 +25,7 @@ from helppet_recordings.cli._running import existing_database
 from helppet_recordings.cli._text_reports import apply_text
 from helppet_recordings.cli.bucket import PartResult
 from helppet_recordings.environment import Backends, DeploymentSettings, build_backends
+from helppet_recordings.schemas import InitiateUploadResponse
 from helppet_recordings.transcription import speech_sample
 from tests.support.servers import free_ports
 
@@ -317,14 +318,23 @@ def test_purge_removes_deleted_recordings(backends: Backends) -> None:
     assert run_json("purge", "--retention-days", "0") == {"ok": True, "purged": 1}
 
 
-def test_reconcile_reports_orphans_and_lost_audio(backends: Backends) -> None:
-    """An orphan and a recording whose file vanished: exit 1, both in the report."""
+M4A = b"\x00\x00\x00\x18ftypM4A " + b"\x00" * 52
+
+
+def _completed(backends: Backends) -> tuple[LocalStorage, InitiateUploadResponse]:
+    """Upload and complete a 64-byte M4A (:data:`M4A`) through LocalStorage; return its ticket."""
     storage = backends.local_storage
     assert storage is not None
     user = uuid.uuid4()
     ticket = backends.service.initiate_upload(user, AUDIO)
-    upload(storage, dict(ticket.upload_fields), b"\x00\x00\x00\x18ftypM4A " + b"\x00" * 52)
-    backends.service.complete_upload(user, ticket.recording_id, {"file_size_bytes": 64})
+    upload(storage, dict(ticket.upload_fields), M4A)
+    backends.service.complete_upload(user, ticket.recording_id, {"file_size_bytes": len(M4A)})
+    return storage, ticket
+
+
+def test_reconcile_reports_orphans_and_lost_audio(backends: Backends) -> None:
+    """An orphan and a recording whose file vanished: exit 1, both in the report."""
+    storage, ticket = _completed(backends)
     storage.delete(ticket.s3_key)
     stray = "recordings/stray.m4a"
     upload(storage, _fields_for(storage, stray), b"\x00" * 16)
@@ -403,15 +413,9 @@ def test_purge_refuses_a_retention_beyond_a_hundred_years(backends: Backends) ->
 
 def test_reconcile_reports_audio_replaced_after_verification(backends: Backends) -> None:
     """Verified audio overwritten with other bytes of the same size: exit 1, the id listed."""
-    storage = backends.local_storage
-    assert storage is not None
-    user = uuid.uuid4()
-    ticket = backends.service.initiate_upload(user, AUDIO)
-    body = b"\x00\x00\x00\x18ftypM4A " + b"\x00" * 52
-    upload(storage, dict(ticket.upload_fields), body)
-    backends.service.complete_upload(user, ticket.recording_id, {"file_size_bytes": 64})
+    storage, ticket = _completed(backends)
     assert run_json("reconcile")["changed_objects"] == []
-    upload(storage, _fields_for(storage, ticket.s3_key), body[:-1] + b"\x01")
+    upload(storage, _fields_for(storage, ticket.s3_key), M4A[:-1] + b"\x01")
 
     report = run_json("reconcile", exit_code=1)
     assert report["changed_objects"] == [str(ticket.recording_id)]
@@ -423,14 +427,8 @@ def test_reconcile_reports_audio_replaced_after_verification(backends: Backends)
 
 def test_reconcile_reports_and_removes_a_replayed_tickets_bytes(backends: Backends) -> None:
     """A ticket replayed after completion leaves a staging object: exit 1 until it is removed."""
-    storage = backends.local_storage
-    assert storage is not None
-    user = uuid.uuid4()
-    ticket = backends.service.initiate_upload(user, AUDIO)
-    body = b"\x00\x00\x00\x18ftypM4A " + b"\x00" * 52
-    upload(storage, dict(ticket.upload_fields), body)
-    backends.service.complete_upload(user, ticket.recording_id, {"file_size_bytes": 64})
-    upload(storage, dict(ticket.upload_fields), body)  # the replay
+    storage, ticket = _completed(backends)
+    upload(storage, dict(ticket.upload_fields), M4A)  # the replay
 
     report = run_json("reconcile", exit_code=1)
     assert report["leftover_staging_keys"] == [ticket.upload_fields["key"]]

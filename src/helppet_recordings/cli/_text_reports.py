@@ -50,20 +50,17 @@ def reconcile_text(report: ReconcileReport, console: Console, *, orphan_min_age:
                 else f"{orphan_min_age} second(s)"
             )
             console.print(f"Run with --delete-orphans to delete those older than {age}.")
-    if report.missing_objects:
-        console.print(
-            f"[red]{len(report.missing_objects)} recording(s) lost their audio[/] "
-            "(restore from a backup or a previous version):"
-        )
-        for rid in report.missing_objects[:LISTED_KEYS]:
-            console.print(f"  {rid}")
-    if report.changed_objects:
-        console.print(
-            f"[red]{len(report.changed_objects)} recording(s) whose audio was replaced[/] "
-            "after it was verified (restore the verified version, or reprocess):"
-        )
-        for rid in report.changed_objects[:LISTED_KEYS]:
-            console.print(f"  {rid}")
+    _listed(
+        console,
+        [str(rid) for rid in report.missing_objects],
+        "[red]recording(s) lost their audio[/] (restore from a backup or a previous version):",
+    )
+    _listed(
+        console,
+        [str(rid) for rid in report.changed_objects],
+        "[red]recording(s) whose audio was replaced[/] after it was verified "
+        "(restore the verified version, or reprocess):",
+    )
     _listed(
         console,
         report.leftover_staging_keys,
