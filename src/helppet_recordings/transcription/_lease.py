@@ -1,4 +1,4 @@
-"""A worker's claim on the recording it works on, renewed in the background while the job runs.
+"""A worker's job and its claim on the recording, renewed in the background while the job runs.
 
 A transcription can outlast any fixed lease (an hour of audio on a CPU takes
 longer than an hour). :func:`renewing` extends the claim every third of the
@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+import attrs
+
 from helppet_recordings.errors import RecordingError, UnavailableError
 from helppet_recordings.transcription._failures import logger as _logger
 
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     from helppet_recordings.models import Recording
     from helppet_recordings.service import RecordingService
 
-__all__ = ["HeldClaim", "keep_claimed", "renewing"]
+__all__ = ["HeldClaim", "Job", "keep_claimed", "renewing"]
 
 Extend = Callable[[dt.datetime], dt.datetime]
 """``extend(claim)``: renew ``claim`` in the repository and return the new one."""
@@ -51,6 +53,31 @@ class HeldClaim:
         """Replace the claim with what ``extend`` returns (errors propagate, claim unchanged)."""
         with self._lock:
             self._claim = extend(self._claim)
+
+
+@attrs.define
+class Job:
+    """One claimed recording being worked on: the claim that every write carries."""
+
+    recording: Recording
+    claim: HeldClaim
+    started: float
+    transcriber_seconds: float | None = None
+    """How long the transcriber took when it raised (its outcome is decided later)."""
+
+    @property
+    def id(self) -> str:
+        """The recording's id, as the logs show it."""
+        return str(self.recording.id)
+
+    @property
+    def attempt(self) -> int:
+        """The attempt this job is (``processing_attempts``, counted when it started)."""
+        return self.recording.processing_attempts
+
+    def transcriber_ended(self, seconds: float) -> None:
+        """Keep how long the transcriber took, when its outcome is decided by an error."""
+        self.transcriber_seconds = seconds
 
 
 @contextlib.contextmanager

@@ -11,10 +11,8 @@ One recording at a time, the worker claims it (a lease of ``lease_seconds``
 that other workers respect), starts it (the attempt is counted), measures it
 by decoding it from storage in ranged reads, transcribes it and stores the
 transcript, each write carrying the claim. Only the verified object is ever
-transcribed: every read is pinned to the ETag completion verified, and a
-transcriber that reads the object itself (Amazon Transcribe) is given the
-recording only after a ``head`` confirms it, and its transcript is kept only
-if a second one still does; otherwise the recording is ``failed``
+transcribed (``_verified``: pinned reads, and a ``head`` before and after the
+transcriber); otherwise the recording is ``failed``
 (``UPLOAD_VERIFICATION_FAILED``, reason ``object_changed`` or
 ``object_missing``). Audio that never decodes and refusals are ``failed`` at
 once; transient errors are retried after a backoff with jitter, up to
@@ -42,16 +40,10 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from helppet_recordings.audio.probe import AudioInfo, inspect_audio
-from helppet_recordings.errors import (
-    RecordingError,
-    UnavailableError,
-    UploadVerificationError,
-    ValidationError,
-)
+from helppet_recordings.errors import RecordingError, UnavailableError, ValidationError
 from helppet_recordings.models import AudioFacts, Recording
 from helppet_recordings.policy import storable_text
 from helppet_recordings.service.inputs import check_lease, check_positive, check_wait
-from helppet_recordings.service.verification import unverified_reason
 from helppet_recordings.status import RecordingStatus
 from helppet_recordings.transcription._failures import (
     Backoff,
@@ -62,8 +54,9 @@ from helppet_recordings.transcription._failures import (
     log_dropped,
 )
 from helppet_recordings.transcription._failures import logger as _logger
-from helppet_recordings.transcription._lease import HeldClaim, keep_claimed
+from helppet_recordings.transcription._lease import HeldClaim, Job, keep_claimed
 from helppet_recordings.transcription._signals import stop_on_signals
+from helppet_recordings.transcription._verified import transcribe_verified, verified_input
 from helppet_recordings.transcription.base import Transcriber, Transcript, TranscriptionInput
 from helppet_recordings.transcription.errors import TransientTranscriptionError
 
@@ -72,34 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TranscriptionWorker"]
 
-_UNKNOWN_MIME_TYPE: Final = "application/octet-stream"
-_NOT_TRANSCRIBED: Final = (
-    "The stored audio is no longer the verified recording; it is not transcribed"
-)
-_DISCARDED: Final = (
-    "The stored audio is no longer the verified recording after it was transcribed; "
-    "the transcript is discarded"
-)
 _MAX_OUTAGE_WAIT_SECONDS: Final = 60.0
-
-
-@attrs.define
-class _Job:
-    """One claimed recording being worked on: the claim that every write carries."""
-
-    recording: Recording
-    claim: HeldClaim
-    started: float
-    transcriber_seconds: float | None = None
-    """How long the transcriber took when it raised (its outcome is decided later)."""
-
-    @property
-    def id(self) -> str:
-        return str(self.recording.id)
-
-    @property
-    def attempt(self) -> int:
-        return self.recording.processing_attempts
 
 
 class TranscriptionWorker:
@@ -264,7 +230,7 @@ class TranscriptionWorker:
             # Lost, deleted or unreachable: its lease runs out and it is claimed again.
             log_dropped(str(claimed.id), claimed.processing_attempts + 1, exc)
             return
-        job = _Job(recording, HeldClaim(claim), time.perf_counter())
+        job = Job(recording, HeldClaim(claim), time.perf_counter())
         if claimed.status is RecordingStatus.PROCESSING and job.attempt > self._max_attempts:
             self._fail(
                 job,
@@ -296,51 +262,19 @@ class TranscriptionWorker:
             time.perf_counter() - job.started,
         )
 
-    def _transcribe(self, job: _Job) -> tuple[AudioInfo, Transcript]:
-        recording = job.recording
-        size = recording.file_size_bytes
-        if size is None:
-            raise UploadVerificationError(
-                "The recording has no verified size", reason="size_unknown"
-            )
+    def _transcribe(self, job: Job) -> tuple[AudioInfo, Transcript]:
         storage = self._service.storage
-        url = storage.object_url(recording.s3_key)
-        source = TranscriptionInput.from_storage(
-            storage,
-            key=recording.s3_key,
-            size=size,
-            mime_type=recording.mime_type or _UNKNOWN_MIME_TYPE,
-            recording_id=recording.id,
-            attempt=job.attempt,
-            cycle=recording.processing_cycle,
-            s3_uri=url if url.startswith("s3://") else None,
-            etag=recording.verified_etag,  # every read the worker and transcriber make: pinned
-        )
+        source = verified_input(storage, job.recording, attempt=job.attempt)
         audio = self._measure(job, source)
-        # A transcriber may read the object itself, not through ``open()`` (Transcribe reads the
-        # s3:// URI): it gets the recording only while storage holds the verified object, and
-        # its transcript is kept only if storage still holds it once the transcriber is done.
-        self._confirm_verified(recording, _NOT_TRANSCRIBED)
-        started = time.perf_counter()
-        try:
-            transcript = self._transcriber.transcribe(attrs.evolve(source, audio=audio))
-        except Exception:
-            job.transcriber_seconds = time.perf_counter() - started
-            raise
-        seconds = time.perf_counter() - started
-        try:
-            self._confirm_verified(recording, _DISCARDED)
-        except Exception:
-            job.transcriber_seconds = seconds  # the transcript is discarded: timed as it ends
-            raise
+        transcript, seconds = transcribe_verified(
+            storage,
+            job.recording,
+            self._transcriber,
+            attrs.evolve(source, audio=audio),
+            ended=job.transcriber_ended,
+        )
         self._timed(seconds, "transcribed")
         return audio, transcript
-
-    def _confirm_verified(self, recording: Recording, message: str) -> None:
-        """Raise ``UploadVerificationError`` unless storage holds the verified object at its key."""
-        reason = unverified_reason(recording, self._service.storage.head(recording.s3_key))
-        if reason is not None:
-            raise UploadVerificationError(message, reason=reason)
 
     def _timed(self, seconds: float, outcome: str) -> None:
         """Record the transcriber's time (``transcription.duration``) with what came of it."""
@@ -348,7 +282,7 @@ class TranscriptionWorker:
             seconds, service=self._transcriber.name, outcome=outcome
         )
 
-    def _measure(self, job: _Job, source: TranscriptionInput) -> AudioInfo:
+    def _measure(self, job: Job, source: TranscriptionInput) -> AudioInfo:
         """Decode the stored audio to measure it, unless an earlier attempt already did."""
         known = job.recording.audio  # the domain twin of AudioInfo: the same fields
         if known is not None:
@@ -361,7 +295,7 @@ class TranscriptionWorker:
 
     # ------------------------------------------------------------------------ failures
 
-    def _handle(self, job: _Job, exc: Exception) -> None:
+    def _handle(self, job: Job, exc: Exception) -> None:
         kind = classify(exc)
         if job.transcriber_seconds is not None:
             fails = kind is Kind.PERMANENT or (
@@ -401,7 +335,7 @@ class TranscriptionWorker:
         """
         return self._backoff.delay(attempt, error)
 
-    def _fail(self, job: _Job, reason: str, code: str) -> None:
+    def _fail(self, job: Job, reason: str, code: str) -> None:
         try:
             with job.claim.held() as held:
                 self._service.mark_failed(job.recording.id, error=reason, claim=held)
@@ -410,7 +344,7 @@ class TranscriptionWorker:
             return
         _logger.warning("Recording %s failed on attempt %d: %s", job.id, job.attempt, code)
 
-    def _defer(self, job: _Job, reason: str, code: str, delay: float) -> None:
+    def _defer(self, job: Job, reason: str, code: str, delay: float) -> None:
         try:
             with job.claim.held() as held:
                 self._service.defer_processing(
