@@ -37,7 +37,7 @@ from helppet_recordings.transcription import (
     TransientTranscriptionError,
     get_transcriber,
 )
-from helppet_recordings.transcription import aws as aws_transcription
+from helppet_recordings.transcription import _aws_result as aws_result
 from tests.support.audio import encode_tone
 from tests.support.moto_s3 import s3v4_client
 from tests.support.raw_http import RawHttpServer, http_answer
@@ -332,7 +332,7 @@ def test_an_unusable_result_is_cleaned_up(
     Both would keep the transcript (the job in Transcribe's own bucket) after
     the recording failed for good; a reprocess starts a new job anyway.
     """
-    monkeypatch.setattr(aws_transcription, "_MAX_RESULT_BYTES", len(result(SECRET, [0.5])) + 10)
+    monkeypatch.setattr(aws_result, "MAX_RESULT_BYTES", len(result(SECRET, [0.5])) + 10)
     transcriber = aws.transcriber()
     recording = uuid.uuid4()
     name = transcriber.job_name(recording, 1)
@@ -419,7 +419,7 @@ def test_a_cut_off_transcript_download_is_retried_and_keeps_the_job(
             monkeypatch.delenv(proxy, raising=False)
 
         def fetch(_url: str) -> bytes:
-            return aws_transcription._fetch_https(f"{server.url}/asrOutput.json")
+            return aws_result.fetch_https(f"{server.url}/asrOutput.json")
 
         transcriber = aws.transcriber(output_bucket=None, fetch_url=fetch)
         recording = uuid.uuid4()

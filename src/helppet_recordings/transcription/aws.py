@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import http.client
-import logging
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-import pydantic
-
 from helppet_recordings import policy
 from helppet_recordings.errors import MissingDependencyError, UnsupportedContentTypeError
-from helppet_recordings.transcription._answers import TranscribeResult, bad_result
+from helppet_recordings.transcription._aws_result import delete_result, parse_result, read_object
+from helppet_recordings.transcription._aws_result import fetch_https as _fetch_https
 from helppet_recordings.transcription._languages import is_language_tag
 from helppet_recordings.transcription._retry_after import retry_after_seconds
 from helppet_recordings.transcription.base import Transcript, TranscriptionInput
@@ -82,47 +76,6 @@ _CONFIGURATION_CODES: Final = frozenset(
     }
 )
 _RUNNING: Final = frozenset({"QUEUED", "IN_PROGRESS"})
-_logger: Final = logging.getLogger("helppet_recordings.transcription")
-_MAX_RESULT_BYTES: Final = 64 * 1024 * 1024
-
-
-def _fetch_https(url: str) -> bytes:
-    """Download a presigned HTTPS URL (Transcribe's own result location).
-
-    A download that did not complete (cut off, or shorter than its
-    ``Content-Length``) raises ``TransientTranscriptionError``.
-    """
-    if urllib.parse.urlsplit(url).scheme != "https":
-        msg = "The transcript location is not an HTTPS URL"
-        raise PermanentTranscriptionError(msg, reason="bad_result")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - https only
-            declared = response.headers.get("Content-Length")
-            data: bytes = response.read(_MAX_RESULT_BYTES + 1)
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-        # HTTPException: a chunked body cut off (IncompleteRead) is not an OSError.
-        msg = "The transcript could not be downloaded"
-        raise TransientTranscriptionError(msg) from exc
-    _check_complete(data, declared)
-    return data
-
-
-def _check_complete(data: bytes, declared: object, job_name: str | None = None) -> None:
-    """Raise ``TransientTranscriptionError`` when ``data`` is shorter than its declared length.
-
-    A body cut off after its headers reads as a short body, without an error
-    (urllib and botocore alike): parsing it would fail a recording for good
-    over a network fault.
-    """
-    try:
-        length = int(str(declared))
-    except ValueError:
-        return  # no length declared (chunked, whose cut raises) or one that means nothing
-    if len(data) < min(length, _MAX_RESULT_BYTES + 1):
-        msg = f"The transcript download stopped after {len(data)} of {length} bytes"
-        if job_name is None:
-            raise TransientTranscriptionError(msg)
-        raise TransientTranscriptionError(msg, job_name=job_name)
 
 
 class AwsTranscribeTranscriber:
@@ -263,12 +216,24 @@ class AwsTranscribeTranscriber:
             )
         raw = self._read_result(name, job)
         try:
-            return self._transcript(name, job, raw)
+            return parse_result(
+                raw,
+                job_name=name,
+                job_language=job.get("LanguageCode"),
+                configured_language=self.language,
+                service=self.name,
+            )
         finally:
             # Read, whether it parses or not (bad_result is permanent: a reprocess starts a
             # new job), the result is no longer needed where it holds the transcript.
             if self.cleanup:
-                self._clean(name)
+                delete_result(
+                    name,
+                    transcribe=self._client,
+                    s3=self._s3_client,
+                    bucket=self.output_bucket,
+                    key=self.output_key(name),
+                )
 
     def _start(self, name: str, s3_uri: str, media_format: str) -> None:
         params: dict[str, Any] = {
@@ -314,60 +279,17 @@ class AwsTranscribeTranscriber:
             self._sleep(delay)
             delay = min(self.poll_max, delay * 1.5)
 
-    def _transcript(self, name: str, job: TranscriptionJobTypeDef, raw: bytes) -> Transcript:
-        if len(raw) > _MAX_RESULT_BYTES:
-            msg = "The Transcribe result is larger than any transcript should be"
-            raise PermanentTranscriptionError(msg, reason="bad_result", job_name=name)
-        try:
-            document = TranscribeResult.model_validate_json(raw)
-        except pydantic.ValidationError as exc:
-            # Not chained: pydantic's message quotes the values, the transcript among them.
-            msg = "The Transcribe result is not in the documented shape"
-            raise bad_result(msg, exc, job_name=name) from None
-        scores = document.confidences
-        confidence = min(1.0, max(0.0, sum(scores) / len(scores))) if scores else None
-        reported = (job.get("LanguageCode"), document.results.language_code, self.language)
-        language = next((code for code in reported if is_language_tag(code)), None)
-        return Transcript(
-            document.text, confidence=confidence, language=language, service=self.name
-        )
-
     def _read_result(self, name: str, job: TranscriptionJobTypeDef) -> bytes:
-        if self.output_bucket:
-            try:
-                response = self._s3_client().get_object(
-                    Bucket=self.output_bucket, Key=self.output_key(name)
-                )
-                with response["Body"] as body:
-                    data: bytes = body.read(_MAX_RESULT_BYTES + 1)
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-                raise _translate(exc, missing_is_transient=True) from exc
-            _check_complete(data, response.get("ContentLength"), name)
-        else:
+        if not self.output_bucket:
             uri = job.get("Transcript", {}).get("TranscriptFileUri")
             if not uri:
                 msg = "The Transcribe job finished without a transcript location"
                 raise PermanentTranscriptionError(msg, reason="bad_result", job_name=name)
-            data = self._fetch_url(uri)
-        return data
-
-    def _clean(self, name: str) -> None:
-        # The result was read: a failed deletion is logged, never raised (losing the
-        # transcript would pay for the job again). Each deletion is tried on its own, so a
-        # refused job deletion still removes the result object that holds the transcript.
-        _try_deleting(
-            name,
-            "the job",
-            lambda: self._client.delete_transcription_job(TranscriptionJobName=name),
-        )
-        bucket = self.output_bucket
-        if bucket:
-            key = self.output_key(name)
-            _try_deleting(
-                name,
-                "the result object",
-                lambda: self._s3_client().delete_object(Bucket=bucket, Key=key),
-            )
+            return self._fetch_url(uri)
+        try:
+            return read_object(self._s3_client(), self.output_bucket, self.output_key(name), name)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise _translate(exc, missing_is_transient=True) from exc
 
     def _s3_client(self) -> S3Client:
         if self._s3 is None:
@@ -402,19 +324,6 @@ def _language_code(value: object, codes: dict[str, str] | None, parameter: str) 
         f"{alternative}, not {str(value)[:40]!r}"
     )
     raise TranscriberConfigurationError(msg, parameter=parameter)
-
-
-def _try_deleting(job: str, what: str, delete: Callable[[], object]) -> None:
-    try:
-        delete()
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        detail = _code(exc) if isinstance(exc, botocore.exceptions.ClientError) else ""
-        _logger.warning(
-            "Transcribe job %s: the transcript was read but deleting %s failed (%s)",
-            job,
-            what,
-            detail or type(exc).__name__,
-        )
 
 
 def _media_format(mime_type: str) -> str:
