@@ -9,17 +9,21 @@ reads the object itself, not through ``open()`` (Amazon Transcribe reads the
 ``s3://`` URI), cannot be pinned: :func:`transcribe_verified` asks storage
 with a ``head`` before it gets the recording and again once its transcript is
 back, and either check that finds another object, or none, fails the
-recording.
+recording. The second check comes after a paid transcription: a storage
+outage there is asked again a few times, shortly, before the attempt is
+given up (and the transcript with it).
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from helppet_recordings.errors import UploadVerificationError
+from helppet_recordings.errors import StorageUnavailableError, UploadVerificationError
 from helppet_recordings.service.verification import unverified_reason
+from helppet_recordings.transcription._failures import logger as _logger
 from helppet_recordings.transcription.base import Transcriber, Transcript, TranscriptionInput
 
 if TYPE_CHECKING:
@@ -41,6 +45,10 @@ _DISCARDED: Final = (
     "The stored audio is no longer the verified recording after it was transcribed; "
     "the transcript is discarded"
 )
+AFTER_CHECKS: Final = 4
+"""How many times storage is asked after a transcription while it is unavailable."""
+AFTER_WAIT_INITIAL: Final = 0.25
+"""The wait before the second ask, in seconds; it doubles, times a random 0.5 to 1."""
 
 
 def verified_input(
@@ -75,6 +83,7 @@ def transcribe_verified(
     source: TranscriptionInput,
     *,
     ended: Callable[[float], None],
+    rng: random.Random,
 ) -> tuple[Transcript, float]:
     """Transcribe ``source`` only while storage holds the verified object; return how long it took.
 
@@ -83,7 +92,8 @@ def transcribe_verified(
     change in between discards the transcript): both raise
     ``UploadVerificationError``. When the transcriber raised, or its
     transcript is discarded, ``ended`` is given its time before the error
-    is raised again.
+    is raised again. ``rng`` is the jitter of the second check's retries
+    (:func:`confirm_after_transcription`).
     """
     confirm_before_transcription(storage, recording)
     started = time.perf_counter()
@@ -94,7 +104,7 @@ def transcribe_verified(
         raise
     seconds = time.perf_counter() - started
     try:
-        confirm_after_transcription(storage, recording)
+        confirm_after_transcription(storage, recording, rng=rng)
     except Exception:
         ended(seconds)  # the transcript is discarded: timed as it ends
         raise
@@ -106,13 +116,37 @@ def confirm_before_transcription(storage: RecordingStorage, recording: Recording
     _confirm(storage, recording, _NOT_TRANSCRIBED)
 
 
-def confirm_after_transcription(storage: RecordingStorage, recording: Recording) -> None:
+def confirm_after_transcription(
+    storage: RecordingStorage, recording: Recording, *, rng: random.Random
+) -> None:
     """Raise ``UploadVerificationError`` unless storage still holds the verified object.
 
     Called once the transcript is back, before it is stored: a change while
-    the transcriber ran discards the transcript.
+    the transcriber ran discards the transcript. The transcript is paid for
+    (and Amazon Transcribe's job already deleted), so storage that is
+    unavailable (``STORAGE_UNAVAILABLE``) is asked again, up to
+    :data:`AFTER_CHECKS` times in all, waiting :data:`AFTER_WAIT_INITIAL`
+    seconds, doubling, with jitter (under 2 s in all), before its error is
+    raised: a blip does not throw the transcript away.
     """
-    _confirm(storage, recording, _DISCARDED)
+    for check in range(1, AFTER_CHECKS + 1):
+        try:
+            _confirm(storage, recording, _DISCARDED)
+        except StorageUnavailableError as exc:
+            if check == AFTER_CHECKS:
+                raise
+            wait = AFTER_WAIT_INITIAL * 2 ** (check - 1) * (0.5 + 0.5 * rng.random())
+            _logger.warning(
+                "Recording %s attempt %d: storage did not answer the check after the "
+                "transcription (%s); asking again in %.2f s",
+                recording.id,
+                recording.processing_attempts,
+                exc.error_code,
+                wait,
+            )
+            time.sleep(wait)
+        else:
+            return
 
 
 def _confirm(storage: RecordingStorage, recording: Recording, message: str) -> None:

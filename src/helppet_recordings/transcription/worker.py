@@ -272,6 +272,7 @@ class TranscriptionWorker:
             self._transcriber,
             attrs.evolve(source, audio=audio),
             ended=job.transcriber_ended,
+            rng=self._backoff.rng,
         )
         self._timed(seconds, "transcribed")
         return audio, transcript
