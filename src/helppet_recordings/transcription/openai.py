@@ -17,12 +17,11 @@ from helppet_recordings.audio.probe import decode_pcm, inspect_audio
 from helppet_recordings.errors import MissingDependencyError, UnsupportedContentTypeError
 from helppet_recordings.transcription._answers import OpenAIAnswer, bad_result
 from helppet_recordings.transcription._languages import configured_language, language_tag
+from helppet_recordings.transcription._openai_errors import status_error
 from helppet_recordings.transcription._options import positive_seconds, whole_number
-from helppet_recordings.transcription._retry_after import retry_after_seconds
 from helppet_recordings.transcription.base import Transcript, TranscriptionInput
 from helppet_recordings.transcription.chunking import choose_cut, split_at_silences
 from helppet_recordings.transcription.errors import (
-    PermanentTranscriptionError,
     TranscriberConfigurationError,
     TransientTranscriptionError,
 )
@@ -66,8 +65,6 @@ _DIRECT: Final = {
     "audio/webm": "webm",
 }
 _MIME: Final = {"flac": "audio/flac", "wav": "audio/wav", "mp3": "audio/mpeg"}
-_TRANSIENT_STATUSES: Final = frozenset({408, 409, 429})
-_CONFIGURATION_STATUSES: Final = frozenset({401, 403, 404})
 
 
 @attrs.frozen
@@ -269,7 +266,7 @@ class OpenAITranscriber:
         try:
             return self._client.audio.transcriptions.create(**arguments)
         except openai.APIStatusError as exc:
-            raise _status_error(exc) from exc
+            raise status_error(exc) from exc
         except openai.APITimeoutError as exc:
             msg = "The transcription request timed out"
             raise TransientTranscriptionError(msg) from exc
@@ -307,43 +304,6 @@ def _retry_after_of(state: RetryCallState) -> float | None:
         return None
     exc = outcome.exception()
     return exc.retry_after if isinstance(exc, TransientTranscriptionError) else None
-
-
-def _status_error(exc: openai.APIStatusError) -> Exception:
-    status = exc.status_code
-    code = _error_code(exc)
-    if status == 429 and code == "insufficient_quota":
-        return TranscriberConfigurationError(
-            "The OpenAI account has no quota left", status=status, service_code=code
-        )
-    if status in _TRANSIENT_STATUSES or status >= 500:
-        return TransientTranscriptionError(
-            f"The transcription service answered {status}",
-            retry_after=retry_after_seconds(exc.response.headers),
-            status=status,
-            service_code=code,
-        )
-    if status in _CONFIGURATION_STATUSES:
-        return TranscriberConfigurationError(
-            f"The transcription service refused the credentials or model ({status})",
-            status=status,
-            service_code=code,
-        )
-    return PermanentTranscriptionError(
-        f"The transcription service refused the audio ({status})",
-        reason="refused",
-        status=status,
-        service_code=code,
-    )
-
-
-def _error_code(exc: openai.APIStatusError) -> str | None:
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("code"), str):
-            return str(inner["code"])[:100]
-    return None
 
 
 def _parse(response: Any, seconds: float | None) -> _Part:
