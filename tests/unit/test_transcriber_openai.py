@@ -11,6 +11,7 @@ import io
 import itertools
 import json
 import os
+import uuid
 import wave
 from collections.abc import Callable
 from typing import Any
@@ -21,11 +22,19 @@ import httpx2
 import openai
 import pytest
 
+from helppet_recordings import (
+    InMemoryRepository,
+    InMemoryStorage,
+    RecordingService,
+    RecordingSettings,
+    RecordingStatus,
+)
 from helppet_recordings.transcription import (
     OpenAITranscriber,
     PermanentTranscriptionError,
     TranscriberConfigurationError,
     TranscriptionInput,
+    TranscriptionWorker,
     TransientTranscriptionError,
     get_transcriber,
 )
@@ -243,6 +252,77 @@ def test_a_400_refusal_is_permanent_and_not_retried(m4a: bytes) -> None:
     assert caught.value.reason == "refused"
     assert caught.value.details["service_code"] == "invalid_value"
     assert caught.value.http_status == 422
+    assert len(service.requests) == 1
+
+
+LANGUAGE_REFUSALS = {
+    "OpenAI's answer": {
+        "message": "Invalid language 'eng'. Language parameter must be specified in "
+        "ISO-639-1 format.",
+        "type": "invalid_request_error",
+        "param": "language",
+        "code": "invalid_language_format",
+    },
+    "a compatible server's, without param": {
+        "message": "Unsupported language: 'eng'.",
+        "type": "BadRequestError",
+        "param": None,
+        "code": 400,
+    },
+}
+"""400 answers refusing a language of valid form that the service does not know."""
+
+
+@pytest.mark.parametrize("refusal", LANGUAGE_REFUSALS.values(), ids=LANGUAGE_REFUSALS.keys())
+def test_a_language_the_service_does_not_know_is_a_configuration_error(
+    m4a: bytes, refusal: dict[str, Any]
+) -> None:
+    """``eng`` has a tag's form, but the service refuses it: the deployment's fault, not retried."""
+    service = Service(lambda request, index: httpx2.Response(400, json={"error": refusal}))
+    with pytest.raises(TranscriberConfigurationError) as caught:
+        service.transcriber(language="eng").transcribe(
+            TranscriptionInput.from_bytes(m4a, mime_type="audio/mp4")
+        )
+    assert caught.value.details["parameter"] == "language"
+    assert caught.value.details["status"] == 400
+    assert "'eng'" in caught.value.message
+    assert [request.fields["language"] for request in service.requests] == ["eng"]
+    assert service.sleeps == []
+
+
+def test_a_400_about_the_audio_is_still_a_refusal_when_a_language_is_set(m4a: bytes) -> None:
+    """With a language configured, a 400 that does not name it still refuses the audio."""
+    service = Service(lambda request, index: error(400, "invalid_value"))
+    with pytest.raises(PermanentTranscriptionError) as caught:
+        service.transcriber(language="en").transcribe(
+            TranscriptionInput.from_bytes(m4a, mime_type="audio/mp4")
+        )
+    assert caught.value.reason == "refused"
+
+
+def test_the_worker_keeps_recordings_waiting_on_a_language_the_service_refuses(
+    m4a: bytes,
+) -> None:
+    """The recording is not failed: it waits (uploaded) and the worker stops until it is fixed."""
+    refusal = LANGUAGE_REFUSALS["OpenAI's answer"]
+    service = Service(lambda request, index: httpx2.Response(400, json={"error": refusal}))
+    storage = InMemoryStorage("helppet-audio-recordings")
+    recordings = RecordingService(
+        storage, InMemoryRepository(), RecordingSettings(max_file_size=1_000_000)
+    )
+    user = uuid.uuid4()
+    ticket = recordings.initiate_upload(
+        user, {"filename": "visit.m4a", "content_type": "audio/mp4"}
+    )
+    storage.put_object(ticket.s3_key, m4a, content_type="audio/mp4")
+    recordings.complete_upload(user, ticket.recording_id, {"file_size_bytes": len(m4a)})
+    worker = TranscriptionWorker(recordings, service.transcriber(language="eng"))
+    with pytest.raises(TranscriberConfigurationError):
+        worker.run_once()
+    waiting = recordings.get_recording(user, ticket.recording_id)
+    assert waiting.status is RecordingStatus.UPLOADED
+    assert waiting.processing_error is not None
+    assert waiting.processing_error.startswith("TRANSCRIPTION_UNAVAILABLE")
     assert len(service.requests) == 1
 
 

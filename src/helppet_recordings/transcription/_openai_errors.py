@@ -20,16 +20,21 @@ _TRANSIENT_STATUSES: Final = frozenset({408, 409, 429})
 _CONFIGURATION_STATUSES: Final = frozenset({401, 403, 404})
 
 
-def status_error(exc: openai.APIStatusError) -> Exception:
+def status_error(exc: openai.APIStatusError, *, language: str | None = None) -> Exception:
     """Return the package's error for an error status the service answered.
 
     429 ``insufficient_quota`` is a configuration error, not a throttle;
     408, 409, 429 and 5xx are transient (with the ``Retry-After`` the
     service gave); 401, 403 and 404 (key, permission, model) are
-    configuration errors; any other 4xx is a refusal of the audio.
+    configuration errors, and so is a 400 about ``language`` (the hint the
+    request sent, if any: its ``param``, ``code`` or ``message`` names the
+    language), which would refuse every recording alike; any other 4xx is
+    a refusal of the audio.
     """
     status = exc.status_code
-    code = _error_code(exc)
+    error = _error_fields(exc)
+    raw_code = error.get("code")
+    code = raw_code[:100] if isinstance(raw_code, str) else None
     if status == 429 and code == "insufficient_quota":
         return TranscriberConfigurationError(
             "The OpenAI account has no quota left", status=status, service_code=code
@@ -47,6 +52,15 @@ def status_error(exc: openai.APIStatusError) -> Exception:
             status=status,
             service_code=code,
         )
+    if status == 400 and language is not None and _about_language(error):
+        return TranscriberConfigurationError(
+            f"The transcription service does not accept the configured language (sent as "
+            f"{language!r}): configure a code it lists, such as 'en', or None to let it detect "
+            "the language",
+            parameter="language",
+            status=status,
+            service_code=code,
+        )
     return PermanentTranscriptionError(
         f"The transcription service refused the audio ({status})",
         reason="refused",
@@ -55,11 +69,25 @@ def status_error(exc: openai.APIStatusError) -> Exception:
     )
 
 
-def _error_code(exc: openai.APIStatusError) -> str | None:
-    """Return the ``code`` of the service's error answer, when it gave one."""
+def _error_fields(exc: openai.APIStatusError) -> dict[str, object]:
+    """Return the service's error answer (``{"error": {...}}``, or the object itself)."""
     body = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("code"), str):
-            return str(inner["code"])[:100]
-    return None
+        if isinstance(inner, dict):
+            return inner
+    return {}
+
+
+def _about_language(error: dict[str, object]) -> bool:
+    """Return whether an error answer is about the ``language`` parameter.
+
+    OpenAI names it in ``param`` (``invalid_language_format``); compatible
+    servers may leave ``param`` null and say so in ``code`` or ``message``.
+    """
+    if error.get("param") == "language":
+        return True
+    return any(
+        isinstance(value, str) and "language" in value.lower()
+        for value in (error.get("code"), error.get("message"))
+    )

@@ -12,9 +12,10 @@
   out, throttled (429) or failed (5xx). ``retry_after`` holds the seconds the
   service asked for (``Retry-After``), or None when it did not say; the same
   recording may succeed later.
-- ``TranscriberConfigurationError``: credentials, permissions or the model
-  name are wrong. Not the recording's fault: a worker should leave the
-  recording waiting and stop until an operator fixes the configuration.
+- ``TranscriberConfigurationError``: credentials, permissions, the model
+  name or a setting (a language the service does not know) are wrong. Not
+  the recording's fault: a worker should leave the recording waiting and
+  stop until an operator fixes the configuration.
 - ``PermanentTranscriptionError``: the service refused this audio (undecodable,
   unsupported, too long, rejected). ``reason`` says why; a worker marks the
   recording ``failed`` with it. ``AudioDecodeError`` (from

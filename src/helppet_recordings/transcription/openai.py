@@ -107,9 +107,11 @@ class OpenAITranscriber:
     A wait longer than ``max_retry_wait`` seconds, or running out of
     retries, raises ``TransientTranscriptionError`` with ``retry_after`` for
     the worker to schedule. 401/403/404 (key, permission, model) raise
-    ``TranscriberConfigurationError``; other 4xx (the audio was refused)
-    ``PermanentTranscriptionError``; 429 ``insufficient_quota`` is a
-    configuration error, not a throttle.
+    ``TranscriberConfigurationError``, and so does a 400 about the
+    configured ``language`` (one of a tag's form the service does not know,
+    such as ``eng``: ``details["parameter"]``); other 4xx (the audio was
+    refused) ``PermanentTranscriptionError``; 429 ``insufficient_quota`` is
+    a configuration error, not a throttle.
     """
 
     name: ClassVar[str] = "openai"
@@ -266,7 +268,7 @@ class OpenAITranscriber:
         try:
             return self._client.audio.transcriptions.create(**arguments)
         except openai.APIStatusError as exc:
-            raise status_error(exc) from exc
+            raise status_error(exc, language=arguments.get("language")) from exc
         except openai.APITimeoutError as exc:
             msg = "The transcription request timed out"
             raise TransientTranscriptionError(msg) from exc
