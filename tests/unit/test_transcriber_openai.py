@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import logging
 import os
 import uuid
 import wave
@@ -488,8 +489,18 @@ def _segment(**fields: Any) -> dict[str, Any]:
 
 
 MALFORMED_ANSWERS: dict[str, tuple[dict[str, Any], str]] = {
+    "a language that is no string": ({"text": SECRET, "language": 5}, "language"),
+    "a duration that is no number": ({"text": SECRET, "duration": "long"}, "duration"),
+}
+"""Answers that hold a transcript but not in the documented shape (OpenAI-compatible servers)."""
+
+MALFORMED_SCORES: dict[str, tuple[dict[str, Any], str]] = {
     "avg_logprob not a number": (
         {"text": SECRET, "segments": [_segment(avg_logprob="n/a")]},
+        "segments.0.avg_logprob",
+    ),
+    "avg_logprob of a wrong type": (
+        {"text": SECRET, "segments": [_segment(avg_logprob={"mean": -0.1})]},
         "segments.0.avg_logprob",
     ),
     "a scored segment without its end": (
@@ -498,12 +509,31 @@ MALFORMED_ANSWERS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "a segment that is no object": ({"text": SECRET, "segments": [SECRET]}, "segments.0"),
     "a token logprob not a number": (
-        {"text": SECRET, "logprobs": [{"token": "x", "logprob": "n/a"}]},
+        {"text": SECRET, "logprobs": [{"token": SECRET, "logprob": "n/a"}]},
         "logprobs.0.logprob",
     ),
-    "a language that is no string": ({"text": SECRET, "language": 5}, "language"),
 }
-"""Answers that hold a transcript but not in the documented shape (OpenAI-compatible servers)."""
+"""Good answers whose scores are not in the documented shape (OpenAI-compatible servers)."""
+
+
+@pytest.mark.parametrize(("body", "field"), MALFORMED_SCORES.values(), ids=MALFORMED_SCORES.keys())
+def test_malformed_scores_cost_the_confidence_not_the_transcript(
+    m4a: bytes, body: dict[str, Any], field: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The paid transcript is kept without a confidence; the log names the field, no value."""
+    service = Service(lambda request, index: httpx2.Response(200, json=body))
+    with caplog.at_level(logging.DEBUG, "helppet_recordings"):
+        transcript = service.transcriber().transcribe(
+            TranscriptionInput.from_bytes(m4a, mime_type="audio/mp4")
+        )
+    assert (transcript.text, transcript.confidence) == (SECRET, None)
+    assert len(service.requests) == 1
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert field in warnings[0].getMessage()
+    for record in caplog.records:
+        assert SECRET not in record.getMessage()
+        assert "n/a" not in record.getMessage()
 
 
 @pytest.mark.parametrize(

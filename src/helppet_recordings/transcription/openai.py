@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -15,7 +14,7 @@ from helppet_recordings import policy
 from helppet_recordings.audio.encode import ENCODINGS, encode_pcm
 from helppet_recordings.audio.probe import decode_pcm, inspect_audio
 from helppet_recordings.errors import MissingDependencyError, UnsupportedContentTypeError
-from helppet_recordings.transcription._answers import OpenAIAnswer, bad_result
+from helppet_recordings.transcription._answers import OpenAIAnswer, bad_result, openai_confidence
 from helppet_recordings.transcription._languages import configured_language, language_tag
 from helppet_recordings.transcription._openai_errors import status_error
 from helppet_recordings.transcription._options import positive_seconds, whole_number
@@ -322,25 +321,7 @@ def _parse(response: Any, seconds: float | None) -> _Part:
         # shape, say): permanent. Not chained: pydantic's message quotes the values.
         msg = "The transcription service's answer is not in the documented shape"
         raise bad_result(msg, exc) from None
-    confidence: float | None = None
-    spans = [
-        # A log probability is at most 0; one rounded above it must not overflow exp().
-        (math.exp(min(0.0, s.avg_logprob)), max(0.0, s.end - s.start))
-        for s in answer.segments or []
-        if s.avg_logprob is not None and s.end is not None and s.start is not None
-    ]
-    if spans:
-        total = sum(weight for _, weight in spans)
-        confidence = (
-            sum(p * w for p, w in spans) / total
-            if total > 0
-            else sum(p for p, _ in spans) / len(spans)
-        )
-    logprobs = answer.logprobs or []
-    if confidence is None and logprobs:
-        confidence = sum(math.exp(min(0.0, item.logprob)) for item in logprobs) / len(logprobs)
-    if confidence is not None:
-        confidence = min(1.0, max(0.0, confidence))
+    confidence = openai_confidence(data)
     if seconds is None and answer.duration is not None:
         seconds = answer.duration
     return _Part(answer.text, seconds, confidence, language_tag(answer.language))
