@@ -301,6 +301,20 @@ def test_a_400_about_the_audio_is_still_a_refusal_when_a_language_is_set(m4a: by
     assert caught.value.reason == "refused"
 
 
+def test_a_400_that_only_mentions_languages_refuses_that_recording(m4a: bytes) -> None:
+    """A message about the audio's language, not the one configured, refuses the audio only.
+
+    Taken for a configuration error, it would stop the worker for every recording.
+    """
+    refusal = {"message": "The audio's language could not be detected.", "param": None}
+    service = Service(lambda request, index: httpx2.Response(400, json={"error": refusal}))
+    with pytest.raises(PermanentTranscriptionError) as caught:
+        service.transcriber(language="en").transcribe(
+            TranscriptionInput.from_bytes(m4a, mime_type="audio/mp4")
+        )
+    assert caught.value.reason == "refused"
+
+
 def test_the_worker_keeps_recordings_waiting_on_a_language_the_service_refuses(
     m4a: bytes,
 ) -> None:

@@ -52,7 +52,7 @@ def status_error(exc: openai.APIStatusError, *, language: str | None = None) -> 
             status=status,
             service_code=code,
         )
-    if status == 400 and language is not None and _about_language(error):
+    if status == 400 and language is not None and _about_language(error, language):
         return TranscriberConfigurationError(
             f"The transcription service does not accept the configured language (sent as "
             f"{language!r}): configure a code it lists, such as 'en', or None to let it detect "
@@ -79,15 +79,23 @@ def _error_fields(exc: openai.APIStatusError) -> dict[str, object]:
     return {}
 
 
-def _about_language(error: dict[str, object]) -> bool:
+def _about_language(error: dict[str, object], language: str) -> bool:
     """Return whether an error answer is about the ``language`` parameter.
 
     OpenAI names it in ``param`` (``invalid_language_format``); compatible
-    servers may leave ``param`` null and say so in ``code`` or ``message``.
+    servers may leave ``param`` null and say so in ``code``, or in a
+    ``message`` that quotes the language sent. A message that only mentions
+    languages ("the audio's language could not be detected") is about that
+    recording, which stays refused alone: taking it for a configuration error
+    would stop the worker.
     """
     if error.get("param") == "language":
         return True
-    return any(
-        isinstance(value, str) and "language" in value.lower()
-        for value in (error.get("code"), error.get("message"))
+    code, message = error.get("code"), error.get("message")
+    if isinstance(code, str) and "language" in code.lower():
+        return True
+    return (
+        isinstance(message, str)
+        and "language" in message.lower()
+        and any(f"{quote}{language}{quote}" in message for quote in "'\"`")
     )
