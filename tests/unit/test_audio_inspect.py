@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import random
 import sys
@@ -282,15 +283,22 @@ def test_a_sample_rate_below_speech_is_refused_before_decoding() -> None:
     assert inspect_audio(io.BytesIO(_wav(tone(0.5, 8000), rate=8000))).sample_rate == 8000
 
 
-def test_audio_longer_than_a_recording_may_be_stops_decoding(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Decoding stops once the audio passes the longest recording the policy allows."""
-    monkeypatch.setattr(probe, "MAX_DURATION_SECONDS", 0.5)
+def test_audio_longer_than_a_recording_may_be_stops_decoding() -> None:
+    """Decoding stops once the audio passes the longest recording the policy allows.
+
+    A day and a minute of silence in 160 KB: FLAC's longest blocks at 8 kHz
+    (8.2 s each), every subframe one constant sample.
+    """
+    block_seconds = 65535 / 8000
+    frames = math.ceil(policy.MAX_DURATION_SECONDS / block_seconds) + 8
+    data = flac_stream([FlacFrame(65535)] * frames, sample_rate=8000)
+    assert len(data) < 200_000
     with pytest.raises(AudioDecodeError) as caught:
-        inspect_audio(io.BytesIO(_wav(tone(2.0, 16000))))
+        inspect_audio(io.BytesIO(data))
     assert caught.value.reason == "too_long"
-    assert caught.value.details["decoded_seconds"] <= 0.75
+    decoded = caught.value.details["decoded_seconds"]
+    assert policy.MAX_DURATION_SECONDS < decoded <= policy.MAX_DURATION_SECONDS + block_seconds
+    assert decoded < frames * block_seconds - 60  # it stopped, a minute short of the end
 
 
 def _silence_then_noise(rate: int = 44100) -> bytes:
