@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +22,8 @@ from helppet_recordings.ports import RecordingStorage
 from helppet_recordings.storage.local import (
     LocalStorage,
 )
+from helppet_recordings.storage.local.keys import Layout
+from helppet_recordings.storage.local.objects import ObjectStore
 from helppet_recordings.testing.checksum_contract import ChecksumPinningContract
 from helppet_recordings.testing.storage_contract import (
     AUDIO,
@@ -50,6 +53,24 @@ def http_app() -> Iterator[tuple[LocalStorageApp, str]]:
     app = LocalStorageApp()
     with ServerThread(app) as server:
         yield app, server.base_url
+
+
+class _FullDisk(ObjectStore):
+    """The store of a root whose disk is full: every commit fails (hand-written, not a mock).
+
+    A real write limit cannot stand in: it refuses the sidecar written back
+    when a promote puts its source back, too. The store is what
+    ``LocalStorage.promote`` delegates to, over the same root.
+    """
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(Layout(root), fsync=False)
+
+    def commit(
+        self, temp_path: Path, data_path: Path, meta_path: Path, meta: dict[str, Any]
+    ) -> None:
+        """Raise the ENOSPC rename(2) raises on a full disk, naming both paths as it does."""
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(temp_path), None, str(data_path))
 
 
 class TestLocalStorage(
@@ -83,26 +104,20 @@ class TestLocalStorage(
         return put
 
     def test_a_move_the_disk_refuses_leaves_the_object_where_it_was(
-        self, storage: RecordingStorage, put_object: PutObject, monkeypatch: pytest.MonkeyPatch
+        self, storage: RecordingStorage, put_object: PutObject
     ) -> None:
         """A full disk during promote: STORAGE_UNAVAILABLE, the source intact, a retry moves it."""
         assert isinstance(storage, LocalStorage)
         put_object("recordings/staging/a.wav", b"RIFF" + b"\x01" * 60, "audio/wav")
         source = storage.head("recordings/staging/a.wav")
         assert source is not None
-        store = type(storage._store)
-        real_commit = store.commit
-
-        def full(*_args: object, **_kwargs: object) -> None:
-            raise OSError(errno.ENOSPC, "No space left on device", str(storage.root))
-
-        monkeypatch.setattr(store, "commit", full)
         with pytest.raises(StorageUnavailableError) as caught:
-            storage.promote("recordings/staging/a.wav", "recordings/a.wav", expected=source)
+            _FullDisk(storage.root).promote(
+                "recordings/staging/a.wav", "recordings/a.wav", expected=source
+            )
         assert str(storage.root) not in str(caught.value.to_dict())
         assert storage.head("recordings/staging/a.wav") == source
         assert storage.head("recordings/a.wav") is None
-        monkeypatch.setattr(store, "commit", real_commit)
         moved = storage.promote("recordings/staging/a.wav", "recordings/a.wav", expected=source)
         assert moved is not None
         assert moved.etag == source.etag
