@@ -122,32 +122,6 @@ class TestLocalStorage(
         assert moved is not None
         assert moved.etag == source.etag
 
-    def test_a_disk_error_is_logged_without_the_paths_it_names(
-        self,
-        storage: RecordingStorage,
-        monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture,
-    ) -> None:
-        """The receiver logs an OS error's type and errno: its message names the key's path."""
-        assert isinstance(storage, LocalStorage)
-        key = "recordings/5f0c6c1e-0a7e-4b8e-9d5e-0c2b7b7f1a01/unassigned/x.wav"
-
-        def refused(*_args: object, **_kwargs: object) -> None:
-            raise PermissionError(errno.EPERM, "Operation not permitted", str(storage.root / key))
-
-        monkeypatch.setattr(type(storage._store), "commit", refused)
-        ticket = storage.create_upload(
-            key=key, content_type="audio/wav", max_size=64, expires_in=60
-        )
-        content, encoded = encode_form(ticket.fields.items(), b"RIFF" + b"\x00" * 40)
-        with caplog.at_level(logging.ERROR, logger="helppet_recordings"):
-            response = receive(storage, content, [encoded])
-        assert response.status == 500
-        [record] = [r for r in caplog.records if r.name.startswith("helppet_recordings")]
-        assert "PermissionError (errno 1)" in record.getMessage()
-        assert "5f0c6c1e" not in record.getMessage()
-        assert record.exc_info is None
-
     def test_head_after_http_upload_reports_sidecar(self, storage: RecordingStorage) -> None:
         """An HTTP upload writes the bytes and a sidecar with MD5 and SHA-256."""
         assert isinstance(storage, LocalStorage)
@@ -256,6 +230,39 @@ def test_bytes_secret_and_defaults(tmp_path: Path) -> None:
     assert storage.upload_url == "http://127.0.0.1:8000/local-storage/upload"
     assert storage.object_url(KEY) == f"local://local/{KEY}"
     assert {p.name for p in tmp_path.iterdir()} == {"objects", "sidecars", ".incoming"}
+
+
+def _root_this_long(base: Path, length: int) -> Path:
+    """A directory under ``base`` whose path is ``length`` to ``length + 99`` characters long."""
+    root = base
+    while len(str(root)) < length:
+        root /= "d" * 99
+    return root
+
+
+def test_a_disk_error_is_logged_without_the_paths_it_names(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The receiver logs an OS error's type and errno: its message names the key's path.
+
+    The root is so deep that the key's path passes PATH_MAX while the staging
+    directory's paths do not: the upload streams in, and the rename into place
+    fails with ENAMETOOLONG, naming both paths.
+    """
+    key = "recordings/5f0c6c1e-0a7e-4b8e-9d5e-0c2b7b7f1a01/unassigned/" + "x" * 200 + ".wav"
+    path_max = os.pathconf(tmp_path, "PC_PATH_MAX")
+    storage = make_storage(_root_this_long(tmp_path, path_max - len(f"/objects/{key}")))
+    assert len(str(storage.root / ".incoming" / ("f" * 64))) < path_max
+    ticket = storage.create_upload(key=key, content_type="audio/wav", max_size=64, expires_in=60)
+    content, encoded = encode_form(ticket.fields.items(), b"RIFF" + b"\x00" * 40)
+    with caplog.at_level(logging.ERROR, logger="helppet_recordings"):
+        response = receive(storage, content, [encoded])
+    assert response.status == 500
+    [record] = [r for r in caplog.records if r.name.startswith("helppet_recordings")]
+    assert f"OSError (errno {errno.ENAMETOOLONG})" in record.getMessage()
+    assert "5f0c6c1e" not in record.getMessage()
+    assert record.exc_info is None
+    assert files_under(storage.root) == []
 
 
 def test_stale_staging_files_are_purged(tmp_path: Path) -> None:
