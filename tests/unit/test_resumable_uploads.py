@@ -32,6 +32,7 @@ from helppet_recordings.errors import (
 from helppet_recordings.multipart import MIN_PART_SIZE, PREFERRED_PART_SIZE
 from helppet_recordings.schemas import MultipartUploadResponse
 from helppet_recordings.testing.clock import FakeClock
+from tests.support.faults import FaultyStorage
 
 USER = uuid.UUID("00000000-0000-4000-8000-000000000001")
 OTHER = uuid.UUID("00000000-0000-4000-8000-000000000002")
@@ -390,27 +391,19 @@ def test_abort_abandoned_uploads_counts_what_it_aborts(env: Env) -> None:
     assert [u.key for u in env.storage.list_multipart_uploads(prefix="")] == [live.s3_key]
 
 
-def test_the_sweep_can_leave_aborting_to_one_listing_of_its_own(
-    env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_sweep_can_leave_aborting_to_one_listing_of_its_own(env: Env) -> None:
     """``abort_abandoned=False`` settles without listing uploads; the abort then lists once."""
+    storage = FaultyStorage(env.storage)  # counts the calls it passes on
+    service = RecordingService(storage, env.repository, env.service.settings, clock=env.clock)
     stale = env.initiate()  # its parts never come: the sweep fails it and aborts its upload
     env.storage.create_multipart_upload(key="recordings/orphan/3.wav", content_type="audio/wav")
     env.clock.advance(seconds=10_000)
-    listings: list[str] = []
-    listed = env.storage.list_multipart_uploads
-
-    def counted(*, prefix: str) -> Any:
-        listings.append(prefix)
-        return listed(prefix=prefix)
-
-    monkeypatch.setattr(env.storage, "list_multipart_uploads", counted)
-    assert env.service.expire_stale_uploads(abort_abandoned=False) == 1
-    assert listings == []
-    assert env.service.abort_abandoned_uploads() == 1  # the orphan; the failed one went with it
-    assert len(listings) == 1
-    assert listed(prefix="") == []
-    assert env.service.get_recording(USER, stale.recording_id).status.value == "failed"
+    assert service.expire_stale_uploads(abort_abandoned=False) == 1
+    assert storage.calls["list_multipart_uploads"] == 0
+    assert service.abort_abandoned_uploads() == 1  # the orphan; the failed one went with it
+    assert storage.calls["list_multipart_uploads"] == 1
+    assert env.storage.list_multipart_uploads(prefix="") == []
+    assert service.get_recording(USER, stale.recording_id).status.value == "failed"
 
 
 def test_reconcile_with_delete_orphans_aborts_them(env: Env) -> None:

@@ -31,6 +31,7 @@ from helppet_recordings import (
     ValidationError,
 )
 from helppet_recordings.keys import parse_key
+from helppet_recordings.models import Recording
 from tests.support.uploads import upload_key
 from tests.unit.conftest import BUCKET, Harness
 
@@ -814,24 +815,31 @@ def test_a_purged_uploads_staging_object_is_a_leftover(harness: Harness) -> None
     assert harness.storage.head(key) is None
 
 
+class _CompletionLandsFirst(InMemoryRepository):
+    """Runs ``before_lookup`` once, just before its first ``find_by_upload_key`` answers."""
+
+    before_lookup: Callable[[], object] | None = None
+
+    def find_by_upload_key(self, key: str) -> Recording | None:
+        hook, self.before_lookup = self.before_lookup, None
+        if hook is not None:
+            hook()
+        return super().find_by_upload_key(key)
+
+
 def test_a_staging_object_a_completion_moves_during_reconcile_is_no_leftover(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
+    harness: Harness,
 ) -> None:
     """The completion lands between reconcile's listing and its check: nothing is reported."""
-    ticket = harness.service.initiate_upload(
-        USER, {"filename": "a.m4a", "content_type": "audio/m4a"}
+    repository = _CompletionLandsFirst()
+    service = RecordingService(
+        harness.storage, repository, harness.service.settings, clock=harness.clock
     )
+    ticket = service.initiate_upload(USER, {"filename": "a.m4a", "content_type": "audio/m4a"})
     harness.put(ticket.upload_fields["key"], BODY, "audio/m4a")
-    find = harness.repository.find_by_upload_key
-
-    def completion_lands_first(key: str) -> Any:
-        monkeypatch.setattr(harness.repository, "find_by_upload_key", find)
-        harness.service.complete_upload(USER, ticket.recording_id, {"file_size_bytes": len(BODY)})
-        return find(key)
-
-    monkeypatch.setattr(harness.repository, "find_by_upload_key", completion_lands_first)
-    report = harness.service.reconcile()
-    assert report.leftover_staging_keys == []
-    assert (
-        harness.service.get_recording(USER, ticket.recording_id).status is RecordingStatus.UPLOADED
+    repository.before_lookup = lambda: service.complete_upload(
+        USER, ticket.recording_id, {"file_size_bytes": len(BODY)}
     )
+    report = service.reconcile()
+    assert report.leftover_staging_keys == []
+    assert service.get_recording(USER, ticket.recording_id).status is RecordingStatus.UPLOADED
