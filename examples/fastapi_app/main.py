@@ -372,6 +372,9 @@ def create_app(
         summary="Direct-to-storage audio uploads with a tracked, verified life cycle",
         version="1",
         lifespan=lifespan,
+        # Starlette would answer /recordings/{id}/ with a 307 to a URL built from the Host
+        # header; a path this API does not serve is a 404 in the error shape instead.
+        redirect_slashes=False,
     )
     api.state.runtime = runtime
     install(

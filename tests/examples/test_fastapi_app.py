@@ -628,6 +628,21 @@ def test_unknown_route_and_method(client: TestClient, user: uuid.UUID) -> None:
     assert_error(client.put(f"{BASE}/", headers=auth(user)), 405, "METHOD_NOT_ALLOWED")
 
 
+@pytest.mark.parametrize("method", ["GET", "DELETE", "POST"])
+def test_a_trailing_slash_is_not_redirected_to_the_host_header(
+    client: TestClient, user: uuid.UUID, method: str
+) -> None:
+    """``/recordings/{id}/`` is a 404 in the error shape, not a 307 to a URL built from Host."""
+    response = client.request(
+        method,
+        f"{BASE}/{uuid.uuid4()}/",
+        headers={**auth(user), "Host": "evil.example"},
+        follow_redirects=False,
+    )
+    assert_error(response, 404, "NOT_FOUND")
+    assert "location" not in response.headers
+
+
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [

@@ -81,11 +81,17 @@ def test_a_refused_method_or_header_says_which(
     assert int(response.headers["content-length"]) == len(response.content)
 
 
-def test_a_refusal_of_something_else_is_not_called_a_method_or_header() -> None:
-    """Private network access (not allowed) is refused in Starlette's words, not as a method."""
+def test_a_refused_private_network_request_is_named_as_such() -> None:
+    """Private network access (not allowed) is refused in the error shape, not called a method."""
     with _client([ALLOWED]) as client:
         asks = {"Access-Control-Request-Private-Network": "true"}
         response = _preflight(client, ALLOWED, **asks)
     assert response.status_code == 400
-    assert response.text == "Disallowed CORS private-network"
-    assert "method" not in response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["error_code"] == "BAD_REQUEST"
+    assert body["details"]["refused"] == ["private-network"]
+    assert body["message"] == (
+        "The preflight asks for private network access this API does not allow"
+    )
+    assert int(response.headers["content-length"]) == len(response.content)

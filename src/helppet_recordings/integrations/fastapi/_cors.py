@@ -132,8 +132,9 @@ def _preflight_refusals_as_errors(send: Send) -> Send:
     """Answer CORSMiddleware's refusal of a method or headers (400, plain text) as an error.
 
     Starlette's body names what it refused (``Disallowed CORS method,
-    headers``); the refusal is held until it is read. A refusal of neither
-    (private network access) is passed on as Starlette wrote it.
+    headers``, or ``private-network`` for a request for private network
+    access); the refusal is held until it is read. A refusal naming none of
+    those is passed on as Starlette wrote it.
     """
     held: Message | None = None
     body = b""
@@ -150,8 +151,8 @@ def _preflight_refusals_as_errors(send: Send) -> Send:
         if message.get("more_body", False):
             return
         start, held = held, None
-        refused = _refused(body)
-        if not refused & {"method", "headers"}:
+        refused = _refused(body) & set(_REFUSABLE)
+        if not refused:
             await send(start)
             await send({"type": "http.response.body", "body": body})
             return
@@ -165,6 +166,14 @@ def _preflight_refusals_as_errors(send: Send) -> Send:
     return send_shaped
 
 
+_REFUSABLE: Final = {
+    "method": "a method",
+    "headers": "request headers",
+    "private-network": "private network access",
+}
+"""What a CORS preflight may be refused, as Starlette names it, and how the error says it."""
+
+
 def _refused(body: bytes) -> set[str]:
     """Return what Starlette's refusal names (``Disallowed CORS method, headers``)."""
     text = body.decode("latin-1").removeprefix("Disallowed CORS ")
@@ -172,12 +181,13 @@ def _refused(body: bytes) -> set[str]:
 
 
 def _preflight_refusal(refused: set[str]) -> bytes:
+    asked = " and ".join(text for part, text in _REFUSABLE.items() if part in refused)
     return json.dumps(
         {
-            "message": "The preflight asks for a method or request header this API does not allow",
+            "message": f"The preflight asks for {asked} this API does not allow",
             "error_code": "BAD_REQUEST",
             "details": {
-                "refused": [part for part in ("method", "headers") if part in refused],
+                "refused": [part for part in _REFUSABLE if part in refused],
                 "allowed_methods": list(CORS_ALLOW_METHODS),
                 "allowed_headers": list(CORS_ALLOW_HEADERS),
             },
