@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import traceback
 from pathlib import Path
 from typing import IO
 
-__all__ = ["create_exclusive", "fsync_directory", "open_regular", "prune", "replace_into"]
+__all__ = [
+    "create_exclusive",
+    "fsync_directory",
+    "open_regular",
+    "prune",
+    "replace_into",
+    "write_all",
+]
 
 
 def os_error_summary(exc: OSError) -> str:
@@ -30,6 +38,22 @@ def create_exclusive(path: Path) -> IO[bytes]:
     except BaseException:
         os.close(fd)
         raise
+
+
+def write_all(handle: IO[bytes], data: bytes | memoryview) -> None:
+    """Write every byte of ``data`` to ``handle`` (an unbuffered file), or raise ``OSError``.
+
+    An unbuffered ``write`` may take fewer bytes than given (a disk that is
+    nearly full, a file size limit) and says so only by its result: the rest
+    is written again, and a write that takes nothing raises instead of
+    leaving a truncated file behind.
+    """
+    view = memoryview(data)
+    while view:
+        written = handle.write(view)
+        if not written:
+            raise OSError(errno.EIO, "the disk took none of the bytes written")
+        view = view[written:]
 
 
 def open_regular(path: Path) -> IO[bytes]:

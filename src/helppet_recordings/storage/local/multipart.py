@@ -25,7 +25,7 @@ from helppet_recordings.errors import StorageError
 from helppet_recordings.models import MultipartUploadInfo, StoredObject, StoredPart
 from helppet_recordings.multipart import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
 from helppet_recordings.storage.local.arguments import check_header_text, check_positive
-from helppet_recordings.storage.local.files import create_exclusive
+from helppet_recordings.storage.local.files import create_exclusive, write_all
 from helppet_recordings.storage.local.keys import Layout, check_key
 from helppet_recordings.storage.local.objects import STAGING_SUFFIX, ObjectStore
 from helppet_recordings.storage.local.parts import PartStore, Upload
@@ -177,7 +177,7 @@ class LocalMultipart:
                     with path.open("rb") as part:
                         while chunk := part.read(_COPY_CHUNK):
                             digests.update(chunk)
-                            out.write(chunk)
+                            write_all(out, chunk)
                             size += len(chunk)
                 digests.wait()
                 if self._store.fsync:

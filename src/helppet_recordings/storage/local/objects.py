@@ -38,6 +38,7 @@ from helppet_recordings.storage.local.files import (
     open_regular,
     prune,
     replace_into,
+    write_all,
 )
 from helppet_recordings.storage.local.keys import META_SUFFIX, Layout, check_key, contained
 from helppet_recordings.storage.local.sidecars import (
@@ -157,8 +158,7 @@ class ObjectStore:
         legacy = self.layout.legacy_sidecar(meta["key"])
         try:
             with create_exclusive(meta_temp) as handle:
-                handle.write(json.dumps(meta, sort_keys=True).encode("utf-8"))
-                handle.flush()
+                write_all(handle, json.dumps(meta, sort_keys=True).encode("utf-8"))
                 if self.fsync:
                     os.fsync(handle.fileno())
             with self._turn():
@@ -248,7 +248,7 @@ class ObjectStore:
             replace_into(data, data_path)
             meta_path.parent.mkdir(parents=True, exist_ok=True)
             with create_exclusive(meta_path) as handle:
-                handle.write(sidecar)
+                write_all(handle, sidecar)
 
     @contextlib.contextmanager
     def _turn(self) -> Iterator[None]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import hashlib
 import logging
 import os
@@ -39,7 +38,11 @@ from typing import IO, Any
 from helppet_recordings.errors import StorageError
 from helppet_recordings.multipart import MAX_PART_SIZE
 from helppet_recordings.storage.local.deadlines import ReceiveClock, request_timeout
-from helppet_recordings.storage.local.files import create_exclusive, os_error_summary
+from helppet_recordings.storage.local.files import (
+    create_exclusive,
+    os_error_summary,
+    write_all,
+)
 from helppet_recordings.storage.local.limits import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_BODY_TIMEOUT,
@@ -269,12 +272,7 @@ class _PartFile:
                 "The body is longer than the Content-Length the part URL was signed for.",
             )
         self._md5.update(data)
-        view = memoryview(data)
-        while view:
-            written = handle.write(view)
-            if not written:
-                raise OSError(errno.EIO, "short write to a part")
-            view = view[written:]
+        write_all(handle, data)
         self.size += len(data)
 
     def _finish(self) -> LocalResponse:

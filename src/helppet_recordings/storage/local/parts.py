@@ -37,7 +37,7 @@ import attrs
 
 from helppet_recordings.errors import StorageError
 from helppet_recordings.models import MultipartUploadInfo, StoredPart
-from helppet_recordings.storage.local.files import create_exclusive, fsync_directory
+from helppet_recordings.storage.local.files import create_exclusive, fsync_directory, write_all
 from helppet_recordings.storage.local.keys import Layout
 
 if sys.platform != "win32":
@@ -98,7 +98,7 @@ class PartStore:
                 "initiated": initiated.isoformat(),
             }
             with create_exclusive(draft / UPLOAD_FILE) as handle:
-                handle.write(json.dumps(document, sort_keys=True).encode("utf-8"))
+                write_all(handle, json.dumps(document, sort_keys=True).encode("utf-8"))
                 if self.fsync:
                     os.fsync(handle.fileno())
             draft.rename(self.layout.multipart / upload_id)

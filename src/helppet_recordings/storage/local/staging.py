@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
 import hashlib
 import os
 import secrets
@@ -22,7 +21,7 @@ from typing import IO, Final, Self
 
 from helppet_recordings.errors import StorageError
 from helppet_recordings.models import StoredObject
-from helppet_recordings.storage.local.files import create_exclusive
+from helppet_recordings.storage.local.files import create_exclusive, write_all
 from helppet_recordings.storage.local.keys import Layout
 from helppet_recordings.storage.local.objects import STAGING_SUFFIX, ObjectStore
 from helppet_recordings.storage.local.refusal import (
@@ -92,12 +91,7 @@ class StagedUpload:
         if size > self.policy.max_size:
             raise entity_too_large(self.policy.max_size)
         self._digests.update(data)  # hashed in worker threads while this thread writes
-        view = memoryview(data)
-        while view:
-            written = self._file.write(view)
-            if not written:
-                raise OSError(errno.EIO, "short write to the staged upload")
-            view = view[written:]
+        write_all(self._file, data)
         self.size = size
 
     def commit(self) -> StoredObject:
