@@ -58,9 +58,9 @@ def http_app() -> Iterator[tuple[LocalStorageApp, str]]:
 class _FullDisk(ObjectStore):
     """The store of a root whose disk is full: every commit fails (hand-written, not a mock).
 
-    A real write limit cannot stand in: it refuses the sidecar written back
-    when a promote puts its source back, too. The store is what
-    ``LocalStorage.promote`` delegates to, over the same root.
+    The store is what ``LocalStorage.promote`` delegates to, over the same
+    root. (``test_local_write_limit`` runs a promote under a real file size
+    limit; this one fails the rename of the data itself.)
     """
 
     def __init__(self, root: Path) -> None:

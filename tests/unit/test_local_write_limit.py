@@ -163,3 +163,33 @@ print(json.dumps(outcome))
     assert result["error"] == "STORAGE_ERROR", result
     assert result["details"]["storage_error"] == "InternalError"
     assert (result["etag"], result["parts"]) == (_md5(b"first"), 1)
+
+
+def test_a_promote_the_disk_refuses_every_write_of_puts_the_source_back(tmp_path: Path) -> None:
+    """No file may grow past 100 bytes: STORAGE_UNAVAILABLE, the source whole, a retry moves it."""
+    result = _run(
+        tmp_path,
+        """
+store_bytes(storage, "recordings/staging/a.wav", b"RIFF" + b"\\1" * 60)
+source = storage.head("recordings/staging/a.wav")
+assert sidecar_size("recordings/staging/a.wav") > 100
+limit(100)
+outcome = error(
+    lambda: storage.promote("recordings/staging/a.wav", "recordings/a.wav", expected=source)
+)
+outcome["source"] = storage.head("recordings/staging/a.wav") == source
+outcome["target"] = storage.head("recordings/a.wav") is not None
+outcome["files"] = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+moved = storage.promote("recordings/staging/a.wav", "recordings/a.wav", expected=source)
+outcome["retried"] = moved is not None and moved.etag == source.etag
+print(json.dumps(outcome))
+""",
+    )
+    assert result["error"] == "STORAGE_UNAVAILABLE", result
+    assert (result["source"], result["target"]) == (True, False)
+    assert result["files"] == [
+        "objects/recordings/staging/a.wav",
+        "sidecars/recordings/staging/a.wav",
+    ]
+    assert result["retried"] is True
+    assert files_under(tmp_path) == ["objects/recordings/a.wav", "sidecars/recordings/a.wav"]

@@ -188,7 +188,8 @@ class ObjectStore:
         device, size, modification time) with ``expected``'s ETag and size.
         Otherwise it goes back where it was and None is returned. A target
         that cannot be a file beside the objects stored raises
-        :func:`key_conflict`, and the source stays as it was.
+        :func:`key_conflict`, and a failing disk ``StorageUnavailableError``;
+        either way the source stays as it was (see :meth:`_put_back`).
         """
         try:
             data_path, meta_path = self.layout.paths(source_key)
@@ -197,58 +198,98 @@ class ObjectStore:
             return None
         taken = self.layout.staging / f"{secrets.token_hex(16)}{STAGING_SUFFIX}"
         sidecar_paths = [meta_path, self.layout.legacy_sidecar(source_key)]
-        with self._turn():
-            sidecars = [read_sidecar(path) for path in sidecar_paths]
-            if not any(meta for _, meta in sidecars):
-                return None
-            if _blocked(target_data, self.layout.objects) or _blocked(
-                target_meta, self.layout.sidecars
-            ):
-                raise key_conflict()
-            try:
-                data_path.rename(taken)
-            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                return None
-            status = taken.lstat()
-            described = (status.st_ino, status.st_dev, status.st_size, status.st_mtime_ns)
-            found = [
-                (raw, meta)
-                for raw, meta in sidecars
-                if describes(meta, *described) and meta.get("md5") == expected.etag
-            ]
-            if not found or status.st_size != expected.size:
-                taken.rename(data_path)  # put it back as it was
-                return None
-            sidecar, meta = found[0]
-            for path in sidecar_paths:  # its data file is gone: they describe nothing now
-                _remove_file(path)
+        moved: list[tuple[Path, Path]] = []  # (where a file was, where it is now)
         try:
-            self.commit(taken, target_data, target_meta, {**meta, "key": target_key})
+            with self._turn():
+                sidecars = [meta for _, meta in map(read_sidecar, sidecar_paths)]
+                if not any(sidecars):
+                    return None
+                if _blocked(target_data, self.layout.objects) or _blocked(
+                    target_meta, self.layout.sidecars
+                ):
+                    raise key_conflict()
+                try:
+                    data_path.rename(taken)
+                except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                    return None
+                moved.append((data_path, taken))
+                status = taken.lstat()
+                described = (status.st_ino, status.st_dev, status.st_size, status.st_mtime_ns)
+                found = [
+                    meta
+                    for meta in sidecars
+                    if describes(meta, *described) and meta.get("md5") == expected.etag
+                ]
+                if not found or status.st_size != expected.size:
+                    taken.rename(data_path)  # put it back as it was
+                    return None
+                # Its data file is gone, so the sidecars describe nothing: they are renamed
+                # aside, not removed, so that putting the object back needs no new space.
+                self._set_aside(sidecar_paths, moved)
+            self.commit(taken, target_data, target_meta, {**found[0], "key": target_key})
         except StorageError:
             # The target cannot be a file here: put the object back where it was, as it was.
-            self._put_back(taken, data_path, meta_path, sidecar)
+            self._put_back(moved, target_data)
             raise
         except OSError as exc:
             # A full or failing disk: put the object back where it was, as it was (the
             # sidecar describes the same inode), so nothing changed and a retry can succeed.
-            self._put_back(taken if taken.exists() else target_data, data_path, meta_path, sidecar)
+            self._put_back(moved, target_data)
             raise StorageUnavailableError(
                 "Storage could not move the file; nothing changed, retry later",
                 storage_error=type(exc).__name__,
             ) from None  # the OS error names paths, which hold user ids
+        for _, aside in moved[1:]:
+            aside.unlink(missing_ok=True)
         prune(data_path.parent, self.layout.objects)
         prune(meta_path.parent, self.layout.sidecars)
         if sidecar_paths[1] is not None:
             prune(sidecar_paths[1].parent, self.layout.legacy_meta)
         return self.head(target_key)
 
-    def _put_back(self, data: Path, data_path: Path, meta_path: Path, sidecar: bytes) -> None:
-        """Return a promoted object's data file and sidecar to its source key (best effort)."""
-        with self._turn(), contextlib.suppress(OSError):
-            replace_into(data, data_path)
-            meta_path.parent.mkdir(parents=True, exist_ok=True)
-            with create_exclusive(meta_path) as handle:
-                write_all(handle, sidecar)
+    def _set_aside(self, paths: list[Path | None], moved: list[tuple[Path, Path]]) -> None:
+        """Rename the files among ``paths`` into staging, adding (where, to where) to ``moved``."""
+        for path in paths:
+            aside = self.layout.staging / f"{secrets.token_hex(16)}{META_SUFFIX}{STAGING_SUFFIX}"
+            try:
+                if path is not None and stat.S_ISREG(path.lstat().st_mode):
+                    path.rename(aside)
+                    moved.append((path, aside))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+
+    def _put_back(self, moved: list[tuple[Path, Path]], target_data: Path) -> None:
+        """Rename a promoted object's files back to its source key, as they were.
+
+        ``moved`` is the data file's (source path, private path), then its
+        sidecars'; the data is at ``target_data`` if the commit moved it
+        there. Renames need no new space, so a full disk cannot refuse them.
+        If the source was uploaded again meanwhile, that newer object stays
+        and these files are dropped. Raises ``StorageError`` if any file
+        cannot be put back: the object may then be at neither key.
+        """
+        if not moved:
+            return
+        (data_path, data), *_ = moved
+        failed = False
+        with self._turn():
+            if not data.exists():
+                moved = [(data_path, target_data), *moved[1:]]
+            newer = os.path.lexists(data_path)
+            for origin, path in moved:
+                try:
+                    if newer:
+                        path.unlink()
+                    else:
+                        replace_into(path, origin)
+                except OSError:
+                    failed = True
+        if failed:
+            raise StorageError(
+                "Storage could not move the file, nor put it back where it was: the object "
+                "may now be at neither key",
+                storage_error="InternalError",
+            ) from None  # an OS error being handled names paths, which hold user ids
 
     @contextlib.contextmanager
     def _turn(self) -> Iterator[None]:
