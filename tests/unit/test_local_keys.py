@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -10,10 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helppet_recordings.storage.local import (
+    LocalUploadReceiver,
     check_key,
 )
 from tests.support.local_forms import (
     encode_form,
+    error_code,
+    files_under,
+    get_download,
     make_storage,
     make_ticket,
     receive,
@@ -91,3 +98,44 @@ def test_symlink_out_of_the_root_is_not_followed(tmp_path: Path) -> None:
     response = receive(storage, content_type, [body])
     assert response.status == 403
     assert (outside / "a.m4a").read_bytes() == b"outside"
+
+
+def test_a_symlink_loop_in_a_keys_directory_is_an_unusable_path(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A loop is refused as a link out of the root is, naming no path in an error or a log."""
+    storage = make_storage(tmp_path / "store")
+    user = "5f0c6c1e-0a7e-4b8e-9d5e-0c2b7b7f1a01"
+    (storage.root / "objects" / "recordings").mkdir()
+    loop = storage.root / "objects" / "recordings" / user
+    loop.symlink_to(loop)
+    key = f"recordings/{user}/ctx/a.m4a"
+    content_type, body = encode_form(make_ticket(storage, key=key).fields.items(), b"new bytes")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body
+
+    with caplog.at_level(logging.DEBUG):
+        answers = [
+            receive(storage, content_type, [body]),
+            asyncio.run(LocalUploadReceiver(storage).receive_async(content_type, chunks())),
+        ]
+        download = get_download(
+            storage,
+            storage.create_download_url(
+                key=key, expires_in=60, content_type="audio/mp4", filename="a.m4a"
+            ),
+        )
+        assert storage.head(key) is None
+        assert storage.open_object(key) is None
+        assert list(storage.iter_objects(f"recordings/{user}/")) == []
+        storage.delete(key)
+        with pytest.raises(ValueError, match="storage root") as caught:
+            storage.create_multipart_upload(key=key, content_type="audio/mp4")
+    for answer in answers:
+        assert (answer.status, error_code(answer)) == (403, "AccessDenied")
+        assert str(tmp_path) not in answer.body.decode()
+    assert (download.status, error_code(download)) == (404, "NoSuchKey")
+    assert str(tmp_path) not in str(caught.value)
+    assert not [r for r in caplog.records if str(tmp_path) in r.getMessage() or r.exc_info]
+    assert files_under(storage.root) == []

@@ -2,8 +2,9 @@
 
 A key is a relative path of ``/``-separated segments; see :func:`check_key`.
 :class:`Layout` maps a key to its data file and its sidecar, and refuses any
-key whose path, symbolic links resolved, would leave its directory. No key,
-however crafted, reaches a path outside ``root``.
+key whose path, symbolic links resolved, would leave its directory (or
+cannot be resolved: a loop of links). No key, however crafted, reaches a
+path outside ``root``.
 
 The sidecar tree mirrors the object tree name for name, so two keys collide
 in one exactly when they collide in the other: when one key is another
@@ -15,6 +16,7 @@ those sidecars are still read (:meth:`Layout.legacy_sidecar`).
 
 from __future__ import annotations
 
+import errno
 import os
 import unicodedata
 from pathlib import Path
@@ -106,7 +108,7 @@ class Layout:
         data_path = self.objects.joinpath(*segments)
         sidecar_path = self.sidecars.joinpath(*segments)
         if not (contained(data_path, self.objects) and contained(sidecar_path, self.sidecars)):
-            msg = "the key resolves outside the storage root"
+            msg = "the key's path does not resolve inside the storage root"
             raise ValueError(msg)
         return data_path, sidecar_path
 
@@ -128,5 +130,20 @@ class Layout:
 
 
 def contained(path: Path, base: Path) -> bool:
-    """Whether ``path``, with every symbolic link resolved, lies inside ``base``."""
-    return path.resolve().is_relative_to(base)
+    """Whether ``path``, with every symbolic link resolved, lies inside ``base``.
+
+    A path that cannot be resolved (a loop of symbolic links) is not: it is
+    refused as a link out of ``base`` is.
+    """
+    # Not Path.resolve: before Python 3.13 it raises RuntimeError for a loop, naming the
+    # path. realpath returns the path still holding the loop, which stat then refuses.
+    try:
+        resolved = Path(os.path.realpath(path))
+    except OSError:
+        return False
+    try:
+        resolved.stat()
+    except OSError as exc:  # nothing there yet is fine: where it would be is what counts
+        if exc.errno == errno.ELOOP:
+            return False
+    return resolved.is_relative_to(base)
