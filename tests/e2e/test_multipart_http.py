@@ -3,8 +3,9 @@
 The phone's side of contract section 7 against ``uvicorn examples.fastapi_app.main:app``
 on LocalStorage and on SeaweedFS: parts out of order and in parallel, one part missing and then
 resumed with only its bytes re-sent, a part of the wrong size refused by
-storage, a declared size over the maximum refused, and after completion no
-part URL can change the audio served. The sweeper, run in-process on the
+storage, a declared size over the maximum refused, after completion no
+part URL can change the audio served, and a completion sent while another
+still assembles the parts answers as that one does. The sweeper, run in-process on the
 same database and bucket, aborts an abandoned upload.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import random
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -200,3 +202,36 @@ def test_the_sweeper_aborts_an_abandoned_upload(api: httpx.Client, deployment: D
     gone = api.get(f"{API}/{started['recording_id']}")
     assert gone.json()["status"] == "failed"
     repository.close()
+
+
+def test_a_completion_during_anothers_assembly_answers_the_recording(
+    api: httpx.Client, deployment: Deployment, tmp_path: Path
+) -> None:
+    """A second completion sent while the first assembles (a retry) waits for it: 200 twice.
+
+    On LocalStorage the second is sent once the first has taken the upload
+    (its directory moved to ``.done-*``) and is still copying 64 MiB of parts.
+    """
+    size = 8 * PREFERRED_PART_SIZE
+    source = b"RIFF\x00\x00\x00\x00WAVEfmt " + random.Random(5).randbytes(size - 16)
+    started = _initiate(api, size)
+    rid = started["recording_id"]
+    assert set(_put(started["parts"], started["part_size"], source)) == {200}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(_complete, api, rid, size)
+        if isinstance(deployment.storage, LocalStorage):
+            _wait_for_assembly(tmp_path / "files" / ".multipart")
+        second = pool.submit(_complete, api, rid, size)
+        answers = [first.result(), second.result()]
+    assert [answer.status_code for answer in answers] == [200, 200], answers[1].text
+    assert answers[0].json() == answers[1].json()
+    assert answers[0].json()["status"] == "uploaded"
+    assert api.get(f"{API}/{rid}").json()["file_size_bytes"] == size
+
+
+def _wait_for_assembly(multipart: Path) -> None:
+    """Return once a LocalStorage completion has taken an upload out of reach to assemble it."""
+    deadline = time.monotonic() + 30
+    while not any(path.name.startswith(".done-") for path in multipart.iterdir()):
+        assert time.monotonic() < deadline, "no assembly started"
+        time.sleep(0.001)

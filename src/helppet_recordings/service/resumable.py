@@ -163,20 +163,22 @@ def sign_upload_parts(
     return answers[-1]
 
 
-def assemble(ctx: ServiceContext, recording: Recording) -> None:
+def assemble(ctx: ServiceContext, recording: Recording) -> bool:
     """Assemble a multipart upload's object at ``s3_key`` from the parts storage holds.
 
     Nothing happens for a POST upload, or when storage no longer knows the
-    upload (assembled before, or aborted): what is stored at ``s3_key`` then
-    decides. Raises ``UPLOAD_INCOMPLETE`` (``details.missing_parts``) when a
-    planned part is missing or has another size; the upload stays open.
+    upload (assembled before or meanwhile, or aborted): what is stored at
+    ``s3_key`` then decides. Returns False in that last case (another party
+    may still be assembling it), True otherwise. Raises ``UPLOAD_INCOMPLETE``
+    (``details.missing_parts``) when a planned part is missing or has
+    another size; the upload stays open.
     """
     if recording.multipart_upload_id is None:
-        return
+        return True
     storage = multipart_storage(ctx)
     held = _held_or_none(storage, recording.s3_key, recording.multipart_upload_id)
     if held is None:
-        return
+        return False
     plan = _plan(recording)
     missing = _missing(plan, held)
     if missing:
@@ -197,6 +199,8 @@ def assemble(ctx: ServiceContext, recording: Recording) -> None:
             raise
         # Assembled (or aborted) since the parts were listed: a completion and the sweeper
         # raced. As when storage no longer knows the upload, what is at s3_key decides.
+        return False
+    return True
 
 
 def multipart_storage(ctx: ServiceContext) -> MultipartStorage:
@@ -246,7 +250,8 @@ def _plan(recording: Recording) -> PartPlan:
 
 
 def _upload_id(recording: Recording) -> str:
-    # Cleared only by a verification, and a verified recording is no longer uploading.
+    # Cleared by a verification (then the recording is no longer uploading), or when an
+    # assembled object was refused: storage forgot the upload, and a new one is started.
     return recording.multipart_upload_id or ""
 
 

@@ -10,7 +10,6 @@ from typing import Any
 from helppet_recordings import events, policy
 from helppet_recordings.errors import (
     DuplicateRecordingError,
-    FileTooLargeError,
     IdempotencyConflictError,
     InvalidStatusTransitionError,
     RecordingError,
@@ -20,7 +19,6 @@ from helppet_recordings.errors import (
     UploadNotFoundError,
     UploadSizeMismatchError,
     UploadTimeoutError,
-    UploadVerificationError,
 )
 from helppet_recordings.models import Recording, UploadTicket
 from helppet_recordings.schemas import (
@@ -36,10 +34,15 @@ from helppet_recordings.service.admission import (
     same_request,
     upload_deadline,
 )
+from helppet_recordings.service.assembly import (
+    assemble_or_wait,
+    discard_refused_assembly,
+    refuses_bytes,
+    upload_state,
+)
 from helppet_recordings.service.changes import Change, ServiceContext, StaleRecording
 from helppet_recordings.service.leftovers import discard_upload
 from helppet_recordings.service.queries import without_transcript
-from helppet_recordings.service.resumable import assemble
 from helppet_recordings.service.staging import (
     completed_attributes,
     expire_upload,
@@ -147,12 +150,12 @@ def complete_upload(
             if isinstance(exc, UnavailableError | StorageError):
                 raise  # an outage or a refusal to read says nothing about the upload
             current = ctx.repository.get(recording.id)
-            if current is None or _upload_state(current) != _upload_state(recording):
+            if current is None or upload_state(current) != upload_state(recording):
                 # Completed, deleted, expired or restarted while this call verified: the
                 # verdict was on a copy that is no longer the upload; judge what is stored now.
                 raise StaleRecording from exc
-            if recording.multipart_size_bytes is not None and _refuses_bytes(exc):
-                ctx.storage.delete(recording.s3_key)  # an assembled object was refused
+            if recording.multipart_size_bytes is not None and refuses_bytes(exc):
+                discard_refused_assembly(ctx, recording)
             _rejected(ctx, current, exc, now, owner)  # its deadline as stored now
             raise
         return Change(uploaded, events.UPLOAD_COMPLETED, completed_attributes(uploaded, "client"))
@@ -191,35 +194,7 @@ def _assemble(ctx: ServiceContext, recording: Recording, declared_size: int) -> 
             declared_size=declared_size,
             stored_size=recording.multipart_size_bytes,
         )
-    assemble(ctx, recording)
-
-
-def _upload_state(recording: Recording) -> tuple[object, ...]:
-    """Return what a completion's verdict on the bytes rests on.
-
-    A completion, a deletion, an expiry or a restarted multipart upload
-    changes it; a renewal's new deadline (or a sweeper's claim) does not: the
-    verdict stands, and the deadline is read from the stored copy.
-    """
-    return (
-        recording.status,
-        recording.is_deleted,
-        recording.verified_at,
-        recording.upload_key,
-        recording.multipart_upload_id,
-    )
-
-
-def _refuses_bytes(exc: RecordingError) -> bool:
-    """Whether a completion error is a verdict on the stored bytes.
-
-    Only verification's verdicts are: missing parts, a race, or storage refusing
-    to read (a permission, an expired token) say nothing about the audio, and
-    deleting the assembled object would lose every part for good.
-    """
-    if not isinstance(exc, UploadVerificationError | FileTooLargeError):
-        return False
-    return exc.details.get("reason") != "changed_during_verification"
+    assemble_or_wait(ctx, recording)  # or another completion's assembly, waited for
 
 
 def ticket_response(recording: Recording, ticket: UploadTicket) -> InitiateUploadResponse:
