@@ -176,10 +176,17 @@ class PartUploadUrl(BaseModel):
 
 
 class UploadedPart(BaseModel):
-    """A part storage already holds."""
+    """A part storage already holds, with its ETag as storage lists it (when it lists one).
+
+    A part's ETag is the MD5 of its bytes on S3 (unless it is encrypted with
+    SSE-KMS or SSE-C), LocalStorage and InMemoryStorage: a client compares it
+    with the MD5 of its own bytes for that part before it counts the part as
+    sent. ``etag`` is None when storage has assembled the parts already.
+    """
 
     part_number: int
     size: int
+    etag: str | None = None
 
 
 class MultipartUploadResponse(BaseModel):

@@ -79,6 +79,8 @@ class FakeRecordingsApi:
         self.requests: Counter[str] = Counter()
         self.part_bytes: Counter[int] = Counter()
         self.form_bytes = 0
+        self.listed_etag: Callable[[int, str], str | None] = lambda _number, etag: etag
+        """What the parts route lists as a held part's ETag (storage's, by default)."""
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._lock = threading.Lock()
 
@@ -235,7 +237,14 @@ class FakeRecordingsApi:
                 "bucket": "fake",
                 "part_size": plan.part_size,
                 "parts": urls,
-                "uploaded_parts": [{"part_number": p.part_number, "size": p.size} for p in held],
+                "uploaded_parts": [
+                    {
+                        "part_number": p.part_number,
+                        "size": p.size,
+                        "etag": self.listed_etag(p.part_number, p.etag),
+                    }
+                    for p in held
+                ],
                 "expires_in": EXPIRES_IN,
                 "max_file_size": 10**9,
             },
@@ -279,13 +288,13 @@ class FakeRecordingsApi:
         body = request.read()
         number = int(request.url.params["partNumber"])
         try:
-            self.storage.receive_part(str(request.url), body)
+            etag = self.storage.receive_part(str(request.url), body)
         except StorageError as exc:
             if exc.details.get("reason") == "expired":
                 return s3_error(403, "AccessDenied", "Request has expired")
             return s3_error(400, "BadDigest", "refused")
         self.part_bytes[number] += len(body)
-        return httpx.Response(200, headers={"ETag": '"x"'})
+        return httpx.Response(200, headers={"ETag": f'"{etag}"'})
 
     def _receive_form(self, request: httpx.Request) -> httpx.Response:
         rid = uuid.UUID(request.url.path.rsplit("/", 1)[-1])

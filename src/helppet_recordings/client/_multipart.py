@@ -2,9 +2,10 @@
 
 Part ``n`` is the ``size`` bytes of the file from ``(n - 1) * part_size``,
 read from disk as it is sent. The server's answers say which parts storage
-already holds; only the others are sent. Completion assembles what storage
-holds; if it reports parts missing (``UPLOAD_INCOMPLETE``), they are sent
-and completion asked again. The first part that fails for good abandons the
+already holds; a held part counts only when its ETag shows it holds this
+file's bytes (:mod:`._held`), and the others are sent. Completion assembles
+what storage holds; if it reports parts missing (``UPLOAD_INCOMPLETE``), they
+are sent and completion asked again. The first part that fails for good abandons the
 others at once (a shared abort signal ends their waits, attempts, renewals
 and bodies) and its error is raised.
 """
@@ -12,30 +13,40 @@ and bodies) and its error is raised.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import threading
 import time
 import uuid
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar
 
 import httpx
 
 from helppet_recordings.client._api import RecordingsApi, Session
 from helppet_recordings.client._errors import is_expired_url, storage_error
 from helppet_recordings.client._files import read_range
+from helppet_recordings.client._held import PartLedger
 from helppet_recordings.client._job import MAX_RENEWALS, UploadJob
 from helppet_recordings.client._retry import Aborted, check_abort
-from helppet_recordings.errors import RecordingError, UploadIncompleteError
+from helppet_recordings.errors import (
+    IdempotencyConflictError,
+    RecordingError,
+    UploadIncompleteError,
+)
 from helppet_recordings.schemas import (
     InitiateMultipartUploadRequest,
     MultipartUploadResponse,
     PartUploadUrl,
     RecordingResponse,
+    UploadedPart,
 )
 
 __all__ = ["MultipartSender", "upload_multipart"]
 
 logger = logging.getLogger("helppet_recordings.client")
+
+T = TypeVar("T")
 
 MAX_COMPLETION_ROUNDS: Final = 3
 """How often completion may report parts missing before the upload gives up."""
@@ -87,6 +98,7 @@ class MultipartSender:
         self._session = session
         self._job = job
         self._parallel = parallel
+        self._ledger = PartLedger(job)
 
     def finish(self, plan: MultipartUploadResponse) -> RecordingResponse:
         """Send what ``plan`` lists as missing, then complete (sending late-found gaps too)."""
@@ -107,48 +119,93 @@ class MultipartSender:
         return self._api.complete(rid, self._job.completion(content_sha256=None))
 
     def send(self, plan: MultipartUploadResponse) -> None:
-        """Send every part ``plan`` has a URL for, ``parallel`` at a time."""
-        tracker = self._job.tracker
-        tracker.held({held.part_number: held.size for held in plan.uploaded_parts})
-        signed_at = time.monotonic()
+        """Send every part ``plan`` has a URL for, and every held part not this file's."""
         for part in plan.parts:
             self._check_part(plan, part)
-        if not plan.parts:
-            return
+        parts = self._unconfirmed_parts(plan)
+        signed_at = time.monotonic()
+        self._in_parallel(
+            [
+                functools.partial(self._send_until_stored, plan, part, signed_at)
+                for part in [*plan.parts, *parts]
+            ]
+        )
+
+    def _unconfirmed_parts(self, plan: MultipartUploadResponse) -> list[PartUploadUrl]:
+        """Count the held parts that are this file's; return fresh URLs for the others."""
+        offered = {part.part_number for part in plan.parts}
+        held = [
+            part
+            for part in plan.uploaded_parts
+            if part.part_number not in offered and self._planned(plan, part)
+        ]
+        confirmed = self._in_parallel(
+            [functools.partial(self._confirms, plan, part) for part in held]
+        )
+        numbers = [part.part_number for part, ok in zip(held, confirmed, strict=True) if not ok]
+        self._job.tracker.held(
+            {part.part_number: part.size for part, ok in zip(held, confirmed, strict=True) if ok}
+        )
+        if not numbers:
+            return []
+        logger.warning(
+            "storage holds %d part(s) not known to be this file's; sending them again",
+            len(numbers),
+        )
+        fresh = self._api.sign_parts(plan.recording_id, numbers)
+        renewed = [part for part in fresh.parts if part.part_number in numbers]
+        for part in renewed:
+            self._check_part(plan, part)
+        lacking = set(numbers) - {part.part_number for part in renewed}
+        if lacking:
+            # No URL: the server says storage assembled the parts already (no ETags to compare).
+            if not lacking <= set(self._job.keeper.state.sent_parts):
+                raise _unconfirmed(plan.recording_id)
+            # This client sent them, from this very file (its state says so): they are.
+            self._job.tracker.held({n: self._size(plan, n) for n in lacking})
+        return renewed
+
+    def _confirms(
+        self, plan: MultipartUploadResponse, held: UploadedPart, abort: threading.Event
+    ) -> bool:
+        offset = (held.part_number - 1) * plan.part_size
+        return self._ledger.confirms(
+            held.part_number, held.etag, offset=offset, size=held.size, abort=abort
+        )
+
+    def _planned(self, plan: MultipartUploadResponse, held: UploadedPart) -> bool:
+        """Whether ``held`` is a part of the plan, with its planned size."""
+        return held.part_number >= 1 and held.size == self._size(plan, held.part_number)
+
+    def _size(self, plan: MultipartUploadResponse, part_number: int) -> int:
+        """Return the planned size of ``part_number`` (0 for a number past the file)."""
+        offset = (part_number - 1) * plan.part_size
+        return max(0, min(plan.part_size, self._job.identity.size - offset))
+
+    def _in_parallel(self, tasks: list[Callable[[threading.Event], T]]) -> list[T | None]:
+        """Run ``tasks``, ``parallel`` at a time; the first failure stops the others and is raised.
+
+        Each task gets the shared abort signal; a task ended by it gives None.
+        """
+        if not tasks:
+            return []
         abort = threading.Event()
         pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=self._parallel, thread_name_prefix="helppet-upload"
         )
         try:
-            futures = [
-                pool.submit(self._send_part, plan, part, signed_at, abort) for part in plan.parts
-            ]
+            futures = [pool.submit(_until_aborted, task, abort) for task in tasks]
             done, _ = concurrent.futures.wait(
                 futures, return_when=concurrent.futures.FIRST_EXCEPTION
             )
         finally:
-            # A part failed for good, or the caller was interrupted: the others stop now.
+            # A task failed for good, or the caller was interrupted: the others stop now.
             abort.set()
             pool.shutdown(wait=True, cancel_futures=True)
         failed = next((f for f in done if f.exception() is not None), None)
         if failed is not None:
-            failed.result()  # raises the part's error
-
-    def _send_part(
-        self,
-        plan: MultipartUploadResponse,
-        part: PartUploadUrl,
-        signed_at: float,
-        abort: threading.Event,
-    ) -> None:
-        """Send one part; a failure sets ``abort`` first, an abort ends it quietly."""
-        try:
-            self._send_until_stored(plan, part, signed_at, abort)
-        except Aborted:
-            return
-        except BaseException:
-            abort.set()
-            raise
+            failed.result()  # raises the task's error
+        return [future.result() for future in futures]
 
     def _check_part(self, plan: MultipartUploadResponse, part: PartUploadUrl) -> None:
         offset = (part.part_number - 1) * plan.part_size
@@ -158,6 +215,26 @@ class MultipartSender:
                 part_number=part.part_number,
                 part_size=plan.part_size,
             )
+
+    def _holds(
+        self,
+        answer: MultipartUploadResponse,
+        part: PartUploadUrl,
+        offset: int,
+        abort: threading.Event,
+    ) -> bool:
+        """Whether the answer lists ``part`` as held, whole and with this file's bytes.
+
+        The server signs every part asked for; ``uploaded_parts`` says which it holds.
+        """
+        return any(
+            held.part_number == part.part_number
+            and held.size == part.size
+            and self._ledger.confirms(
+                held.part_number, held.etag, offset=offset, size=held.size, abort=abort
+            )
+            for held in answer.uploaded_parts
+        )
 
     def _send_until_stored(
         self,
@@ -175,12 +252,14 @@ class MultipartSender:
             check_abort(abort)
             if stale or _expiring(signed_at, part.expires_in):
                 fresh = self._api.sign_parts(rid, [part.part_number])
-                if _holds(fresh, part):  # an attempt whose answer was lost had stored it
+                if self._holds(fresh, part, offset, abort):  # an attempt's lost answer stored it
                     job.tracker.done(part.part_number, part.size)
                     job.keeper.part_sent(part.part_number)
                     return
                 renewed = _offered(fresh, part.part_number)
                 if renewed is None:
+                    if any(h.part_number == part.part_number for h in fresh.uploaded_parts):
+                        raise _unconfirmed(rid)  # held, not confirmed, and not to be replaced
                     return  # not offered again: completion says whether it is missing
                 part, signed_at, stale = renewed, time.monotonic(), False
 
@@ -197,6 +276,7 @@ class MultipartSender:
 
             response = self._session.send(build, storage=True, abort=abort)
             if response.is_success:
+                self._ledger.sent(part.part_number, response.headers.get("ETag"))
                 job.tracker.done(part.part_number, part.size)
                 job.keeper.part_sent(part.part_number)
                 return
@@ -207,14 +287,22 @@ class MultipartSender:
             raise storage_error(response)
 
 
-def _holds(answer: MultipartUploadResponse, part: PartUploadUrl) -> bool:
-    """Whether the answer lists ``part`` as held by storage, whole (with its planned size).
+def _until_aborted(task: Callable[[threading.Event], T], abort: threading.Event) -> T | None:
+    """Run ``task``; a failure sets ``abort`` first, an abort ends it quietly (None)."""
+    try:
+        return task(abort)
+    except Aborted:
+        return None
+    except BaseException:
+        abort.set()
+        raise
 
-    The server signs every part asked for; ``uploaded_parts`` says which it holds.
-    """
-    return any(
-        held.part_number == part.part_number and held.size == part.size
-        for held in answer.uploaded_parts
+
+def _unconfirmed(recording_id: uuid.UUID) -> IdempotencyConflictError:
+    """Return the error for held parts not known to be this file's that cannot be replaced."""
+    return IdempotencyConflictError(
+        "The upload holds parts this client cannot confirm as this file's",
+        recording_id=str(recording_id),
     )
 
 

@@ -304,7 +304,10 @@ def _answer(
         uploaded = [UploadedPart(part_number=p.part_number, size=p.size) for p in plan.parts]
         numbers: Sequence[int] = []
     else:
-        uploaded = [UploadedPart(part_number=p.part_number, size=p.size) for p in held]
+        uploaded = [
+            UploadedPart(part_number=p.part_number, size=p.size, etag=p.etag.strip('"'))
+            for p in held
+        ]
         numbers = _missing(plan, held) if wanted is None else sorted(set(wanted))
     upload_id = recording.multipart_upload_id or ""
     parts = [
