@@ -6,12 +6,15 @@ makes a repeated initiate return that recording, the identity of the file
 the recording was asked for (content type, recording type, appointment,
 visit, file name) and the kind of upload with its part size. A state file
 whose identity or request does not match the upload being made is ignored:
-it belongs to another file or request, or the file changed since.
+it belongs to another file or request, or the file changed since. A state
+file that is no such state (not UTF-8, not JSON, a field out of its range,
+an idempotency key the API would refuse) is ignored the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import threading
@@ -19,11 +22,24 @@ import uuid
 from pathlib import Path
 from typing import Any, Literal
 
+import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from helppet_recordings.client._files import FileIdentity
+from helppet_recordings.errors import RecordingError
+from helppet_recordings.schemas import IdempotencyKey
+from helppet_recordings.service.inputs import validation_error_from
 
-__all__ = ["StateKeeper", "UploadState", "load_state", "remove_state", "save_state"]
+__all__ = [
+    "StateKeeper",
+    "UploadState",
+    "load_state",
+    "read_state",
+    "remove_state",
+    "save_state",
+]
+
+logger = logging.getLogger("helppet_recordings.client")
 
 UploadKind = Literal["post", "multipart"]
 
@@ -34,7 +50,7 @@ class UploadState(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     version: Literal[1] = 1
-    idempotency_key: str = Field(min_length=1, max_length=128)
+    idempotency_key: IdempotencyKey
     file_size: int = Field(ge=0)
     file_mtime_ns: int
     file_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -67,29 +83,45 @@ class UploadState(BaseModel):
         idempotency_key: str,
         request_sha256: str | None = None,
     ) -> UploadState:
-        """Return a fresh state for ``identity``, before the recording exists."""
-        return cls(
-            idempotency_key=idempotency_key,
-            file_size=identity.size,
-            file_mtime_ns=identity.mtime_ns,
-            file_sha256=identity.sha256,
-            kind=kind,
-            request_sha256=request_sha256,
-        )
+        """Return a fresh state for ``identity``, before the recording exists.
+
+        Raises ``VALIDATION_ERROR`` for an idempotency key the API would refuse.
+        """
+        try:
+            return cls(
+                idempotency_key=idempotency_key,
+                file_size=identity.size,
+                file_mtime_ns=identity.mtime_ns,
+                file_sha256=identity.sha256,
+                kind=kind,
+                request_sha256=request_sha256,
+            )
+        except pydantic.ValidationError as exc:
+            raise validation_error_from(exc) from None
 
 
 def load_state(path: Path) -> UploadState | None:
     """Read the state at ``path``; None when there is none or it cannot be read."""
+    state = read_state(path)
+    return state if isinstance(state, UploadState) else None
+
+
+def read_state(path: Path) -> UploadState | Literal["missing", "unreadable"]:
+    """Read the state at ``path``, or say why there is none: ``missing`` or ``unreadable``.
+
+    ``unreadable`` covers a file that cannot be read and bytes that are no
+    valid state (not UTF-8, not JSON, a field out of its range).
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
-        return None
+        return "missing"
     except OSError:
-        return None
+        return "unreadable"
     try:
-        return UploadState.model_validate_json(text)
-    except ValueError:
-        return None
+        return UploadState.model_validate_json(raw)
+    except ValueError:  # pydantic's ValidationError, invalid UTF-8 included
+        return "unreadable"
 
 
 def save_state(path: Path, state: UploadState) -> None:
@@ -145,10 +177,25 @@ class StateKeeper:
             self._save_locked()
 
     def finished(self) -> None:
-        """Remove the state file: the upload completed."""
-        if self.path is not None:
+        """Remove the state file: the upload completed (a file left behind is only logged)."""
+        if self.path is None:
+            return
+        try:
             remove_state(self.path)
+        except OSError as exc:
+            # The next run with it completes again, which answers the same recording.
+            logger.warning(
+                "the upload completed, but its state file could not be removed: %s",
+                type(exc).__name__,
+            )
 
     def _save_locked(self) -> None:
-        if self.path is not None:
+        if self.path is None:
+            return
+        try:
             save_state(self.path, self._state)
+        except OSError as exc:
+            # Named by its failure only: the path may carry a patient's or a file's name.
+            raise RecordingError(
+                "The upload state file could not be written", reason=type(exc).__name__
+            ) from exc

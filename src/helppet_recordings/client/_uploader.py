@@ -19,7 +19,7 @@ from helppet_recordings.client._multipart import resume_multipart, upload_multip
 from helppet_recordings.client._post import complete_post, upload_post
 from helppet_recordings.client._progress import ProgressCallback, ProgressTracker
 from helppet_recordings.client._retry import RetryPolicy
-from helppet_recordings.client._state import StateKeeper, UploadKind, UploadState, load_state
+from helppet_recordings.client._state import StateKeeper, UploadKind, UploadState, read_state
 from helppet_recordings.errors import (
     IdempotencyConflictError,
     InvalidStatusTransitionError,
@@ -153,6 +153,8 @@ class RecordingUploader:
         )
         job.check(multipart=kind == "multipart")  # before anything is sent or saved
         state_path = None if state_file is None else Path(state_file)
+        if state_path is not None and state_path.is_dir():
+            raise ValidationError.for_field("state_file", "is a directory: name a file in one")
         request = job.request_sha256()
         state = self._resumable(state_path, identity, request, idempotency_key)
         if state is None:
@@ -210,8 +212,11 @@ class RecordingUploader:
     ) -> UploadState | None:
         if path is None:
             return None
-        state = load_state(path)
-        if state is None:
+        state = read_state(path)
+        if state == "missing":
+            return None
+        if state == "unreadable":
+            logger.warning("ignoring an upload state file that cannot be read as one")
             return None
         if not state.matches(identity, request_sha256) or (
             idempotency_key is not None and idempotency_key != state.idempotency_key
