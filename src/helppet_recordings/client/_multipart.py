@@ -108,7 +108,7 @@ class MultipartSender:
             try:
                 return self._complete(rid)
             except UploadIncompleteError as incomplete:
-                missing = [int(n) for n in incomplete.details.get("missing_parts", [])]
+                missing = _missing_parts(incomplete, rid, self._part_count(plan))
                 logger.warning("completion found %d part(s) missing; sending them", len(missing))
                 plan = self._api.sign_parts(rid, missing or None)
         return self._complete(rid)
@@ -176,6 +176,10 @@ class MultipartSender:
     def _planned(self, plan: MultipartUploadResponse, held: UploadedPart) -> bool:
         """Whether ``held`` is a part of the plan, with its planned size."""
         return held.part_number >= 1 and held.size == self._size(plan, held.part_number)
+
+    def _part_count(self, plan: MultipartUploadResponse) -> int:
+        """Return how many parts ``plan`` cuts the file into."""
+        return -(-self._job.identity.size // plan.part_size) if plan.part_size > 0 else 0
 
     def _size(self, plan: MultipartUploadResponse, part_number: int) -> int:
         """Return the planned size of ``part_number`` (0 for a number past the file)."""
@@ -296,6 +300,26 @@ def _until_aborted(task: Callable[[threading.Event], T], abort: threading.Event)
     except BaseException:
         abort.set()
         raise
+
+
+def _missing_parts(
+    incomplete: UploadIncompleteError, recording_id: uuid.UUID, part_count: int
+) -> list[int]:
+    """Return the part numbers ``UPLOAD_INCOMPLETE`` names (none: every part storage lacks).
+
+    Raises the package's error when they are not a list of this upload's part numbers.
+    """
+    missing = incomplete.details.get("missing_parts", [])
+    if not isinstance(missing, list) or not all(
+        type(number) is int and 1 <= number <= part_count for number in missing
+    ):
+        # The values are not quoted: the answer is not understood, and may be anything.
+        raise RecordingError(
+            "The API's UPLOAD_INCOMPLETE answer names no parts of this upload",
+            recording_id=str(recording_id),
+            part_count=part_count,
+        ) from incomplete
+    return missing
 
 
 def _unconfirmed(recording_id: uuid.UUID) -> IdempotencyConflictError:
