@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import stamina
 
 from helppet_recordings.client import RecordingUploader
 from helppet_recordings.errors import RecordingError, UploadIncompleteError
-from tests.support.fake_recordings_api import API, TOKEN, FakeRecordingsApi, error
+from tests.support.fake_recordings_api import API, TOKEN, FakeRecordingsApi, error, s3_error
 
 MiB = 1024 * 1024
 PART = 8 * MiB
@@ -84,3 +85,106 @@ def test_an_upload_incomplete_naming_real_parts_still_sends_them(
     _upload(api, tmp_path, PART + 10)
     assert api.requests["POST api.test/upload/complete/{id}"] == 2
     assert api.requests["POST api.test/upload/multipart/{id}/parts"] == 1
+
+
+def _plan(rid: str, part_size: int, parts: list[tuple[int, int]]) -> httpx.Response:
+    """A part plan for recording ``rid``: ``(part_number, size)`` per part URL."""
+    return httpx.Response(
+        200,
+        json={
+            "recording_id": rid,
+            "s3_key": f"recordings/{rid}",
+            "bucket": "fake",
+            "part_size": part_size,
+            "parts": [
+                {
+                    "part_number": n,
+                    "url": f"http://in-memory.invalid/{n}",
+                    "size": size,
+                    "expires_in": 3600,
+                }
+                for n, size in parts
+            ],
+            "uploaded_parts": [],
+            "expires_in": 3600,
+            "max_file_size": 10**9,
+        },
+    )
+
+
+SIZE = 2 * PART + 10
+"""Three parts: 8 MiB, 8 MiB, 10 bytes."""
+
+BAD_PLANS = {
+    "part-0": (PART, [(0, PART), (1, PART), (2, 10)]),
+    "part-minus-1": (PART, [(-1, PART), (1, PART), (2, PART), (3, 10)]),
+    "part-past-the-file": (PART, [(1, PART), (2, PART), (3, 10), (4, 10)]),
+    "part-10001": (PART, [(10_001, PART)]),
+    "part-size-0": (0, [(1, PART), (2, PART), (3, 10)]),
+    "part-size-negative": (-PART, [(1, PART), (2, PART), (3, 10)]),
+    "size-0": (PART, [(1, 0), (2, PART), (3, 10)]),
+    "size-negative": (PART, [(1, -1), (2, PART), (3, 10)]),
+    "size-too-long": (PART, [(1, PART), (2, PART), (3, PART)]),
+    "size-short": (PART, [(1, PART - 1), (2, PART), (3, 10)]),
+    "twice": (PART, [(1, PART), (1, PART), (2, PART), (3, 10)]),
+    "part-size-too-small": (1, [(1, 1)]),  # 16 MiB in 1-byte parts: over 10,000 parts
+}
+
+
+@pytest.mark.parametrize(("part_size", "parts"), BAD_PLANS.values(), ids=BAD_PLANS.keys())
+def test_an_initiate_answer_that_does_not_fit_the_file_is_refused(
+    tmp_path: Path, part_size: int, parts: list[tuple[int, int]]
+) -> None:
+    """No byte is read or sent for a plan that does not cut this file; nothing is completed."""
+    api = FakeRecordingsApi()
+    api.script(
+        "POST api.test/upload/multipart/initiate",
+        lambda _r: _plan(str(uuid.uuid4()), part_size, parts),
+    )
+    with pytest.raises(RecordingError) as caught:
+        _upload(api, tmp_path, SIZE)
+    assert type(caught.value) is RecordingError
+    assert caught.value.message == "The server's part plan does not fit the file"
+    assert api.requests["PUT part"] == 0
+    assert api.requests["POST api.test/upload/complete/{id}"] == 0
+
+
+def _renewal(part_size: int, parts: list[tuple[int, int]], rid: str | None = None) -> object:
+    def reply(request: httpx.Request) -> httpx.Response:
+        return _plan(rid or request.url.path.split("/")[-2], part_size, parts)
+
+    return reply
+
+
+@pytest.mark.parametrize(
+    ("part_size", "parts", "rid"),
+    [
+        (PART, [(1, -1)], None),
+        (PART, [(1, 0)], None),
+        (PART, [(0, PART)], None),
+        (PART // 2, [(1, PART // 2)], None),  # another part size than the plan's
+        (PART, [(1, PART)], str(uuid.uuid4())),  # another recording's URL
+    ],
+    ids=["size-negative", "size-0", "part-0", "other-part-size", "other-recording"],
+)
+def test_a_renewal_that_does_not_fit_the_plan_is_refused(
+    tmp_path: Path, part_size: int, parts: list[tuple[int, int]], rid: str | None
+) -> None:
+    """A part URL renewed after storage refused it as expired is checked like the first plan."""
+    api = FakeRecordingsApi()
+    api.script("PUT part", lambda _r: s3_error(403, "AccessDenied", "Request has expired"))
+    api.script("POST api.test/upload/multipart/{id}/parts", _renewal(part_size, parts, rid))  # type: ignore[arg-type]
+    with pytest.raises(RecordingError) as caught:
+        _upload(api, tmp_path, SIZE)
+    assert type(caught.value) is RecordingError
+    assert caught.value.message == "The server's part plan does not fit the file"
+    assert api.requests["PUT part"] == 1
+    assert api.requests["POST api.test/upload/complete/{id}"] == 0
+
+
+def test_a_last_part_shorter_than_the_others_and_a_one_part_file_fit(tmp_path: Path) -> None:
+    """The server's own plans pass: a short last part, and a file of one part."""
+    for size in (SIZE, PART, PART + 1):
+        api = FakeRecordingsApi()
+        _upload(api, tmp_path, size)
+        assert sum(api.part_bytes.values()) == size

@@ -28,6 +28,7 @@ from helppet_recordings.client._errors import is_expired_url, storage_error
 from helppet_recordings.client._files import read_range
 from helppet_recordings.client._held import PartLedger
 from helppet_recordings.client._job import MAX_RENEWALS, UploadJob
+from helppet_recordings.client._plans import checked_plan, part_count, planned_size
 from helppet_recordings.client._retry import Aborted, check_abort
 from helppet_recordings.errors import (
     IdempotencyConflictError,
@@ -67,7 +68,7 @@ def upload_multipart(
     request = InitiateMultipartUploadRequest.model_validate(
         {**job.initiate_fields(), "file_size_bytes": job.identity.size}
     )
-    plan = api.initiate_multipart(request)
+    plan = checked_plan(api.initiate_multipart(request), job.identity.size)
     job.keeper.update(recording_id=plan.recording_id, part_size=plan.part_size)
     return MultipartSender(api, session, job, parallel=parallel).finish(plan)
 
@@ -76,7 +77,7 @@ def resume_multipart(
     api: RecordingsApi, session: Session, job: UploadJob, recording_id: uuid.UUID, *, parallel: int
 ) -> RecordingResponse:
     """Carry on an upload a previous run started: send only what storage lacks, complete."""
-    plan = api.sign_parts(recording_id)
+    plan = checked_plan(api.sign_parts(recording_id), job.identity.size, recording_id=recording_id)
     held = sum(part.size for part in plan.uploaded_parts)
     logger.info(
         "resuming upload %s: storage holds %d of %d parts (%d bytes)",
@@ -108,9 +109,10 @@ class MultipartSender:
             try:
                 return self._complete(rid)
             except UploadIncompleteError as incomplete:
-                missing = _missing_parts(incomplete, rid, self._part_count(plan))
+                count = part_count(self._job.identity.size, plan.part_size)
+                missing = _missing_parts(incomplete, rid, count)
                 logger.warning("completion found %d part(s) missing; sending them", len(missing))
-                plan = self._api.sign_parts(rid, missing or None)
+                plan = self._sign(plan, missing or None)
         return self._complete(rid)
 
     def _complete(self, rid: uuid.UUID) -> RecordingResponse:
@@ -120,8 +122,7 @@ class MultipartSender:
 
     def send(self, plan: MultipartUploadResponse) -> None:
         """Send every part ``plan`` has a URL for, and every held part not this file's."""
-        for part in plan.parts:
-            self._check_part(plan, part)
+        checked_plan(plan, self._job.identity.size)
         parts = self._unconfirmed_parts(plan)
         signed_at = time.monotonic()
         self._in_parallel(
@@ -152,10 +153,8 @@ class MultipartSender:
             "storage holds %d part(s) not known to be this file's; sending them again",
             len(numbers),
         )
-        fresh = self._api.sign_parts(plan.recording_id, numbers)
+        fresh = self._sign(plan, numbers)
         renewed = [part for part in fresh.parts if part.part_number in numbers]
-        for part in renewed:
-            self._check_part(plan, part)
         lacking = set(numbers) - {part.part_number for part in renewed}
         if lacking:
             # No URL: the server says storage assembled the parts already (no ETags to compare).
@@ -173,18 +172,25 @@ class MultipartSender:
             held.part_number, held.etag, offset=offset, size=held.size, abort=abort
         )
 
+    def _sign(
+        self, plan: MultipartUploadResponse, part_numbers: list[int] | None
+    ) -> MultipartUploadResponse:
+        """Ask for fresh URLs (and what storage holds); the answer must keep to ``plan``."""
+        answer = self._api.sign_parts(plan.recording_id, part_numbers)
+        return checked_plan(
+            answer,
+            self._job.identity.size,
+            recording_id=plan.recording_id,
+            part_size=plan.part_size,
+        )
+
     def _planned(self, plan: MultipartUploadResponse, held: UploadedPart) -> bool:
         """Whether ``held`` is a part of the plan, with its planned size."""
-        return held.part_number >= 1 and held.size == self._size(plan, held.part_number)
-
-    def _part_count(self, plan: MultipartUploadResponse) -> int:
-        """Return how many parts ``plan`` cuts the file into."""
-        return -(-self._job.identity.size // plan.part_size) if plan.part_size > 0 else 0
+        return held.size >= 1 and held.size == self._size(plan, held.part_number)
 
     def _size(self, plan: MultipartUploadResponse, part_number: int) -> int:
-        """Return the planned size of ``part_number`` (0 for a number past the file)."""
-        offset = (part_number - 1) * plan.part_size
-        return max(0, min(plan.part_size, self._job.identity.size - offset))
+        """Return the planned size of ``part_number`` (0 for a part the plan does not have)."""
+        return planned_size(self._job.identity.size, plan.part_size, part_number)
 
     def _in_parallel(self, tasks: list[Callable[[threading.Event], T]]) -> list[T | None]:
         """Run ``tasks``, ``parallel`` at a time; the first failure stops the others and is raised.
@@ -210,15 +216,6 @@ class MultipartSender:
         if failed is not None:
             failed.result()  # raises the task's error
         return [future.result() for future in futures]
-
-    def _check_part(self, plan: MultipartUploadResponse, part: PartUploadUrl) -> None:
-        offset = (part.part_number - 1) * plan.part_size
-        if part.size < 1 or offset + part.size > self._job.identity.size:
-            raise RecordingError(
-                "The server's part plan does not fit the file",
-                part_number=part.part_number,
-                part_size=plan.part_size,
-            )
 
     def _holds(
         self,
@@ -255,7 +252,7 @@ class MultipartSender:
         while True:
             check_abort(abort)
             if stale or _expiring(signed_at, part.expires_in):
-                fresh = self._api.sign_parts(rid, [part.part_number])
+                fresh = self._sign(plan, [part.part_number])
                 if self._holds(fresh, part, offset, abort):  # an attempt's lost answer stored it
                     job.tracker.done(part.part_number, part.size)
                     job.keeper.part_sent(part.part_number)
