@@ -1,4 +1,4 @@
-"""A part that fails for good ends the multipart upload at once: the other parts stop too."""
+"""A part that fails for good, or closing the uploader, ends the upload at once: parts stop too."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from helppet_recordings.client import RecordingUploader, RetryPolicy
 from helppet_recordings.client._api import Session
 from helppet_recordings.client._files import FileIdentity, read_range
 from helppet_recordings.client._retry import Aborted
-from helppet_recordings.errors import StorageError
+from helppet_recordings.errors import RecordingError, StorageError
 from tests.support.fake_recordings_api import API, TOKEN, FakeRecordingsApi, s3_error
 
 MiB = 1024 * 1024
@@ -111,3 +111,52 @@ def test_an_abort_stops_a_part_body_between_chunks(tmp_path: Path) -> None:
     abort.set()
     with pytest.raises(Aborted):
         next(body)
+
+
+def _closed(caught: pytest.ExceptionInfo[RecordingError]) -> bool:
+    return type(caught.value) is RecordingError and caught.value.details["reason"] == "closed"
+
+
+def test_closing_the_uploader_mid_part_ends_the_upload_with_a_recording_error(
+    tmp_path: Path,
+) -> None:
+    """``close()`` from a sending thread: the upload ends with RecordingError, not RuntimeError."""
+    api = FakeRecordingsApi()
+    path = _file(tmp_path, 20 * MiB)
+    uploader = RecordingUploader(API, token=TOKEN, transport=api.transport, parallel=1)
+
+    def close_then_store(request: httpx.Request) -> httpx.Response | None:
+        uploader.close()
+        del request
+        return None  # part 1 is stored all the same
+
+    api.script("PUT part", close_then_store)
+    with pytest.raises(RecordingError) as caught:
+        uploader.upload(path)
+    assert _closed(caught)
+    assert api.requests["PUT part"] == 1
+    assert api.requests["POST api.test/upload/complete/{id}"] == 0
+    with pytest.raises(RecordingError) as again:
+        uploader.upload(path)  # a closed uploader uploads nothing more
+    assert _closed(again)
+    assert api.requests["PUT part"] == 1
+
+
+def test_closing_the_uploader_ends_waits_to_retry_at_once(tmp_path: Path) -> None:
+    """Parts told to wait 5 s, and an API call told so, stop as soon as another thread closes."""
+    for route, size in (("PUT part", 20 * MiB), ("POST api.test/upload/initiate", MiB)):
+        api = FakeRecordingsApi()
+        api.script(route, *[lambda _r: httpx.Response(503, headers={"Retry-After": "5"})] * 6)
+        uploader = RecordingUploader(
+            API, token=TOKEN, transport=api.transport, parallel=2, retry=SLOW
+        )
+        timer = threading.Timer(0.2, uploader.close)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(RecordingError) as caught:
+            uploader.upload(_file(tmp_path, size))
+        elapsed = time.monotonic() - started
+        timer.join()
+        assert _closed(caught), route
+        assert elapsed < 1.0, (route, elapsed)
+        assert api.requests[route] <= 2, route

@@ -7,22 +7,27 @@ any other answer. The API's routes then raise the package's error for a
 failed answer; storage's answers are judged by the caller (an expired URL is
 renewed, not raised). An answer whose body cannot be decoded (a corrupt
 gzip body, say) is handed back with its status and headers and an empty
-body, to be judged like any other.
+body, to be judged like any other. Once the session is closed (the uploader's
+``close()``, from any thread), no attempt starts, a wait ends, a part's body
+stops at its next chunk, and the request ends with a ``RecordingError``
+(``details["reason"]`` ``closed``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
-from helppet_recordings.client._errors import ConnectionFailedError, api_error
+from helppet_recordings.client._errors import ConnectionFailedError, api_error, closed_error
 from helppet_recordings.client._retry import (
+    Aborted,
     RetryableResponseError,
     RetryPolicy,
     check_abort,
@@ -60,6 +65,30 @@ class Session:
     def __init__(self, http: httpx.Client, policy: RetryPolicy) -> None:
         self.http = http
         self.policy = policy
+        self.closed = threading.Event()
+        self._lock = threading.Lock()
+        self._watched: set[threading.Event] = set()
+
+    @contextlib.contextmanager
+    def watching(self, abort: threading.Event) -> Iterator[None]:
+        """Set ``abort`` when the session is closed while the block runs (or was already)."""
+        with self._lock:
+            self._watched.add(abort)
+            if self.closed.is_set():
+                abort.set()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._watched.discard(abort)
+
+    def close(self) -> None:
+        """Close the session: requests sending or waiting in any thread stop; httpx closes."""
+        with self._lock:
+            self.closed.set()
+            for abort in self._watched:
+                abort.set()
+        self.http.close()
 
     def send(
         self,
@@ -76,16 +105,28 @@ class Session:
         loop) raises ``StorageError`` when ``storage`` says the request went
         to storage, the package's ``RecordingError`` otherwise. Once
         ``abort`` is set, no attempt starts, a wait ends, and ``Aborted`` is
-        raised.
+        raised; once the session is closed, a ``RecordingError`` (reason
+        ``closed``) is, whatever the request was doing.
         """
+        signal = self.closed if abort is None else abort
         try:
-            for attempt in retrying(self.policy, abort=abort):
+            for attempt in retrying(self.policy, abort=signal):
                 with attempt:
-                    check_abort(abort)
+                    check_abort(signal)
                     return self._once(build())
+        except Aborted:
+            if self.closed.is_set():
+                raise closed_error() from None
+            raise
+        except RuntimeError as exc:  # httpx's "the client has been closed"
+            if self.closed.is_set():
+                raise closed_error() from exc
+            raise
         except RetryableResponseError as exhausted:
             return exhausted.response
         except httpx.TransportError as exc:
+            if self.closed.is_set():  # its connections were closed under it
+                raise closed_error() from exc
             raise ConnectionFailedError(reason=type(exc).__name__) from exc
         except httpx.RequestError as exc:
             # The message names the failure only: the request's URL may carry a signature.

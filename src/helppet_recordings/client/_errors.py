@@ -26,6 +26,7 @@ __all__ = [
     "ConnectionFailedError",
     "FileChangedError",
     "api_error",
+    "closed_error",
     "is_expired_url",
     "storage_error",
     "storage_error_code",
@@ -50,6 +51,14 @@ class FileChangedError(RecordingError):
     error_code = "FILE_CHANGED"
     http_status = 409
     default_message = "The file changed during the upload; upload it again once it is complete"
+
+
+def closed_error() -> RecordingError:
+    """Return the error an upload ends with when its uploader was closed (``reason`` ``closed``).
+
+    Nothing was completed; a state file is kept, so the upload can be resumed.
+    """
+    return RecordingError("The uploader was closed before the upload completed", reason="closed")
 
 
 def _error_classes(root: type[RecordingError]) -> Iterator[type[RecordingError]]:

@@ -24,7 +24,7 @@ from typing import Final, TypeVar
 import httpx
 
 from helppet_recordings.client._api import RecordingsApi, Session
-from helppet_recordings.client._errors import is_expired_url, storage_error
+from helppet_recordings.client._errors import closed_error, is_expired_url, storage_error
 from helppet_recordings.client._files import read_range
 from helppet_recordings.client._held import PartLedger
 from helppet_recordings.client._job import MAX_RENEWALS, UploadJob
@@ -204,10 +204,11 @@ class MultipartSender:
             max_workers=self._parallel, thread_name_prefix="helppet-upload"
         )
         try:
-            futures = [pool.submit(_until_aborted, task, abort) for task in tasks]
-            done, _ = concurrent.futures.wait(
-                futures, return_when=concurrent.futures.FIRST_EXCEPTION
-            )
+            with self._session.watching(abort):  # closing the uploader stops the tasks too
+                futures = [pool.submit(_until_aborted, task, abort) for task in tasks]
+                done, _ = concurrent.futures.wait(
+                    futures, return_when=concurrent.futures.FIRST_EXCEPTION
+                )
         finally:
             # A task failed for good, or the caller was interrupted: the others stop now.
             abort.set()
@@ -215,6 +216,8 @@ class MultipartSender:
         failed = next((f for f in done if f.exception() is not None), None)
         if failed is not None:
             failed.result()  # raises the task's error
+        if self._session.closed.is_set():
+            raise closed_error()  # the tasks it stopped ended quietly
         return [future.result() for future in futures]
 
     def _holds(

@@ -13,6 +13,7 @@ import attrs
 import httpx
 
 from helppet_recordings.client._api import API_PREFIX, RecordingsApi, Session, TokenSource
+from helppet_recordings.client._errors import closed_error
 from helppet_recordings.client._files import FileIdentity, guess_content_type
 from helppet_recordings.client._job import UploadJob
 from helppet_recordings.client._multipart import resume_multipart, upload_multipart
@@ -130,6 +131,8 @@ class RecordingUploader:
         refused, ``ConnectionFailedError`` when every retry failed to connect,
         ``FileChangedError`` when the file changed before the upload completed.
         """
+        if self._session.closed.is_set():
+            raise closed_error()
         file = Path(path)
         identity = FileIdentity.of(file)
         kind: UploadKind = "post" if identity.size < self.multipart_threshold else "multipart"
@@ -226,8 +229,13 @@ class RecordingUploader:
         return state
 
     def close(self) -> None:
-        """Close the HTTP connections."""
-        self._http.close()
+        """Close the HTTP connections; an upload running in another thread stops.
+
+        The running upload ends with a ``RecordingError`` whose
+        ``details["reason"]`` is ``closed`` (nothing completed; its state
+        file is kept), as does any later ``upload()``.
+        """
+        self._session.close()
 
     def __enter__(self) -> Self:
         return self
