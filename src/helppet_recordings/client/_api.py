@@ -7,10 +7,11 @@ any other answer. The API's routes then raise the package's error for a
 failed answer; storage's answers are judged by the caller (an expired URL is
 renewed, not raised). An answer whose body cannot be decoded (a corrupt
 gzip body, say) is handed back with its status and headers and an empty
-body, to be judged like any other. Once the session is closed (the uploader's
-``close()``, from any thread), no attempt starts, a wait ends, a part's body
-stops at its next chunk, and the request ends with a ``RecordingError``
-(``details["reason"]`` ``closed``).
+body, to be judged like any other. An answer must arrive whole within one
+read timeout of its headers (one that trickles in is a ``ReadTimeout``).
+Once the session is closed (the uploader's ``close()``, from any thread), no
+attempt starts, a wait ends, a part's body stops at its next chunk, and the
+request ends with a ``RecordingError`` (``details["reason"]`` ``closed``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
@@ -113,7 +115,7 @@ class Session:
             for attempt in retrying(self.policy, abort=signal):
                 with attempt:
                     check_abort(signal)
-                    return self._once(build())
+                    return self._once(build(), signal)
         except Aborted:
             if self.closed.is_set():
                 raise closed_error() from None
@@ -139,34 +141,51 @@ class Session:
             ) from exc
         raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
 
-    def _once(self, request: httpx.Request) -> httpx.Response:
+    def _once(self, request: httpx.Request, abort: threading.Event) -> httpx.Response:
         answer = self.http.send(request, stream=True)
-        response = answer
         try:
-            answer.read()  # whole: answers are small
+            response = _with_body(answer, self._read(answer, abort))
         except httpx.DecodingError as exc:
             logger.warning(
                 "an answer's body (HTTP %d) could not be decoded (%s); it is read as empty",
                 answer.status_code,
                 exc,
             )
-            response = _without_body(answer)
+            response = _with_body(answer, b"")
         finally:
             answer.close()
         if is_retryable(response):
             raise RetryableResponseError(response, retry_after(response))
         return response
 
+    def _read(self, answer: httpx.Response, abort: threading.Event) -> bytes:
+        """Read the whole (small) body, within one read timeout of its headers in all.
 
-def _without_body(response: httpx.Response) -> httpx.Response:
-    """``response``'s status and headers with an empty body (its own could not be decoded)."""
+        httpx's read timeout bounds each read only: an answer trickling in a
+        byte at a time would hold the attempt (and a part the upload gave up)
+        for as long as it trickles. It ends in ``ReadTimeout``, retried like
+        any; an abort is seen at each chunk.
+        """
+        limit = self.http.timeout.read
+        deadline = time.monotonic() + (self.policy.timeout if limit is None else limit)
+        chunks: list[bytes] = []
+        for chunk in answer.iter_bytes():
+            chunks.append(chunk)
+            check_abort(abort)
+            if time.monotonic() > deadline:
+                raise httpx.ReadTimeout("the answer did not arrive in time", request=answer.request)
+        return b"".join(chunks)
+
+
+def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
+    """``response``'s status and headers with ``body``, its decoded body (or none)."""
     headers = [
         (name, value)
         for name, value in response.headers.multi_items()
         if name.lower() not in {"content-encoding", "content-length", "transfer-encoding"}
     ]
     return httpx.Response(
-        response.status_code, headers=headers, content=b"", request=response.request
+        response.status_code, headers=headers, content=body, request=response.request
     )
 
 
