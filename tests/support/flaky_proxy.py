@@ -77,6 +77,23 @@ class FlakyProxy:
         with self._lock:
             return self._bytes_up
 
+    def wait_quiet(self, quiet: float, timeout: float) -> None:
+        """Wait until no byte has been forwarded upstream for ``quiet`` seconds.
+
+        A client killed mid-request leaves bytes in the proxy's socket buffers,
+        which are still forwarded (a part sent whole lands after its sender
+        died). Idle keep-alive connections, which never end, do not count.
+        """
+        deadline = time.monotonic() + timeout
+        seen, since = self.bytes_up, time.monotonic()
+        while time.monotonic() - since < quiet:
+            if time.monotonic() > deadline:
+                msg = f"the proxy was still forwarding after {timeout} s"
+                raise TimeoutError(msg)
+            time.sleep(0.05)
+            if self.bytes_up != seen:
+                seen, since = self.bytes_up, time.monotonic()
+
     def set_faults(self, *, refuse: float = 0.0, drop: float = 0.0, cut: float = 0.0) -> None:
         """Change the fault rates for connections accepted from now on."""
         with self._lock:
