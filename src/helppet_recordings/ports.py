@@ -107,6 +107,8 @@ class RecordingStorage(Protocol):
         size (a replayed upload), nothing moves and the result is None.
         Otherwise the bytes, type and encryption land at ``target_key``, the
         source is removed, and the target is returned as :meth:`head` reports it.
+        The object is never at neither key: a reader that finds the source gone
+        finds the target (a concurrent completion looks in that order).
         """
         ...
 

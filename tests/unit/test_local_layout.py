@@ -5,16 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import urllib.parse
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from helppet_recordings.errors import StorageError
 from helppet_recordings.storage.local import LocalPartReceiver, LocalStorage
-from helppet_recordings.storage.local.keys import Layout
-from helppet_recordings.storage.local.objects import ObjectStore
 from tests.support.local_forms import (
     encode_form,
     error_code,
@@ -103,43 +99,6 @@ def test_a_promote_onto_a_conflicting_key_leaves_the_source(tmp_path: Path) -> N
     assert storage.head("staging/b") == source
     assert storage.head("x/a/b") is None
     assert files_under(storage.root) == _files_of("staging/b", "x/a")
-
-
-class _AnotherWriterFirst(ObjectStore):
-    """A store whose commit lets another writer's upload land first (hand-written, not a mock).
-
-    A promote commits after it has taken its source under the root's lock and
-    let go of it: that is where ``before_commit`` runs.
-    """
-
-    def __init__(self, root: Path, before_commit: Callable[[], None]) -> None:
-        super().__init__(Layout(root), fsync=False)
-        self.before_commit = before_commit
-
-    def commit(
-        self, temp_path: Path, data_path: Path, meta_path: Path, meta: dict[str, Any]
-    ) -> None:
-        """Run ``before_commit``, then commit as every store does."""
-        self.before_commit()
-        super().commit(temp_path, data_path, meta_path, meta)
-
-
-def test_a_conflict_found_as_a_promote_commits_puts_the_source_back(tmp_path: Path) -> None:
-    """A conflicting upload that lands between promote's two steps: the source goes back whole."""
-    storage = make_storage(tmp_path)
-    store_bytes(storage, "staging/b", BODY)
-    source = storage.head("staging/b")
-    assert source is not None
-    other_writer = make_storage(tmp_path)  # as another process's LocalStorage on the root would
-    store = _AnotherWriterFirst(tmp_path, lambda: store_bytes(other_writer, "x/a/b"))
-
-    with pytest.raises(StorageError) as refused:
-        store.promote("staging/b", "x/a", expected=source)
-
-    assert refused.value.details["storage_error"] == "KeyConflict"
-    assert storage.head("staging/b") == source
-    assert storage.head("x/a/b") is not None
-    assert files_under(storage.root) == _files_of("staging/b", "x/a/b")
 
 
 def test_deleting_a_key_that_names_a_directory_changes_nothing(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -56,21 +55,19 @@ def http_app() -> Iterator[tuple[LocalStorageApp, str]]:
 
 
 class _FullDisk(ObjectStore):
-    """The store of a root whose disk is full: every commit fails (hand-written, not a mock).
+    """The store of a root whose disk is full: every move fails (hand-written, not a mock).
 
     The store is what ``LocalStorage.promote`` delegates to, over the same
     root. (``test_local_write_limit`` runs a promote under a real file size
-    limit; this one fails the rename of the data itself.)
+    limit; this one fails the renames themselves.)
     """
 
     def __init__(self, root: Path) -> None:
         super().__init__(Layout(root), fsync=False)
 
-    def commit(
-        self, temp_path: Path, data_path: Path, meta_path: Path, meta: dict[str, Any]
-    ) -> None:
+    def place(self, source: Path, target: Path) -> None:
         """Raise the ENOSPC rename(2) raises on a full disk, naming both paths as it does."""
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(temp_path), None, str(data_path))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(source), None, str(target))
 
 
 class TestLocalStorage(

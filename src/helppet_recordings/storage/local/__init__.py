@@ -28,13 +28,14 @@ On disk, under ``root``::
 
 The modules, one concern each: :mod:`.signing` (policies, download grants),
 :mod:`.keys` (safe keys and their paths), :mod:`.objects` (committing, moving
-and deleting objects), :mod:`.sidecars` (what a sidecar holds and when it
-describes its file), :mod:`.staging` (uploads in progress, digests),
-:mod:`.parts` and :mod:`.multipart` (multipart uploads), :mod:`.storage`
-(the :class:`LocalStorage` class), :mod:`.form` and :mod:`.receiver` (the
-streaming multipart receiver), :mod:`.part_receiver` (part PUTs),
-:mod:`.download` (serving downloads),
-:mod:`.responses` and :mod:`.refusal` (what the routes answer).
+and deleting objects), :mod:`.turns` (the root's commit lock),
+:mod:`.sidecars` (what a sidecar holds and when it describes its file),
+:mod:`.staging` (uploads in progress, digests), :mod:`.parts` and
+:mod:`.multipart` (multipart uploads), :mod:`.storage` (the
+:class:`LocalStorage` class), :mod:`.form` and :mod:`.receiver` (the streaming
+multipart receiver), :mod:`.part_receiver` (part PUTs), :mod:`.download`
+(serving downloads), :mod:`.responses` and :mod:`.refusal` (what the routes
+answer).
 """
 
 from __future__ import annotations

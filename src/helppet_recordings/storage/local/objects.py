@@ -7,13 +7,14 @@ commit sees "no object", never wrong metadata. A sidecar of the earlier layout
 (``meta/<key>.json``) is read when the key has no current one, and removed
 when the key is written, moved or deleted.
 
-Commits and deletes under one root take turns (a lock per root in the
-process, and ``flock`` on the staging directory across processes), so two
-uploads of one key can never leave the data of one with the sidecar of the
-other: the last to commit wins, whole. A key that cannot be a file because
-stored keys use it as a directory (``x/a`` while ``x/a/b`` is stored), or
-whose directory is a stored object (the other way round), is refused before
-anything moves (:func:`key_conflict`).
+Commits, promotes and deletes under one root take turns (:mod:`.turns`), so
+two uploads of one key can never leave the data of one with the sidecar of the
+other: the last to commit wins, whole. A promote is one turn whose one rename
+moves the data from the source to the target (its sidecar already in place): a
+reader finds the object at one of the two keys at every instant. A key that
+cannot be a file because stored keys use it as a directory (``x/a`` while
+``x/a/b`` is stored), or whose directory is a stored object (the other way
+round), is refused before anything moves (:func:`key_conflict`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ import json
 import os
 import secrets
 import stat
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,14 +41,12 @@ from helppet_recordings.storage.local.files import (
 )
 from helppet_recordings.storage.local.keys import META_SUFFIX, Layout, check_key, contained
 from helppet_recordings.storage.local.sidecars import (
-    describes,
+    describing,
     object_info,
     read_sidecar,
     sidecar,
 )
-
-if sys.platform != "win32":
-    import fcntl
+from helppet_recordings.storage.local.turns import commit_turn
 
 __all__ = ["KEY_CONFLICT", "STAGING_SUFFIX", "ObjectStore", "key_conflict", "sidecar"]
 
@@ -123,7 +120,7 @@ class ObjectStore:
         except ValueError:
             return
         legacy = self.layout.legacy_sidecar(key)
-        with self._turn():
+        with commit_turn(self.layout):
             for path in (meta_path, legacy, data_path):
                 _remove_file(path)
             prune(data_path.parent, self.layout.objects)
@@ -153,21 +150,16 @@ class ObjectStore:
         Raises :func:`key_conflict` (moving nothing) when the key cannot be a
         file beside the objects stored.
         """
-        staging = self.layout.staging
-        meta_temp = staging / f"{secrets.token_hex(16)}{META_SUFFIX}{STAGING_SUFFIX}"
         legacy = self.layout.legacy_sidecar(meta["key"])
+        meta_temp = self._write_sidecar(meta)
         try:
-            with create_exclusive(meta_temp) as handle:
-                write_all(handle, json.dumps(meta, sort_keys=True).encode("utf-8"))
-                if self.fsync:
-                    os.fsync(handle.fileno())
-            with self._turn():
+            with commit_turn(self.layout):
                 if _blocked(data_path, self.layout.objects) or _blocked(
                     meta_path, self.layout.sidecars
                 ):
                     raise key_conflict()
-                replace_into(temp_path, data_path)
-                replace_into(meta_temp, meta_path)
+                self.place(temp_path, data_path)
+                self.place(meta_temp, meta_path)
                 if legacy is not None:  # it describes a file that is gone now
                     _remove_file(legacy)
                     prune(legacy.parent, self.layout.legacy_meta)
@@ -182,25 +174,28 @@ class ObjectStore:
     ) -> StoredObject | None:
         """Move the object at ``source_key`` to ``target_key`` if it is still ``expected``.
 
-        Under the root's commit lock (no upload can commit meanwhile) the
-        source's sidecar is read and its data file renamed to a private name;
-        it is promoted only if the sidecar described exactly that file (inode,
-        device, size, modification time) with ``expected``'s ETag and size.
-        Otherwise it goes back where it was and None is returned. A target
-        that cannot be a file beside the objects stored raises
-        :func:`key_conflict`, and a failing disk ``StorageUnavailableError``;
-        either way the source stays as it was (see :meth:`_put_back`).
+        In one turn of the root's commit lock (no upload can commit
+        meanwhile) the source's sidecar is read, and the object is promoted
+        only if that sidecar describes exactly the data file there (inode,
+        device, size, modification time) with ``expected``'s ETag and size;
+        otherwise nothing moves and None is returned. The target's sidecar is
+        put in place first, then the data file is renamed from the source to
+        the target: that one rename is the instant the object leaves the
+        source and appears at the target, so a reader finds it at one of the
+        two keys at every instant. A target that cannot be a file beside the
+        objects stored raises :func:`key_conflict`, and a failing disk
+        ``StorageUnavailableError``; either way the source stays as it was
+        (see :meth:`_install`).
         """
         try:
             data_path, meta_path = self.layout.paths(source_key)
             target_data, target_meta = self.layout.paths(target_key)
         except ValueError:
             return None
-        taken = self.layout.staging / f"{secrets.token_hex(16)}{STAGING_SUFFIX}"
         sidecar_paths = [meta_path, self.layout.legacy_sidecar(source_key)]
-        moved: list[tuple[Path, Path]] = []  # (where a file was, where it is now)
+        meta_temp: Path | None = None
         try:
-            with self._turn():
+            with commit_turn(self.layout):
                 sidecars = [meta for _, meta in map(read_sidecar, sidecar_paths)]
                 if not any(sidecars):
                     return None
@@ -208,105 +203,109 @@ class ObjectStore:
                     target_meta, self.layout.sidecars
                 ):
                     raise key_conflict()
-                try:
-                    data_path.rename(taken)
-                except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                    return None
-                moved.append((data_path, taken))
-                status = taken.lstat()
-                described = (status.st_ino, status.st_dev, status.st_size, status.st_mtime_ns)
-                found = [
-                    meta
-                    for meta in sidecars
-                    if describes(meta, *described) and meta.get("md5") == expected.etag
-                ]
-                if not found or status.st_size != expected.size:
-                    taken.rename(data_path)  # put it back as it was
-                    return None
-                # Its data file is gone, so the sidecars describe nothing: they are renamed
-                # aside, not removed, so that putting the object back needs no new space.
-                self._set_aside(sidecar_paths, moved)
-            self.commit(taken, target_data, target_meta, {**found[0], "key": target_key})
-        except StorageError:
-            # The target cannot be a file here: put the object back where it was, as it was.
-            self._put_back(moved, target_data)
-            raise
+                found = describing(data_path, sidecars, etag=expected.etag, size=expected.size)
+                if found is None or (data_path, meta_path) == (target_data, target_meta):
+                    return None if found is None else self.head(target_key)
+                meta_temp = self._write_sidecar({**found, "key": target_key})
+                self._install(data_path, target_data, meta_temp, target_meta, target_key=target_key)
+                with contextlib.suppress(OSError):  # they describe a file that is gone now
+                    for path in sidecar_paths:
+                        _remove_file(path)
+                    prune(data_path.parent, self.layout.objects)
+                    prune(meta_path.parent, self.layout.sidecars)
+                    if sidecar_paths[1] is not None:
+                        prune(sidecar_paths[1].parent, self.layout.legacy_meta)
         except OSError as exc:
-            # A full or failing disk: put the object back where it was, as it was (the
-            # sidecar describes the same inode), so nothing changed and a retry can succeed.
-            self._put_back(moved, target_data)
+            # A full or failing disk: nothing moved (see _install), so a retry can succeed.
             raise StorageUnavailableError(
                 "Storage could not move the file; nothing changed, retry later",
                 storage_error=type(exc).__name__,
             ) from None  # the OS error names paths, which hold user ids
-        for _, aside in moved[1:]:
-            aside.unlink(missing_ok=True)
-        prune(data_path.parent, self.layout.objects)
-        prune(meta_path.parent, self.layout.sidecars)
-        if sidecar_paths[1] is not None:
-            prune(sidecar_paths[1].parent, self.layout.legacy_meta)
+        finally:
+            if meta_temp is not None:
+                meta_temp.unlink(missing_ok=True)
+        if self.fsync:
+            try:
+                fsync_directory(target_data.parent)
+            except OSError as exc:
+                raise StorageUnavailableError(
+                    "Storage moved the file but could not flush the move to disk; retry later",
+                    storage_error=type(exc).__name__,
+                ) from None
         return self.head(target_key)
 
-    def _set_aside(self, paths: list[Path | None], moved: list[tuple[Path, Path]]) -> None:
-        """Rename the files among ``paths`` into staging, adding (where, to where) to ``moved``."""
-        for path in paths:
-            aside = self.layout.staging / f"{secrets.token_hex(16)}{META_SUFFIX}{STAGING_SUFFIX}"
-            try:
-                if path is not None and stat.S_ISREG(path.lstat().st_mode):
-                    path.rename(aside)
-                    moved.append((path, aside))
-            except (FileNotFoundError, NotADirectoryError):
-                continue
+    def place(self, source: Path, target: Path) -> None:
+        """Rename ``source`` onto ``target``, creating its directories (each move that commits)."""
+        replace_into(source, target)
 
-    def _put_back(self, moved: list[tuple[Path, Path]], target_data: Path) -> None:
-        """Rename a promoted object's files back to its source key, as they were.
+    def _write_sidecar(self, meta: dict[str, Any]) -> Path:
+        """Write ``meta`` whole to a new file in staging (flushed with ``fsync``); return it."""
+        meta_temp = self._sidecar_temp()
+        try:
+            with create_exclusive(meta_temp) as handle:
+                write_all(handle, json.dumps(meta, sort_keys=True).encode("utf-8"))
+                if self.fsync:
+                    os.fsync(handle.fileno())
+        except BaseException:
+            meta_temp.unlink(missing_ok=True)
+            raise
+        return meta_temp
 
-        ``moved`` is the data file's (source path, private path), then its
-        sidecars'; the data is at ``target_data`` if the commit moved it
-        there. Renames need no new space, so a full disk cannot refuse them.
-        If the source was uploaded again meanwhile, that newer object stays
-        and these files are dropped. Raises ``StorageError`` if any file
-        cannot be put back: the object may then be at neither key.
+    def _sidecar_temp(self) -> Path:
+        """Return a fresh name for a sidecar in staging."""
+        return self.layout.staging / f"{secrets.token_hex(16)}{META_SUFFIX}{STAGING_SUFFIX}"
+
+    def _install(
+        self, data_from: Path, data_path: Path, meta_from: Path, meta_path: Path, *, target_key: str
+    ) -> None:
+        """Make the file at ``data_from`` the object at ``data_path``, described by ``meta_from``.
+
+        Runs under the commit lock. The sidecar moves first, then the data:
+        the data's rename is the instant the object appears, and the object
+        the key held stays whole until then. Should a move fail (``OSError``),
+        everything is renamed back as it was (renames need no new space) and
+        the error raised: ``data_from`` is where it was and the key holds what
+        it held. Raises ``StorageError`` if even that fails.
         """
-        if not moved:
-            return
-        (data_path, data), *_ = moved
-        failed = False
-        with self._turn():
-            if not data.exists():
-                moved = [(data_path, target_data), *moved[1:]]
-            newer = os.path.lexists(data_path)
-            for origin, path in moved:
-                try:
-                    if newer:
-                        path.unlink()
-                    else:
-                        replace_into(path, origin)
-                except OSError:
-                    failed = True
-        if failed:
-            raise StorageError(
-                "Storage could not move the file, nor put it back where it was: the object "
-                "may now be at neither key",
-                storage_error="InternalError",
-            ) from None  # an OS error being handled names paths, which hold user ids
+        aside: Path | None = None
+        try:  # the earlier object's sidecar: put back should the move fail
+            meta_path.rename(aside := self._sidecar_temp())
+        except (FileNotFoundError, NotADirectoryError):
+            aside = None
+        placed = False
+        try:
+            self.place(meta_from, meta_path)
+            placed = True
+            if self.fsync:  # the sidecar must be on disk before its data is
+                fsync_directory(meta_path.parent)
+            self.place(data_from, data_path)
+        except OSError:
+            self._restore(meta_path, data_path, aside, placed=placed)
+            raise
+        if aside is not None:
+            aside.unlink(missing_ok=True)
+        legacy = self.layout.legacy_sidecar(target_key)
+        if legacy is not None:  # it describes a file that is gone now
+            _remove_file(legacy)
+            prune(legacy.parent, self.layout.legacy_meta)
 
-    @contextlib.contextmanager
-    def _turn(self) -> Iterator[None]:
-        """Hold this root's commit lock: in the process, then across processes."""
-        with _process_lock(self.layout.root):
-            if sys.platform == "win32":  # pragma: no cover - no flock: the process lock only
-                yield
-                return
-            fd = os.open(self.layout.staging, os.O_RDONLY)
-            try:
-                # A filesystem without directory locks (some network mounts) keeps the
-                # process lock only; that is all a single process ever needs.
-                with contextlib.suppress(OSError):
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)  # releases the flock
+    def _restore(
+        self, meta_path: Path, data_path: Path, aside: Path | None, *, placed: bool
+    ) -> None:
+        """Undo a failed :meth:`_install`: its sidecar goes, the key's earlier one comes back."""
+        try:
+            if placed:
+                meta_path.unlink()
+            if aside is not None:
+                aside.rename(meta_path)
+        except OSError:
+            raise StorageError(
+                "Storage could not store the file, nor put back the sidecar of the object the "
+                "key held: that object may be unreadable until it is stored again",
+                storage_error="InternalError",
+            ) from None  # the OS error names paths, which hold user ids
+        prune(meta_path.parent, self.layout.sidecars)
+        prune(data_path.parent, self.layout.objects)
 
     def _walk(self, directory: Path, key_prefix: str, prefix: str) -> Iterator[StoredObject]:
         """Yield the objects under ``directory`` (whose keys start ``key_prefix``) in key order.
@@ -332,16 +331,6 @@ class ObjectStore:
                 found = self.head(key)
                 if found is not None:
                     yield found
-
-
-_process_locks: dict[Path, threading.Lock] = {}
-_process_locks_guard = threading.Lock()
-
-
-def _process_lock(root: Path) -> threading.Lock:
-    """Return the one lock of ``root`` in this process, whichever LocalStorage uses it."""
-    with _process_locks_guard:
-        return _process_locks.setdefault(root, threading.Lock())
 
 
 def key_conflict() -> StorageError:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from helppet_recordings.models import StoredObject
 from helppet_recordings.storage.local.keys import Layout
 
-__all__ = ["describes", "object_info", "read_sidecar", "sidecar"]
+__all__ = ["describes", "describing", "object_info", "read_sidecar", "sidecar"]
 
 
 def sidecar(
@@ -73,6 +74,26 @@ def describes(meta: dict[str, Any], inode: int, device: int, size: int, mtime_ns
         size,
         mtime_ns,
     )
+
+
+def describing(
+    data_path: Path, sidecars: list[dict[str, Any]], *, etag: str | None, size: int
+) -> dict[str, Any] | None:
+    """Return the one of ``sidecars`` describing ``data_path``'s file, of ``etag`` and ``size``.
+
+    None when there is no regular file there, or no sidecar describes it so.
+    """
+    try:
+        status = data_path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not stat.S_ISREG(status.st_mode) or status.st_size != size:
+        return None
+    described = (status.st_ino, status.st_dev, status.st_size, status.st_mtime_ns)
+    for meta in sidecars:
+        if describes(meta, *described) and meta.get("md5") == etag:
+            return meta
+    return None
 
 
 def object_info(
