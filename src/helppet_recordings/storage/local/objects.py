@@ -145,12 +145,14 @@ class ObjectStore:
     def commit(
         self, temp_path: Path, data_path: Path, meta_path: Path, meta: dict[str, Any]
     ) -> None:
-        """Move a complete, flushed upload into place: the data first, then its sidecar.
+        """Move a complete, flushed upload into place: its sidecar first, then the data.
 
+        The object the key held stays whole until the data's rename replaces
+        it: should a move fail, the key keeps that object, the upload stays at
+        ``temp_path`` and the ``OSError`` is raised (see :meth:`_install`).
         Raises :func:`key_conflict` (moving nothing) when the key cannot be a
         file beside the objects stored.
         """
-        legacy = self.layout.legacy_sidecar(meta["key"])
         meta_temp = self._write_sidecar(meta)
         try:
             with commit_turn(self.layout):
@@ -158,16 +160,11 @@ class ObjectStore:
                     meta_path, self.layout.sidecars
                 ):
                     raise key_conflict()
-                self.place(temp_path, data_path)
-                self.place(meta_temp, meta_path)
-                if legacy is not None:  # it describes a file that is gone now
-                    _remove_file(legacy)
-                    prune(legacy.parent, self.layout.legacy_meta)
+                self._install(temp_path, data_path, meta_temp, meta_path, target_key=meta["key"])
         finally:
             meta_temp.unlink(missing_ok=True)
         if self.fsync:
             fsync_directory(data_path.parent)
-            fsync_directory(meta_path.parent)
 
     def promote(
         self, source_key: str, target_key: str, expected: StoredObject
@@ -215,6 +212,12 @@ class ObjectStore:
                     prune(meta_path.parent, self.layout.sidecars)
                     if sidecar_paths[1] is not None:
                         prune(sidecar_paths[1].parent, self.layout.legacy_meta)
+        except _PutBackError:
+            raise StorageError(
+                "Storage could not move the file, nor put back the sidecar of the object the "
+                "target held: that object may be unreadable until it is stored again",
+                storage_error="InternalError",
+            ) from None  # the OS error names paths, which hold user ids
         except OSError as exc:
             # A full or failing disk: nothing moved (see _install), so a retry can succeed.
             raise StorageUnavailableError(
@@ -265,7 +268,7 @@ class ObjectStore:
         the key held stays whole until then. Should a move fail (``OSError``),
         everything is renamed back as it was (renames need no new space) and
         the error raised: ``data_from`` is where it was and the key holds what
-        it held. Raises ``StorageError`` if even that fails.
+        it held. Raises :class:`_PutBackError` if even that fails.
         """
         aside: Path | None = None
         try:  # the earlier object's sidecar: put back should the move fail
@@ -298,12 +301,8 @@ class ObjectStore:
                 meta_path.unlink()
             if aside is not None:
                 aside.rename(meta_path)
-        except OSError:
-            raise StorageError(
-                "Storage could not store the file, nor put back the sidecar of the object the "
-                "key held: that object may be unreadable until it is stored again",
-                storage_error="InternalError",
-            ) from None  # the OS error names paths, which hold user ids
+        except OSError as exc:
+            raise _PutBackError(exc.errno, "the earlier sidecar could not be put back") from None
         prune(meta_path.parent, self.layout.sidecars)
         prune(data_path.parent, self.layout.objects)
 
@@ -331,6 +330,10 @@ class ObjectStore:
                 found = self.head(key)
                 if found is not None:
                     yield found
+
+
+class _PutBackError(OSError):
+    """A move failed, and so did renaming the key's earlier sidecar back."""
 
 
 def key_conflict() -> StorageError:
