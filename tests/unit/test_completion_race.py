@@ -52,6 +52,10 @@ TIMEOUT = 10.0
 class HeldAssembly(InMemoryStorage):
     """In-memory storage whose assembly, once it took the upload, waits for ``release``.
 
+    (``InMemoryStorage`` itself stores the object and forgets the upload in
+    one step; this one keeps the object back meanwhile, as a storage may
+    whose completion forgets the upload before the object is visible.)
+
     ``assembling`` is set when an assembly took the upload (storage no longer
     knows its id, and the object is not written yet); ``missed`` when a
     caller then asked for the upload's parts, or to assemble it, and was told
@@ -67,11 +71,10 @@ class HeldAssembly(InMemoryStorage):
         self.before_listing: list[Callable[[], object]] = []
         self.after_listing: list[Callable[[], object]] = []
 
-    def put_object(self, key: str, body: bytes, **options: Any) -> StoredObject:
-        """Write the assembled object only once released (multipart completion's last step)."""
-        self.assembling.set()
-        assert self.release.wait(TIMEOUT)
-        return super().put_object(key, body, **options)
+    def _put_locked(self, key: str, body: bytes, *, content_type: str) -> StoredObject:
+        """Keep the assembled object back (completion forgets the upload meanwhile)."""
+        self._assembled = (key, body, content_type)
+        return StoredObject(key=key, size=len(body), content_type=content_type)
 
     def list_parts(self, *, key: str, upload_id: str) -> list[StoredPart]:
         """List the parts between the next callbacks; note a NoSuchUpload."""
@@ -86,9 +89,13 @@ class HeldAssembly(InMemoryStorage):
     def complete_multipart_upload(
         self, *, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
     ) -> StoredObject:
-        """Assemble the upload; note a NoSuchUpload."""
+        """Assemble the upload (note a NoSuchUpload); write the object only once released."""
         with self._noting_a_miss():
-            return super().complete_multipart_upload(key=key, upload_id=upload_id, parts=parts)
+            super().complete_multipart_upload(key=key, upload_id=upload_id, parts=parts)
+        held_key, body, content_type = self._assembled
+        self.assembling.set()
+        assert self.release.wait(TIMEOUT)
+        return self.put_object(held_key, body, content_type=content_type)
 
     @contextlib.contextmanager
     def _noting_a_miss(self) -> Iterator[None]:

@@ -11,6 +11,7 @@ deadline, fail the recording while its verified file sits at ``s3_key``.
 from __future__ import annotations
 
 import threading
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from helppet_recordings import (
 )
 from helppet_recordings.events import UPLOAD_COMPLETED, UPLOAD_REJECTED, RecordingEvent
 from helppet_recordings.schemas import RecordingResponse
-from helppet_recordings.storage.local import LocalUploadReceiver
+from helppet_recordings.storage.local import LocalPartReceiver, LocalUploadReceiver
 from helppet_recordings.testing.clock import FakeClock
 from tests.support.local_forms import SECRET, encode_form
 from tests.support.replay import ORIGINAL
@@ -56,6 +57,24 @@ class Scene:
         answer = LocalUploadReceiver(self.storage).receive(content_type, [encoded])
         assert answer.status == 204, answer.body
         return ticket.recording_id
+
+    def uploaded_in_parts(self) -> uuid.UUID:
+        """Initiate a multipart WAV upload and PUT its one part; return its id."""
+        answer = self.service.initiate_multipart_upload(
+            self.user,
+            {
+                "filename": "visit.wav",
+                "content_type": "audio/wav",
+                "file_size_bytes": len(ORIGINAL),
+            },
+        )
+        (part,) = answer.parts
+        url = urllib.parse.urlsplit(part.url)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        key = urllib.parse.unquote(url.path.split("/part/", 1)[1])
+        sent = LocalPartReceiver(self.storage).receive(key, query, str(part.size), [ORIGINAL])
+        assert sent.status == 200, sent.body
+        return answer.recording_id
 
     def complete_twice_at_once(self, rid: uuid.UUID) -> list[RecordingResponse | RecordingError]:
         """Two threads complete ``rid`` together; return both answers."""
@@ -102,10 +121,11 @@ def scene(tmp_path: Path) -> Scene:
 
 
 @pytest.mark.parametrize("late", [False, True], ids=["in_time", "after_the_deadline"])
-def test_two_completions_at_once_both_succeed(scene: Scene, *, late: bool) -> None:
+@pytest.mark.parametrize("kind", ["post", "multipart"])
+def test_two_completions_at_once_both_succeed(scene: Scene, kind: str, *, late: bool) -> None:
     """Both answer ``uploaded``; one ``upload.completed``, no ``upload.rejected``, each round."""
     for _ in range(ROUNDS):
-        rid = scene.uploaded()
+        rid = scene.uploaded() if kind == "post" else scene.uploaded_in_parts()
         if late:
             scene.clock.advance(hours=2)  # past the upload's deadline: nothing must fail it
         answers = scene.complete_twice_at_once(rid)

@@ -225,18 +225,30 @@ class InMemoryStorage(InMemoryMultipart, EncryptionSettings):
 
         Under ``aws:kms`` the ETag is opaque (not the MD5), as on S3.
         """
-        stored = _Object(
-            body=bytes(body),
-            content_type=content_type,
-            server_side_encryption=server_side_encryption,
-            kms_key_id=kms_key_id if server_side_encryption == AWS_KMS else None,
-            last_modified=dt.datetime.fromtimestamp(self._clock(), dt.UTC),
-            etag=_etag(body, server_side_encryption),
-            sha256=hashlib.sha256(body).hexdigest(),
-        )
+        stored = self._object(body, content_type, server_side_encryption, kms_key_id)
         with self._lock:
             self._objects[key] = stored
         return _describe(key, stored)
+
+    def _put_locked(self, key: str, body: bytes, *, content_type: str) -> StoredObject:
+        """Store ``body`` at ``key`` with the storage's encryption; the caller holds the lock."""
+        stored = self._object(body, content_type, self._sse, self._kms_key_id)
+        self._objects[key] = stored
+        return _describe(key, stored)
+
+    def _object(
+        self, body: bytes, content_type: str | None, sse: str | None, kms_key_id: str | None
+    ) -> _Object:
+        """Build the stored object of ``body``: its ETag and SHA-256, stamped now."""
+        return _Object(
+            body=bytes(body),
+            content_type=content_type,
+            server_side_encryption=sse,
+            kms_key_id=kms_key_id if sse == AWS_KMS else None,
+            last_modified=dt.datetime.fromtimestamp(self._clock(), dt.UTC),
+            etag=_etag(body, sse),
+            sha256=hashlib.sha256(body).hexdigest(),
+        )
 
     def head(self, key: str) -> StoredObject | None:
         """Return the object's size, type, ETag, encryption and SHA-256, or None."""

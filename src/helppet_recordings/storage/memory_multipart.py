@@ -41,29 +41,19 @@ class InMemoryMultipart:
     """Create, sign parts of, receive, list, complete and abort in-memory multipart uploads.
 
     Mixed into :class:`~helppet_recordings.storage.memory.InMemoryStorage`,
-    whose lock, clock, secret, encryption and ``put_object`` it uses.
+    whose lock, clock, secret and objects it uses.
     """
 
     _bucket: str
     _lock: threading.Lock
     _clock: Callable[[], float]
-    _sse: str
-    _kms_key_id: str | None
     _uploads: dict[str, _Upload]
 
     def _sign(self, message: str) -> str:
         raise NotImplementedError
 
-    def put_object(
-        self,
-        key: str,
-        body: bytes,
-        *,
-        content_type: str | None,
-        server_side_encryption: str | None = ...,
-        kms_key_id: str | None = None,
-    ) -> StoredObject:
-        """Store ``body`` at ``key`` (implemented by the storage)."""
+    def _put_locked(self, key: str, body: bytes, *, content_type: str) -> StoredObject:
+        """Store ``body`` at ``key``; the caller holds the lock (implemented by the storage)."""
         raise NotImplementedError
 
     def create_multipart_upload(self, *, key: str, content_type: str) -> str:
@@ -148,14 +138,10 @@ class InMemoryMultipart:
                 if len(body) < MIN_PART_SIZE and index < len(parts) - 1:
                     raise StorageError("A part is too small", storage_error="EntityTooSmall")
                 bodies.append(body)
+            # One step: the upload is there until its object is.
+            stored = self._put_locked(key, b"".join(bodies), content_type=upload.content_type)
             del self._uploads[upload_id]
-        return self.put_object(
-            key,
-            b"".join(bodies),
-            content_type=upload.content_type,
-            server_side_encryption=self._sse,
-            kms_key_id=self._kms_key_id,
-        )
+        return stored
 
     def abort_multipart_upload(self, *, key: str, upload_id: str) -> None:
         """Drop the upload and its parts; an upload already gone is not an error."""

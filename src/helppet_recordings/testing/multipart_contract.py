@@ -20,6 +20,7 @@ stops a replayed part URL).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import time
@@ -34,6 +35,7 @@ from helppet_recordings.models import StoredObject
 from helppet_recordings.multipart import MIN_PART_SIZE, PlannedPart, plan_parts
 from helppet_recordings.ports import MultipartStorage, RecordingStorage
 from helppet_recordings.storage_capabilities import EncryptionChecking
+from helppet_recordings.testing._watch import Watch
 
 __all__ = ["LAST_PART_SIZE", "PLAN", "SOURCE", "MultipartContract", "SendPart"]
 
@@ -53,6 +55,17 @@ def _md5(body: bytes) -> str:
 
 def _body(part: PlannedPart, source: bytes = SOURCE) -> bytes:
     return source[part.offset : part.offset + part.size]
+
+
+def _upload_or_object(storage: Any, key: str, upload_id: str) -> bool:
+    """Whether ``list_parts`` finds the upload, or else HEAD finds the object at ``key``."""
+    try:
+        storage.list_parts(key=key, upload_id=upload_id)
+    except StorageError as exc:
+        if exc.details.get("storage_error") != "NoSuchUpload":
+            raise
+        return storage.head(key) is not None
+    return True
 
 
 class MultipartContract:
@@ -180,6 +193,28 @@ class MultipartContract:
         )
         assert storage.read_range(key, offset=0, length=len(SOURCE) + 1) == SOURCE
         assert storage.list_multipart_uploads(prefix=self.prefix) == []
+
+    def test_a_completion_never_hides_the_upload(self, storage: Any, send_part: SendPart) -> None:
+        """Threads listing the parts, else HEADing the key, during completion always find one.
+
+        A second completion of the upload looks that way: an instant where
+        the upload is gone and its object not yet there answers it "not
+        found". Once ``list_parts`` says NoSuchUpload, the object must be there.
+        """
+        key, upload_id = self.start(storage, "watched.m4a")
+        assert self.send(storage, send_part, key, upload_id, PLAN.parts) == [True] * 3
+        listed = storage.list_parts(key=key, upload_id=upload_id)
+        watching = Watch(functools.partial(_upload_or_object, storage, key, upload_id))
+
+        with watching:
+            stored = storage.complete_multipart_upload(
+                key=key, upload_id=upload_id, parts=[(p.part_number, p.etag) for p in listed]
+            )
+
+        assert stored.size == len(SOURCE)
+        assert watching.looks > 0
+        assert watching.misses == 0, f"{watching.misses} of {watching.looks} found nothing"
+        self.assert_no_upload(storage, key, upload_id)
 
     def test_missing_part_is_resumed_by_sending_only_it(
         self, storage: Any, send_part: SendPart

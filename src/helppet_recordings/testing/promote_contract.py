@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import threading
+import functools
 
 from helppet_recordings.models import StoredObject
 from helppet_recordings.ports import RecordingStorage
 from helppet_recordings.testing._storage_basics import AUDIO, PutObject, StorageFixtures
+from helppet_recordings.testing._watch import Watch
 
 
 class PromoteContract(StorageFixtures):
@@ -108,7 +109,7 @@ class PromoteContract(StorageFixtures):
             source, target = self.keys(f"watched-{round_number}.wav")
             put_object(source, AUDIO, "audio/wav")
             expected = self.verified(storage, source)
-            watching = _Watch(storage, source, target)
+            watching = Watch(functools.partial(_at_either, storage, source, target))
             with watching:
                 moved = storage.promote(source, target, expected=expected)
             assert moved is not None
@@ -116,49 +117,6 @@ class PromoteContract(StorageFixtures):
             assert watching.misses == 0, f"{watching.misses} of {watching.looks} found nothing"
 
 
-class _Watch:
-    """Two threads that HEAD ``source`` then ``target`` until the ``with`` block ends.
-
-    The block starts once both have looked at least once, so they watch
-    the whole of it; :attr:`misses` counts the looks that found the object
-    at neither key. An error in a thread is raised when the block ends.
-    """
-
-    def __init__(self, storage: RecordingStorage, source: str, target: str) -> None:
-        self.storage, self.source, self.target = storage, source, target
-        self.looks = self.misses = 0
-        self._errors: list[Exception] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ready = threading.Barrier(3, timeout=10)
-        self._threads = [threading.Thread(target=self._watch, daemon=True) for _ in range(2)]
-
-    def __enter__(self) -> _Watch:
-        for thread in self._threads:
-            thread.start()
-        self._ready.wait()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=10)
-        if self._errors:
-            raise self._errors[0]
-
-    def _watch(self) -> None:
-        try:
-            self._look()
-            self._ready.wait()
-            while not self._stop.is_set():
-                self._look()
-        except Exception as exc:  # noqa: BLE001 - raised in the test's thread when the block ends
-            self._errors.append(exc)
-            self._ready.abort()
-
-    def _look(self) -> None:
-        seen = self.storage.head(self.source) is not None
-        seen = seen or self.storage.head(self.target) is not None
-        with self._lock:
-            self.looks += 1
-            self.misses += not seen
+def _at_either(storage: RecordingStorage, source: str, target: str) -> bool:
+    """Whether HEAD finds the object at ``source``, or else at ``target``."""
+    return storage.head(source) is not None or storage.head(target) is not None

@@ -3,12 +3,13 @@
 Parts arrive as ``PUT {base_url}/part/{key}?uploadId=...&partNumber=...&size=...
 &expires=...&sig=...`` (see :mod:`.part_receiver`) and are kept by
 :class:`~helppet_recordings.storage.local.parts.PartStore` until completion
-assembles them into the object (streamed into a temporary file, then moved
-onto the key with its sidecar under the root's commit lock, as a POST upload
-is) or abort drops them. What S3 refuses at completion is refused here too,
-with the upload kept: an unknown part or ETag (``InvalidPart``), parts out
-of order (``InvalidPartOrder``), a part below 5 MiB that is not the last
-(``EntityTooSmall``).
+assembles them into the object (streamed into a temporary file while the
+upload stays live, then moved onto the key with its sidecar as a POST upload
+is, in the same turn of the upload's lock that takes the upload away: a reader
+finds the upload or its object at every instant) or abort drops them. What S3
+refuses at completion is refused here too, with the upload kept: an unknown
+part or ETag (``InvalidPart``), parts out of order (``InvalidPartOrder``), a
+part below 5 MiB that is not the last (``EntityTooSmall``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import secrets
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import IO, Any
 
 from helppet_recordings.errors import StorageError
 from helppet_recordings.models import MultipartUploadInfo, StoredObject, StoredPart
@@ -103,11 +105,15 @@ class LocalMultipart:
     ) -> StoredObject:
         """Assemble ``key`` from ``(part number, ETag)`` pairs; return the object as HEAD sees it.
 
-        The pairs are checked against the parts held, before anything moves
-        and again once the upload is taken out of reach of further parts.
-        A refusal (``StorageError``: ``InvalidPartOrder``, ``InvalidPart``,
-        ``EntityTooSmall``; ``InternalError`` when the disk fails) keeps the
-        upload as it was. Afterwards the upload id is gone.
+        The pairs are checked against the parts held, under the upload's
+        lock; the parts are then streamed into a temporary file while the
+        upload stays live, and the object is committed and the upload taken
+        in one turn of that lock (:meth:`PartStore.finish`): at every instant
+        a reader finds the upload or its object. A refusal (``StorageError``:
+        ``InvalidPartOrder``, ``InvalidPart`` also for a part replaced during
+        the assembly, ``EntityTooSmall``; ``InternalError`` when the disk
+        fails) keeps the upload as it was. ``NoSuchUpload`` once another
+        completion or an abort took it. Afterwards the upload id is gone.
         """
         numbers = [number for number, _ in parts]
         if not parts or numbers != sorted(set(numbers)):
@@ -115,17 +121,24 @@ class LocalMultipart:
                 "The parts must be listed once each, in order", storage_error="InvalidPartOrder"
             )
         upload = self._parts.get(key, upload_id)
-        with _disk_errors():
-            with self._parts.locked(upload):
-                _chosen(self._parts.parts(upload.directory), parts)
-            taken = self._parts.take(upload, done=True)
+        with _disk_errors(), self._parts.locked(upload):
+            files = _chosen(self._parts.parts(upload.directory), parts)
+        data_path, meta_path = self._layout.paths(upload.key)
+        temp = self._layout.staging / f"{secrets.token_hex(16)}{STAGING_SUFFIX}"
         try:
-            files = _chosen(self._parts.parts(taken), parts)
-            stored = self._assemble(upload, files)
-        except BaseException:
-            self._parts.give_back(taken, upload)
-            raise
+            meta = self._assemble(upload, files, temp)
+            with _disk_errors():
+                taken = self._parts.finish(
+                    upload, lambda: self._store.commit(temp, data_path, meta_path, meta)
+                )
+        finally:
+            temp.unlink(missing_ok=True)
         self._parts.remove(taken)
+        stored = self.head(upload.key)
+        if stored is None:
+            raise StorageError(
+                "The completed multipart upload is not in storage", storage_error="NoSuchKey"
+            )
         return stored
 
     def abort_multipart_upload(self, *, key: str, upload_id: str) -> None:
@@ -136,7 +149,7 @@ class LocalMultipart:
         with _disk_errors():
             try:
                 upload = self._parts.get(key, upload_id)
-                taken = self._parts.take(upload, done=False)
+                taken = self._parts.take(upload)
             except StorageError:
                 return  # already completed, aborted or never started
             self._parts.remove(taken)
@@ -165,16 +178,18 @@ class LocalMultipart:
         """The unfinished uploads on disk (for the part receiver)."""
         return self._parts
 
-    def _assemble(self, upload: Upload, files: list[Path]) -> StoredObject:
-        """Stream the parts into one temporary file, then commit it at the key."""
-        data_path, meta_path = self._layout.paths(upload.key)
-        temp = self._layout.staging / f"{secrets.token_hex(16)}{STAGING_SUFFIX}"
+    def _assemble(self, upload: Upload, files: list[Path], temp: Path) -> dict[str, Any]:
+        """Stream the parts into ``temp`` (flushed); return the sidecar that describes it.
+
+        A part file gone since it was chosen was replaced (``InvalidPart``) or
+        went with its upload (``NoSuchUpload``).
+        """
         digests = Digests()
         size = 0
         try:
             with create_exclusive(temp) as out:
                 for path in files:
-                    with path.open("rb") as part:
+                    with _part(self._parts, upload, path) as part:
                         while chunk := part.read(_COPY_CHUNK):
                             digests.update(chunk)
                             write_all(out, chunk)
@@ -184,30 +199,21 @@ class LocalMultipart:
                     os.fsync(out.fileno())
                 status = os.fstat(out.fileno())
             md5, sha256 = digests.hexdigests()
-            stored_at = dt.datetime.now(dt.UTC)
-            meta = sidecar(
-                key=upload.key,
-                content_type=upload.content_type,
-                size=size,
-                md5=md5,
-                sha256=sha256,
-                status=status,
-                stored_at=stored_at,
-            )
-            self._store.commit(temp, data_path, meta_path, meta)
         except OSError as exc:
             raise StorageError(
                 "LocalStorage could not assemble the upload", storage_error="InternalError"
             ) from exc
         finally:
             digests.wait()
-            temp.unlink(missing_ok=True)
-        stored = self.head(upload.key)
-        if stored is None:
-            raise StorageError(
-                "The completed multipart upload is not in storage", storage_error="NoSuchKey"
-            )
-        return stored
+        return sidecar(
+            key=upload.key,
+            content_type=upload.content_type,
+            size=size,
+            md5=md5,
+            sha256=sha256,
+            status=status,
+            stored_at=dt.datetime.now(dt.UTC),
+        )
 
 
 @contextlib.contextmanager
@@ -220,6 +226,17 @@ def _disk_errors() -> Iterator[None]:
             "LocalStorage could not read or write its multipart uploads",
             storage_error="InternalError",
         ) from exc
+
+
+def _part(parts: PartStore, upload: Upload, path: Path) -> IO[bytes]:
+    """Open a chosen part file; ``InvalidPart`` or ``NoSuchUpload`` when it is gone."""
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        parts.get(upload.key, upload.upload_id)  # NoSuchUpload when the upload went with it
+        raise StorageError(
+            "One or more of the specified parts could not be found", storage_error="InvalidPart"
+        ) from None
 
 
 def _chosen(held: list[tuple[StoredPart, Path]], wanted: Sequence[tuple[int, str]]) -> list[Path]:

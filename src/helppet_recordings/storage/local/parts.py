@@ -10,8 +10,9 @@ ever sees them), an upload is a directory named by its id::
 A part's name carries its MD5 (its ETag), so the part and its ETag appear
 together in one rename. Replacing a part (removing the part's other file,
 renaming the new one in) happens under an exclusive ``flock`` on the
-upload's directory, which completion and abort also take while they move
-the directory away (to ``.done-<random>`` or ``.gone-<random>``): a part
+upload's directory, which completion (committing the object, then moving
+the directory to ``.done-<random>``) and abort (moving it to
+``.gone-<random>``) also take: a part
 lands in the live upload, whole, or is refused. Nothing here ever creates
 an upload's directory but :meth:`PartStore.create`, so a part that arrives
 after completion or abort cannot bring the upload back.
@@ -157,21 +158,31 @@ class PartStore:
         finally:
             os.close(fd)  # releases the flock
 
-    def take(self, upload: Upload, *, done: bool) -> Path:
-        """Move the upload's directory away (completion or abort); return where it went.
+    def take(self, upload: Upload) -> Path:
+        """Move the upload's directory away (abort); return where it went.
 
         From then on the upload does not exist: its parts are refused and it
-        is not listed. :meth:`give_back` undoes a move that completion
-        could not finish.
+        is not listed.
         """
-        target = self.layout.multipart / f"{'.done-' if done else '.gone-'}{secrets.token_hex(8)}"
+        target = self.layout.multipart / f".gone-{secrets.token_hex(8)}"
         with self.locked(upload):
             upload.directory.rename(target)
         return target
 
-    def give_back(self, taken: Path, upload: Upload) -> None:
-        """Put a taken upload back where it was (its completion was refused)."""
-        taken.rename(upload.directory)
+    def finish(self, upload: Upload, commit: Callable[[], None]) -> Path:
+        """Run ``commit`` (it stores the upload's object), then take the upload; return where.
+
+        Both happen in one turn of the upload's lock, so the upload is there
+        until its object is: at every instant a reader finds one of the two.
+        Raises ``NoSuchUpload``, running nothing, when the upload was
+        completed or aborted meanwhile; whatever ``commit`` raises keeps the
+        upload as it was.
+        """
+        target = self.layout.multipart / f".done-{secrets.token_hex(8)}"
+        with self.locked(upload):
+            commit()
+            upload.directory.rename(target)
+        return target
 
     @staticmethod
     def remove(taken: Path) -> None:
