@@ -8,6 +8,7 @@ import io
 import json
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
@@ -500,3 +501,24 @@ def test_an_endpoint_variable_is_read_stripped(monkeypatch: pytest.MonkeyPatch) 
     storage = S3Storage(BUCKET)
     ticket = storage.create_upload(key="k.m4a", content_type="audio/mp4", max_size=9, expires_in=60)
     assert ticket.url == f"http://127.0.0.1:9/{BUCKET}"
+
+
+def test_an_empty_endpoint_variable_leaves_the_profiles_endpoint(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``AWS_ENDPOINT_URL_S3=`` is unset: the profile's ``endpoint_url`` still applies.
+
+    A compose file's ``${X:-}`` writes such a variable; boto3 alone ignores it too.
+    """
+    config = tmp_path / "config"
+    config.write_text(
+        "[profile clinic]\nregion = eu-west-1\nendpoint_url = http://127.0.0.1:8333\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_PROFILE", "clinic")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    storage = S3Storage(BUCKET)
+    assert storage.client.meta.endpoint_url == "http://127.0.0.1:8333"

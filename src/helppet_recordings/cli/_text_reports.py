@@ -59,7 +59,7 @@ def reconcile_text(report: ReconcileReport, console: Console, *, orphan_min_age:
         console,
         [str(rid) for rid in report.changed_objects],
         "[red]recording(s) whose audio was replaced[/] after it was verified "
-        "(restore the verified version, or reprocess):",
+        "(restore the verified version from a backup or a previous object version):",
     )
     _listed(
         console,

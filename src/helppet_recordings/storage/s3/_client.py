@@ -45,12 +45,15 @@ def environment_endpoint(environ: Mapping[str, str] | None = None) -> tuple[str,
 
 
 def _endpoint_options() -> dict[str, Any]:
-    """Keep botocore from reading the endpoint variables itself when one is set but blank.
+    """Keep botocore from reading an endpoint variable that holds only whitespace.
 
-    With no endpoint given, botocore reads them raw, and takes whitespace for
-    an invalid endpoint rather than for unset.
+    With no endpoint given, botocore reads the variables raw and takes
+    whitespace for an invalid endpoint rather than for unset. Only then are
+    configured endpoints ignored (a profile's ``endpoint_url`` with them): an
+    empty variable botocore itself treats as unset, and the profile's
+    endpoint still applies.
     """
-    if any(name in os.environ for name in ENDPOINT_VARIABLES):
+    if any(os.environ.get(name, "x").isspace() for name in ENDPOINT_VARIABLES):
         return {"ignore_configured_endpoint_urls": True}
     return {}
 
