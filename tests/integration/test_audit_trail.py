@@ -203,4 +203,5 @@ def test_an_unreadable_audit_entry_quotes_nothing_stored() -> None:
         with pytest.raises(RepositoryError, match="audit entry could not be read") as caught:
             sql.audit_trail(entry.recording_id)
     assert caught.value.details["reason"] == "JSONDecodeError"
+    assert (caught.value.__cause__, caught.value.__context__) == (None, None)
     assert "stored-secret" not in "".join(traceback.format_exception(caught.value))

@@ -94,7 +94,7 @@ def test_unreadable_metadata_quotes_nothing_stored(sql_repository: SqlAlchemyRep
     assert caught.value.details["column"] == "recording_metadata"
     assert caught.value.details["reason"] == "JSONDecodeError"
     assert caught.value.__cause__ is None
-    assert caught.value.__suppress_context__
+    assert caught.value.__context__ is None
     assert "Jane Doe" not in _formatted(caught.value)
 
 

@@ -146,15 +146,19 @@ def to_recording(row: Sequence[Any]) -> Recording:
             raise _unreadable(row, name, "null")
     for name, read in _READERS:
         value = values[name]
-        if value is not None:
-            try:
-                values[name] = read(value)
-            except (ValueError, TypeError, KeyError) as exc:
-                raise _unreadable(row, name, type(exc).__name__) from None
+        if value is None:
+            continue
+        try:
+            values[name] = read(value)
+            continue
+        except (ValueError, TypeError, KeyError) as exc:
+            problem = type(exc).__name__
+        raise _unreadable(row, name, problem)  # outside the except: no __context__ either
     try:
         return Recording(**values)
     except (ValueError, TypeError) as exc:
-        raise _unreadable(row, "row", type(exc).__name__) from None
+        problem = type(exc).__name__
+    raise _unreadable(row, "row", problem)
 
 
 def _unreadable(row: Sequence[Any], column: str, reason: str) -> RepositoryError:

@@ -141,13 +141,14 @@ def to_audit_entry(row: Sequence[Any]) -> AuditEntry:
             attributes=json.loads(attributes),
         )
     except (ValueError, TypeError) as exc:
-        # Not chained: a JSONDecodeError keeps the whole stored document.
-        raise RepositoryError(
-            "A stored audit entry could not be read",
-            operation="audit_trail",
-            recording_id=str(recording_id),
-            reason=type(exc).__name__,
-        ) from None
+        problem = type(exc).__name__
+    # Raised outside the except, chaining nothing: a JSONDecodeError keeps the whole document.
+    raise RepositoryError(
+        "A stored audit entry could not be read",
+        operation="audit_trail",
+        recording_id=str(recording_id),
+        reason=problem,
+    )
 
 
 # ------------------------------------------------------------------------------ statistics
