@@ -27,6 +27,7 @@ from typing import Annotated, Any, Final
 import attrs
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
@@ -235,6 +236,11 @@ async def delete_recording(recording_id: uuid.UUID, request: Request) -> Respons
     return Response(status_code=204)
 
 
+async def _to_the_page() -> RedirectResponse:
+    """Send ``/app`` on to the page at ``/app/`` (a relative redirect: no Host header in it)."""
+    return RedirectResponse("/app/", status_code=307)
+
+
 async def serve_metrics(request: Request) -> Response:
     """Serve the service's metrics as Prometheus text (no personal data: codes only)."""
     prometheus = _runtime(request).metrics
@@ -387,6 +393,7 @@ def create_app(
     install_unauthorized_handler(api)
     api.include_router(recordings)
     api.add_api_route("/metrics", serve_metrics, methods=["GET"], include_in_schema=False)
+    api.add_api_route("/app", _to_the_page, methods=["GET"], include_in_schema=False)
     api.mount("/app", StaticFiles(directory=STATIC_DIR, html=True), name="app")
     return api
 

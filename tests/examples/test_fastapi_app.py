@@ -628,6 +628,14 @@ def test_unknown_route_and_method(client: TestClient, user: uuid.UUID) -> None:
     assert_error(client.put(f"{BASE}/", headers=auth(user)), 405, "METHOD_NOT_ALLOWED")
 
 
+def test_the_page_without_its_slash_is_redirected_relatively(client: TestClient) -> None:
+    """``/app`` sends the browser on to ``/app/`` by path, whatever the Host header says."""
+    response = client.get("/app", headers={"Host": "evil.example"}, follow_redirects=False)
+    assert response.status_code == 307
+    assert response.headers["location"] == "/app/"
+    assert client.get("/app").status_code == 200
+
+
 @pytest.mark.parametrize("method", ["GET", "DELETE", "POST"])
 def test_a_trailing_slash_is_not_redirected_to_the_host_header(
     client: TestClient, user: uuid.UUID, method: str
