@@ -1,11 +1,11 @@
 """Completion and multipart assembly: wait for a concurrent assembly, forget a refused one.
 
-Storage forgets the upload id as soon as a completion starts assembling the
-parts (LocalStorage moves the upload's directory away, then copies the parts
-into the object; S3 may answer ``NoSuchUpload`` before the object is
-visible). A second completion of the same recording in that window (a client
-retrying after a lost answer, a double tap) finds neither the upload nor the
-object. While the recording is still ``uploading`` with that upload id, that
+A storage may forget the upload id as soon as a completion starts
+assembling the parts, before the object is visible (S3 may answer
+``NoSuchUpload`` meanwhile; LocalStorage and InMemoryStorage keep the upload
+until the object is stored). A second completion of the same recording in
+that window (a client retrying after a lost answer, a double tap) finds
+neither the upload nor the object. While the recording is still ``uploading`` with that upload id, that
 is another completion (or the sweeper) assembling: this one waits for it,
 up to :data:`ASSEMBLY_WAIT_SECONDS`, and answers from what it settled.
 
