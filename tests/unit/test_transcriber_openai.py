@@ -270,6 +270,11 @@ LANGUAGE_REFUSALS = {
         "param": None,
         "code": 400,
     },
+    "unquoted, with a code": {
+        "message": "Language eng is not supported by this model",
+        "param": None,
+        "code": "unsupported_language",
+    },
 }
 """400 answers refusing a language of valid form that the service does not know."""
 
@@ -301,12 +306,32 @@ def test_a_400_about_the_audio_is_still_a_refusal_when_a_language_is_set(m4a: by
     assert caught.value.reason == "refused"
 
 
-def test_a_400_that_only_mentions_languages_refuses_that_recording(m4a: bytes) -> None:
-    """A message about the audio's language, not the one configured, refuses the audio only.
+AUDIO_LANGUAGE_REFUSALS = {
+    "undetected": {"message": "The audio's language could not be detected.", "param": None},
+    "a detection code": {
+        "message": "Could not transcribe the audio",
+        "param": None,
+        "code": "language_detection_failed",
+    },
+    "another language detected": {
+        "message": "Detected language 'de' differs from the requested 'en'",
+        "param": None,
+    },
+    "the code inside a word": {"message": "Unsupported language in ten-second clip", "param": None},
+}
+"""400 answers that mention languages but refuse this recording's audio, not the setting."""
+
+
+@pytest.mark.parametrize(
+    "refusal", AUDIO_LANGUAGE_REFUSALS.values(), ids=AUDIO_LANGUAGE_REFUSALS.keys()
+)
+def test_a_400_about_the_audios_language_refuses_that_recording(
+    m4a: bytes, refusal: dict[str, Any]
+) -> None:
+    """Not the configured language refused: the audio is, alone.
 
     Taken for a configuration error, it would stop the worker for every recording.
     """
-    refusal = {"message": "The audio's language could not be detected.", "param": None}
     service = Service(lambda request, index: httpx2.Response(400, json={"error": refusal}))
     with pytest.raises(PermanentTranscriptionError) as caught:
         service.transcriber(language="en").transcribe(

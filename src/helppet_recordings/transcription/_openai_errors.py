@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from typing import TYPE_CHECKING, Final
 
 from helppet_recordings.transcription._retry_after import retry_after_seconds
@@ -80,22 +82,25 @@ def _error_fields(exc: openai.APIStatusError) -> dict[str, object]:
 
 
 def _about_language(error: dict[str, object], language: str) -> bool:
-    """Return whether an error answer is about the ``language`` parameter.
+    """Return whether an error answer refuses the configured ``language`` itself.
 
-    OpenAI names it in ``param`` (``invalid_language_format``); compatible
-    servers may leave ``param`` null and say so in ``code``, or in a
-    ``message`` that quotes the language sent. A message that only mentions
-    languages ("the audio's language could not be detected") is about that
-    recording, which stays refused alone: taking it for a configuration error
-    would stop the worker.
+    OpenAI names it in ``param`` (``invalid_language_format``). A compatible
+    server may leave ``param`` null; its ``code`` and ``message`` then count
+    only when they say a language is unsupported, invalid or unknown and the
+    message names the language sent (``Unsupported language: 'eng'``). Others
+    that mention languages ("language_detection_failed", "detected language
+    'de' differs from requested 'en'") are about that recording, which is
+    refused alone: taken for a configuration error, they would stop the worker.
     """
     if error.get("param") == "language":
         return True
     code, message = error.get("code"), error.get("message")
-    if isinstance(code, str) and "language" in code.lower():
-        return True
-    return (
-        isinstance(message, str)
-        and "language" in message.lower()
-        and any(f"{quote}{language}{quote}" in message for quote in "'\"`")
-    )
+    if not isinstance(message, str):
+        return False
+    said = f"{code if isinstance(code, str) else ''} {message}".lower()
+    refusal = any(word in said for word in _REFUSING_WORDS)
+    named = re.search(rf"(?<![\w-]){re.escape(language)}(?![\w-])", message) is not None
+    return "language" in said and refusal and named
+
+
+_REFUSING_WORDS: Final = ("unsupported", "not supported", "invalid", "unknown", "unrecognized")
