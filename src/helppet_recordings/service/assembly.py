@@ -5,9 +5,10 @@ assembling the parts, before the object is visible (S3 may answer
 ``NoSuchUpload`` meanwhile; LocalStorage and InMemoryStorage keep the upload
 until the object is stored). A second completion of the same recording in
 that window (a client retrying after a lost answer, a double tap) finds
-neither the upload nor the object. While the recording is still ``uploading`` with that upload id, that
-is another completion (or the sweeper) assembling: this one waits for it,
-up to :data:`ASSEMBLY_WAIT_SECONDS`, and answers from what it settled.
+neither the upload nor the object. While the recording is still
+``uploading`` with that upload id, that is another completion (or the
+sweeper) assembling: this one waits for it, up to
+:data:`ASSEMBLY_WAIT_SECONDS`, and answers from what it settled.
 
 An assembled object that verification refuses is removed, and the recording
 forgets its upload id first: a later completion then knows at once that
