@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-
 from typing import TYPE_CHECKING, Final
 
 from helppet_recordings.transcription._retry_after import retry_after_seconds
