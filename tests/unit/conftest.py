@@ -1,9 +1,17 @@
-"""A RecordingService over the in-memory repository and the in-memory storage."""
+"""A RecordingService over the in-memory repository and the in-memory storage.
+
+And, for the upload client's tests, a twin of the API (``api``) and retries
+without sleeping (``no_stamina_waits``, which a module asks for with
+``pytestmark``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import attrs
 import pytest
+import stamina
 
 from helppet_recordings import (
     InMemoryRepository,
@@ -12,6 +20,7 @@ from helppet_recordings import (
     RecordingSettings,
 )
 from helppet_recordings.testing.clock import FakeClock
+from tests.support.fake_recordings_api import FakeRecordingsApi
 
 BUCKET = "helppet-audio-recordings"
 
@@ -43,3 +52,16 @@ def harness() -> Harness:
     settings = RecordingSettings(max_file_size=1_000_000, s3_presigned_url_expiration=600)
     service = RecordingService(storage, repository, settings, clock=clock)
     return Harness(service, repository, storage, clock)
+
+
+@pytest.fixture
+def no_stamina_waits() -> Iterator[None]:
+    """Stamina retries without sleeping, six attempts at most."""
+    with stamina.set_testing(True, attempts=6, cap=True):
+        yield
+
+
+@pytest.fixture
+def api() -> FakeRecordingsApi:
+    """A fresh twin of the API and its storage."""
+    return FakeRecordingsApi()

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import stamina
 
 from helppet_recordings.client import RecordingUploader
 from helppet_recordings.errors import RecordingError, StorageError
@@ -18,11 +16,7 @@ MiB = 1024 * 1024
 IDLE = "Your socket connection to the server was not read from or written to within the timeout"
 
 
-@pytest.fixture(autouse=True)
-def no_waiting() -> Iterator[None]:
-    """Stamina retries without sleeping in these tests."""
-    with stamina.set_testing(True, attempts=6, cap=True):
-        yield
+pytestmark = pytest.mark.usefixtures("no_stamina_waits")
 
 
 def _undecodable(status: int, **headers: str) -> httpx.Response:

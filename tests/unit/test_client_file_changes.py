@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import stamina
 from starlette.types import Receive, Scope, Send
 
 from helppet_recordings.client import FileChangedError, RecordingUploader, RetryPolicy
@@ -21,17 +20,7 @@ MiB = 1024 * 1024
 COMPLETE = "POST api.test/upload/complete/{id}"
 
 
-@pytest.fixture(autouse=True)
-def no_waiting() -> Iterator[None]:
-    """Stamina retries without sleeping in these tests."""
-    with stamina.set_testing(True, attempts=6, cap=True):
-        yield
-
-
-@pytest.fixture
-def api() -> FakeRecordingsApi:
-    """A fresh twin of the API and its storage."""
-    return FakeRecordingsApi()
+pytestmark = pytest.mark.usefixtures("no_stamina_waits")
 
 
 def _file(tmp_path: Path, size: int) -> Path:

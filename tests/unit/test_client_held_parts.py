@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 import secrets
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import stamina
 
 from helppet_recordings.client import RecordingUploader, load_state
 from helppet_recordings.errors import IdempotencyConflictError, StorageError, UploadNotFoundError
@@ -21,17 +19,7 @@ PART = 8 * MiB
 SIZE = 3 * PART
 
 
-@pytest.fixture(autouse=True)
-def no_waiting() -> Iterator[None]:
-    """Stamina retries without sleeping in these tests."""
-    with stamina.set_testing(True, attempts=6, cap=True):
-        yield
-
-
-@pytest.fixture
-def api() -> FakeRecordingsApi:
-    """A fresh twin of the API and its storage."""
-    return FakeRecordingsApi()
+pytestmark = pytest.mark.usefixtures("no_stamina_waits")
 
 
 def _uploader(api: FakeRecordingsApi, **options: object) -> RecordingUploader:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import stamina
 
 from helppet_recordings.client import RecordingUploader, load_state
 from helppet_recordings.client._files import FileIdentity
@@ -21,17 +19,7 @@ SIZE = 5000
 MiB = 1024 * 1024
 
 
-@pytest.fixture(autouse=True)
-def no_waiting() -> Iterator[None]:
-    """Stamina retries without sleeping in these tests."""
-    with stamina.set_testing(True, attempts=6, cap=True):
-        yield
-
-
-@pytest.fixture
-def api() -> FakeRecordingsApi:
-    """A fresh twin of the API and its storage."""
-    return FakeRecordingsApi()
+pytestmark = pytest.mark.usefixtures("no_stamina_waits")
 
 
 def _uploader(api: FakeRecordingsApi) -> RecordingUploader:

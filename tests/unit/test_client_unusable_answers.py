@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import stamina
 
 from helppet_recordings.client import RecordingUploader
 from helppet_recordings.errors import RecordingError, UploadIncompleteError
@@ -20,11 +18,7 @@ MiB = 1024 * 1024
 PART = 8 * MiB
 
 
-@pytest.fixture(autouse=True)
-def no_waiting() -> Iterator[None]:
-    """Stamina retries without sleeping in these tests."""
-    with stamina.set_testing(True, attempts=6, cap=True):
-        yield
+pytestmark = pytest.mark.usefixtures("no_stamina_waits")
 
 
 def _upload(api: FakeRecordingsApi, tmp_path: Path, size: int) -> None:

@@ -7,12 +7,10 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import stamina
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -37,17 +35,7 @@ MiB = 1024 * 1024
 PART = 8 * MiB
 
 
-@pytest.fixture(autouse=True)
-def no_waiting() -> Iterator[None]:
-    """Stamina retries without sleeping in these tests."""
-    with stamina.set_testing(True, attempts=6, cap=True):
-        yield
-
-
-@pytest.fixture
-def api() -> FakeRecordingsApi:
-    """A fresh twin of the API and its storage."""
-    return FakeRecordingsApi()
+pytestmark = pytest.mark.usefixtures("no_stamina_waits")
 
 
 def _file(tmp_path: Path, size: int, name: str = "visit.wav") -> Path:
