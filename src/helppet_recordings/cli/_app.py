@@ -30,6 +30,7 @@ from helppet_recordings.cli._text_reports import (
     apply_text,
     expected_text,
     findings_text,
+    reconcile_payload,
     reconcile_text,
     stats_text,
 )
@@ -167,28 +168,7 @@ def reconcile(
         report = service.reconcile(
             delete_orphans=delete_orphans, orphan_min_age_seconds=orphan_min_age
         )
-    left = (
-        len(report.orphan_keys)
-        - report.deleted_orphans
-        + len(report.leftover_staging_keys)
-        - report.deleted_staging
-        + len(report.unfinished_uploads)
-        - report.aborted_uploads
-    )
-    payload = {
-        "ok": not report.missing_objects and not report.changed_objects and left == 0,
-        "dry_run": report.dry_run,
-        "scanned_objects": report.scanned_objects,
-        "scanned_recordings": report.scanned_recordings,
-        "orphan_keys": report.orphan_keys,
-        "missing_objects": [str(rid) for rid in report.missing_objects],
-        "changed_objects": [str(rid) for rid in report.changed_objects],
-        "deleted_orphans": report.deleted_orphans,
-        "leftover_staging_keys": report.leftover_staging_keys,
-        "deleted_staging": report.deleted_staging,
-        "unfinished_uploads": report.unfinished_uploads,
-        "aborted_uploads": report.aborted_uploads,
-    }
+    payload = reconcile_payload(report)
     output.report(payload, functools.partial(reconcile_text, report, orphan_min_age=orphan_min_age))
     if not payload["ok"]:
         raise click.exceptions.Exit(PROBLEMS_FOUND)

@@ -26,6 +26,36 @@ DISTRIBUTION_LABELS: Final = (
 )
 
 
+def reconcile_payload(report: ReconcileReport) -> dict[str, Any]:
+    """Return the reconcile report as ``--json`` prints it; ``ok`` is false when work is left.
+
+    Work is left while a recording has lost or replaced audio, or orphans,
+    leftover staging objects or abandoned multipart uploads were not removed.
+    """
+    left = (
+        len(report.orphan_keys)
+        - report.deleted_orphans
+        + len(report.leftover_staging_keys)
+        - report.deleted_staging
+        + len(report.unfinished_uploads)
+        - report.aborted_uploads
+    )
+    return {
+        "ok": not report.missing_objects and not report.changed_objects and left == 0,
+        "dry_run": report.dry_run,
+        "scanned_objects": report.scanned_objects,
+        "scanned_recordings": report.scanned_recordings,
+        "orphan_keys": report.orphan_keys,
+        "missing_objects": [str(rid) for rid in report.missing_objects],
+        "changed_objects": [str(rid) for rid in report.changed_objects],
+        "deleted_orphans": report.deleted_orphans,
+        "leftover_staging_keys": report.leftover_staging_keys,
+        "deleted_staging": report.deleted_staging,
+        "unfinished_uploads": report.unfinished_uploads,
+        "aborted_uploads": report.aborted_uploads,
+    }
+
+
 def reconcile_text(report: ReconcileReport, console: Console, *, orphan_min_age: int) -> None:
     """Print the reconcile report: what was scanned, orphans, recordings that lost their audio.
 

@@ -6,7 +6,8 @@ from the field's type: datetimes are stored in UTC (and read back aware),
 enums as their value, the metadata dict as compact JSON; everything else as
 is. A field of a type this module does not know fails at import, so a new
 field cannot be stored wrongly by accident; a new field without a column
-fails the repository's table check and the field/column test.
+fails the repository's table check and the field/column test. Audit trail
+rows map to :class:`~helppet_recordings.audit.AuditEntry` here too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Final
 import attrs
 
 from helppet_recordings import policy
+from helppet_recordings.audit import AuditEntry
 from helppet_recordings.errors import RepositoryError
 from helppet_recordings.models import Recording
 
@@ -30,6 +32,8 @@ __all__ = [
     "FIELDS",
     "check_columns",
     "from_db_time",
+    "to_audit_entry",
+    "to_audit_row",
     "to_db_time",
     "to_recording",
     "to_row",
@@ -169,4 +173,43 @@ def _unreadable(row: Sequence[Any], column: str, reason: str) -> RepositoryError
         recording_id=str(row[_ID_POSITION]),
         column=column,
         reason=reason,
+    )
+
+
+def to_audit_row(entry: AuditEntry) -> dict[str, Any]:
+    """Return the column values of ``entry`` (``seq`` is the database's)."""
+    return {
+        "id": entry.id,
+        "recording_id": entry.recording_id,
+        "action": entry.action,
+        "actor_user_id": entry.actor_user_id,
+        "at": to_db_time(entry.at),
+        "attributes": json.dumps(dict(entry.attributes), separators=(",", ":"), sort_keys=True),
+    }
+
+
+def to_audit_entry(row: Sequence[Any]) -> AuditEntry:
+    """Return the entry of a row of :attr:`AuditStatements.trail`; an unreadable row is an error."""
+    entry_id, recording_id, action, actor, at, attributes = row
+    try:
+        moment = from_db_time(at)
+        if moment is None:
+            msg = "at is NULL"
+            raise ValueError(msg)
+        return AuditEntry(
+            id=entry_id,
+            recording_id=recording_id,
+            action=action,
+            actor_user_id=actor,
+            at=moment,
+            attributes=json.loads(attributes),
+        )
+    except (ValueError, TypeError) as exc:
+        problem = type(exc).__name__
+    # Raised outside the except, chaining nothing: a JSONDecodeError keeps the whole document.
+    raise RepositoryError(
+        "A stored audit entry could not be read",
+        operation="audit_trail",
+        recording_id=str(recording_id),
+        reason=problem,
     )

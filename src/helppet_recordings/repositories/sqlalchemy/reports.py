@@ -28,16 +28,18 @@ row), so each row feeds three aggregates per distribution instead of five.
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from helppet_recordings.audit import AuditEntry
-from helppet_recordings.errors import RepositoryError
-from helppet_recordings.repositories.sqlalchemy.mapping import from_db_time, to_db_time
+from helppet_recordings.repositories.sqlalchemy.mapping import (
+    to_audit_entry,
+    to_audit_row,
+    to_db_time,
+)
 from helppet_recordings.repositories.sqlalchemy.schema import STALE_UPLOAD_PREDICATE
 from helppet_recordings.stats import (
     PERCENTILES,
@@ -110,45 +112,6 @@ class AuditStatements:
         """Insert ``entry`` (when there is one) in ``connection``'s transaction."""
         if entry is not None:
             connection.execute(self.insert, to_audit_row(entry))
-
-
-def to_audit_row(entry: AuditEntry) -> dict[str, Any]:
-    """Return the column values of ``entry`` (``seq`` is the database's)."""
-    return {
-        "id": entry.id,
-        "recording_id": entry.recording_id,
-        "action": entry.action,
-        "actor_user_id": entry.actor_user_id,
-        "at": to_db_time(entry.at),
-        "attributes": json.dumps(dict(entry.attributes), separators=(",", ":"), sort_keys=True),
-    }
-
-
-def to_audit_entry(row: Sequence[Any]) -> AuditEntry:
-    """Return the entry of a row of :attr:`AuditStatements.trail`; an unreadable row is an error."""
-    entry_id, recording_id, action, actor, at, attributes = row
-    try:
-        moment = from_db_time(at)
-        if moment is None:
-            msg = "at is NULL"
-            raise ValueError(msg)
-        return AuditEntry(
-            id=entry_id,
-            recording_id=recording_id,
-            action=action,
-            actor_user_id=actor,
-            at=moment,
-            attributes=json.loads(attributes),
-        )
-    except (ValueError, TypeError) as exc:
-        problem = type(exc).__name__
-    # Raised outside the except, chaining nothing: a JSONDecodeError keeps the whole document.
-    raise RepositoryError(
-        "A stored audit entry could not be read",
-        operation="audit_trail",
-        recording_id=str(recording_id),
-        reason=problem,
-    )
 
 
 # ------------------------------------------------------------------------------ statistics
