@@ -155,3 +155,74 @@ def test_an_assembled_upload_this_client_cannot_confirm_is_a_conflict(
     with _uploader(api) as uploader, pytest.raises(IdempotencyConflictError):
         uploader.upload(path, idempotency_key="visit-42")
     assert api.requests["POST api.test/upload/complete/{id}"] == 0
+
+
+class Killed(BaseException):
+    """The process dying at this point (nothing after it runs, as with SIGKILL)."""
+
+
+def _kill(_request: httpx.Request) -> httpx.Response:
+    raise Killed
+
+
+def _then_kill(api: FakeRecordingsApi) -> object:
+    """Let the request through to the API (it acts on it), then die before its answer is read."""
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        api.handle(request)
+        raise Killed
+
+    return reply
+
+
+def test_parts_confirmed_by_their_etag_count_as_sent_once_storage_assembled_them(
+    api: FakeRecordingsApi, tmp_path: Path
+) -> None:
+    """A resume after storage assembled parts confirmed by MD5 completes the same recording."""
+    path = tmp_path / "visit.wav"
+    path.write_bytes(os.urandom(SIZE))
+    state = tmp_path / "state.json"
+    api.script("PUT part", lambda _r: None, _then_kill(api))  # type: ignore[arg-type]
+    with _uploader(api, parallel=1) as uploader, pytest.raises(Killed):
+        uploader.upload(path, state_file=state)
+    first = load_state(state)
+    assert first is not None
+    assert first.sent_parts == (1,)  # part 2 is stored, but its answer never came
+    api.script(
+        "POST api.test/upload/complete/{id}", lambda _r: error(409, "UPLOAD_NOT_FOUND", "later")
+    )
+    with _uploader(api) as uploader, pytest.raises(UploadNotFoundError):
+        uploader.upload(path, state_file=state)  # confirms parts 1 and 2 by MD5, sends 3
+    second = load_state(state)
+    assert second is not None
+    assert second.sent_parts == (1, 2, 3)
+    api.script("POST api.test/upload/multipart/{id}/parts", _assembled(api), _assembled(api))  # type: ignore[arg-type]
+    before = sum(api.part_bytes.values())
+    with _uploader(api) as uploader:
+        recording = uploader.upload(path, state_file=state)
+    assert recording.id == first.recording_id
+    assert list(api.recordings) == [first.recording_id]
+    assert sum(api.part_bytes.values()) == before
+    assert _stored(api, recording.id) == path.read_bytes()
+
+
+def test_a_new_upload_in_place_of_a_stale_one_keeps_none_of_its_sent_parts(
+    api: FakeRecordingsApi, tmp_path: Path
+) -> None:
+    """The state of an upload started anew names no part of the recording it replaced."""
+    path = tmp_path / "visit.wav"
+    path.write_bytes(os.urandom(SIZE))
+    state = tmp_path / "state.json"
+    _cut_off(api, path, state_file=state)
+    old = load_state(state)
+    assert old is not None
+    assert old.sent_parts == (1, 2)
+    assert old.recording_id is not None
+    del api.recordings[old.recording_id]  # purged since: the resume starts anew
+    api.script("PUT part", _kill)
+    with _uploader(api, parallel=1) as uploader, pytest.raises(Killed):
+        uploader.upload(path, state_file=state)
+    new = load_state(state)
+    assert new is not None
+    assert new.recording_id not in (None, old.recording_id)
+    assert new.sent_parts == ()

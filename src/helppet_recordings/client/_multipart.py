@@ -144,9 +144,11 @@ class MultipartSender:
             [functools.partial(self._confirms, plan, part) for part in held]
         )
         numbers = [part.part_number for part, ok in zip(held, confirmed, strict=True) if not ok]
-        self._job.tracker.held(
-            {part.part_number: part.size for part, ok in zip(held, confirmed, strict=True) if ok}
-        )
+        ours = {part.part_number: part.size for part, ok in zip(held, confirmed, strict=True) if ok}
+        self._job.tracker.held(ours)
+        # Recorded like a part this run sent: once storage assembles them, they are listed
+        # without ETags, and only the state file can say they are this file's.
+        self._job.keeper.parts_sent(ours)
         if not numbers:
             return []
         logger.warning(

@@ -19,6 +19,7 @@ import os
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -171,8 +172,14 @@ class StateKeeper:
 
     def part_sent(self, part_number: int) -> None:
         """Record that storage accepted ``part_number``, and save."""
+        self.parts_sent([part_number])
+
+    def parts_sent(self, part_numbers: Iterable[int]) -> None:
+        """Record that storage holds ``part_numbers`` with this file's bytes, and save (once)."""
         with self._lock:
-            sent = tuple(sorted({*self._state.sent_parts, part_number}))
+            sent = tuple(sorted({*self._state.sent_parts, *part_numbers}))
+            if sent == self._state.sent_parts:
+                return
             self._state = self._state.model_copy(update={"sent_parts": sent})
             self._save_locked()
 

@@ -178,7 +178,13 @@ class RecordingUploader:
                 if not _is_stale(exc):
                     raise
                 logger.warning("the saved upload cannot be carried on; starting a new one")
-                job.keeper.update(recording_id=None, idempotency_key=uuid.uuid4().hex)
+                # Nothing of the old recording carries over: its parts are not the new one's.
+                job.keeper.update(
+                    recording_id=None,
+                    idempotency_key=uuid.uuid4().hex,
+                    part_size=None,
+                    sent_parts=(),
+                )
         if job.keeper.state.kind == "post":
             return upload_post(self._api, self._session, job)
         try:
