@@ -172,3 +172,28 @@ def test_a_file_change_raised_by_the_body_passes_through_send_over_http() -> Non
             Session(http, RetryPolicy()).send(build, storage=True)
     assert caught.value.details == {"reason": "size"}
     assert attempts == 1
+
+
+def _replace_with_directory(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+@pytest.mark.parametrize("size", [20 * MiB, MiB], ids=["multipart", "post"])
+def test_a_file_replaced_by_a_directory_during_an_upload_is_file_changed(
+    api: FakeRecordingsApi, tmp_path: Path, size: int
+) -> None:
+    """The OS refusing to read the file: FILE_CHANGED naming its error, never the path."""
+    path = _file(tmp_path, size)
+    api.script("PUT part", lambda _r: _replace_with_directory(path))
+    api.script("POST api.test/upload/initiate", lambda _r: _replace_with_directory(path))
+    with _uploader(api) as uploader, pytest.raises(FileChangedError) as caught:
+        uploader.upload(path)
+    assert caught.value.to_dict() == {
+        "message": "The file could not be read since the upload started",
+        "error_code": "FILE_CHANGED",
+        "details": {"reason": "unreadable", "os_error": "IsADirectoryError"},
+    }
+    assert caught.value.__cause__ is None
+    assert str(tmp_path) not in str(caught.value)
+    assert api.requests[COMPLETE] == 0

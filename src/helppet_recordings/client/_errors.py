@@ -44,8 +44,10 @@ class FileChangedError(RecordingError):
     """The file changed while it was being uploaded; nothing was completed.
 
     ``details["reason"]`` says how it showed: ``size`` (shorter or longer
-    than when the upload started), ``modified`` (another modification time)
-    or ``missing`` (removed). Upload it again once nothing writes it.
+    than when the upload started), ``modified`` (another modification time),
+    ``missing`` (removed) or ``unreadable`` (the OS refused to read it;
+    ``details["os_error"]`` names its error). Upload it again once nothing
+    writes it.
     """
 
     error_code = "FILE_CHANGED"

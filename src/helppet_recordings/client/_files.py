@@ -5,10 +5,14 @@ through :data:`CHUNK_SIZE` bytes at a time, and a part's body is read from
 its own file handle at its own offset, so parts can be sent in parallel.
 Every read is checked against the file's identity at the start (size and
 modification time): a file that changed is ``FILE_CHANGED``, never sent on.
+So is a file the OS no longer lets be read (a directory now at its path,
+``EACCES``, ``EIO``): ``details["reason"]`` ``unreadable``, with the OS
+error's name, never the path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -23,7 +27,14 @@ from helppet_recordings.client._errors import FileChangedError
 from helppet_recordings.client._retry import check_abort
 from helppet_recordings.errors import UnsupportedContentTypeError
 
-__all__ = ["CHUNK_SIZE", "CountingReader", "FileIdentity", "guess_content_type", "read_range"]
+__all__ = [
+    "CHUNK_SIZE",
+    "CountingReader",
+    "FileIdentity",
+    "guess_content_type",
+    "open_file",
+    "read_range",
+]
 
 CHUNK_SIZE: Final = 256 * 1024
 """Bytes read (and handed to the socket) at a time."""
@@ -64,15 +75,38 @@ class FileIdentity:
 
     def check_path(self, path: Path) -> None:
         """Raise ``FILE_CHANGED`` unless ``path`` is still this file (also when it is gone)."""
-        try:
+        with _reading():
             stat = path.stat()
-        except FileNotFoundError:
-            raise _removed() from None
         self.check(stat)
 
 
 def _removed() -> FileChangedError:
     return FileChangedError("The file was removed since the upload started", reason="missing")
+
+
+@contextlib.contextmanager
+def _reading() -> Iterator[None]:
+    """Raise ``FILE_CHANGED`` for the OS refusing to stat, open or read the file.
+
+    The OS error's message names the path (a patient's or a file's name, maybe):
+    only its class goes on, and it is not chained.
+    """
+    try:
+        yield
+    except FileNotFoundError:
+        raise _removed() from None
+    except OSError as exc:
+        raise FileChangedError(
+            "The file could not be read since the upload started",
+            reason="unreadable",
+            os_error=type(exc).__name__,
+        ) from None
+
+
+def open_file(path: Path) -> BinaryIO:
+    """Open ``path`` for reading; ``FILE_CHANGED`` when it is gone or cannot be read."""
+    with _reading():
+        return path.open("rb")
 
 
 def guess_content_type(path: Path) -> str:
@@ -106,19 +140,19 @@ def read_range(
     ``FILE_CHANGED`` unless the file is ``identity`` (its size and
     modification time) when it is opened and after the last byte was read,
     and if it ends early: raised while httpx sends the body, it reaches the
-    caller as it is. Once ``abort`` is set, the next chunk raises ``Aborted``.
+    caller as it is. The OS refusing to read it (a directory now at its path,
+    ``EACCES``, ``EIO``) is ``FILE_CHANGED`` too (``reason`` ``unreadable``).
+    Once ``abort`` is set, the next chunk raises ``Aborted``.
     """
     remaining = size
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        raise _removed() from None
-    with handle:
-        identity.check(os.fstat(handle.fileno()))
-        handle.seek(offset)
+    with open_file(path) as handle:
+        with _reading():
+            identity.check(os.fstat(handle.fileno()))
+            handle.seek(offset)
         while remaining:
             check_abort(abort)
-            chunk = handle.read(min(CHUNK_SIZE, remaining))
+            with _reading():
+                chunk = handle.read(min(CHUNK_SIZE, remaining))
             if not chunk:
                 raise FileChangedError(
                     "The file is shorter than when the upload started", reason="size"
@@ -142,8 +176,9 @@ class CountingReader:
         self._sent = sent
 
     def read(self, size: int = -1) -> bytes:
-        """Read like the file does, reporting the length read."""
-        chunk = self._handle.read(size)
+        """Read like the file does, reporting the length read (``FILE_CHANGED`` if it cannot)."""
+        with _reading():
+            chunk = self._handle.read(size)
         if chunk:
             self._sent(len(chunk))
         return chunk

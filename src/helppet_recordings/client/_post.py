@@ -15,7 +15,7 @@ import httpx
 
 from helppet_recordings.client._api import RecordingsApi, Session
 from helppet_recordings.client._errors import is_expired_url, storage_error
-from helppet_recordings.client._files import CountingReader
+from helppet_recordings.client._files import CountingReader, open_file
 from helppet_recordings.client._job import MAX_RENEWALS, UploadJob
 from helppet_recordings.schemas import (
     InitiateUploadRequest,
@@ -47,7 +47,7 @@ def _send_form(
 ) -> None:
     renewals = 0
     extension = job.path.suffix.lower()
-    with job.path.open("rb") as handle:
+    with open_file(job.path) as handle:
         while True:
             fields = ticket.upload_fields
             url = ticket.upload_url
