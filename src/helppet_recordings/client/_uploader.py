@@ -239,7 +239,9 @@ class RecordingUploader:
 
         The running upload ends with a ``RecordingError`` whose
         ``details["reason"]`` is ``closed`` (nothing completed; its state
-        file is kept), as does any later ``upload()``.
+        file is kept), as does any later ``upload()``. A request blocked on
+        its socket (connecting, reading, writing) is not interrupted: the
+        upload ends once it times out (30 s, 120 s to write, by default).
         """
         self._session.close()
 
