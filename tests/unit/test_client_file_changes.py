@@ -13,6 +13,7 @@ from starlette.types import Receive, Scope, Send
 from helppet_recordings.client import FileChangedError, RecordingUploader, RetryPolicy
 from helppet_recordings.client._api import Session
 from helppet_recordings.client._files import FileIdentity, read_range
+from helppet_recordings.errors import ValidationError
 from tests.support.asgi_server import ServerThread
 from tests.support.fake_recordings_api import API, TOKEN, FakeRecordingsApi
 
@@ -197,3 +198,24 @@ def test_a_file_replaced_by_a_directory_during_an_upload_is_file_changed(
     assert caught.value.__cause__ is None
     assert str(tmp_path) not in str(caught.value)
     assert api.requests[COMPLETE] == 0
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory"])
+def test_a_path_that_is_no_readable_file_is_a_validation_error(
+    api: FakeRecordingsApi, tmp_path: Path, kind: str
+) -> None:
+    """Before anything is sent: VALIDATION_ERROR for ``path``, naming the OS error, not the path."""
+    path = tmp_path / "Bello visit.wav"
+    if kind == "directory":
+        path.mkdir()
+    with _uploader(api) as uploader, pytest.raises(ValidationError) as caught:
+        uploader.upload(path)
+    assert caught.value.details["errors"] == [
+        {"field": "path", "message": "cannot be read as a file"}
+    ]
+    assert caught.value.details["os_error"] == (
+        "FileNotFoundError" if kind == "missing" else "IsADirectoryError"
+    )
+    assert (caught.value.__cause__, caught.value.__context__) == (None, None)
+    assert "Bello" not in str(caught.value.to_dict())
+    assert sum(api.requests.values()) == 0

@@ -25,7 +25,7 @@ import attrs
 from helppet_recordings import policy
 from helppet_recordings.client._errors import FileChangedError
 from helppet_recordings.client._retry import check_abort
-from helppet_recordings.errors import UnsupportedContentTypeError
+from helppet_recordings.errors import UnsupportedContentTypeError, ValidationError
 
 __all__ = [
     "CHUNK_SIZE",
@@ -54,13 +54,23 @@ class FileIdentity:
 
     @classmethod
     def of(cls, path: Path) -> FileIdentity:
-        """Measure ``path``: one streaming pass for the digest."""
+        """Measure ``path``: one streaming pass for the digest.
+
+        A path the OS cannot read as a file (none there, a directory, no
+        permission) is ``VALIDATION_ERROR`` for ``path``, naming the OS
+        error's class only: its message would name the path.
+        """
         digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            stat = os.fstat(handle.fileno())
-            while chunk := handle.read(CHUNK_SIZE):
-                digest.update(chunk)
-        return cls(size=stat.st_size, mtime_ns=stat.st_mtime_ns, sha256=digest.hexdigest())
+        try:
+            with path.open("rb") as handle:
+                stat = os.fstat(handle.fileno())
+                while chunk := handle.read(CHUNK_SIZE):
+                    digest.update(chunk)
+        except OSError as exc:
+            problem = type(exc).__name__
+        else:
+            return cls(size=stat.st_size, mtime_ns=stat.st_mtime_ns, sha256=digest.hexdigest())
+        raise ValidationError.for_field("path", "cannot be read as a file", os_error=problem)
 
     def check(self, stat: os.stat_result) -> None:
         """Raise ``FILE_CHANGED`` unless ``stat`` shows this size and modification time."""
