@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import os
 import secrets
+import stat
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,15 +22,15 @@ from typing import IO, Final, Self
 
 from helppet_recordings.errors import StorageError
 from helppet_recordings.models import StoredObject
-from helppet_recordings.storage.local.files import create_exclusive, write_all
-from helppet_recordings.storage.local.keys import Layout
+from helppet_recordings.storage.local.files import create_exclusive, fsync_directory, write_all
+from helppet_recordings.storage.local.keys import META_SUFFIX, Layout
 from helppet_recordings.storage.local.objects import STAGING_SUFFIX, ObjectStore
 from helppet_recordings.storage.local.refusal import (
     LocalStorageRefusal,
     entity_too_large,
     key_conflict,
 )
-from helppet_recordings.storage.local.sidecars import sidecar
+from helppet_recordings.storage.local.sidecars import describes, read_sidecar, sidecar
 from helppet_recordings.storage.local.signing import UploadPolicy
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "Digests",
     "StagedUpload",
     "purge_stale_staging",
+    "recover_sidecars",
 ]
 
 STALE_STAGING_SECONDS: Final = 24 * 60 * 60
@@ -168,6 +170,48 @@ class StagedUpload:
 
     def __exit__(self, *exc_info: object) -> None:
         self.discard()
+
+
+def recover_sidecars(layout: Layout, *, fsync: bool) -> None:
+    """Put back each sidecar a crash left in staging that alone describes its key's file.
+
+    A commit renames the key's earlier sidecar into staging before its own
+    moves (see ``ObjectStore._install``), and a commit's new sidecar waits
+    there until it moves: a process killed between the moves leaves a data
+    file at the key that only a sidecar in staging describes, and the object
+    would read as missing (and that sidecar be purged). Such a sidecar (one
+    recording a valid key, describing exactly the file at that key while the
+    key's own sidecar does not) is renamed back to the key's sidecar path;
+    any other is left to :func:`purge_stale_staging`. Runs under the root's
+    commit lock (``commit_turn``), so no commit is between its moves meanwhile.
+    """
+    for entry in sorted(layout.staging.glob(f"*{META_SUFFIX}{STAGING_SUFFIX}")):
+        _, meta = read_sidecar(entry)
+        key = meta.get("key")
+        try:
+            data_path, meta_path = layout.paths(key) if isinstance(key, str) else (None, None)
+        except ValueError:
+            continue
+        if data_path is None or meta_path is None or not _describes(meta, data_path):
+            continue
+        if _describes(read_sidecar(meta_path)[1], data_path):
+            continue  # the key's own sidecar describes its file: the object is whole
+        with contextlib.suppress(OSError):  # left to the purge, as before
+            meta_path.parent.mkdir(parents=True, exist_ok=True)
+            entry.replace(meta_path)
+            if fsync:
+                fsync_directory(meta_path.parent)
+
+
+def _describes(meta: dict[str, object], data_path: Path) -> bool:
+    """Whether ``meta`` describes exactly the regular file at ``data_path``."""
+    try:
+        status = data_path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return stat.S_ISREG(status.st_mode) and describes(
+        meta, status.st_ino, status.st_dev, status.st_size, status.st_mtime_ns
+    )
 
 
 def purge_stale_staging(layout: Layout) -> None:

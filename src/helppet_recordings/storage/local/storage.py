@@ -26,7 +26,9 @@ from helppet_recordings.storage.local.staging import (
     STALE_STAGING_SECONDS,
     StagedUpload,
     purge_stale_staging,
+    recover_sidecars,
 )
+from helppet_recordings.storage.local.turns import commit_turn
 
 __all__ = ["DEFAULT_BASE_URL", "LocalStorage"]
 
@@ -76,7 +78,9 @@ class LocalStorage(LocalMultipart):
         self._layout.create()
         self._store = ObjectStore(self._layout, fsync=fsync)
         self._parts = PartStore(self._layout, fsync=fsync, clock=clock)
-        purge_stale_staging(self._layout)
+        with commit_turn(self._layout):  # no commit of another process is between its moves
+            recover_sidecars(self._layout, fsync=fsync)
+            purge_stale_staging(self._layout)
         self._parts.purge_debris(STALE_STAGING_SECONDS)
 
     # ------------------------------------------------------------------------ the port
