@@ -246,11 +246,14 @@ def _object_changed(ctx: ServiceContext, recording: Recording) -> bool:
     object's ETag unlike they report it), and read again: a recording deleted
     while the walk ran no longer keeps its audio.
     """
-    if unverified_reason(recording, ctx.storage.head(recording.s3_key)) != "object_changed":
+    stored = ctx.storage.head(recording.s3_key)
+    if unverified_reason(recording, stored) != "object_changed":
         return False
     current = ctx.repository.get(recording.id)
+    # The recording read again, against the same head: its key and verified object cannot
+    # have moved since (a verified recording is never verified again).
     return (
         current is not None
         and _keeps_verified_audio(current)
-        and unverified_reason(current, ctx.storage.head(current.s3_key)) == "object_changed"
+        and unverified_reason(current, stored) == "object_changed"
     )
