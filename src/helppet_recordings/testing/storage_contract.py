@@ -140,24 +140,27 @@ class StorageContract(StorageFixtures):
         self, storage: RecordingStorage, put_object: PutObject
     ) -> None:
         """Keys come in code point order (S3's), not by case, number or insertion."""
-        names = ["é.m4a", "9.m4a", "b/1.m4a", "B.m4a", "a.m4a", "z.m4a", "10.m4a"]
-        keys = [self.key(f"order/{name}") for name in names]
-        for key in keys:
-            put_object(key, AUDIO, "audio/mp4")
-        listed = [obj.key for obj in storage.iter_objects(self.key("order/"))]
         # In code point order 10 comes before 9, B before a, and z before é.
-        assert listed == sorted(keys), "iter_objects must yield keys in ascending code point order"
+        names = ["é.m4a", "9.m4a", "b/1.m4a", "B.m4a", "a.m4a", "z.m4a", "10.m4a"]
+        self._assert_listed_in_order(storage, put_object, "order/", names)
 
     def test_iter_objects_orders_keys_across_directory_boundaries(
         self, storage: RecordingStorage, put_object: PutObject
     ) -> None:
         """``a-1``, ``a.m4a``, ``a/1.m4a``, ``a0``: '-' < '.' < '/' < '0', as S3 lists them."""
-        names = ["a0.m4a", "a/1.m4a", "a.m4a", "a-1.m4a"]
-        keys = [self.key(f"nested/{name}") for name in names]
+        # A directory walk lists a/1.m4a first (the directory a sorts before its siblings).
+        self._assert_listed_in_order(
+            storage, put_object, "nested/", ["a0.m4a", "a/1.m4a", "a.m4a", "a-1.m4a"]
+        )
+
+    def _assert_listed_in_order(
+        self, storage: RecordingStorage, put_object: PutObject, prefix: str, names: list[str]
+    ) -> None:
+        """Store ``names`` under ``prefix``; ``iter_objects`` must list them in code point order."""
+        keys = [self.key(f"{prefix}{name}") for name in names]
         for key in keys:
             put_object(key, AUDIO, "audio/mp4")
-        listed = [obj.key for obj in storage.iter_objects(self.key("nested/"))]
-        # A directory walk lists a/1.m4a first (the directory a sorts before its siblings).
+        listed = [obj.key for obj in storage.iter_objects(self.key(prefix))]
         assert listed == sorted(keys), "iter_objects must yield keys in ascending code point order"
 
     def test_keys_that_extend_a_key_name_coexist(
